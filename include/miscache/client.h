@@ -1,0 +1,181 @@
+/*
+ * libmiscache — options, client handle, counters and the handle pool.
+ *
+ * Thread rule: a miscache_t is used by one thread at a time (it owns one
+ * connection and a per-handle error message). Threaded services take handles
+ * from a miscache_pool_t, which is the thread-safe entry point.
+ */
+#ifndef MISCACHE_CLIENT_H
+#define MISCACHE_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct miscache_options miscache_options_t;
+typedef struct miscache miscache_t;
+typedef struct miscache_pool miscache_pool_t;
+
+/* Size of a buffer that always holds a full error message. */
+#define MISCACHE_ERRMSG_SIZE 512
+
+/* ------------------------------------------------------------------------
+ * Options. Every setter copies its input; the options object may be freed
+ * or reused right after miscache_open(). Not thread-safe.
+ * ---------------------------------------------------------------------- */
+
+/* New options with the DESIGN.md defaults: db numbers 0..5, the 14 TTL
+ * classes, no namespace, no jitter, SCAN COUNT 1000, connect and command
+ * timeouts 1000 ms, eager connect, endpoint unset (see miscache_open).
+ * Returns NULL only when out of memory. Free with miscache_options_free(). */
+MISCACHE_EXPORT miscache_options_t *miscache_options_new(void);
+/* Accepts NULL. */
+MISCACHE_EXPORT void miscache_options_free(miscache_options_t *opts);
+
+/* Server from a URL: "redis://[[user]:password@]host[:port]" (IPv6 host in
+ * brackets, default port 6379, user and password percent-decoded) or
+ * "unix:///path/to/socket". Replaces any endpoint and credentials set before.
+ * MISCACHE_ERR_URL if malformed (nothing is changed then; see
+ * miscache_options_errmsg). */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_url(miscache_options_t *opts, const char *url);
+/* Why the last miscache_options_set_url() failed; "" if it did not.
+ * Borrowed, lives with opts. */
+MISCACHE_EXPORT const char *
+miscache_options_errmsg(const miscache_options_t *opts);
+/* TCP endpoint. port 1..65535. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_tcp(miscache_options_t *opts, const char *host, int port);
+/* Unix socket endpoint. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_unix(miscache_options_t *opts, const char *path);
+/* AUTH credentials: password alone (user NULL or "") sends AUTH password;
+ * with a user, AUTH user password (Redis 6+ ACL). password NULL clears. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_auth(miscache_options_t *opts, const char *user,
+                          const char *password);
+/* Timeouts in milliseconds, > 0. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_connect_timeout(miscache_options_t *opts, int ms);
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_command_timeout(miscache_options_t *opts, int ms);
+/* Physical db number (0..15 on a default server) for a logical database. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_db(miscache_options_t *opts, miscache_db_t db, int number);
+/* TTL of a class in seconds (> 0). */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_ttl(miscache_options_t *opts, miscache_ttl_class_t cls,
+                         int64_t seconds);
+/* Random spread of every written TTL, +-percent (0..50; 0 = off, default). */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_ttl_jitter(miscache_options_t *opts, unsigned percent);
+/* Namespace put in front of every key and pattern, e.g. "mis:" (use your own
+ * separator). Letters, digits and "_-.:" only, at most 64 bytes; NULL or ""
+ * clears it. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_namespace(miscache_options_t *opts, const char *ns);
+/* COUNT hint for SCAN during invalidation (1..1000000, default 1000) and
+ * how many keys one UNLINK carries (1..100000, default 1000). */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_scan(miscache_options_t *opts, unsigned scan_count,
+                          unsigned unlink_batch);
+/* true: miscache_open() does not connect; the first call does. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_lazy_connect(miscache_options_t *opts, bool lazy);
+
+/* ------------------------------------------------------------------------
+ * Handle
+ * ---------------------------------------------------------------------- */
+
+/* Open a handle. opts may be NULL (all defaults). Endpoint: the one set in
+ * opts, else the MISCACHE_URL environment variable, else
+ * redis://127.0.0.1:6379. Unless lazy connect is set, connects and
+ * authenticates now.
+ * On success *out is a new handle (free with miscache_free()). On failure
+ * *out is NULL and, when errbuf is not NULL, errbuf receives a message of at
+ * most errbuf_len bytes (MISCACHE_ERRMSG_SIZE always suffices).
+ * Statuses: OK, ERR_INVALID, ERR_URL (bad MISCACHE_URL), ERR_NOMEM,
+ * ERR_UNAVAILABLE (connect failed or timed out), ERR_AUTH. */
+MISCACHE_EXPORT miscache_status_t miscache_open(const miscache_options_t *opts,
+                                                miscache_t **out, char *errbuf,
+                                                size_t errbuf_len);
+/* miscache_open() with options holding only this URL (NULL = as above). */
+MISCACHE_EXPORT miscache_status_t miscache_open_url(const char *url,
+                                                    miscache_t **out,
+                                                    char *errbuf,
+                                                    size_t errbuf_len);
+/* Close the connection and free the handle. Accepts NULL. */
+MISCACHE_EXPORT void miscache_free(miscache_t *mc);
+
+/* Message describing the last failed call on this handle (names what failed
+ * and carries the Redis error text where there was one); "" if none yet.
+ * Borrowed: valid until the next call on the handle. */
+MISCACHE_EXPORT const char *miscache_errmsg(const miscache_t *mc);
+
+/* Round trip to the server (PING). OK or a transport status. */
+MISCACHE_EXPORT miscache_status_t miscache_ping(miscache_t *mc);
+
+/* Physical db number used for a logical database; -1 if out of range. */
+MISCACHE_EXPORT int miscache_db_number(const miscache_t *mc, miscache_db_t db);
+/* TTL seconds configured for a class on this handle; 0 if out of range. */
+MISCACHE_EXPORT int64_t miscache_ttl_seconds(const miscache_t *mc,
+                                             miscache_ttl_class_t cls);
+/* Namespace of this handle ("" if none). Borrowed, lives with the handle. */
+MISCACHE_EXPORT const char *miscache_namespace(const miscache_t *mc);
+
+/* ------------------------------------------------------------------------
+ * Counters: per handle and per logical db. A read that finds a value is a
+ * hit; a read that finds nothing, or a value that does not decode, is a
+ * miss; any call that fails (transport, server, decode) counts an error.
+ * ---------------------------------------------------------------------- */
+typedef struct miscache_counters {
+  uint64_t hits;
+  uint64_t misses;
+  uint64_t errors;
+} miscache_counters_t;
+
+MISCACHE_EXPORT miscache_status_t
+miscache_counters_get(const miscache_t *mc, miscache_db_t db,
+                      miscache_counters_t *out);
+/* Sum over all dbs. */
+MISCACHE_EXPORT miscache_status_t
+miscache_counters_total(const miscache_t *mc, miscache_counters_t *out);
+MISCACHE_EXPORT void miscache_counters_reset(miscache_t *mc);
+
+/* ------------------------------------------------------------------------
+ * Pool: a fixed-size, thread-safe set of handles for threaded services.
+ * Handles are opened lazily (lazy connect) on first acquire.
+ * ---------------------------------------------------------------------- */
+
+/* New pool of at most size (1..1024) handles opened with opts (copied).
+ * On failure *out is NULL and errbuf (optional) tells why. */
+MISCACHE_EXPORT miscache_status_t
+miscache_pool_new(const miscache_options_t *opts, unsigned size,
+                  miscache_pool_t **out, char *errbuf, size_t errbuf_len);
+/* Frees the pool and all handles. Every acquired handle must have been
+ * released first. Accepts NULL. */
+MISCACHE_EXPORT void miscache_pool_free(miscache_pool_t *pool);
+/* Borrow a handle, waiting up to timeout_ms (0 = do not wait, <0 = forever)
+ * for one to be free. The handle belongs to the caller's thread until
+ * miscache_pool_release(). OK, ERR_BUSY, ERR_NOMEM. Thread-safe. */
+MISCACHE_EXPORT miscache_status_t miscache_pool_acquire(miscache_pool_t *pool,
+                                                        int timeout_ms,
+                                                        miscache_t **out);
+/* Give a handle back. Thread-safe. */
+MISCACHE_EXPORT void miscache_pool_release(miscache_pool_t *pool,
+                                           miscache_t *mc);
+/* Counters for one db summed over every call made through the pool's
+ * handles, counted when each handle is released. Thread-safe. */
+MISCACHE_EXPORT miscache_status_t
+miscache_pool_counters(miscache_pool_t *pool, miscache_db_t db,
+                       miscache_counters_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MISCACHE_CLIENT_H */

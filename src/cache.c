@@ -1,0 +1,440 @@
+/* Generic JSON operations and cache-aside on top of the routed connection. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define CHECK_DB(mc, db)                                                       \
+  do {                                                                         \
+    if (!miscache__db_valid(db)) {                                             \
+      miscache__set_err(mc, "logical db %d out of range", (int)(db));          \
+      return MISCACHE_ERR_INVALID;                                             \
+    }                                                                          \
+  } while (0)
+
+/* Turns a GET-style reply into a value: OK, MISS or ERR_DECODE/ERR_SERVER.
+ * Counts the hit or miss. */
+static miscache_status_t value_from_reply(miscache_t *mc, miscache_db_t db,
+                                          const char *key,
+                                          const miscache__reply_t *r,
+                                          json_t **out) {
+  *out = NULL;
+  switch (miscache__reply_type(r)) {
+  case MISCACHE__R_NIL:
+    mc->counters[db].misses++;
+    return MISCACHE_MISS;
+  case MISCACHE__R_STRING: {
+    size_t len;
+    const char *s = miscache__reply_str(r, &len);
+    char why[200];
+    *out = miscache__decode(s, len, why, sizeof why);
+    if (*out) {
+      mc->counters[db].hits++;
+      return MISCACHE_OK;
+    }
+    mc->counters[db].misses++;
+    mc->counters[db].errors++;
+    miscache__set_err(mc, "value of %s (%zu bytes) in db %s: %s", key, len,
+                      miscache_db_name(db), why);
+    return MISCACHE_ERR_DECODE;
+  }
+  case MISCACHE__R_ERROR: {
+    char what[300];
+    snprintf(what, sizeof what, "GET %s", key);
+    mc->counters[db].errors++;
+    miscache_status_t st = miscache__reply_error(r, what, mc->err,
+                                                 sizeof mc->err);
+    if (st == MISCACHE_ERR_DECODE) mc->counters[db].misses++;
+    return st;
+  }
+  default:
+    mc->counters[db].errors++;
+    miscache__set_err(mc, "GET %s: unexpected reply type", key);
+    return MISCACHE_ERR_REPLY;
+  }
+}
+
+miscache_status_t miscache_get(miscache_t *mc, miscache_db_t db,
+                               const char *key, json_t **out) {
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "miscache_get: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  CHECK_DB(mc, db);
+  miscache__fullkey_t fk;
+  miscache_status_t st = miscache__fullkey(mc, key, &fk);
+  if (st != MISCACHE_OK) return st;
+  const char *argv[2] = {"GET", fk.ptr};
+  size_t lens[2] = {3, fk.len};
+  miscache__cmd_t cmd = {2, argv, lens};
+  miscache__reply_t *r = NULL;
+  st = miscache__exec_key(mc, db, &fk, &cmd, &r, MISCACHE__IDEMPOTENT);
+  if (st == MISCACHE_OK) st = value_from_reply(mc, db, key, r, out);
+  miscache__reply_free(r);
+  miscache__fullkey_done(&fk);
+  return st;
+}
+
+/* Checks a reply that must be a status "OK". */
+static miscache_status_t expect_ok(miscache_t *mc, miscache_db_t db,
+                                   const miscache__reply_t *r,
+                                   const char *what, const char *key) {
+  if (miscache__reply_type(r) == MISCACHE__R_STATUS) return MISCACHE_OK;
+  char ctx[300];
+  snprintf(ctx, sizeof ctx, "%s %s", what, key);
+  mc->counters[db].errors++;
+  if (miscache__reply_type(r) == MISCACHE__R_ERROR)
+    return miscache__reply_error(r, ctx, mc->err, sizeof mc->err);
+  miscache__set_err(mc, "%s: unexpected reply type", ctx);
+  return MISCACHE_ERR_REPLY;
+}
+
+/* Decimal text of v into buf (>= 21 bytes); returns its length. */
+static size_t fmt_i64(char *buf, int64_t v) {
+  return (size_t)snprintf(buf, 21, "%lld", (long long)v);
+}
+
+static miscache_status_t set_ms(miscache_t *mc, miscache_db_t db,
+                                const char *key, const json_t *value,
+                                int64_t ttl_ms) {
+  if (!value) {
+    miscache__set_err(mc, "value for %s is NULL", key ? key : "(null)");
+    return MISCACHE_ERR_INVALID;
+  }
+  miscache__fullkey_t fk;
+  miscache_status_t st = miscache__fullkey(mc, key, &fk);
+  if (st != MISCACHE_OK) return st;
+  size_t vlen;
+  char *val = miscache__encode(value, &vlen);
+  if (!val) {
+    miscache__fullkey_done(&fk);
+    miscache__set_err(mc, "value for %s cannot be encoded as JSON", key);
+    return MISCACHE_ERR_ENCODE;
+  }
+  char ttl[24];
+  const char *argv[5] = {"SET", fk.ptr, val, "PX", ttl};
+  size_t lens[5] = {3, fk.len, vlen, 2, fmt_i64(ttl, ttl_ms)};
+  miscache__cmd_t cmd = {5, argv, lens};
+  miscache__reply_t *r = NULL;
+  st = miscache__exec_key(mc, db, &fk, &cmd, &r, MISCACHE__IDEMPOTENT);
+  if (st == MISCACHE_OK) st = expect_ok(mc, db, r, "SET", key);
+  miscache__reply_free(r);
+  free(val);
+  miscache__fullkey_done(&fk);
+  return st;
+}
+
+miscache_status_t miscache_set(miscache_t *mc, miscache_db_t db,
+                               const char *key, const json_t *value,
+                               miscache_ttl_class_t cls) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  CHECK_DB(mc, db);
+  if (!miscache__ttl_valid(cls)) {
+    miscache__set_err(mc, "TTL class %d out of range", (int)cls);
+    return MISCACHE_ERR_INVALID;
+  }
+  return set_ms(mc, db, key, value, miscache__ttl_ms(mc, cls));
+}
+
+miscache_status_t miscache_set_ttl_ms(miscache_t *mc, miscache_db_t db,
+                                      const char *key, const json_t *value,
+                                      int64_t ttl_ms) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  CHECK_DB(mc, db);
+  if (ttl_ms <= 0) {
+    miscache__set_err(mc, "TTL %lld ms is not positive", (long long)ttl_ms);
+    return MISCACHE_ERR_INVALID;
+  }
+  return set_ms(mc, db, key, value, ttl_ms);
+}
+
+/* One command on key whose reply must be an integer. */
+static miscache_status_t int_command(miscache_t *mc, miscache_db_t db,
+                                     const char *verb, const char *key,
+                                     long long *result) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  CHECK_DB(mc, db);
+  miscache__fullkey_t fk;
+  miscache_status_t st = miscache__fullkey(mc, key, &fk);
+  if (st != MISCACHE_OK) return st;
+  const char *argv[2] = {verb, fk.ptr};
+  size_t lens[2] = {strlen(verb), fk.len};
+  miscache__cmd_t cmd = {2, argv, lens};
+  miscache__reply_t *r = NULL;
+  st = miscache__exec_key(mc, db, &fk, &cmd, &r, MISCACHE__IDEMPOTENT);
+  if (st == MISCACHE_OK) {
+    if (miscache__reply_type(r) == MISCACHE__R_INTEGER) {
+      *result = miscache__reply_int(r);
+    } else {
+      char what[300];
+      snprintf(what, sizeof what, "%s %s", verb, key);
+      mc->counters[db].errors++;
+      st = miscache__reply_type(r) == MISCACHE__R_ERROR
+               ? miscache__reply_error(r, what, mc->err, sizeof mc->err)
+               : MISCACHE_ERR_REPLY;
+      if (st == MISCACHE_ERR_REPLY)
+        miscache__set_err(mc, "%s: unexpected reply type", what);
+    }
+  }
+  miscache__reply_free(r);
+  miscache__fullkey_done(&fk);
+  return st;
+}
+
+miscache_status_t miscache_delete(miscache_t *mc, miscache_db_t db,
+                                  const char *key, bool *deleted) {
+  long long n = 0;
+  miscache_status_t st = int_command(mc, db, "UNLINK", key, &n);
+  if (deleted) *deleted = st == MISCACHE_OK && n > 0;
+  return st;
+}
+
+miscache_status_t miscache_exists(miscache_t *mc, miscache_db_t db,
+                                  const char *key, bool *exists) {
+  if (exists) *exists = false;
+  if (!exists) return MISCACHE_ERR_INVALID;
+  long long n = 0;
+  miscache_status_t st = int_command(mc, db, "EXISTS", key, &n);
+  *exists = st == MISCACHE_OK && n > 0;
+  return st;
+}
+
+miscache_status_t miscache_ttl_ms(miscache_t *mc, miscache_db_t db,
+                                  const char *key, int64_t *ttl_ms) {
+  if (!ttl_ms) return MISCACHE_ERR_INVALID;
+  long long n = -2;
+  miscache_status_t st = int_command(mc, db, "PTTL", key, &n);
+  *ttl_ms = st == MISCACHE_OK ? n : -2;
+  return st;
+}
+
+/* ---- multi-key ----------------------------------------------------------- */
+
+/* Namespaced copies of n keys in one allocation: ptrs[i], lens[i]. */
+typedef struct {
+  const char **ptrs;
+  size_t *lens;
+  char *store;
+} keyset_t;
+
+static miscache_status_t keyset_make(miscache_t *mc, size_t n,
+                                     const char *const keys[], size_t lead,
+                                     keyset_t *ks) {
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!keys[i] || !keys[i][0]) {
+      miscache__set_err(mc, "key %zu is NULL or empty", i);
+      return MISCACHE_ERR_INVALID;
+    }
+    total += mc->ns_len + strlen(keys[i]) + 1;
+  }
+  ks->ptrs = malloc((n + lead) * sizeof *ks->ptrs);
+  ks->lens = malloc((n + lead) * sizeof *ks->lens);
+  ks->store = malloc(total ? total : 1);
+  if (!ks->ptrs || !ks->lens || !ks->store) {
+    free(ks->ptrs);
+    free(ks->lens);
+    free(ks->store);
+    miscache__set_err(mc, "out of memory for %zu keys", n);
+    return MISCACHE_ERR_NOMEM;
+  }
+  char *p = ks->store;
+  for (size_t i = 0; i < n; i++) {
+    size_t kl = strlen(keys[i]);
+    memcpy(p, mc->opts.ns, mc->ns_len);
+    memcpy(p + mc->ns_len, keys[i], kl + 1);
+    ks->ptrs[lead + i] = p;
+    ks->lens[lead + i] = mc->ns_len + kl;
+    p += mc->ns_len + kl + 1;
+  }
+  return MISCACHE_OK;
+}
+
+static void keyset_free(keyset_t *ks) {
+  free(ks->ptrs);
+  free(ks->lens);
+  free(ks->store);
+}
+
+miscache_status_t miscache_mget(miscache_t *mc, miscache_db_t db, size_t n,
+                                const char *const keys[], json_t *values[],
+                                miscache_status_t statuses[]) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (n && (!keys || !values)) {
+    miscache__set_err(mc, "miscache_mget: keys or values is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  for (size_t i = 0; i < n; i++) values[i] = NULL;
+  CHECK_DB(mc, db);
+  if (n == 0) return MISCACHE_OK;
+  if (n > (size_t)INT32_MAX - 1) return MISCACHE_ERR_INVALID;
+  keyset_t ks;
+  miscache_status_t st = keyset_make(mc, n, keys, 1, &ks);
+  if (st != MISCACHE_OK) return st;
+  ks.ptrs[0] = "MGET";
+  ks.lens[0] = 4;
+  /* Standalone: one MGET. A cluster router would split by node here. */
+  miscache__cmd_t cmd = {(int)(n + 1), ks.ptrs, ks.lens};
+  miscache__conn_t *node = miscache__route_key(mc, ks.ptrs[1], ks.lens[1]);
+  miscache__reply_t *r = NULL;
+  st = miscache__conn_exec(node, miscache__route_db(mc, db), 1, &cmd, &r,
+                           MISCACHE__IDEMPOTENT);
+  if (st != MISCACHE_OK) {
+    mc->counters[db].errors++;
+  } else if (miscache__reply_type(r) == MISCACHE__R_ARRAY &&
+             miscache__reply_count(r) == n) {
+    for (size_t i = 0; i < n; i++) {
+      const miscache__reply_t *e = miscache__reply_at(r, i);
+      miscache_status_t one = value_from_reply(mc, db, keys[i], e, &values[i]);
+      if (statuses) statuses[i] = one;
+    }
+  } else {
+    mc->counters[db].errors++;
+    st = miscache__reply_type(r) == MISCACHE__R_ERROR
+             ? miscache__reply_error(r, "MGET", mc->err, sizeof mc->err)
+             : MISCACHE_ERR_REPLY;
+    if (st == MISCACHE_ERR_REPLY)
+      miscache__set_err(mc, "MGET: unexpected reply");
+  }
+  miscache__reply_free(r);
+  keyset_free(&ks);
+  return st;
+}
+
+miscache_status_t miscache_mset(miscache_t *mc, miscache_db_t db, size_t n,
+                                const char *const keys[],
+                                const json_t *const values[],
+                                miscache_ttl_class_t cls) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (n && (!keys || !values)) {
+    miscache__set_err(mc, "miscache_mset: keys or values is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  CHECK_DB(mc, db);
+  if (!miscache__ttl_valid(cls)) {
+    miscache__set_err(mc, "TTL class %d out of range", (int)cls);
+    return MISCACHE_ERR_INVALID;
+  }
+  if (n == 0) return MISCACHE_OK;
+  for (size_t i = 0; i < n; i++)
+    if (!values[i]) {
+      miscache__set_err(mc, "value %zu is NULL", i);
+      return MISCACHE_ERR_INVALID;
+    }
+  keyset_t ks;
+  miscache_status_t st = keyset_make(mc, n, keys, 0, &ks);
+  if (st != MISCACHE_OK) return st;
+  /* per command: SET key val PX ttl */
+  const char **argv = calloc(n * 5, sizeof *argv);
+  size_t *lens = calloc(n * 5, sizeof *lens);
+  char **vals = calloc(n, sizeof *vals);
+  char (*ttls)[24] = calloc(n, sizeof *ttls);
+  miscache__cmd_t *cmds = calloc(n, sizeof *cmds);
+  miscache__reply_t **rs = calloc(n, sizeof *rs);
+  if (!argv || !lens || !vals || !ttls || !cmds || !rs) {
+    st = MISCACHE_ERR_NOMEM;
+    miscache__set_err(mc, "out of memory for %zu values", n);
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    size_t vlen;
+    vals[i] = miscache__encode(values[i], &vlen);
+    if (!vals[i]) {
+      st = MISCACHE_ERR_ENCODE;
+      miscache__set_err(mc, "value for %s cannot be encoded as JSON",
+                        keys[i]);
+      goto done;
+    }
+    const char **a = argv + 5 * i;
+    size_t *l = lens + 5 * i;
+    a[0] = "SET", l[0] = 3;
+    a[1] = ks.ptrs[i], l[1] = ks.lens[i];
+    a[2] = vals[i], l[2] = vlen;
+    a[3] = "PX", l[3] = 2;
+    a[4] = ttls[i], l[4] = fmt_i64(ttls[i], miscache__ttl_ms(mc, cls));
+    cmds[i] = (miscache__cmd_t){5, a, l};
+  }
+  miscache__conn_t *node = miscache__route_key(mc, ks.ptrs[0], ks.lens[0]);
+  st = miscache__conn_exec(node, miscache__route_db(mc, db), n, cmds, rs,
+                           MISCACHE__IDEMPOTENT);
+  if (st != MISCACHE_OK) {
+    mc->counters[db].errors++;
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      miscache_status_t one = expect_ok(mc, db, rs[i], "SET", keys[i]);
+      if (st == MISCACHE_OK) st = one;
+    }
+  }
+done:
+  if (rs)
+    for (size_t i = 0; i < n; i++) miscache__reply_free(rs[i]);
+  if (vals)
+    for (size_t i = 0; i < n; i++) free(vals[i]);
+  free(rs);
+  free(cmds);
+  free(ttls);
+  free(vals);
+  free(lens);
+  free(argv);
+  keyset_free(&ks);
+  return st;
+}
+
+/* ---- cache-aside ----------------------------------------------------------- */
+
+miscache_status_t miscache_get_or_load(miscache_t *mc, miscache_db_t db,
+                                       const char *key,
+                                       miscache_ttl_class_t cls,
+                                       miscache_loader_fn loader,
+                                       void *userdata, json_t **out,
+                                       miscache_source_t *source) {
+  if (source) *source = MISCACHE_SOURCE_NONE;
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out || !loader) {
+    miscache__set_err(mc, "miscache_get_or_load: out or loader is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  if (!miscache__ttl_valid(cls)) {
+    miscache__set_err(mc, "TTL class %d out of range", (int)cls);
+    return MISCACHE_ERR_INVALID;
+  }
+  miscache_status_t st = miscache_get(mc, db, key, out);
+  if (st == MISCACHE_OK) {
+    if (source) *source = MISCACHE_SOURCE_CACHE;
+    return MISCACHE_OK;
+  }
+  if (st == MISCACHE_ERR_INVALID || st == MISCACHE_ERR_NOMEM) return st;
+  /* MISS, a value that does not decode, or the server failing: load. */
+  bool server_ok = st == MISCACHE_MISS || st == MISCACHE_ERR_DECODE;
+  char cache_err[MISCACHE_ERRMSG_SIZE];
+  snprintf(cache_err, sizeof cache_err, "%s", mc->err);
+
+  json_t *v = NULL;
+  miscache_status_t ls = loader(userdata, key, &v);
+  if (ls == MISCACHE_MISS) {
+    json_decref(v);
+    return MISCACHE_MISS;
+  }
+  if (ls != MISCACHE_OK || !v) {
+    json_decref(v);
+    miscache__set_err(mc, "loader for %s failed: %s", key,
+                      ls == MISCACHE_OK ? "returned no value"
+                                        : miscache_strerror(ls));
+    return MISCACHE_ERR_LOADER;
+  }
+  miscache_source_t src = MISCACHE_SOURCE_UNCACHED;
+  if (server_ok) {
+    if (miscache_set(mc, db, key, v, cls) == MISCACHE_OK)
+      src = MISCACHE_SOURCE_LOADED;
+  } else {
+    /* keep the cache error for the caller: the value is not cached */
+    snprintf(mc->err, sizeof mc->err, "%s", cache_err);
+  }
+  *out = v;
+  if (source) *source = src;
+  return MISCACHE_OK;
+}

@@ -1,0 +1,257 @@
+/* Handle: open/free, last error, counters, namespaced keys, TTL, PING. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void miscache__set_err(miscache_t *mc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(mc->err, sizeof mc->err, fmt, ap);
+  va_end(ap);
+}
+
+static void copy_err(char *errbuf, size_t errlen, const char *msg) {
+  if (errbuf && errlen) snprintf(errbuf, errlen, "%s", msg);
+}
+
+static uint64_t seed_rng(const miscache_t *mc) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t s = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
+               ((uint64_t)getpid() << 16) ^ (uint64_t)(uintptr_t)mc;
+  return s ? s : 0x9E3779B97F4A7C15u;
+}
+
+uint64_t miscache__rand(miscache_t *mc) {
+  uint64_t x = mc->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  mc->rng = x;
+  return x * 0x2545F4914F6CDD1Du;
+}
+
+miscache_status_t miscache_open(const miscache_options_t *opts,
+                                miscache_t **out, char *errbuf,
+                                size_t errbuf_len) {
+  if (errbuf && errbuf_len) errbuf[0] = 0;
+  if (!out) {
+    copy_err(errbuf, errbuf_len, "miscache_open: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  *out = NULL;
+  miscache_t *mc = calloc(1, sizeof *mc);
+  if (!mc) {
+    copy_err(errbuf, errbuf_len, "out of memory");
+    return MISCACHE_ERR_NOMEM;
+  }
+  miscache_status_t st;
+  if (opts)
+    st = miscache__options_copy(&mc->opts, opts);
+  else {
+    miscache__options_defaults(&mc->opts);
+    st = MISCACHE_OK;
+  }
+  if (st != MISCACHE_OK) {
+    free(mc);
+    copy_err(errbuf, errbuf_len, "out of memory");
+    return st;
+  }
+  if (!mc->opts.ep_set) {
+    const char *env = getenv("MISCACHE_URL");
+    const char *url = env && env[0] ? env : "redis://127.0.0.1:6379";
+    miscache__endpoint_t ep;
+    st = miscache__url_parse(url, &ep, mc->err, sizeof mc->err);
+    if (st != MISCACHE_OK) {
+      char msg[MISCACHE_ERRMSG_SIZE + 16];
+      snprintf(msg, sizeof msg, "MISCACHE_URL: %s", mc->err);
+      copy_err(errbuf, errbuf_len, msg);
+      miscache__options_clear(&mc->opts);
+      free(mc);
+      return st;
+    }
+    /* credentials set with miscache_options_set_auth() win over the URL's */
+    if (mc->opts.ep.password) {
+      miscache__secret_free(ep.password);
+      free(ep.user);
+      ep.password = mc->opts.ep.password;
+      ep.user = mc->opts.ep.user;
+      mc->opts.ep.password = NULL;
+      mc->opts.ep.user = NULL;
+    }
+    miscache__endpoint_clear(&mc->opts.ep);
+    mc->opts.ep = ep;
+    mc->opts.ep_set = true;
+  }
+  mc->ns_len = strlen(mc->opts.ns);
+  mc->rng = seed_rng(mc);
+  mc->nodes = calloc(1, sizeof *mc->nodes);
+  if (mc->nodes)
+    mc->nodes[0] = miscache__conn_new(&mc->opts.ep, mc->opts.connect_timeout_ms,
+                                      mc->opts.command_timeout_ms, mc->err,
+                                      sizeof mc->err);
+  if (!mc->nodes || !mc->nodes[0]) {
+    miscache_free(mc);
+    copy_err(errbuf, errbuf_len, "out of memory");
+    return MISCACHE_ERR_NOMEM;
+  }
+  mc->nnodes = 1;
+  if (!mc->opts.lazy) {
+    st = miscache__conn_connect(mc->nodes[0]);
+    if (st != MISCACHE_OK) {
+      copy_err(errbuf, errbuf_len, mc->err);
+      miscache_free(mc);
+      return st;
+    }
+  }
+  *out = mc;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_open_url(const char *url, miscache_t **out,
+                                    char *errbuf, size_t errbuf_len) {
+  if (!url) return miscache_open(NULL, out, errbuf, errbuf_len);
+  miscache_options_t o;
+  miscache__options_defaults(&o);
+  miscache_status_t st = miscache_options_set_url(&o, url);
+  if (st != MISCACHE_OK) {
+    if (out) *out = NULL;
+    copy_err(errbuf, errbuf_len, o.err[0] ? o.err : miscache_strerror(st));
+    return st;
+  }
+  st = miscache_open(&o, out, errbuf, errbuf_len);
+  miscache__options_clear(&o);
+  return st;
+}
+
+void miscache_free(miscache_t *mc) {
+  if (!mc) return;
+  for (size_t i = 0; i < mc->nnodes; i++) miscache__conn_free(mc->nodes[i]);
+  free(mc->nodes);
+  miscache__options_clear(&mc->opts);
+  free(mc);
+}
+
+const char *miscache_errmsg(const miscache_t *mc) {
+  return mc ? mc->err : "miscache handle is NULL";
+}
+
+int miscache_db_number(const miscache_t *mc, miscache_db_t db) {
+  return mc && miscache__db_valid(db) ? mc->opts.db[db] : -1;
+}
+
+int64_t miscache_ttl_seconds(const miscache_t *mc, miscache_ttl_class_t cls) {
+  return mc && miscache__ttl_valid(cls) ? mc->opts.ttl[cls] : 0;
+}
+
+const char *miscache_namespace(const miscache_t *mc) {
+  return mc ? mc->opts.ns : "";
+}
+
+int64_t miscache__ttl_ms(miscache_t *mc, miscache_ttl_class_t cls) {
+  int64_t ms = mc->opts.ttl[cls] * 1000;
+  unsigned pct = mc->opts.jitter_pct;
+  if (pct) {
+    int64_t span = ms * (int64_t)pct / 100; /* +-span */
+    int64_t off = (int64_t)(miscache__rand(mc) % (uint64_t)(2 * span + 1));
+    ms += off - span;
+    if (ms < 1) ms = 1;
+  }
+  return ms;
+}
+
+/* ---- counters ------------------------------------------------------------ */
+
+miscache_status_t miscache_counters_get(const miscache_t *mc, miscache_db_t db,
+                                        miscache_counters_t *out) {
+  if (!mc || !out || !miscache__db_valid(db)) return MISCACHE_ERR_INVALID;
+  *out = mc->counters[db];
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_counters_total(const miscache_t *mc,
+                                          miscache_counters_t *out) {
+  if (!mc || !out) return MISCACHE_ERR_INVALID;
+  miscache_counters_t t = {0, 0, 0};
+  for (int i = 0; i < MISCACHE_DB_COUNT; i++) {
+    t.hits += mc->counters[i].hits;
+    t.misses += mc->counters[i].misses;
+    t.errors += mc->counters[i].errors;
+  }
+  *out = t;
+  return MISCACHE_OK;
+}
+
+void miscache_counters_reset(miscache_t *mc) {
+  if (mc) memset(mc->counters, 0, sizeof mc->counters);
+}
+
+/* ---- keys and commands --------------------------------------------------- */
+
+miscache_status_t miscache__fullkey(miscache_t *mc, const char *key,
+                                    miscache__fullkey_t *fk) {
+  fk->heap = NULL;
+  if (!key || !key[0]) {
+    miscache__set_err(mc, "key is NULL or empty");
+    return MISCACHE_ERR_INVALID;
+  }
+  size_t klen = strlen(key);
+  size_t total = mc->ns_len + klen;
+  char *dst = fk->buf;
+  if (total + 1 > sizeof fk->buf) {
+    dst = fk->heap = malloc(total + 1);
+    if (!dst) {
+      miscache__set_err(mc, "out of memory building key");
+      return MISCACHE_ERR_NOMEM;
+    }
+  }
+  memcpy(dst, mc->opts.ns, mc->ns_len);
+  memcpy(dst + mc->ns_len, key, klen + 1);
+  fk->ptr = dst;
+  fk->len = total;
+  return MISCACHE_OK;
+}
+
+void miscache__fullkey_done(miscache__fullkey_t *fk) {
+  free(fk->heap);
+  fk->heap = NULL;
+}
+
+miscache_status_t miscache__exec_key(miscache_t *mc, miscache_db_t db,
+                                     const miscache__fullkey_t *fk,
+                                     const miscache__cmd_t *cmd,
+                                     miscache__reply_t **reply,
+                                     unsigned flags) {
+  miscache__conn_t *node = miscache__route_key(mc, fk->ptr, fk->len);
+  miscache_status_t st = miscache__conn_exec(
+      node, miscache__route_db(mc, db), 1, cmd, reply, flags);
+  if (st != MISCACHE_OK) mc->counters[db].errors++;
+  return st;
+}
+
+miscache_status_t miscache_ping(miscache_t *mc) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  const char *argv[1] = {"PING"};
+  size_t lens[1] = {4};
+  miscache__cmd_t cmd = {1, argv, lens};
+  miscache__reply_t *r = NULL;
+  miscache_status_t st = miscache__conn_exec(mc->nodes[0], -1, 1, &cmd, &r,
+                                             MISCACHE__IDEMPOTENT);
+  if (st != MISCACHE_OK) return st;
+  if (miscache__reply_type(r) == MISCACHE__R_ERROR)
+    st = miscache__reply_error(r, "PING", mc->err, sizeof mc->err);
+  miscache__reply_free(r);
+  return st;
+}
+
+void miscache__iso8601_now(char *buf, size_t size) {
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

@@ -1,0 +1,82 @@
+/* Status texts, logical db and TTL class names, version. */
+#include <string.h>
+
+#include "internal.h"
+
+const char *miscache_strerror(miscache_status_t status) {
+  /* No default: -Wswitch flags a status without a text. */
+  switch (status) {
+#define MISCACHE__STATUS_TEXT(name, code, text)                                \
+  case MISCACHE_##name:                                                        \
+    return text;
+    MISCACHE_STATUS_MAP(MISCACHE__STATUS_TEXT)
+#undef MISCACHE__STATUS_TEXT
+  }
+  return "unknown status";
+}
+
+static const char *const db_names[MISCACHE_DB_COUNT] = {
+    "session", "cache", "temp", "queue", "batch", "gift"};
+
+bool miscache__db_valid(miscache_db_t db) {
+  return (unsigned)db < MISCACHE_DB_COUNT;
+}
+
+const char *miscache_db_name(miscache_db_t db) {
+  return miscache__db_valid(db) ? db_names[db] : NULL;
+}
+
+miscache_status_t miscache_db_from_name(const char *name, miscache_db_t *out) {
+  if (!name || !out) return MISCACHE_ERR_INVALID;
+  for (int i = 0; i < MISCACHE_DB_COUNT; i++)
+    if (strcmp(name, db_names[i]) == 0) {
+      *out = (miscache_db_t)i;
+      return MISCACHE_OK;
+    }
+  return MISCACHE_ERR_INVALID;
+}
+
+static const struct {
+  const char *name;
+  int64_t seconds;
+} ttl_table[MISCACHE_TTL_CLASS_COUNT] = {
+    [MISCACHE_TTL_SESSION] = {"session", 86400},
+    [MISCACHE_TTL_PERMISSIONS] = {"permissions", 3600},
+    [MISCACHE_TTL_MASTER_DATA] = {"master_data", 21600},
+    [MISCACHE_TTL_STATISTICS] = {"statistics", 43200},
+    [MISCACHE_TTL_TEMP_DATA] = {"temp_data", 1800},
+    [MISCACHE_TTL_LOCK] = {"lock", 300},
+    [MISCACHE_TTL_BATCH_CONFIG] = {"batch_config", 86400},
+    [MISCACHE_TTL_BATCH_STATUS] = {"batch_status", 3600},
+    [MISCACHE_TTL_BATCH_HISTORY] = {"batch_history", 604800},
+    [MISCACHE_TTL_BATCH_LOCK] = {"batch_lock", 1800},
+    [MISCACHE_TTL_GIFT_RULES] = {"gift_rules", 21600},
+    [MISCACHE_TTL_GIFT_CLASSIFICATION] = {"gift_classification", 14400},
+    [MISCACHE_TTL_GIFT_ANALYTICS] = {"gift_analytics", 28800},
+    [MISCACHE_TTL_GIFT_MASTER] = {"gift_master", 21600},
+};
+
+bool miscache__ttl_valid(miscache_ttl_class_t cls) {
+  return (unsigned)cls < MISCACHE_TTL_CLASS_COUNT;
+}
+
+const char *miscache_ttl_class_name(miscache_ttl_class_t cls) {
+  return miscache__ttl_valid(cls) ? ttl_table[cls].name : NULL;
+}
+
+int64_t miscache_ttl_default(miscache_ttl_class_t cls) {
+  return miscache__ttl_valid(cls) ? ttl_table[cls].seconds : 0;
+}
+
+miscache_status_t miscache_ttl_class_from_name(const char *name,
+                                               miscache_ttl_class_t *out) {
+  if (!name || !out) return MISCACHE_ERR_INVALID;
+  for (int i = 0; i < MISCACHE_TTL_CLASS_COUNT; i++)
+    if (strcmp(name, ttl_table[i].name) == 0) {
+      *out = (miscache_ttl_class_t)i;
+      return MISCACHE_OK;
+    }
+  return MISCACHE_ERR_INVALID;
+}
+
+const char *miscache_version(void) { return MISCACHE_VERSION_STRING; }

@@ -1,0 +1,176 @@
+/* Internal declarations shared by the library's source files. Not installed. */
+#ifndef MISCACHE_INTERNAL_H
+#define MISCACHE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "miscache/miscache.h"
+
+#define MISCACHE__NS_MAX 64
+
+/* ---- endpoint / URL (url.c) ------------------------------------------- */
+typedef enum { MISCACHE__EP_TCP = 0, MISCACHE__EP_UNIX = 1 } miscache__ep_kind_t;
+
+typedef struct miscache__endpoint {
+  miscache__ep_kind_t kind;
+  char *host; /* TCP: host name or IP (no brackets) */
+  int port;   /* TCP */
+  char *path; /* UNIX */
+  char *user;     /* NULL: none */
+  char *password; /* NULL: no AUTH */
+} miscache__endpoint_t;
+
+/* Parse url into ep (fields heap-allocated). On error ep is untouched and
+ * err gets a message. */
+miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
+                                      char *err, size_t errlen);
+void miscache__endpoint_clear(miscache__endpoint_t *ep);
+/* Wipe and free a secret string. Accepts NULL. */
+void miscache__secret_free(char *secret);
+miscache_status_t miscache__endpoint_copy(miscache__endpoint_t *dst,
+                                          const miscache__endpoint_t *src);
+
+/* ---- options (options.c) ---------------------------------------------- */
+struct miscache_options {
+  miscache__endpoint_t ep;
+  bool ep_set;
+  int connect_timeout_ms;
+  int command_timeout_ms;
+  int db[MISCACHE_DB_COUNT];
+  int64_t ttl[MISCACHE_TTL_CLASS_COUNT];
+  unsigned jitter_pct;
+  char ns[MISCACHE__NS_MAX + 1];
+  unsigned scan_count;
+  unsigned unlink_batch;
+  bool lazy;
+  char err[MISCACHE_ERRMSG_SIZE]; /* why the last setter refused */
+};
+
+void miscache__options_defaults(miscache_options_t *o);
+/* Deep copy into an uninitialised dst. */
+miscache_status_t miscache__options_copy(miscache_options_t *dst,
+                                         const miscache_options_t *src);
+void miscache__options_clear(miscache_options_t *o);
+
+/* ---- replies and connections (conn.c: the only hiredis user) ---------- */
+typedef struct miscache__reply miscache__reply_t; /* opaque */
+typedef enum {
+  MISCACHE__R_STRING,
+  MISCACHE__R_ARRAY,
+  MISCACHE__R_INTEGER,
+  MISCACHE__R_NIL,
+  MISCACHE__R_STATUS,
+  MISCACHE__R_ERROR,
+  MISCACHE__R_OTHER
+} miscache__rtype_t;
+
+miscache__rtype_t miscache__reply_type(const miscache__reply_t *r);
+const char *miscache__reply_str(const miscache__reply_t *r, size_t *len);
+long long miscache__reply_int(const miscache__reply_t *r);
+size_t miscache__reply_count(const miscache__reply_t *r);
+const miscache__reply_t *miscache__reply_at(const miscache__reply_t *r,
+                                            size_t i);
+void miscache__reply_free(miscache__reply_t *r);
+/* Map an error reply to a status and write "what: <redis text>" to err. */
+miscache_status_t miscache__reply_error(const miscache__reply_t *r,
+                                        const char *what, char *err,
+                                        size_t errlen);
+
+typedef struct miscache__cmd {
+  int argc;
+  const char *const *argv;
+  const size_t *lens;
+} miscache__cmd_t;
+
+/* exec flags */
+#define MISCACHE__IDEMPOTENT 1u /* safe to resend once on a fresh connection */
+
+typedef struct miscache__conn miscache__conn_t;
+
+/* err points to the owner's message buffer (errlen bytes); the connection
+ * writes transport failures there. The endpoint is copied. */
+miscache__conn_t *miscache__conn_new(const miscache__endpoint_t *ep,
+                                     int connect_timeout_ms,
+                                     int command_timeout_ms, char *err,
+                                     size_t errlen);
+void miscache__conn_free(miscache__conn_t *c);
+/* Connect (and AUTH) if not connected. */
+miscache_status_t miscache__conn_connect(miscache__conn_t *c);
+/* Send n commands in one write (after a SELECT db when db >= 0 differs from
+ * the connection's), read n replies into replies[] (owned by the caller,
+ * free each with miscache__reply_free). Returns OK when every reply was
+ * read (replies may be error replies), else a transport status with every
+ * replies[i] NULL. */
+miscache_status_t miscache__conn_exec(miscache__conn_t *c, int db, size_t n,
+                                      const miscache__cmd_t *cmds,
+                                      miscache__reply_t **replies,
+                                      unsigned flags);
+
+/* ---- routing (route.c): which node serves a key ------------------------ */
+/* The connection that serves key in the handle's topology. */
+miscache__conn_t *miscache__route_key(miscache_t *mc, const char *key,
+                                      size_t len);
+/* Every node to visit for a keyspace-wide operation (SCAN). */
+size_t miscache__route_nodes(const miscache_t *mc);
+miscache__conn_t *miscache__route_node(miscache_t *mc, size_t i);
+/* Physical db for a logical one; -1 when the topology has no SELECT. */
+int miscache__route_db(const miscache_t *mc, miscache_db_t db);
+
+/* ---- handle (client.c) ------------------------------------------------ */
+struct miscache {
+  miscache_options_t opts;
+  miscache__conn_t **nodes;
+  size_t nnodes;
+  size_t ns_len;
+  uint64_t rng;
+  miscache_counters_t counters[MISCACHE_DB_COUNT];
+  char err[MISCACHE_ERRMSG_SIZE];
+};
+
+void miscache__set_err(miscache_t *mc, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+bool miscache__db_valid(miscache_db_t db);
+bool miscache__ttl_valid(miscache_ttl_class_t cls);
+/* TTL in ms for a class, jitter applied. */
+int64_t miscache__ttl_ms(miscache_t *mc, miscache_ttl_class_t cls);
+/* The next pseudo-random number of the handle (xorshift64*). */
+uint64_t miscache__rand(miscache_t *mc);
+
+/* Namespaced key: points into buf (size bytes) or into a heap copy in
+ * *heap (free it). ERR_INVALID for NULL/empty, ERR_NOMEM. */
+typedef struct miscache__fullkey {
+  char *ptr;
+  size_t len;
+  char *heap;
+  char buf[256];
+} miscache__fullkey_t;
+miscache_status_t miscache__fullkey(miscache_t *mc, const char *key,
+                                    miscache__fullkey_t *fk);
+void miscache__fullkey_done(miscache__fullkey_t *fk);
+
+/* One command on the node serving key: route, exec, and on a transport
+ * failure count an error for db. *reply is the caller's to free. */
+miscache_status_t miscache__exec_key(miscache_t *mc, miscache_db_t db,
+                                     const miscache__fullkey_t *fk,
+                                     const miscache__cmd_t *cmd,
+                                     miscache__reply_t **reply, unsigned flags);
+
+/* ---- codec (codec.c) --------------------------------------------------- */
+/* Decode a stored value (any JSON type). NULL and a message on failure. */
+json_t *miscache__decode(const char *buf, size_t len, char *err, size_t errlen);
+/* Encode compact UTF-8 JSON; free with free(). NULL if not encodable. */
+char *miscache__encode(const json_t *v, size_t *len);
+
+/* ---- lock scripts (lock.c) -------------------------------------------- */
+extern const char miscache__lua_release[];
+extern const char miscache__lua_release_sha[];
+extern const char miscache__lua_extend[];
+extern const char miscache__lua_extend_sha[];
+
+/* ---- time (util) ------------------------------------------------------- */
+/* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ" into buf (>= 21 bytes). */
+void miscache__iso8601_now(char *buf, size_t size);
+
+#endif /* MISCACHE_INTERNAL_H */

@@ -1,0 +1,216 @@
+/*
+ * Pattern invalidation and key scans. SCAN MATCH with a large COUNT; the
+ * UNLINKs for the keys one SCAN returned travel in the same write as the
+ * next SCAN, so each step is one round trip. Never KEYS.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+typedef struct {
+  miscache_t *mc;
+  miscache_db_t db;
+  const char *pattern; /* logical, for messages */
+  bool unlink;
+  miscache_scan_fn fn;
+  void *userdata;
+  uint64_t count;
+  bool stopped;
+} scan_job_t;
+
+/* Growable argv for the UNLINK commands of one step. */
+typedef struct {
+  const char **argv;
+  size_t *lens;
+  size_t cap;
+} argbuf_t;
+
+static bool argbuf_reserve(argbuf_t *a, size_t n) {
+  if (n <= a->cap) return true;
+  const char **av = realloc(a->argv, n * sizeof *av);
+  if (!av) return false;
+  a->argv = av;
+  size_t *lv = realloc(a->lens, n * sizeof *lv);
+  if (!lv) return false;
+  a->lens = lv;
+  a->cap = n;
+  return true;
+}
+
+static miscache_status_t bad_reply(scan_job_t *job, const miscache__reply_t *r,
+                                   const char *verb) {
+  miscache_t *mc = job->mc;
+  char what[300];
+  snprintf(what, sizeof what, "%s %s", verb, job->pattern);
+  mc->counters[job->db].errors++;
+  if (r && miscache__reply_type(r) == MISCACHE__R_ERROR)
+    return miscache__reply_error(r, what, mc->err, sizeof mc->err);
+  miscache__set_err(mc, "%s: unexpected reply", what);
+  return MISCACHE_ERR_REPLY;
+}
+
+static miscache_status_t scan_node(scan_job_t *job, miscache__conn_t *node,
+                                   const char *full, size_t full_len) {
+  miscache_t *mc = job->mc;
+  int db = miscache__route_db(mc, job->db);
+  char count_s[16];
+  int count_len = snprintf(count_s, sizeof count_s, "%u", mc->opts.scan_count);
+  char cursor[32] = "0";
+  size_t cursor_len = 1;
+  size_t batch = mc->opts.unlink_batch;
+  miscache__reply_t *pending = NULL; /* SCAN reply whose keys await UNLINK */
+  argbuf_t ab = {0};
+  miscache__cmd_t *cmds = NULL;
+  miscache__reply_t **rs = NULL;
+  size_t cmds_cap = 0;
+  miscache_status_t st = MISCACHE_OK;
+  bool first = true;
+
+  for (;;) {
+    bool more = first || !(cursor_len == 1 && cursor[0] == '0');
+    more = more && !job->stopped;
+    const miscache__reply_t *keys = pending ? miscache__reply_at(pending, 1)
+                                            : NULL;
+    size_t nkeys = keys ? miscache__reply_count(keys) : 0;
+    size_t nunlink = (nkeys + batch - 1) / batch;
+    size_t ncmds = nunlink + (more ? 1 : 0);
+    if (ncmds == 0) break;
+    if (ncmds > cmds_cap) {
+      miscache__cmd_t *c2 = realloc(cmds, ncmds * sizeof *c2);
+      if (c2) cmds = c2;
+      miscache__reply_t **r2 = c2 ? realloc(rs, ncmds * sizeof *r2) : NULL;
+      if (r2) rs = r2;
+      if (!c2 || !r2) goto nomem;
+      cmds_cap = ncmds;
+    }
+    if (!argbuf_reserve(&ab, nkeys + nunlink + 6)) goto nomem;
+    size_t ai = 0, ci = 0;
+    for (size_t k = 0; k < nkeys; k += batch) {
+      size_t m = nkeys - k < batch ? nkeys - k : batch;
+      const char **argv = ab.argv + ai;
+      size_t *lens = ab.lens + ai;
+      argv[0] = "UNLINK";
+      lens[0] = 6;
+      for (size_t j = 0; j < m; j++)
+        argv[1 + j] = miscache__reply_str(miscache__reply_at(keys, k + j),
+                                          &lens[1 + j]);
+      cmds[ci++] = (miscache__cmd_t){(int)(m + 1), argv, lens};
+      ai += m + 1;
+    }
+    if (more) {
+      const char **argv = ab.argv + ai;
+      size_t *lens = ab.lens + ai;
+      argv[0] = "SCAN", lens[0] = 4;
+      argv[1] = cursor, lens[1] = cursor_len;
+      argv[2] = "MATCH", lens[2] = 5;
+      argv[3] = full, lens[3] = full_len;
+      argv[4] = "COUNT", lens[4] = 5;
+      argv[5] = count_s, lens[5] = (size_t)count_len;
+      cmds[ci++] = (miscache__cmd_t){6, argv, lens};
+    }
+    st = miscache__conn_exec(node, db, ncmds, cmds, rs, MISCACHE__IDEMPOTENT);
+    miscache__reply_free(pending); /* its strings were argv until now */
+    pending = NULL;
+    if (st != MISCACHE_OK) {
+      mc->counters[job->db].errors++;
+      break;
+    }
+    for (size_t i = 0; i < nunlink; i++) {
+      if (miscache__reply_type(rs[i]) != MISCACHE__R_INTEGER) {
+        if (st == MISCACHE_OK) st = bad_reply(job, rs[i], "UNLINK");
+      } else {
+        job->count += (uint64_t)miscache__reply_int(rs[i]);
+      }
+      miscache__reply_free(rs[i]);
+    }
+    if (!more) break;
+    miscache__reply_t *sr = rs[nunlink];
+    const miscache__reply_t *cur = miscache__reply_at(sr, 0);
+    const miscache__reply_t *arr = miscache__reply_at(sr, 1);
+    size_t clen = 0;
+    const char *cstr = cur ? miscache__reply_str(cur, &clen) : NULL;
+    if (st != MISCACHE_OK || !cstr || clen == 0 || clen >= sizeof cursor ||
+        !arr || miscache__reply_type(arr) != MISCACHE__R_ARRAY) {
+      if (st == MISCACHE_OK) st = bad_reply(job, sr, "SCAN");
+      miscache__reply_free(sr);
+      break;
+    }
+    memcpy(cursor, cstr, clen);
+    cursor[clen] = 0;
+    cursor_len = clen;
+    first = false;
+    if (job->unlink) {
+      pending = sr;
+      continue;
+    }
+    for (size_t i = 0; i < miscache__reply_count(arr) && !job->stopped; i++) {
+      size_t len;
+      const char *k = miscache__reply_str(miscache__reply_at(arr, i), &len);
+      job->count++;
+      if (len >= mc->ns_len && job->fn(job->userdata, k + mc->ns_len,
+                                       len - mc->ns_len) != 0)
+        job->stopped = true;
+    }
+    miscache__reply_free(sr);
+  }
+  goto out;
+nomem:
+  st = MISCACHE_ERR_NOMEM;
+  miscache__set_err(mc, "out of memory scanning %s", job->pattern);
+out:
+  miscache__reply_free(pending);
+  free(ab.argv);
+  free(ab.lens);
+  free(cmds);
+  free(rs);
+  return st;
+}
+
+static miscache_status_t scan_all(scan_job_t *job) {
+  miscache_t *mc = job->mc;
+  if (!miscache__db_valid(job->db)) {
+    miscache__set_err(mc, "logical db %d out of range", (int)job->db);
+    return MISCACHE_ERR_INVALID;
+  }
+  if (!job->pattern || !job->pattern[0]) {
+    miscache__set_err(mc, "pattern is NULL or empty");
+    return job->pattern ? MISCACHE_ERR_KEY : MISCACHE_ERR_INVALID;
+  }
+  /* The namespace holds no glob character (checked when set), so it can
+   * stand in front of the pattern as it is. */
+  miscache__fullkey_t fk;
+  miscache_status_t st = miscache__fullkey(mc, job->pattern, &fk);
+  if (st != MISCACHE_OK) return st;
+  for (size_t i = 0; i < miscache__route_nodes(mc) && st == MISCACHE_OK; i++)
+    st = scan_node(job, miscache__route_node(mc, i), fk.ptr, fk.len);
+  miscache__fullkey_done(&fk);
+  return st;
+}
+
+miscache_status_t miscache_invalidate(miscache_t *mc, miscache_db_t db,
+                                      const char *pattern, uint64_t *deleted) {
+  if (deleted) *deleted = 0;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  scan_job_t job = {.mc = mc, .db = db, .pattern = pattern, .unlink = true};
+  miscache_status_t st = scan_all(&job);
+  if (deleted) *deleted = job.count;
+  return st;
+}
+
+miscache_status_t miscache_scan(miscache_t *mc, miscache_db_t db,
+                                const char *pattern, miscache_scan_fn fn,
+                                void *userdata, uint64_t *count) {
+  if (count) *count = 0;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!fn) {
+    miscache__set_err(mc, "miscache_scan: fn is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  scan_job_t job = {.mc = mc, .db = db, .pattern = pattern, .fn = fn,
+                    .userdata = userdata};
+  miscache_status_t st = scan_all(&job);
+  if (count) *count = job.count;
+  return st;
+}

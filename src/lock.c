@@ -1,0 +1,255 @@
+/*
+ * Locks: SET NX PX with a JSON value carrying a UUID token; release and
+ * extend check the token in a Lua script (EVALSHA, EVAL on NOSCRIPT).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uuid/uuid.h>
+
+#include "internal.h"
+
+/* The SHA1 of each script is fixed; tests/integration checks them against
+ * SCRIPT LOAD so an edit here cannot drift from its digest. */
+const char miscache__lua_release[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v then return -1 end\n"
+    "local ok, d = pcall(cjson.decode, v)\n"
+    "if ok and type(d) == 'table' and d['token'] == ARGV[1] then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+const char miscache__lua_release_sha[] =
+    "395766aeab1bd54495ccf437a62f115ce65e18f6";
+
+const char miscache__lua_extend[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v then return -1 end\n"
+    "local ok, d = pcall(cjson.decode, v)\n"
+    "if ok and type(d) == 'table' and d['token'] == ARGV[1] then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+const char miscache__lua_extend_sha[] =
+    "afa74f759005d20f772444460bdb9c3906b6a7c2";
+
+struct miscache_lock {
+  miscache_db_t db;
+  char token[37];
+  char *key;
+};
+
+const char *miscache_lock_token(const miscache_lock_t *lock) {
+  return lock ? lock->token : "";
+}
+
+const char *miscache_lock_key(const miscache_lock_t *lock) {
+  return lock ? lock->key : "";
+}
+
+void miscache_lock_free(miscache_lock_t *lock) {
+  if (!lock) return;
+  free(lock->key);
+  free(lock);
+}
+
+static json_t *str_or_null(const char *s) {
+  return s ? json_string(s) : json_null();
+}
+
+/* Describes the current holder of key into mc->err after a refused SET NX. */
+static void describe_holder(miscache_t *mc, miscache_db_t db, const char *key) {
+  json_t *v = NULL;
+  char saved[MISCACHE_ERRMSG_SIZE];
+  if (miscache_get(mc, db, key, &v) == MISCACHE_OK && json_is_object(v)) {
+    const char *by = json_string_value(json_object_get(v, "locked_by"));
+    const char *at = json_string_value(json_object_get(v, "locked_at"));
+    snprintf(saved, sizeof saved, "lock %s is held by %s since %s", key,
+             by ? by : "(unknown)", at ? at : "(unknown)");
+  } else {
+    snprintf(saved, sizeof saved, "lock %s is held by another owner", key);
+  }
+  json_decref(v);
+  snprintf(mc->err, sizeof mc->err, "%s", saved);
+}
+
+miscache_status_t miscache_lock_acquire(miscache_t *mc, miscache_db_t db,
+                                        const char *key, int64_t ttl_ms,
+                                        const char *locked_by,
+                                        const char *batch_id,
+                                        miscache_lock_t **out) {
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out || !miscache__db_valid(db) || ttl_ms <= 0) {
+    miscache__set_err(mc, "miscache_lock_acquire: bad argument");
+    return MISCACHE_ERR_INVALID;
+  }
+  miscache__fullkey_t fk;
+  miscache_status_t st = miscache__fullkey(mc, key, &fk);
+  if (st != MISCACHE_OK) return st;
+
+  miscache_lock_t *lock = calloc(1, sizeof *lock);
+  char *val = NULL;
+  json_t *obj = NULL;
+  if (!lock || !(lock->key = strdup(key))) goto nomem;
+  lock->db = db;
+  uuid_t u;
+  uuid_generate_random(u);
+  uuid_unparse_lower(u, lock->token);
+  char now[32];
+  miscache__iso8601_now(now, sizeof now);
+  obj = json_object();
+  if (!obj || json_object_set_new(obj, "token", json_string(lock->token)) ||
+      json_object_set_new(obj, "locked_by", str_or_null(locked_by)) ||
+      json_object_set_new(obj, "locked_at", json_string(now)) ||
+      json_object_set_new(obj, "batch_id", str_or_null(batch_id))) {
+    /* json_string() fails on invalid UTF-8 as well as on no memory */
+    json_decref(obj);
+    miscache_lock_free(lock);
+    miscache__fullkey_done(&fk);
+    miscache__set_err(mc, "lock %s: metadata is not valid UTF-8", key);
+    return MISCACHE_ERR_ENCODE;
+  }
+  size_t vlen;
+  val = miscache__encode(obj, &vlen);
+  json_decref(obj);
+  if (!val) goto nomem;
+
+  char ttl[24];
+  int tl = snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+  const char *argv[6] = {"SET", fk.ptr, val, "NX", "PX", ttl};
+  size_t lens[6] = {3, fk.len, vlen, 2, 2, (size_t)tl};
+  miscache__cmd_t cmd = {6, argv, lens};
+  miscache__reply_t *r = NULL;
+  /* not idempotent: a resend after a lost reply would find our own lock */
+  st = miscache__exec_key(mc, db, &fk, &cmd, &r, 0);
+  if (st == MISCACHE_OK) {
+    switch (miscache__reply_type(r)) {
+    case MISCACHE__R_STATUS:
+      *out = lock;
+      lock = NULL;
+      break;
+    case MISCACHE__R_NIL:
+      st = MISCACHE_ERR_LOCKED;
+      break;
+    case MISCACHE__R_ERROR:
+      mc->counters[db].errors++;
+      st = miscache__reply_error(r, "SET NX", mc->err, sizeof mc->err);
+      break;
+    default:
+      mc->counters[db].errors++;
+      miscache__set_err(mc, "SET NX %s: unexpected reply", key);
+      st = MISCACHE_ERR_REPLY;
+    }
+  }
+  miscache__reply_free(r);
+  free(val);
+  miscache_lock_free(lock);
+  miscache__fullkey_done(&fk);
+  if (st == MISCACHE_ERR_LOCKED) describe_holder(mc, db, key);
+  return st;
+nomem:
+  free(val);
+  miscache_lock_free(lock);
+  miscache__fullkey_done(&fk);
+  miscache__set_err(mc, "out of memory taking lock %s", key);
+  return MISCACHE_ERR_NOMEM;
+}
+
+/* EVALSHA sha 1 key token [arg]; on NOSCRIPT, EVAL with the source (which
+ * also caches it on the server). *result gets the script's integer. */
+static miscache_status_t run_script(miscache_t *mc, miscache_lock_t *lock,
+                                    const char *src, const char *sha,
+                                    const char *arg, unsigned flags,
+                                    long long *result) {
+  miscache__fullkey_t fk;
+  miscache_status_t st = miscache__fullkey(mc, lock->key, &fk);
+  if (st != MISCACHE_OK) return st;
+  const char *argv[6] = {"EVALSHA", sha, "1", fk.ptr, lock->token, arg};
+  size_t lens[6] = {7, 40, 1, fk.len, 36, arg ? strlen(arg) : 0};
+  miscache__cmd_t cmd = {arg ? 6 : 5, argv, lens};
+  miscache__reply_t *r = NULL;
+  st = miscache__exec_key(mc, lock->db, &fk, &cmd, &r, flags);
+  if (st == MISCACHE_OK && miscache__reply_type(r) == MISCACHE__R_ERROR &&
+      strncmp(miscache__reply_str(r, NULL), "NOSCRIPT", 8) == 0) {
+    miscache__reply_free(r);
+    r = NULL;
+    argv[0] = "EVAL", lens[0] = 4;
+    argv[1] = src, lens[1] = strlen(src);
+    st = miscache__exec_key(mc, lock->db, &fk, &cmd, &r, flags);
+  }
+  if (st == MISCACHE_OK) {
+    if (miscache__reply_type(r) == MISCACHE__R_INTEGER) {
+      *result = miscache__reply_int(r);
+    } else {
+      char what[300];
+      snprintf(what, sizeof what, "lock script on %s", lock->key);
+      mc->counters[lock->db].errors++;
+      st = miscache__reply_type(r) == MISCACHE__R_ERROR
+               ? miscache__reply_error(r, what, mc->err, sizeof mc->err)
+               : MISCACHE_ERR_REPLY;
+      if (st == MISCACHE_ERR_REPLY)
+        miscache__set_err(mc, "%s: unexpected reply", what);
+    }
+  }
+  miscache__reply_free(r);
+  miscache__fullkey_done(&fk);
+  return st;
+}
+
+static miscache_status_t owner_status(miscache_t *mc, miscache_lock_t *lock,
+                                      long long res, const char *verb) {
+  if (res == 1) return MISCACHE_OK;
+  miscache__set_err(mc, "cannot %s lock %s: %s", verb, lock->key,
+                    res == -1 ? "it expired and nobody holds it"
+                              : "it expired and another owner holds it now");
+  return MISCACHE_ERR_NOT_OWNER;
+}
+
+miscache_status_t miscache_lock_release(miscache_t *mc, miscache_lock_t *lock) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!lock) {
+    miscache__set_err(mc, "miscache_lock_release: lock is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  long long res = 0;
+  /* not idempotent: a resend after a lost reply would report "not owner" */
+  miscache_status_t st = run_script(mc, lock, miscache__lua_release,
+                                    miscache__lua_release_sha, NULL, 0, &res);
+  return st == MISCACHE_OK ? owner_status(mc, lock, res, "release") : st;
+}
+
+miscache_status_t miscache_lock_extend(miscache_t *mc, miscache_lock_t *lock,
+                                       int64_t ttl_ms) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!lock || ttl_ms <= 0) {
+    miscache__set_err(mc, "miscache_lock_extend: bad argument");
+    return MISCACHE_ERR_INVALID;
+  }
+  char ttl[24];
+  snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+  long long res = 0;
+  miscache_status_t st =
+      run_script(mc, lock, miscache__lua_extend, miscache__lua_extend_sha, ttl,
+                 MISCACHE__IDEMPOTENT, &res);
+  return st == MISCACHE_OK ? owner_status(mc, lock, res, "extend") : st;
+}
+
+miscache_status_t miscache_lock_info(miscache_t *mc, miscache_db_t db,
+                                     const char *key, json_t **out) {
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  json_t *v = NULL;
+  miscache_status_t st = miscache_get(mc, db, key, &v);
+  if (st != MISCACHE_OK) return st;
+  if (!json_is_object(v) || !json_is_string(json_object_get(v, "token"))) {
+    json_decref(v);
+    miscache__set_err(mc, "%s does not hold a miscache lock value", key);
+    return MISCACHE_ERR_DECODE;
+  }
+  *out = v;
+  return MISCACHE_OK;
+}

@@ -1,0 +1,174 @@
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  if (fd < 0) return -1;
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+    close(fd);
+    return -1;
+  }
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static int spawn(mt_server_t *s) {
+  char port[16];
+  snprintf(port, sizeof port, "%d", s->port);
+  char log[192];
+  snprintf(log, sizeof log, "%s/redis.log", s->dir);
+  const char *argv[64] = {"redis-server", "--port", port, "--bind",
+                          "127.0.0.1", "--unixsocket", s->sock,
+                          "--unixsocketperm", "700", "--dir", s->dir,
+                          "--save", "", "--appendonly", "no",
+                          "--logfile", log, "--daemonize", "no"};
+  int n = 19;
+  for (int i = 0; i < s->nextra; i++) argv[n++] = s->extra[i];
+  argv[n] = NULL;
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    execvp("redis-server", (char *const *)argv);
+    _exit(127);
+  }
+  s->pid = pid;
+  for (int i = 0; i < 500; i++) { /* up to 5 s */
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+      s->pid = 0;
+      fprintf(stderr, "redis-server exited early (see %s)\n", log);
+      return -1;
+    }
+    redisContext *c = redisConnectUnix(s->sock);
+    if (c && !c->err) {
+      redisReply *r = redisCommand(c, "PING");
+      bool ok = r && (r->type == REDIS_REPLY_STATUS ||
+                      (r->type == REDIS_REPLY_ERROR &&
+                       strncmp(r->str, "NOAUTH", 6) == 0));
+      if (r) freeReplyObject(r);
+      redisFree(c);
+      if (ok) return 0;
+    } else if (c) {
+      redisFree(c);
+    }
+    sleep_ms(10);
+  }
+  fprintf(stderr, "redis-server did not answer on %s\n", s->sock);
+  return -1;
+}
+
+int mt_server_start(mt_server_t *s, const char *const *extra) {
+  memset(s, 0, sizeof *s);
+  snprintf(s->dir, sizeof s->dir, "/tmp/miscache-test-XXXXXX");
+  if (!mkdtemp(s->dir)) return -1;
+  snprintf(s->sock, sizeof s->sock, "%s/redis.sock", s->dir);
+  for (; extra && extra[s->nextra] && s->nextra < 16; s->nextra++)
+    s->extra[s->nextra] = extra[s->nextra];
+  for (int attempt = 0; attempt < 5; attempt++) {
+    s->port = free_port();
+    if (s->port <= 0 || s->port == 6379) continue;
+    snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
+    snprintf(s->unix_url, sizeof s->unix_url, "unix://%s", s->sock);
+    if (spawn(s) == 0) return 0;
+  }
+  return -1;
+}
+
+int mt_server_restart(mt_server_t *s) { return spawn(s); }
+
+void mt_server_kill(mt_server_t *s) {
+  if (s->pid > 0) {
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+  }
+}
+
+void mt_server_stop(mt_server_t *s) {
+  if (s->pid > 0) {
+    kill(s->pid, SIGTERM);
+    int st;
+    for (int i = 0; i < 300 && waitpid(s->pid, &st, WNOHANG) == 0; i++)
+      sleep_ms(10);
+    mt_server_kill(s);
+    s->pid = 0;
+  }
+  if (s->dir[0]) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", s->dir);
+    s->dir[0] = 0;
+  }
+}
+
+redisContext *mt_raw(const mt_server_t *s, const char *password) {
+  redisContext *c = redisConnectUnix(s->sock);
+  if (!c || c->err) {
+    if (c) redisFree(c);
+    return NULL;
+  }
+  if (password) {
+    redisReply *r = redisCommand(c, "AUTH %s", password);
+    if (r) freeReplyObject(r);
+  }
+  return c;
+}
+
+long long mt_raw_int(redisContext *c, int db, const char *fmt, ...) {
+  redisReply *r = redisCommand(c, "SELECT %d", db);
+  if (!r) return LLONG_MIN;
+  freeReplyObject(r);
+  va_list ap;
+  va_start(ap, fmt);
+  r = redisvCommand(c, fmt, ap);
+  va_end(ap);
+  if (!r) return LLONG_MIN;
+  long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : LLONG_MIN;
+  freeReplyObject(r);
+  return v;
+}
+
+long long mt_cmdstat_calls(redisContext *c, const char *cmd) {
+  redisReply *r = redisCommand(c, "INFO commandstats");
+  if (!r || r->type != REDIS_REPLY_STRING) {
+    if (r) freeReplyObject(r);
+    return -1;
+  }
+  char needle[64];
+  snprintf(needle, sizeof needle, "cmdstat_%s:calls=", cmd);
+  const char *p = strstr(r->str, needle);
+  long long v = p ? atoll(p + strlen(needle)) : 0;
+  freeReplyObject(r);
+  return v;
+}
+
+const char *mt_namespace(void) {
+  static char buf[48];
+  static unsigned n;
+  snprintf(buf, sizeof buf, "t%dn%u:", (int)getpid(), ++n);
+  return buf;
+}

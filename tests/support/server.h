@@ -1,0 +1,45 @@
+/* Test harness: a private redis-server per test program, on a free
+ * loopback port and a unix socket in its own temp dir. The server gets
+ * PR_SET_PDEATHSIG, so it dies with the test even if the test crashes. */
+#ifndef MT_SERVER_H
+#define MT_SERVER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <hiredis/hiredis.h>
+
+typedef struct mt_server {
+  pid_t pid;
+  int port;
+  char dir[128];
+  char sock[192];
+  char url[64];      /* redis://127.0.0.1:PORT */
+  char unix_url[224]; /* unix://DIR/redis.sock */
+  const char *extra[16];
+  int nextra;
+} mt_server_t;
+
+/* Start a server; extra is a NULL-terminated list of further arguments
+ * ("--requirepass", "x", NULL) or NULL. Returns 0 when it answers PING. */
+int mt_server_start(mt_server_t *s, const char *const *extra);
+/* Start again on the same port, dir and arguments (after mt_server_kill). */
+int mt_server_restart(mt_server_t *s);
+/* SIGKILL and reap; keeps the dir. */
+void mt_server_kill(mt_server_t *s);
+/* SIGTERM, reap, remove the dir. Safe to call twice. */
+void mt_server_stop(mt_server_t *s);
+
+/* A raw hiredis connection on the unix socket, for checking what the
+ * library did. Authenticates with password when not NULL. */
+redisContext *mt_raw(const mt_server_t *s, const char *password);
+/* Integer result of a raw command (e.g. "PTTL key"); LLONG_MIN on error. */
+long long mt_raw_int(redisContext *c, int db, const char *fmt, ...);
+/* Calls of one command from INFO commandstats ("select", "get"...). */
+long long mt_cmdstat_calls(redisContext *c, const char *cmd);
+
+/* A fresh namespace for one test: "t<pid>n<counter>:". Static buffer
+ * reused per call: copy it if you need two. */
+const char *mt_namespace(void);
+
+#endif

@@ -1,0 +1,146 @@
+/* URL parsing: no server. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+
+static char err[MISCACHE_ERRMSG_SIZE];
+
+static miscache__endpoint_t parse_ok(const char *url) {
+  miscache__endpoint_t ep;
+  memset(&ep, 0, sizeof ep);
+  miscache_status_t st = miscache__url_parse(url, &ep, err, sizeof err);
+  if (st != MISCACHE_OK) fail_msg("%s: %s", url, err);
+  return ep;
+}
+
+static void test_tcp_forms(void **state) {
+  (void)state;
+  miscache__endpoint_t ep = parse_ok("redis://localhost");
+  assert_int_equal(ep.kind, MISCACHE__EP_TCP);
+  assert_string_equal(ep.host, "localhost");
+  assert_int_equal(ep.port, 6379);
+  assert_null(ep.user);
+  assert_null(ep.password);
+  miscache__endpoint_clear(&ep);
+
+  ep = parse_ok("redis://10.1.2.3:6380/");
+  assert_string_equal(ep.host, "10.1.2.3");
+  assert_int_equal(ep.port, 6380);
+  miscache__endpoint_clear(&ep);
+
+  ep = parse_ok("redis://[::1]:7000");
+  assert_string_equal(ep.host, "::1");
+  assert_int_equal(ep.port, 7000);
+  miscache__endpoint_clear(&ep);
+}
+
+static void test_credentials(void **state) {
+  (void)state;
+  miscache__endpoint_t ep = parse_ok("redis://:s3cret@h:1");
+  assert_null(ep.user);
+  assert_string_equal(ep.password, "s3cret");
+  miscache__endpoint_clear(&ep);
+
+  ep = parse_ok("redis://app:p%40ss%3Aw@h");
+  assert_string_equal(ep.user, "app");
+  assert_string_equal(ep.password, "p@ss:w");
+  miscache__endpoint_clear(&ep);
+
+  /* the last @ ends the user info */
+  ep = parse_ok("redis://u:a@b@host:2");
+  assert_string_equal(ep.password, "a@b");
+  assert_string_equal(ep.host, "host");
+  miscache__endpoint_clear(&ep);
+
+  ep = parse_ok("redis://onlypass@h");
+  assert_null(ep.user);
+  assert_string_equal(ep.password, "onlypass");
+  miscache__endpoint_clear(&ep);
+}
+
+static void test_unix(void **state) {
+  (void)state;
+  miscache__endpoint_t ep = parse_ok("unix:///run/redis/redis.sock");
+  assert_int_equal(ep.kind, MISCACHE__EP_UNIX);
+  assert_string_equal(ep.path, "/run/redis/redis.sock");
+  miscache__endpoint_clear(&ep);
+}
+
+static void test_rejects(void **state) {
+  (void)state;
+  static const char *bad[] = {
+      "",
+      "localhost:6379",
+      "http://h",
+      "rediss://h",
+      "redis://",
+      "redis://:6379",
+      "redis://h:",
+      "redis://h:0",
+      "redis://h:65536",
+      "redis://h:12a",
+      "redis://h:99999999999999999999",
+      "redis://h/0",
+      "redis://h?db=1",
+      "redis://h#x",
+      "redis://[::1",
+      "redis://[::1]x",
+      "redis://u:@h",
+      "redis://u:%zz@h",
+      "redis://u:%00@h",
+      "redis://h h",
+      "redis://h\n",
+      "unix://relative.sock",
+      "unix://",
+      "unix:///a?b",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    miscache__endpoint_t ep;
+    memset(&ep, 0, sizeof ep);
+    err[0] = 0;
+    miscache_status_t st = miscache__url_parse(bad[i], &ep, err, sizeof err);
+    if (st != MISCACHE_ERR_URL)
+      fail_msg("\"%s\" gave status %d, want ERR_URL", bad[i], st);
+    assert_true(err[0] != 0);
+    assert_null(ep.host);
+    assert_null(ep.password);
+  }
+  miscache__endpoint_t ep;
+  assert_int_equal(miscache__url_parse(NULL, &ep, err, sizeof err),
+                   MISCACHE_ERR_INVALID);
+}
+
+/* The public setter: a bad URL changes nothing and explains itself. */
+static void test_options_set_url(void **state) {
+  (void)state;
+  miscache_options_t *o = miscache_options_new();
+  assert_non_null(o);
+  assert_int_equal(miscache_options_set_url(o, "redis://a:1"), MISCACHE_OK);
+  assert_string_equal(miscache_options_errmsg(o), "");
+  assert_int_equal(miscache_options_set_url(o, "redis://b:0"),
+                   MISCACHE_ERR_URL);
+  assert_true(strstr(miscache_options_errmsg(o), "port") != NULL);
+  assert_string_equal(o->ep.host, "a");
+  assert_int_equal(o->ep.port, 1);
+  assert_int_equal(miscache_options_set_url(NULL, "redis://a"),
+                   MISCACHE_ERR_INVALID);
+  assert_int_equal(miscache_options_set_url(o, NULL), MISCACHE_ERR_INVALID);
+  miscache_options_free(o);
+  miscache_options_free(NULL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_tcp_forms),   cmocka_unit_test(test_credentials),
+      cmocka_unit_test(test_unix),        cmocka_unit_test(test_rejects),
+      cmocka_unit_test(test_options_set_url),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
