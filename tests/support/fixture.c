@@ -1,0 +1,76 @@
+#include "fixture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+mt_server_t mt_srv;
+redisContext *mt_rc;
+
+int mt_group_setup(void **state) {
+  (void)state;
+  if (mt_server_start(&mt_srv, NULL) != 0) return -1;
+  mt_rc = mt_raw(&mt_srv, NULL);
+  return mt_rc ? 0 : -1;
+}
+
+int mt_group_teardown(void **state) {
+  (void)state;
+  if (mt_rc) redisFree(mt_rc);
+  mt_rc = NULL;
+  mt_server_stop(&mt_srv);
+  return 0;
+}
+
+miscache_t *mt_open(miscache_options_t *o) {
+  miscache_options_t *own = o ? o : miscache_options_new();
+  assert_non_null(own);
+  assert_int_equal(miscache_options_set_url(own, mt_srv.url), MISCACHE_OK);
+  assert_int_equal(miscache_options_set_namespace(own, mt_namespace()),
+                   MISCACHE_OK);
+  miscache_t *mc = NULL;
+  char err[MISCACHE_ERRMSG_SIZE];
+  miscache_status_t st = miscache_open(own, &mc, err, sizeof err);
+  if (st != MISCACHE_OK) fail_msg("open: %s", err);
+  if (!o) miscache_options_free(own);
+  return mc;
+}
+
+static void select_db(int db) {
+  redisReply *r = redisCommand(mt_rc, "SELECT %d", db);
+  assert_non_null(r);
+  freeReplyObject(r);
+}
+
+static void full_key(miscache_t *mc, const char *key, char *buf, size_t n) {
+  snprintf(buf, n, "%s%s", miscache_namespace(mc), key);
+}
+
+char *mt_raw_get(miscache_t *mc, miscache_db_t db, const char *key) {
+  char k[2048];
+  full_key(mc, key, k, sizeof k);
+  select_db(miscache_db_number(mc, db));
+  redisReply *r = redisCommand(mt_rc, "GET %s", k);
+  assert_non_null(r);
+  char *s = r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+  freeReplyObject(r);
+  return s;
+}
+
+long long mt_raw_pttl(miscache_t *mc, miscache_db_t db, const char *key) {
+  char k[2048];
+  full_key(mc, key, k, sizeof k);
+  return mt_raw_int(mt_rc, miscache_db_number(mc, db), "PTTL %s", k);
+}
+
+long long mt_raw_exists_in(miscache_t *mc, int physical_db, const char *key) {
+  char k[2048];
+  full_key(mc, key, k, sizeof k);
+  return mt_raw_int(mt_rc, physical_db, "EXISTS %s", k);
+}
+
+void mt_sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}

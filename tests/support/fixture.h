@@ -1,0 +1,34 @@
+/* cmocka fixture shared by the integration tests: one private server per
+ * test program (started in group setup, stopped in group teardown) and
+ * handles on it, each in a fresh key namespace. */
+#ifndef MT_FIXTURE_H
+#define MT_FIXTURE_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "miscache/miscache.h"
+#include "server.h"
+
+extern mt_server_t mt_srv;
+extern redisContext *mt_rc; /* raw connection for checks */
+
+int mt_group_setup(void **state);
+int mt_group_teardown(void **state);
+
+/* Handle on the test server with a fresh namespace; o (may be NULL) gives
+ * further options (its endpoint is replaced). Fails the test on error. */
+miscache_t *mt_open(miscache_options_t *o);
+/* Raw GET of the handle's namespaced key in a logical db; malloc'd string
+ * or NULL when absent. */
+char *mt_raw_get(miscache_t *mc, miscache_db_t db, const char *key);
+/* Raw PTTL / EXISTS of the handle's namespaced key in a physical db. */
+long long mt_raw_pttl(miscache_t *mc, miscache_db_t db, const char *key);
+long long mt_raw_exists_in(miscache_t *mc, int physical_db, const char *key);
+void mt_sleep_ms(int ms);
+
+#endif
