@@ -64,7 +64,10 @@ static json_t *str_or_null(const char *s) {
 static void describe_holder(miscache_t *mc, miscache_db_t db, const char *key) {
   json_t *v = NULL;
   char saved[MISCACHE_ERRMSG_SIZE];
-  if (miscache_get(mc, db, key, &v) == MISCACHE_OK && json_is_object(v)) {
+  miscache_counters_t before = mc->counters[db]; /* not a cache read */
+  miscache_status_t st = miscache_get(mc, db, key, &v);
+  mc->counters[db] = before;
+  if (st == MISCACHE_OK && json_is_object(v)) {
     const char *by = json_string_value(json_object_get(v, "locked_by"));
     const char *at = json_string_value(json_object_get(v, "locked_at"));
     snprintf(saved, sizeof saved, "lock %s is held by %s since %s", key,

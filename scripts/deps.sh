@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages libmiscache needs to build, test and run its
+# demo. Run as root on Debian 12; does nothing when all are present.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libhiredis-dev libjansson-dev uuid-dev
+      libcmocka-dev redis-server redis-tools)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
