@@ -39,19 +39,13 @@ static miscache_status_t value_from_reply(miscache_t *mc, miscache_db_t db,
                       miscache_db_name(db), why);
     return MISCACHE_ERR_DECODE;
   }
-  case MISCACHE__R_ERROR: {
+  default: {
     char what[300];
     snprintf(what, sizeof what, "GET %s", key);
-    mc->counters[db].errors++;
-    miscache_status_t st = miscache__reply_error(r, what, mc->err,
-                                                 sizeof mc->err);
-    if (st == MISCACHE_ERR_DECODE) mc->counters[db].misses++;
+    miscache_status_t st = miscache__unexpected(mc, db, r, what);
+    if (st == MISCACHE_ERR_DECODE) mc->counters[db].misses++; /* WRONGTYPE */
     return st;
   }
-  default:
-    mc->counters[db].errors++;
-    miscache__set_err(mc, "GET %s: unexpected reply type", key);
-    return MISCACHE_ERR_REPLY;
   }
 }
 
@@ -85,11 +79,7 @@ static miscache_status_t expect_ok(miscache_t *mc, miscache_db_t db,
   if (miscache__reply_type(r) == MISCACHE__R_STATUS) return MISCACHE_OK;
   char ctx[300];
   snprintf(ctx, sizeof ctx, "%s %s", what, key);
-  mc->counters[db].errors++;
-  if (miscache__reply_type(r) == MISCACHE__R_ERROR)
-    return miscache__reply_error(r, ctx, mc->err, sizeof mc->err);
-  miscache__set_err(mc, "%s: unexpected reply type", ctx);
-  return MISCACHE_ERR_REPLY;
+  return miscache__unexpected(mc, db, r, ctx);
 }
 
 /* Decimal text of v into buf (>= 21 bytes); returns its length. */
@@ -171,12 +161,7 @@ static miscache_status_t int_command(miscache_t *mc, miscache_db_t db,
     } else {
       char what[300];
       snprintf(what, sizeof what, "%s %s", verb, key);
-      mc->counters[db].errors++;
-      st = miscache__reply_type(r) == MISCACHE__R_ERROR
-               ? miscache__reply_error(r, what, mc->err, sizeof mc->err)
-               : MISCACHE_ERR_REPLY;
-      if (st == MISCACHE_ERR_REPLY)
-        miscache__set_err(mc, "%s: unexpected reply type", what);
+      st = miscache__unexpected(mc, db, r, what);
     }
   }
   miscache__reply_free(r);
@@ -292,12 +277,7 @@ miscache_status_t miscache_mget(miscache_t *mc, miscache_db_t db, size_t n,
       if (statuses) statuses[i] = one;
     }
   } else {
-    mc->counters[db].errors++;
-    st = miscache__reply_type(r) == MISCACHE__R_ERROR
-             ? miscache__reply_error(r, "MGET", mc->err, sizeof mc->err)
-             : MISCACHE_ERR_REPLY;
-    if (st == MISCACHE_ERR_REPLY)
-      miscache__set_err(mc, "MGET: unexpected reply");
+    st = miscache__unexpected(mc, db, r, "MGET");
   }
   miscache__reply_free(r);
   keyset_free(&ks);

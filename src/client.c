@@ -234,6 +234,16 @@ miscache_status_t miscache__exec_key(miscache_t *mc, miscache_db_t db,
   return st;
 }
 
+miscache_status_t miscache__unexpected(miscache_t *mc, miscache_db_t db,
+                                       const miscache__reply_t *r,
+                                       const char *what) {
+  mc->counters[db].errors++;
+  if (r && miscache__reply_type(r) == MISCACHE__R_ERROR)
+    return miscache__reply_error(r, what, mc->err, sizeof mc->err);
+  miscache__set_err(mc, "%s: unexpected reply", what);
+  return MISCACHE_ERR_REPLY;
+}
+
 miscache_status_t miscache_ping(miscache_t *mc) {
   if (!mc) return MISCACHE_ERR_INVALID;
   const char *argv[1] = {"PING"};

@@ -150,6 +150,8 @@ static struct timeval ms_to_tv(int ms) {
 
 /* ---- RESP output buffer -------------------------------------------------- */
 
+#define OBUF_KEEP (1u << 20) /* largest write buffer kept between requests */
+
 static bool ob_reserve(miscache__conn_t *c, size_t extra) {
   if (c->olen + extra <= c->ocap) return true;
   size_t cap = c->ocap ? c->ocap : 512;
@@ -193,11 +195,19 @@ static bool ob_command(miscache__conn_t *c, int argc, const char *const *argv,
   return true;
 }
 
+/* argv/lens of "SELECT db"; num (>= 16 bytes) holds the number. */
+static void select_args(int db, char *num, const char *argv[2],
+                        size_t lens[2]) {
+  int n = snprintf(num, 16, "%d", db);
+  argv[0] = "SELECT", lens[0] = 6;
+  argv[1] = num, lens[1] = (size_t)n;
+}
+
 static bool ob_select(miscache__conn_t *c, int db) {
   char num[16];
-  int n = snprintf(num, sizeof num, "%d", db);
-  const char *argv[2] = {"SELECT", num};
-  size_t lens[2] = {6, (size_t)n};
+  const char *argv[2];
+  size_t lens[2];
+  select_args(db, num, argv, lens);
   return ob_command(c, 2, argv, lens);
 }
 
@@ -217,6 +227,11 @@ static transport_t send_all(miscache__conn_t *c, int *err_no) {
     off += (size_t)w;
   }
   c->olen = 0;
+  if (c->ocap > OBUF_KEEP) { /* do not keep a huge buffer after one big write */
+    free(c->obuf);
+    c->obuf = NULL;
+    c->ocap = 0;
+  }
   return T_OK;
 }
 
@@ -352,9 +367,9 @@ miscache_status_t miscache__conn_connect(miscache__conn_t *c) {
  * wrong db if the server refuses the number. */
 static miscache_status_t select_alone(miscache__conn_t *c, int db) {
   char num[16];
-  int n = snprintf(num, sizeof num, "%d", db);
-  const char *argv[2] = {"SELECT", num};
-  size_t lens[2] = {6, (size_t)n};
+  const char *argv[2];
+  size_t lens[2];
+  select_args(db, num, argv, lens);
   redisReply *r = NULL;
   miscache_status_t st = simple_command(c, 2, argv, lens, &r);
   if (st != MISCACHE_OK) return st;

@@ -138,6 +138,13 @@ int64_t miscache__ttl_ms(miscache_t *mc, miscache_ttl_class_t cls);
 /* The next pseudo-random number of the handle (xorshift64*). */
 uint64_t miscache__rand(miscache_t *mc);
 
+/* A reply that is not what the call expected: counts an error for db and
+ * returns the mapped status of an error reply (message "what: <redis
+ * text>") or ERR_REPLY ("what: unexpected reply"). r may be NULL. */
+miscache_status_t miscache__unexpected(miscache_t *mc, miscache_db_t db,
+                                       const miscache__reply_t *r,
+                                       const char *what);
+
 /* Namespaced key: points into buf (size bytes) or into a heap copy in
  * *heap (free it). ERR_INVALID for NULL/empty, ERR_NOMEM. */
 typedef struct miscache__fullkey {

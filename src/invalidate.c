@@ -41,14 +41,9 @@ static bool argbuf_reserve(argbuf_t *a, size_t n) {
 
 static miscache_status_t bad_reply(scan_job_t *job, const miscache__reply_t *r,
                                    const char *verb) {
-  miscache_t *mc = job->mc;
   char what[300];
   snprintf(what, sizeof what, "%s %s", verb, job->pattern);
-  mc->counters[job->db].errors++;
-  if (r && miscache__reply_type(r) == MISCACHE__R_ERROR)
-    return miscache__reply_error(r, what, mc->err, sizeof mc->err);
-  miscache__set_err(mc, "%s: unexpected reply", what);
-  return MISCACHE_ERR_REPLY;
+  return miscache__unexpected(job->mc, job->db, r, what);
 }
 
 static miscache_status_t scan_node(scan_job_t *job, miscache__conn_t *node,

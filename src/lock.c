@@ -138,14 +138,11 @@ miscache_status_t miscache_lock_acquire(miscache_t *mc, miscache_db_t db,
     case MISCACHE__R_NIL:
       st = MISCACHE_ERR_LOCKED;
       break;
-    case MISCACHE__R_ERROR:
-      mc->counters[db].errors++;
-      st = miscache__reply_error(r, "SET NX", mc->err, sizeof mc->err);
-      break;
-    default:
-      mc->counters[db].errors++;
-      miscache__set_err(mc, "SET NX %s: unexpected reply", key);
-      st = MISCACHE_ERR_REPLY;
+    default: {
+      char what[300];
+      snprintf(what, sizeof what, "SET NX %s", key);
+      st = miscache__unexpected(mc, db, r, what);
+    }
     }
   }
   miscache__reply_free(r);
@@ -190,12 +187,7 @@ static miscache_status_t run_script(miscache_t *mc, miscache_lock_t *lock,
     } else {
       char what[300];
       snprintf(what, sizeof what, "lock script on %s", lock->key);
-      mc->counters[lock->db].errors++;
-      st = miscache__reply_type(r) == MISCACHE__R_ERROR
-               ? miscache__reply_error(r, what, mc->err, sizeof mc->err)
-               : MISCACHE_ERR_REPLY;
-      if (st == MISCACHE_ERR_REPLY)
-        miscache__set_err(mc, "%s: unexpected reply", what);
+      st = miscache__unexpected(mc, lock->db, r, what);
     }
   }
   miscache__reply_free(r);

@@ -126,6 +126,15 @@ miscache_status_t miscache_pool_acquire(miscache_pool_t *pool, int timeout_ms,
 void miscache_pool_release(miscache_pool_t *pool, miscache_t *mc) {
   if (!pool || !mc) return;
   pthread_mutex_lock(&pool->mu);
+  for (unsigned i = 0; i < pool->nfree; i++)
+    if (pool->free_list[i] == mc) { /* released twice: ignore */
+      pthread_mutex_unlock(&pool->mu);
+      return;
+    }
+  if (pool->nfree >= pool->opened) { /* not one of ours: never overflow */
+    pthread_mutex_unlock(&pool->mu);
+    return;
+  }
   for (int i = 0; i < MISCACHE_DB_COUNT; i++) {
     pool->totals[i].hits += mc->counters[i].hits;
     pool->totals[i].misses += mc->counters[i].misses;

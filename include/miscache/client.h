@@ -166,7 +166,8 @@ MISCACHE_EXPORT void miscache_pool_free(miscache_pool_t *pool);
 MISCACHE_EXPORT miscache_status_t miscache_pool_acquire(miscache_pool_t *pool,
                                                         int timeout_ms,
                                                         miscache_t **out);
-/* Give a handle back. Thread-safe. */
+/* Give a handle back. A handle released twice, or not from this pool, is
+ * ignored. Thread-safe. */
 MISCACHE_EXPORT void miscache_pool_release(miscache_pool_t *pool,
                                            miscache_t *mc);
 /* Counters for one db summed over every call made through the pool's
