@@ -122,18 +122,17 @@ miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
   }
   const char *p = url + 8;
   const char *end = p + strlen(p);
-  if (strpbrk(p, "?#")) URL_FAIL("redis URL takes no query or fragment");
-  const char *slash = strchr(p, '/');
+  /* userinfo: everything up to the last '@' (a password may hold '/') */
+  const char *at = strrchr(p, '@');
+  const char *hostpart = at ? at + 1 : p;
+  if (strpbrk(hostpart, "?#")) URL_FAIL("redis URL takes no query or fragment");
+  const char *slash = strchr(hostpart, '/');
   if (slash) {
     if (slash[1] != 0)
       URL_FAIL("database numbers in the URL are not used: databases are "
                "chosen per logical name (miscache_options_set_db)");
     end = slash;
   }
-  /* userinfo: everything up to the last '@' */
-  const char *at = NULL;
-  for (const char *q = p; q < end; q++)
-    if (*q == '@') at = q;
   if (at) {
     const char *colon = memchr(p, ':', (size_t)(at - p));
     if (!colon) {

@@ -59,6 +59,12 @@ static void test_credentials(void **state) {
   assert_string_equal(ep.host, "host");
   miscache__endpoint_clear(&ep);
 
+  /* an unencoded '/' or '?' in the password is still the password */
+  ep = parse_ok("redis://u:a/b?c@h:3/");
+  assert_string_equal(ep.password, "a/b?c");
+  assert_int_equal(ep.port, 3);
+  miscache__endpoint_clear(&ep);
+
   ep = parse_ok("redis://onlypass@h");
   assert_null(ep.user);
   assert_string_equal(ep.password, "onlypass");
