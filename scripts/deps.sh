@@ -3,7 +3,7 @@
 # demo. Run as root on Debian 12; does nothing when all are present.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libhiredis-dev libjansson-dev uuid-dev
-      libcmocka-dev redis-server redis-tools)
+      libcmocka-dev redis-server redis-tools python3 python3-redis)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

@@ -106,6 +106,20 @@ miscache_ttl_class_from_name(const char *name, miscache_ttl_class_t *out);
 /* The DESIGN.md default in seconds; 0 if out of range. */
 MISCACHE_EXPORT int64_t miscache_ttl_default(miscache_ttl_class_t cls);
 
+/* ------------------------------------------------------------------------
+ * A list of owned strings, used by typed payloads (keywords, errors...).
+ * ---------------------------------------------------------------------- */
+typedef struct miscache_strings {
+  char **items; /* count strings, each owned by the list */
+  size_t count;
+} miscache_strings_t;
+
+/* Append a copy of value. OK, ERR_INVALID, ERR_NOMEM. */
+MISCACHE_EXPORT miscache_status_t miscache_strings_push(miscache_strings_t *s,
+                                                        const char *value);
+/* Free every string and the array; leaves an empty list. Accepts NULL. */
+MISCACHE_EXPORT void miscache_strings_clear(miscache_strings_t *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,8 @@
 #include "keys.h"
 #include "cache.h"
 #include "lock.h"
+#include "session.h"
+#include "permissions.h"
 #include <miscache/version.h>
 
 #ifdef __cplusplus

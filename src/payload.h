@@ -1,0 +1,74 @@
+/* Payload descriptions: one table per JSON payload drives both encoding and
+ * decoding of its C struct, so no domain file hand-writes either. */
+#ifndef MISCACHE_PAYLOAD_H
+#define MISCACHE_PAYLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "internal.h"
+
+typedef enum {
+  MISCACHE__F_INT,     /* int64_t */
+  MISCACHE__F_DOUBLE,  /* double (accepts JSON integers too) */
+  MISCACHE__F_BOOL,    /* bool */
+  MISCACHE__F_STRING,  /* char *, owned, NULL <-> JSON null / absent */
+  MISCACHE__F_STRINGS, /* miscache_strings_t */
+  MISCACHE__F_OBJECT,  /* nested struct described by .sub */
+  MISCACHE__F_JSON     /* json_t *, owned reference, any JSON value */
+} miscache__ftype_t;
+
+typedef struct miscache__payload miscache__payload_t;
+
+typedef struct miscache__field {
+  const char *name;
+  miscache__ftype_t type;
+  size_t offset;
+  const miscache__payload_t *sub; /* F_OBJECT */
+  bool required;                  /* absent -> ERR_DECODE */
+} miscache__field_t;
+
+struct miscache__payload {
+  const char *name; /* for messages: "session", "batch status" */
+  const miscache__field_t *fields;
+  size_t nfields;
+};
+
+#define MISCACHE__FIELD(st, member, type) \
+  {#member, type, offsetof(st, member), NULL, false}
+#define MISCACHE__FIELD_REQ(st, member, type) \
+  {#member, type, offsetof(st, member), NULL, true}
+#define MISCACHE__FIELD_OBJ(st, member, desc) \
+  {#member, MISCACHE__F_OBJECT, offsetof(st, member), &(desc), false}
+#define MISCACHE__PAYLOAD(pname, fields) \
+  {pname, fields, sizeof(fields) / sizeof((fields)[0])}
+
+/* New JSON object for the struct; NULL if out of memory or a string is not
+ * valid UTF-8 (err says which field). */
+json_t *miscache__payload_encode(const miscache__payload_t *d, const void *st,
+                                 char *err, size_t errlen);
+/* Fill a zeroed struct from a JSON object. Unknown fields are ignored;
+ * absent optional fields keep their zero value. ERR_DECODE (err names the
+ * field) or ERR_NOMEM; on failure the struct is cleared. */
+miscache_status_t miscache__payload_decode(const miscache__payload_t *d,
+                                           const json_t *obj, void *st,
+                                           char *err, size_t errlen);
+/* Free what the struct owns and zero it. */
+void miscache__payload_clear(const miscache__payload_t *d, void *st);
+
+/* ---- typed access shared by the domain files (typed.c) ---------------- */
+/* "prefix:<id>" for an integer id. */
+miscache_status_t miscache__key_int(miscache_t *mc, char *buf, size_t size,
+                                    const char *prefix, int64_t id);
+/* Read key and decode it into a zeroed *out. A value of the wrong shape is
+ * ERR_DECODE and counts as a miss, like invalid JSON. */
+miscache_status_t miscache__typed_get(miscache_t *mc, miscache_db_t db,
+                                      const char *key,
+                                      const miscache__payload_t *d, void *out);
+/* Encode *in and store it under key with the class TTL. */
+miscache_status_t miscache__typed_set(miscache_t *mc, miscache_db_t db,
+                                      const char *key,
+                                      const miscache__payload_t *d,
+                                      const void *in, miscache_ttl_class_t cls);
+
+#endif

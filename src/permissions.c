@@ -1,0 +1,145 @@
+/* Permissions: permissions:user:{id}, db cache, TTL class permissions. */
+#include <stdio.h>
+#include <string.h>
+
+#include "payload.h"
+
+static const char *const perm_names[4] = {"create", "read", "update",
+                                          "delete"};
+
+const char *miscache_perm_name(miscache_perm_t perm) {
+  return (unsigned)perm < 4 ? perm_names[perm] : NULL;
+}
+
+/* The map must be {menu: {create?, read?, update?, delete?: bool}}. */
+static bool map_valid(const json_t *map, char *why, size_t len) {
+  if (!json_is_object(map)) {
+    snprintf(why, len, "permissions are not a JSON object");
+    return false;
+  }
+  const char *menu;
+  json_t *crud;
+  json_object_foreach((json_t *)map, menu, crud) {
+    if (!json_is_object(crud)) {
+      snprintf(why, len, "permissions of menu %s are not an object", menu);
+      return false;
+    }
+    for (int i = 0; i < 4; i++) {
+      json_t *b = json_object_get(crud, perm_names[i]);
+      if (b && !json_is_boolean(b)) {
+        snprintf(why, len, "%s.%s is not a boolean", menu, perm_names[i]);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+static miscache_status_t perm_key(miscache_t *mc, int64_t user_id,
+                                  char key[MISCACHE_KEY_BUFSIZE]) {
+  return miscache__key_int(mc, key, MISCACHE_KEY_BUFSIZE, "permissions:user",
+                           user_id);
+}
+
+miscache_status_t miscache_permissions_set(miscache_t *mc, int64_t user_id,
+                                           const json_t *map) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  char why[256];
+  if (!map_valid(map, why, sizeof why)) {
+    miscache__set_err(mc, "miscache_permissions_set: %s", why);
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = perm_key(mc, user_id, key);
+  if (st != MISCACHE_OK) return st;
+  return miscache_set(mc, MISCACHE_DB_CACHE, key, map,
+                      MISCACHE_TTL_PERMISSIONS);
+}
+
+miscache_status_t miscache_permissions_get(miscache_t *mc, int64_t user_id,
+                                           json_t **out) {
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "miscache_permissions_get: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = perm_key(mc, user_id, key);
+  if (st != MISCACHE_OK) return st;
+  json_t *v = NULL;
+  st = miscache_get(mc, MISCACHE_DB_CACHE, key, &v);
+  if (st != MISCACHE_OK) return st;
+  char why[256];
+  if (!map_valid(v, why, sizeof why)) {
+    json_decref(v);
+    mc->counters[MISCACHE_DB_CACHE].hits--;
+    mc->counters[MISCACHE_DB_CACHE].misses++;
+    mc->counters[MISCACHE_DB_CACHE].errors++;
+    miscache__set_err(mc, "value of %s: %s", key, why);
+    return MISCACHE_ERR_DECODE;
+  }
+  *out = v;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_permissions_delete(miscache_t *mc, int64_t user_id,
+                                              bool *deleted) {
+  if (deleted) *deleted = false;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = perm_key(mc, user_id, key);
+  if (st != MISCACHE_OK) return st;
+  return miscache_delete(mc, MISCACHE_DB_CACHE, key, deleted);
+}
+
+/* Checks the loader's map before get_or_load stores it. */
+typedef struct {
+  miscache_loader_fn loader;
+  void *userdata;
+} checked_loader_t;
+
+static miscache_status_t load_checked(void *ud, const char *key,
+                                      json_t **out) {
+  checked_loader_t *cl = ud;
+  miscache_status_t st = cl->loader(cl->userdata, key, out);
+  char why[256];
+  if (st == MISCACHE_OK && !map_valid(*out, why, sizeof why)) {
+    json_decref(*out);
+    *out = NULL;
+    return MISCACHE_ERR_DECODE;
+  }
+  return st;
+}
+
+miscache_status_t miscache_permissions_check(
+    miscache_t *mc, int64_t user_id, const char *menu, miscache_perm_t perm,
+    miscache_loader_fn loader, void *userdata, bool *allowed,
+    miscache_source_t *source) {
+  if (allowed) *allowed = false;
+  if (source) *source = MISCACHE_SOURCE_NONE;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!menu || !allowed || !loader || !miscache_perm_name(perm)) {
+    miscache__set_err(mc, "miscache_permissions_check: bad argument");
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = perm_key(mc, user_id, key);
+  if (st != MISCACHE_OK) return st;
+  checked_loader_t cl = {loader, userdata};
+  json_t *map = NULL;
+  st = miscache_get_or_load(mc, MISCACHE_DB_CACHE, key,
+                            MISCACHE_TTL_PERMISSIONS, load_checked, &cl, &map,
+                            source);
+  if (st != MISCACHE_OK) return st;
+  char why[256];
+  if (!map_valid(map, why, sizeof why)) { /* a cached map of the wrong shape */
+    json_decref(map);
+    miscache__set_err(mc, "value of %s: %s", key, why);
+    return MISCACHE_ERR_DECODE;
+  }
+  *allowed = json_is_true(
+      json_object_get(json_object_get(map, menu), perm_names[perm]));
+  json_decref(map);
+  return MISCACHE_OK;
+}

@@ -1,0 +1,79 @@
+/* Sessions: session:user:{id}, db session, TTL class session. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "payload.h"
+
+static const miscache__field_t session_fields[] = {
+    MISCACHE__FIELD_REQ(miscache_session_t, user_id, MISCACHE__F_INT),
+    MISCACHE__FIELD(miscache_session_t, username, MISCACHE__F_STRING),
+    MISCACHE__FIELD(miscache_session_t, dept_id, MISCACHE__F_INT),
+    MISCACHE__FIELD(miscache_session_t, current_company_id, MISCACHE__F_INT),
+    MISCACHE__FIELD(miscache_session_t, permissions, MISCACHE__F_JSON),
+    MISCACHE__FIELD(miscache_session_t, last_activity, MISCACHE__F_STRING),
+};
+static const miscache__payload_t session_payload =
+    MISCACHE__PAYLOAD("session", session_fields);
+
+void miscache_session_clear(miscache_session_t *s) {
+  if (s) miscache__payload_clear(&session_payload, s);
+}
+
+miscache_status_t miscache_session_set(miscache_t *mc,
+                                       const miscache_session_t *s) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!s) {
+    miscache__set_err(mc, "miscache_session_set: session is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st =
+      miscache__key_int(mc, key, sizeof key, "session:user", s->user_id);
+  if (st != MISCACHE_OK) return st;
+  miscache_session_t copy = *s; /* shallow: only last_activity may change */
+  char now[32];
+  if (!copy.last_activity) {
+    miscache__iso8601_now(now, sizeof now);
+    copy.last_activity = now;
+  }
+  return miscache__typed_set(mc, MISCACHE_DB_SESSION, key, &session_payload,
+                             &copy, MISCACHE_TTL_SESSION);
+}
+
+miscache_status_t miscache_session_get(miscache_t *mc, int64_t user_id,
+                                       miscache_session_t *out) {
+  if (out) memset(out, 0, sizeof *out);
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "miscache_session_get: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st =
+      miscache__key_int(mc, key, sizeof key, "session:user", user_id);
+  if (st != MISCACHE_OK) return st;
+  return miscache__typed_get(mc, MISCACHE_DB_SESSION, key, &session_payload,
+                             out);
+}
+
+miscache_status_t miscache_session_delete(miscache_t *mc, int64_t user_id,
+                                          bool *deleted) {
+  if (deleted) *deleted = false;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st =
+      miscache__key_int(mc, key, sizeof key, "session:user", user_id);
+  if (st != MISCACHE_OK) return st;
+  return miscache_delete(mc, MISCACHE_DB_SESSION, key, deleted);
+}
+
+miscache_status_t miscache_session_touch(miscache_t *mc, int64_t user_id) {
+  miscache_session_t s;
+  miscache_status_t st = miscache_session_get(mc, user_id, &s);
+  if (st != MISCACHE_OK) return st;
+  free(s.last_activity);
+  s.last_activity = NULL; /* set stamps now */
+  st = miscache_session_set(mc, &s);
+  miscache_session_clear(&s);
+  return st;
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/python3
+"""The Flask side's view of the cache, with Debian's python3-redis.
+
+usage: redis_py_session.py read|write SOCKET NAMESPACE USER_ID
+  read:  the session the C library wrote must json.loads to the documented
+         fields; exit 0 if so.
+  write: store a session the way the Flask app would, for C to read typed.
+"""
+import json
+import sys
+
+import redis
+
+mode, sock, ns, user = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+r = redis.Redis(unix_socket_path=sock, db=0)
+key = f"{ns}session:user:{user}"
+if mode == "read":
+    raw = r.get(key)
+    s = json.loads(raw)
+    want = {"user_id", "username", "dept_id", "current_company_id",
+            "permissions", "last_activity"}
+    assert set(s) == want, sorted(s)
+    assert s["user_id"] == user and s["username"] == "관리자", s
+    assert s["permissions"]["admin_batch"]["update"] is True, s
+    assert s["last_activity"].endswith("Z"), s
+    ttl = r.ttl(key)
+    assert 86000 < ttl <= 86400, ttl
+else:
+    r.set(key, json.dumps({
+        "user_id": user, "username": "flask-user", "dept_id": 3,
+        "current_company_id": 2, "permissions": {"trade_order": {
+            "create": True, "read": True, "update": False, "delete": False}},
+        "last_activity": "2026-11-24T09:00:00Z", "extra_flask_field": [1]},
+        ensure_ascii=False), ex=86400)
+print("redis-py ok")

@@ -1,0 +1,149 @@
+/* The table-driven payload codec, every field kind: no server. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "payload.h"
+
+typedef struct {
+  int64_t total_pages, processed_pages;
+} progress_t;
+
+typedef struct {
+  char *status;
+  int64_t count;
+  double rate;
+  bool enabled;
+  miscache_strings_t errors;
+  progress_t progress;
+  json_t *extra;
+} status_t;
+
+static const miscache__field_t progress_fields[] = {
+    MISCACHE__FIELD(progress_t, total_pages, MISCACHE__F_INT),
+    MISCACHE__FIELD(progress_t, processed_pages, MISCACHE__F_INT),
+};
+static const miscache__payload_t progress_payload =
+    MISCACHE__PAYLOAD("progress", progress_fields);
+static const miscache__field_t status_fields[] = {
+    MISCACHE__FIELD_REQ(status_t, status, MISCACHE__F_STRING),
+    MISCACHE__FIELD(status_t, count, MISCACHE__F_INT),
+    MISCACHE__FIELD(status_t, rate, MISCACHE__F_DOUBLE),
+    MISCACHE__FIELD(status_t, enabled, MISCACHE__F_BOOL),
+    MISCACHE__FIELD(status_t, errors, MISCACHE__F_STRINGS),
+    MISCACHE__FIELD_OBJ(status_t, progress, progress_payload),
+    MISCACHE__FIELD(status_t, extra, MISCACHE__F_JSON),
+};
+static const miscache__payload_t status_payload =
+    MISCACHE__PAYLOAD("status", status_fields);
+
+static char err[256];
+
+static void test_round_trip(void **state) {
+  (void)state;
+  status_t s = {0};
+  s.status = strdup("running");
+  s.count = 1500;
+  s.rate = 56.5; /* exact in binary: jansson writes reals with 17 digits */
+  s.enabled = true;
+  miscache_strings_push(&s.errors, "page 3: timeout");
+  miscache_strings_push(&s.errors, "\xec\x83\x98\xed\x94\x8c"); /* 샘플 */
+  s.progress.total_pages = 50;
+  s.progress.processed_pages = 23;
+  s.extra = json_pack("{s:i}", "REAN", 3);
+  json_t *j = miscache__payload_encode(&status_payload, &s, err, sizeof err);
+  assert_non_null(j);
+  char *text = json_dumps(j, JSON_COMPACT);
+  assert_string_equal(text,
+                      "{\"status\":\"running\",\"count\":1500,\"rate\":56.5,"
+                      "\"enabled\":true,\"errors\":[\"page 3: timeout\","
+                      "\"\xec\x83\x98\xed\x94\x8c\"],\"progress\":{"
+                      "\"total_pages\":50,\"processed_pages\":23},"
+                      "\"extra\":{\"REAN\":3}}");
+  free(text);
+  status_t back = {0};
+  assert_int_equal(miscache__payload_decode(&status_payload, j, &back, err,
+                                            sizeof err),
+                   MISCACHE_OK);
+  assert_string_equal(back.status, "running");
+  assert_int_equal(back.count, 1500);
+  assert_true(back.rate == 56.5);
+  assert_true(back.enabled);
+  assert_int_equal(back.errors.count, 2);
+  assert_string_equal(back.errors.items[1], s.errors.items[1]);
+  assert_int_equal(back.progress.processed_pages, 23);
+  assert_true(json_equal(back.extra, s.extra));
+  json_decref(j);
+  miscache__payload_clear(&status_payload, &back);
+  miscache__payload_clear(&status_payload, &s);
+  assert_null(s.status);
+  assert_int_equal(s.errors.count, 0);
+}
+
+static void test_decode_rules(void **state) {
+  (void)state;
+  static const struct {
+    const char *json;
+    miscache_status_t want;
+    const char *field; /* named in the message */
+  } cases[] = {
+      {"{\"status\":\"ok\"}", MISCACHE_OK, NULL},
+      {"{\"status\":null,\"unknown\":1}", MISCACHE_OK, NULL},
+      {"{\"status\":\"ok\",\"rate\":3}", MISCACHE_OK, NULL}, /* int as double */
+      {"{}", MISCACHE_ERR_DECODE, "status"},
+      {"[]", MISCACHE_ERR_DECODE, "object"},
+      {"{\"status\":1}", MISCACHE_ERR_DECODE, "status"},
+      {"{\"status\":\"x\",\"count\":\"1\"}", MISCACHE_ERR_DECODE, "count"},
+      {"{\"status\":\"x\",\"count\":1.5}", MISCACHE_ERR_DECODE, "count"},
+      {"{\"status\":\"x\",\"enabled\":1}", MISCACHE_ERR_DECODE, "enabled"},
+      {"{\"status\":\"x\",\"errors\":[\"a\",2]}", MISCACHE_ERR_DECODE, "errors"},
+      {"{\"status\":\"x\",\"errors\":\"a\"}", MISCACHE_ERR_DECODE, "errors"},
+      {"{\"status\":\"x\",\"progress\":[]}", MISCACHE_ERR_DECODE, "progress"},
+      {"{\"status\":\"x\",\"progress\":{\"total_pages\":true}}",
+       MISCACHE_ERR_DECODE, "total_pages"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    json_t *j = json_loads(cases[i].json, JSON_DECODE_ANY, NULL);
+    assert_non_null(j);
+    status_t s = {0};
+    err[0] = 0;
+    miscache_status_t st =
+        miscache__payload_decode(&status_payload, j, &s, err, sizeof err);
+    if (st != cases[i].want) fail_msg("%s: status %d", cases[i].json, st);
+    if (cases[i].field && !strstr(err, cases[i].field))
+      fail_msg("%s: message \"%s\"", cases[i].json, err);
+    if (st != MISCACHE_OK) { /* cleared on failure: nothing to free */
+      assert_null(s.status);
+      assert_null(s.errors.items);
+    }
+    miscache__payload_clear(&status_payload, &s);
+    json_decref(j);
+  }
+}
+
+static void test_encode_rejects_bad_utf8(void **state) {
+  (void)state;
+  status_t s = {0};
+  s.status = "ok";
+  char bad[] = "\xc3\x28";
+  char *items[] = {bad};
+  s.errors.items = items;
+  s.errors.count = 1;
+  err[0] = 0;
+  assert_null(miscache__payload_encode(&status_payload, &s, err, sizeof err));
+  assert_non_null(strstr(err, "errors"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_round_trip),
+      cmocka_unit_test(test_decode_rules),
+      cmocka_unit_test(test_encode_rejects_bad_utf8),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
