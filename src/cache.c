@@ -374,12 +374,24 @@ miscache_status_t miscache_get_or_load(miscache_t *mc, miscache_db_t db,
   if (source) *source = MISCACHE_SOURCE_NONE;
   if (out) *out = NULL;
   if (!mc) return MISCACHE_ERR_INVALID;
-  if (!out || !loader) {
-    miscache__set_err(mc, "miscache_get_or_load: out or loader is NULL");
-    return MISCACHE_ERR_INVALID;
-  }
   if (!miscache__ttl_valid(cls)) {
     miscache__set_err(mc, "TTL class %d out of range", (int)cls);
+    return MISCACHE_ERR_INVALID;
+  }
+  return miscache__get_or_load_ms(mc, db, key, miscache__ttl_ms(mc, cls),
+                                  loader, userdata, out, source);
+}
+
+miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
+                                           const char *key, int64_t ttl_ms,
+                                           miscache_loader_fn loader,
+                                           void *userdata, json_t **out,
+                                           miscache_source_t *source) {
+  if (source) *source = MISCACHE_SOURCE_NONE;
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out || !loader) {
+    miscache__set_err(mc, "miscache_get_or_load: out or loader is NULL");
     return MISCACHE_ERR_INVALID;
   }
   miscache_status_t st = miscache_get(mc, db, key, out);
@@ -408,7 +420,7 @@ miscache_status_t miscache_get_or_load(miscache_t *mc, miscache_db_t db,
   }
   miscache_source_t src = MISCACHE_SOURCE_UNCACHED;
   if (server_ok) {
-    if (miscache_set(mc, db, key, v, cls) == MISCACHE_OK)
+    if (miscache_set_ttl_ms(mc, db, key, v, ttl_ms) == MISCACHE_OK)
       src = MISCACHE_SOURCE_LOADED;
   } else {
     /* keep the cache error for the caller: the value is not cached */

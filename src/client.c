@@ -234,6 +234,12 @@ miscache_status_t miscache__exec_key(miscache_t *mc, miscache_db_t db,
   return st;
 }
 
+void miscache__hit_unusable(miscache_t *mc, miscache_db_t db) {
+  mc->counters[db].hits--;
+  mc->counters[db].misses++;
+  mc->counters[db].errors++;
+}
+
 miscache_status_t miscache__unexpected(miscache_t *mc, miscache_db_t db,
                                        const miscache__reply_t *r,
                                        const char *what) {

@@ -145,6 +145,10 @@ miscache_status_t miscache__unexpected(miscache_t *mc, miscache_db_t db,
                                        const miscache__reply_t *r,
                                        const char *what);
 
+/* A read counted as a hit turned out unusable (wrong shape): count it as a
+ * miss and an error instead. */
+void miscache__hit_unusable(miscache_t *mc, miscache_db_t db);
+
 /* Namespaced key: points into buf (size bytes) or into a heap copy in
  * *heap (free it). ERR_INVALID for NULL/empty, ERR_NOMEM. */
 typedef struct miscache__fullkey {
@@ -163,6 +167,13 @@ miscache_status_t miscache__exec_key(miscache_t *mc, miscache_db_t db,
                                      const miscache__fullkey_t *fk,
                                      const miscache__cmd_t *cmd,
                                      miscache__reply_t **reply, unsigned flags);
+
+/* miscache_get_or_load with an explicit TTL in ms (> 0). */
+miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
+                                           const char *key, int64_t ttl_ms,
+                                           miscache_loader_fn loader,
+                                           void *userdata, json_t **out,
+                                           miscache_source_t *source);
 
 /* ---- codec (codec.c) --------------------------------------------------- */
 /* Decode a stored value (any JSON type). NULL and a message on failure. */

@@ -65,10 +65,14 @@ miscache_status_t miscache__key_int(miscache_t *mc, char *buf, size_t size,
 miscache_status_t miscache__typed_get(miscache_t *mc, miscache_db_t db,
                                       const char *key,
                                       const miscache__payload_t *d, void *out);
-/* Encode *in and store it under key with the class TTL. */
+/* Encode *in and store it under key for ttl_ms. */
 miscache_status_t miscache__typed_set(miscache_t *mc, miscache_db_t db,
                                       const char *key,
                                       const miscache__payload_t *d,
-                                      const void *in, miscache_ttl_class_t cls);
+                                      const void *in, int64_t ttl_ms);
+/* ERR_KEY unless s is `digits` digits (8: YYYYMMDD, 6: YYYYMM) with a
+ * month 01..12 and (8 digits) a day 01..31. */
+miscache_status_t miscache__check_date(miscache_t *mc, const char *s,
+                                       size_t digits);
 
 #endif

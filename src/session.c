@@ -37,7 +37,7 @@ miscache_status_t miscache_session_set(miscache_t *mc,
     copy.last_activity = now;
   }
   return miscache__typed_set(mc, MISCACHE_DB_SESSION, key, &session_payload,
-                             &copy, MISCACHE_TTL_SESSION);
+                             &copy, miscache__ttl_ms(mc, MISCACHE_TTL_SESSION));
 }
 
 miscache_status_t miscache_session_get(miscache_t *mc, int64_t user_id,

@@ -12,6 +12,9 @@
 #include "lock.h"
 #include "session.h"
 #include "permissions.h"
+#include "master.h"
+#include "stats.h"
+#include "temp.h"
 #include <miscache/version.h>
 
 #ifdef __cplusplus

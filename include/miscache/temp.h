@@ -1,0 +1,62 @@
+/*
+ * libmiscache — job status in db "temp":
+ *   temp:excel_upload:{id}  typed upload progress, MISCACHE_UPLOAD_TTL_S (1 h)
+ *   temp:report:{id}        report result (JSON), TTL class temp_data (30 min)
+ * Ids are strings (a UUID, say), encoded as key ids.
+ * Thread rule: one thread at a time per handle. Progress updates read,
+ * modify and write: one writer per upload.
+ */
+#ifndef MISCACHE_TEMP_H
+#define MISCACHE_TEMP_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "client.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MISCACHE_UPLOAD_TTL_S 3600
+
+/* Upload progress; strings owned, clear with miscache_upload_clear(). */
+typedef struct miscache_upload {
+  char *status; /* "processing", "completed", "failed" */
+  int64_t total_rows;
+  int64_t processed_rows;
+  int64_t error_count;
+  char *start_time; /* ISO-8601 UTC */
+} miscache_upload_t;
+
+/* New upload: status processing, 0 processed, start_time now, TTL 1 h. */
+MISCACHE_EXPORT miscache_status_t miscache_upload_create(miscache_t *mc,
+                                                         const char *id,
+                                                         int64_t total_rows);
+/* Add to processed_rows and error_count; the TTL starts again. MISS if the
+ * upload is unknown (expired). */
+MISCACHE_EXPORT miscache_status_t miscache_upload_advance(miscache_t *mc,
+                                                          const char *id,
+                                                          int64_t processed,
+                                                          int64_t errors);
+/* Set the final status ("completed" or "failed"; any non-empty string). */
+MISCACHE_EXPORT miscache_status_t
+miscache_upload_finish(miscache_t *mc, const char *id, const char *status);
+MISCACHE_EXPORT miscache_status_t miscache_upload_get(miscache_t *mc,
+                                                      const char *id,
+                                                      miscache_upload_t *out);
+MISCACHE_EXPORT void miscache_upload_clear(miscache_upload_t *u);
+
+/* Report result (e.g. {status, file_path, download_url}). */
+MISCACHE_EXPORT miscache_status_t miscache_report_set(miscache_t *mc,
+                                                      const char *id,
+                                                      const json_t *result);
+MISCACHE_EXPORT miscache_status_t miscache_report_get(miscache_t *mc,
+                                                      const char *id,
+                                                      json_t **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MISCACHE_TEMP_H */

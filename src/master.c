@@ -1,0 +1,136 @@
+/* Master data: JSON arrays in db cache. */
+#include <stdio.h>
+
+#include "payload.h"
+
+static const char *const list_keys[] = {"master:departments", "master:brands",
+                                        "master:companies"};
+
+typedef struct {
+  char key[MISCACHE_KEY_BUFSIZE];
+  int64_t ttl_ms;
+} target_t;
+
+static miscache_status_t list_target(miscache_t *mc, miscache_master_list_t l,
+                                     target_t *t) {
+  if ((unsigned)l > MISCACHE_MASTER_COMPANIES) {
+    miscache__set_err(mc, "master list %d out of range", (int)l);
+    return MISCACHE_ERR_INVALID;
+  }
+  snprintf(t->key, sizeof t->key, "%s", list_keys[l]);
+  t->ttl_ms = l == MISCACHE_MASTER_COMPANIES
+                  ? (int64_t)MISCACHE_COMPANIES_TTL_S * 1000
+                  : miscache__ttl_ms(mc, MISCACHE_TTL_MASTER_DATA);
+  return MISCACHE_OK;
+}
+
+static miscache_status_t products_target(miscache_t *mc, int64_t category,
+                                         target_t *t) {
+  t->ttl_ms = miscache__ttl_ms(mc, MISCACHE_TTL_MASTER_DATA);
+  return miscache__key_int(mc, t->key, sizeof t->key,
+                           "master:products:category", category);
+}
+
+static miscache_status_t put(miscache_t *mc, const target_t *t,
+                             const json_t *list) {
+  if (!json_is_array(list)) {
+    miscache__set_err(mc, "%s: value must be a JSON array", t->key);
+    return MISCACHE_ERR_INVALID;
+  }
+  return miscache_set_ttl_ms(mc, MISCACHE_DB_CACHE, t->key, list, t->ttl_ms);
+}
+
+static miscache_status_t fetch(miscache_t *mc, const target_t *t,
+                               json_t **out) {
+  if (out) *out = NULL;
+  if (!out) {
+    miscache__set_err(mc, "%s: out is NULL", t->key);
+    return MISCACHE_ERR_INVALID;
+  }
+  json_t *v = NULL;
+  miscache_status_t st = miscache_get(mc, MISCACHE_DB_CACHE, t->key, &v);
+  if (st == MISCACHE_OK && !json_is_array(v)) {
+    json_decref(v);
+    miscache__hit_unusable(mc, MISCACHE_DB_CACHE);
+    miscache__set_err(mc, "value of %s is not a JSON array", t->key);
+    return MISCACHE_ERR_DECODE;
+  }
+  if (st == MISCACHE_OK) *out = v;
+  return st;
+}
+
+/* Refuses a loader value that is not an array before it is cached. */
+typedef struct {
+  miscache_loader_fn loader;
+  void *userdata;
+} array_loader_t;
+
+static miscache_status_t load_array(void *ud, const char *key, json_t **out) {
+  array_loader_t *al = ud;
+  miscache_status_t st = al->loader(al->userdata, key, out);
+  if (st == MISCACHE_OK && !json_is_array(*out)) {
+    json_decref(*out);
+    *out = NULL;
+    return MISCACHE_ERR_DECODE;
+  }
+  return st;
+}
+
+static miscache_status_t through(miscache_t *mc, const target_t *t,
+                                 miscache_loader_fn loader, void *userdata,
+                                 json_t **out, miscache_source_t *source) {
+  if (!loader) {
+    miscache__set_err(mc, "%s: loader is NULL", t->key);
+    return MISCACHE_ERR_INVALID;
+  }
+  array_loader_t al = {loader, userdata};
+  return miscache__get_or_load_ms(mc, MISCACHE_DB_CACHE, t->key, t->ttl_ms,
+                                  load_array, &al, out, source);
+}
+
+#define WITH_TARGET(make, call)                                                \
+  do {                                                                         \
+    if (!mc) return MISCACHE_ERR_INVALID;                                      \
+    target_t t;                                                                \
+    miscache_status_t st_ = (make);                                            \
+    if (st_ != MISCACHE_OK) return st_;                                        \
+    return (call);                                                             \
+  } while (0)
+
+miscache_status_t miscache_master_set(miscache_t *mc, miscache_master_list_t l,
+                                      const json_t *list) {
+  WITH_TARGET(list_target(mc, l, &t), put(mc, &t, list));
+}
+
+miscache_status_t miscache_master_get(miscache_t *mc, miscache_master_list_t l,
+                                      json_t **out) {
+  WITH_TARGET(list_target(mc, l, &t), fetch(mc, &t, out));
+}
+
+miscache_status_t miscache_master_get_or_load(miscache_t *mc,
+                                              miscache_master_list_t l,
+                                              miscache_loader_fn loader,
+                                              void *userdata, json_t **out,
+                                              miscache_source_t *source) {
+  WITH_TARGET(list_target(mc, l, &t),
+              through(mc, &t, loader, userdata, out, source));
+}
+
+miscache_status_t miscache_master_products_set(miscache_t *mc,
+                                               int64_t category_id,
+                                               const json_t *list) {
+  WITH_TARGET(products_target(mc, category_id, &t), put(mc, &t, list));
+}
+
+miscache_status_t miscache_master_products_get(miscache_t *mc,
+                                               int64_t category_id,
+                                               json_t **out) {
+  WITH_TARGET(products_target(mc, category_id, &t), fetch(mc, &t, out));
+}
+
+miscache_status_t miscache_master_products_get_or_load(
+    miscache_t *mc, int64_t category_id, miscache_loader_fn loader,
+    void *userdata, json_t **out, miscache_source_t *source) {
+  WITH_TARGET(products_target(mc, category_id, &t),
+              through(mc, &t, loader, userdata, out, source));
+}

@@ -1,0 +1,125 @@
+/* Job status in db temp: excel upload progress (typed), report results. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "payload.h"
+
+static const miscache__field_t upload_fields[] = {
+    MISCACHE__FIELD_REQ(miscache_upload_t, status, MISCACHE__F_STRING),
+    MISCACHE__FIELD(miscache_upload_t, total_rows, MISCACHE__F_INT),
+    MISCACHE__FIELD(miscache_upload_t, processed_rows, MISCACHE__F_INT),
+    MISCACHE__FIELD(miscache_upload_t, error_count, MISCACHE__F_INT),
+    MISCACHE__FIELD(miscache_upload_t, start_time, MISCACHE__F_STRING),
+};
+static const miscache__payload_t upload_payload =
+    MISCACHE__PAYLOAD("excel upload", upload_fields);
+
+void miscache_upload_clear(miscache_upload_t *u) {
+  if (u) miscache__payload_clear(&upload_payload, u);
+}
+
+static miscache_status_t id_key(miscache_t *mc, char *key, const char *prefix,
+                                const char *id) {
+  if (!id) {
+    miscache__set_err(mc, "%s: id is NULL", prefix);
+    return MISCACHE_ERR_INVALID;
+  }
+  miscache_status_t st = miscache_key(key, MISCACHE_KEY_BUFSIZE, prefix, id,
+                                      NULL);
+  if (st != MISCACHE_OK) miscache__set_err(mc, "%s: bad id", prefix);
+  return st;
+}
+
+static miscache_status_t upload_put(miscache_t *mc, const char *key,
+                                    const miscache_upload_t *u) {
+  return miscache__typed_set(mc, MISCACHE_DB_TEMP, key, &upload_payload, u,
+                             (int64_t)MISCACHE_UPLOAD_TTL_S * 1000);
+}
+
+miscache_status_t miscache_upload_create(miscache_t *mc, const char *id,
+                                         int64_t total_rows) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = id_key(mc, key, "temp:excel_upload", id);
+  if (st != MISCACHE_OK) return st;
+  char now[32];
+  miscache__iso8601_now(now, sizeof now);
+  miscache_upload_t u = {.status = "processing",
+                         .total_rows = total_rows,
+                         .start_time = now};
+  return upload_put(mc, key, &u);
+}
+
+miscache_status_t miscache_upload_get(miscache_t *mc, const char *id,
+                                      miscache_upload_t *out) {
+  if (out) memset(out, 0, sizeof *out);
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "upload out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = id_key(mc, key, "temp:excel_upload", id);
+  if (st != MISCACHE_OK) return st;
+  return miscache__typed_get(mc, MISCACHE_DB_TEMP, key, &upload_payload, out);
+}
+
+/* Read, change with the caller's values, write back with a fresh TTL. */
+static miscache_status_t upload_update(miscache_t *mc, const char *id,
+                                       int64_t processed, int64_t errors,
+                                       const char *status) {
+  miscache_upload_t u;
+  miscache_status_t st = miscache_upload_get(mc, id, &u);
+  if (st != MISCACHE_OK) return st;
+  u.processed_rows += processed;
+  u.error_count += errors;
+  if (status) {
+    char *copy = strdup(status);
+    if (!copy) {
+      miscache_upload_clear(&u);
+      return MISCACHE_ERR_NOMEM;
+    }
+    free(u.status);
+    u.status = copy;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  st = id_key(mc, key, "temp:excel_upload", id);
+  if (st == MISCACHE_OK) st = upload_put(mc, key, &u);
+  miscache_upload_clear(&u);
+  return st;
+}
+
+miscache_status_t miscache_upload_advance(miscache_t *mc, const char *id,
+                                          int64_t processed, int64_t errors) {
+  return upload_update(mc, id, processed, errors, NULL);
+}
+
+miscache_status_t miscache_upload_finish(miscache_t *mc, const char *id,
+                                         const char *status) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!status || !status[0]) {
+    miscache__set_err(mc, "upload status is NULL or empty");
+    return MISCACHE_ERR_INVALID;
+  }
+  return upload_update(mc, id, 0, 0, status);
+}
+
+miscache_status_t miscache_report_set(miscache_t *mc, const char *id,
+                                      const json_t *result) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = id_key(mc, key, "temp:report", id);
+  if (st != MISCACHE_OK) return st;
+  return miscache_set(mc, MISCACHE_DB_TEMP, key, result,
+                      MISCACHE_TTL_TEMP_DATA);
+}
+
+miscache_status_t miscache_report_get(miscache_t *mc, const char *id,
+                                      json_t **out) {
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = id_key(mc, key, "temp:report", id);
+  if (st != MISCACHE_OK) return st;
+  return miscache_get(mc, MISCACHE_DB_TEMP, key, out);
+}
