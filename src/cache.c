@@ -371,14 +371,11 @@ miscache_status_t miscache_get_or_load(miscache_t *mc, miscache_db_t db,
                                        miscache_loader_fn loader,
                                        void *userdata, json_t **out,
                                        miscache_source_t *source) {
-  if (source) *source = MISCACHE_SOURCE_NONE;
-  if (out) *out = NULL;
-  if (!mc) return MISCACHE_ERR_INVALID;
-  if (!miscache__ttl_valid(cls)) {
-    miscache__set_err(mc, "TTL class %d out of range", (int)cls);
-    return MISCACHE_ERR_INVALID;
-  }
-  return miscache__get_or_load_ms(mc, db, key, miscache__ttl_ms(mc, cls),
+  bool cls_ok = miscache__ttl_valid(cls);
+  if (mc && !cls_ok) miscache__set_err(mc, "TTL class %d out of range", (int)cls);
+  /* a bad class goes through as TTL 0, which the callee refuses */
+  return miscache__get_or_load_ms(mc, db, key,
+                                  mc && cls_ok ? miscache__ttl_ms(mc, cls) : 0,
                                   loader, userdata, out, source);
 }
 
@@ -390,6 +387,7 @@ miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
   if (source) *source = MISCACHE_SOURCE_NONE;
   if (out) *out = NULL;
   if (!mc) return MISCACHE_ERR_INVALID;
+  if (ttl_ms <= 0) return MISCACHE_ERR_INVALID; /* message set by caller */
   if (!out || !loader) {
     miscache__set_err(mc, "miscache_get_or_load: out or loader is NULL");
     return MISCACHE_ERR_INVALID;

@@ -15,6 +15,7 @@
 #include "master.h"
 #include "stats.h"
 #include "temp.h"
+#include "batch.h"
 #include <miscache/version.h>
 
 #ifdef __cplusplus

@@ -1,0 +1,170 @@
+/*
+ * libmiscache — nightly batch state in db "batch":
+ *   batch:config:{company}            typed, TTL class batch_config (24 h)
+ *   batch:status:{company}            typed, TTL class batch_status (1 h)
+ *   batch:history:{company}:{YYYYMMDD} typed, TTL class batch_history (7 d)
+ *   batch:lock:{company}              the core lock, TTL class batch_lock (30 min)
+ * and miscache_batch_run(), the whole batch flow of DESIGN.md.
+ * Structs own their strings: clear them with the matching *_clear().
+ * Thread rule: one thread at a time per handle (the run helper's lock
+ * renewal uses a handle of its own).
+ */
+#ifndef MISCACHE_BATCH_H
+#define MISCACHE_BATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "cache.h"
+#include "lock.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct miscache_batch_config {
+  bool batch_enabled;
+  int64_t batch_hour;
+  int64_t batch_minute;
+  int64_t api_call_interval;
+  int64_t page_size;
+  int64_t retry_count;
+  bool auto_gift_classify;
+  miscache_strings_t gift_keywords;
+  char *last_updated;
+} miscache_batch_config_t;
+
+typedef struct miscache_batch_progress {
+  int64_t total_pages;
+  int64_t processed_pages;
+  int64_t total_records;
+  int64_t processed_records;
+  int64_t classified_gifts;
+} miscache_batch_progress_t;
+
+typedef struct miscache_batch_status {
+  char *status; /* "running", "completed", "failed" */
+  char *start_time;
+  char *end_time;
+  char *batch_id;
+  char *current_step;
+  miscache_batch_progress_t progress;
+  miscache_strings_t errors;
+} miscache_batch_status_t;
+
+typedef struct miscache_batch_summary {
+  int64_t orders_processed;
+  int64_t products_processed;
+  int64_t gifts_identified;
+  int64_t revenue_products;
+} miscache_batch_summary_t;
+
+typedef struct miscache_batch_history {
+  char *execution_time;
+  int64_t duration_seconds;
+  char *status;
+  int64_t total_records;
+  int64_t gift_classified;
+  miscache_strings_t errors;
+  miscache_batch_summary_t summary;
+} miscache_batch_history_t;
+
+MISCACHE_EXPORT void miscache_batch_config_clear(miscache_batch_config_t *c);
+MISCACHE_EXPORT void miscache_batch_status_clear(miscache_batch_status_t *s);
+MISCACHE_EXPORT void miscache_batch_history_clear(miscache_batch_history_t *h);
+
+/* Config. get: OK (clear *out), MISS, ERR_DECODE. */
+MISCACHE_EXPORT miscache_status_t
+miscache_batch_config_set(miscache_t *mc, int64_t company,
+                          const miscache_batch_config_t *c);
+MISCACHE_EXPORT miscache_status_t
+miscache_batch_config_get(miscache_t *mc, int64_t company,
+                          miscache_batch_config_t *out);
+/* Loads a company's config from the system of record into *out (zeroed). */
+typedef miscache_status_t (*miscache_batch_config_loader_fn)(
+    void *userdata, int64_t company, miscache_batch_config_t *out);
+/* Cached config, else loader → store → return; fail-open like
+ * miscache_get_or_load(). source optional. */
+MISCACHE_EXPORT miscache_status_t miscache_batch_config_get_or_load(
+    miscache_t *mc, int64_t company, miscache_batch_config_loader_fn loader,
+    void *userdata, miscache_batch_config_t *out, miscache_source_t *source);
+
+/* Status. */
+MISCACHE_EXPORT miscache_status_t
+miscache_batch_status_set(miscache_t *mc, int64_t company,
+                          const miscache_batch_status_t *s);
+MISCACHE_EXPORT miscache_status_t
+miscache_batch_status_get(miscache_t *mc, int64_t company,
+                          miscache_batch_status_t *out);
+/* Replace progress (and current_step when not NULL) of the stored status;
+ * the status TTL starts again. MISS if there is no status. */
+MISCACHE_EXPORT miscache_status_t
+miscache_batch_status_progress(miscache_t *mc, int64_t company,
+                               const miscache_batch_progress_t *p,
+                               const char *current_step);
+
+/* History of one day. */
+MISCACHE_EXPORT miscache_status_t
+miscache_batch_history_set(miscache_t *mc, int64_t company,
+                           const char *yyyymmdd,
+                           const miscache_batch_history_t *h);
+MISCACHE_EXPORT miscache_status_t
+miscache_batch_history_get(miscache_t *mc, int64_t company,
+                           const char *yyyymmdd, miscache_batch_history_t *out);
+
+/* The company's batch lock (batch:lock:{company}, TTL class batch_lock). */
+MISCACHE_EXPORT miscache_status_t
+miscache_batch_lock_acquire(miscache_t *mc, int64_t company,
+                            const char *locked_by, const char *batch_id,
+                            miscache_lock_t **out);
+
+/* ---- the batch run helper ------------------------------------------------ */
+
+typedef struct miscache_batch_run miscache_batch_run_t;
+
+/* The caller's work. Report progress with miscache_batch_run_report(), add
+ * error lines with miscache_batch_run_error(), fill the summary through
+ * miscache_batch_run_summary(). Return OK, or any other status to fail the
+ * batch. */
+typedef miscache_status_t (*miscache_batch_work_fn)(void *userdata,
+                                                    miscache_batch_run_t *run);
+
+/* The config the run uses. Borrowed, valid during the run. */
+MISCACHE_EXPORT const miscache_batch_config_t *
+miscache_batch_run_config(const miscache_batch_run_t *run);
+/* The run's handle, for the work's own cache calls (same thread). */
+MISCACHE_EXPORT miscache_t *miscache_batch_run_handle(miscache_batch_run_t *run);
+/* The run's batch id. Borrowed, valid during the run. */
+MISCACHE_EXPORT const char *miscache_batch_run_id(const miscache_batch_run_t *run);
+/* Store progress and step in batch:status. ERR_NOT_OWNER when the lock was
+ * lost (the work should stop), else the status of the write. */
+MISCACHE_EXPORT miscache_status_t
+miscache_batch_run_report(miscache_batch_run_t *run,
+                          const miscache_batch_progress_t *p,
+                          const char *current_step);
+MISCACHE_EXPORT miscache_status_t
+miscache_batch_run_error(miscache_batch_run_t *run, const char *message);
+MISCACHE_EXPORT miscache_batch_summary_t *
+miscache_batch_run_summary(miscache_batch_run_t *run);
+
+/* Run the batch of DESIGN.md for company:
+ *   take batch:lock:{company} (ERR_LOCKED: another run holds it; nothing else
+ *   happens) → config (get_or_load with config_loader) → status running →
+ *   work(userdata, run), the lock renewed every TTL/3 by a helper thread on
+ *   its own connection → status completed or failed (+ errors) → history
+ *   for the day the run started → release the lock only if still ours.
+ * history_out (optional) receives the history record (clear it).
+ * Returns OK, ERR_LOCKED, the work's status when it failed, ERR_NOT_OWNER
+ * when the lock was lost during the run, or the first cache failure. */
+MISCACHE_EXPORT miscache_status_t miscache_batch_run(
+    miscache_t *mc, int64_t company, const char *locked_by,
+    miscache_batch_config_loader_fn config_loader, void *config_userdata,
+    miscache_batch_work_fn work, void *work_userdata,
+    miscache_batch_history_t *history_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MISCACHE_BATCH_H */
