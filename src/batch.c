@@ -209,7 +209,7 @@ miscache_status_t miscache_batch_lock_acquire(miscache_t *mc, int64_t company,
                                locked_by, batch_id, out);
 }
 
-/* ---- config cache-aside: typed loader behind the JSON get_or_load ------ */
+/* ---- config cache-aside ------------------------------------------------- */
 
 typedef struct {
   miscache_batch_config_loader_fn loader;
@@ -217,20 +217,9 @@ typedef struct {
   int64_t company;
 } config_loader_t;
 
-static miscache_status_t load_config_json(void *ud, const char *key,
-                                          json_t **out) {
-  (void)key;
+static miscache_status_t load_config(void *ud, void *out) {
   config_loader_t *cl = ud;
-  miscache_batch_config_t c;
-  memset(&c, 0, sizeof c);
-  miscache_status_t st = cl->loader(cl->userdata, cl->company, &c);
-  if (st == MISCACHE_OK) {
-    char why[256];
-    *out = miscache__payload_encode(&config_payload, &c, why, sizeof why);
-    if (!*out) st = MISCACHE_ERR_ENCODE;
-  }
-  miscache_batch_config_clear(&c);
-  return st;
+  return cl->loader(cl->userdata, cl->company, out);
 }
 
 miscache_status_t miscache_batch_config_get_or_load(
@@ -246,27 +235,11 @@ miscache_status_t miscache_batch_config_get_or_load(
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = company_key(mc, key, "batch:config", company);
   if (st != MISCACHE_OK) return st;
-  /* a cached config of the wrong shape is replaced like invalid JSON */
-  st = miscache__typed_get(mc, MISCACHE_DB_BATCH, key, &config_payload, out);
-  if (st == MISCACHE_OK) {
-    if (source) *source = MISCACHE_SOURCE_CACHE;
-    return st;
-  }
-  if (st == MISCACHE_ERR_DECODE) {
-    bool gone = false;
-    miscache_delete(mc, MISCACHE_DB_BATCH, key, &gone);
-  }
   config_loader_t cl = {loader, userdata, company};
-  json_t *v = NULL;
-  st = miscache_get_or_load(mc, MISCACHE_DB_BATCH, key,
-                            MISCACHE_TTL_BATCH_CONFIG, load_config_json, &cl,
-                            &v, source);
-  if (st != MISCACHE_OK) return st;
-  char why[256];
-  st = miscache__payload_decode(&config_payload, v, out, why, sizeof why);
-  json_decref(v);
-  if (st != MISCACHE_OK) miscache__set_err(mc, "%s: %s", key, why);
-  return st;
+  return miscache__typed_get_or_load(mc, MISCACHE_DB_BATCH, key,
+                                     &config_payload, sizeof *out,
+                                     MISCACHE_TTL_BATCH_CONFIG, load_config,
+                                     &cl, out, source);
 }
 
 /* ---- the run helper ------------------------------------------------------ */

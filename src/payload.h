@@ -70,6 +70,16 @@ miscache_status_t miscache__typed_set(miscache_t *mc, miscache_db_t db,
                                       const char *key,
                                       const miscache__payload_t *d,
                                       const void *in, int64_t ttl_ms);
+/* Fills a zeroed struct from the system of record. */
+typedef miscache_status_t (*miscache__typed_loader_fn)(void *userdata,
+                                                       void *out);
+/* Typed cache-aside: cached and decodable, else loader -> store -> out.
+ * A cached value of the wrong shape is replaced. size = sizeof *out. */
+miscache_status_t miscache__typed_get_or_load(
+    miscache_t *mc, miscache_db_t db, const char *key,
+    const miscache__payload_t *d, size_t size, miscache_ttl_class_t cls,
+    miscache__typed_loader_fn loader, void *userdata, void *out,
+    miscache_source_t *source);
 /* ERR_KEY unless s is `digits` digits (8: YYYYMMDD, 6: YYYYMM) with a
  * month 01..12 and (8 digits) a day 01..31. */
 miscache_status_t miscache__check_date(miscache_t *mc, const char *s,

@@ -1,5 +1,6 @@
 /* Typed get/set: the codec of payload.c on top of the generic operations. */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,4 +66,53 @@ miscache_status_t miscache__check_date(miscache_t *mc, const char *s,
     return s ? MISCACHE_ERR_KEY : MISCACHE_ERR_INVALID;
   }
   return MISCACHE_OK;
+}
+
+typedef struct {
+  miscache__typed_loader_fn loader;
+  void *userdata;
+  const miscache__payload_t *d;
+  size_t size;
+} typed_loader_t;
+
+/* Runs the typed loader and hands get_or_load its value as JSON. */
+static miscache_status_t load_typed_json(void *ud, const char *key,
+                                         json_t **out) {
+  (void)key;
+  typed_loader_t *tl = ud;
+  void *tmp = calloc(1, tl->size);
+  if (!tmp) return MISCACHE_ERR_NOMEM;
+  miscache_status_t st = tl->loader(tl->userdata, tmp);
+  if (st == MISCACHE_OK) {
+    char why[256];
+    *out = miscache__payload_encode(tl->d, tmp, why, sizeof why);
+    if (!*out) st = MISCACHE_ERR_ENCODE;
+  }
+  miscache__payload_clear(tl->d, tmp);
+  free(tmp);
+  return st;
+}
+
+miscache_status_t miscache__typed_get_or_load(
+    miscache_t *mc, miscache_db_t db, const char *key,
+    const miscache__payload_t *d, size_t size, miscache_ttl_class_t cls,
+    miscache__typed_loader_fn loader, void *userdata, void *out,
+    miscache_source_t *source) {
+  /* a cached value of the wrong shape is replaced, like invalid JSON */
+  miscache_status_t st = miscache__typed_get(mc, db, key, d, out);
+  if (st == MISCACHE_OK) {
+    if (source) *source = MISCACHE_SOURCE_CACHE;
+    return st;
+  }
+  if (st == MISCACHE_ERR_DECODE) miscache_delete(mc, db, key, NULL);
+  typed_loader_t tl = {loader, userdata, d, size};
+  json_t *v = NULL;
+  st = miscache_get_or_load(mc, db, key, cls, load_typed_json, &tl, &v,
+                            source);
+  if (st != MISCACHE_OK) return st;
+  char why[256];
+  st = miscache__payload_decode(d, v, out, why, sizeof why);
+  json_decref(v);
+  if (st != MISCACHE_OK) miscache__set_err(mc, "%s: %s", key, why);
+  return st;
 }

@@ -16,6 +16,7 @@
 #include "stats.h"
 #include "temp.h"
 #include "batch.h"
+#include "gift.h"
 #include <miscache/version.h>
 
 #ifdef __cplusplus

@@ -1,0 +1,501 @@
+/* Gift rules, master, the classification engine, classification through the
+ * cache (single and bulk), and daily analytics. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "payload.h"
+
+/* ---- payloads --------------------------------------------------------------- */
+
+#define RUL(m, t) MISCACHE__FIELD(miscache_gift_rules_t, m, t)
+static const miscache__field_t rules_fields[] = {
+    RUL(auto_classify, MISCACHE__F_BOOL),
+    RUL(zero_price_rule, MISCACHE__F_BOOL),
+    RUL(keywords, MISCACHE__F_STRINGS),
+    RUL(exclude_from_revenue, MISCACHE__F_BOOL),
+    RUL(master_products, MISCACHE__F_STRINGS),
+    RUL(last_updated, MISCACHE__F_STRING),
+};
+static const miscache__payload_t rules_payload =
+    MISCACHE__PAYLOAD("gift rules", rules_fields);
+
+#define MST(m, t) MISCACHE__FIELD(miscache_gift_master_entry_t, m, t)
+static const miscache__field_t master_fields[] = {
+    MISCACHE__FIELD_REQ(miscache_gift_master_entry_t, product_code,
+                        MISCACHE__F_STRING),
+    MST(product_name, MISCACHE__F_STRING),
+    MST(brand_code, MISCACHE__F_STRING),
+    MST(category, MISCACHE__F_STRING),
+    MST(standard_cost, MISCACHE__F_DOUBLE),
+    MST(is_active, MISCACHE__F_BOOL),
+};
+static const miscache__payload_t master_payload =
+    MISCACHE__PAYLOAD("gift master entry", master_fields);
+
+#define CLS(m, t) MISCACHE__FIELD(miscache_gift_classification_t, m, t)
+static const miscache__field_t class_fields[] = {
+    MISCACHE__FIELD_REQ(miscache_gift_classification_t, product_type,
+                        MISCACHE__F_STRING),
+    CLS(gift_type, MISCACHE__F_STRING),
+    CLS(classification_reason, MISCACHE__F_STRING),
+    CLS(is_revenue, MISCACHE__F_BOOL),
+    CLS(revenue_impact, MISCACHE__F_DOUBLE),
+    CLS(classified_at, MISCACHE__F_STRING),
+};
+static const miscache__payload_t class_payload =
+    MISCACHE__PAYLOAD("gift classification", class_fields);
+
+void miscache_gift_rules_clear(miscache_gift_rules_t *r) {
+  if (r) miscache__payload_clear(&rules_payload, r);
+}
+void miscache_gift_classification_clear(miscache_gift_classification_t *c) {
+  if (c) miscache__payload_clear(&class_payload, c);
+}
+void miscache_gift_master_free(miscache_gift_master_entry_t *entries,
+                               size_t n) {
+  if (!entries) return;
+  for (size_t i = 0; i < n; i++)
+    miscache__payload_clear(&master_payload, &entries[i]);
+  free(entries);
+}
+
+static miscache_status_t company_key(miscache_t *mc, char *key,
+                                     const char *prefix, int64_t company) {
+  return miscache__key_int(mc, key, MISCACHE_KEY_BUFSIZE, prefix, company);
+}
+
+/* ---- rules ------------------------------------------------------------------ */
+
+miscache_status_t miscache_gift_rules_set(miscache_t *mc, int64_t company,
+                                          const miscache_gift_rules_t *r) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!r) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = company_key(mc, key, "gift:rules", company);
+  if (st != MISCACHE_OK) return st;
+  return miscache__typed_set(mc, MISCACHE_DB_GIFT, key, &rules_payload, r,
+                             miscache__ttl_ms(mc, MISCACHE_TTL_GIFT_RULES));
+}
+
+miscache_status_t miscache_gift_rules_get(miscache_t *mc, int64_t company,
+                                          miscache_gift_rules_t *out) {
+  if (out) memset(out, 0, sizeof *out);
+  if (!mc || !out) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = company_key(mc, key, "gift:rules", company);
+  if (st != MISCACHE_OK) return st;
+  return miscache__typed_get(mc, MISCACHE_DB_GIFT, key, &rules_payload, out);
+}
+
+typedef struct {
+  miscache_gift_rules_loader_fn loader;
+  void *userdata;
+  int64_t company;
+} rules_loader_t;
+
+static miscache_status_t load_rules(void *ud, void *out) {
+  rules_loader_t *rl = ud;
+  return rl->loader(rl->userdata, rl->company, out);
+}
+
+miscache_status_t miscache_gift_rules_get_or_load(
+    miscache_t *mc, int64_t company, miscache_gift_rules_loader_fn loader,
+    void *userdata, miscache_gift_rules_t *out, miscache_source_t *source) {
+  if (out) memset(out, 0, sizeof *out);
+  if (source) *source = MISCACHE_SOURCE_NONE;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out || !loader) {
+    miscache__set_err(mc, "gift rules get_or_load: out or loader is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = company_key(mc, key, "gift:rules", company);
+  if (st != MISCACHE_OK) return st;
+  rules_loader_t rl = {loader, userdata, company};
+  return miscache__typed_get_or_load(mc, MISCACHE_DB_GIFT, key, &rules_payload,
+                                     sizeof *out, MISCACHE_TTL_GIFT_RULES,
+                                     load_rules, &rl, out, source);
+}
+
+/* ---- gift master -------------------------------------------------------------- */
+
+miscache_status_t
+miscache_gift_master_set(miscache_t *mc, int64_t company,
+                         const miscache_gift_master_entry_t *entries,
+                         size_t n) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (n && !entries) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = company_key(mc, key, "gift:master", company);
+  if (st != MISCACHE_OK) return st;
+  json_t *arr = json_array();
+  char why[256] = "";
+  for (size_t i = 0; arr && i < n; i++) {
+    json_t *e = miscache__payload_encode(&master_payload, &entries[i], why,
+                                         sizeof why);
+    if (!e || json_array_append_new(arr, e)) {
+      json_decref(arr);
+      arr = NULL;
+    }
+  }
+  if (!arr) {
+    miscache__set_err(mc, "%s: %s", key, why[0] ? why : "out of memory");
+    return MISCACHE_ERR_ENCODE;
+  }
+  st = miscache_set(mc, MISCACHE_DB_GIFT, key, arr, MISCACHE_TTL_GIFT_MASTER);
+  json_decref(arr);
+  return st;
+}
+
+miscache_status_t miscache_gift_master_get(miscache_t *mc, int64_t company,
+                                           miscache_gift_master_entry_t **entries,
+                                           size_t *n) {
+  if (entries) *entries = NULL;
+  if (n) *n = 0;
+  if (!mc || !entries || !n) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = company_key(mc, key, "gift:master", company);
+  if (st != MISCACHE_OK) return st;
+  json_t *arr = NULL;
+  st = miscache_get(mc, MISCACHE_DB_GIFT, key, &arr);
+  if (st != MISCACHE_OK) return st;
+  size_t count = json_is_array(arr) ? json_array_size(arr) : 0;
+  miscache_gift_master_entry_t *out = calloc(count ? count : 1, sizeof *out);
+  char why[256] = "not a JSON array";
+  st = out && json_is_array(arr) ? MISCACHE_OK : MISCACHE_ERR_DECODE;
+  if (!out) st = MISCACHE_ERR_NOMEM;
+  for (size_t i = 0; st == MISCACHE_OK && i < count; i++)
+    st = miscache__payload_decode(&master_payload, json_array_get(arr, i),
+                                  &out[i], why, sizeof why);
+  json_decref(arr);
+  if (st != MISCACHE_OK) {
+    miscache_gift_master_free(out, count);
+    if (st == MISCACHE_ERR_DECODE) miscache__hit_unusable(mc, MISCACHE_DB_GIFT);
+    miscache__set_err(mc, "value of %s: %s", key, why);
+    return st;
+  }
+  *entries = out;
+  *n = count;
+  return MISCACHE_OK;
+}
+
+/* ---- engine ------------------------------------------------------------------- */
+
+struct miscache_gift_engine {
+  bool zero_price_rule;
+  bool exclude_from_revenue;
+  miscache_strings_t keywords;
+  miscache_strings_t codes; /* sorted master product codes */
+};
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void miscache_gift_engine_free(miscache_gift_engine_t *e) {
+  if (!e) return;
+  miscache_strings_clear(&e->keywords);
+  miscache_strings_clear(&e->codes);
+  free(e);
+}
+
+miscache_status_t miscache_gift_engine_new(
+    const miscache_gift_rules_t *rules,
+    const miscache_gift_master_entry_t *master, size_t n_master,
+    miscache_gift_engine_t **out) {
+  if (out) *out = NULL;
+  if (!rules || !out || (n_master && !master)) return MISCACHE_ERR_INVALID;
+  miscache_gift_engine_t *e = calloc(1, sizeof *e);
+  if (!e) return MISCACHE_ERR_NOMEM;
+  e->zero_price_rule = rules->zero_price_rule;
+  e->exclude_from_revenue = rules->exclude_from_revenue;
+  miscache_status_t st = MISCACHE_OK;
+  for (size_t i = 0; st == MISCACHE_OK && i < rules->keywords.count; i++)
+    if (rules->keywords.items[i] && rules->keywords.items[i][0])
+      st = miscache_strings_push(&e->keywords, rules->keywords.items[i]);
+  for (size_t i = 0; st == MISCACHE_OK && i < rules->master_products.count; i++)
+    if (rules->master_products.items[i])
+      st = miscache_strings_push(&e->codes, rules->master_products.items[i]);
+  for (size_t i = 0; st == MISCACHE_OK && i < n_master; i++)
+    if (master[i].is_active && master[i].product_code)
+      st = miscache_strings_push(&e->codes, master[i].product_code);
+  if (st != MISCACHE_OK) {
+    miscache_gift_engine_free(e);
+    return st;
+  }
+  if (e->codes.count)
+    qsort(e->codes.items, e->codes.count, sizeof *e->codes.items, cmp_str);
+  *out = e;
+  return MISCACHE_OK;
+}
+
+/* Length of a separator at s (0 if s starts a token character). */
+static size_t separator_len(const unsigned char *s) {
+  if (s[0] < 0x80) {
+    bool alnum = (s[0] >= '0' && s[0] <= '9') || (s[0] >= 'a' && s[0] <= 'z') ||
+                 (s[0] >= 'A' && s[0] <= 'Z');
+    return alnum ? 0 : 1;
+  }
+  static const char *const seps[] = {
+      "\xe3\x80\x90", "\xe3\x80\x91", /* 【】 */
+      "\xe3\x80\x8c", "\xe3\x80\x8d", /* 「」 */
+      "\xe3\x80\x8e", "\xe3\x80\x8f", /* 『』 */
+      "\xef\xbc\x88", "\xef\xbc\x89", /* （） */
+      "\xe3\x83\xbb", "\xc2\xb7",     /* ・ · */
+      "\xe3\x80\x80",                 /* ideographic space */
+  };
+  for (size_t i = 0; i < sizeof seps / sizeof *seps; i++) {
+    size_t n = strlen(seps[i]);
+    if (memcmp(s, seps[i], n) == 0) return n;
+  }
+  return 0;
+}
+
+static bool token_equals(const char *tok, size_t len, const char *kw) {
+  if (strlen(kw) != len) return false;
+  for (size_t i = 0; i < len; i++) {
+    char a = tok[i], b = kw[i];
+    if (a >= 'A' && a <= 'Z') a = (char)(a - 'A' + 'a');
+    if (b >= 'A' && b <= 'Z') b = (char)(b - 'A' + 'a');
+    if (a != b) return false;
+  }
+  return true;
+}
+
+/* The first keyword that is a whole token of name, or NULL. */
+static const char *keyword_in(const miscache_gift_engine_t *e,
+                              const char *name) {
+  const unsigned char *p = (const unsigned char *)name;
+  while (*p) {
+    size_t sep = separator_len(p);
+    if (sep) {
+      p += sep;
+      continue;
+    }
+    const unsigned char *start = p;
+    while (*p && !separator_len(p)) p++;
+    for (size_t k = 0; k < e->keywords.count; k++)
+      if (token_equals((const char *)start, (size_t)(p - start),
+                       e->keywords.items[k]))
+        return e->keywords.items[k];
+  }
+  return NULL;
+}
+
+static bool is_master(const miscache_gift_engine_t *e, const char *code) {
+  return e->codes.count &&
+         bsearch(&code, e->codes.items, e->codes.count, sizeof *e->codes.items,
+                 cmp_str) != NULL;
+}
+
+miscache_status_t miscache_gift_engine_classify(
+    const miscache_gift_engine_t *e, const miscache_gift_product_t *p,
+    miscache_gift_classification_t *out) {
+  if (out) memset(out, 0, sizeof *out);
+  if (!e || !p || !out || !p->product_code) return MISCACHE_ERR_INVALID;
+  const char *type = NULL;
+  char reason[256];
+  const char *kw = NULL;
+  if (is_master(e, p->product_code)) {
+    type = "MASTER";
+    snprintf(reason, sizeof reason, "product %s is in the gift master",
+             p->product_code);
+  } else if (e->zero_price_rule && p->supply_price == 0) {
+    type = "ZERO_PRICE";
+    snprintf(reason, sizeof reason, "supply price is 0");
+  } else if (p->product_name && (kw = keyword_in(e, p->product_name))) {
+    type = "KEYWORD";
+    snprintf(reason, sizeof reason, "product name has the keyword \"%s\"", kw);
+  } else {
+    snprintf(reason, sizeof reason, "no gift rule matched");
+  }
+  char now[32];
+  miscache__iso8601_now(now, sizeof now);
+  out->product_type = strdup(type ? "GIFT" : "REVENUE");
+  out->gift_type = type ? strdup(type) : NULL;
+  out->classification_reason = strdup(reason);
+  out->classified_at = strdup(now);
+  out->is_revenue = !type || !e->exclude_from_revenue;
+  out->revenue_impact = out->is_revenue ? p->supply_price : 0;
+  if (!out->product_type || (type && !out->gift_type) ||
+      !out->classification_reason || !out->classified_at) {
+    miscache_gift_classification_clear(out);
+    return MISCACHE_ERR_NOMEM;
+  }
+  return MISCACHE_OK;
+}
+
+/* ---- classification through the cache ----------------------------------------- */
+
+static miscache_status_t class_key(miscache_t *mc, char *key, int64_t company,
+                                   const char *code) {
+  if (!code) {
+    miscache__set_err(mc, "product code is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  char num[24];
+  snprintf(num, sizeof num, "%lld", (long long)company);
+  miscache_status_t st = miscache_key(key, MISCACHE_KEY_BUFSIZE,
+                                      "gift:classification", code, num, NULL);
+  if (st != MISCACHE_OK) miscache__set_err(mc, "bad product code");
+  return st;
+}
+
+miscache_status_t miscache_gift_classify(miscache_t *mc, int64_t company,
+                                         const miscache_gift_engine_t *e,
+                                         const miscache_gift_product_t *p,
+                                         miscache_gift_classification_t *out,
+                                         miscache_source_t *source) {
+  if (out) memset(out, 0, sizeof *out);
+  if (source) *source = MISCACHE_SOURCE_NONE;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!e || !p || !out) {
+    miscache__set_err(mc, "miscache_gift_classify: bad argument");
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = class_key(mc, key, company, p->product_code);
+  if (st != MISCACHE_OK) return st;
+  st = miscache__typed_get(mc, MISCACHE_DB_GIFT, key, &class_payload, out);
+  if (st == MISCACHE_OK) {
+    if (source) *source = MISCACHE_SOURCE_CACHE;
+    return st;
+  }
+  if (st == MISCACHE_ERR_INVALID || st == MISCACHE_ERR_NOMEM) return st;
+  bool cache_ok = st == MISCACHE_MISS || st == MISCACHE_ERR_DECODE;
+  st = miscache_gift_engine_classify(e, p, out);
+  if (st != MISCACHE_OK) return st;
+  miscache_source_t src = MISCACHE_SOURCE_UNCACHED;
+  if (cache_ok &&
+      miscache__typed_set(mc, MISCACHE_DB_GIFT, key, &class_payload, out,
+                          miscache__ttl_ms(mc, MISCACHE_TTL_GIFT_CLASSIFICATION)) ==
+          MISCACHE_OK)
+    src = MISCACHE_SOURCE_LOADED;
+  if (source) *source = src;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_gift_classify_bulk(
+    miscache_t *mc, int64_t company, const miscache_gift_engine_t *e,
+    const miscache_gift_product_t *products, size_t n,
+    miscache_gift_classification_t *out, size_t *from_cache) {
+  if (from_cache) *from_cache = 0;
+  if (out) memset(out, 0, n * sizeof *out);
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!e || (n && (!products || !out))) {
+    miscache__set_err(mc, "miscache_gift_classify_bulk: bad argument");
+    return MISCACHE_ERR_INVALID;
+  }
+  if (n == 0) return MISCACHE_OK;
+  char (*keys)[MISCACHE_KEY_BUFSIZE] = malloc(n * sizeof *keys);
+  const char **kp = malloc(n * sizeof *kp);
+  json_t **vals = calloc(n, sizeof *vals);
+  miscache_status_t *sts = malloc(n * sizeof *sts);
+  const char **new_keys = malloc(n * sizeof *new_keys);
+  json_t **new_vals = calloc(n, sizeof *new_vals);
+  size_t n_new = 0, cached = 0;
+  miscache_status_t st = MISCACHE_OK;
+  if (!keys || !kp || !vals || !sts || !new_keys || !new_vals) {
+    st = MISCACHE_ERR_NOMEM;
+    goto done;
+  }
+  for (size_t i = 0; i < n && st == MISCACHE_OK; i++) {
+    st = class_key(mc, keys[i], company, products[i].product_code);
+    kp[i] = keys[i];
+  }
+  if (st != MISCACHE_OK) goto done;
+  /* 1. one MGET; a failed round trip leaves every product to the engine */
+  miscache_status_t got = miscache_mget(mc, MISCACHE_DB_GIFT, n, kp, vals, sts);
+  bool cache_ok = got == MISCACHE_OK;
+  for (size_t i = 0; i < n; i++) {
+    char why[256];
+    if (cache_ok && sts[i] == MISCACHE_OK &&
+        miscache__payload_decode(&class_payload, vals[i], &out[i], why,
+                                 sizeof why) == MISCACHE_OK) {
+      cached++;
+      continue;
+    }
+    if (cache_ok && sts[i] == MISCACHE_OK)
+      miscache__hit_unusable(mc, MISCACHE_DB_GIFT);
+    /* 2. the engine for the rest */
+    st = miscache_gift_engine_classify(e, &products[i], &out[i]);
+    if (st != MISCACHE_OK) goto done;
+    if (!cache_ok) continue;
+    new_vals[n_new] = miscache__payload_encode(&class_payload, &out[i], why,
+                                               sizeof why);
+    if (!new_vals[n_new]) {
+      st = MISCACHE_ERR_NOMEM;
+      goto done;
+    }
+    new_keys[n_new++] = keys[i];
+  }
+  /* 3. one pipeline for the new ones; a failed store is not fatal */
+  if (n_new)
+    (void)miscache_mset(mc, MISCACHE_DB_GIFT, n_new, new_keys,
+                        (const json_t *const *)new_vals,
+                        MISCACHE_TTL_GIFT_CLASSIFICATION);
+done:
+  if (st != MISCACHE_OK && out)
+    for (size_t i = 0; i < n; i++) miscache_gift_classification_clear(&out[i]);
+  if (vals)
+    for (size_t i = 0; i < n; i++) json_decref(vals[i]);
+  if (new_vals)
+    for (size_t i = 0; i < n_new; i++) json_decref(new_vals[i]);
+  free(keys);
+  free(kp);
+  free(vals);
+  free(sts);
+  free(new_keys);
+  free(new_vals);
+  if (st == MISCACHE_OK && from_cache) *from_cache = cached;
+  return st;
+}
+
+/* ---- analytics ----------------------------------------------------------------- */
+
+static miscache_status_t analytics_key(miscache_t *mc, char *key,
+                                       int64_t company, const char *date) {
+  miscache_status_t st = miscache__check_date(mc, date, 8);
+  if (st != MISCACHE_OK) return st;
+  char num[24];
+  snprintf(num, sizeof num, "%lld", (long long)company);
+  return miscache_key(key, MISCACHE_KEY_BUFSIZE, "gift:analytics", num, date,
+                      NULL);
+}
+
+miscache_status_t miscache_gift_analytics_set(miscache_t *mc, int64_t company,
+                                              const char *yyyymmdd,
+                                              const json_t *analytics) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = analytics_key(mc, key, company, yyyymmdd);
+  if (st != MISCACHE_OK) return st;
+  return miscache_set(mc, MISCACHE_DB_GIFT, key, analytics,
+                      MISCACHE_TTL_GIFT_ANALYTICS);
+}
+
+miscache_status_t miscache_gift_analytics_get(miscache_t *mc, int64_t company,
+                                              const char *yyyymmdd,
+                                              json_t **out) {
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = analytics_key(mc, key, company, yyyymmdd);
+  if (st != MISCACHE_OK) return st;
+  return miscache_get(mc, MISCACHE_DB_GIFT, key, out);
+}
+
+miscache_status_t miscache_gift_analytics_get_or_load(
+    miscache_t *mc, int64_t company, const char *yyyymmdd,
+    miscache_loader_fn loader, void *userdata, json_t **out,
+    miscache_source_t *source) {
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = analytics_key(mc, key, company, yyyymmdd);
+  if (st != MISCACHE_OK) return st;
+  return miscache_get_or_load(mc, MISCACHE_DB_GIFT, key,
+                              MISCACHE_TTL_GIFT_ANALYTICS, loader, userdata,
+                              out, source);
+}
