@@ -247,7 +247,8 @@ static size_t separator_len(const unsigned char *s) {
   };
   for (size_t i = 0; i < sizeof seps / sizeof *seps; i++) {
     size_t n = strlen(seps[i]);
-    if (memcmp(s, seps[i], n) == 0) return n;
+    /* strncmp stops at the name's NUL: never reads past its end */
+    if (strncmp((const char *)s, seps[i], n) == 0) return n;
   }
   return 0;
 }
