@@ -17,6 +17,7 @@
 #include "temp.h"
 #include "batch.h"
 #include "gift.h"
+#include "events.h"
 #include <miscache/version.h>
 
 #ifdef __cplusplus
