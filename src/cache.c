@@ -22,7 +22,7 @@ static miscache_status_t value_from_reply(miscache_t *mc, miscache_db_t db,
   *out = NULL;
   switch (miscache__reply_type(r)) {
   case MISCACHE__R_NIL:
-    mc->counters[db].misses++;
+    miscache__count(mc, db, key, MISCACHE__MISS);
     return MISCACHE_MISS;
   case MISCACHE__R_STRING: {
     size_t len;
@@ -30,11 +30,11 @@ static miscache_status_t value_from_reply(miscache_t *mc, miscache_db_t db,
     char why[200];
     *out = miscache__decode(s, len, why, sizeof why);
     if (*out) {
-      mc->counters[db].hits++;
+      miscache__count(mc, db, key, MISCACHE__HIT);
       return MISCACHE_OK;
     }
-    mc->counters[db].misses++;
-    mc->counters[db].errors++;
+    miscache__count(mc, db, key, MISCACHE__MISS);
+    miscache__count(mc, db, key, MISCACHE__ERROR);
     miscache__set_err(mc, "value of %s (%zu bytes) in db %s: %s", key, len,
                       miscache_db_name(db), why);
     return MISCACHE_ERR_DECODE;
@@ -42,8 +42,9 @@ static miscache_status_t value_from_reply(miscache_t *mc, miscache_db_t db,
   default: {
     char what[300];
     snprintf(what, sizeof what, "GET %s", key);
-    miscache_status_t st = miscache__unexpected(mc, db, r, what);
-    if (st == MISCACHE_ERR_DECODE) mc->counters[db].misses++; /* WRONGTYPE */
+    miscache_status_t st = miscache__unexpected(mc, db, key, r, what);
+    if (st == MISCACHE_ERR_DECODE) /* WRONGTYPE */
+      miscache__count(mc, db, key, MISCACHE__MISS);
     return st;
   }
   }
@@ -79,7 +80,7 @@ static miscache_status_t expect_ok(miscache_t *mc, miscache_db_t db,
   if (miscache__reply_type(r) == MISCACHE__R_STATUS) return MISCACHE_OK;
   char ctx[300];
   snprintf(ctx, sizeof ctx, "%s %s", what, key);
-  return miscache__unexpected(mc, db, r, ctx);
+  return miscache__unexpected(mc, db, key, r, ctx);
 }
 
 /* Decimal text of v into buf (>= 21 bytes); returns its length. */
@@ -161,7 +162,7 @@ static miscache_status_t int_command(miscache_t *mc, miscache_db_t db,
     } else {
       char what[300];
       snprintf(what, sizeof what, "%s %s", verb, key);
-      st = miscache__unexpected(mc, db, r, what);
+      st = miscache__unexpected(mc, db, key, r, what);
     }
   }
   miscache__reply_free(r);
@@ -268,7 +269,7 @@ miscache_status_t miscache_mget(miscache_t *mc, miscache_db_t db, size_t n,
   st = miscache__conn_exec(node, miscache__route_db(mc, db), 1, &cmd, &r,
                            MISCACHE__IDEMPOTENT);
   if (st != MISCACHE_OK) {
-    mc->counters[db].errors++;
+    miscache__count(mc, db, keys[0], MISCACHE__ERROR);
   } else if (miscache__reply_type(r) == MISCACHE__R_ARRAY &&
              miscache__reply_count(r) == n) {
     for (size_t i = 0; i < n; i++) {
@@ -277,7 +278,7 @@ miscache_status_t miscache_mget(miscache_t *mc, miscache_db_t db, size_t n,
       if (statuses) statuses[i] = one;
     }
   } else {
-    st = miscache__unexpected(mc, db, r, "MGET");
+    st = miscache__unexpected(mc, db, keys[0], r, "MGET");
   }
   miscache__reply_free(r);
   keyset_free(&ks);
@@ -341,7 +342,7 @@ miscache_status_t miscache_mset(miscache_t *mc, miscache_db_t db, size_t n,
   st = miscache__conn_exec(node, miscache__route_db(mc, db), n, cmds, rs,
                            MISCACHE__IDEMPOTENT);
   if (st != MISCACHE_OK) {
-    mc->counters[db].errors++;
+    miscache__count(mc, db, keys[0], MISCACHE__ERROR);
   } else {
     for (size_t i = 0; i < n; i++) {
       miscache_status_t one = expect_ok(mc, db, rs[i], "SET", keys[i]);

@@ -188,7 +188,9 @@ miscache_status_t miscache_counters_total(const miscache_t *mc,
 }
 
 void miscache_counters_reset(miscache_t *mc) {
-  if (mc) memset(mc->counters, 0, sizeof mc->counters);
+  if (!mc) return;
+  memset(mc->counters, 0, sizeof mc->counters);
+  memset(mc->categories, 0, sizeof mc->categories);
 }
 
 /* ---- keys and commands --------------------------------------------------- */
@@ -230,20 +232,64 @@ miscache_status_t miscache__exec_key(miscache_t *mc, miscache_db_t db,
   miscache__conn_t *node = miscache__route_key(mc, fk->ptr, fk->len);
   miscache_status_t st = miscache__conn_exec(
       node, miscache__route_db(mc, db), 1, cmd, reply, flags);
-  if (st != MISCACHE_OK) mc->counters[db].errors++;
+  if (st != MISCACHE_OK)
+    miscache__count(mc, db, fk->ptr + mc->ns_len, MISCACHE__ERROR);
   return st;
 }
 
-void miscache__hit_unusable(miscache_t *mc, miscache_db_t db) {
-  mc->counters[db].hits--;
-  mc->counters[db].misses++;
-  mc->counters[db].errors++;
+static const char *const category_names[MISCACHE_CATEGORY_COUNT] = {
+    "session", "permissions", "master", "stats", "temp",
+    "batch",   "gift",        "lock",   "other"};
+
+const char *miscache_category_name(miscache_category_t cat) {
+  return (unsigned)cat < MISCACHE_CATEGORY_COUNT ? category_names[cat] : NULL;
+}
+
+/* The category of a logical key: its first segment. */
+static miscache_category_t category_of(const char *key) {
+  if (!key) return MISCACHE_CAT_OTHER;
+  size_t n = strcspn(key, ":");
+  for (int i = 0; i < MISCACHE_CAT_OTHER; i++)
+    if (strlen(category_names[i]) == n &&
+        strncmp(key, category_names[i], n) == 0)
+      return (miscache_category_t)i;
+  return MISCACHE_CAT_OTHER;
+}
+
+void miscache__count(miscache_t *mc, miscache_db_t db, const char *key,
+                     miscache__event_t ev) {
+  if (mc->quiet) return;
+  miscache_counters_t *d = &mc->counters[db];
+  miscache_counters_t *c = &mc->categories[category_of(key)];
+  switch (ev) {
+  case MISCACHE__HIT: d->hits++, c->hits++; break;
+  case MISCACHE__MISS: d->misses++, c->misses++; break;
+  case MISCACHE__ERROR: d->errors++, c->errors++; break;
+  case MISCACHE__UNHIT: d->hits--, c->hits--; break;
+  }
+}
+
+void miscache__hit_unusable(miscache_t *mc, miscache_db_t db,
+                            const char *key) {
+  miscache__count(mc, db, key, MISCACHE__UNHIT);
+  miscache__count(mc, db, key, MISCACHE__MISS);
+  miscache__count(mc, db, key, MISCACHE__ERROR);
+}
+
+miscache_status_t miscache_counters_category(const miscache_t *mc,
+                                             miscache_category_t cat,
+                                             miscache_counters_t *out) {
+  if (!mc || !out || (unsigned)cat >= MISCACHE_CATEGORY_COUNT)
+    return MISCACHE_ERR_INVALID;
+  *out = mc->categories[cat];
+  return MISCACHE_OK;
 }
 
 miscache_status_t miscache__unexpected(miscache_t *mc, miscache_db_t db,
+                                       const char *key,
                                        const miscache__reply_t *r,
                                        const char *what) {
-  mc->counters[db].errors++;
+  miscache__count(mc, db, key, MISCACHE__ERROR);
   if (r && miscache__reply_type(r) == MISCACHE__R_ERROR)
     return miscache__reply_error(r, what, mc->err, sizeof mc->err);
   miscache__set_err(mc, "%s: unexpected reply", what);

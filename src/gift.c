@@ -171,7 +171,8 @@ miscache_status_t miscache_gift_master_get(miscache_t *mc, int64_t company,
   json_decref(arr);
   if (st != MISCACHE_OK) {
     miscache_gift_master_free(out, count);
-    if (st == MISCACHE_ERR_DECODE) miscache__hit_unusable(mc, MISCACHE_DB_GIFT);
+    if (st == MISCACHE_ERR_DECODE)
+      miscache__hit_unusable(mc, MISCACHE_DB_GIFT, key);
     miscache__set_err(mc, "value of %s: %s", key, why);
     return st;
   }
@@ -418,7 +419,7 @@ miscache_status_t miscache_gift_classify_bulk(
       continue;
     }
     if (cache_ok && sts[i] == MISCACHE_OK)
-      miscache__hit_unusable(mc, MISCACHE_DB_GIFT);
+      miscache__hit_unusable(mc, MISCACHE_DB_GIFT, keys[i]);
     /* 2. the engine for the rest */
     st = miscache_gift_engine_classify(e, &products[i], &out[i]);
     if (st != MISCACHE_OK) goto done;

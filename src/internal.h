@@ -126,6 +126,8 @@ struct miscache {
   size_t ns_len;
   uint64_t rng;
   miscache_counters_t counters[MISCACHE_DB_COUNT];
+  miscache_counters_t categories[MISCACHE_CATEGORY_COUNT];
+  bool quiet; /* internal reads that are not cache reads: not counted */
   char err[MISCACHE_ERRMSG_SIZE];
 };
 
@@ -138,16 +140,29 @@ int64_t miscache__ttl_ms(miscache_t *mc, miscache_ttl_class_t cls);
 /* The next pseudo-random number of the handle (xorshift64*). */
 uint64_t miscache__rand(miscache_t *mc);
 
+typedef enum {
+  MISCACHE__HIT,
+  MISCACHE__MISS,
+  MISCACHE__ERROR,
+  MISCACHE__UNHIT /* take back a hit */
+} miscache__event_t;
+/* Count a read outcome or an error for db and for key's category (the
+ * first segment of the logical key or pattern; NULL counts as "other"). */
+void miscache__count(miscache_t *mc, miscache_db_t db, const char *key,
+                     miscache__event_t ev);
+
 /* A reply that is not what the call expected: counts an error for db and
  * returns the mapped status of an error reply (message "what: <redis
  * text>") or ERR_REPLY ("what: unexpected reply"). r may be NULL. */
 miscache_status_t miscache__unexpected(miscache_t *mc, miscache_db_t db,
+                                       const char *key,
                                        const miscache__reply_t *r,
                                        const char *what);
 
 /* A read counted as a hit turned out unusable (wrong shape): count it as a
  * miss and an error instead. */
-void miscache__hit_unusable(miscache_t *mc, miscache_db_t db);
+void miscache__hit_unusable(miscache_t *mc, miscache_db_t db,
+                            const char *key);
 
 /* Namespaced key: points into buf (size bytes) or into a heap copy in
  * *heap (free it). ERR_INVALID for NULL/empty, ERR_NOMEM. */

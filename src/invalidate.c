@@ -43,7 +43,7 @@ static miscache_status_t bad_reply(scan_job_t *job, const miscache__reply_t *r,
                                    const char *verb) {
   char what[300];
   snprintf(what, sizeof what, "%s %s", verb, job->pattern);
-  return miscache__unexpected(job->mc, job->db, r, what);
+  return miscache__unexpected(job->mc, job->db, job->pattern, r, what);
 }
 
 static miscache_status_t scan_node(scan_job_t *job, miscache__conn_t *node,
@@ -109,7 +109,7 @@ static miscache_status_t scan_node(scan_job_t *job, miscache__conn_t *node,
     miscache__reply_free(pending); /* its strings were argv until now */
     pending = NULL;
     if (st != MISCACHE_OK) {
-      mc->counters[job->db].errors++;
+      miscache__count(mc, job->db, job->pattern, MISCACHE__ERROR);
       break;
     }
     for (size_t i = 0; i < nunlink; i++) {

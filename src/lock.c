@@ -64,9 +64,9 @@ static json_t *str_or_null(const char *s) {
 static void describe_holder(miscache_t *mc, miscache_db_t db, const char *key) {
   json_t *v = NULL;
   char saved[MISCACHE_ERRMSG_SIZE];
-  miscache_counters_t before = mc->counters[db]; /* not a cache read */
+  mc->quiet = true; /* not a cache read: keep it out of the counters */
   miscache_status_t st = miscache_get(mc, db, key, &v);
-  mc->counters[db] = before;
+  mc->quiet = false;
   if (st == MISCACHE_OK && json_is_object(v)) {
     const char *by = json_string_value(json_object_get(v, "locked_by"));
     const char *at = json_string_value(json_object_get(v, "locked_at"));
@@ -141,7 +141,7 @@ miscache_status_t miscache_lock_acquire(miscache_t *mc, miscache_db_t db,
     default: {
       char what[300];
       snprintf(what, sizeof what, "SET NX %s", key);
-      st = miscache__unexpected(mc, db, r, what);
+      st = miscache__unexpected(mc, db, key, r, what);
     }
     }
   }
@@ -187,7 +187,7 @@ static miscache_status_t run_script(miscache_t *mc, miscache_lock_t *lock,
     } else {
       char what[300];
       snprintf(what, sizeof what, "lock script on %s", lock->key);
-      st = miscache__unexpected(mc, lock->db, r, what);
+      st = miscache__unexpected(mc, lock->db, lock->key, r, what);
     }
   }
   miscache__reply_free(r);

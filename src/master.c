@@ -51,7 +51,7 @@ static miscache_status_t fetch(miscache_t *mc, const target_t *t,
   miscache_status_t st = miscache_get(mc, MISCACHE_DB_CACHE, t->key, &v);
   if (st == MISCACHE_OK && !json_is_array(v)) {
     json_decref(v);
-    miscache__hit_unusable(mc, MISCACHE_DB_CACHE);
+    miscache__hit_unusable(mc, MISCACHE_DB_CACHE, t->key);
     miscache__set_err(mc, "value of %s is not a JSON array", t->key);
     return MISCACHE_ERR_DECODE;
   }

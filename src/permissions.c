@@ -73,7 +73,7 @@ miscache_status_t miscache_permissions_get(miscache_t *mc, int64_t user_id,
   char why[256];
   if (!map_valid(v, why, sizeof why)) {
     json_decref(v);
-    miscache__hit_unusable(mc, MISCACHE_DB_CACHE);
+    miscache__hit_unusable(mc, MISCACHE_DB_CACHE, key);
     miscache__set_err(mc, "value of %s: %s", key, why);
     return MISCACHE_ERR_DECODE;
   }

@@ -126,11 +126,13 @@ miscache_status_t miscache_stats_serial_incr(miscache_t *mc, const char *brand,
                            miscache__route_db(mc, MISCACHE_DB_CACHE), 2, cmds,
                            r, 0);
   if (st != MISCACHE_OK) {
-    mc->counters[MISCACHE_DB_CACHE].errors++;
+    miscache__count(mc, MISCACHE_DB_CACHE, key, MISCACHE__ERROR);
   } else if (miscache__reply_type(r[0]) != MISCACHE__R_INTEGER) {
-    st = miscache__unexpected(mc, MISCACHE_DB_CACHE, r[0], "INCRBY serial");
+    st = miscache__unexpected(mc, MISCACHE_DB_CACHE, key, r[0],
+                              "INCRBY serial");
   } else if (miscache__reply_type(r[1]) != MISCACHE__R_INTEGER) {
-    st = miscache__unexpected(mc, MISCACHE_DB_CACHE, r[1], "EXPIRE serial");
+    st = miscache__unexpected(mc, MISCACHE_DB_CACHE, key, r[1],
+                              "EXPIRE serial");
   } else if (value) {
     *value = miscache__reply_int(r[0]);
   }
@@ -155,7 +157,7 @@ miscache_status_t miscache_stats_serial_get(miscache_t *mc, const char *brand,
   json_t *v = NULL;
   st = miscache_get(mc, MISCACHE_DB_CACHE, key, &v);
   if (st == MISCACHE_OK && !json_is_integer(v)) {
-    miscache__hit_unusable(mc, MISCACHE_DB_CACHE);
+    miscache__hit_unusable(mc, MISCACHE_DB_CACHE, key);
     miscache__set_err(mc, "value of %s is not an integer", key);
     st = MISCACHE_ERR_DECODE;
   } else if (st == MISCACHE_OK) {

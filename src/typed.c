@@ -27,7 +27,7 @@ miscache_status_t miscache__typed_get(miscache_t *mc, miscache_db_t db,
   json_decref(v);
   if (st == MISCACHE_ERR_DECODE) {
     /* the read was counted as a hit; a value we cannot use is a miss */
-    miscache__hit_unusable(mc, db);
+    miscache__hit_unusable(mc, db, key);
   }
   if (st != MISCACHE_OK) miscache__set_err(mc, "value of %s: %s", key, why);
   return st;

@@ -142,6 +142,27 @@ typedef struct miscache_counters {
 MISCACHE_EXPORT miscache_status_t
 miscache_counters_get(const miscache_t *mc, miscache_db_t db,
                       miscache_counters_t *out);
+/* Categories: the first segment of the logical key. */
+typedef enum miscache_category {
+  MISCACHE_CAT_SESSION = 0,
+  MISCACHE_CAT_PERMISSIONS = 1,
+  MISCACHE_CAT_MASTER = 2,
+  MISCACHE_CAT_STATS = 3,
+  MISCACHE_CAT_TEMP = 4,
+  MISCACHE_CAT_BATCH = 5,
+  MISCACHE_CAT_GIFT = 6,
+  MISCACHE_CAT_LOCK = 7,
+  MISCACHE_CAT_OTHER = 8
+} miscache_category_t;
+#define MISCACHE_CATEGORY_COUNT 9
+
+/* "session", "permissions", ... "other"; NULL if out of range. */
+MISCACHE_EXPORT const char *miscache_category_name(miscache_category_t cat);
+/* Counters of one key category on this handle. */
+MISCACHE_EXPORT miscache_status_t
+miscache_counters_category(const miscache_t *mc, miscache_category_t cat,
+                           miscache_counters_t *out);
+
 /* Sum over all dbs. */
 MISCACHE_EXPORT miscache_status_t
 miscache_counters_total(const miscache_t *mc, miscache_counters_t *out);

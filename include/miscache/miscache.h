@@ -18,6 +18,7 @@
 #include "batch.h"
 #include "gift.h"
 #include "events.h"
+#include "monitor.h"
 #include <miscache/version.h>
 
 #ifdef __cplusplus

@@ -1,0 +1,74 @@
+/*
+ * libmiscache — monitoring: server figures per logical db, and the batch and
+ * gift cache health of a company (as in the strategy document). Client-side
+ * hit/miss/error counters per db and per key category are in client.h.
+ * Monitoring reads are not counted as cache reads.
+ * Thread rule: one thread at a time per handle.
+ */
+#ifndef MISCACHE_MONITOR_H
+#define MISCACHE_MONITOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "client.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct miscache_server_info {
+  int64_t keys[MISCACHE_DB_COUNT];    /* keys per logical db (INFO keyspace) */
+  int64_t expires[MISCACHE_DB_COUNT]; /* keys with a TTL per logical db */
+  int64_t used_memory;       /* bytes, whole server: Redis keeps no per-db figure */
+  int64_t maxmemory;         /* 0 = no limit */
+  char maxmemory_policy[32]; /* e.g. "noeviction", "allkeys-lru" */
+  int64_t keyspace_hits;
+  int64_t keyspace_misses;
+  double hit_rate; /* hits / (hits + misses), 0 when both are 0 */
+} miscache_server_info_t;
+
+/* One INFO round trip. OK, transport statuses, ERR_REPLY. */
+MISCACHE_EXPORT miscache_status_t
+miscache_server_info(miscache_t *mc, miscache_server_info_t *out);
+
+typedef enum miscache_health {
+  MISCACHE_HEALTH_HEALTHY = 0,
+  MISCACHE_HEALTH_PARTIAL = 1,
+  MISCACHE_HEALTH_MISSING = 2
+} miscache_health_t;
+
+/* "healthy", "partial", "missing". */
+MISCACHE_EXPORT const char *miscache_health_name(miscache_health_t h);
+
+typedef struct miscache_company_health {
+  /* batch: healthy with config and status cached, partial with one,
+   * missing with neither */
+  bool config_cached;
+  bool status_cached;
+  char last_batch_time[32]; /* status.start_time, "" if unknown */
+  char last_batch_status[16];
+  bool batch_locked;
+  miscache_health_t batch;
+  /* gift: healthy when the rules are cached, else missing */
+  bool rules_cached;
+  bool analytics_cached; /* for the day asked */
+  bool auto_classify;
+  uint64_t keyword_count;
+  miscache_health_t gift;
+} miscache_company_health_t;
+
+/* Health of company's caches; yyyymmdd is the day whose gift analytics to
+ * look for (today). The worse of the two is the return value's meaning for
+ * a CLI: see miscache_company_health_overall(). */
+MISCACHE_EXPORT miscache_status_t
+miscache_company_health(miscache_t *mc, int64_t company, const char *yyyymmdd,
+                        miscache_company_health_t *out);
+/* The worse of batch and gift. */
+MISCACHE_EXPORT miscache_health_t
+miscache_company_health_overall(const miscache_company_health_t *h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MISCACHE_MONITOR_H */
