@@ -118,6 +118,7 @@ static miscache_status_t work(void *ud, miscache_batch_run_t *run) {
   work_t *w = ud;
   w->calls++;
   const miscache_batch_config_t *c = miscache_batch_run_config(run);
+  assert_int_equal(strncmp(miscache_batch_run_id(run), "5-", 2), 0);
   assert_int_equal(c->page_size, 30);
   miscache_batch_progress_t p = {2, 1, 60, 30, 4};
   assert_int_equal(miscache_batch_run_report(run, &p, "data_collection"),

@@ -215,6 +215,43 @@ static void test_permissions(void **state) {
   miscache_free(mc);
 }
 
+/* Batch status, gift classification, upload status and daily sales as the
+ * Flask app reads them. */
+static void test_python_reads_payloads(void **state) {
+  (void)state;
+  miscache_t *mc = mt_open(NULL);
+  miscache_batch_status_t bs = {.status = "running",
+                                .start_time = "2026-11-24T02:00:00Z",
+                                .batch_id = "1-20261124T020000Z",
+                                .current_step = "data_collection",
+                                .progress = {50, 23, 1500, 690, 125}};
+  miscache_strings_push(&bs.errors, "page 3: timeout");
+  assert_int_equal(miscache_batch_status_set(mc, 1, &bs), MISCACHE_OK);
+  miscache_strings_clear(&bs.errors);
+  miscache_gift_rules_t r = {.exclude_from_revenue = true};
+  miscache_strings_push(&r.keywords, "\xec\x82\xac\xec\x9d\x80\xed\x92\x88");
+  miscache_gift_engine_t *e = NULL;
+  assert_int_equal(miscache_gift_engine_new(&r, NULL, 0, &e), MISCACHE_OK);
+  miscache_gift_rules_clear(&r);
+  miscache_gift_product_t p = {"P*1", "[\xec\x82\xac\xec\x9d\x80\xed\x92\x88] x", 10};
+  miscache_gift_classification_t c;
+  assert_int_equal(miscache_gift_classify(mc, 1, e, &p, &c, NULL), MISCACHE_OK);
+  miscache_gift_classification_clear(&c);
+  miscache_gift_engine_free(e);
+  assert_int_equal(miscache_upload_create(mc, "u1", 1000), MISCACHE_OK);
+  assert_int_equal(miscache_upload_advance(mc, "u1", 500, 5), MISCACHE_OK);
+  miscache_daily_sales_t d = {.total_amount = 1000000, .order_count = 150,
+                              .gift_stats = {85, 56.7, 125000}};
+  assert_int_equal(miscache_stats_daily_sales_set(mc, "20261124", &d),
+                   MISCACHE_OK);
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "/usr/bin/python3 %s/tests/interop/redis_py_payloads.py %s %s",
+           MT_SOURCE_DIR, mt_srv.sock, miscache_namespace(mc));
+  assert_int_equal(system(cmd), 0);
+  miscache_free(mc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_session_round_trip),
@@ -222,6 +259,7 @@ int main(void) {
       cmocka_unit_test(test_session_wrong_shape),
       cmocka_unit_test(test_python_app_shares_sessions),
       cmocka_unit_test(test_permissions),
+      cmocka_unit_test(test_python_reads_payloads),
   };
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
 }
