@@ -72,9 +72,8 @@ int main(void) {
   for (int i = 0; i < 3; i++) {
     json_t *brands = NULL;
     miscache_source_t src;
-    CHECK(miscache_get_or_load(mc, MISCACHE_DB_CACHE, "master:brands",
-                               MISCACHE_TTL_MASTER_DATA, load_brands, &calls,
-                               &brands, &src));
+    CHECK(miscache_master_get_or_load(mc, MISCACHE_MASTER_BRANDS, load_brands,
+                                      &calls, &brands, &src));
     printf("2. master:brands read %d: %zu brands from %s\n", i + 1,
            json_array_size(brands),
            src == MISCACHE_SOURCE_CACHE ? "cache" : "loader");
@@ -116,6 +115,24 @@ int main(void) {
   CHECK(miscache_lock_release(mc, lock));
   printf("   released by its owner\n");
   miscache_lock_free(lock);
+
+  /* 5. statistics and job status */
+  int64_t serial = 0;
+  for (int i = 0; i < 3; i++)
+    CHECK(miscache_stats_serial_incr(mc, "REAN", "20261124", 1, &serial));
+  miscache_daily_sales_t sales = {.total_amount = 1000000, .order_count = 150};
+  sales.gift_stats.gift_order_count = 85;
+  sales.gift_stats.gift_attachment_rate = 56.7;
+  CHECK(miscache_stats_daily_sales_set(mc, "20261124", &sales));
+  CHECK(miscache_upload_create(mc, "upload-1", 1000));
+  CHECK(miscache_upload_advance(mc, "upload-1", 400, 2));
+  miscache_upload_t up;
+  CHECK(miscache_upload_get(mc, "upload-1", &up));
+  printf("5. serial count REAN today: %lld; upload-1 %s %lld/%lld rows, "
+         "%lld errors\n",
+         (long long)serial, up.status, (long long)up.processed_rows,
+         (long long)up.total_rows, (long long)up.error_count);
+  miscache_upload_clear(&up);
 
   miscache_counters_t c;
   CHECK(miscache_counters_total(mc, &c));
