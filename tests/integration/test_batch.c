@@ -273,9 +273,92 @@ static void test_run_lost_lock(void **state) {
   miscache_free(mc);
 }
 
+/* Every field of config, status and history through the server: the stored
+ * JSON is exactly the documented object and reads back typed. */
+static void test_every_field_round_trip(void **state) {
+  (void)state;
+  miscache_t *mc = mt_open(NULL);
+  miscache_batch_config_t c = {true, 2, 30, 3, 30, 3, true, {0}, "2026-11-24T10:00:00Z"};
+  miscache_strings_push(&c.gift_keywords, "a");
+  miscache_strings_push(&c.gift_keywords, "b");
+  assert_int_equal(miscache_batch_config_set(mc, 8, &c), MISCACHE_OK);
+  char *raw = mt_raw_get(mc, MISCACHE_DB_BATCH, "batch:config:8");
+  assert_string_equal(raw, "{\"batch_enabled\":true,\"batch_hour\":2,"
+                           "\"batch_minute\":30,\"api_call_interval\":3,"
+                           "\"page_size\":30,\"retry_count\":3,"
+                           "\"auto_gift_classify\":true,\"gift_keywords\":"
+                           "[\"a\",\"b\"],\"last_updated\":"
+                           "\"2026-11-24T10:00:00Z\"}");
+  free(raw);
+  miscache_batch_config_t cb;
+  assert_int_equal(miscache_batch_config_get(mc, 8, &cb), MISCACHE_OK);
+  assert_true(cb.batch_enabled && cb.auto_gift_classify);
+  assert_int_equal(cb.batch_hour, 2);
+  assert_int_equal(cb.batch_minute, 30);
+  assert_int_equal(cb.api_call_interval, 3);
+  assert_int_equal(cb.page_size, 30);
+  assert_int_equal(cb.retry_count, 3);
+  assert_int_equal(cb.gift_keywords.count, 2);
+  assert_string_equal(cb.gift_keywords.items[1], "b");
+  assert_string_equal(cb.last_updated, c.last_updated);
+  miscache_batch_config_clear(&cb);
+  miscache_strings_clear(&c.gift_keywords);
+
+  miscache_batch_status_t s = {"failed", "2026-11-24T02:00:00Z",
+                               "2026-11-24T02:03:00Z", "8-x", "done",
+                               {1, 2, 3, 4, 5}, {0}};
+  miscache_strings_push(&s.errors, "e1");
+  assert_int_equal(miscache_batch_status_set(mc, 8, &s), MISCACHE_OK);
+  raw = mt_raw_get(mc, MISCACHE_DB_BATCH, "batch:status:8");
+  assert_string_equal(raw, "{\"status\":\"failed\",\"start_time\":"
+                           "\"2026-11-24T02:00:00Z\",\"end_time\":"
+                           "\"2026-11-24T02:03:00Z\",\"batch_id\":\"8-x\","
+                           "\"current_step\":\"done\",\"progress\":{"
+                           "\"total_pages\":1,\"processed_pages\":2,"
+                           "\"total_records\":3,\"processed_records\":4,"
+                           "\"classified_gifts\":5},\"errors\":[\"e1\"]}");
+  free(raw);
+  miscache_batch_status_t sb;
+  assert_int_equal(miscache_batch_status_get(mc, 8, &sb), MISCACHE_OK);
+  assert_string_equal(sb.end_time, s.end_time);
+  assert_string_equal(sb.batch_id, "8-x");
+  assert_int_equal(sb.progress.total_pages, 1);
+  assert_int_equal(sb.progress.classified_gifts, 5);
+  assert_string_equal(sb.errors.items[0], "e1");
+  miscache_batch_status_clear(&sb);
+  miscache_strings_clear(&s.errors);
+
+  miscache_batch_history_t h = {"2026-11-24T02:00:00Z", 180, "completed", 1500,
+                                125, {0}, {1, 2, 3, 4}};
+  assert_int_equal(miscache_batch_history_set(mc, 8, "20261124", &h),
+                   MISCACHE_OK);
+  raw = mt_raw_get(mc, MISCACHE_DB_BATCH, "batch:history:8:20261124");
+  assert_string_equal(raw, "{\"execution_time\":\"2026-11-24T02:00:00Z\","
+                           "\"duration_seconds\":180,\"status\":"
+                           "\"completed\",\"total_records\":1500,"
+                           "\"gift_classified\":125,\"errors\":[],"
+                           "\"summary\":{\"orders_processed\":1,"
+                           "\"products_processed\":2,\"gifts_identified\":3,"
+                           "\"revenue_products\":4}}");
+  free(raw);
+  miscache_batch_history_t hb;
+  assert_int_equal(miscache_batch_history_get(mc, 8, "20261124", &hb),
+                   MISCACHE_OK);
+  assert_string_equal(hb.execution_time, h.execution_time);
+  assert_int_equal(hb.total_records, 1500);
+  assert_int_equal(hb.gift_classified, 125);
+  assert_int_equal(hb.errors.count, 0);
+  assert_int_equal(hb.summary.orders_processed, 1);
+  assert_int_equal(hb.summary.products_processed, 2);
+  assert_int_equal(hb.summary.revenue_products, 4);
+  miscache_batch_history_clear(&hb);
+  miscache_free(mc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_config_status_history),
+      cmocka_unit_test(test_every_field_round_trip),
       cmocka_unit_test(test_run_success_and_refusal),
       cmocka_unit_test(test_run_failure),
       cmocka_unit_test(test_run_renews_lock),

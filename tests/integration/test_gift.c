@@ -204,12 +204,62 @@ static void test_analytics(void **state) {
   miscache_free(mc);
 }
 
+/* Every field of rules and classification through the server. */
+static void test_every_field_round_trip(void **state) {
+  (void)state;
+  miscache_t *mc = mt_open(NULL);
+  miscache_gift_rules_t r = {true, false, {0}, true, {0},
+                             strdup("2026-11-24T10:00:00Z")}; /* r owns it */
+  miscache_strings_push(&r.keywords, "k");
+  miscache_strings_push(&r.master_products, "GM-1");
+  assert_int_equal(miscache_gift_rules_set(mc, 4, &r), MISCACHE_OK);
+  char *raw = mt_raw_get(mc, MISCACHE_DB_GIFT, "gift:rules:4");
+  assert_string_equal(raw, "{\"auto_classify\":true,\"zero_price_rule\":false,"
+                           "\"keywords\":[\"k\"],\"exclude_from_revenue\":true,"
+                           "\"master_products\":[\"GM-1\"],\"last_updated\":"
+                           "\"2026-11-24T10:00:00Z\"}");
+  free(raw);
+  miscache_gift_rules_t rb;
+  assert_int_equal(miscache_gift_rules_get(mc, 4, &rb), MISCACHE_OK);
+  assert_true(rb.auto_classify && !rb.zero_price_rule && rb.exclude_from_revenue);
+  assert_string_equal(rb.keywords.items[0], "k");
+  assert_string_equal(rb.master_products.items[0], "GM-1");
+  assert_string_equal(rb.last_updated, r.last_updated);
+  miscache_gift_rules_clear(&rb);
+  miscache_gift_engine_t *e = NULL;
+  assert_int_equal(miscache_gift_engine_new(&r, NULL, 0, &e), MISCACHE_OK);
+  miscache_gift_rules_clear(&r);
+  miscache_gift_product_t p = {"P9", "plain", 2500};
+  miscache_gift_classification_t c, cb;
+  assert_int_equal(miscache_gift_classify(mc, 4, e, &p, &c, NULL), MISCACHE_OK);
+  raw = mt_raw_get(mc, MISCACHE_DB_GIFT, "gift:classification:P9:4");
+  char want[512];
+  snprintf(want, sizeof want,
+           "{\"product_type\":\"REVENUE\",\"gift_type\":null,"
+           "\"classification_reason\":\"no gift rule matched\","
+           "\"is_revenue\":true,\"revenue_impact\":2500.0,"
+           "\"classified_at\":\"%s\"}",
+           c.classified_at);
+  assert_string_equal(raw, want);
+  free(raw);
+  miscache_source_t src;
+  assert_int_equal(miscache_gift_classify(mc, 4, e, &p, &cb, &src), MISCACHE_OK);
+  assert_int_equal(src, MISCACHE_SOURCE_CACHE);
+  same(&c, &cb);
+  assert_string_equal(cb.classified_at, c.classified_at);
+  miscache_gift_classification_clear(&c);
+  miscache_gift_classification_clear(&cb);
+  miscache_gift_engine_free(e);
+  miscache_free(mc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rules_and_master),
       cmocka_unit_test(test_single_classify),
       cmocka_unit_test(test_bulk_equals_single),
       cmocka_unit_test(test_analytics),
+      cmocka_unit_test(test_every_field_round_trip),
   };
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
 }
