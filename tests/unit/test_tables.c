@@ -28,6 +28,15 @@ static void test_strerror_all(void **state) {
                       "unknown status");
 }
 
+static void test_version_and_perm_names(void **state) {
+  (void)state;
+  assert_string_equal(miscache_version(), MISCACHE_VERSION_STRING);
+  const char *want[] = {"create", "read", "update", "delete"};
+  for (int i = 0; i < 4; i++)
+    assert_string_equal(miscache_perm_name((miscache_perm_t)i), want[i]);
+  assert_null(miscache_perm_name((miscache_perm_t)4));
+}
+
 static void test_db_names(void **state) {
   (void)state;
   const char *names[] = {"session", "cache", "temp", "queue", "batch", "gift"};
@@ -158,6 +167,7 @@ static void test_bad_env_url(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_strerror_all),    cmocka_unit_test(test_db_names),
+      cmocka_unit_test(test_version_and_perm_names),
       cmocka_unit_test(test_ttl_defaults),    cmocka_unit_test(test_overrides),
       cmocka_unit_test(test_option_validation),
       cmocka_unit_test(test_jitter_bounds),   cmocka_unit_test(test_bad_env_url),
