@@ -14,6 +14,40 @@ typedef struct {
   bool raw;           /* prefix is a ready pattern (no ids) */
 } step_t;
 
+miscache_status_t miscache_invalidate_dry_run(miscache_t *mc,
+                                              miscache_key_visit_fn fn,
+                                              void *userdata) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  mc->dry_run = fn;
+  mc->dry_run_userdata = userdata;
+  return MISCACHE_OK;
+}
+
+typedef struct {
+  miscache_t *mc;
+  miscache_db_t db;
+  char key[MISCACHE_KEY_BUFSIZE];
+} visit_t;
+
+static int visit_scanned(void *ud, const char *key, size_t len) {
+  visit_t *v = ud;
+  snprintf(v->key, sizeof v->key, "%.*s", (int)len, key);
+  return v->mc->dry_run(v->mc->dry_run_userdata, v->db, v->key);
+}
+
+/* What a step would remove, told to the dry-run visitor. */
+static miscache_status_t dry_step(miscache_t *mc, miscache_db_t db,
+                                  const char *key, bool pattern,
+                                  uint64_t *n) {
+  visit_t v = {mc, db, ""};
+  if (pattern) return miscache_scan(mc, db, key, visit_scanned, &v, n);
+  bool exists = false;
+  miscache_status_t st = miscache_exists(mc, db, key, &exists);
+  *n = exists;
+  if (st == MISCACHE_OK && exists) mc->dry_run(mc->dry_run_userdata, db, key);
+  return st;
+}
+
 static miscache_status_t run_steps(miscache_t *mc, const step_t *steps,
                                    size_t n, uint64_t *removed) {
   uint64_t total = 0;
@@ -35,7 +69,9 @@ static miscache_status_t run_steps(miscache_t *mc, const step_t *steps,
       break;
     }
     uint64_t n_del = 0;
-    if (pattern) {
+    if (mc->dry_run) {
+      st = dry_step(mc, s->db, buf, pattern, &n_del);
+    } else if (pattern) {
       st = miscache_invalidate(mc, s->db, buf, &n_del);
     } else {
       bool gone = false;

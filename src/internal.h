@@ -128,6 +128,8 @@ struct miscache {
   miscache_counters_t counters[MISCACHE_DB_COUNT];
   miscache_counters_t categories[MISCACHE_CATEGORY_COUNT];
   bool quiet; /* internal reads that are not cache reads: not counted */
+  miscache_key_visit_fn dry_run; /* events: list instead of delete */
+  void *dry_run_userdata;
   char err[MISCACHE_ERRMSG_SIZE];
 };
 

@@ -29,6 +29,16 @@
 extern "C" {
 #endif
 
+/* Dry run: while fn is set on the handle, the helpers below delete nothing
+ * and call fn(userdata, db, key) for each key they would remove (keys as
+ * they exist now; the count in *removed is theirs). NULL turns it off.
+ * fn returns 0 to go on. */
+typedef int (*miscache_key_visit_fn)(void *userdata, miscache_db_t db,
+                                     const char *key);
+MISCACHE_EXPORT miscache_status_t
+miscache_invalidate_dry_run(miscache_t *mc, miscache_key_visit_fn fn,
+                            void *userdata);
+
 MISCACHE_EXPORT miscache_status_t
 miscache_invalidate_permissions(miscache_t *mc, int64_t user_id,
                                 uint64_t *removed);

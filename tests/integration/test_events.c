@@ -159,6 +159,30 @@ static void test_post_batch(void **state) {
   expect(mc, st, n, gone);
 }
 
+static int listed;
+static int list_key(void *ud, miscache_db_t db, const char *key) {
+  (void)ud;
+  assert_int_equal(db, MISCACHE_DB_GIFT);
+  assert_int_equal(strncmp(key, "gift:", 5), 0);
+  listed++;
+  return 0;
+}
+
+/* A dry run lists the same keys and deletes none. */
+static void test_dry_run(void **state) {
+  (void)state;
+  miscache_t *mc = seeded();
+  uint64_t n = 0;
+  listed = 0;
+  assert_int_equal(miscache_invalidate_dry_run(mc, list_key, NULL), MISCACHE_OK);
+  assert_int_equal(miscache_invalidate_gift_rules(mc, 1, &n), MISCACHE_OK);
+  assert_int_equal(n, 5);
+  assert_int_equal(listed, 5);
+  assert_int_equal(miscache_invalidate_dry_run(mc, NULL, NULL), MISCACHE_OK);
+  const char *gone[] = {NULL}; /* nothing removed */
+  expect(mc, MISCACHE_OK, 0, gone);
+}
+
 static void test_bad_input(void **state) {
   (void)state;
   miscache_t *mc = mt_open(NULL);
@@ -179,6 +203,7 @@ int main(void) {
       cmocka_unit_test(test_gift_rules),  cmocka_unit_test(test_brand),
       cmocka_unit_test(test_company),     cmocka_unit_test(test_daily),
       cmocka_unit_test(test_post_batch),  cmocka_unit_test(test_bad_input),
+      cmocka_unit_test(test_dry_run),
   };
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
 }

@@ -1,0 +1,584 @@
+/*
+ * miscache — operator tool for the MIS v2 cache, on libmiscache's public API.
+ * Exit status: 0 success, 1 negative answer (not found, unhealthy, error
+ * reply), 2 usage error, 3 server unreachable or refusing us.
+ * See docs/miscache.1.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <miscache/miscache.h>
+
+enum { EX_OK = 0, EX_NO = 1, EX_USAGE = 2, EX_DOWN = 3 };
+
+static int usage(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("miscache: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputs("\n(miscache --help for usage)\n", stderr);
+  va_end(ap);
+  return EX_USAGE;
+}
+
+/* Reports a failed call; the exit status for it. */
+static int failed(miscache_t *mc, miscache_status_t st, const char *what) {
+  fprintf(stderr, "miscache: %s: %s", what, miscache_strerror(st));
+  if (mc && miscache_errmsg(mc)[0]) fprintf(stderr, " (%s)", miscache_errmsg(mc));
+  fputc('\n', stderr);
+  if (st == MISCACHE_ERR_UNAVAILABLE || st == MISCACHE_ERR_AUTH) return EX_DOWN;
+  if (st == MISCACHE_ERR_KEY || st == MISCACHE_ERR_INVALID ||
+      st == MISCACHE_ERR_URL)
+    return EX_USAGE;
+  return EX_NO;
+}
+
+static bool parse_i64(const char *s, int64_t *out) {
+  char *end;
+  long long v = strtoll(s, &end, 10);
+  if (!*s || *end) return false;
+  *out = v;
+  return true;
+}
+
+static void today(char d[9]) {
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(d, 9, "%Y%m%d", &tm);
+}
+
+/* ---- get --------------------------------------------------------------------- */
+
+static const struct kind {
+  const char *name;
+  miscache_db_t db;
+  const char *prefix;
+  int nids;
+  const char *args;
+} kinds[] = {
+    {"session", MISCACHE_DB_SESSION, "session:user", 1, "USER_ID"},
+    {"permissions", MISCACHE_DB_CACHE, "permissions:user", 1, "USER_ID"},
+    {"master", MISCACHE_DB_CACHE, "master", 1, "departments|brands|companies"},
+    {"products", MISCACHE_DB_CACHE, "master:products:category", 1, "CATEGORY"},
+    {"daily-sales", MISCACHE_DB_CACHE, "stats:daily_sales", 1, "YYYYMMDD"},
+    {"monthly-revenue", MISCACHE_DB_CACHE, "stats:monthly_revenue", 1, "YYYYMM"},
+    {"serial", MISCACHE_DB_CACHE, "stats:serial_count", 2, "BRAND YYYYMMDD"},
+    {"upload", MISCACHE_DB_TEMP, "temp:excel_upload", 1, "UPLOAD_ID"},
+    {"report", MISCACHE_DB_TEMP, "temp:report", 1, "REPORT_ID"},
+    {"batch-config", MISCACHE_DB_BATCH, "batch:config", 1, "COMPANY"},
+    {"batch-status", MISCACHE_DB_BATCH, "batch:status", 1, "COMPANY"},
+    {"batch-history", MISCACHE_DB_BATCH, "batch:history", 2, "COMPANY YYYYMMDD"},
+    {"batch-lock", MISCACHE_DB_BATCH, "batch:lock", 1, "COMPANY"},
+    {"gift-rules", MISCACHE_DB_GIFT, "gift:rules", 1, "COMPANY"},
+    {"gift-master", MISCACHE_DB_GIFT, "gift:master", 1, "COMPANY"},
+    {"gift-classification", MISCACHE_DB_GIFT, "gift:classification", 2,
+     "PRODUCT_CODE COMPANY"},
+    {"gift-analytics", MISCACHE_DB_GIFT, "gift:analytics", 2, "COMPANY YYYYMMDD"},
+};
+#define NKINDS (sizeof kinds / sizeof kinds[0])
+
+static int cmd_get(miscache_t *mc, int argc, char **argv) {
+  if (argc < 1) return usage("get: KIND missing");
+  const struct kind *k = NULL;
+  for (size_t i = 0; i < NKINDS; i++)
+    if (strcmp(argv[0], kinds[i].name) == 0) k = &kinds[i];
+  if (!k) return usage("get: unknown kind \"%s\"", argv[0]);
+  if (argc - 1 != k->nids)
+    return usage("get %s takes %s", k->name, k->args);
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st;
+  if (strcmp(k->name, "master") == 0) {
+    if (strcmp(argv[1], "departments") && strcmp(argv[1], "brands") &&
+        strcmp(argv[1], "companies"))
+      return usage("get master takes %s", k->args);
+    snprintf(key, sizeof key, "master:%s", argv[1]);
+    st = MISCACHE_OK;
+  } else {
+    st = miscache_key_build(key, sizeof key, k->prefix, (size_t)k->nids,
+                            (const char *const *)argv + 1, NULL);
+  }
+  if (st != MISCACHE_OK) return usage("get %s: bad identifier", k->name);
+  json_t *v = NULL;
+  st = miscache_get(mc, k->db, key, &v);
+  if (st == MISCACHE_MISS) {
+    fprintf(stderr, "miscache: %s (db %s): not in the cache\n", key,
+            miscache_db_name(k->db));
+    return EX_NO;
+  }
+  if (st != MISCACHE_OK) return failed(mc, st, key);
+  int64_t ttl = -2;
+  miscache_ttl_ms(mc, k->db, key, &ttl);
+  json_t *env = json_pack("{s:s,s:s,s:I,s:o}", "key", key, "db",
+                          miscache_db_name(k->db), "ttl_seconds",
+                          (json_int_t)(ttl > 0 ? ttl / 1000 : ttl), "value", v);
+  char *text = json_dumps(env, JSON_INDENT(2));
+  puts(text ? text : "{}");
+  free(text);
+  json_decref(env);
+  return EX_OK;
+}
+
+/* ---- invalidate ------------------------------------------------------------------ */
+
+static int print_key(void *ud, miscache_db_t db, const char *key) {
+  (void)ud;
+  printf("would remove %s (db %s)\n", key, miscache_db_name(db));
+  return 0;
+}
+
+static int cmd_invalidate(miscache_t *mc, int argc, char **argv) {
+  bool dry = false;
+  char *args[16];
+  int n = 0;
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--dry-run") == 0) dry = true;
+    else if (n < 16) args[n++] = argv[i];
+    else return usage("invalidate: too many arguments");
+  }
+  if (n < 1) return usage("invalidate: EVENT missing");
+  const char *ev = args[0];
+  int64_t id = 0;
+  uint64_t removed = 0;
+  miscache_status_t st;
+  if (dry) miscache_invalidate_dry_run(mc, print_key, NULL);
+  bool one_id = !strcmp(ev, "permissions") || !strcmp(ev, "batch-config") ||
+                !strcmp(ev, "gift-rules") || !strcmp(ev, "company");
+  if (one_id) {
+    if (n != 2 || !parse_i64(args[1], &id))
+      return usage("invalidate %s takes one numeric id", ev);
+    st = !strcmp(ev, "permissions")    ? miscache_invalidate_permissions(mc, id, &removed)
+         : !strcmp(ev, "batch-config") ? miscache_invalidate_batch_config(mc, id, &removed)
+         : !strcmp(ev, "gift-rules")   ? miscache_invalidate_gift_rules(mc, id, &removed)
+                                       : miscache_invalidate_company(mc, id, &removed);
+  } else if (!strcmp(ev, "brand")) {
+    if (n != 2) return usage("invalidate brand takes BRAND_CODE");
+    st = miscache_invalidate_brand(mc, args[1], &removed);
+  } else if (!strcmp(ev, "daily")) {
+    if (n != 2) return usage("invalidate daily takes YYYYMMDD");
+    st = miscache_invalidate_daily(mc, args[1], &removed);
+  } else if (!strcmp(ev, "post-batch")) {
+    /* post-batch [--date YYYYMMDD] COMPANY... (date: today, UTC) */
+    char day[9];
+    today(day);
+    const char *date = day;
+    int64_t companies[16];
+    size_t k = 0;
+    for (int i = 1; i < n; i++) {
+      if (!strncmp(args[i], "--date=", 7)) {
+        date = args[i] + 7;
+      } else if (!parse_i64(args[i], &companies[k++])) {
+        return usage("invalidate post-batch takes numeric company ids");
+      }
+    }
+    if (k == 0) return usage("invalidate post-batch takes COMPANY...");
+    st = miscache_invalidate_post_batch(mc, companies, k, date, &removed);
+  } else {
+    return usage("invalidate: unknown event \"%s\"", ev);
+  }
+  if (st != MISCACHE_OK) return failed(mc, st, ev);
+  printf("%s %llu keys\n", dry ? "would remove" : "removed",
+         (unsigned long long)removed);
+  return EX_OK;
+}
+
+/* ---- locks / unlock ---------------------------------------------------------------- */
+
+typedef struct {
+  miscache_t *mc;
+  miscache_db_t db;
+  int count;
+} lock_list_t;
+
+static int show_lock(void *ud, const char *key, size_t len) {
+  lock_list_t *l = ud;
+  char k[MISCACHE_KEY_BUFSIZE];
+  snprintf(k, sizeof k, "%.*s", (int)len, key);
+  json_t *v = NULL;
+  int64_t ttl = -2;
+  if (miscache_lock_info(l->mc, l->db, k, &v) != MISCACHE_OK) return 0;
+  miscache_ttl_ms(l->mc, l->db, k, &ttl);
+  const char *by = json_string_value(json_object_get(v, "locked_by"));
+  const char *at = json_string_value(json_object_get(v, "locked_at"));
+  const char *bid = json_string_value(json_object_get(v, "batch_id"));
+  printf("%-40s %-6s %-24s %-22s %-20s %lld s\n", k, miscache_db_name(l->db),
+         by ? by : "-", at ? at : "-", bid ? bid : "-",
+         (long long)(ttl > 0 ? (ttl + 999) / 1000 : ttl));
+  json_decref(v);
+  l->count++;
+  return 0;
+}
+
+static int cmd_locks(miscache_t *mc, int argc, char **argv) {
+  if (argc > 1) return usage("locks takes at most one COMPANY");
+  int64_t company = 0;
+  if (argc == 1 && !parse_i64(argv[0], &company))
+    return usage("locks: COMPANY must be a number");
+  printf("%-40s %-6s %-24s %-22s %-20s %s\n", "key", "db", "locked by",
+         "since", "batch id", "ttl");
+  lock_list_t l = {mc, MISCACHE_DB_BATCH, 0};
+  char pat[MISCACHE_KEY_BUFSIZE];
+  const char *ids[1] = {argc ? argv[0] : NULL};
+  miscache_pattern_build(pat, sizeof pat, "batch:lock", 1, ids, NULL);
+  miscache_status_t st = miscache_scan(mc, MISCACHE_DB_BATCH, pat, show_lock,
+                                       &l, NULL);
+  l.db = MISCACHE_DB_CACHE;
+  if (st == MISCACHE_OK) {
+    if (argc) { /* the company's own cache lock */
+      miscache_pattern_build(pat, sizeof pat, "lock:gift_classification", 1,
+                             ids, NULL);
+      st = miscache_scan(mc, MISCACHE_DB_CACHE, pat, show_lock, &l, NULL);
+    } else {
+      st = miscache_scan(mc, MISCACHE_DB_CACHE, "lock:*", show_lock, &l, NULL);
+    }
+  }
+  if (st != MISCACHE_OK) return failed(mc, st, "locks");
+  printf("%d lock%s held\n", l.count, l.count == 1 ? "" : "s");
+  return EX_OK;
+}
+
+static int cmd_unlock(miscache_t *mc, int argc, char **argv) {
+  const char *key = NULL;
+  bool force = false;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--force")) force = true;
+    else if (!key) key = argv[i];
+    else return usage("unlock takes one KEY");
+  }
+  if (!key) return usage("unlock: KEY missing (as `miscache locks` prints it)");
+  miscache_db_t db;
+  if (!strncmp(key, "batch:lock:", 11)) db = MISCACHE_DB_BATCH;
+  else if (!strncmp(key, "lock:", 5)) db = MISCACHE_DB_CACHE;
+  else return usage("unlock: %s is not a lock key (batch:lock:* or lock:*)", key);
+  if (!force)
+    return usage("unlock removes a lock someone may hold: add --force");
+  json_t *v = NULL;
+  miscache_status_t st = miscache_lock_info(mc, db, key, &v);
+  if (st == MISCACHE_MISS) {
+    fprintf(stderr, "miscache: %s: no such lock\n", key);
+    return EX_NO;
+  }
+  if (st != MISCACHE_OK) return failed(mc, st, key);
+  char *text = json_dumps(v, JSON_COMPACT);
+  bool deleted = false;
+  st = miscache_delete(mc, db, key, &deleted);
+  if (st != MISCACHE_OK) {
+    free(text);
+    json_decref(v);
+    return failed(mc, st, key);
+  }
+  printf("removed %s (db %s): %s\n", key, miscache_db_name(db), text);
+  free(text);
+  json_decref(v);
+  return deleted ? EX_OK : EX_NO;
+}
+
+/* ---- stats / health ---------------------------------------------------------------- */
+
+static int cmd_stats(miscache_t *mc, int argc, char **argv) {
+  int fmt = 0; /* 0 table, 1 json, 2 prometheus */
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--json")) fmt = 1;
+    else if (!strcmp(argv[i], "--prometheus")) fmt = 2;
+    else return usage("stats: unknown option %s", argv[i]);
+  }
+  miscache_server_info_t info;
+  miscache_status_t st = miscache_server_info(mc, &info);
+  if (st != MISCACHE_OK) return failed(mc, st, "stats");
+  if (fmt == 2) {
+    puts("# HELP miscache_keys Keys per logical database.\n"
+         "# TYPE miscache_keys gauge");
+    for (int i = 0; i < MISCACHE_DB_COUNT; i++)
+      printf("miscache_keys{db=\"%s\"} %lld\n", miscache_db_name((miscache_db_t)i),
+             (long long)info.keys[i]);
+    puts("# HELP miscache_expiring_keys Keys with a TTL per logical database.\n"
+         "# TYPE miscache_expiring_keys gauge");
+    for (int i = 0; i < MISCACHE_DB_COUNT; i++)
+      printf("miscache_expiring_keys{db=\"%s\"} %lld\n",
+             miscache_db_name((miscache_db_t)i), (long long)info.expires[i]);
+    printf("# HELP miscache_used_memory_bytes Memory used by the server.\n"
+           "# TYPE miscache_used_memory_bytes gauge\n"
+           "miscache_used_memory_bytes %lld\n"
+           "# HELP miscache_keyspace_hits_total Server keyspace hits.\n"
+           "# TYPE miscache_keyspace_hits_total counter\n"
+           "miscache_keyspace_hits_total %lld\n"
+           "# HELP miscache_keyspace_misses_total Server keyspace misses.\n"
+           "# TYPE miscache_keyspace_misses_total counter\n"
+           "miscache_keyspace_misses_total %lld\n"
+           "# HELP miscache_hit_ratio Server hit ratio (hits / lookups).\n"
+           "# TYPE miscache_hit_ratio gauge\n"
+           "miscache_hit_ratio %.6f\n",
+           (long long)info.used_memory, (long long)info.keyspace_hits,
+           (long long)info.keyspace_misses, info.hit_rate);
+    puts("# HELP miscache_client_reads_total Reads by this client per category.\n"
+         "# TYPE miscache_client_reads_total counter");
+    for (int c = 0; c < MISCACHE_CATEGORY_COUNT; c++) {
+      miscache_counters_t k;
+      miscache_counters_category(mc, (miscache_category_t)c, &k);
+      const char *n = miscache_category_name((miscache_category_t)c);
+      printf("miscache_client_reads_total{category=\"%s\",result=\"hit\"} %llu\n"
+             "miscache_client_reads_total{category=\"%s\",result=\"miss\"} %llu\n"
+             "miscache_client_errors_total{category=\"%s\"} %llu\n",
+             n, (unsigned long long)k.hits, n, (unsigned long long)k.misses, n,
+             (unsigned long long)k.errors);
+    }
+    return EX_OK;
+  }
+  if (fmt == 1) {
+    json_t *dbs = json_object(), *cats = json_object();
+    for (int i = 0; i < MISCACHE_DB_COUNT; i++)
+      json_object_set_new(dbs, miscache_db_name((miscache_db_t)i),
+                          json_pack("{s:i,s:I,s:I}", "number",
+                                    miscache_db_number(mc, (miscache_db_t)i),
+                                    "keys", (json_int_t)info.keys[i], "expires",
+                                    (json_int_t)info.expires[i]));
+    for (int c = 0; c < MISCACHE_CATEGORY_COUNT; c++) {
+      miscache_counters_t k;
+      miscache_counters_category(mc, (miscache_category_t)c, &k);
+      json_object_set_new(cats, miscache_category_name((miscache_category_t)c),
+                          json_pack("{s:I,s:I,s:I}", "hits", (json_int_t)k.hits,
+                                    "misses", (json_int_t)k.misses, "errors",
+                                    (json_int_t)k.errors));
+    }
+    json_t *all = json_pack(
+        "{s:o,s:I,s:I,s:s,s:I,s:I,s:f,s:o}", "dbs", dbs, "used_memory",
+        (json_int_t)info.used_memory, "maxmemory", (json_int_t)info.maxmemory,
+        "maxmemory_policy", info.maxmemory_policy, "keyspace_hits",
+        (json_int_t)info.keyspace_hits, "keyspace_misses",
+        (json_int_t)info.keyspace_misses, "hit_rate", info.hit_rate,
+        "client_categories", cats);
+    char *text = json_dumps(all, JSON_INDENT(2));
+    puts(text ? text : "{}");
+    free(text);
+    json_decref(all);
+    return EX_OK;
+  }
+  printf("%-8s %3s %10s %10s\n", "db", "no", "keys", "expires");
+  for (int i = 0; i < MISCACHE_DB_COUNT; i++)
+    printf("%-8s %3d %10lld %10lld\n", miscache_db_name((miscache_db_t)i),
+           miscache_db_number(mc, (miscache_db_t)i), (long long)info.keys[i],
+           (long long)info.expires[i]);
+  printf("memory %lld bytes (maxmemory %lld, policy %s)\n"
+         "server hit rate %.2f %% (%lld hits, %lld misses)\n",
+         (long long)info.used_memory, (long long)info.maxmemory,
+         info.maxmemory_policy, 100 * info.hit_rate,
+         (long long)info.keyspace_hits, (long long)info.keyspace_misses);
+  printf("%-12s %8s %8s %8s   (this client)\n", "category", "hits", "misses",
+         "errors");
+  for (int c = 0; c < MISCACHE_CATEGORY_COUNT; c++) {
+    miscache_counters_t k;
+    miscache_counters_category(mc, (miscache_category_t)c, &k);
+    printf("%-12s %8llu %8llu %8llu\n",
+           miscache_category_name((miscache_category_t)c),
+           (unsigned long long)k.hits, (unsigned long long)k.misses,
+           (unsigned long long)k.errors);
+  }
+  return EX_OK;
+}
+
+static int cmd_health(miscache_t *mc, int argc, char **argv) {
+  char day[9];
+  today(day);
+  const char *date = day;
+  const char *cs = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--date") && i + 1 < argc) date = argv[++i];
+    else if (!cs) cs = argv[i];
+    else return usage("health takes one COMPANY");
+  }
+  int64_t company;
+  if (!cs || !parse_i64(cs, &company))
+    return usage("health takes a numeric COMPANY");
+  miscache_company_health_t h;
+  miscache_status_t st = miscache_company_health(mc, company, date, &h);
+  if (st != MISCACHE_OK) return failed(mc, st, "health");
+  printf("company %lld\n"
+         "batch: %s (config %s, status %s, last run %s %s, lock %s)\n"
+         "gift:  %s (rules %s, auto_classify %s, %llu keywords, analytics %s "
+         "%s)\n",
+         (long long)company, miscache_health_name(h.batch),
+         h.config_cached ? "cached" : "missing",
+         h.status_cached ? "cached" : "missing",
+         h.last_batch_time[0] ? h.last_batch_time : "-",
+         h.last_batch_status[0] ? h.last_batch_status : "",
+         h.batch_locked ? "held" : "free", miscache_health_name(h.gift),
+         h.rules_cached ? "cached" : "missing", h.auto_classify ? "on" : "off",
+         (unsigned long long)h.keyword_count,
+         h.analytics_cached ? "cached for" : "missing for", date);
+  return (int)miscache_company_health_overall(&h); /* 0, 1 or 2 */
+}
+
+/* ---- classify ---------------------------------------------------------------------- */
+
+static int cmd_classify(miscache_t *mc, int argc, char **argv) {
+  int64_t company;
+  if (argc != 2 || strcmp(argv[0], "--company") || !parse_i64(argv[1], &company))
+    return usage("classify takes --company N and JSON lines on stdin");
+  miscache_gift_rules_t rules;
+  miscache_status_t st = miscache_gift_rules_get(mc, company, &rules);
+  if (st == MISCACHE_MISS) {
+    fprintf(stderr, "miscache: no gift rules cached for company %lld\n",
+            (long long)company);
+    return EX_NO;
+  }
+  if (st != MISCACHE_OK) return failed(mc, st, "gift rules");
+  miscache_gift_master_entry_t *master = NULL;
+  size_t n_master = 0;
+  st = miscache_gift_master_get(mc, company, &master, &n_master);
+  if (st != MISCACHE_OK && st != MISCACHE_MISS) {
+    miscache_gift_rules_clear(&rules);
+    return failed(mc, st, "gift master");
+  }
+  miscache_gift_engine_t *e = NULL;
+  st = miscache_gift_engine_new(&rules, master, n_master, &e);
+  miscache_gift_rules_clear(&rules);
+  miscache_gift_master_free(master, n_master);
+  if (st != MISCACHE_OK) return failed(mc, st, "engine");
+  int rc = EX_OK;
+  char line[65536];
+  long lineno = 0;
+  while (fgets(line, sizeof line, stdin)) {
+    lineno++;
+    if (strspn(line, " \t\r\n") == strlen(line)) continue;
+    json_error_t je;
+    json_t *in = json_loads(line, 0, &je);
+    const char *code = json_string_value(json_object_get(in, "product_code"));
+    if (!code) {
+      fprintf(stderr, "miscache: line %ld: need a JSON object with "
+                      "product_code (and product_name, supply_price)\n", lineno);
+      json_decref(in);
+      rc = EX_NO;
+      continue;
+    }
+    miscache_gift_product_t p = {
+        code, json_string_value(json_object_get(in, "product_name")),
+        json_number_value(json_object_get(in, "supply_price"))};
+    miscache_gift_classification_t c;
+    miscache_source_t src;
+    st = miscache_gift_classify(mc, company, e, &p, &c, &src);
+    if (st != MISCACHE_OK) {
+      json_decref(in);
+      rc = failed(mc, st, code);
+      break;
+    }
+    json_t *out = json_pack(
+        "{s:s,s:s,s:s?,s:s,s:b,s:f,s:s,s:s}", "product_code", code,
+        "product_type", c.product_type, "gift_type", c.gift_type,
+        "classification_reason", c.classification_reason, "is_revenue",
+        c.is_revenue, "revenue_impact", c.revenue_impact, "classified_at",
+        c.classified_at, "source",
+        src == MISCACHE_SOURCE_CACHE ? "cache" : "engine");
+    char *text = json_dumps(out, JSON_COMPACT);
+    puts(text ? text : "{}");
+    free(text);
+    json_decref(out);
+    json_decref(in);
+    miscache_gift_classification_clear(&c);
+  }
+  miscache_gift_engine_free(e);
+  return rc;
+}
+
+/* ---- main -------------------------------------------------------------------------- */
+
+static const struct command {
+  const char *name;
+  int (*fn)(miscache_t *, int, char **);
+  const char *synopsis;
+  const char *help;
+} commands[] = {
+    {"get", cmd_get, "get KIND ID...",
+     "Print a cached value as pretty JSON with its key, db and TTL left.\n"
+     "KIND: session, permissions, master, products, daily-sales,\n"
+     "monthly-revenue, serial, upload, report, batch-config, batch-status,\n"
+     "batch-history, batch-lock, gift-rules, gift-master,\n"
+     "gift-classification, gift-analytics. Exit 1 if not cached."},
+    {"invalidate", cmd_invalidate, "invalidate EVENT ARGS [--dry-run]",
+     "Run an invalidation event and print how many keys it removed:\n"
+     "  permissions USER | batch-config COMPANY | gift-rules COMPANY |\n"
+     "  company COMPANY | brand BRAND | daily YYYYMMDD |\n"
+     "  post-batch [--date=YYYYMMDD] COMPANY...\n"
+     "--dry-run lists the keys that would go and deletes nothing."},
+    {"locks", cmd_locks, "locks [COMPANY]",
+     "List held batch, serial and gift locks: holder, since, batch id, TTL."},
+    {"unlock", cmd_unlock, "unlock KEY --force",
+     "Remove a stuck lock (a key as `locks` prints it) and print what it\n"
+     "held. Refuses without --force. Exit 1 if there is no such lock."},
+    {"stats", cmd_stats, "stats [--json | --prometheus]",
+     "Keys per logical db, memory, server hit rate and this client's\n"
+     "per-category counters: a table, JSON, or Prometheus text format."},
+    {"health", cmd_health, "health COMPANY [--date YYYYMMDD]",
+     "Batch and gift cache health of a company. Exit 0 healthy, 1 partial,\n"
+     "2 missing."},
+    {"classify", cmd_classify, "classify --company N < products.jsonl",
+     "Classify products given as JSON lines {product_code, product_name,\n"
+     "supply_price} with the company's cached gift rules and master, through\n"
+     "the classification cache; one JSON line out per product."},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void help(FILE *f) {
+  fputs("usage: miscache [--url URL] COMMAND [ARGS]\n"
+        "       miscache COMMAND --help\n\n"
+        "The server is --url, else MISCACHE_URL, else redis://127.0.0.1:6379.\n"
+        "Exit status: 0 success, 1 negative answer, 2 usage error, 3 server\n"
+        "unreachable.\n\ncommands:\n",
+        f);
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    fprintf(f, "  %s\n", commands[i].synopsis);
+}
+
+int main(int argc, char **argv) {
+  const char *url = NULL;
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      help(stdout);
+      return EX_OK;
+    } else if (!strcmp(argv[i], "--version")) {
+      printf("miscache %s\n", miscache_version());
+      return EX_OK;
+    } else if (!strcmp(argv[i], "--url") && i + 1 < argc) {
+      url = argv[++i];
+    } else if (!strncmp(argv[i], "--url=", 6)) {
+      url = argv[i] + 6;
+    } else {
+      return usage("unknown option %s", argv[i]);
+    }
+  }
+  if (i >= argc) {
+    help(stderr);
+    return EX_USAGE;
+  }
+  const struct command *cmd = NULL;
+  for (size_t c = 0; c < NCOMMANDS; c++)
+    if (!strcmp(argv[i], commands[c].name)) cmd = &commands[c];
+  if (!cmd) return usage("unknown command \"%s\"", argv[i]);
+  for (int j = i + 1; j < argc; j++)
+    if (!strcmp(argv[j], "--help")) {
+      printf("usage: miscache %s\n\n%s\n", cmd->synopsis, cmd->help);
+      return EX_OK;
+    }
+  miscache_options_t *o = miscache_options_new();
+  if (!o) return failed(NULL, MISCACHE_ERR_NOMEM, "options");
+  if (url && miscache_options_set_url(o, url) != MISCACHE_OK) {
+    int rc = usage("bad --url: %s", miscache_options_errmsg(o));
+    miscache_options_free(o);
+    return rc;
+  }
+  miscache_options_set_connect_timeout(o, 2000);
+  miscache_t *mc = NULL;
+  char err[MISCACHE_ERRMSG_SIZE];
+  miscache_status_t st = miscache_open(o, &mc, err, sizeof err);
+  miscache_options_free(o);
+  if (st != MISCACHE_OK) {
+    fprintf(stderr, "miscache: %s: %s\n", miscache_strerror(st), err);
+    return st == MISCACHE_ERR_URL ? EX_USAGE : EX_DOWN;
+  }
+  int rc = cmd->fn(mc, argc - i - 1, argv + i + 1);
+  miscache_free(mc);
+  return rc;
+}
