@@ -280,22 +280,6 @@ static miscache_status_t transport_status(miscache__conn_t *c, transport_t t,
   return MISCACHE_ERR_UNAVAILABLE;
 }
 
-/* One round trip of the commands now in obuf; n replies into out. */
-static transport_t round_trip(miscache__conn_t *c, size_t n, redisReply **out,
-                              int *err_no) {
-  transport_t t = send_all(c, err_no);
-  if (t != T_OK) return t;
-  for (size_t i = 0; i < n; i++) {
-    t = read_reply(c, &out[i], err_no);
-    if (t != T_OK) {
-      for (size_t j = 0; j < i; j++) freeReplyObject(out[j]);
-      memset(out, 0, n * sizeof *out);
-      return t;
-    }
-  }
-  return T_OK;
-}
-
 /* One command, used during connect (AUTH) and for a lone SELECT. */
 static miscache_status_t simple_command(miscache__conn_t *c, int argc,
                                         const char *const *argv,
@@ -303,7 +287,8 @@ static miscache_status_t simple_command(miscache__conn_t *c, int argc,
   int err_no = 0;
   c->olen = 0;
   if (!ob_command(c, argc, argv, lens)) return MISCACHE_ERR_NOMEM;
-  transport_t t = round_trip(c, 1, out, &err_no);
+  transport_t t = send_all(c, &err_no);
+  if (t == T_OK) t = read_reply(c, out, &err_no);
   if (t != T_OK) {
     miscache_status_t st = transport_status(c, t, err_no, argv[0]);
     conn_drop(c);
