@@ -1,0 +1,76 @@
+/* Shared helpers of the benchmark programs: clock, medians, the server
+ * socket from MISCACHE_URL (unix://PATH, as bench/run.sh sets it). */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+#include <miscache/miscache.h>
+
+static inline double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static inline double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The unix socket path of MISCACHE_URL; exits when it is not unix://. */
+static inline const char *bench_socket(void) {
+  const char *url = getenv("MISCACHE_URL");
+  if (!url || strncmp(url, "unix://", 7) != 0) {
+    fprintf(stderr, "set MISCACHE_URL=unix:///path (bench/run.sh does)\n");
+    exit(2);
+  }
+  return url + 7;
+}
+
+static inline miscache_t *bench_open(void) {
+  miscache_t *mc = NULL;
+  char err[MISCACHE_ERRMSG_SIZE];
+  if (miscache_open(NULL, &mc, err, sizeof err) != MISCACHE_OK) {
+    fprintf(stderr, "open: %s\n", err);
+    exit(3);
+  }
+  return mc;
+}
+
+static inline redisContext *bench_raw(void) {
+  redisContext *c = redisConnectUnix(bench_socket());
+  if (!c || c->err) {
+    fprintf(stderr, "raw connect failed\n");
+    exit(3);
+  }
+  return c;
+}
+
+/* ops/s of redis-benchmark for one test line, e.g. "GET"; 0 if unknown. */
+static inline double redis_benchmark(const char *args, const char *test) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "redis-benchmark -s %s %s --csv 2>/dev/null",
+           bench_socket(), args);
+  FILE *p = popen(cmd, "r");
+  if (!p) return 0;
+  char line[512];
+  double ops = 0;
+  size_t tl = strlen(test);
+  while (fgets(line, sizeof line, p))
+    if (line[0] == '"' && !strncmp(line + 1, test, tl) && line[1 + tl] == '"')
+      ops = atof(line + tl + 4); /* "GET","123456.79",... */
+  pclose(p);
+  return ops;
+}
+
+#endif
