@@ -158,22 +158,13 @@ miscache_status_t miscache_batch_status_progress(
   return st;
 }
 
-static miscache_status_t history_key(miscache_t *mc, char *key,
-                                     int64_t company, const char *date) {
-  miscache_status_t st = miscache__check_date(mc, date, 8);
-  if (st != MISCACHE_OK) return st;
-  char num[24];
-  snprintf(num, sizeof num, "%lld", (long long)company);
-  return miscache_key(key, MISCACHE_KEY_BUFSIZE, "batch:history", num, date,
-                      NULL);
-}
-
 miscache_status_t miscache_batch_history_set(miscache_t *mc, int64_t company,
                                              const char *yyyymmdd,
                                              const miscache_batch_history_t *h) {
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = history_key(mc, key, company, yyyymmdd);
+  miscache_status_t st = miscache__key_company_date(
+      mc, key, sizeof key, "batch:history", company, yyyymmdd);
   if (st != MISCACHE_OK) return st;
   if (!h) {
     miscache__set_err(mc, "history is NULL");
@@ -189,7 +180,8 @@ miscache_status_t miscache_batch_history_get(miscache_t *mc, int64_t company,
   if (out) memset(out, 0, sizeof *out);
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = history_key(mc, key, company, yyyymmdd);
+  miscache_status_t st = miscache__key_company_date(
+      mc, key, sizeof key, "batch:history", company, yyyymmdd);
   if (st != MISCACHE_OK) return st;
   if (!out) return MISCACHE_ERR_INVALID;
   return miscache__typed_get(mc, MISCACHE_DB_BATCH, key, &history_payload, out);

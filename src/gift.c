@@ -456,22 +456,13 @@ done:
 
 /* ---- analytics ----------------------------------------------------------------- */
 
-static miscache_status_t analytics_key(miscache_t *mc, char *key,
-                                       int64_t company, const char *date) {
-  miscache_status_t st = miscache__check_date(mc, date, 8);
-  if (st != MISCACHE_OK) return st;
-  char num[24];
-  snprintf(num, sizeof num, "%lld", (long long)company);
-  return miscache_key(key, MISCACHE_KEY_BUFSIZE, "gift:analytics", num, date,
-                      NULL);
-}
-
 miscache_status_t miscache_gift_analytics_set(miscache_t *mc, int64_t company,
                                               const char *yyyymmdd,
                                               const json_t *analytics) {
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = analytics_key(mc, key, company, yyyymmdd);
+  miscache_status_t st = miscache__key_company_date(
+      mc, key, sizeof key, "gift:analytics", company, yyyymmdd);
   if (st != MISCACHE_OK) return st;
   return miscache_set(mc, MISCACHE_DB_GIFT, key, analytics,
                       MISCACHE_TTL_GIFT_ANALYTICS);
@@ -483,7 +474,8 @@ miscache_status_t miscache_gift_analytics_get(miscache_t *mc, int64_t company,
   if (out) *out = NULL;
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = analytics_key(mc, key, company, yyyymmdd);
+  miscache_status_t st = miscache__key_company_date(
+      mc, key, sizeof key, "gift:analytics", company, yyyymmdd);
   if (st != MISCACHE_OK) return st;
   return miscache_get(mc, MISCACHE_DB_GIFT, key, out);
 }
@@ -495,7 +487,8 @@ miscache_status_t miscache_gift_analytics_get_or_load(
   if (out) *out = NULL;
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = analytics_key(mc, key, company, yyyymmdd);
+  miscache_status_t st = miscache__key_company_date(
+      mc, key, sizeof key, "gift:analytics", company, yyyymmdd);
   if (st != MISCACHE_OK) return st;
   return miscache_get_or_load(mc, MISCACHE_DB_GIFT, key,
                               MISCACHE_TTL_GIFT_ANALYTICS, loader, userdata,

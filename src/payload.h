@@ -60,6 +60,10 @@ void miscache__payload_clear(const miscache__payload_t *d, void *st);
 /* "prefix:<id>" for an integer id. */
 miscache_status_t miscache__key_int(miscache_t *mc, char *buf, size_t size,
                                     const char *prefix, int64_t id);
+/* "prefix:<company>:<YYYYMMDD>" after checking the date (ERR_KEY if bad). */
+miscache_status_t miscache__key_company_date(miscache_t *mc, char *buf,
+                                             size_t size, const char *prefix,
+                                             int64_t company, const char *date);
 /* Read key and decode it into a zeroed *out. A value of the wrong shape is
  * ERR_DECODE and counts as a miss, like invalid JSON. */
 miscache_status_t miscache__typed_get(miscache_t *mc, miscache_db_t db,

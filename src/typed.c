@@ -15,6 +15,17 @@ miscache_status_t miscache__key_int(miscache_t *mc, char *buf, size_t size,
   return st;
 }
 
+miscache_status_t miscache__key_company_date(miscache_t *mc, char *buf,
+                                             size_t size, const char *prefix,
+                                             int64_t company,
+                                             const char *date) {
+  miscache_status_t st = miscache__check_date(mc, date, 8);
+  if (st != MISCACHE_OK) return st;
+  char num[24];
+  snprintf(num, sizeof num, "%" PRId64, company);
+  return miscache_key(buf, size, prefix, num, date, NULL);
+}
+
 miscache_status_t miscache__typed_get(miscache_t *mc, miscache_db_t db,
                                       const char *key,
                                       const miscache__payload_t *d,
