@@ -112,12 +112,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "open: %s: %s\n", miscache_strerror(st), err);
     return 3;
   }
-  miscache_gift_rules_t rules;
-  st = miscache_gift_rules_get_or_load(mc, job.company, erp_load_rules, NULL,
-                                       &rules, NULL);
-  if (st == MISCACHE_OK)
-    st = miscache_gift_engine_new(&rules, NULL, 0, &job.engine);
-  miscache_gift_rules_clear(&rules);
+  st = erp_engine(mc, job.company, &job.engine);
   if (st != MISCACHE_OK) {
     fprintf(stderr, "gift rules: %s (%s)\n", miscache_strerror(st),
             miscache_errmsg(mc));

@@ -74,4 +74,16 @@ static miscache_status_t erp_load_rules(void *ud, int64_t company,
   return miscache_strings_push(&out->master_products, "P006");
 }
 
+/* The company's gift engine: rules through the cache (erp_load_rules on a
+ * miss), compiled. Free *out with miscache_gift_engine_free. */
+static miscache_status_t erp_engine(miscache_t *mc, int64_t company,
+                                    miscache_gift_engine_t **out) {
+  miscache_gift_rules_t rules;
+  miscache_status_t st = miscache_gift_rules_get_or_load(
+      mc, company, erp_load_rules, NULL, &rules, NULL);
+  if (st == MISCACHE_OK) st = miscache_gift_engine_new(&rules, NULL, 0, out);
+  miscache_gift_rules_clear(&rules);
+  return st;
+}
+
 #endif

@@ -101,11 +101,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "open: %s: %s\n", miscache_strerror(st), err);
     return 3;
   }
-  miscache_gift_rules_t rules;
-  st = miscache_gift_rules_get_or_load(mc, r.company, erp_load_rules, NULL,
-                                       &rules, NULL);
-  if (st == MISCACHE_OK) st = miscache_gift_engine_new(&rules, NULL, 0, &r.engine);
-  miscache_gift_rules_clear(&rules);
+  st = erp_engine(mc, r.company, &r.engine);
   for (int round = 1; st == MISCACHE_OK && round <= 2; round++) {
     json_t *a = NULL;
     miscache_source_t src;
