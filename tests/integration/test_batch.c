@@ -228,10 +228,8 @@ static void test_run_failure(void **state) {
 static miscache_t *open_short_lock(const char *ns) {
   miscache_options_t *o = miscache_options_new();
   miscache_options_set_ttl(o, MISCACHE_TTL_BATCH_LOCK, 1);
-  miscache_options_set_url(o, mt_srv.url);
-  miscache_options_set_namespace(o, ns);
-  miscache_t *mc = NULL;
-  assert_int_equal(miscache_open(o, &mc, NULL, 0), MISCACHE_OK);
+  miscache_t *mc = mt_open_in(o, ns);
+  assert_non_null(mc);
   miscache_options_free(o);
   return mc;
 }

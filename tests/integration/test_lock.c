@@ -14,12 +14,8 @@ static void test_exclusion_between_handles(void **state) {
   (void)state;
   miscache_t *a = mt_open(NULL);
   /* b shares a's namespace so both compete for the same key */
-  miscache_options_t *o = miscache_options_new();
-  miscache_options_set_url(o, mt_srv.url);
-  miscache_options_set_namespace(o, miscache_namespace(a));
-  miscache_t *b = NULL;
-  assert_int_equal(miscache_open(o, &b, NULL, 0), MISCACHE_OK);
-  miscache_options_free(o);
+  miscache_t *b = mt_open_in(NULL, miscache_namespace(a));
+  assert_non_null(b);
 
   miscache_lock_t *la = NULL, *lb = NULL;
   assert_int_equal(miscache_lock_acquire(a, MISCACHE_DB_BATCH, KEY, 60000,
@@ -189,12 +185,8 @@ static void test_exclusion_across_processes(void **state) {
   for (int p = 0; p < PROCS; p++) {
     kids[p] = fork();
     if (kids[p] == 0) {
-      miscache_options_t *o = miscache_options_new();
-      miscache_options_set_url(o, mt_srv.url);
-      miscache_options_set_namespace(o, ns);
-      miscache_t *mc = NULL;
-      if (miscache_open(o, &mc, NULL, 0) != MISCACHE_OK) _exit(2);
-      miscache_options_free(o);
+      miscache_t *mc = mt_open_in(NULL, ns);
+      if (!mc) _exit(2);
       redisContext *rc = mt_raw(&mt_srv, NULL);
       int got = 0, bad = 0;
       while (got < ROUNDS) {

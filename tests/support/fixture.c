@@ -23,17 +23,28 @@ int mt_group_teardown(void **state) {
   return 0;
 }
 
-miscache_t *mt_open(miscache_options_t *o) {
+static miscache_t *open_in(miscache_options_t *o, const char *ns, char *err,
+                           size_t errlen) {
   miscache_options_t *own = o ? o : miscache_options_new();
-  assert_non_null(own);
-  assert_int_equal(miscache_options_set_url(own, mt_srv.url), MISCACHE_OK);
-  assert_int_equal(miscache_options_set_namespace(own, mt_namespace()),
-                   MISCACHE_OK);
   miscache_t *mc = NULL;
-  char err[MISCACHE_ERRMSG_SIZE];
-  miscache_status_t st = miscache_open(own, &mc, err, sizeof err);
-  if (st != MISCACHE_OK) fail_msg("open: %s", err);
+  if (own && miscache_options_set_url(own, mt_srv.url) == MISCACHE_OK &&
+      miscache_options_set_namespace(own, ns) == MISCACHE_OK)
+    miscache_open(own, &mc, err, errlen);
+  else
+    snprintf(err, errlen, "options refused");
   if (!o) miscache_options_free(own);
+  return mc;
+}
+
+miscache_t *mt_open_in(miscache_options_t *o, const char *ns) {
+  char err[MISCACHE_ERRMSG_SIZE];
+  return open_in(o, ns, err, sizeof err);
+}
+
+miscache_t *mt_open(miscache_options_t *o) {
+  char err[MISCACHE_ERRMSG_SIZE] = "";
+  miscache_t *mc = open_in(o, mt_namespace(), err, sizeof err);
+  if (!mc) fail_msg("open: %s", err);
   return mc;
 }
 

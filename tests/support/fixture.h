@@ -29,6 +29,10 @@ char *mt_raw_get(miscache_t *mc, miscache_db_t db, const char *key);
 /* Raw PTTL / EXISTS of the handle's namespaced key in a physical db. */
 long long mt_raw_pttl(miscache_t *mc, miscache_db_t db, const char *key);
 long long mt_raw_exists_in(miscache_t *mc, int physical_db, const char *key);
+/* Handle on the test server in namespace ns (shared with other handles);
+ * o (may be NULL, not freed) gives further options. NULL on failure, with
+ * no cmocka assertion, so forked children can use it. */
+miscache_t *mt_open_in(miscache_options_t *o, const char *ns);
 void mt_sleep_ms(int ms);
 
 #endif
