@@ -9,4 +9,4 @@ cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DMISCACHE_BUILD_TESTS=OFF 
 cmake --build build-bench -j "${JOBS:-2}" >/dev/null
 echo "machine: $(nproc) cores, $(uname -m), $(redis-server --version | cut -d' ' -f3), hiredis $(dpkg-query -W -f='${Version}' libhiredis-dev)"
 bash scripts/with-redis.sh bash -c '
-  for b in bench_read bench_lock bench_select bench_invalidate; do build-bench/bench/$b; echo; done'
+  for b in bench_read bench_classify bench_lock bench_select bench_invalidate; do build-bench/bench/$b; echo; done'

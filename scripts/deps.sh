@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages libmiscache needs to build, test and run its
 # demo. Run as root on Debian 12; does nothing when all are present.
+# Further package names as arguments are installed too (scripts/fuzz.sh
+# adds clang and libclang-rt-14-dev).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libhiredis-dev libjansson-dev uuid-dev
-      libcmocka-dev redis-server redis-tools python3 python3-redis)
+      libcmocka-dev redis-server redis-tools python3 python3-redis "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

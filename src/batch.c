@@ -21,7 +21,7 @@ static const miscache__field_t config_fields[] = {
     CFG(gift_keywords, MISCACHE__F_STRINGS),
     CFG(last_updated, MISCACHE__F_STRING),
 };
-static const miscache__payload_t config_payload =
+const miscache__payload_t miscache__batch_config_payload =
     MISCACHE__PAYLOAD("batch config", config_fields);
 
 #define PRG(m) MISCACHE__FIELD(miscache_batch_progress_t, m, MISCACHE__F_INT)
@@ -41,7 +41,7 @@ static const miscache__field_t status_fields[] = {
     MISCACHE__FIELD_OBJ(miscache_batch_status_t, progress, progress_payload),
     STS(errors, MISCACHE__F_STRINGS),
 };
-static const miscache__payload_t status_payload =
+const miscache__payload_t miscache__batch_status_payload =
     MISCACHE__PAYLOAD("batch status", status_fields);
 
 #define SUM(m) MISCACHE__FIELD(miscache_batch_summary_t, m, MISCACHE__F_INT)
@@ -61,17 +61,17 @@ static const miscache__field_t history_fields[] = {
     HIS(errors, MISCACHE__F_STRINGS),
     MISCACHE__FIELD_OBJ(miscache_batch_history_t, summary, summary_payload),
 };
-static const miscache__payload_t history_payload =
+const miscache__payload_t miscache__batch_history_payload =
     MISCACHE__PAYLOAD("batch history", history_fields);
 
 void miscache_batch_config_clear(miscache_batch_config_t *c) {
-  if (c) miscache__payload_clear(&config_payload, c);
+  if (c) miscache__payload_clear(&miscache__batch_config_payload, c);
 }
 void miscache_batch_status_clear(miscache_batch_status_t *s) {
-  if (s) miscache__payload_clear(&status_payload, s);
+  if (s) miscache__payload_clear(&miscache__batch_status_payload, s);
 }
 void miscache_batch_history_clear(miscache_batch_history_t *h) {
-  if (h) miscache__payload_clear(&history_payload, h);
+  if (h) miscache__payload_clear(&miscache__batch_history_payload, h);
 }
 
 /* ---- keys and plain access --------------------------------------------- */
@@ -113,24 +113,26 @@ static miscache_status_t fetch(miscache_t *mc, const char *prefix,
 
 miscache_status_t miscache_batch_config_set(miscache_t *mc, int64_t company,
                                             const miscache_batch_config_t *c) {
-  return put(mc, "batch:config", company, &config_payload, c,
+  return put(mc, "batch:config", company, &miscache__batch_config_payload, c,
              MISCACHE_TTL_BATCH_CONFIG);
 }
 
 miscache_status_t miscache_batch_config_get(miscache_t *mc, int64_t company,
                                             miscache_batch_config_t *out) {
-  return fetch(mc, "batch:config", company, &config_payload, out, sizeof *out);
+  return fetch(mc, "batch:config", company, &miscache__batch_config_payload,
+               out, sizeof *out);
 }
 
 miscache_status_t miscache_batch_status_set(miscache_t *mc, int64_t company,
                                             const miscache_batch_status_t *s) {
-  return put(mc, "batch:status", company, &status_payload, s,
+  return put(mc, "batch:status", company, &miscache__batch_status_payload, s,
              MISCACHE_TTL_BATCH_STATUS);
 }
 
 miscache_status_t miscache_batch_status_get(miscache_t *mc, int64_t company,
                                             miscache_batch_status_t *out) {
-  return fetch(mc, "batch:status", company, &status_payload, out, sizeof *out);
+  return fetch(mc, "batch:status", company, &miscache__batch_status_payload,
+               out, sizeof *out);
 }
 
 miscache_status_t miscache_batch_status_progress(
@@ -170,7 +172,8 @@ miscache_status_t miscache_batch_history_set(miscache_t *mc, int64_t company,
     miscache__set_err(mc, "history is NULL");
     return MISCACHE_ERR_INVALID;
   }
-  return miscache__typed_set(mc, MISCACHE_DB_BATCH, key, &history_payload, h,
+  return miscache__typed_set(mc, MISCACHE_DB_BATCH, key,
+                             &miscache__batch_history_payload, h,
                              miscache__ttl_ms(mc, MISCACHE_TTL_BATCH_HISTORY));
 }
 
@@ -184,7 +187,8 @@ miscache_status_t miscache_batch_history_get(miscache_t *mc, int64_t company,
       mc, key, sizeof key, "batch:history", company, yyyymmdd);
   if (st != MISCACHE_OK) return st;
   if (!out) return MISCACHE_ERR_INVALID;
-  return miscache__typed_get(mc, MISCACHE_DB_BATCH, key, &history_payload, out);
+  return miscache__typed_get(mc, MISCACHE_DB_BATCH, key,
+                             &miscache__batch_history_payload, out);
 }
 
 miscache_status_t miscache_batch_lock_acquire(miscache_t *mc, int64_t company,
@@ -228,10 +232,9 @@ miscache_status_t miscache_batch_config_get_or_load(
   miscache_status_t st = company_key(mc, key, "batch:config", company);
   if (st != MISCACHE_OK) return st;
   config_loader_t cl = {loader, userdata, company};
-  return miscache__typed_get_or_load(mc, MISCACHE_DB_BATCH, key,
-                                     &config_payload, sizeof *out,
-                                     MISCACHE_TTL_BATCH_CONFIG, load_config,
-                                     &cl, out, source);
+  return miscache__typed_get_or_load(
+      mc, MISCACHE_DB_BATCH, key, &miscache__batch_config_payload, sizeof *out,
+      MISCACHE_TTL_BATCH_CONFIG, load_config, &cl, out, source);
 }
 
 /* ---- the run helper ------------------------------------------------------ */
@@ -457,9 +460,11 @@ miscache_status_t miscache_batch_run(
   if (history_out && h.status) {
     /* a deep copy through the codec, owned by the caller */
     char why[256];
-    json_t *j = miscache__payload_encode(&history_payload, &h, why, sizeof why);
-    if (j) miscache__payload_decode(&history_payload, j, history_out, why,
-                                    sizeof why);
+    json_t *j = miscache__payload_encode(&miscache__batch_history_payload, &h,
+                                         why, sizeof why);
+    if (j)
+      miscache__payload_decode(&miscache__batch_history_payload, j, history_out,
+                               why, sizeof why);
     json_decref(j);
   }
   miscache_batch_config_clear(&run.config);

@@ -17,7 +17,7 @@ static const miscache__field_t rules_fields[] = {
     RUL(master_products, MISCACHE__F_STRINGS),
     RUL(last_updated, MISCACHE__F_STRING),
 };
-static const miscache__payload_t rules_payload =
+const miscache__payload_t miscache__gift_rules_payload =
     MISCACHE__PAYLOAD("gift rules", rules_fields);
 
 #define MST(m, t) MISCACHE__FIELD(miscache_gift_master_entry_t, m, t)
@@ -30,7 +30,7 @@ static const miscache__field_t master_fields[] = {
     MST(standard_cost, MISCACHE__F_DOUBLE),
     MST(is_active, MISCACHE__F_BOOL),
 };
-static const miscache__payload_t master_payload =
+const miscache__payload_t miscache__gift_master_payload =
     MISCACHE__PAYLOAD("gift master entry", master_fields);
 
 #define CLS(m, t) MISCACHE__FIELD(miscache_gift_classification_t, m, t)
@@ -43,20 +43,20 @@ static const miscache__field_t class_fields[] = {
     CLS(revenue_impact, MISCACHE__F_DOUBLE),
     CLS(classified_at, MISCACHE__F_STRING),
 };
-static const miscache__payload_t class_payload =
+const miscache__payload_t miscache__gift_class_payload =
     MISCACHE__PAYLOAD("gift classification", class_fields);
 
 void miscache_gift_rules_clear(miscache_gift_rules_t *r) {
-  if (r) miscache__payload_clear(&rules_payload, r);
+  if (r) miscache__payload_clear(&miscache__gift_rules_payload, r);
 }
 void miscache_gift_classification_clear(miscache_gift_classification_t *c) {
-  if (c) miscache__payload_clear(&class_payload, c);
+  if (c) miscache__payload_clear(&miscache__gift_class_payload, c);
 }
 void miscache_gift_master_free(miscache_gift_master_entry_t *entries,
                                size_t n) {
   if (!entries) return;
   for (size_t i = 0; i < n; i++)
-    miscache__payload_clear(&master_payload, &entries[i]);
+    miscache__payload_clear(&miscache__gift_master_payload, &entries[i]);
   free(entries);
 }
 
@@ -74,7 +74,8 @@ miscache_status_t miscache_gift_rules_set(miscache_t *mc, int64_t company,
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = company_key(mc, key, "gift:rules", company);
   if (st != MISCACHE_OK) return st;
-  return miscache__typed_set(mc, MISCACHE_DB_GIFT, key, &rules_payload, r,
+  return miscache__typed_set(mc, MISCACHE_DB_GIFT, key,
+                             &miscache__gift_rules_payload, r,
                              miscache__ttl_ms(mc, MISCACHE_TTL_GIFT_RULES));
 }
 
@@ -85,7 +86,8 @@ miscache_status_t miscache_gift_rules_get(miscache_t *mc, int64_t company,
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = company_key(mc, key, "gift:rules", company);
   if (st != MISCACHE_OK) return st;
-  return miscache__typed_get(mc, MISCACHE_DB_GIFT, key, &rules_payload, out);
+  return miscache__typed_get(mc, MISCACHE_DB_GIFT, key,
+                             &miscache__gift_rules_payload, out);
 }
 
 typedef struct {
@@ -113,9 +115,9 @@ miscache_status_t miscache_gift_rules_get_or_load(
   miscache_status_t st = company_key(mc, key, "gift:rules", company);
   if (st != MISCACHE_OK) return st;
   rules_loader_t rl = {loader, userdata, company};
-  return miscache__typed_get_or_load(mc, MISCACHE_DB_GIFT, key, &rules_payload,
-                                     sizeof *out, MISCACHE_TTL_GIFT_RULES,
-                                     load_rules, &rl, out, source);
+  return miscache__typed_get_or_load(
+      mc, MISCACHE_DB_GIFT, key, &miscache__gift_rules_payload, sizeof *out,
+      MISCACHE_TTL_GIFT_RULES, load_rules, &rl, out, source);
 }
 
 /* ---- gift master -------------------------------------------------------------- */
@@ -132,8 +134,8 @@ miscache_gift_master_set(miscache_t *mc, int64_t company,
   json_t *arr = json_array();
   char why[256] = "";
   for (size_t i = 0; arr && i < n; i++) {
-    json_t *e = miscache__payload_encode(&master_payload, &entries[i], why,
-                                         sizeof why);
+    json_t *e = miscache__payload_encode(&miscache__gift_master_payload,
+                                         &entries[i], why, sizeof why);
     if (!e || json_array_append_new(arr, e)) {
       json_decref(arr);
       arr = NULL;
@@ -160,20 +162,34 @@ miscache_status_t miscache_gift_master_get(miscache_t *mc, int64_t company,
   json_t *arr = NULL;
   st = miscache_get(mc, MISCACHE_DB_GIFT, key, &arr);
   if (st != MISCACHE_OK) return st;
-  size_t count = json_is_array(arr) ? json_array_size(arr) : 0;
-  miscache_gift_master_entry_t *out = calloc(count ? count : 1, sizeof *out);
-  char why[256] = "not a JSON array";
-  st = out && json_is_array(arr) ? MISCACHE_OK : MISCACHE_ERR_DECODE;
-  if (!out) st = MISCACHE_ERR_NOMEM;
-  for (size_t i = 0; st == MISCACHE_OK && i < count; i++)
-    st = miscache__payload_decode(&master_payload, json_array_get(arr, i),
-                                  &out[i], why, sizeof why);
+  char why[256];
+  st = miscache__gift_master_decode(arr, entries, n, why, sizeof why);
   json_decref(arr);
   if (st != MISCACHE_OK) {
-    miscache_gift_master_free(out, count);
     if (st == MISCACHE_ERR_DECODE)
       miscache__hit_unusable(mc, MISCACHE_DB_GIFT, key);
     miscache__set_err(mc, "value of %s: %s", key, why);
+  }
+  return st;
+}
+
+miscache_status_t
+miscache__gift_master_decode(const json_t *arr,
+                             miscache_gift_master_entry_t **entries, size_t *n,
+                             char *why, size_t whylen) {
+  *entries = NULL;
+  *n = 0;
+  snprintf(why, whylen, "not a JSON array");
+  if (!json_is_array(arr)) return MISCACHE_ERR_DECODE;
+  size_t count = json_array_size(arr);
+  miscache_gift_master_entry_t *out = calloc(count ? count : 1, sizeof *out);
+  if (!out) return MISCACHE_ERR_NOMEM;
+  miscache_status_t st = MISCACHE_OK;
+  for (size_t i = 0; st == MISCACHE_OK && i < count; i++)
+    st = miscache__payload_decode(&miscache__gift_master_payload,
+                                  json_array_get(arr, i), &out[i], why, whylen);
+  if (st != MISCACHE_OK) {
+    miscache_gift_master_free(out, count);
     return st;
   }
   *entries = out;
@@ -359,7 +375,8 @@ miscache_status_t miscache_gift_classify(miscache_t *mc, int64_t company,
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = class_key(mc, key, company, p->product_code);
   if (st != MISCACHE_OK) return st;
-  st = miscache__typed_get(mc, MISCACHE_DB_GIFT, key, &class_payload, out);
+  st = miscache__typed_get(mc, MISCACHE_DB_GIFT, key,
+                           &miscache__gift_class_payload, out);
   if (st == MISCACHE_OK) {
     if (source) *source = MISCACHE_SOURCE_CACHE;
     return st;
@@ -370,8 +387,9 @@ miscache_status_t miscache_gift_classify(miscache_t *mc, int64_t company,
   if (st != MISCACHE_OK) return st;
   miscache_source_t src = MISCACHE_SOURCE_UNCACHED;
   if (cache_ok &&
-      miscache__typed_set(mc, MISCACHE_DB_GIFT, key, &class_payload, out,
-                          miscache__ttl_ms(mc, MISCACHE_TTL_GIFT_CLASSIFICATION)) ==
+      miscache__typed_set(
+          mc, MISCACHE_DB_GIFT, key, &miscache__gift_class_payload, out,
+          miscache__ttl_ms(mc, MISCACHE_TTL_GIFT_CLASSIFICATION)) ==
           MISCACHE_OK)
     src = MISCACHE_SOURCE_LOADED;
   if (source) *source = src;
@@ -413,8 +431,8 @@ miscache_status_t miscache_gift_classify_bulk(
   for (size_t i = 0; i < n; i++) {
     char why[256];
     if (cache_ok && sts[i] == MISCACHE_OK &&
-        miscache__payload_decode(&class_payload, vals[i], &out[i], why,
-                                 sizeof why) == MISCACHE_OK) {
+        miscache__payload_decode(&miscache__gift_class_payload, vals[i],
+                                 &out[i], why, sizeof why) == MISCACHE_OK) {
       cached++;
       continue;
     }
@@ -424,8 +442,8 @@ miscache_status_t miscache_gift_classify_bulk(
     st = miscache_gift_engine_classify(e, &products[i], &out[i]);
     if (st != MISCACHE_OK) goto done;
     if (!cache_ok) continue;
-    new_vals[n_new] = miscache__payload_encode(&class_payload, &out[i], why,
-                                               sizeof why);
+    new_vals[n_new] = miscache__payload_encode(&miscache__gift_class_payload,
+                                               &out[i], why, sizeof why);
     if (!new_vals[n_new]) {
       st = MISCACHE_ERR_NOMEM;
       goto done;

@@ -56,6 +56,25 @@ miscache_status_t miscache__payload_decode(const miscache__payload_t *d,
 /* Free what the struct owns and zero it. */
 void miscache__payload_clear(const miscache__payload_t *d, void *st);
 
+/* ---- the top-level payloads, one per stored value shape ------------------ */
+extern const miscache__payload_t miscache__session_payload;
+extern const miscache__payload_t miscache__batch_config_payload;
+extern const miscache__payload_t miscache__batch_status_payload;
+extern const miscache__payload_t miscache__batch_history_payload;
+extern const miscache__payload_t miscache__gift_rules_payload;
+extern const miscache__payload_t miscache__gift_master_payload; /* an entry */
+extern const miscache__payload_t miscache__gift_class_payload;
+extern const miscache__payload_t miscache__daily_sales_payload;
+extern const miscache__payload_t miscache__upload_payload;
+
+/* The gift master list: a JSON array of entries. OK with *entries (free
+ * with miscache_gift_master_free) and *n; ERR_DECODE (why says where) or
+ * ERR_NOMEM with *entries NULL and *n 0. */
+miscache_status_t
+miscache__gift_master_decode(const json_t *arr,
+                             miscache_gift_master_entry_t **entries, size_t *n,
+                             char *why, size_t whylen);
+
 /* ---- typed access shared by the domain files (typed.c) ---------------- */
 /* "prefix:<id>" for an integer id. */
 miscache_status_t miscache__key_int(miscache_t *mc, char *buf, size_t size,

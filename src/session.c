@@ -12,11 +12,11 @@ static const miscache__field_t session_fields[] = {
     MISCACHE__FIELD(miscache_session_t, permissions, MISCACHE__F_JSON),
     MISCACHE__FIELD(miscache_session_t, last_activity, MISCACHE__F_STRING),
 };
-static const miscache__payload_t session_payload =
+const miscache__payload_t miscache__session_payload =
     MISCACHE__PAYLOAD("session", session_fields);
 
 void miscache_session_clear(miscache_session_t *s) {
-  if (s) miscache__payload_clear(&session_payload, s);
+  if (s) miscache__payload_clear(&miscache__session_payload, s);
 }
 
 miscache_status_t miscache_session_set(miscache_t *mc,
@@ -36,8 +36,9 @@ miscache_status_t miscache_session_set(miscache_t *mc,
     miscache__iso8601_now(now, sizeof now);
     copy.last_activity = now;
   }
-  return miscache__typed_set(mc, MISCACHE_DB_SESSION, key, &session_payload,
-                             &copy, miscache__ttl_ms(mc, MISCACHE_TTL_SESSION));
+  return miscache__typed_set(mc, MISCACHE_DB_SESSION, key,
+                             &miscache__session_payload, &copy,
+                             miscache__ttl_ms(mc, MISCACHE_TTL_SESSION));
 }
 
 miscache_status_t miscache_session_get(miscache_t *mc, int64_t user_id,
@@ -52,8 +53,8 @@ miscache_status_t miscache_session_get(miscache_t *mc, int64_t user_id,
   miscache_status_t st =
       miscache__key_int(mc, key, sizeof key, "session:user", user_id);
   if (st != MISCACHE_OK) return st;
-  return miscache__typed_get(mc, MISCACHE_DB_SESSION, key, &session_payload,
-                             out);
+  return miscache__typed_get(mc, MISCACHE_DB_SESSION, key,
+                             &miscache__session_payload, out);
 }
 
 miscache_status_t miscache_session_delete(miscache_t *mc, int64_t user_id,

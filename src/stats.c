@@ -18,11 +18,11 @@ static const miscache__field_t daily_fields[] = {
     MISCACHE__FIELD(miscache_daily_sales_t, channel_stats, MISCACHE__F_JSON),
     MISCACHE__FIELD_OBJ(miscache_daily_sales_t, gift_stats, gift_stats_payload),
 };
-static const miscache__payload_t daily_payload =
+const miscache__payload_t miscache__daily_sales_payload =
     MISCACHE__PAYLOAD("daily sales", daily_fields);
 
 void miscache_daily_sales_clear(miscache_daily_sales_t *s) {
-  if (s) miscache__payload_clear(&daily_payload, s);
+  if (s) miscache__payload_clear(&miscache__daily_sales_payload, s);
 }
 
 /* key for a dated stats entry, after checking the date */
@@ -46,7 +46,8 @@ miscache_status_t miscache_stats_daily_sales_set(miscache_t *mc,
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = dated_key(mc, key, "stats:daily_sales", yyyymmdd, 8);
   if (st != MISCACHE_OK) return st;
-  return miscache__typed_set(mc, MISCACHE_DB_CACHE, key, &daily_payload, s,
+  return miscache__typed_set(mc, MISCACHE_DB_CACHE, key,
+                             &miscache__daily_sales_payload, s,
                              miscache__ttl_ms(mc, MISCACHE_TTL_STATISTICS));
 }
 
@@ -62,7 +63,8 @@ miscache_status_t miscache_stats_daily_sales_get(miscache_t *mc,
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = dated_key(mc, key, "stats:daily_sales", yyyymmdd, 8);
   if (st != MISCACHE_OK) return st;
-  return miscache__typed_get(mc, MISCACHE_DB_CACHE, key, &daily_payload, out);
+  return miscache__typed_get(mc, MISCACHE_DB_CACHE, key,
+                             &miscache__daily_sales_payload, out);
 }
 
 miscache_status_t miscache_stats_monthly_revenue_set(miscache_t *mc,

@@ -11,11 +11,11 @@ static const miscache__field_t upload_fields[] = {
     MISCACHE__FIELD(miscache_upload_t, error_count, MISCACHE__F_INT),
     MISCACHE__FIELD(miscache_upload_t, start_time, MISCACHE__F_STRING),
 };
-static const miscache__payload_t upload_payload =
+const miscache__payload_t miscache__upload_payload =
     MISCACHE__PAYLOAD("excel upload", upload_fields);
 
 void miscache_upload_clear(miscache_upload_t *u) {
-  if (u) miscache__payload_clear(&upload_payload, u);
+  if (u) miscache__payload_clear(&miscache__upload_payload, u);
 }
 
 static miscache_status_t id_key(miscache_t *mc, char *key, const char *prefix,
@@ -32,7 +32,8 @@ static miscache_status_t id_key(miscache_t *mc, char *key, const char *prefix,
 
 static miscache_status_t upload_put(miscache_t *mc, const char *key,
                                     const miscache_upload_t *u) {
-  return miscache__typed_set(mc, MISCACHE_DB_TEMP, key, &upload_payload, u,
+  return miscache__typed_set(mc, MISCACHE_DB_TEMP, key,
+                             &miscache__upload_payload, u,
                              (int64_t)MISCACHE_UPLOAD_TTL_S * 1000);
 }
 
@@ -61,7 +62,8 @@ miscache_status_t miscache_upload_get(miscache_t *mc, const char *id,
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = id_key(mc, key, "temp:excel_upload", id);
   if (st != MISCACHE_OK) return st;
-  return miscache__typed_get(mc, MISCACHE_DB_TEMP, key, &upload_payload, out);
+  return miscache__typed_get(mc, MISCACHE_DB_TEMP, key,
+                             &miscache__upload_payload, out);
 }
 
 /* Read, change with the caller's values, write back with a fresh TTL. */

@@ -46,7 +46,8 @@ static int mixed_call(miscache_t *mc, long id, int i) {
           sts[0] != MISCACHE_OK || sts[1] != MISCACHE_MISS ||
           sts[2] != MISCACHE_OK ||
           json_integer_value(json_object_get(vals[2], "t")) != id;
-    for (int k = 0; k < 3; k++) json_decref(vals[k]);
+    for (int k = 0; k < 3; k++)
+      json_decref(vals[k]);
     break;
   }
   case 4:
@@ -63,9 +64,7 @@ static int mixed_call(miscache_t *mc, long id, int i) {
     miscache_lock_free(l);
     break;
   }
-  case 6:
-    bad = miscache_ping(mc) != MISCACHE_OK;
-    break;
+  case 6: bad = miscache_ping(mc) != MISCACHE_OK; break;
   case 7:
     bad = miscache_delete(mc, MISCACHE_DB_CACHE, key, &yes) != MISCACHE_OK ||
           !yes;

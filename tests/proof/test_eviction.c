@@ -41,7 +41,9 @@ static void test_allkeys_lru(void **state) {
   /* ~6 MB of sessions into 4 MB: every write goes through */
   for (int u = 1; u <= SESSIONS; u++) {
     fill_name(name, u);
-    miscache_session_t se = {.user_id = u, .username = name, .dept_id = u % 7,
+    miscache_session_t se = {.user_id = u,
+                             .username = name,
+                             .dept_id = u % 7,
                              .current_company_id = 1};
     assert_int_equal(miscache_session_set(mc, &se), MISCACHE_OK);
   }

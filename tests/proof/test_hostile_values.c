@@ -48,7 +48,8 @@ static void make_hostile(void) {
   memset(big_obj, ' ', BIG);
   memcpy(big_obj, "{\"user_id\":1,\"x\":\"", 19);
   add("10 MB unterminated object", NULL, big_obj, BIG);
-  const char utf[] = "{\"user_id\":1,\"username\":\"\xc3\x28\xff\",\"status\":\"\xfe\"}";
+  const char utf[] =
+      "{\"user_id\":1,\"username\":\"\xc3\x28\xff\",\"status\":\"\xfe\"}";
   add("invalid UTF-8 in strings", NULL, dup_bytes(utf, sizeof utf - 1),
       sizeof utf - 1);
   const char raw[] = "\xff\xfe\x00\x01{}";
@@ -66,11 +67,13 @@ static void make_hostile(void) {
 }
 
 static void free_hostile(void) {
-  for (size_t i = 0; i < n_hostile; i++) free(hostile[i].bytes);
+  for (size_t i = 0; i < n_hostile; i++)
+    free(hostile[i].bytes);
   n_hostile = 0;
 }
 
-/* ---- the readers ----------------------------------------------------------- */
+/* ---- the readers -----------------------------------------------------------
+ */
 typedef miscache_status_t (*reader_fn)(miscache_t *mc);
 
 #define JSON_READER(fname, call)                                               \
@@ -87,8 +90,8 @@ JSON_READER(r_products, miscache_master_products_get(mc, 3, &out))
 JSON_READER(r_monthly, miscache_stats_monthly_revenue_get(mc, "202611", &out))
 JSON_READER(r_report, miscache_report_get(mc, "r1", &out))
 JSON_READER(r_analytics, miscache_gift_analytics_get(mc, 1, "20261124", &out))
-JSON_READER(r_lock_info, miscache_lock_info(mc, MISCACHE_DB_BATCH,
-                                            "batch:lock:1", &out))
+JSON_READER(r_lock_info,
+            miscache_lock_info(mc, MISCACHE_DB_BATCH, "batch:lock:1", &out))
 
 #define STRUCT_READER(fname, type, call, clear, field)                         \
   static miscache_status_t fname(miscache_t *mc) {                             \
@@ -137,8 +140,8 @@ static miscache_status_t r_serial(miscache_t *mc) {
 
 static miscache_status_t r_generic(miscache_t *mc) {
   json_t *out = (json_t *)&out;
-  miscache_status_t st = miscache_get(mc, MISCACHE_DB_SESSION, "session:user:5",
-                                      &out);
+  miscache_status_t st =
+      miscache_get(mc, MISCACHE_DB_SESSION, "session:user:5", &out);
   if (out) fail_msg("get: output not cleared");
   return st;
 }
@@ -198,14 +201,13 @@ static void assert_untouched(miscache_t *mc, miscache_db_t db, const char *key,
   char full[256];
   snprintf(full, sizeof full, "%s%s", miscache_namespace(mc), key);
   if (h->redis_type) {
-    assert_int_equal(mt_raw_int(mt_rc, miscache_db_number(mc, db), "EXISTS %s",
-                                full),
-                     1);
+    assert_int_equal(
+        mt_raw_int(mt_rc, miscache_db_number(mc, db), "EXISTS %s", full), 1);
     return;
   }
-  assert_int_equal(mt_raw_int(mt_rc, miscache_db_number(mc, db), "STRLEN %s",
-                              full),
-                   (long long)h->len);
+  assert_int_equal(
+      mt_raw_int(mt_rc, miscache_db_number(mc, db), "STRLEN %s", full),
+      (long long)h->len);
 }
 
 static void test_every_reader_rejects_every_hostile_value(void **state) {
@@ -245,7 +247,8 @@ static void test_classifier_replaces_hostile_value(void **state) {
   (void)state;
   make_hostile();
   miscache_t *mc = mt_open(NULL);
-  miscache_gift_rules_t rules = {.auto_classify = true, .zero_price_rule = true};
+  miscache_gift_rules_t rules = {.auto_classify = true,
+                                 .zero_price_rule = true};
   miscache_gift_engine_t *e = NULL;
   assert_int_equal(miscache_gift_engine_new(&rules, NULL, 0, &e), MISCACHE_OK);
   miscache_gift_product_t p = {"P-1", "free sample", 0.0};

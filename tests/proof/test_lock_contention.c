@@ -45,8 +45,8 @@ static miscache_t *child_open(const char *ns) {
 static miscache_lock_t *take(miscache_t *mc, int64_t ttl_ms, const char *who) {
   for (;;) {
     miscache_lock_t *l = NULL;
-    miscache_status_t st =
-        miscache_lock_acquire(mc, MISCACHE_DB_BATCH, KEY, ttl_ms, who, NULL, &l);
+    miscache_status_t st = miscache_lock_acquire(mc, MISCACHE_DB_BATCH, KEY,
+                                                 ttl_ms, who, NULL, &l);
     if (st == MISCACHE_OK) return l;
     if (st != MISCACHE_ERR_LOCKED) _exit(3);
     pause_us(100);
@@ -144,7 +144,8 @@ static void test_8_processes_1000_cycles(void **state) {
          (double)min_gap / 1e3);
   free(all);
   assert_int_equal(overlaps, 0);
-  assert_int_equal(mt_raw_int(mt_rc, 9, "INCRBY %s 0", counter), PROCS * CYCLES);
+  assert_int_equal(mt_raw_int(mt_rc, 9, "INCRBY %s 0", counter),
+                   PROCS * CYCLES);
   assert_int_equal(failed, 0); /* every release was OK */
 }
 
@@ -156,12 +157,14 @@ static void run_mixed(int p, const char *ns) {
   bool late = p % 2 == 0;
   int bad = 0, other_owner = 0;
   for (int i = 0; i < LATE_CYCLES; i++) {
-    miscache_lock_t *l = take(mc, late ? 20 : 10000, late ? "late" : "punctual");
+    miscache_lock_t *l =
+        take(mc, late ? 20 : 10000, late ? "late" : "punctual");
     pause_us(late ? 50000 : 2000);
     if (!late) {
       /* nobody's late release has removed this holder's lock */
       json_t *info = NULL;
-      if (miscache_lock_info(mc, MISCACHE_DB_BATCH, KEY, &info) != MISCACHE_OK ||
+      if (miscache_lock_info(mc, MISCACHE_DB_BATCH, KEY, &info) !=
+              MISCACHE_OK ||
           strcmp(json_string_value(json_object_get(info, "token")),
                  miscache_lock_token(l)) != 0)
         bad++;

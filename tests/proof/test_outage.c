@@ -13,9 +13,9 @@
 
 enum {
   ROUNDS = 3,
-  TIMEOUT_MS = 300,    /* command and connect timeout of the handle */
-  UP_MS = 400,         /* server up before each kill */
-  DOWN_MS = 700,       /* server down before each restart */
+  TIMEOUT_MS = 300, /* command and connect timeout of the handle */
+  UP_MS = 400,      /* server up before each kill */
+  DOWN_MS = 700,    /* server down before each restart */
   MAX_EVENTS = 64
 };
 
@@ -62,8 +62,8 @@ static void *client(void *arg) {
     snprintf(key, sizeof key, "batch:status:%ld", i % 50);
     json_t *v = json_pack("{s:I}", "i", (json_int_t)i);
     int64_t t0 = now_ns();
-    miscache_status_t set =
-        miscache_set(lg->mc, MISCACHE_DB_BATCH, key, v, MISCACHE_TTL_BATCH_STATUS);
+    miscache_status_t set = miscache_set(lg->mc, MISCACHE_DB_BATCH, key, v,
+                                         MISCACHE_TTL_BATCH_STATUS);
     account(lg, set, t0, &up);
     json_t *out = NULL;
     t0 = now_ns();
@@ -135,8 +135,9 @@ static void test_kill_and_restart_under_load(void **state) {
                                 MISCACHE_TTL_BATCH_STATUS),
                    MISCACHE_OK);
   assert_int_equal(mt_raw_exists_in(lg.mc, 4, "batch:status:x"), 1);
-  assert_int_equal(miscache_get(lg.mc, MISCACHE_DB_BATCH, "batch:status:x", &out),
-                   MISCACHE_OK);
+  assert_int_equal(
+      miscache_get(lg.mc, MISCACHE_DB_BATCH, "batch:status:x", &out),
+      MISCACHE_OK);
   assert_true(json_equal(v, out));
   json_decref(out);
   json_decref(v);
