@@ -73,4 +73,15 @@ static inline double redis_benchmark(const char *args, const char *test) {
   return ops;
 }
 
+/* One row of the summary table bench/run.sh prints at the end: a line
+ * "@summary|benchmark|library|reference|ratio|target|verdict" (run.sh
+ * takes these lines out of the program's printed output). met: 1 met,
+ * 0 missed, -1 no target. */
+static inline void bench_summary(const char *bench, const char *library,
+                                 const char *reference, double ratio,
+                                 const char *target, int met) {
+  printf("@summary|%s|%s|%s|%.3f|%s|%s\n", bench, library, reference, ratio,
+         target, met < 0 ? "-" : met ? "met" : "MISSED");
+}
+
 #endif

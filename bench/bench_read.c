@@ -57,6 +57,12 @@ int main(void) {
          "(target >= 0.90)\n", w, l / w);
   printf("  redis-benchmark GET    %10.0f ops/s   library/redis-benchmark = "
          "%.3f\n", rb, rb > 0 ? l / rb : 0);
+  char a[64], b[64];
+  snprintf(a, sizeof a, "%.0f reads/s", l);
+  snprintf(b, sizeof b, "raw hiredis+jansson %.0f/s", w);
+  bench_summary("1 typed read", a, b, l / w, ">= 0.90", l / w >= 0.90);
+  snprintf(b, sizeof b, "redis-benchmark -P 1 GET %.0f/s", rb);
+  bench_summary("1 typed read", a, b, rb > 0 ? l / rb : 0, "-", -1);
   miscache_free(mc);
   redisFree(rc);
   return 0;

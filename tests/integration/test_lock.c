@@ -186,7 +186,7 @@ static void test_exclusion_across_processes(void **state) {
     kids[p] = fork();
     if (kids[p] == 0) {
       miscache_t *mc = mt_open_in(NULL, ns);
-      if (!mc) _exit(2);
+      if (!mc) mt_child_exit(2);
       redisContext *rc = mt_raw(&mt_srv, NULL);
       int got = 0, bad = 0;
       while (got < ROUNDS) {
@@ -194,7 +194,7 @@ static void test_exclusion_across_processes(void **state) {
         miscache_status_t st =
             miscache_lock_acquire(mc, MISCACHE_DB_BATCH, KEY, 10000, "p", NULL, &l);
         if (st == MISCACHE_ERR_LOCKED) continue;
-        if (st != MISCACHE_OK) _exit(3);
+        if (st != MISCACHE_OK) mt_child_exit(3);
         if (mt_raw_int(rc, 9, "INCR %s", inside) != 1) bad++;
         mt_raw_int(rc, 9, "DECR %s", inside);
         if (miscache_lock_release(mc, l) != MISCACHE_OK) bad++;
@@ -203,7 +203,7 @@ static void test_exclusion_across_processes(void **state) {
       }
       redisFree(rc);
       miscache_free(mc);
-      _exit(bad ? 1 : 0);
+      mt_child_exit(bad ? 1 : 0);
     }
   }
   for (int p = 0; p < PROCS; p++) {

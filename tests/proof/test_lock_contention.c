@@ -37,7 +37,7 @@ static void pause_us(long us) {
 
 static miscache_t *child_open(const char *ns) {
   miscache_t *mc = mt_open_in(NULL, ns);
-  if (!mc) _exit(2);
+  if (!mc) mt_child_exit(2);
   return mc;
 }
 
@@ -48,7 +48,7 @@ static miscache_lock_t *take(miscache_t *mc, int64_t ttl_ms, const char *who) {
     miscache_status_t st = miscache_lock_acquire(mc, MISCACHE_DB_BATCH, KEY,
                                                  ttl_ms, who, NULL, &l);
     if (st == MISCACHE_OK) return l;
-    if (st != MISCACHE_ERR_LOCKED) _exit(3);
+    if (st != MISCACHE_ERR_LOCKED) mt_child_exit(3);
     pause_us(100);
   }
 }
@@ -60,7 +60,7 @@ static void log_path(char *buf, size_t n, int p) {
 static void run_cycles(int p, const char *ns, const char *counter) {
   miscache_t *mc = child_open(ns);
   redisContext *rc = mt_raw(&mt_srv, NULL);
-  if (!rc) _exit(2);
+  if (!rc) mt_child_exit(2);
   static interval_t iv[CYCLES];
   int bad = 0;
   for (int i = 0; i < CYCLES; i++) {
@@ -77,10 +77,10 @@ static void run_cycles(int p, const char *ns, const char *counter) {
   log_path(path, sizeof path, p);
   FILE *f = fopen(path, "wb");
   if (!f || fwrite(iv, sizeof iv[0], CYCLES, f) != CYCLES || fclose(f) != 0)
-    _exit(4);
+    mt_child_exit(4);
   redisFree(rc);
   miscache_free(mc);
-  _exit(bad ? 1 : 0);
+  mt_child_exit(bad ? 1 : 0);
 }
 
 static int by_start(const void *a, const void *b) {
@@ -180,12 +180,12 @@ static void run_mixed(int p, const char *ns) {
     char path[256];
     log_path(path, sizeof path, p);
     FILE *f = fopen(path, "w");
-    if (!f) _exit(4);
+    if (!f) mt_child_exit(4);
     fprintf(f, "%d\n", other_owner);
     fclose(f);
   }
   miscache_free(mc);
-  _exit(bad ? 1 : 0);
+  mt_child_exit(bad ? 1 : 0);
 }
 
 static void test_late_release_keeps_next_holder(void **state) {

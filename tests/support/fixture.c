@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 mt_server_t mt_srv;
 redisContext *mt_rc;
@@ -79,6 +80,12 @@ long long mt_raw_exists_in(miscache_t *mc, int physical_db, const char *key) {
   char k[2048];
   full_key(mc, key, k, sizeof k);
   return mt_raw_int(mt_rc, physical_db, "EXISTS %s", k);
+}
+
+_Noreturn void mt_child_exit(int code) {
+  if (mt_rc) redisFree(mt_rc); /* the child's copy of the socket only */
+  mt_rc = NULL;
+  _exit(code);
 }
 
 void mt_sleep_ms(int ms) {
