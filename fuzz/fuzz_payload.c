@@ -88,19 +88,18 @@ static void check_gift_master(const json_t *v) {
     return;
   }
   if (n != json_array_size(v)) FAIL("gift master: %zu entries", n);
-  json_t *arr = json_array();
-  for (size_t i = 0; i < n; i++) {
-    json_t *one = miscache__payload_encode(&miscache__gift_master_payload,
-                                           &e[i], why, sizeof why);
-    if (!one) FAIL("gift master entry does not encode: %s", why);
-    json_array_append_new(arr, one);
-  }
+  json_t *arr = miscache__gift_master_encode(e, n, why, sizeof why);
+  if (!arr) FAIL("gift master list does not encode: %s", why);
   miscache_gift_master_entry_t *e2 = NULL;
   size_t n2 = 0;
   if (miscache__gift_master_decode(arr, &e2, &n2, why, sizeof why) !=
           MISCACHE_OK ||
       n2 != n)
     FAIL("gift master: own encoding does not decode");
+  json_t *again = miscache__gift_master_encode(e2, n2, why, sizeof why);
+  if (!again || !json_equal(arr, again))
+    FAIL("gift master: round trip differs");
+  json_decref(again);
   json_decref(arr);
   miscache_gift_master_free(e, n);
   miscache_gift_master_free(e2, n2);

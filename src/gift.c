@@ -131,16 +131,8 @@ miscache_gift_master_set(miscache_t *mc, int64_t company,
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = company_key(mc, key, "gift:master", company);
   if (st != MISCACHE_OK) return st;
-  json_t *arr = json_array();
   char why[256] = "";
-  for (size_t i = 0; arr && i < n; i++) {
-    json_t *e = miscache__payload_encode(&miscache__gift_master_payload,
-                                         &entries[i], why, sizeof why);
-    if (!e || json_array_append_new(arr, e)) {
-      json_decref(arr);
-      arr = NULL;
-    }
-  }
+  json_t *arr = miscache__gift_master_encode(entries, n, why, sizeof why);
   if (!arr) {
     miscache__set_err(mc, "%s: %s", key, why[0] ? why : "out of memory");
     return MISCACHE_ERR_ENCODE;
@@ -171,6 +163,21 @@ miscache_status_t miscache_gift_master_get(miscache_t *mc, int64_t company,
     miscache__set_err(mc, "value of %s: %s", key, why);
   }
   return st;
+}
+
+json_t *
+miscache__gift_master_encode(const miscache_gift_master_entry_t *entries,
+                             size_t n, char *why, size_t whylen) {
+  json_t *arr = json_array();
+  for (size_t i = 0; arr && i < n; i++) {
+    json_t *e = miscache__payload_encode(&miscache__gift_master_payload,
+                                         &entries[i], why, whylen);
+    if (!e || json_array_append_new(arr, e)) {
+      json_decref(arr);
+      arr = NULL;
+    }
+  }
+  return arr;
 }
 
 miscache_status_t

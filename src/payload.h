@@ -67,6 +67,11 @@ extern const miscache__payload_t miscache__gift_class_payload;
 extern const miscache__payload_t miscache__daily_sales_payload;
 extern const miscache__payload_t miscache__upload_payload;
 
+/* The gift master list as a new JSON array; NULL if out of memory or an
+ * entry does not encode (why says which field, when it is a field). */
+json_t *
+miscache__gift_master_encode(const miscache_gift_master_entry_t *entries,
+                             size_t n, char *why, size_t whylen);
 /* The gift master list: a JSON array of entries. OK with *entries (free
  * with miscache_gift_master_free) and *n; ERR_DECODE (why says where) or
  * ERR_NOMEM with *entries NULL and *n 0. */

@@ -13,7 +13,7 @@
 
 enum {
   ROUNDS = 3,
-  TIMEOUT_MS = 300, /* command and connect timeout of the handle */
+  TIMEOUT_MS = 1000, /* command and connect timeout (the defaults) */
   UP_MS = 400,      /* server up before each kill */
   DOWN_MS = 700,    /* server down before each restart */
   MAX_EVENTS = 64
