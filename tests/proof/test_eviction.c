@@ -10,17 +10,6 @@
 
 enum { SESSIONS = 6000, NAME_LEN = 1000 };
 
-static long long info_field(redisContext *c, const char *field) {
-  redisReply *r = redisCommand(c, "INFO");
-  assert_non_null(r);
-  char needle[64];
-  snprintf(needle, sizeof needle, "\r\n%s:", field);
-  const char *p = strstr(r->str, needle);
-  long long v = p ? atoll(p + strlen(needle)) : -1;
-  freeReplyObject(r);
-  return v;
-}
-
 static void fill_name(char *buf, int user) {
   int n = snprintf(buf, NAME_LEN + 1, "user-%d-", user);
   memset(buf + n, 'a' + user % 26, (size_t)(NAME_LEN - n));
@@ -49,7 +38,7 @@ static void test_allkeys_lru(void **state) {
   }
   redisContext *rc = mt_raw(&s, NULL);
   assert_non_null(rc);
-  long long evicted = info_field(rc, "evicted_keys");
+  long long evicted = mt_info_int(rc, "stats", "\r\nevicted_keys:", -1);
 
   long hits = 0, misses = 0;
   for (int u = 1; u <= SESSIONS; u++) {

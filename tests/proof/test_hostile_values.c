@@ -198,13 +198,12 @@ static void plant(miscache_t *mc, miscache_db_t db, const char *key,
 /* The stored value is still there, unchanged in type and length. */
 static void assert_untouched(miscache_t *mc, miscache_db_t db, const char *key,
                              const hostile_t *h) {
-  char full[256];
-  snprintf(full, sizeof full, "%s%s", miscache_namespace(mc), key);
   if (h->redis_type) {
-    assert_int_equal(
-        mt_raw_int(mt_rc, miscache_db_number(mc, db), "EXISTS %s", full), 1);
+    assert_int_equal(mt_raw_exists_in(mc, miscache_db_number(mc, db), key), 1);
     return;
   }
+  char full[256];
+  snprintf(full, sizeof full, "%s%s", miscache_namespace(mc), key);
   assert_int_equal(
       mt_raw_int(mt_rc, miscache_db_number(mc, db), "STRLEN %s", full),
       (long long)h->len);

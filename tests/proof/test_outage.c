@@ -7,7 +7,6 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "fixture.h"
 
@@ -18,12 +17,6 @@ enum {
   DOWN_MS = 700,    /* server down before each restart */
   MAX_EVENTS = 64
 };
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* What the client thread saw: calls by status, the slowest call, and each
  * time the outcome switched between success and failure. */
@@ -39,7 +32,7 @@ typedef struct {
 
 static void account(client_log_t *lg, miscache_status_t st, int64_t t0,
                     bool *up) {
-  int64_t t1 = now_ns(), d = t1 - t0;
+  int64_t t1 = mt_now_ns(), d = t1 - t0;
   lg->calls++;
   if (d > lg->slowest_ns) lg->slowest_ns = d;
   if (st == MISCACHE_OK || st == MISCACHE_MISS) {
@@ -61,12 +54,12 @@ static void *client(void *arg) {
     char key[48];
     snprintf(key, sizeof key, "batch:status:%ld", i % 50);
     json_t *v = json_pack("{s:I}", "i", (json_int_t)i);
-    int64_t t0 = now_ns();
+    int64_t t0 = mt_now_ns();
     miscache_status_t set = miscache_set(lg->mc, MISCACHE_DB_BATCH, key, v,
                                          MISCACHE_TTL_BATCH_STATUS);
     account(lg, set, t0, &up);
     json_t *out = NULL;
-    t0 = now_ns();
+    t0 = mt_now_ns();
     miscache_status_t get = miscache_get(lg->mc, MISCACHE_DB_BATCH, key, &out);
     account(lg, get, t0, &up);
     /* a value read back is the one just written, and only if that write
@@ -95,10 +88,10 @@ static void test_kill_and_restart_under_load(void **state) {
   int64_t killed[ROUNDS], restarted[ROUNDS];
   for (int r = 0; r < ROUNDS; r++) {
     mt_sleep_ms(UP_MS);
-    killed[r] = now_ns();
+    killed[r] = mt_now_ns();
     mt_server_kill(&mt_srv);
     mt_sleep_ms(DOWN_MS);
-    restarted[r] = now_ns(); /* before the server even starts: strict */
+    restarted[r] = mt_now_ns(); /* before the server even starts: strict */
     assert_int_equal(mt_server_restart(&mt_srv), 0);
   }
   mt_sleep_ms(UP_MS);

@@ -34,6 +34,8 @@ long long mt_raw_exists_in(miscache_t *mc, int physical_db, const char *key);
  * no cmocka assertion, so forked children can use it. */
 miscache_t *mt_open_in(miscache_options_t *o, const char *ns);
 void mt_sleep_ms(int ms);
+/* CLOCK_MONOTONIC in nanoseconds (the same clock in every process). */
+int64_t mt_now_ns(void);
 /* End a forked child: free what it inherited from the fixture (the raw
  * connection), then _exit(code), so children end without leaks too. */
 _Noreturn void mt_child_exit(int code);

@@ -152,18 +152,23 @@ long long mt_raw_int(redisContext *c, int db, const char *fmt, ...) {
   return v;
 }
 
-long long mt_cmdstat_calls(redisContext *c, const char *cmd) {
-  redisReply *r = redisCommand(c, "INFO commandstats");
+long long mt_info_int(redisContext *c, const char *section, const char *needle,
+                      long long absent) {
+  redisReply *r = redisCommand(c, "INFO %s", section);
   if (!r || r->type != REDIS_REPLY_STRING) {
     if (r) freeReplyObject(r);
     return -1;
   }
-  char needle[64];
-  snprintf(needle, sizeof needle, "cmdstat_%s:calls=", cmd);
   const char *p = strstr(r->str, needle);
-  long long v = p ? atoll(p + strlen(needle)) : 0;
+  long long v = p ? atoll(p + strlen(needle)) : absent;
   freeReplyObject(r);
   return v;
+}
+
+long long mt_cmdstat_calls(redisContext *c, const char *cmd) {
+  char needle[64];
+  snprintf(needle, sizeof needle, "cmdstat_%s:calls=", cmd);
+  return mt_info_int(c, "commandstats", needle, 0);
 }
 
 const char *mt_namespace(void) {

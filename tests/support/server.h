@@ -35,6 +35,10 @@ void mt_server_stop(mt_server_t *s);
 redisContext *mt_raw(const mt_server_t *s, const char *password);
 /* Integer result of a raw command (e.g. "PTTL key"); LLONG_MIN on error. */
 long long mt_raw_int(redisContext *c, int db, const char *fmt, ...);
+/* The number after needle (e.g. "\r\nevicted_keys:") in INFO section;
+ * absent when needle is not there, -1 on error. */
+long long mt_info_int(redisContext *c, const char *section, const char *needle,
+                      long long absent);
 /* Calls of one command from INFO commandstats ("select", "get"...). */
 long long mt_cmdstat_calls(redisContext *c, const char *cmd);
 
