@@ -50,6 +50,16 @@ static miscache_status_t value_from_reply(miscache_t *mc, miscache_db_t db,
   }
 }
 
+/* A read of a key that a pending invalidation covers: a miss, whatever the
+ * server holds (it may still hold the value the invalidation removes). */
+static bool covered(miscache_t *mc, miscache_db_t db, const char *key) {
+  if (!miscache__pending_covers(mc->pending, db, key)) return false;
+  miscache__count(mc, db, key, MISCACHE__MISS);
+  miscache__set_err(mc, "%s in db %s: an invalidation of it is pending; "
+                        "not read from the cache", key, miscache_db_name(db));
+  return true;
+}
+
 miscache_status_t miscache_get(miscache_t *mc, miscache_db_t db,
                                const char *key, json_t **out) {
   if (out) *out = NULL;
@@ -62,6 +72,11 @@ miscache_status_t miscache_get(miscache_t *mc, miscache_db_t db,
   miscache__fullkey_t fk;
   miscache_status_t st = miscache__fullkey(mc, key, &fk);
   if (st != MISCACHE_OK) return st;
+  miscache__replay_pending(mc);
+  if (covered(mc, db, key)) {
+    miscache__fullkey_done(&fk);
+    return MISCACHE_MISS;
+  }
   const char *argv[2] = {"GET", fk.ptr};
   size_t lens[2] = {3, fk.len};
   miscache__cmd_t cmd = {2, argv, lens};
@@ -170,12 +185,18 @@ static miscache_status_t int_command(miscache_t *mc, miscache_db_t db,
   return st;
 }
 
-miscache_status_t miscache_delete(miscache_t *mc, miscache_db_t db,
-                                  const char *key, bool *deleted) {
+miscache_status_t miscache__delete_now(miscache_t *mc, miscache_db_t db,
+                                       const char *key, bool *deleted) {
   long long n = 0;
   miscache_status_t st = int_command(mc, db, "UNLINK", key, &n);
   if (deleted) *deleted = st == MISCACHE_OK && n > 0;
   return st;
+}
+
+miscache_status_t miscache_delete(miscache_t *mc, miscache_db_t db,
+                                  const char *key, bool *deleted) {
+  miscache_status_t st = miscache__delete_now(mc, db, key, deleted);
+  return st == MISCACHE_OK ? st : miscache__pend(mc, db, key, false, st);
 }
 
 miscache_status_t miscache_exists(miscache_t *mc, miscache_db_t db,
@@ -264,17 +285,18 @@ miscache_status_t miscache_mget(miscache_t *mc, miscache_db_t db, size_t n,
   ks.lens[0] = 4;
   /* Standalone: one MGET. A cluster router would split by node here. */
   miscache__cmd_t cmd = {(int)(n + 1), ks.ptrs, ks.lens};
-  miscache__conn_t *node = miscache__route_key(mc, ks.ptrs[1], ks.lens[1]);
   miscache__reply_t *r = NULL;
-  st = miscache__conn_exec(node, miscache__route_db(mc, db), 1, &cmd, &r,
-                           MISCACHE__IDEMPOTENT);
+  st = miscache__dispatch(mc, (int)db, 1, &cmd, &r, MISCACHE__IDEMPOTENT);
   if (st != MISCACHE_OK) {
     miscache__count(mc, db, keys[0], MISCACHE__ERROR);
   } else if (miscache__reply_type(r) == MISCACHE__R_ARRAY &&
              miscache__reply_count(r) == n) {
     for (size_t i = 0; i < n; i++) {
       const miscache__reply_t *e = miscache__reply_at(r, i);
-      miscache_status_t one = value_from_reply(mc, db, keys[i], e, &values[i]);
+      miscache_status_t one =
+          covered(mc, db, keys[i])
+              ? MISCACHE_MISS
+              : value_from_reply(mc, db, keys[i], e, &values[i]);
       if (statuses) statuses[i] = one;
     }
   } else {
@@ -338,9 +360,7 @@ miscache_status_t miscache_mset(miscache_t *mc, miscache_db_t db, size_t n,
     a[4] = ttls[i], l[4] = fmt_i64(ttls[i], miscache__ttl_ms(mc, cls));
     cmds[i] = (miscache__cmd_t){5, a, l};
   }
-  miscache__conn_t *node = miscache__route_key(mc, ks.ptrs[0], ks.lens[0]);
-  st = miscache__conn_exec(node, miscache__route_db(mc, db), n, cmds, rs,
-                           MISCACHE__IDEMPOTENT);
+  st = miscache__dispatch(mc, (int)db, n, cmds, rs, MISCACHE__IDEMPOTENT);
   if (st != MISCACHE_OK) {
     miscache__count(mc, db, keys[0], MISCACHE__ERROR);
   } else {
@@ -385,6 +405,17 @@ miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
                                            miscache_loader_fn loader,
                                            void *userdata, json_t **out,
                                            miscache_source_t *source) {
+  return miscache__cache_aside(mc, db, key, ttl_ms, loader, userdata, NULL,
+                               NULL, out, source);
+}
+
+miscache_status_t miscache__cache_aside(miscache_t *mc, miscache_db_t db,
+                                        const char *key, int64_t ttl_ms,
+                                        miscache_loader_fn loader,
+                                        void *userdata,
+                                        miscache__accept_fn accept,
+                                        void *accept_ud, json_t **out,
+                                        miscache_source_t *source) {
   if (source) *source = MISCACHE_SOURCE_NONE;
   if (out) *out = NULL;
   if (!mc) return MISCACHE_ERR_INVALID;
@@ -393,14 +424,26 @@ miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
     miscache__set_err(mc, "miscache_get_or_load: out or loader is NULL");
     return MISCACHE_ERR_INVALID;
   }
+  char why[256] = "";
   miscache_status_t st = miscache_get(mc, db, key, out);
   if (st == MISCACHE_OK) {
-    if (source) *source = MISCACHE_SOURCE_CACHE;
-    return MISCACHE_OK;
+    if (!accept || accept(accept_ud, *out, why, sizeof why) == MISCACHE_OK) {
+      if (source) *source = MISCACHE_SOURCE_CACHE;
+      return MISCACHE_OK;
+    }
+    /* valid JSON the caller cannot use: a miss that the loader replaces */
+    json_decref(*out);
+    *out = NULL;
+    miscache__hit_unusable(mc, db, key);
+    miscache__set_err(mc, "value of %s: %s", key, why);
+    st = MISCACHE_ERR_DECODE;
   }
   if (st == MISCACHE_ERR_INVALID || st == MISCACHE_ERR_NOMEM) return st;
-  /* MISS, a value that does not decode, or the server failing: load. */
-  bool server_ok = st == MISCACHE_MISS || st == MISCACHE_ERR_DECODE;
+  /* MISS, a value that does not decode, or the server failing: load. A key
+   * under a pending invalidation is a MISS that must not be stored again
+   * before the invalidation has run. */
+  bool store = (st == MISCACHE_MISS || st == MISCACHE_ERR_DECODE) &&
+               !miscache__pending_covers(mc->pending, db, key);
   char cache_err[MISCACHE_ERRMSG_SIZE];
   snprintf(cache_err, sizeof cache_err, "%s", mc->err);
 
@@ -408,17 +451,23 @@ miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
   miscache_status_t ls = loader(userdata, key, &v);
   if (ls == MISCACHE_MISS) {
     json_decref(v);
+    miscache__set_err(mc, "%s: the loader found no record", key);
     return MISCACHE_MISS;
   }
+  if (ls == MISCACHE_OK && v && accept &&
+      accept(accept_ud, v, why, sizeof why) != MISCACHE_OK)
+    ls = MISCACHE_ERR_DECODE;
   if (ls != MISCACHE_OK || !v) {
     json_decref(v);
-    miscache__set_err(mc, "loader for %s failed: %s", key,
+    miscache__set_err(mc, "loader for %s failed: %s%s%s", key,
                       ls == MISCACHE_OK ? "returned no value"
-                                        : miscache_strerror(ls));
+                                        : miscache_strerror(ls),
+                      ls == MISCACHE_ERR_DECODE ? ": " : "",
+                      ls == MISCACHE_ERR_DECODE ? why : "");
     return MISCACHE_ERR_LOADER;
   }
   miscache_source_t src = MISCACHE_SOURCE_UNCACHED;
-  if (server_ok) {
+  if (store) {
     if (miscache_set_ttl_ms(mc, db, key, v, ttl_ms) == MISCACHE_OK)
       src = MISCACHE_SOURCE_LOADED;
   } else {

@@ -90,7 +90,8 @@ miscache_status_t miscache_open(const miscache_options_t *opts,
   }
   mc->ns_len = strlen(mc->opts.ns);
   mc->rng = seed_rng(mc);
-  mc->nodes = calloc(1, sizeof *mc->nodes);
+  mc->pending = miscache__pending_new(mc->opts.pending_max);
+  mc->nodes = mc->pending ? calloc(1, sizeof *mc->nodes) : NULL;
   if (mc->nodes)
     mc->nodes[0] = miscache__conn_new(&mc->opts.ep, mc->opts.connect_timeout_ms,
                                       mc->opts.command_timeout_ms, mc->err,
@@ -133,8 +134,36 @@ void miscache_free(miscache_t *mc) {
   if (!mc) return;
   for (size_t i = 0; i < mc->nnodes; i++) miscache__conn_free(mc->nodes[i]);
   free(mc->nodes);
+  miscache__pending_unref(mc->pending);
   miscache__options_clear(&mc->opts);
   free(mc);
+}
+
+size_t miscache_pending_invalidations(const miscache_t *mc) {
+  return mc ? miscache__pending_count(mc->pending) : 0;
+}
+
+miscache_status_t miscache__pend(miscache_t *mc, miscache_db_t db,
+                                 const char *key, bool pattern,
+                                 miscache_status_t st) {
+  switch (st) {
+  case MISCACHE_ERR_UNAVAILABLE:
+  case MISCACHE_ERR_SERVER:
+  case MISCACHE_ERR_REPLY:
+  case MISCACHE_ERR_AUTH: break;
+  default: return st; /* refused before anything was sent */
+  }
+  miscache_status_t ps = miscache__pending_add(mc->pending, db, key, pattern);
+  if (ps == MISCACHE_OK) return st;
+  char cause[MISCACHE_ERRMSG_SIZE];
+  snprintf(cause, sizeof cause, "%s", mc->err);
+  miscache__set_err(mc, "invalidation of %s in db %s failed and could not be "
+                        "kept pending (%s): stale until its TTL; cause: %s",
+                    key, miscache_db_name(db),
+                    ps == MISCACHE_ERR_PENDING_FULL ? "list full"
+                                                    : "out of memory",
+                    cause);
+  return ps == MISCACHE_ERR_PENDING_FULL ? ps : MISCACHE_ERR_NOMEM;
 }
 
 const char *miscache_errmsg(const miscache_t *mc) {
@@ -229,9 +258,7 @@ miscache_status_t miscache__exec_key(miscache_t *mc, miscache_db_t db,
                                      const miscache__cmd_t *cmd,
                                      miscache__reply_t **reply,
                                      unsigned flags) {
-  miscache__conn_t *node = miscache__route_key(mc, fk->ptr, fk->len);
-  miscache_status_t st = miscache__conn_exec(
-      node, miscache__route_db(mc, db), 1, cmd, reply, flags);
+  miscache_status_t st = miscache__dispatch(mc, (int)db, 1, cmd, reply, flags);
   if (st != MISCACHE_OK)
     miscache__count(mc, db, fk->ptr + mc->ns_len, MISCACHE__ERROR);
   return st;
@@ -302,8 +329,8 @@ miscache_status_t miscache_ping(miscache_t *mc) {
   size_t lens[1] = {4};
   miscache__cmd_t cmd = {1, argv, lens};
   miscache__reply_t *r = NULL;
-  miscache_status_t st = miscache__conn_exec(mc->nodes[0], -1, 1, &cmd, &r,
-                                             MISCACHE__IDEMPOTENT);
+  miscache_status_t st =
+      miscache__dispatch(mc, MISCACHE__NO_DB, 1, &cmd, &r, MISCACHE__IDEMPOTENT);
   if (st != MISCACHE_OK) return st;
   if (miscache__reply_type(r) == MISCACHE__R_ERROR)
     st = miscache__reply_error(r, "PING", mc->err, sizeof mc->err);

@@ -1,15 +1,20 @@
 /*
  * One connection to one Redis node. The only file that includes hiredis.
  *
- * Commands are formatted here (RESP) and written with send(MSG_NOSIGNAL), so
- * writing to a socket the server closed returns EPIPE instead of raising
- * SIGPIPE in the host process; hiredis connects and parses replies.
+ * hiredis connects; after that the socket is non-blocking and this file does
+ * the I/O: commands are formatted here (RESP) and written with
+ * send(MSG_NOSIGNAL) (a closed socket gives EPIPE, never SIGPIPE), replies
+ * are read with recv() and parsed by hiredis's redisReader. Every wait is a
+ * poll() bounded by one deadline per call, so the command timeout bounds the
+ * whole call however slowly the server drips its reply. A connection
+ * remembers the pid that opened it: a forked child drops it unused.
  * A SELECT travels in the same write as the command that needs it, so
  * changing db costs no extra round trip, except the first time a db number
  * is used on a connection: then SELECT goes alone, because a pipelined write
  * after a refused SELECT would land in the wrong db.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +22,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
@@ -26,7 +33,8 @@ struct miscache__conn {
   miscache__endpoint_t ep;
   int connect_timeout_ms;
   int command_timeout_ms;
-  redisContext *ctx;
+  redisContext *ctx;   /* connected by hiredis; its fd and reader are ours */
+  pid_t pid;           /* process that opened ctx */
   int cur_db;          /* db the connection is on; -1 unknown */
   uint64_t dbs_ok;     /* bit n: SELECT n succeeded on this connection */
   char *obuf;
@@ -129,6 +137,8 @@ miscache__conn_t *miscache__conn_new(const miscache__endpoint_t *ep,
 }
 
 static void conn_drop(miscache__conn_t *c) {
+  /* redisFree only close()s the fd: no byte is written, so this is also
+   * how a forked child lets go of its parent's connection. */
   if (c->ctx) redisFree(c->ctx);
   c->ctx = NULL;
   c->cur_db = -1;
@@ -215,14 +225,46 @@ static bool ob_select(miscache__conn_t *c, int db) {
 
 typedef enum { T_OK, T_LOST, T_TIMEOUT, T_PROTOCOL } transport_t;
 
-static transport_t send_all(miscache__conn_t *c, int *err_no) {
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for events on the socket until the call's deadline (CLOCK_MONOTONIC
+ * ms). An EINTR polls again with the time that is left, never a full new
+ * timeout. T_OK when ready. */
+static transport_t wait_fd(miscache__conn_t *c, short events, int64_t deadline,
+                           int *err_no) {
+  for (;;) {
+    int64_t left = deadline - now_ms();
+    if (left <= 0) return T_TIMEOUT;
+    struct pollfd p = {.fd = c->ctx->fd, .events = events};
+    int n = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+    if (n > 0) return T_OK; /* readable, writable, or an error/hang-up that
+                               the following recv/send reports */
+    if (n == 0) return T_TIMEOUT;
+    if (errno != EINTR) {
+      *err_no = errno;
+      return T_LOST;
+    }
+  }
+}
+
+static transport_t send_all(miscache__conn_t *c, int64_t deadline,
+                            int *err_no) {
   size_t off = 0;
   while (off < c->olen) {
     ssize_t w = send(c->ctx->fd, c->obuf + off, c->olen - off, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        transport_t t = wait_fd(c, POLLOUT, deadline, err_no);
+        if (t != T_OK) return t;
+        continue;
+      }
       *err_no = errno;
-      return (errno == EAGAIN || errno == EWOULDBLOCK) ? T_TIMEOUT : T_LOST;
+      return T_LOST;
     }
     off += (size_t)w;
   }
@@ -235,21 +277,44 @@ static transport_t send_all(miscache__conn_t *c, int *err_no) {
   return T_OK;
 }
 
-static transport_t read_reply(miscache__conn_t *c, redisReply **out,
-                              int *err_no) {
-  void *r = NULL;
-  errno = 0;
-  if (redisGetReply(c->ctx, &r) != REDIS_OK || !r) {
-    *err_no = errno;
-    if (c->ctx->err == REDIS_ERR_PROTOCOL || c->ctx->err == REDIS_ERR_OOM)
+/* The next reply: parsed by hiredis's reader from bytes this file reads
+ * from the (non-blocking) socket, all before the call's deadline. */
+static transport_t read_reply(miscache__conn_t *c, int64_t deadline,
+                              redisReply **out, int *err_no) {
+  redisReader *rd = c->ctx->reader;
+  for (;;) {
+    void *r = NULL;
+    if (redisReaderGetReply(rd, &r) != REDIS_OK) {
+      snprintf(c->ctx->errstr, sizeof c->ctx->errstr, "%s", rd->errstr);
       return T_PROTOCOL;
-    if (c->ctx->err == REDIS_ERR_IO &&
-        (errno == EAGAIN || errno == EWOULDBLOCK))
-      return T_TIMEOUT;
+    }
+    if (r) {
+      *out = r;
+      return T_OK;
+    }
+    char buf[16384];
+    ssize_t n = recv(c->ctx->fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      if (redisReaderFeed(rd, buf, (size_t)n) != REDIS_OK) {
+        snprintf(c->ctx->errstr, sizeof c->ctx->errstr, "%s", rd->errstr);
+        return T_PROTOCOL;
+      }
+      continue;
+    }
+    if (n == 0) {
+      snprintf(c->ctx->errstr, sizeof c->ctx->errstr,
+               "server closed the connection");
+      return T_LOST;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      transport_t t = wait_fd(c, POLLIN, deadline, err_no);
+      if (t != T_OK) return t;
+      continue;
+    }
+    *err_no = errno;
     return T_LOST;
   }
-  *out = r;
-  return T_OK;
 }
 
 /* true when an idle connection has something to read: EOF from a server
@@ -265,7 +330,8 @@ static miscache_status_t transport_status(miscache__conn_t *c, transport_t t,
   switch (t) {
   case T_OK: return MISCACHE_OK;
   case T_TIMEOUT:
-    conn_err(c, "%s timed out after %d ms", cmd, c->command_timeout_ms);
+    conn_err(c, "%s timed out: no complete reply within the %d ms command "
+                "timeout", cmd, c->command_timeout_ms);
     return MISCACHE_ERR_UNAVAILABLE;
   case T_PROTOCOL:
     conn_err(c, "%s: protocol error: %s", cmd,
@@ -283,12 +349,13 @@ static miscache_status_t transport_status(miscache__conn_t *c, transport_t t,
 /* One command, used during connect (AUTH) and for a lone SELECT. */
 static miscache_status_t simple_command(miscache__conn_t *c, int argc,
                                         const char *const *argv,
-                                        const size_t *lens, redisReply **out) {
+                                        const size_t *lens, int64_t deadline,
+                                        redisReply **out) {
   int err_no = 0;
   c->olen = 0;
   if (!ob_command(c, argc, argv, lens)) return MISCACHE_ERR_NOMEM;
-  transport_t t = send_all(c, &err_no);
-  if (t == T_OK) t = read_reply(c, out, &err_no);
+  transport_t t = send_all(c, deadline, &err_no);
+  if (t == T_OK) t = read_reply(c, deadline, out, &err_no);
   if (t != T_OK) {
     miscache_status_t st = transport_status(c, t, err_no, argv[0]);
     conn_drop(c);
@@ -298,6 +365,7 @@ static miscache_status_t simple_command(miscache__conn_t *c, int argc,
 }
 
 miscache_status_t miscache__conn_connect(miscache__conn_t *c) {
+  if (c->ctx && c->pid != getpid()) conn_drop(c); /* inherited over fork() */
   if (c->ctx) return MISCACHE_OK;
   struct timeval ctv = ms_to_tv(c->connect_timeout_ms);
   redisContext *ctx = c->ep.kind == MISCACHE__EP_UNIX
@@ -312,13 +380,17 @@ miscache_status_t miscache__conn_connect(miscache__conn_t *c) {
     redisFree(ctx);
     return MISCACHE_ERR_UNAVAILABLE;
   }
-  if (redisSetTimeout(ctx, ms_to_tv(c->command_timeout_ms)) != REDIS_OK) {
-    conn_err(c, "cannot set command timeout: %s", ctx->errstr);
+  /* From here on this file does the I/O: non-blocking, each wait bounded
+   * by the call's deadline (see wait_fd). */
+  int fl = fcntl(ctx->fd, F_GETFL);
+  if (fl < 0 || fcntl(ctx->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    conn_err(c, "cannot make the socket non-blocking: %s", strerror(errno));
     redisFree(ctx);
     return MISCACHE_ERR_UNAVAILABLE;
   }
   if (c->ep.kind == MISCACHE__EP_TCP) (void)redisEnableKeepAlive(ctx);
   c->ctx = ctx;
+  c->pid = getpid();
   c->cur_db = 0; /* a new connection starts on db 0 */
   c->dbs_ok = 1;
   if (c->ep.password) {
@@ -334,7 +406,8 @@ miscache_status_t miscache__conn_connect(miscache__conn_t *c) {
     argv[argc] = c->ep.password;
     lens[argc++] = strlen(c->ep.password);
     redisReply *r = NULL;
-    miscache_status_t st = simple_command(c, argc, argv, lens, &r);
+    miscache_status_t st = simple_command(
+        c, argc, argv, lens, now_ms() + c->command_timeout_ms, &r);
     if (st != MISCACHE_OK) return st;
     if (r->type == REDIS_REPLY_ERROR) {
       conn_err(c, "AUTH%s%s refused: %s", c->ep.user ? " as " : "",
@@ -350,13 +423,14 @@ miscache_status_t miscache__conn_connect(miscache__conn_t *c) {
 
 /* First use of db on this connection: SELECT alone, so nothing runs in the
  * wrong db if the server refuses the number. */
-static miscache_status_t select_alone(miscache__conn_t *c, int db) {
+static miscache_status_t select_alone(miscache__conn_t *c, int db,
+                                      int64_t deadline) {
   char num[16];
   const char *argv[2];
   size_t lens[2];
   select_args(db, num, argv, lens);
   redisReply *r = NULL;
-  miscache_status_t st = simple_command(c, 2, argv, lens, &r);
+  miscache_status_t st = simple_command(c, 2, argv, lens, deadline, &r);
   if (st != MISCACHE_OK) return st;
   if (r->type == REDIS_REPLY_ERROR) {
     char what[64];
@@ -377,6 +451,10 @@ miscache_status_t miscache__conn_exec(miscache__conn_t *c, int db, size_t n,
                                       unsigned flags) {
   memset(replies, 0, n * sizeof *replies);
   if (n == 0) return MISCACHE_OK;
+  /* one deadline for the whole call: every wait below gets what is left */
+  int64_t deadline = now_ms() + c->command_timeout_ms;
+  /* a child after fork() never touches its parent's connection */
+  if (c->ctx && c->pid != getpid()) conn_drop(c);
   for (int attempt = 0;; attempt++) {
     bool fresh = false;
     if (c->ctx && conn_looks_dead(c)) conn_drop(c);
@@ -386,7 +464,7 @@ miscache_status_t miscache__conn_exec(miscache__conn_t *c, int db, size_t n,
       fresh = true;
     }
     if (db >= 0 && db != c->cur_db && !(db < 64 && (c->dbs_ok >> db) & 1u)) {
-      miscache_status_t st = select_alone(c, db);
+      miscache_status_t st = select_alone(c, db, deadline);
       if (st == MISCACHE_OK) {
         fresh = true; /* the connection just proved alive */
       } else {
@@ -403,11 +481,11 @@ miscache_status_t miscache__conn_exec(miscache__conn_t *c, int db, size_t n,
 
     int err_no = 0;
     redisReply *sel_reply = NULL;
-    transport_t t = send_all(c, &err_no);
-    if (t == T_OK && sel) t = read_reply(c, &sel_reply, &err_no);
+    transport_t t = send_all(c, deadline, &err_no);
+    if (t == T_OK && sel) t = read_reply(c, deadline, &sel_reply, &err_no);
     size_t got = 0;
     while (t == T_OK && got < n) {
-      t = read_reply(c, (redisReply **)&replies[got], &err_no);
+      t = read_reply(c, deadline, (redisReply **)&replies[got], &err_no);
       if (t == T_OK) got++;
     }
     if (t != T_OK) {

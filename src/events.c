@@ -48,37 +48,59 @@ static miscache_status_t dry_step(miscache_t *mc, miscache_db_t db,
   return st;
 }
 
+#define MAX_STEPS 8
+
+/* Builds every key of the event first, so a bad id deletes nothing; then
+ * runs the steps. When a step fails with an unknown outcome, it and every
+ * step after it are kept pending (see miscache_pending_invalidations), so
+ * no part of an event is lost. */
 static miscache_status_t run_steps(miscache_t *mc, const step_t *steps,
-                                   size_t n, uint64_t *removed) {
-  uint64_t total = 0;
-  miscache_status_t st = MISCACHE_OK;
-  for (size_t i = 0; i < n && st == MISCACHE_OK; i++) {
+                                   size_t n, miscache_status_t failed_before,
+                                   uint64_t *removed) {
+  if (removed) *removed = 0;
+  char keys[MAX_STEPS][MISCACHE_KEY_BUFSIZE];
+  bool pattern[MAX_STEPS];
+  for (size_t i = 0; i < n; i++) {
     const step_t *s = &steps[i];
-    bool pattern = s->raw;
-    for (int k = 0; k < s->nids; k++) pattern = pattern || s->ids[k] == ANY;
-    char buf[MISCACHE_KEY_BUFSIZE];
+    miscache_status_t st = MISCACHE_OK;
+    pattern[i] = s->raw;
+    for (int k = 0; k < s->nids; k++)
+      pattern[i] = pattern[i] || s->ids[k] == ANY;
     if (s->raw)
-      snprintf(buf, sizeof buf, "%s", s->prefix);
+      snprintf(keys[i], sizeof keys[i], "%s", s->prefix);
     else
-      st = pattern ? miscache_pattern_build(buf, sizeof buf, s->prefix,
-                                            (size_t)s->nids, s->ids, NULL)
-                   : miscache_key_build(buf, sizeof buf, s->prefix,
-                                        (size_t)s->nids, s->ids, NULL);
+      st = pattern[i]
+               ? miscache_pattern_build(keys[i], sizeof keys[i], s->prefix,
+                                        (size_t)s->nids, s->ids, NULL)
+               : miscache_key_build(keys[i], sizeof keys[i], s->prefix,
+                                    (size_t)s->nids, s->ids, NULL);
     if (st != MISCACHE_OK) {
-      miscache__set_err(mc, "invalidation: bad id for %s", s->prefix);
-      break;
+      miscache__set_err(mc, "invalidation: bad id for %s (nothing deleted)",
+                        s->prefix);
+      return st;
     }
+  }
+  uint64_t total = 0;
+  miscache_status_t st = failed_before; /* not OK: only keep them pending */
+  size_t i = 0;
+  for (; i < n && st == MISCACHE_OK; i++) {
     uint64_t n_del = 0;
     if (mc->dry_run) {
-      st = dry_step(mc, s->db, buf, pattern, &n_del);
-    } else if (pattern) {
-      st = miscache_invalidate(mc, s->db, buf, &n_del);
+      st = dry_step(mc, steps[i].db, keys[i], pattern[i], &n_del);
+    } else if (pattern[i]) {
+      st = miscache_invalidate(mc, steps[i].db, keys[i], &n_del);
     } else {
       bool gone = false;
-      st = miscache_delete(mc, s->db, buf, &gone);
+      st = miscache_delete(mc, steps[i].db, keys[i], &gone);
       n_del = gone;
     }
     total += n_del;
+  }
+  /* the failed step is pending already; the ones never tried join it */
+  for (miscache_status_t first = st; i < n && !mc->dry_run; i++) {
+    miscache_status_t ps =
+        miscache__pend(mc, steps[i].db, keys[i], pattern[i], first);
+    if (ps != first) st = ps;
   }
   if (removed) *removed = total;
   return st;
@@ -89,7 +111,8 @@ static miscache_status_t run_steps(miscache_t *mc, const step_t *steps,
     if (removed) *removed = 0;                                                 \
     if (!mc) return MISCACHE_ERR_INVALID;                                      \
     const step_t steps_[] = {__VA_ARGS__};                                     \
-    return run_steps(mc, steps_, sizeof steps_ / sizeof steps_[0], removed);   \
+    return run_steps(mc, steps_, sizeof steps_ / sizeof steps_[0],           \
+                     MISCACHE_OK, removed);                                    \
   } while (0)
 
 #define NUM(var, v)                                                            \
@@ -170,13 +193,17 @@ miscache_status_t miscache_invalidate_post_batch(miscache_t *mc,
   }
   miscache_status_t st = miscache__check_date(mc, yyyymmdd, 8);
   uint64_t total = 0;
-  for (size_t i = 0; i < n && st == MISCACHE_OK; i++) {
+  /* after a failure the remaining companies are kept pending, not tried */
+  for (size_t i = 0; i < n && st != MISCACHE_ERR_KEY &&
+                     st != MISCACHE_ERR_INVALID && st != MISCACHE_ERR_NOMEM;
+       i++) {
     NUM(c, companies[i]);
     const step_t steps[] = {
         {MISCACHE_DB_BATCH, "batch:status", 1, {c, NULL}, false},
         {MISCACHE_DB_GIFT, "gift:analytics", 2, {c, yyyymmdd}, false}};
     uint64_t one = 0;
-    st = run_steps(mc, steps, 2, &one);
+    miscache_status_t one_st = run_steps(mc, steps, 2, st, &one);
+    if (st == MISCACHE_OK) st = one_st;
     total += one;
   }
   if (removed) *removed = total;

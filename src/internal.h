@@ -45,6 +45,7 @@ struct miscache_options {
   unsigned scan_count;
   unsigned unlink_batch;
   bool lazy;
+  unsigned pending_max;
   char err[MISCACHE_ERRMSG_SIZE]; /* why the last setter refused */
 };
 
@@ -108,15 +109,50 @@ miscache_status_t miscache__conn_exec(miscache__conn_t *c, int db, size_t n,
                                       miscache__reply_t **replies,
                                       unsigned flags);
 
-/* ---- routing (route.c): which node serves a key ------------------------ */
-/* The connection that serves key in the handle's topology. */
-miscache__conn_t *miscache__route_key(miscache_t *mc, const char *key,
-                                      size_t len);
-/* Every node to visit for a keyspace-wide operation (SCAN). */
-size_t miscache__route_nodes(const miscache_t *mc);
-miscache__conn_t *miscache__route_node(miscache_t *mc, size_t i);
-/* Physical db for a logical one; -1 when the topology has no SELECT. */
-int miscache__route_db(const miscache_t *mc, miscache_db_t db);
+/* ---- dispatcher (route.c): every command of a handle goes through it --- */
+#define MISCACHE__NO_DB (-1) /* a command that needs no SELECT (PING, INFO) */
+/* Replays pending invalidations (if any, and not within the retry pause
+ * after a failed replay), then runs n commands for logical db (or NO_DB) on
+ * the node that serves them; replies as for miscache__conn_exec. */
+miscache_status_t miscache__dispatch(miscache_t *mc, int db, size_t n,
+                                     const miscache__cmd_t *cmds,
+                                     miscache__reply_t **replies,
+                                     unsigned flags);
+/* The replay step of miscache__dispatch alone (keeps mc->err as it was). */
+void miscache__replay_pending(miscache_t *mc);
+
+/* ---- pending invalidations (pending.c) --------------------------------- */
+typedef struct miscache__pending miscache__pending_t;
+/* A store for at most cap entries, one reference. NULL if out of memory. */
+miscache__pending_t *miscache__pending_new(size_t cap);
+miscache__pending_t *miscache__pending_ref(miscache__pending_t *p);
+void miscache__pending_unref(miscache__pending_t *p); /* accepts NULL */
+size_t miscache__pending_count(const miscache__pending_t *p);
+/* Keep a delete (pattern false) or a pattern invalidation of a logical key
+ * in db. OK (also when already there), ERR_PENDING_FULL, ERR_NOMEM. */
+miscache_status_t miscache__pending_add(miscache__pending_t *p,
+                                        miscache_db_t db, const char *key,
+                                        bool pattern);
+/* Whether a pending entry of db covers the logical key. */
+bool miscache__pending_covers(miscache__pending_t *p, miscache_db_t db,
+                              const char *key);
+/* Replays every entry on mc (which must have replaying set); removes each
+ * that succeeded. The first failure stops it. */
+miscache_status_t miscache__pending_replay(miscache_t *mc);
+/* Redis SCAN MATCH glob semantics. */
+bool miscache__glob_match(const char *pattern, const char *s);
+/* The delete / pattern invalidation themselves, without pending bookkeeping. */
+miscache_status_t miscache__delete_now(miscache_t *mc, miscache_db_t db,
+                                       const char *key, bool *deleted);
+miscache_status_t miscache__invalidate_now(miscache_t *mc, miscache_db_t db,
+                                           const char *pattern,
+                                           uint64_t *deleted);
+/* After a failed delete or invalidation with status st: keep it pending when
+ * its outcome is unknown. Returns st, or ERR_PENDING_FULL (message set) when
+ * it could not be kept. */
+miscache_status_t miscache__pend(miscache_t *mc, miscache_db_t db,
+                                 const char *key, bool pattern,
+                                 miscache_status_t st);
 
 /* ---- handle (client.c) ------------------------------------------------ */
 struct miscache {
@@ -130,6 +166,10 @@ struct miscache {
   bool quiet; /* internal reads that are not cache reads: not counted */
   miscache_key_visit_fn dry_run; /* events: list instead of delete */
   void *dry_run_userdata;
+  miscache__pending_t *pending; /* own, or shared with the pool's handles */
+  bool replaying;
+  int64_t replay_after_ms;
+  miscache_pool_t *pool; /* the pool that opened it, NULL if standalone */
   char err[MISCACHE_ERRMSG_SIZE];
 };
 
@@ -191,6 +231,21 @@ miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
                                            miscache_loader_fn loader,
                                            void *userdata, json_t **out,
                                            miscache_source_t *source);
+
+/* Decides whether a JSON value (cached or loaded) is usable: OK, or
+ * ERR_DECODE with why filled. May keep a decoded form in ud. */
+typedef miscache_status_t (*miscache__accept_fn)(void *ud, json_t *v,
+                                                 char *why, size_t whylen);
+/* Cache-aside with one GET: a cached value accept() refuses is a miss (counted
+ * as one miss and one error) that the loader replaces; the loader's value
+ * must pass accept() too (else ERR_LOADER). accept NULL takes any JSON. */
+miscache_status_t miscache__cache_aside(miscache_t *mc, miscache_db_t db,
+                                        const char *key, int64_t ttl_ms,
+                                        miscache_loader_fn loader,
+                                        void *userdata,
+                                        miscache__accept_fn accept,
+                                        void *accept_ud, json_t **out,
+                                        miscache_source_t *source);
 
 /* ---- codec (codec.c) --------------------------------------------------- */
 /* Decode a stored value (any JSON type). NULL and a message on failure. */

@@ -46,10 +46,9 @@ static miscache_status_t bad_reply(scan_job_t *job, const miscache__reply_t *r,
   return miscache__unexpected(job->mc, job->db, job->pattern, r, what);
 }
 
-static miscache_status_t scan_node(scan_job_t *job, miscache__conn_t *node,
-                                   const char *full, size_t full_len) {
+static miscache_status_t scan_node(scan_job_t *job, const char *full,
+                                   size_t full_len) {
   miscache_t *mc = job->mc;
-  int db = miscache__route_db(mc, job->db);
   char count_s[16];
   int count_len = snprintf(count_s, sizeof count_s, "%u", mc->opts.scan_count);
   char cursor[32] = "0";
@@ -105,7 +104,8 @@ static miscache_status_t scan_node(scan_job_t *job, miscache__conn_t *node,
       argv[5] = count_s, lens[5] = (size_t)count_len;
       cmds[ci++] = (miscache__cmd_t){6, argv, lens};
     }
-    st = miscache__conn_exec(node, db, ncmds, cmds, rs, MISCACHE__IDEMPOTENT);
+    st = miscache__dispatch(mc, (int)job->db, ncmds, cmds, rs,
+                            MISCACHE__IDEMPOTENT);
     miscache__reply_free(pending); /* its strings were argv until now */
     pending = NULL;
     if (st != MISCACHE_OK) {
@@ -178,9 +178,17 @@ static miscache_status_t scan_all(scan_job_t *job) {
   miscache__fullkey_t fk;
   miscache_status_t st = miscache__fullkey(mc, job->pattern, &fk);
   if (st != MISCACHE_OK) return st;
-  for (size_t i = 0; i < miscache__route_nodes(mc) && st == MISCACHE_OK; i++)
-    st = scan_node(job, miscache__route_node(mc, i), fk.ptr, fk.len);
+  st = scan_node(job, fk.ptr, fk.len);
   miscache__fullkey_done(&fk);
+  return st;
+}
+
+miscache_status_t miscache__invalidate_now(miscache_t *mc, miscache_db_t db,
+                                           const char *pattern,
+                                           uint64_t *deleted) {
+  scan_job_t job = {.mc = mc, .db = db, .pattern = pattern, .unlink = true};
+  miscache_status_t st = scan_all(&job);
+  if (deleted) *deleted = job.count;
   return st;
 }
 
@@ -188,10 +196,8 @@ miscache_status_t miscache_invalidate(miscache_t *mc, miscache_db_t db,
                                       const char *pattern, uint64_t *deleted) {
   if (deleted) *deleted = 0;
   if (!mc) return MISCACHE_ERR_INVALID;
-  scan_job_t job = {.mc = mc, .db = db, .pattern = pattern, .unlink = true};
-  miscache_status_t st = scan_all(&job);
-  if (deleted) *deleted = job.count;
-  return st;
+  miscache_status_t st = miscache__invalidate_now(mc, db, pattern, deleted);
+  return st == MISCACHE_OK ? st : miscache__pend(mc, db, pattern, true, st);
 }
 
 miscache_status_t miscache_scan(miscache_t *mc, miscache_db_t db,

@@ -59,21 +59,14 @@ static miscache_status_t fetch(miscache_t *mc, const target_t *t,
   return st;
 }
 
-/* Refuses a loader value that is not an array before it is cached. */
-typedef struct {
-  miscache_loader_fn loader;
-  void *userdata;
-} array_loader_t;
-
-static miscache_status_t load_array(void *ud, const char *key, json_t **out) {
-  array_loader_t *al = ud;
-  miscache_status_t st = al->loader(al->userdata, key, out);
-  if (st == MISCACHE_OK && !json_is_array(*out)) {
-    json_decref(*out);
-    *out = NULL;
-    return MISCACHE_ERR_DECODE;
-  }
-  return st;
+/* Master data are JSON arrays: anything else cached is a miss, and a
+ * loader value that is not an array is refused before it is cached. */
+static miscache_status_t accept_array(void *ud, json_t *v, char *why,
+                                      size_t whylen) {
+  (void)ud;
+  if (json_is_array(v)) return MISCACHE_OK;
+  snprintf(why, whylen, "not a JSON array");
+  return MISCACHE_ERR_DECODE;
 }
 
 static miscache_status_t through(miscache_t *mc, const target_t *t,
@@ -83,9 +76,9 @@ static miscache_status_t through(miscache_t *mc, const target_t *t,
     miscache__set_err(mc, "%s: loader is NULL", t->key);
     return MISCACHE_ERR_INVALID;
   }
-  array_loader_t al = {loader, userdata};
-  return miscache__get_or_load_ms(mc, MISCACHE_DB_CACHE, t->key, t->ttl_ms,
-                                  load_array, &al, out, source);
+  return miscache__cache_aside(mc, MISCACHE_DB_CACHE, t->key, t->ttl_ms,
+                               loader, userdata, accept_array, NULL, out,
+                               source);
 }
 
 #define WITH_TARGET(make, call)                                                \

@@ -22,8 +22,8 @@ miscache_status_t miscache_server_info(miscache_t *mc,
   size_t lens[4] = {4, 6, 5, 8};
   miscache__cmd_t cmd = {4, argv, lens};
   miscache__reply_t *r = NULL;
-  miscache_status_t st = miscache__conn_exec(miscache__route_node(mc, 0), -1,
-                                             1, &cmd, &r, MISCACHE__IDEMPOTENT);
+  miscache_status_t st = miscache__dispatch(mc, MISCACHE__NO_DB, 1, &cmd, &r,
+                                            MISCACHE__IDEMPOTENT);
   if (st != MISCACHE_OK) return st;
   if (miscache__reply_type(r) != MISCACHE__R_STRING) {
     st = miscache__unexpected(mc, MISCACHE_DB_CACHE, NULL, r, "INFO");

@@ -14,6 +14,7 @@ void miscache__options_defaults(miscache_options_t *o) {
     o->ttl[i] = miscache_ttl_default((miscache_ttl_class_t)i);
   o->scan_count = 1000;
   o->unlink_batch = 1000;
+  o->pending_max = 1024;
 }
 
 miscache_options_t *miscache_options_new(void) {
@@ -176,5 +177,12 @@ miscache_status_t miscache_options_set_lazy_connect(miscache_options_t *opts,
                                                     bool lazy) {
   if (!opts) return MISCACHE_ERR_INVALID;
   opts->lazy = lazy;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_options_set_pending_max(miscache_options_t *opts,
+                                                   unsigned max) {
+  if (!opts || max < 1 || max > 1000000) return MISCACHE_ERR_INVALID;
+  opts->pending_max = max;
   return MISCACHE_OK;
 }

@@ -91,23 +91,10 @@ miscache_status_t miscache_permissions_delete(miscache_t *mc, int64_t user_id,
   return miscache_delete(mc, MISCACHE_DB_CACHE, key, deleted);
 }
 
-/* Checks the loader's map before get_or_load stores it. */
-typedef struct {
-  miscache_loader_fn loader;
-  void *userdata;
-} checked_loader_t;
-
-static miscache_status_t load_checked(void *ud, const char *key,
-                                      json_t **out) {
-  checked_loader_t *cl = ud;
-  miscache_status_t st = cl->loader(cl->userdata, key, out);
-  char why[256];
-  if (st == MISCACHE_OK && !map_valid(*out, why, sizeof why)) {
-    json_decref(*out);
-    *out = NULL;
-    return MISCACHE_ERR_DECODE;
-  }
-  return st;
+static miscache_status_t accept_map(void *ud, json_t *v, char *why,
+                                    size_t whylen) {
+  (void)ud;
+  return map_valid(v, why, whylen) ? MISCACHE_OK : MISCACHE_ERR_DECODE;
 }
 
 miscache_status_t miscache_permissions_check(
@@ -124,18 +111,12 @@ miscache_status_t miscache_permissions_check(
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = perm_key(mc, user_id, key);
   if (st != MISCACHE_OK) return st;
-  checked_loader_t cl = {loader, userdata};
+  /* a cached map of the wrong shape is a miss that the loader replaces */
   json_t *map = NULL;
-  st = miscache_get_or_load(mc, MISCACHE_DB_CACHE, key,
-                            MISCACHE_TTL_PERMISSIONS, load_checked, &cl, &map,
-                            source);
+  st = miscache__cache_aside(mc, MISCACHE_DB_CACHE, key,
+                             miscache__ttl_ms(mc, MISCACHE_TTL_PERMISSIONS),
+                             loader, userdata, accept_map, NULL, &map, source);
   if (st != MISCACHE_OK) return st;
-  char why[256];
-  if (!map_valid(map, why, sizeof why)) { /* a cached map of the wrong shape */
-    json_decref(map);
-    miscache__set_err(mc, "value of %s: %s", key, why);
-    return MISCACHE_ERR_DECODE;
-  }
   *allowed = json_is_true(
       json_object_get(json_object_get(map, menu), perm_names[perm]));
   json_decref(map);

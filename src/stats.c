@@ -124,9 +124,7 @@ miscache_status_t miscache_stats_serial_incr(miscache_t *mc, const char *brand,
   size_t exp_l[4] = {6, fk.len, ttl_n, 2};
   miscache__cmd_t cmds[2] = {{3, incr, incr_l}, {4, exp, exp_l}};
   miscache__reply_t *r[2] = {NULL, NULL};
-  st = miscache__conn_exec(miscache__route_key(mc, fk.ptr, fk.len),
-                           miscache__route_db(mc, MISCACHE_DB_CACHE), 2, cmds,
-                           r, 0);
+  st = miscache__dispatch(mc, MISCACHE_DB_CACHE, 2, cmds, r, 0);
   if (st != MISCACHE_OK) {
     miscache__count(mc, MISCACHE_DB_CACHE, key, MISCACHE__ERROR);
   } else if (miscache__reply_type(r[0]) != MISCACHE__R_INTEGER) {

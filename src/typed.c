@@ -104,26 +104,30 @@ static miscache_status_t load_typed_json(void *ud, const char *key,
   return st;
 }
 
+typedef struct {
+  const miscache__payload_t *d;
+  void *out;
+} typed_accept_t;
+
+/* Accepts a value that decodes into the caller's struct (and keeps it). */
+static miscache_status_t accept_typed(void *ud, json_t *v, char *why,
+                                      size_t whylen) {
+  typed_accept_t *ta = ud;
+  miscache__payload_clear(ta->d, ta->out);
+  return miscache__payload_decode(ta->d, v, ta->out, why, whylen);
+}
+
 miscache_status_t miscache__typed_get_or_load(
     miscache_t *mc, miscache_db_t db, const char *key,
     const miscache__payload_t *d, size_t size, miscache_ttl_class_t cls,
     miscache__typed_loader_fn loader, void *userdata, void *out,
     miscache_source_t *source) {
-  /* a cached value of the wrong shape is replaced, like invalid JSON */
-  miscache_status_t st = miscache__typed_get(mc, db, key, d, out);
-  if (st == MISCACHE_OK) {
-    if (source) *source = MISCACHE_SOURCE_CACHE;
-    return st;
-  }
-  if (st == MISCACHE_ERR_DECODE) miscache_delete(mc, db, key, NULL);
   typed_loader_t tl = {loader, userdata, d, size};
+  typed_accept_t ta = {d, out};
   json_t *v = NULL;
-  st = miscache_get_or_load(mc, db, key, cls, load_typed_json, &tl, &v,
-                            source);
-  if (st != MISCACHE_OK) return st;
-  char why[256];
-  st = miscache__payload_decode(d, v, out, why, sizeof why);
+  miscache_status_t st = miscache__cache_aside(
+      mc, db, key, miscache__ttl_ms(mc, cls), load_typed_json, &tl,
+      accept_typed, &ta, &v, source);
   json_decref(v);
-  if (st != MISCACHE_OK) miscache__set_err(mc, "%s: %s", key, why);
   return st;
 }

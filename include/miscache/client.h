@@ -84,6 +84,10 @@ miscache_options_set_namespace(miscache_options_t *opts, const char *ns);
 MISCACHE_EXPORT miscache_status_t
 miscache_options_set_scan(miscache_options_t *opts, unsigned scan_count,
                           unsigned unlink_batch);
+/* Most pending invalidations a handle (or a pool, for all its handles)
+ * keeps: 1..1000000, default 1024. See miscache_pending_invalidations(). */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_pending_max(miscache_options_t *opts, unsigned max);
 /* true: miscache_open() does not connect; the first call does. */
 MISCACHE_EXPORT miscache_status_t
 miscache_options_set_lazy_connect(miscache_options_t *opts, bool lazy);
@@ -117,6 +121,18 @@ MISCACHE_EXPORT void miscache_free(miscache_t *mc);
  * Borrowed: valid until the next call on the handle. */
 MISCACHE_EXPORT const char *miscache_errmsg(const miscache_t *mc);
 
+/* Pending invalidations: a delete or pattern invalidation (miscache_delete,
+ * miscache_invalidate and every events.h helper) whose outcome is unknown
+ * (timeout, lost connection, server error) is kept in memory, shared by the
+ * handles of a pool. While it is pending, reads of the keys it covers skip
+ * the cache (MISS, or the loader with MISCACHE_SOURCE_UNCACHED), and each
+ * handle replays it before it sends anything else, until it succeeds. The
+ * call that failed returns its error, or MISCACHE_ERR_PENDING_FULL when the
+ * list was full and the invalidation could NOT be kept (then the stale keys
+ * live until their TTL). Pending invalidations live in the process's
+ * memory: a crash or exit loses them, and their keys then expire by TTL.
+ * Returns how many are pending now (0 for NULL). Thread-safe. */
+MISCACHE_EXPORT size_t miscache_pending_invalidations(const miscache_t *mc);
 /* Round trip to the server (PING). OK or a transport status. */
 MISCACHE_EXPORT miscache_status_t miscache_ping(miscache_t *mc);
 

@@ -45,7 +45,9 @@ extern "C" {
   X(ERR_LOCKED, 12, "lock is held by another owner")                           \
   X(ERR_NOT_OWNER, 13, "lock is no longer held by this owner")                 \
   X(ERR_LOADER, 14, "loader callback failed")                                  \
-  X(ERR_BUSY, 15, "no pooled handle became free in time")
+  X(ERR_BUSY, 15, "no pooled handle became free in time")                   \
+  X(ERR_PENDING_FULL, 16,                                                      \
+    "invalidation failed and the pending-invalidation list is full")
 
 typedef enum miscache_status {
 #define MISCACHE__STATUS_ENUM(name, code, text) MISCACHE_##name = code,
