@@ -22,14 +22,14 @@ static const miscache__field_t config_fields[] = {
     CFG(last_updated, MISCACHE__F_STRING),
 };
 const miscache__payload_t miscache__batch_config_payload =
-    MISCACHE__PAYLOAD("batch config", config_fields);
+    MISCACHE__PAYLOAD("batch config", miscache_batch_config_t, config_fields);
 
 #define PRG(m) MISCACHE__FIELD(miscache_batch_progress_t, m, MISCACHE__F_INT)
 static const miscache__field_t progress_fields[] = {
     PRG(total_pages), PRG(processed_pages), PRG(total_records),
     PRG(processed_records), PRG(classified_gifts)};
 static const miscache__payload_t progress_payload =
-    MISCACHE__PAYLOAD("progress", progress_fields);
+    MISCACHE__PAYLOAD_NESTED("progress", progress_fields);
 
 #define STS(m, t) MISCACHE__FIELD(miscache_batch_status_t, m, t)
 static const miscache__field_t status_fields[] = {
@@ -42,14 +42,14 @@ static const miscache__field_t status_fields[] = {
     STS(errors, MISCACHE__F_STRINGS),
 };
 const miscache__payload_t miscache__batch_status_payload =
-    MISCACHE__PAYLOAD("batch status", status_fields);
+    MISCACHE__PAYLOAD("batch status", miscache_batch_status_t, status_fields);
 
 #define SUM(m) MISCACHE__FIELD(miscache_batch_summary_t, m, MISCACHE__F_INT)
 static const miscache__field_t summary_fields[] = {
     SUM(orders_processed), SUM(products_processed), SUM(gifts_identified),
     SUM(revenue_products)};
 static const miscache__payload_t summary_payload =
-    MISCACHE__PAYLOAD("summary", summary_fields);
+    MISCACHE__PAYLOAD_NESTED("summary", summary_fields);
 
 #define HIS(m, t) MISCACHE__FIELD(miscache_batch_history_t, m, t)
 static const miscache__field_t history_fields[] = {
@@ -62,7 +62,7 @@ static const miscache__field_t history_fields[] = {
     MISCACHE__FIELD_OBJ(miscache_batch_history_t, summary, summary_payload),
 };
 const miscache__payload_t miscache__batch_history_payload =
-    MISCACHE__PAYLOAD("batch history", history_fields);
+    MISCACHE__PAYLOAD("batch history", miscache_batch_history_t, history_fields);
 
 void miscache_batch_config_clear(miscache_batch_config_t *c) {
   if (c) miscache__payload_clear(&miscache__batch_config_payload, c);
@@ -135,6 +135,37 @@ miscache_status_t miscache_batch_status_get(miscache_t *mc, int64_t company,
                out, sizeof *out);
 }
 
+typedef struct {
+  const miscache_batch_progress_t *p;
+  const char *step;
+} progress_change_t;
+
+/* Sets the progress members (keeping any others in it) and the step. */
+static miscache_status_t change_progress(miscache_t *mc, void *ud,
+                                         json_t *obj) {
+  (void)mc;
+  const progress_change_t *c = ud;
+  json_t *prog = json_object_get(obj, "progress");
+  if (!json_is_object(prog)) {
+    if (!(prog = json_object()) || json_object_set_new(obj, "progress", prog))
+      return MISCACHE_ERR_NOMEM;
+  }
+  const struct {
+    const char *name;
+    int64_t v;
+  } f[] = {{"total_pages", c->p->total_pages},
+           {"processed_pages", c->p->processed_pages},
+           {"total_records", c->p->total_records},
+           {"processed_records", c->p->processed_records},
+           {"classified_gifts", c->p->classified_gifts}};
+  miscache_status_t st = MISCACHE_OK;
+  for (size_t i = 0; i < sizeof f / sizeof *f && st == MISCACHE_OK; i++)
+    st = miscache__json_set_int(prog, f[i].name, f[i].v);
+  if (st == MISCACHE_OK && c->step)
+    st = miscache__json_set_str(obj, "current_step", c->step);
+  return st;
+}
+
 miscache_status_t miscache_batch_status_progress(
     miscache_t *mc, int64_t company, const miscache_batch_progress_t *p,
     const char *current_step) {
@@ -142,22 +173,15 @@ miscache_status_t miscache_batch_status_progress(
     if (mc) miscache__set_err(mc, "progress is NULL");
     return MISCACHE_ERR_INVALID;
   }
-  miscache_batch_status_t s;
-  miscache_status_t st = miscache_batch_status_get(mc, company, &s);
+  if (!mc) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = company_key(mc, key, "batch:status", company);
   if (st != MISCACHE_OK) return st;
-  s.progress = *p;
-  if (current_step) {
-    char *step = strdup(current_step);
-    if (!step) {
-      miscache_batch_status_clear(&s);
-      return MISCACHE_ERR_NOMEM;
-    }
-    free(s.current_step);
-    s.current_step = step;
-  }
-  st = miscache_batch_status_set(mc, company, &s);
-  miscache_batch_status_clear(&s);
-  return st;
+  progress_change_t c = {p, current_step};
+  return miscache__typed_update(mc, MISCACHE_DB_BATCH, key,
+                                &miscache__batch_status_payload,
+                                miscache__ttl_ms(mc, MISCACHE_TTL_BATCH_STATUS),
+                                change_progress, &c);
 }
 
 miscache_status_t miscache_batch_history_set(miscache_t *mc, int64_t company,

@@ -458,6 +458,11 @@ miscache_status_t miscache__conn_exec(miscache__conn_t *c, int db, size_t n,
   for (int attempt = 0;; attempt++) {
     bool fresh = false;
     if (c->ctx && conn_looks_dead(c)) conn_drop(c);
+    if (!c->ctx && (flags & MISCACHE__SAME_CONN)) {
+      conn_err(c, "%s: the connection of the transaction was lost",
+               cmds[0].argv[0]);
+      return MISCACHE_ERR_UNAVAILABLE;
+    }
     if (!c->ctx) {
       miscache_status_t st = miscache__conn_connect(c);
       if (st != MISCACHE_OK) return st;

@@ -18,7 +18,7 @@ static const miscache__field_t rules_fields[] = {
     RUL(last_updated, MISCACHE__F_STRING),
 };
 const miscache__payload_t miscache__gift_rules_payload =
-    MISCACHE__PAYLOAD("gift rules", rules_fields);
+    MISCACHE__PAYLOAD("gift rules", miscache_gift_rules_t, rules_fields);
 
 #define MST(m, t) MISCACHE__FIELD(miscache_gift_master_entry_t, m, t)
 static const miscache__field_t master_fields[] = {
@@ -31,7 +31,7 @@ static const miscache__field_t master_fields[] = {
     MST(is_active, MISCACHE__F_BOOL),
 };
 const miscache__payload_t miscache__gift_master_payload =
-    MISCACHE__PAYLOAD("gift master entry", master_fields);
+    MISCACHE__PAYLOAD("gift master entry", miscache_gift_master_entry_t, master_fields);
 
 #define CLS(m, t) MISCACHE__FIELD(miscache_gift_classification_t, m, t)
 static const miscache__field_t class_fields[] = {
@@ -44,7 +44,7 @@ static const miscache__field_t class_fields[] = {
     CLS(classified_at, MISCACHE__F_STRING),
 };
 const miscache__payload_t miscache__gift_class_payload =
-    MISCACHE__PAYLOAD("gift classification", class_fields);
+    MISCACHE__PAYLOAD("gift classification", miscache_gift_classification_t, class_fields);
 
 void miscache_gift_rules_clear(miscache_gift_rules_t *r) {
   if (r) miscache__payload_clear(&miscache__gift_rules_payload, r);

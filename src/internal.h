@@ -87,6 +87,9 @@ typedef struct miscache__cmd {
 
 /* exec flags */
 #define MISCACHE__IDEMPOTENT 1u /* safe to resend once on a fresh connection */
+/* Only on the connection the previous call used (MULTI/EXEC after WATCH):
+ * ERR_UNAVAILABLE rather than a new connection, and no replay before it. */
+#define MISCACHE__SAME_CONN 2u
 
 typedef struct miscache__conn miscache__conn_t;
 

@@ -27,8 +27,11 @@ miscache_status_t miscache_strings_push(miscache_strings_t *s,
   return MISCACHE_OK;
 }
 
+static json_t *encode_obj(const miscache__payload_t *d, const void *st,
+                          const json_t *base, char *err, size_t errlen);
+
 static json_t *encode_field(const miscache__field_t *f, const void *st,
-                            char *err, size_t errlen) {
+                            const json_t *base, char *err, size_t errlen) {
   switch (f->type) {
   case MISCACHE__F_INT: return json_integer(*CAT(st, f, int64_t));
   case MISCACHE__F_DOUBLE: return json_real(*CAT(st, f, double));
@@ -48,7 +51,8 @@ static json_t *encode_field(const miscache__field_t *f, const void *st,
     return arr;
   }
   case MISCACHE__F_OBJECT:
-    return miscache__payload_encode(f->sub, CAT(st, f, char), err, errlen);
+    return encode_obj(f->sub, CAT(st, f, char),
+                      json_object_get(base, f->name), err, errlen);
   case MISCACHE__F_JSON: {
     json_t *v = *(json_t *const *)((const char *)st + f->offset);
     return v ? json_incref(v) : json_null();
@@ -57,16 +61,16 @@ static json_t *encode_field(const miscache__field_t *f, const void *st,
   return NULL;
 }
 
-json_t *miscache__payload_encode(const miscache__payload_t *d, const void *st,
-                                 char *err, size_t errlen) {
-  json_t *obj = json_object();
+static json_t *encode_obj(const miscache__payload_t *d, const void *st,
+                          const json_t *base, char *err, size_t errlen) {
+  json_t *obj = json_is_object(base) ? json_deep_copy(base) : json_object();
   if (!obj) {
     snprintf(err, errlen, "out of memory encoding %s", d->name);
     return NULL;
   }
   for (size_t i = 0; i < d->nfields; i++) {
     const miscache__field_t *f = &d->fields[i];
-    json_t *v = encode_field(f, st, err, errlen);
+    json_t *v = encode_field(f, st, base, err, errlen);
     if (!v || json_object_set_new(obj, f->name, v)) {
       if (f->type != MISCACHE__F_OBJECT) /* a nested object said why */
         snprintf(err, errlen, "%s.%s cannot be encoded (invalid UTF-8?)",
@@ -76,6 +80,18 @@ json_t *miscache__payload_encode(const miscache__payload_t *d, const void *st,
     }
   }
   return obj;
+}
+
+static json_t **extra_of(const miscache__payload_t *d, const void *st) {
+  return d->extra_offset == MISCACHE__NO_EXTRA
+             ? NULL
+             : (json_t **)((char *)st + d->extra_offset);
+}
+
+json_t *miscache__payload_encode(const miscache__payload_t *d, const void *st,
+                                 char *err, size_t errlen) {
+  json_t **extra = extra_of(d, st);
+  return encode_obj(d, st, extra ? *extra : NULL, err, errlen);
 }
 
 static miscache_status_t decode_field(const miscache__payload_t *d,
@@ -106,6 +122,10 @@ static miscache_status_t decode_field(const miscache__payload_t *d,
     *AT(st, f, bool) = json_is_true(v);
     return MISCACHE_OK;
   case MISCACHE__F_STRING:
+    if (json_is_null(v) && f->required) {
+      want = "a string (it is required, and null)";
+      break;
+    }
     if (json_is_null(v)) return MISCACHE_OK;
     if (!json_is_string(v)) {
       want = "a string";
@@ -172,10 +192,17 @@ miscache_status_t miscache__payload_decode(const miscache__payload_t *d,
       return st2;
     }
   }
+  json_t **extra = extra_of(d, st);
+  if (extra) *extra = json_incref((json_t *)obj);
   return MISCACHE_OK;
 }
 
 void miscache__payload_clear(const miscache__payload_t *d, void *st) {
+  json_t **extra = extra_of(d, st);
+  if (extra) {
+    json_decref(*extra);
+    *extra = NULL;
+  }
   for (size_t i = 0; i < d->nfields; i++) {
     const miscache__field_t *f = &d->fields[i];
     switch (f->type) {

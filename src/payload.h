@@ -32,7 +32,13 @@ struct miscache__payload {
   const char *name; /* for messages: "session", "batch status" */
   const miscache__field_t *fields;
   size_t nfields;
+  /* offset of the struct's `json_t *extra` (the stored object as read), or
+   * MISCACHE__NO_EXTRA for nested structs, whose members the parent's
+   * extra keeps */
+  size_t extra_offset;
+  size_t size; /* sizeof the struct; 0 for nested ones */
 };
+#define MISCACHE__NO_EXTRA ((size_t)-1)
 
 #define MISCACHE__FIELD(st, member, type) \
   {#member, type, offsetof(st, member), NULL, false}
@@ -40,16 +46,25 @@ struct miscache__payload {
   {#member, type, offsetof(st, member), NULL, true}
 #define MISCACHE__FIELD_OBJ(st, member, desc) \
   {#member, MISCACHE__F_OBJECT, offsetof(st, member), &(desc), false}
-#define MISCACHE__PAYLOAD(pname, fields) \
-  {pname, fields, sizeof(fields) / sizeof((fields)[0])}
+/* A stored payload: its struct has a `json_t *extra` member. */
+#define MISCACHE__PAYLOAD(pname, st, fields) \
+  {pname, fields, sizeof(fields) / sizeof((fields)[0]), offsetof(st, extra), \
+   sizeof(st)}
+/* A nested object of a payload. */
+#define MISCACHE__PAYLOAD_NESTED(pname, fields) \
+  {pname, fields, sizeof(fields) / sizeof((fields)[0]), MISCACHE__NO_EXTRA, 0}
 
-/* New JSON object for the struct; NULL if out of memory or a string is not
- * valid UTF-8 (err says which field). */
+/* New JSON object for the struct: a copy of the object it was read from
+ * (its extra), every member the struct names set from the struct, so the
+ * members another program stored and this struct does not know are kept.
+ * NULL if out of memory or a string is not valid UTF-8 (err says which). */
 json_t *miscache__payload_encode(const miscache__payload_t *d, const void *st,
                                  char *err, size_t errlen);
-/* Fill a zeroed struct from a JSON object. Unknown fields are ignored;
- * absent optional fields keep their zero value. ERR_DECODE (err names the
- * field) or ERR_NOMEM; on failure the struct is cleared. */
+/* Fill a zeroed struct from a JSON object; the struct's extra keeps a
+ * reference to the object, for the members it does not name. Absent
+ * optional fields keep their zero value; a required field that is absent or
+ * null is ERR_DECODE. ERR_DECODE (err names the field) or ERR_NOMEM; on
+ * failure the struct is cleared. */
 miscache_status_t miscache__payload_decode(const miscache__payload_t *d,
                                            const json_t *obj, void *st,
                                            char *err, size_t errlen);
@@ -98,6 +113,28 @@ miscache_status_t miscache__typed_set(miscache_t *mc, miscache_db_t db,
                                       const char *key,
                                       const miscache__payload_t *d,
                                       const void *in, int64_t ttl_ms);
+/* Changes one stored payload in place: called with the stored object (any
+ * members another program added included), it changes what it must and
+ * returns OK, or a status that aborts the update (nothing is written). */
+typedef miscache_status_t (*miscache__modify_fn)(miscache_t *mc, void *ud,
+                                                 json_t *obj);
+/* Read-modify-write that is safe with concurrent writers and keeps every
+ * member of the stored value: WATCH + GET, modify, then MULTI / SET PX
+ * ttl_ms / EXEC on the same connection, again (at most 16 times) when
+ * another client changed the key in between. The stored value must decode
+ * as d (ERR_DECODE otherwise). OK, MISS (no value), ERR_DECODE, ERR_BUSY
+ * (still conflicting after 16 tries), the modify function's status, or a
+ * transport status. */
+miscache_status_t miscache__typed_update(miscache_t *mc, miscache_db_t db,
+                                         const char *key,
+                                         const miscache__payload_t *d,
+                                         int64_t ttl_ms, miscache__modify_fn fn,
+                                         void *ud);
+/* Sets obj[name] to a new integer or string; ERR_NOMEM / ERR_ENCODE. */
+miscache_status_t miscache__json_set_int(json_t *obj, const char *name,
+                                         int64_t v);
+miscache_status_t miscache__json_set_str(json_t *obj, const char *name,
+                                         const char *v);
 /* Fills a zeroed struct from the system of record. */
 typedef miscache_status_t (*miscache__typed_loader_fn)(void *userdata,
                                                        void *out);

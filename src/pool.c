@@ -19,8 +19,31 @@ struct miscache_pool {
   unsigned opened;
   unsigned nfree;
   miscache_t **free_list;
+  miscache_t **all; /* every handle this pool opened: only these come back */
+  miscache__pending_t *pending; /* shared by all its handles */
   miscache_counters_t totals[MISCACHE_DB_COUNT];
+  miscache_counters_t categories[MISCACHE_CATEGORY_COUNT];
 };
+
+/* Opens a handle that belongs to the pool (called without the lock for a
+ * slot already reserved). */
+static miscache_status_t pool_open(miscache_pool_t *p, miscache_t **out,
+                                   char *errbuf, size_t errbuf_len) {
+  miscache_status_t st = miscache_open(&p->opts, out, errbuf, errbuf_len);
+  if (st != MISCACHE_OK) return st;
+  miscache__pending_unref((*out)->pending);
+  (*out)->pending = miscache__pending_ref(p->pending);
+  (*out)->pool = p;
+  return MISCACHE_OK;
+}
+
+static void pool_dealloc(miscache_pool_t *p) {
+  miscache__pending_unref(p->pending);
+  miscache__options_clear(&p->opts);
+  free(p->free_list);
+  free(p->all);
+  free(p);
+}
 
 miscache_status_t miscache_pool_new(const miscache_options_t *opts,
                                     unsigned size, miscache_pool_t **out,
@@ -36,8 +59,9 @@ miscache_status_t miscache_pool_new(const miscache_options_t *opts,
   miscache_pool_t *p = calloc(1, sizeof *p);
   if (!p) return MISCACHE_ERR_NOMEM;
   p->free_list = calloc(size, sizeof *p->free_list);
+  p->all = calloc(size, sizeof *p->all);
   miscache_status_t st = MISCACHE_ERR_NOMEM;
-  if (p->free_list) {
+  if (p->free_list && p->all) {
     if (opts)
       st = miscache__options_copy(&p->opts, opts);
     else {
@@ -45,26 +69,38 @@ miscache_status_t miscache_pool_new(const miscache_options_t *opts,
       st = MISCACHE_OK;
     }
   }
+  if (st == MISCACHE_OK &&
+      !(p->pending = miscache__pending_new(p->opts.pending_max))) {
+    miscache__options_clear(&p->opts);
+    st = MISCACHE_ERR_NOMEM;
+  }
   if (st != MISCACHE_OK) {
     free(p->free_list);
+    free(p->all);
     free(p);
+    if (errbuf && errbuf_len) snprintf(errbuf, errbuf_len, "out of memory");
     return st;
   }
   p->opts.lazy = true;
   /* Open one handle now so a bad URL or environment is reported here. */
   miscache_t *first = NULL;
-  st = miscache_open(&p->opts, &first, errbuf, errbuf_len);
+  st = pool_open(p, &first, errbuf, errbuf_len);
   if (st != MISCACHE_OK) {
-    miscache__options_clear(&p->opts);
-    free(p->free_list);
-    free(p);
+    pool_dealloc(p);
     return st;
   }
   p->free_list[p->nfree++] = first;
+  p->all[0] = first;
   p->opened = 1;
   p->size = size;
   pthread_mutex_init(&p->mu, NULL);
-  pthread_cond_init(&p->cv, NULL);
+  /* timed waits count on the monotonic clock: a wall-clock step does not
+   * stretch or cut them */
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->cv, &ca);
+  pthread_condattr_destroy(&ca);
   *out = p;
   return MISCACHE_OK;
 }
@@ -72,11 +108,9 @@ miscache_status_t miscache_pool_new(const miscache_options_t *opts,
 void miscache_pool_free(miscache_pool_t *pool) {
   if (!pool) return;
   for (unsigned i = 0; i < pool->nfree; i++) miscache_free(pool->free_list[i]);
-  free(pool->free_list);
-  miscache__options_clear(&pool->opts);
   pthread_cond_destroy(&pool->cv);
   pthread_mutex_destroy(&pool->mu);
-  free(pool);
+  pool_dealloc(pool);
 }
 
 miscache_status_t miscache_pool_acquire(miscache_pool_t *pool, int timeout_ms,
@@ -86,7 +120,7 @@ miscache_status_t miscache_pool_acquire(miscache_pool_t *pool, int timeout_ms,
   if (!pool) return MISCACHE_ERR_INVALID;
   struct timespec deadline;
   if (timeout_ms > 0) {
-    clock_gettime(CLOCK_REALTIME, &deadline);
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += timeout_ms / 1000;
     deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) {
@@ -104,13 +138,19 @@ miscache_status_t miscache_pool_acquire(miscache_pool_t *pool, int timeout_ms,
     if (pool->opened < pool->size) {
       pool->opened++; /* reserve the slot, open outside the lock */
       pthread_mutex_unlock(&pool->mu);
-      miscache_status_t st = miscache_open(&pool->opts, out, NULL, 0);
+      miscache_status_t st = pool_open(pool, out, NULL, 0);
+      pthread_mutex_lock(&pool->mu);
       if (st != MISCACHE_OK) {
-        pthread_mutex_lock(&pool->mu);
         pool->opened--;
         pthread_cond_signal(&pool->cv);
-        pthread_mutex_unlock(&pool->mu);
+      } else {
+        for (unsigned i = 0; i < pool->size; i++)
+          if (!pool->all[i]) {
+            pool->all[i] = *out;
+            break;
+          }
       }
+      pthread_mutex_unlock(&pool->mu);
       return st;
     }
     if (timeout_ms == 0) break;
@@ -123,28 +163,52 @@ miscache_status_t miscache_pool_acquire(miscache_pool_t *pool, int timeout_ms,
   return MISCACHE_ERR_BUSY;
 }
 
-void miscache_pool_release(miscache_pool_t *pool, miscache_t *mc) {
-  if (!pool || !mc) return;
+static void add_counters(miscache_counters_t *to, const miscache_counters_t *c,
+                         size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    to[i].hits += c[i].hits;
+    to[i].misses += c[i].misses;
+    to[i].errors += c[i].errors;
+  }
+}
+
+miscache_status_t miscache_pool_release(miscache_pool_t *pool,
+                                        miscache_t *mc) {
+  if (!pool || !mc) return MISCACHE_ERR_INVALID;
+  if (mc->pool != pool) return MISCACHE_ERR_INVALID; /* not one of ours */
   pthread_mutex_lock(&pool->mu);
   for (unsigned i = 0; i < pool->nfree; i++)
     if (pool->free_list[i] == mc) { /* released twice: ignore */
       pthread_mutex_unlock(&pool->mu);
-      return;
+      return MISCACHE_ERR_INVALID;
     }
-  if (pool->nfree >= pool->opened) { /* not one of ours: never overflow */
-    pthread_mutex_unlock(&pool->mu);
-    return;
-  }
-  for (int i = 0; i < MISCACHE_DB_COUNT; i++) {
-    pool->totals[i].hits += mc->counters[i].hits;
-    pool->totals[i].misses += mc->counters[i].misses;
-    pool->totals[i].errors += mc->counters[i].errors;
-  }
+  add_counters(pool->totals, mc->counters, MISCACHE_DB_COUNT);
+  add_counters(pool->categories, mc->categories, MISCACHE_CATEGORY_COUNT);
   miscache_counters_reset(mc);
+  /* nothing of this borrow reaches the next borrower */
   mc->err[0] = 0;
+  mc->dry_run = NULL;
+  mc->dry_run_userdata = NULL;
+  mc->quiet = false;
   pool->free_list[pool->nfree++] = mc;
   pthread_cond_signal(&pool->cv);
   pthread_mutex_unlock(&pool->mu);
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_pool_counters_category(miscache_pool_t *pool,
+                                                  miscache_category_t cat,
+                                                  miscache_counters_t *out) {
+  if (!pool || !out || (unsigned)cat >= MISCACHE_CATEGORY_COUNT)
+    return MISCACHE_ERR_INVALID;
+  pthread_mutex_lock(&pool->mu);
+  *out = pool->categories[cat];
+  pthread_mutex_unlock(&pool->mu);
+  return MISCACHE_OK;
+}
+
+size_t miscache_pool_pending_invalidations(const miscache_pool_t *pool) {
+  return pool ? miscache__pending_count(pool->pending) : 0;
 }
 
 miscache_status_t miscache_pool_counters(miscache_pool_t *pool,

@@ -39,7 +39,7 @@ miscache_status_t miscache__dispatch(miscache_t *mc, int db, size_t n,
                                      const miscache__cmd_t *cmds,
                                      miscache__reply_t **replies,
                                      unsigned flags) {
-  miscache__replay_pending(mc);
+  if (!(flags & MISCACHE__SAME_CONN)) miscache__replay_pending(mc);
   int physical = db < 0 ? -1 : mc->opts.db[db];
   return miscache__conn_exec(mc->nodes[0], physical, n, cmds, replies, flags);
 }

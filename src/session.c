@@ -13,7 +13,7 @@ static const miscache__field_t session_fields[] = {
     MISCACHE__FIELD(miscache_session_t, last_activity, MISCACHE__F_STRING),
 };
 const miscache__payload_t miscache__session_payload =
-    MISCACHE__PAYLOAD("session", session_fields);
+    MISCACHE__PAYLOAD("session", miscache_session_t, session_fields);
 
 void miscache_session_clear(miscache_session_t *s) {
   if (s) miscache__payload_clear(&miscache__session_payload, s);
@@ -68,13 +68,22 @@ miscache_status_t miscache_session_delete(miscache_t *mc, int64_t user_id,
   return miscache_delete(mc, MISCACHE_DB_SESSION, key, deleted);
 }
 
+static miscache_status_t stamp_now(miscache_t *mc, void *ud, json_t *obj) {
+  (void)mc;
+  (void)ud;
+  char now[32];
+  miscache__iso8601_now(now, sizeof now);
+  return miscache__json_set_str(obj, "last_activity", now);
+}
+
 miscache_status_t miscache_session_touch(miscache_t *mc, int64_t user_id) {
-  miscache_session_t s;
-  miscache_status_t st = miscache_session_get(mc, user_id, &s);
+  if (!mc) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE]; /* from the argument, never the value */
+  miscache_status_t st =
+      miscache__key_int(mc, key, sizeof key, "session:user", user_id);
   if (st != MISCACHE_OK) return st;
-  free(s.last_activity);
-  s.last_activity = NULL; /* set stamps now */
-  st = miscache_session_set(mc, &s);
-  miscache_session_clear(&s);
-  return st;
+  return miscache__typed_update(mc, MISCACHE_DB_SESSION, key,
+                                &miscache__session_payload,
+                                miscache__ttl_ms(mc, MISCACHE_TTL_SESSION),
+                                stamp_now, NULL);
 }

@@ -10,7 +10,7 @@ static const miscache__field_t gift_stats_fields[] = {
     MISCACHE__FIELD(miscache_gift_stats_t, total_gift_cost, MISCACHE__F_DOUBLE),
 };
 static const miscache__payload_t gift_stats_payload =
-    MISCACHE__PAYLOAD("gift_stats", gift_stats_fields);
+    MISCACHE__PAYLOAD_NESTED("gift_stats", gift_stats_fields);
 static const miscache__field_t daily_fields[] = {
     MISCACHE__FIELD(miscache_daily_sales_t, total_amount, MISCACHE__F_DOUBLE),
     MISCACHE__FIELD(miscache_daily_sales_t, order_count, MISCACHE__F_INT),
@@ -19,7 +19,7 @@ static const miscache__field_t daily_fields[] = {
     MISCACHE__FIELD_OBJ(miscache_daily_sales_t, gift_stats, gift_stats_payload),
 };
 const miscache__payload_t miscache__daily_sales_payload =
-    MISCACHE__PAYLOAD("daily sales", daily_fields);
+    MISCACHE__PAYLOAD("daily sales", miscache_daily_sales_t, daily_fields);
 
 void miscache_daily_sales_clear(miscache_daily_sales_t *s) {
   if (s) miscache__payload_clear(&miscache__daily_sales_payload, s);

@@ -12,7 +12,7 @@ static const miscache__field_t upload_fields[] = {
     MISCACHE__FIELD(miscache_upload_t, start_time, MISCACHE__F_STRING),
 };
 const miscache__payload_t miscache__upload_payload =
-    MISCACHE__PAYLOAD("excel upload", upload_fields);
+    MISCACHE__PAYLOAD("excel upload", miscache_upload_t, upload_fields);
 
 void miscache_upload_clear(miscache_upload_t *u) {
   if (u) miscache__payload_clear(&miscache__upload_payload, u);
@@ -66,29 +66,47 @@ miscache_status_t miscache_upload_get(miscache_t *mc, const char *id,
                              &miscache__upload_payload, out);
 }
 
-/* Read, change with the caller's values, write back with a fresh TTL. */
+typedef struct {
+  int64_t processed, errors;
+  const char *status;
+} upload_change_t;
+
+/* obj[name] += by, refusing a result that does not fit in int64. */
+static miscache_status_t add_checked(miscache_t *mc, json_t *obj,
+                                     const char *name, int64_t by) {
+  if (by == 0) return MISCACHE_OK;
+  int64_t cur = json_integer_value(json_object_get(obj, name)), sum;
+  if (__builtin_add_overflow(cur, by, &sum)) {
+    miscache__set_err(mc, "upload %s %lld + %lld overflows; not updated", name,
+                      (long long)cur, (long long)by);
+    return MISCACHE_ERR_INVALID;
+  }
+  return miscache__json_set_int(obj, name, sum);
+}
+
+static miscache_status_t change_upload(miscache_t *mc, void *ud, json_t *obj) {
+  const upload_change_t *c = ud;
+  miscache_status_t st = add_checked(mc, obj, "processed_rows", c->processed);
+  if (st == MISCACHE_OK) st = add_checked(mc, obj, "error_count", c->errors);
+  if (st == MISCACHE_OK && c->status)
+    st = miscache__json_set_str(obj, "status", c->status);
+  return st;
+}
+
+/* Change the stored upload in place (every other member kept), with a
+ * fresh TTL; safe against concurrent writers. */
 static miscache_status_t upload_update(miscache_t *mc, const char *id,
                                        int64_t processed, int64_t errors,
                                        const char *status) {
-  miscache_upload_t u;
-  miscache_status_t st = miscache_upload_get(mc, id, &u);
-  if (st != MISCACHE_OK) return st;
-  u.processed_rows += processed;
-  u.error_count += errors;
-  if (status) {
-    char *copy = strdup(status);
-    if (!copy) {
-      miscache_upload_clear(&u);
-      return MISCACHE_ERR_NOMEM;
-    }
-    free(u.status);
-    u.status = copy;
-  }
+  if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
-  st = id_key(mc, key, "temp:excel_upload", id);
-  if (st == MISCACHE_OK) st = upload_put(mc, key, &u);
-  miscache_upload_clear(&u);
-  return st;
+  miscache_status_t st = id_key(mc, key, "temp:excel_upload", id);
+  if (st != MISCACHE_OK) return st;
+  upload_change_t c = {processed, errors, status};
+  return miscache__typed_update(mc, MISCACHE_DB_TEMP, key,
+                                &miscache__upload_payload,
+                                (int64_t)MISCACHE_UPLOAD_TTL_S * 1000,
+                                change_upload, &c);
 }
 
 miscache_status_t miscache_upload_advance(miscache_t *mc, const char *id,

@@ -131,3 +131,150 @@ miscache_status_t miscache__typed_get_or_load(
   json_decref(v);
   return st;
 }
+
+miscache_status_t miscache__json_set_int(json_t *obj, const char *name,
+                                         int64_t v) {
+  return json_object_set_new(obj, name, json_integer(v)) ? MISCACHE_ERR_NOMEM
+                                                         : MISCACHE_OK;
+}
+
+miscache_status_t miscache__json_set_str(json_t *obj, const char *name,
+                                         const char *v) {
+  json_t *s = json_string(v);
+  if (!s) return MISCACHE_ERR_ENCODE; /* invalid UTF-8 (or no memory) */
+  return json_object_set_new(obj, name, s) ? MISCACHE_ERR_NOMEM : MISCACHE_OK;
+}
+
+#define UPDATE_TRIES 16
+
+/* Ends a WATCH that is not followed by EXEC (best effort). */
+static void unwatch(miscache_t *mc, miscache_db_t db) {
+  const char *argv[1] = {"UNWATCH"};
+  size_t lens[1] = {7};
+  miscache__cmd_t cmd = {1, argv, lens};
+  miscache__reply_t *r = NULL;
+  if (miscache__dispatch(mc, (int)db, 1, &cmd, &r, MISCACHE__SAME_CONN) ==
+      MISCACHE_OK)
+    miscache__reply_free(r);
+}
+
+/* One WATCH/GET ... EXEC round. *again when another writer won. */
+static miscache_status_t update_once(miscache_t *mc, miscache_db_t db,
+                                     const char *key,
+                                     const miscache__fullkey_t *fk,
+                                     const miscache__payload_t *d,
+                                     const char *ttl, size_t ttl_len,
+                                     miscache__modify_fn fn, void *ud,
+                                     bool *again) {
+  *again = false;
+  const char *wa[2] = {"WATCH", fk->ptr}, *ga[2] = {"GET", fk->ptr};
+  size_t wl[2] = {5, fk->len}, gl[2] = {3, fk->len};
+  miscache__cmd_t rd[2] = {{2, wa, wl}, {2, ga, gl}};
+  miscache__reply_t *r[3] = {NULL, NULL, NULL};
+  miscache_status_t st =
+      miscache__dispatch(mc, (int)db, 2, rd, r, MISCACHE__IDEMPOTENT);
+  if (st != MISCACHE_OK) {
+    miscache__count(mc, db, key, MISCACHE__ERROR);
+    return st;
+  }
+  json_t *obj = NULL;
+  char *val = NULL;
+  char why[256] = "";
+  if (miscache__reply_type(r[0]) != MISCACHE__R_STATUS) {
+    st = miscache__unexpected(mc, db, key, r[0], "WATCH");
+  } else if (miscache__reply_type(r[1]) == MISCACHE__R_NIL) {
+    miscache__count(mc, db, key, MISCACHE__MISS);
+    miscache__set_err(mc, "%s: no value to update", key);
+    st = MISCACHE_MISS;
+  } else if (miscache__reply_type(r[1]) != MISCACHE__R_STRING) {
+    st = miscache__unexpected(mc, db, key, r[1], "GET for update");
+  } else {
+    size_t len;
+    const char *s = miscache__reply_str(r[1], &len);
+    obj = miscache__decode(s, len, why, sizeof why);
+    void *tmp = obj ? calloc(1, d->size) : NULL;
+    if (obj && !tmp) {
+      st = MISCACHE_ERR_NOMEM;
+    } else if (!obj || (st = miscache__payload_decode(d, obj, tmp, why,
+                                                      sizeof why)) != MISCACHE_OK) {
+      if (st != MISCACHE_ERR_NOMEM) {
+        st = MISCACHE_ERR_DECODE;
+        miscache__count(mc, db, key, MISCACHE__MISS);
+        miscache__count(mc, db, key, MISCACHE__ERROR);
+      }
+      miscache__set_err(mc, "value of %s: %s (not updated)", key, why);
+    } else {
+      miscache__count(mc, db, key, MISCACHE__HIT);
+    }
+    if (tmp) miscache__payload_clear(d, tmp);
+    free(tmp);
+  }
+  miscache__reply_free(r[0]);
+  miscache__reply_free(r[1]);
+  r[0] = r[1] = NULL;
+  if (st == MISCACHE_OK) {
+    st = fn(mc, ud, obj);
+    if (st == MISCACHE_ERR_NOMEM || st == MISCACHE_ERR_ENCODE)
+      miscache__set_err(mc, "%s: %s building the new value", key,
+                        miscache_strerror(st));
+  }
+  size_t vlen = 0;
+  if (st == MISCACHE_OK && !(val = miscache__encode(obj, &vlen))) {
+    st = MISCACHE_ERR_ENCODE;
+    miscache__set_err(mc, "%s: the new value cannot be encoded", key);
+  }
+  json_decref(obj);
+  if (st != MISCACHE_OK) {
+    unwatch(mc, db);
+    return st;
+  }
+  const char *ma[1] = {"MULTI"}, *ea[1] = {"EXEC"};
+  size_t ml[1] = {5}, el[1] = {4};
+  const char *sa[5] = {"SET", fk->ptr, val, "PX", ttl};
+  size_t sl[5] = {3, fk->len, vlen, 2, ttl_len};
+  miscache__cmd_t wr[3] = {{1, ma, ml}, {5, sa, sl}, {1, ea, el}};
+  /* on the connection that holds the WATCH, never resent elsewhere */
+  st = miscache__dispatch(mc, (int)db, 3, wr, r, MISCACHE__SAME_CONN);
+  free(val);
+  if (st != MISCACHE_OK) {
+    miscache__count(mc, db, key, MISCACHE__ERROR);
+    return st;
+  }
+  if (miscache__reply_type(r[2]) == MISCACHE__R_NIL) {
+    *again = true; /* another client wrote the key after our GET */
+  } else if (miscache__reply_type(r[2]) != MISCACHE__R_ARRAY ||
+             miscache__reply_count(r[2]) != 1 ||
+             miscache__reply_type(miscache__reply_at(r[2], 0)) !=
+                 MISCACHE__R_STATUS) {
+    const miscache__reply_t *bad =
+        miscache__reply_type(r[1]) == MISCACHE__R_ERROR ? r[1]
+        : miscache__reply_type(r[2]) == MISCACHE__R_ARRAY
+            ? miscache__reply_at(r[2], 0)
+            : r[2];
+    st = miscache__unexpected(mc, db, key, bad, "SET in MULTI/EXEC");
+  }
+  for (int i = 0; i < 3; i++) miscache__reply_free(r[i]);
+  return st;
+}
+
+miscache_status_t miscache__typed_update(miscache_t *mc, miscache_db_t db,
+                                         const char *key,
+                                         const miscache__payload_t *d,
+                                         int64_t ttl_ms, miscache__modify_fn fn,
+                                         void *ud) {
+  miscache__fullkey_t fk;
+  miscache_status_t st = miscache__fullkey(mc, key, &fk);
+  if (st != MISCACHE_OK) return st;
+  char ttl[24];
+  size_t ttl_len = (size_t)snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+  bool again = true;
+  for (int i = 0; i < UPDATE_TRIES && again && st == MISCACHE_OK; i++)
+    st = update_once(mc, db, key, &fk, d, ttl, ttl_len, fn, ud, &again);
+  if (st == MISCACHE_OK && again) {
+    miscache__set_err(mc, "%s: other writers changed it %d times in a row; "
+                          "not updated", key, UPDATE_TRIES);
+    st = MISCACHE_ERR_BUSY;
+  }
+  miscache__fullkey_done(&fk);
+  return st;
+}

@@ -34,6 +34,12 @@ typedef struct miscache_batch_config {
   bool auto_gift_classify;
   miscache_strings_t gift_keywords;
   char *last_updated;
+  /* The object as it was read (NULL for a new value): its members that
+   * this struct does not name are written back by the set functions, so a
+   * value another program extended keeps its fields. Owned: *_clear()
+   * releases it. Leave it as read, or NULL. */
+  json_t *extra;
+  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
 } miscache_batch_config_t;
 
 typedef struct miscache_batch_progress {
@@ -42,6 +48,7 @@ typedef struct miscache_batch_progress {
   int64_t total_records;
   int64_t processed_records;
   int64_t classified_gifts;
+  int64_t reserved_[3]; /* room to grow without an ABI break; keep zero */
 } miscache_batch_progress_t;
 
 typedef struct miscache_batch_status {
@@ -52,6 +59,12 @@ typedef struct miscache_batch_status {
   char *current_step;
   miscache_batch_progress_t progress;
   miscache_strings_t errors;
+  /* The object as it was read (NULL for a new value): its members that
+   * this struct does not name are written back by the set functions, so a
+   * value another program extended keeps its fields. Owned: *_clear()
+   * releases it. Leave it as read, or NULL. */
+  json_t *extra;
+  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
 } miscache_batch_status_t;
 
 typedef struct miscache_batch_summary {
@@ -59,6 +72,7 @@ typedef struct miscache_batch_summary {
   int64_t products_processed;
   int64_t gifts_identified;
   int64_t revenue_products;
+  int64_t reserved_[3]; /* room to grow without an ABI break; keep zero */
 } miscache_batch_summary_t;
 
 typedef struct miscache_batch_history {
@@ -69,6 +83,12 @@ typedef struct miscache_batch_history {
   int64_t gift_classified;
   miscache_strings_t errors;
   miscache_batch_summary_t summary;
+  /* The object as it was read (NULL for a new value): its members that
+   * this struct does not name are written back by the set functions, so a
+   * value another program extended keeps its fields. Owned: *_clear()
+   * releases it. Leave it as read, or NULL. */
+  json_t *extra;
+  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
 } miscache_batch_history_t;
 
 MISCACHE_EXPORT void miscache_batch_config_clear(miscache_batch_config_t *c);

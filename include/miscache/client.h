@@ -203,15 +203,25 @@ MISCACHE_EXPORT void miscache_pool_free(miscache_pool_t *pool);
 MISCACHE_EXPORT miscache_status_t miscache_pool_acquire(miscache_pool_t *pool,
                                                         int timeout_ms,
                                                         miscache_t **out);
-/* Give a handle back. A handle released twice, or not from this pool, is
- * ignored. Thread-safe. */
-MISCACHE_EXPORT void miscache_pool_release(miscache_pool_t *pool,
-                                           miscache_t *mc);
+/* Give a handle back. Every per-borrow setting (dry run, error message)
+ * is reset, so the next borrower gets a handle as new; its counters go into
+ * the pool's totals. OK; ERR_INVALID (and nothing happens) for NULL, a
+ * handle this pool did not open, or one already released. Thread-safe. */
+MISCACHE_EXPORT miscache_status_t miscache_pool_release(miscache_pool_t *pool,
+                                                        miscache_t *mc);
 /* Counters for one db summed over every call made through the pool's
  * handles, counted when each handle is released. Thread-safe. */
 MISCACHE_EXPORT miscache_status_t
 miscache_pool_counters(miscache_pool_t *pool, miscache_db_t db,
                        miscache_counters_t *out);
+/* The same per key category. Thread-safe. */
+MISCACHE_EXPORT miscache_status_t
+miscache_pool_counters_category(miscache_pool_t *pool, miscache_category_t cat,
+                                miscache_counters_t *out);
+/* Pending invalidations shared by the pool's handles (see
+ * miscache_pending_invalidations). Thread-safe. */
+MISCACHE_EXPORT size_t
+miscache_pool_pending_invalidations(const miscache_pool_t *pool);
 
 #ifdef __cplusplus
 }

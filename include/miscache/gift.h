@@ -42,6 +42,12 @@ typedef struct miscache_gift_rules {
   bool exclude_from_revenue;
   miscache_strings_t master_products; /* product codes that are always gifts */
   char *last_updated;
+  /* The object as it was read (NULL for a new value): its members that
+   * this struct does not name are written back by the set functions, so a
+   * value another program extended keeps its fields. Owned: *_clear()
+   * releases it. Leave it as read, or NULL. */
+  json_t *extra;
+  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
 } miscache_gift_rules_t;
 
 typedef struct miscache_gift_master_entry {
@@ -51,6 +57,12 @@ typedef struct miscache_gift_master_entry {
   char *category;
   double standard_cost;
   bool is_active;
+  /* The object as it was read (NULL for a new value): its members that
+   * this struct does not name are written back by the set functions, so a
+   * value another program extended keeps its fields. Owned: *_clear()
+   * releases it. Leave it as read, or NULL. */
+  json_t *extra;
+  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
 } miscache_gift_master_entry_t;
 
 typedef struct miscache_gift_classification {
@@ -60,6 +72,12 @@ typedef struct miscache_gift_classification {
   bool is_revenue;
   double revenue_impact;
   char *classified_at;         /* ISO-8601 UTC */
+  /* The object as it was read (NULL for a new value): its members that
+   * this struct does not name are written back by the set functions, so a
+   * value another program extended keeps its fields. Owned: *_clear()
+   * releases it. Leave it as read, or NULL. */
+  json_t *extra;
+  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
 } miscache_gift_classification_t;
 
 /* One product line to classify; strings borrowed. */

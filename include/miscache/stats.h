@@ -25,6 +25,7 @@ typedef struct miscache_gift_stats {
   int64_t gift_order_count;
   double gift_attachment_rate; /* percent */
   double total_gift_cost;
+  int64_t reserved_[3]; /* room to grow without an ABI break; keep zero */
 } miscache_gift_stats_t;
 
 /* Daily sales. brand_stats and channel_stats are open-ended JSON (owned
@@ -35,6 +36,12 @@ typedef struct miscache_daily_sales {
   json_t *brand_stats;
   json_t *channel_stats;
   miscache_gift_stats_t gift_stats;
+  /* The object as it was read (NULL for a new value): its members that
+   * this struct does not name are written back by the set functions, so a
+   * value another program extended keeps its fields. Owned: *_clear()
+   * releases it. Leave it as read, or NULL. */
+  json_t *extra;
+  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
 } miscache_daily_sales_t;
 
 MISCACHE_EXPORT miscache_status_t

@@ -28,6 +28,12 @@ typedef struct miscache_upload {
   int64_t processed_rows;
   int64_t error_count;
   char *start_time; /* ISO-8601 UTC */
+  /* The object as it was read (NULL for a new value): its members that
+   * this struct does not name are written back by the set functions, so a
+   * value another program extended keeps its fields. Owned: *_clear()
+   * releases it. Leave it as read, or NULL. */
+  json_t *extra;
+  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
 } miscache_upload_t;
 
 /* New upload: status processing, 0 processed, start_time now, TTL 1 h. */

@@ -71,7 +71,7 @@ static void test_config_status_history(void **state) {
   assert_int_equal(miscache_batch_status_set(mc, 3, &s), MISCACHE_OK);
   p = mt_raw_pttl(mc, MISCACHE_DB_BATCH, "batch:status:3");
   assert_true(p > 3595000 && p <= 3600000);
-  miscache_batch_progress_t pr = {50, 23, 1500, 690, 125};
+  miscache_batch_progress_t pr = {50, 23, 1500, 690, 125, {0}};
   assert_int_equal(miscache_batch_status_progress(mc, 3, &pr, "data_collection"),
                    MISCACHE_OK);
   miscache_batch_status_t back;
@@ -120,7 +120,7 @@ static miscache_status_t work(void *ud, miscache_batch_run_t *run) {
   const miscache_batch_config_t *c = miscache_batch_run_config(run);
   assert_int_equal(strncmp(miscache_batch_run_id(run), "5-", 2), 0);
   assert_int_equal(c->page_size, 30);
-  miscache_batch_progress_t p = {2, 1, 60, 30, 4};
+  miscache_batch_progress_t p = {2, 1, 60, 30, 4, {0}};
   assert_int_equal(miscache_batch_run_report(run, &p, "data_collection"),
                    MISCACHE_OK);
   miscache_batch_status_t s;
@@ -148,7 +148,7 @@ static miscache_status_t work(void *ud, miscache_batch_run_t *run) {
       w->pttl_seen = mt_raw_pttl(w->rival, MISCACHE_DB_BATCH, "batch:lock:5");
     }
   }
-  p = (miscache_batch_progress_t){2, 2, 60, 60, 9};
+  p = (miscache_batch_progress_t){2, 2, 60, 60, 9, {0}};
   w->report_st = miscache_batch_run_report(run, &p, "classification");
   miscache_batch_summary_t *sum = miscache_batch_run_summary(run);
   sum->orders_processed = 20;
@@ -276,7 +276,7 @@ static void test_run_lost_lock(void **state) {
 static void test_every_field_round_trip(void **state) {
   (void)state;
   miscache_t *mc = mt_open(NULL);
-  miscache_batch_config_t c = {true, 2, 30, 3, 30, 3, true, {0}, "2026-11-24T10:00:00Z"};
+  miscache_batch_config_t c = {true, 2, 30, 3, 30, 3, true, {0}, "2026-11-24T10:00:00Z", NULL, {0}};
   miscache_strings_push(&c.gift_keywords, "a");
   miscache_strings_push(&c.gift_keywords, "b");
   assert_int_equal(miscache_batch_config_set(mc, 8, &c), MISCACHE_OK);
@@ -304,7 +304,7 @@ static void test_every_field_round_trip(void **state) {
 
   miscache_batch_status_t s = {"failed", "2026-11-24T02:00:00Z",
                                "2026-11-24T02:03:00Z", "8-x", "done",
-                               {1, 2, 3, 4, 5}, {0}};
+                               {1, 2, 3, 4, 5, {0}}, {0}, NULL, {0}};
   miscache_strings_push(&s.errors, "e1");
   assert_int_equal(miscache_batch_status_set(mc, 8, &s), MISCACHE_OK);
   raw = mt_raw_get(mc, MISCACHE_DB_BATCH, "batch:status:8");
@@ -327,7 +327,7 @@ static void test_every_field_round_trip(void **state) {
   miscache_strings_clear(&s.errors);
 
   miscache_batch_history_t h = {"2026-11-24T02:00:00Z", 180, "completed", 1500,
-                                125, {0}, {1, 2, 3, 4}};
+                                125, {0}, {1, 2, 3, 4, {0}}, NULL, {0}};
   assert_int_equal(miscache_batch_history_set(mc, 8, "20261124", &h),
                    MISCACHE_OK);
   raw = mt_raw_get(mc, MISCACHE_DB_BATCH, "batch:history:8:20261124");

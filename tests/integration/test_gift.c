@@ -209,7 +209,8 @@ static void test_every_field_round_trip(void **state) {
   (void)state;
   miscache_t *mc = mt_open(NULL);
   miscache_gift_rules_t r = {true, false, {0}, true, {0},
-                             strdup("2026-11-24T10:00:00Z")}; /* r owns it */
+                             strdup("2026-11-24T10:00:00Z"), NULL,
+                             {0}}; /* r owns it */
   miscache_strings_push(&r.keywords, "k");
   miscache_strings_push(&r.master_products, "GM-1");
   assert_int_equal(miscache_gift_rules_set(mc, 4, &r), MISCACHE_OK);

@@ -21,7 +21,8 @@ typedef struct {
   bool enabled;
   miscache_strings_t errors;
   progress_t progress;
-  json_t *extra;
+  json_t *blob;
+  json_t *extra; /* the object as read */
 } status_t;
 
 static const miscache__field_t progress_fields[] = {
@@ -29,7 +30,7 @@ static const miscache__field_t progress_fields[] = {
     MISCACHE__FIELD(progress_t, processed_pages, MISCACHE__F_INT),
 };
 static const miscache__payload_t progress_payload =
-    MISCACHE__PAYLOAD("progress", progress_fields);
+    MISCACHE__PAYLOAD_NESTED("progress", progress_fields);
 static const miscache__field_t status_fields[] = {
     MISCACHE__FIELD_REQ(status_t, status, MISCACHE__F_STRING),
     MISCACHE__FIELD(status_t, count, MISCACHE__F_INT),
@@ -37,10 +38,10 @@ static const miscache__field_t status_fields[] = {
     MISCACHE__FIELD(status_t, enabled, MISCACHE__F_BOOL),
     MISCACHE__FIELD(status_t, errors, MISCACHE__F_STRINGS),
     MISCACHE__FIELD_OBJ(status_t, progress, progress_payload),
-    MISCACHE__FIELD(status_t, extra, MISCACHE__F_JSON),
+    MISCACHE__FIELD(status_t, blob, MISCACHE__F_JSON),
 };
 static const miscache__payload_t status_payload =
-    MISCACHE__PAYLOAD("status", status_fields);
+    MISCACHE__PAYLOAD("status", status_t, status_fields);
 
 static char err[256];
 
@@ -55,7 +56,7 @@ static void test_round_trip(void **state) {
   miscache_strings_push(&s.errors, "\xec\x83\x98\xed\x94\x8c"); /* 샘플 */
   s.progress.total_pages = 50;
   s.progress.processed_pages = 23;
-  s.extra = json_pack("{s:i}", "REAN", 3);
+  s.blob = json_pack("{s:i}", "REAN", 3);
   json_t *j = miscache__payload_encode(&status_payload, &s, err, sizeof err);
   assert_non_null(j);
   char *text = json_dumps(j, JSON_COMPACT);
@@ -64,7 +65,7 @@ static void test_round_trip(void **state) {
                       "\"enabled\":true,\"errors\":[\"page 3: timeout\","
                       "\"\xec\x83\x98\xed\x94\x8c\"],\"progress\":{"
                       "\"total_pages\":50,\"processed_pages\":23},"
-                      "\"extra\":{\"REAN\":3}}");
+                      "\"blob\":{\"REAN\":3}}");
   free(text);
   status_t back = {0};
   assert_int_equal(miscache__payload_decode(&status_payload, j, &back, err,
@@ -77,7 +78,7 @@ static void test_round_trip(void **state) {
   assert_int_equal(back.errors.count, 2);
   assert_string_equal(back.errors.items[1], s.errors.items[1]);
   assert_int_equal(back.progress.processed_pages, 23);
-  assert_true(json_equal(back.extra, s.extra));
+  assert_true(json_equal(back.blob, s.blob));
   json_decref(j);
   miscache__payload_clear(&status_payload, &back);
   miscache__payload_clear(&status_payload, &s);
@@ -93,7 +94,9 @@ static void test_decode_rules(void **state) {
     const char *field; /* named in the message */
   } cases[] = {
       {"{\"status\":\"ok\"}", MISCACHE_OK, NULL},
-      {"{\"status\":null,\"unknown\":1}", MISCACHE_OK, NULL},
+      /* a required field that is null is missing (issue 9, item 16) */
+      {"{\"status\":null,\"unknown\":1}", MISCACHE_ERR_DECODE, "status"},
+      {"{\"status\":\"ok\",\"unknown\":1}", MISCACHE_OK, NULL},
       {"{\"status\":\"ok\",\"rate\":3}", MISCACHE_OK, NULL}, /* int as double */
       {"{}", MISCACHE_ERR_DECODE, "status"},
       {"[]", MISCACHE_ERR_DECODE, "object"},
