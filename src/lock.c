@@ -237,6 +237,10 @@ miscache_status_t miscache_lock_info(miscache_t *mc, miscache_db_t db,
                                      const char *key, json_t **out) {
   if (out) *out = NULL;
   if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "miscache_lock_info: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
   json_t *v = NULL;
   miscache_status_t st = miscache_get(mc, db, key, &v);
   if (st != MISCACHE_OK) return st;

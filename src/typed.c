@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "payload.h"
 
@@ -268,8 +269,15 @@ miscache_status_t miscache__typed_update(miscache_t *mc, miscache_db_t db,
   char ttl[24];
   size_t ttl_len = (size_t)snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
   bool again = true;
-  for (int i = 0; i < UPDATE_TRIES && again && st == MISCACHE_OK; i++)
+  for (int i = 0; i < UPDATE_TRIES && again && st == MISCACHE_OK; i++) {
+    if (i > 0) { /* writers in lock step would collide forever: jitter */
+      long max_us = 100L << (i < 7 ? i : 7);
+      struct timespec ts = {0, (long)(miscache__rand(mc) % (uint64_t)max_us) *
+                                   1000L};
+      nanosleep(&ts, NULL);
+    }
     st = update_once(mc, db, key, &fk, d, ttl, ttl_len, fn, ud, &again);
+  }
   if (st == MISCACHE_OK && again) {
     miscache__set_err(mc, "%s: other writers changed it %d times in a row; "
                           "not updated", key, UPDATE_TRIES);

@@ -70,6 +70,24 @@ char *mt_raw_get(miscache_t *mc, miscache_db_t db, const char *key) {
   return s;
 }
 
+void mt_raw_set(miscache_t *mc, miscache_db_t db, const char *key,
+                const char *value) {
+  char k[2048];
+  full_key(mc, key, k, sizeof k);
+  select_db(miscache_db_number(mc, db));
+  redisReply *r = redisCommand(mt_rc, "SET %s %s EX 600", k, value);
+  assert_non_null(r);
+  assert_int_equal(r->type, REDIS_REPLY_STATUS);
+  freeReplyObject(r);
+}
+
+void mt_raw_cmd(const char *cmd) {
+  redisReply *r = redisCommand(mt_rc, cmd);
+  assert_non_null(r);
+  if (r->type == REDIS_REPLY_ERROR) fail_msg("%s: %s", cmd, r->str);
+  freeReplyObject(r);
+}
+
 long long mt_raw_pttl(miscache_t *mc, miscache_db_t db, const char *key) {
   char k[2048];
   full_key(mc, key, k, sizeof k);

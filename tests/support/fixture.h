@@ -26,6 +26,12 @@ miscache_t *mt_open(miscache_options_t *o);
 /* Raw GET of the handle's namespaced key in a logical db; malloc'd string
  * or NULL when absent. */
 char *mt_raw_get(miscache_t *mc, miscache_db_t db, const char *key);
+/* Raw SET (EX 600) of the handle's namespaced key in a logical db. */
+void mt_raw_set(miscache_t *mc, miscache_db_t db, const char *key,
+                const char *value);
+/* A raw command on the test connection (no arguments with spaces); fails
+ * the test on an error reply. */
+void mt_raw_cmd(const char *cmd);
 /* Raw PTTL / EXISTS of the handle's namespaced key in a physical db. */
 long long mt_raw_pttl(miscache_t *mc, miscache_db_t db, const char *key);
 long long mt_raw_exists_in(miscache_t *mc, int physical_db, const char *key);

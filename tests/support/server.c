@@ -15,20 +15,36 @@
 #include <time.h>
 #include <unistd.h>
 
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof a;
-  if (fd < 0) return -1;
-  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-      getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+/* A loopback port below 32768 (outside Linux's ephemeral range, so a
+ * client socket can never connect to itself on it) that is free now. With
+ * listen_fd the socket is kept, listening, and returned there. */
+int mt_free_port(int *listen_fd) {
+  static unsigned next;
+  if (!next) next = (unsigned)getpid() * 7919u + (unsigned)time(NULL);
+  for (int tries = 0; tries < 2000; tries++) {
+    int port = 20000 + (int)(next++ % 12000u); /* 20000..31999 */
+    if (port == 6379) continue;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        (!listen_fd || listen(fd, 16) == 0)) {
+      if (listen_fd)
+        *listen_fd = fd;
+      else
+        close(fd);
+      return port;
+    }
     close(fd);
-    return -1;
   }
-  close(fd);
-  return ntohs(a.sin_port);
+  return -1;
 }
+
+static int free_port(void) { return mt_free_port(NULL); }
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

@@ -42,6 +42,10 @@ long long mt_info_int(redisContext *c, const char *section, const char *needle,
 /* Calls of one command from INFO commandstats ("select", "get"...). */
 long long mt_cmdstat_calls(redisContext *c, const char *cmd);
 
+/* A free loopback port below 32768; with listen_fd, a socket listening on
+ * it is returned there (the caller closes it). -1 if none was found. */
+int mt_free_port(int *listen_fd);
+
 /* A fresh namespace for one test: "t<pid>n<counter>:". Static buffer
  * reused per call: copy it if you need two. */
 const char *mt_namespace(void);
