@@ -131,8 +131,19 @@ miscache_status_t miscache_batch_status_set(miscache_t *mc, int64_t company,
 
 miscache_status_t miscache_batch_status_get(miscache_t *mc, int64_t company,
                                             miscache_batch_status_t *out) {
-  return fetch(mc, "batch:status", company, &miscache__batch_status_payload,
-               out, sizeof *out);
+  miscache_status_t st = fetch(mc, "batch:status", company,
+                               &miscache__batch_status_payload, out,
+                               sizeof *out);
+  if (st != MISCACHE_OK || !out->status || strcmp(out->status, "running"))
+    return st;
+  /* "running" is only true while a live holder renews the lock */
+  miscache_batch_lock_state_t ls;
+  bool quiet = mc->quiet;
+  mc->quiet = true;
+  miscache_status_t lst = miscache_batch_lock_state(mc, company, &ls);
+  mc->quiet = quiet;
+  if (lst == MISCACHE_OK) out->stale = !ls.held || ls.stale;
+  return MISCACHE_OK;
 }
 
 typedef struct {
@@ -215,18 +226,127 @@ miscache_status_t miscache_batch_history_get(miscache_t *mc, int64_t company,
                              &miscache__batch_history_payload, out);
 }
 
+/* batch:lock:{c} and batch:fence:{c} (the counter of fencing tokens; no
+ * TTL, so it only ever grows while it exists). */
+static miscache_status_t lock_keys(miscache_t *mc, int64_t company,
+                                   char lock[MISCACHE_KEY_BUFSIZE],
+                                   char fence[MISCACHE_KEY_BUFSIZE]) {
+  miscache_status_t st = company_key(mc, lock, "batch:lock", company);
+  return st == MISCACHE_OK ? company_key(mc, fence, "batch:fence", company)
+                           : st;
+}
+
+static int64_t lock_ttl_ms(const miscache_t *mc) {
+  return mc->opts.ttl[MISCACHE_TTL_BATCH_LOCK] * 1000;
+}
+
+/* A holder renews every TTL/3; a heartbeat older than that (plus a second
+ * for the round trip) means the holder stopped renewing. */
+static int64_t renew_period_ms(const miscache_t *mc) {
+  int64_t p = lock_ttl_ms(mc) / 3;
+  return p > 0 ? p : 1;
+}
+
 miscache_status_t miscache_batch_lock_acquire(miscache_t *mc, int64_t company,
                                               const char *locked_by,
                                               const char *batch_id,
                                               miscache_lock_t **out) {
   if (out) *out = NULL;
   if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "miscache_batch_lock_acquire: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE], fence[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = lock_keys(mc, company, key, fence);
+  if (st != MISCACHE_OK) return st;
+  return miscache__fenced_lock_acquire(mc, MISCACHE_DB_BATCH, key, fence,
+                                       lock_ttl_ms(mc), locked_by, batch_id,
+                                       NULL, 0, out);
+}
+
+miscache_status_t miscache_batch_lock_takeover(miscache_t *mc, int64_t company,
+                                               const char *stale_token,
+                                               const char *locked_by,
+                                               const char *batch_id,
+                                               miscache_lock_t **out) {
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out || !stale_token || !stale_token[0]) {
+    miscache__set_err(mc, "miscache_batch_lock_takeover: out or token missing");
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE], fence[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = lock_keys(mc, company, key, fence);
+  if (st != MISCACHE_OK) return st;
+  return miscache__fenced_lock_acquire(
+      mc, MISCACHE_DB_BATCH, key, fence, lock_ttl_ms(mc), locked_by, batch_id,
+      stale_token, renew_period_ms(mc) + 1000, out);
+}
+
+static void copy_str(char *dst, size_t size, const json_t *v) {
+  snprintf(dst, size, "%s", json_is_string(v) ? json_string_value(v) : "");
+}
+
+miscache_status_t miscache_batch_lock_state(miscache_t *mc, int64_t company,
+                                            miscache_batch_lock_state_t *out) {
+  if (out) memset(out, 0, sizeof *out);
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "miscache_batch_lock_state: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  out->heartbeat_age_ms = -1;
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = company_key(mc, key, "batch:lock", company);
   if (st != MISCACHE_OK) return st;
-  return miscache_lock_acquire(mc, MISCACHE_DB_BATCH, key,
-                               mc->opts.ttl[MISCACHE_TTL_BATCH_LOCK] * 1000,
-                               locked_by, batch_id, out);
+  miscache__fullkey_t fk;
+  if ((st = miscache__fullkey(mc, key, &fk)) != MISCACHE_OK) return st;
+  const char *ga[2] = {"GET", fk.ptr}, *pa[2] = {"PTTL", fk.ptr};
+  const char *ta[1] = {"TIME"};
+  size_t gl[2] = {3, fk.len}, pl[2] = {4, fk.len}, tl[1] = {4};
+  miscache__cmd_t cmds[3] = {{2, ga, gl}, {2, pa, pl}, {1, ta, tl}};
+  miscache__reply_t *r[3] = {NULL, NULL, NULL};
+  st = miscache__dispatch(mc, MISCACHE_DB_BATCH, 3, cmds, r,
+                          MISCACHE__IDEMPOTENT);
+  miscache__fullkey_done(&fk);
+  if (st != MISCACHE_OK) return st;
+  if (miscache__reply_type(r[0]) == MISCACHE__R_STRING &&
+      miscache__reply_type(r[2]) == MISCACHE__R_ARRAY &&
+      miscache__reply_count(r[2]) == 2) {
+    size_t len;
+    const char *v = miscache__reply_str(r[0], &len);
+    json_t *obj = miscache__decode(v, len, NULL, 0);
+    out->held = true;
+    out->ttl_ms = miscache__reply_int(r[1]);
+    int64_t now_ms =
+        strtoll(miscache__reply_str(miscache__reply_at(r[2], 0), NULL), NULL,
+                10) * 1000 +
+        strtoll(miscache__reply_str(miscache__reply_at(r[2], 1), NULL), NULL,
+                10) / 1000;
+    copy_str(out->token, sizeof out->token, json_object_get(obj, "token"));
+    copy_str(out->locked_by, sizeof out->locked_by,
+             json_object_get(obj, "locked_by"));
+    copy_str(out->batch_id, sizeof out->batch_id,
+             json_object_get(obj, "batch_id"));
+    copy_str(out->host, sizeof out->host, json_object_get(obj, "host"));
+    out->pid = json_integer_value(json_object_get(obj, "pid"));
+    out->fence = json_integer_value(json_object_get(obj, "fence"));
+    json_t *hb = json_object_get(obj, "heartbeat_ms");
+    if (json_is_integer(hb)) {
+      out->heartbeat_age_ms = now_ms - json_integer_value(hb);
+      out->stale = out->heartbeat_age_ms > renew_period_ms(mc) + 1000;
+    }
+    json_decref(obj);
+  } else if (miscache__reply_type(r[0]) != MISCACHE__R_NIL) {
+    st = miscache__unexpected(mc, MISCACHE_DB_BATCH, key,
+                              miscache__reply_type(r[0]) == MISCACHE__R_ERROR
+                                  ? r[0]
+                                  : r[2],
+                              "batch lock state");
+  }
+  for (int i = 0; i < 3; i++) miscache__reply_free(r[i]);
+  return st;
 }
 
 /* ---- config cache-aside ------------------------------------------------- */
@@ -267,17 +387,21 @@ struct miscache_batch_run {
   miscache_t *mc;
   int64_t company;
   miscache_lock_t *lock;
+  char fence_key[MISCACHE_KEY_BUFSIZE];
   miscache_batch_config_t config;
   miscache_batch_status_t status;
   miscache_batch_summary_t summary;
   char batch_id[64];
-  /* lock renewal */
+  /* lock renewal (mu guards what the renewal thread writes) */
   miscache_t *renew_mc;
   pthread_t renew_thread;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   bool stop;
-  bool lost;
+  bool lost;                /* the lock is gone or may have expired */
+  int64_t expires_ms;       /* the lock surely holds until (monotonic) */
+  miscache_status_t cause;  /* why it was lost: NOT_OWNER or the failure */
+  char cause_msg[MISCACHE_ERRMSG_SIZE];
   int64_t ttl_ms;
 };
 
@@ -295,9 +419,31 @@ miscache_batch_summary_t *miscache_batch_run_summary(miscache_batch_run_t *run) 
   return run ? &run->summary : NULL;
 }
 
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* true (and the cause in the run's handle message) once the lock is lost,
+ * or its TTL may have run out because renewals failed. */
 static bool run_lost(miscache_batch_run_t *run) {
   pthread_mutex_lock(&run->mu);
+  if (!run->lost && mono_ms() >= run->expires_ms) {
+    run->lost = true;
+    if (run->cause == MISCACHE_OK) { /* no renewal even failed: the
+                                        process was stopped or starved */
+      run->cause = MISCACHE_ERR_NOT_OWNER;
+      snprintf(run->cause_msg, sizeof run->cause_msg,
+               "the lock TTL ran out before the next renewal");
+    }
+  }
   bool lost = run->lost;
+  if (lost)
+    miscache__set_err(run->mc,
+                      "batch lock of company %lld is lost or expired (%s); "
+                      "the run writes nothing more",
+                      (long long)run->company, run->cause_msg);
   pthread_mutex_unlock(&run->mu);
   return lost;
 }
@@ -310,29 +456,66 @@ static miscache_status_t set_step(miscache_batch_run_t *run, const char *step) {
   return MISCACHE_OK;
 }
 
+/* Encodes d and writes it through the fence: only while the run owns the
+ * lock (or nobody newer took a fence). */
+static miscache_status_t fenced_put(miscache_batch_run_t *run, const char *key,
+                                    const miscache__payload_t *d,
+                                    const void *in, miscache_ttl_class_t cls) {
+  miscache_t *mc = run->mc;
+  char why[256] = "";
+  json_t *v = miscache__payload_encode(d, in, why, sizeof why);
+  char *val = v ? miscache__encode(v, NULL) : NULL;
+  json_decref(v);
+  if (!val) {
+    miscache__set_err(mc, "%s: %s", key, why[0] ? why : "cannot encode");
+    return MISCACHE_ERR_ENCODE;
+  }
+  miscache_status_t st =
+      miscache__fenced_set(mc, MISCACHE_DB_BATCH, run->lock, run->fence_key,
+                           key, val, miscache__ttl_ms(mc, cls));
+  free(val);
+  return st;
+}
+
+static miscache_status_t put_status(miscache_batch_run_t *run) {
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = company_key(run->mc, key, "batch:status", run->company);
+  return st == MISCACHE_OK
+             ? fenced_put(run, key, &miscache__batch_status_payload,
+                          &run->status, MISCACHE_TTL_BATCH_STATUS)
+             : st;
+}
+
 miscache_status_t miscache_batch_run_report(miscache_batch_run_t *run,
                                             const miscache_batch_progress_t *p,
                                             const char *current_step) {
-  if (!run || !p) return MISCACHE_ERR_INVALID;
-  if (run_lost(run)) {
-    miscache__set_err(run->mc, "batch lock of company %lld was lost",
-                      (long long)run->company);
-    return MISCACHE_ERR_NOT_OWNER;
+  if (!run || !p) {
+    if (run) miscache__set_err(run->mc, "miscache_batch_run_report: p is NULL");
+    return MISCACHE_ERR_INVALID;
   }
+  if (run_lost(run)) return MISCACHE_ERR_NOT_OWNER;
   run->status.progress = *p;
-  if (current_step && set_step(run, current_step) != MISCACHE_OK)
+  if (current_step && set_step(run, current_step) != MISCACHE_OK) {
+    miscache__set_err(run->mc, "out of memory for the step name");
     return MISCACHE_ERR_NOMEM;
-  return miscache_batch_status_set(run->mc, run->company, &run->status);
+  }
+  return put_status(run);
 }
 
 miscache_status_t miscache_batch_run_error(miscache_batch_run_t *run,
                                            const char *message) {
-  if (!run || !message) return MISCACHE_ERR_INVALID;
-  return miscache_strings_push(&run->status.errors, message);
+  if (!run) return MISCACHE_ERR_INVALID;
+  if (!message) {
+    miscache__set_err(run->mc, "miscache_batch_run_error: message is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  miscache_status_t st = miscache_strings_push(&run->status.errors, message);
+  if (st != MISCACHE_OK) miscache__set_err(run->mc, "out of memory");
+  return st;
 }
 
 static void deadline_after(struct timespec *ts, int64_t ms) {
-  clock_gettime(CLOCK_REALTIME, ts);
+  clock_gettime(CLOCK_MONOTONIC, ts); /* the cond uses this clock */
   ts->tv_sec += (time_t)(ms / 1000);
   ts->tv_nsec += (long)(ms % 1000) * 1000000L;
   if (ts->tv_nsec >= 1000000000L) {
@@ -341,13 +524,15 @@ static void deadline_after(struct timespec *ts, int64_t ms) {
   }
 }
 
-/* Extends the lock every TTL/3 on its own connection until told to stop or
- * the lock is found lost. A transient failure is retried on the next tick. */
+/* Renews the lock (and its heartbeat) every TTL/3 on its own connection
+ * until told to stop. A failed renewal is retried on the next tick while
+ * the lock surely still holds; once the TTL may run out before the next
+ * try, the run is lost, with the failure as its cause. */
 static void *renew_main(void *arg) {
   miscache_batch_run_t *run = arg;
   int64_t every = run->ttl_ms / 3 > 0 ? run->ttl_ms / 3 : 1;
   pthread_mutex_lock(&run->mu);
-  while (!run->stop) {
+  while (!run->stop && !run->lost) {
     struct timespec ts;
     deadline_after(&ts, every);
     while (!run->stop &&
@@ -355,13 +540,19 @@ static void *renew_main(void *arg) {
     }
     if (run->stop) break;
     pthread_mutex_unlock(&run->mu);
+    int64_t sent = mono_ms();
     miscache_status_t st =
-        miscache_lock_extend(run->renew_mc, run->lock, run->ttl_ms);
+        miscache__lock_heartbeat(run->renew_mc, run->lock, run->ttl_ms);
     pthread_mutex_lock(&run->mu);
-    if (st == MISCACHE_ERR_NOT_OWNER) {
-      run->lost = true;
-      break;
+    if (st == MISCACHE_OK) {
+      run->expires_ms = sent + run->ttl_ms;
+      continue;
     }
+    snprintf(run->cause_msg, sizeof run->cause_msg, "lock renewal: %s",
+             miscache_errmsg(run->renew_mc));
+    run->cause = st;
+    if (st == MISCACHE_ERR_NOT_OWNER || mono_ms() + every >= run->expires_ms)
+      run->lost = true;
   }
   pthread_mutex_unlock(&run->mu);
   return NULL;
@@ -376,10 +567,36 @@ static void utc_now(char *iso, size_t n, char date[9]) {
   date[8] = 0;
 }
 
-static double mono_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+/* Starts the renewal thread on a handle of its own. */
+static miscache_status_t renew_start(miscache_batch_run_t *run) {
+  miscache_t *mc = run->mc;
+  miscache_options_t o = mc->opts; /* shallow: open copies what it needs */
+  o.lazy = true;
+  char err[MISCACHE_ERRMSG_SIZE] = "";
+  miscache_status_t st = miscache_open(&o, &run->renew_mc, err, sizeof err);
+  if (st != MISCACHE_OK) {
+    miscache__set_err(mc, "batch lock renewal could not start: %s", err);
+    return st;
+  }
+  int rc = pthread_create(&run->renew_thread, NULL, renew_main, run);
+  if (rc != 0) {
+    miscache_free(run->renew_mc);
+    run->renew_mc = NULL;
+    miscache__set_err(mc, "batch lock renewal thread could not start: %s",
+                      strerror(rc));
+    return MISCACHE_ERR_NOMEM;
+  }
+  return MISCACHE_OK;
+}
+
+static void renew_stop(miscache_batch_run_t *run) {
+  pthread_mutex_lock(&run->mu);
+  run->stop = true;
+  pthread_cond_signal(&run->cv);
+  pthread_mutex_unlock(&run->mu);
+  pthread_join(run->renew_thread, NULL);
+  miscache_free(run->renew_mc);
+  run->renew_mc = NULL;
 }
 
 miscache_status_t miscache_batch_run(
@@ -397,18 +614,28 @@ miscache_status_t miscache_batch_run(
   memset(&run, 0, sizeof run);
   run.mc = mc;
   run.company = company;
-  run.ttl_ms = mc->opts.ttl[MISCACHE_TTL_BATCH_LOCK] * 1000;
+  run.ttl_ms = lock_ttl_ms(mc);
+  char lock_key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = lock_keys(mc, company, lock_key, run.fence_key);
+  if (st != MISCACHE_OK) return st;
   char start_iso[32], date[9];
   utc_now(start_iso, sizeof start_iso, date);
-  double t0 = mono_seconds();
+  int64_t t0 = mono_ms();
   snprintf(run.batch_id, sizeof run.batch_id, "%lld-%.8sT%.2s%.2s%.2sZ",
            (long long)company, date, start_iso + 11, start_iso + 14,
            start_iso + 17);
 
   /* 1. the lock: a second run stops here */
-  miscache_status_t st = miscache_batch_lock_acquire(mc, company, locked_by,
-                                                     run.batch_id, &run.lock);
+  st = miscache_batch_lock_acquire(mc, company, locked_by, run.batch_id,
+                                   &run.lock);
   if (st != MISCACHE_OK) return st;
+  run.expires_ms = t0 + run.ttl_ms;
+  pthread_mutex_init(&run.mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&run.cv, &ca);
+  pthread_condattr_destroy(&ca);
 
   /* 2. config */
   st = miscache_batch_config_get_or_load(mc, company, config_loader,
@@ -420,31 +647,16 @@ miscache_status_t miscache_batch_run(
   run.status.batch_id = strdup(run.batch_id);
   run.status.current_step = strdup(st == MISCACHE_OK ? "started" : "config");
   if (!run.status.status || !run.status.start_time || !run.status.batch_id ||
-      !run.status.current_step)
+      !run.status.current_step) {
     st = MISCACHE_ERR_NOMEM;
-  if (st == MISCACHE_OK) st = miscache_batch_status_set(mc, company, &run.status);
-
-  /* 4. the work, with the lock renewed beside it */
-  bool renewing = false;
+    miscache__set_err(mc, "out of memory starting the batch");
+  }
+  if (st == MISCACHE_OK) st = put_status(&run);
+  /* 4. the work, never unprotected: no renewal, no work */
+  if (st == MISCACHE_OK) st = renew_start(&run);
   if (st == MISCACHE_OK) {
-    pthread_mutex_init(&run.mu, NULL);
-    pthread_cond_init(&run.cv, NULL);
-    miscache_options_t o = mc->opts; /* shallow: open copies what it needs */
-    o.lazy = true;
-    if (miscache_open(&o, &run.renew_mc, NULL, 0) == MISCACHE_OK &&
-        pthread_create(&run.renew_thread, NULL, renew_main, &run) == 0)
-      renewing = true;
     work_st = work(work_userdata, &run);
-    if (renewing) {
-      pthread_mutex_lock(&run.mu);
-      run.stop = true;
-      pthread_cond_signal(&run.cv);
-      pthread_mutex_unlock(&run.mu);
-      pthread_join(run.renew_thread, NULL);
-    }
-    miscache_free(run.renew_mc);
-    pthread_cond_destroy(&run.cv);
-    pthread_mutex_destroy(&run.mu);
+    renew_stop(&run);
   } else {
     work_st = st; /* could not start: the batch failed */
     miscache_strings_push(&run.status.errors, miscache_errmsg(mc));
@@ -455,26 +667,39 @@ miscache_status_t miscache_batch_run(
              miscache_strerror(work_st));
     miscache_strings_push(&run.status.errors, line);
   }
+  bool lost = run_lost(&run);
+  char lost_msg[MISCACHE_ERRMSG_SIZE];
+  snprintf(lost_msg, sizeof lost_msg, "%s", mc->err);
+  if (lost) miscache_strings_push(&run.status.errors, run.cause_msg);
 
-  /* 5. final status and the day's history */
+  /* 5. final status and the day's history, through the fence: a run that
+   * lost its lock to a newer run writes neither */
   char end_iso[32], end_date[9];
   utc_now(end_iso, sizeof end_iso, end_date);
   free(run.status.status);
-  run.status.status = strdup(work_st == MISCACHE_OK ? "completed" : "failed");
+  run.status.status =
+      strdup(work_st == MISCACHE_OK && !lost ? "completed" : "failed");
   run.status.end_time = strdup(end_iso);
   miscache_status_t fin = run.status.status && run.status.end_time
-                              ? miscache_batch_status_set(mc, company, &run.status)
+                              ? put_status(&run)
                               : MISCACHE_ERR_NOMEM;
   miscache_batch_history_t h;
   memset(&h, 0, sizeof h);
   h.execution_time = start_iso;
-  h.duration_seconds = (int64_t)(mono_seconds() - t0 + 0.5);
+  h.duration_seconds = (mono_ms() - t0 + 500) / 1000;
   h.status = run.status.status;
   h.total_records = run.status.progress.total_records;
   h.gift_classified = run.status.progress.classified_gifts;
   h.errors = run.status.errors; /* borrowed for the write */
   h.summary = run.summary;
-  miscache_status_t hist = miscache_batch_history_set(mc, company, date, &h);
+  char hkey[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t hist =
+      h.status ? miscache__key_company_date(mc, hkey, sizeof hkey,
+                                            "batch:history", company, date)
+               : MISCACHE_ERR_NOMEM;
+  if (hist == MISCACHE_OK)
+    hist = fenced_put(&run, hkey, &miscache__batch_history_payload, &h,
+                      MISCACHE_TTL_BATCH_HISTORY);
   if (fin == MISCACHE_OK) fin = hist;
 
   /* 6. release, only if still ours */
@@ -491,12 +716,22 @@ miscache_status_t miscache_batch_run(
                                why, sizeof why);
     json_decref(j);
   }
+  miscache_status_t cause = run.cause;
   miscache_batch_config_clear(&run.config);
   miscache_batch_status_clear(&run.status);
+  pthread_cond_destroy(&run.cv);
+  pthread_mutex_destroy(&run.mu);
+  if (lost) {
+    /* the real cause: NOT_OWNER when another run holds it, else the
+     * renewal's own failure (timeout, NOPERM...) */
+    miscache__set_err(mc, "%s", lost_msg);
+    return cause;
+  }
   if (work_st != MISCACHE_OK) return work_st;
-  if (rel != MISCACHE_OK || run.lost) {
-    miscache__set_err(mc, "batch of company %lld: the lock was lost during "
-                          "the run (released nothing)", (long long)company);
+  if (rel != MISCACHE_OK) {
+    miscache__set_err(mc, "batch of company %lld: the lock was lost at the "
+                          "end of the run (released nothing)",
+                      (long long)company);
     return MISCACHE_ERR_NOT_OWNER;
   }
   return fin;

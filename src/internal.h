@@ -261,6 +261,45 @@ extern const char miscache__lua_release[];
 extern const char miscache__lua_release_sha[];
 extern const char miscache__lua_extend[];
 extern const char miscache__lua_extend_sha[];
+/* scripts.c */
+extern const char miscache__lua_fence_acquire[];
+extern const char miscache__lua_fence_acquire_sha[];
+extern const char miscache__lua_heartbeat[];
+extern const char miscache__lua_heartbeat_sha[];
+extern const char miscache__lua_fenced_set[];
+extern const char miscache__lua_fenced_set_sha[];
+extern const char miscache__lua_takeover[];
+extern const char miscache__lua_takeover_sha[];
+
+/* EVALSHA sha over nkeys logical keys (namespaced here) and nargs
+ * arguments; EVAL with src on NOSCRIPT. *result gets the script's integer
+ * reply. Transport and error-reply statuses as usual (message set). */
+miscache_status_t miscache__eval(miscache_t *mc, miscache_db_t db,
+                                 const char *src, const char *sha, int nkeys,
+                                 const char *const *keys, int nargs,
+                                 const char *const *args, unsigned flags,
+                                 long long *result);
+
+/* Fenced lock at key (lock.c): like miscache_lock_acquire, but the value
+ * also holds host, pid, "fence" (INCR of fence_key, taken in the same
+ * script) and "heartbeat_ms" (server time). With stale_token, takes over a
+ * lock that still holds that token and whose heartbeat is older than
+ * stale_ms (or that is gone). ERR_LOCKED when refused. */
+miscache_status_t miscache__fenced_lock_acquire(
+    miscache_t *mc, miscache_db_t db, const char *key, const char *fence_key,
+    int64_t ttl_ms, const char *locked_by, const char *batch_id,
+    const char *stale_token, int64_t stale_ms, miscache_lock_t **out);
+/* Extend a fenced lock and stamp its heartbeat. OK / ERR_NOT_OWNER. */
+miscache_status_t miscache__lock_heartbeat(miscache_t *mc,
+                                           miscache_lock_t *lock,
+                                           int64_t ttl_ms);
+/* SET key value PX ttl_ms only while lock holds its token, or, with no
+ * lock, while fence_key still equals the lock's fence. ERR_NOT_OWNER (and
+ * nothing written) otherwise. Keys logical, all in db. */
+miscache_status_t miscache__fenced_set(miscache_t *mc, miscache_db_t db,
+                                       const miscache_lock_t *lock,
+                                       const char *fence_key, const char *key,
+                                       const char *value, int64_t ttl_ms);
 
 /* ---- time (util) ------------------------------------------------------- */
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ" into buf (>= 21 bytes). */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include <uuid/uuid.h>
 
 #include "internal.h"
@@ -40,7 +42,12 @@ struct miscache_lock {
   miscache_db_t db;
   char token[37];
   char *key;
+  int64_t fence; /* 0: a plain lock without a fencing token */
 };
+
+int64_t miscache_lock_fence(const miscache_lock_t *lock) {
+  return lock ? lock->fence : 0;
+}
 
 const char *miscache_lock_token(const miscache_lock_t *lock) {
   return lock ? lock->token : "";
@@ -159,40 +166,71 @@ nomem:
   return MISCACHE_ERR_NOMEM;
 }
 
-/* EVALSHA sha 1 key token [arg]; on NOSCRIPT, EVAL with the source (which
- * also caches it on the server). *result gets the script's integer. */
+miscache_status_t miscache__eval(miscache_t *mc, miscache_db_t db,
+                                 const char *src, const char *sha, int nkeys,
+                                 const char *const *keys, int nargs,
+                                 const char *const *args, unsigned flags,
+                                 long long *result) {
+  enum { MAX_KEYS = 4, MAX_ARGS = 6 };
+  if (nkeys < 1 || nkeys > MAX_KEYS || nargs < 0 || nargs > MAX_ARGS) {
+    miscache__set_err(mc, "script: %d keys, %d args", nkeys, nargs);
+    return MISCACHE_ERR_INVALID;
+  }
+  miscache__fullkey_t fk[MAX_KEYS];
+  const char *argv[3 + MAX_KEYS + MAX_ARGS];
+  size_t lens[3 + MAX_KEYS + MAX_ARGS];
+  char nk[12];
+  int got = 0;
+  miscache_status_t st = MISCACHE_OK;
+  for (; got < nkeys && st == MISCACHE_OK; got++)
+    st = miscache__fullkey(mc, keys[got], &fk[got]);
+  if (st != MISCACHE_OK) got--; /* the failed one holds nothing */
+  if (st == MISCACHE_OK) {
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    argv[0] = "EVALSHA", lens[0] = 7;
+    argv[1] = sha, lens[1] = 40;
+    argv[2] = nk, lens[2] = strlen(nk);
+    for (int i = 0; i < nkeys; i++)
+      argv[3 + i] = fk[i].ptr, lens[3 + i] = fk[i].len;
+    for (int i = 0; i < nargs; i++)
+      argv[3 + nkeys + i] = args[i], lens[3 + nkeys + i] = strlen(args[i]);
+    miscache__cmd_t cmd = {3 + nkeys + nargs, argv, lens};
+    miscache__reply_t *r = NULL;
+    st = miscache__exec_key(mc, db, &fk[0], &cmd, &r, flags);
+    if (st == MISCACHE_OK && miscache__reply_type(r) == MISCACHE__R_ERROR &&
+        strncmp(miscache__reply_str(r, NULL), "NOSCRIPT", 8) == 0) {
+      /* not loaded on this server (restart, failover, SCRIPT FLUSH): EVAL
+       * runs it and loads it */
+      miscache__reply_free(r);
+      r = NULL;
+      argv[0] = "EVAL", lens[0] = 4;
+      argv[1] = src, lens[1] = strlen(src);
+      st = miscache__exec_key(mc, db, &fk[0], &cmd, &r, flags);
+    }
+    if (st == MISCACHE_OK) {
+      if (miscache__reply_type(r) == MISCACHE__R_INTEGER) {
+        *result = miscache__reply_int(r);
+      } else {
+        char what[300];
+        snprintf(what, sizeof what, "script on %s", keys[0]);
+        st = miscache__unexpected(mc, db, keys[0], r, what);
+      }
+    }
+    miscache__reply_free(r);
+  }
+  for (int i = 0; i < got; i++) miscache__fullkey_done(&fk[i]);
+  return st;
+}
+
+/* The token script (release/extend) on the lock's key. */
 static miscache_status_t run_script(miscache_t *mc, miscache_lock_t *lock,
                                     const char *src, const char *sha,
                                     const char *arg, unsigned flags,
                                     long long *result) {
-  miscache__fullkey_t fk;
-  miscache_status_t st = miscache__fullkey(mc, lock->key, &fk);
-  if (st != MISCACHE_OK) return st;
-  const char *argv[6] = {"EVALSHA", sha, "1", fk.ptr, lock->token, arg};
-  size_t lens[6] = {7, 40, 1, fk.len, 36, arg ? strlen(arg) : 0};
-  miscache__cmd_t cmd = {arg ? 6 : 5, argv, lens};
-  miscache__reply_t *r = NULL;
-  st = miscache__exec_key(mc, lock->db, &fk, &cmd, &r, flags);
-  if (st == MISCACHE_OK && miscache__reply_type(r) == MISCACHE__R_ERROR &&
-      strncmp(miscache__reply_str(r, NULL), "NOSCRIPT", 8) == 0) {
-    miscache__reply_free(r);
-    r = NULL;
-    argv[0] = "EVAL", lens[0] = 4;
-    argv[1] = src, lens[1] = strlen(src);
-    st = miscache__exec_key(mc, lock->db, &fk, &cmd, &r, flags);
-  }
-  if (st == MISCACHE_OK) {
-    if (miscache__reply_type(r) == MISCACHE__R_INTEGER) {
-      *result = miscache__reply_int(r);
-    } else {
-      char what[300];
-      snprintf(what, sizeof what, "lock script on %s", lock->key);
-      st = miscache__unexpected(mc, lock->db, lock->key, r, what);
-    }
-  }
-  miscache__reply_free(r);
-  miscache__fullkey_done(&fk);
-  return st;
+  const char *keys[1] = {lock->key};
+  const char *args[2] = {lock->token, arg};
+  return miscache__eval(mc, lock->db, src, sha, 1, keys, arg ? 2 : 1, args,
+                        flags, result);
 }
 
 static miscache_status_t owner_status(miscache_t *mc, miscache_lock_t *lock,
@@ -251,4 +289,118 @@ miscache_status_t miscache_lock_info(miscache_t *mc, miscache_db_t db,
   }
   *out = v;
   return MISCACHE_OK;
+}
+
+/* ---- fenced locks (the batch lock) -------------------------------------- */
+
+/* The lock value's JSON object without its closing brace: the script adds
+ * "fence" and "heartbeat_ms" (server time). NULL: not UTF-8 / no memory. */
+static char *fenced_value_head(const char *token, const char *locked_by,
+                               const char *batch_id) {
+  char now[32], host[256] = "";
+  miscache__iso8601_now(now, sizeof now);
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = 0;
+  json_t *obj = json_object();
+  char *val = NULL;
+  if (obj && !json_object_set_new(obj, "token", json_string(token)) &&
+      !json_object_set_new(obj, "locked_by", str_or_null(locked_by)) &&
+      !json_object_set_new(obj, "locked_at", json_string(now)) &&
+      !json_object_set_new(obj, "batch_id", str_or_null(batch_id)) &&
+      !json_object_set_new(obj, "host", json_string(host)) &&
+      !json_object_set_new(obj, "pid", json_integer((json_int_t)getpid())))
+    val = miscache__encode(obj, NULL);
+  json_decref(obj);
+  if (val) val[strlen(val) - 1] = 0; /* drop the closing brace */
+  return val;
+}
+
+miscache_status_t miscache__fenced_lock_acquire(
+    miscache_t *mc, miscache_db_t db, const char *key, const char *fence_key,
+    int64_t ttl_ms, const char *locked_by, const char *batch_id,
+    const char *stale_token, int64_t stale_ms, miscache_lock_t **out) {
+  *out = NULL;
+  miscache_lock_t *lock = calloc(1, sizeof *lock);
+  if (!lock || !(lock->key = strdup(key))) {
+    miscache_lock_free(lock);
+    miscache__set_err(mc, "out of memory taking lock %s", key);
+    return MISCACHE_ERR_NOMEM;
+  }
+  lock->db = db;
+  uuid_t u;
+  uuid_generate_random(u);
+  uuid_unparse_lower(u, lock->token);
+  char *head = fenced_value_head(lock->token, locked_by, batch_id);
+  if (!head) {
+    miscache_lock_free(lock);
+    miscache__set_err(mc, "lock %s: metadata is not valid UTF-8", key);
+    return MISCACHE_ERR_ENCODE;
+  }
+  char ttl[24], stale[24];
+  snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+  snprintf(stale, sizeof stale, "%lld", (long long)stale_ms);
+  const char *keys[2] = {key, fence_key};
+  long long res = 0;
+  miscache_status_t st;
+  if (stale_token) {
+    const char *args[4] = {stale_token, head, ttl, stale};
+    st = miscache__eval(mc, db, miscache__lua_takeover,
+                        miscache__lua_takeover_sha, 2, keys, 4, args, 0, &res);
+  } else {
+    const char *args[2] = {head, ttl};
+    st = miscache__eval(mc, db, miscache__lua_fence_acquire,
+                        miscache__lua_fence_acquire_sha, 2, keys, 2, args, 0,
+                        &res);
+  }
+  free(head);
+  if (st == MISCACHE_OK && res > 0) {
+    lock->fence = res;
+    *out = lock;
+    return MISCACHE_OK;
+  }
+  miscache_lock_free(lock);
+  if (st != MISCACHE_OK) return st;
+  if (res == -2) {
+    miscache__set_err(mc, "lock %s: its holder renewed it recently; not "
+                          "taken over", key);
+  } else {
+    describe_holder(mc, db, key);
+    if (stale_token)
+      snprintf(mc->err + strlen(mc->err), sizeof mc->err - strlen(mc->err),
+               " (not the token %.40s)", stale_token);
+  }
+  return MISCACHE_ERR_LOCKED;
+}
+
+miscache_status_t miscache__lock_heartbeat(miscache_t *mc,
+                                           miscache_lock_t *lock,
+                                           int64_t ttl_ms) {
+  char ttl[24];
+  snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+  long long res = 0;
+  miscache_status_t st = run_script(mc, lock, miscache__lua_heartbeat,
+                                    miscache__lua_heartbeat_sha, ttl,
+                                    MISCACHE__IDEMPOTENT, &res);
+  return st == MISCACHE_OK ? owner_status(mc, lock, res, "renew") : st;
+}
+
+miscache_status_t miscache__fenced_set(miscache_t *mc, miscache_db_t db,
+                                       const miscache_lock_t *lock,
+                                       const char *fence_key, const char *key,
+                                       const char *value, int64_t ttl_ms) {
+  char fence[24], ttl[24];
+  snprintf(fence, sizeof fence, "%lld", (long long)lock->fence);
+  snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+  const char *keys[3] = {lock->key, fence_key, key};
+  const char *args[4] = {lock->token, fence, value, ttl};
+  long long res = 0;
+  /* not resent: a lost reply is an unknown outcome, reported as such */
+  miscache_status_t st =
+      miscache__eval(mc, db, miscache__lua_fenced_set,
+                     miscache__lua_fenced_set_sha, 3, keys, 4, args, 0, &res);
+  if (st == MISCACHE_OK && res != 1) {
+    miscache__set_err(mc, "%s not written: lock %s (fence %lld) is held by a "
+                          "newer run", key, lock->key, (long long)lock->fence);
+    st = MISCACHE_ERR_NOT_OWNER;
+  }
+  return st;
 }

@@ -59,6 +59,10 @@ typedef struct miscache_batch_status {
   char *current_step;
   miscache_batch_progress_t progress;
   miscache_strings_t errors;
+  /* Not stored: set by miscache_batch_status_get() when status is
+   * "running" but the run's lock is gone or its heartbeat is older than the
+   * renewal period (its process died or hangs). */
+  bool stale;
   /* The object as it was read (NULL for a new value): its members that
    * this struct does not name are written back by the set functions, so a
    * value another program extended keeps its fields. Owned: *_clear()
@@ -134,11 +138,51 @@ MISCACHE_EXPORT miscache_status_t
 miscache_batch_history_get(miscache_t *mc, int64_t company,
                            const char *yyyymmdd, miscache_batch_history_t *out);
 
-/* The company's batch lock (batch:lock:{company}, TTL class batch_lock). */
+/* The company's batch lock (batch:lock:{company}, TTL class batch_lock).
+ * Its value holds token, locked_by, locked_at, batch_id, the holder's host
+ * and pid, a fencing token "fence" (from the counter batch:fence:{company},
+ * taken in the same script, so every later holder has a larger one; see
+ * miscache_lock_fence) and "heartbeat_ms", the server's time at the last
+ * renewal. OK, ERR_LOCKED (the message names the holder), transport
+ * statuses. */
 MISCACHE_EXPORT miscache_status_t
 miscache_batch_lock_acquire(miscache_t *mc, int64_t company,
                             const char *locked_by, const char *batch_id,
                             miscache_lock_t **out);
+
+/* What the batch lock of a company says about its holder. */
+typedef struct miscache_batch_lock_state {
+  bool held;  /* a lock value is there */
+  bool stale; /* held, but its heartbeat is older than the renewal period
+                 (TTL/3) + 1 s: the holder stopped renewing */
+  char token[40];
+  char locked_by[128];
+  char batch_id[128];
+  char host[256];
+  int64_t pid;
+  int64_t fence;
+  int64_t heartbeat_age_ms; /* server time - heartbeat; -1 if unknown */
+  int64_t ttl_ms;           /* the lock's remaining TTL */
+  void *reserved_[4];       /* room to grow without an ABI break */
+} miscache_batch_lock_state_t;
+
+/* Fill *out (zeroed first). OK (held false when nobody holds it),
+ * ERR_INVALID, transport statuses. */
+MISCACHE_EXPORT miscache_status_t
+miscache_batch_lock_state(miscache_t *mc, int64_t company,
+                          miscache_batch_lock_state_t *out);
+
+/* For operators: take over the batch lock of a holder that stopped
+ * renewing. Succeeds only if the lock still holds stale_token (read it with
+ * miscache_batch_lock_state) and its heartbeat is stale, or if the lock is
+ * gone; the new lock gets a new, larger fence, so the old holder's later
+ * status and history writes are refused. OK (*out a new lock), ERR_LOCKED
+ * (another token holds it, or the holder renewed recently: it is alive),
+ * ERR_INVALID, transport statuses. Never a blind delete. */
+MISCACHE_EXPORT miscache_status_t
+miscache_batch_lock_takeover(miscache_t *mc, int64_t company,
+                             const char *stale_token, const char *locked_by,
+                             const char *batch_id, miscache_lock_t **out);
 
 /* ---- the batch run helper ------------------------------------------------ */
 
@@ -159,7 +203,9 @@ MISCACHE_EXPORT miscache_t *miscache_batch_run_handle(miscache_batch_run_t *run)
 /* The run's batch id. Borrowed, valid during the run. */
 MISCACHE_EXPORT const char *miscache_batch_run_id(const miscache_batch_run_t *run);
 /* Store progress and step in batch:status. ERR_NOT_OWNER when the lock was
- * lost (the work should stop), else the status of the write. */
+ * lost, or when renewals failed long enough that the lock may have expired
+ * (the work should stop: nothing more of this run is written), else the
+ * status of the write. */
 MISCACHE_EXPORT miscache_status_t
 miscache_batch_run_report(miscache_batch_run_t *run,
                           const miscache_batch_progress_t *p,
@@ -170,14 +216,22 @@ MISCACHE_EXPORT miscache_batch_summary_t *
 miscache_batch_run_summary(miscache_batch_run_t *run);
 
 /* Run the batch of DESIGN.md for company:
- *   take batch:lock:{company} (ERR_LOCKED: another run holds it; nothing else
- *   happens) → config (get_or_load with config_loader) → status running →
- *   work(userdata, run), the lock renewed every TTL/3 by a helper thread on
- *   its own connection → status completed or failed (+ errors) → history
- *   for the day the run started → release the lock only if still ours.
+ *   take batch:lock:{company} with a fencing token (ERR_LOCKED: another run
+ *   holds it; nothing else happens) → config (get_or_load with
+ *   config_loader) → status running → work(userdata, run), the lock and its
+ *   heartbeat renewed every TTL/3 by a helper thread on its own connection
+ *   (if that thread or its handle cannot start, the run fails before the
+ *   work starts) → status completed or failed (+ errors) → history for the
+ *   day the run started → release the lock only if still ours.
+ * Every status and history write of the run goes through one script that
+ * writes only while the lock holds the run's token (or, with the lock gone,
+ * while no newer run took a fence): a run that was stopped past its TTL and
+ * resumed after another run took over writes nothing.
  * history_out (optional) receives the history record (clear it).
  * Returns OK, ERR_LOCKED, the work's status when it failed, ERR_NOT_OWNER
- * when the lock was lost during the run, or the first cache failure. */
+ * when another run took the lock, the renewal's own failure (ERR_SERVER
+ * for NOPERM, ERR_UNAVAILABLE...) when renewals failed until the lock may
+ * have expired, or the first cache failure. */
 MISCACHE_EXPORT miscache_status_t miscache_batch_run(
     miscache_t *mc, int64_t company, const char *locked_by,
     miscache_batch_config_loader_fn config_loader, void *config_userdata,

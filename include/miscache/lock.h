@@ -57,6 +57,10 @@ MISCACHE_EXPORT miscache_status_t miscache_lock_info(miscache_t *mc,
 MISCACHE_EXPORT const char *miscache_lock_token(const miscache_lock_t *lock);
 /* The lock's logical key. Borrowed, lives with the lock. */
 MISCACHE_EXPORT const char *miscache_lock_key(const miscache_lock_t *lock);
+/* The lock's fencing token: a number taken from a per-lock counter when the
+ * lock was taken, larger for every later holder (batch locks, see
+ * batch.h); 0 for a plain lock. */
+MISCACHE_EXPORT int64_t miscache_lock_fence(const miscache_lock_t *lock);
 /* Frees the local object only (does not release). Accepts NULL. */
 MISCACHE_EXPORT void miscache_lock_free(miscache_lock_t *lock);
 

@@ -304,7 +304,7 @@ static void test_every_field_round_trip(void **state) {
 
   miscache_batch_status_t s = {"failed", "2026-11-24T02:00:00Z",
                                "2026-11-24T02:03:00Z", "8-x", "done",
-                               {1, 2, 3, 4, 5, {0}}, {0}, NULL, {0}};
+                               {1, 2, 3, 4, 5, {0}}, {0}, false, NULL, {0}};
   miscache_strings_push(&s.errors, "e1");
   assert_int_equal(miscache_batch_status_set(mc, 8, &s), MISCACHE_OK);
   raw = mt_raw_get(mc, MISCACHE_DB_BATCH, "batch:status:8");
