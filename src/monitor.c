@@ -98,6 +98,7 @@ miscache_status_t miscache_company_health(miscache_t *mc, int64_t company,
              bs.start_time ? bs.start_time : "");
     snprintf(out->last_batch_status, sizeof out->last_batch_status, "%s",
              bs.status ? bs.status : "");
+    out->batch_stale = bs.stale;
     miscache_batch_status_clear(&bs);
   }
   char key[MISCACHE_KEY_BUFSIZE];
@@ -120,7 +121,7 @@ miscache_status_t miscache_company_health(miscache_t *mc, int64_t company,
                        &out->analytics_cached);
   json_decref(a);
   mc->quiet = false;
-  out->batch = out->config_cached && out->status_cached
+  out->batch = out->config_cached && out->status_cached && !out->batch_stale
                    ? MISCACHE_HEALTH_HEALTHY
                : out->config_cached || out->status_cached
                    ? MISCACHE_HEALTH_PARTIAL

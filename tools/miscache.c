@@ -204,9 +204,20 @@ static int show_lock(void *ud, const char *key, size_t len) {
   const char *by = json_string_value(json_object_get(v, "locked_by"));
   const char *at = json_string_value(json_object_get(v, "locked_at"));
   const char *bid = json_string_value(json_object_get(v, "batch_id"));
-  printf("%-40s %-6s %-24s %-22s %-20s %lld s\n", k, miscache_db_name(l->db),
-         by ? by : "-", at ? at : "-", bid ? bid : "-",
-         (long long)(ttl > 0 ? (ttl + 999) / 1000 : ttl));
+  char holder[64] = "-";
+  int64_t company;
+  miscache_batch_lock_state_t ls;
+  if (l->db == MISCACHE_DB_BATCH && !strncmp(k, "batch:lock:", 11) &&
+      parse_i64(k + 11, &company) &&
+      miscache_batch_lock_state(l->mc, company, &ls) == MISCACHE_OK &&
+      ls.held && ls.heartbeat_age_ms >= 0)
+    snprintf(holder, sizeof holder, "%s%.30s:%lld %llds", ls.stale ? "STALE " : "",
+             ls.host, (long long)ls.pid,
+             (long long)(ls.heartbeat_age_ms / 1000));
+  printf("%-40s %-6s %-24s %-22s %-20s %-8lld %s\n", k,
+         miscache_db_name(l->db), by ? by : "-", at ? at : "-",
+         bid ? bid : "-", (long long)(ttl > 0 ? (ttl + 999) / 1000 : ttl),
+         holder);
   json_decref(v);
   l->count++;
   return 0;
@@ -217,8 +228,8 @@ static int cmd_locks(miscache_t *mc, int argc, char **argv) {
   int64_t company = 0;
   if (argc == 1 && !parse_i64(argv[0], &company))
     return usage("locks: COMPANY must be a number");
-  printf("%-40s %-6s %-24s %-22s %-20s %s\n", "key", "db", "locked by",
-         "since", "batch id", "ttl");
+  printf("%-40s %-6s %-24s %-22s %-20s %-8s %s\n", "key", "db", "locked by",
+         "since", "batch id", "ttl s", "holder host:pid heartbeat age");
   lock_list_t l = {mc, MISCACHE_DB_BATCH, 0};
   char pat[MISCACHE_KEY_BUFSIZE];
   const char *ids[1] = {argc ? argv[0] : NULL};
@@ -274,6 +285,25 @@ static int cmd_unlock(miscache_t *mc, int argc, char **argv) {
   free(text);
   json_decref(v);
   return deleted ? EX_OK : EX_NO;
+}
+
+/* Token-checked takeover of a dead holder's batch lock, then release: the
+ * fence moves on, so the dead run can never write again. */
+static int cmd_takeover(miscache_t *mc, int argc, char **argv) {
+  int64_t company;
+  if (argc != 2 || !parse_i64(argv[0], &company))
+    return usage("takeover COMPANY TOKEN (the token `miscache get "
+                 "batch-lock COMPANY` prints)");
+  miscache_lock_t *l = NULL;
+  miscache_status_t st =
+      miscache_batch_lock_takeover(mc, company, argv[1], "miscache takeover",
+                                   NULL, &l);
+  if (st != MISCACHE_OK) return failed(mc, st, "takeover");
+  printf("took over batch:lock:%lld (new fence %lld) and released it\n",
+         (long long)company, (long long)miscache_lock_fence(l));
+  st = miscache_lock_release(mc, l);
+  miscache_lock_free(l);
+  return st == MISCACHE_OK ? EX_OK : failed(mc, st, "release");
 }
 
 /* ---- stats / health ---------------------------------------------------------------- */
@@ -404,7 +434,9 @@ static int cmd_health(miscache_t *mc, int argc, char **argv) {
          h.status_cached ? "cached" : "missing",
          h.last_batch_time[0] ? h.last_batch_time : "-",
          h.last_batch_status[0] ? h.last_batch_status : "",
-         h.batch_locked ? "held" : "free", miscache_health_name(h.gift),
+         h.batch_stale ? "stale: the running run is dead"
+         : h.batch_locked ? "held" : "free",
+         miscache_health_name(h.gift),
          h.rules_cached ? "cached" : "missing", h.auto_classify ? "on" : "off",
          (unsigned long long)h.keyword_count,
          h.analytics_cached ? "cached for" : "missing for", date);
@@ -510,6 +542,10 @@ static const struct command {
     {"stats", cmd_stats, "stats [--json | --prometheus]",
      "Keys per logical db, memory, server hit rate and this client's\n"
      "per-category counters: a table, JSON, or Prometheus text format."},
+    {"takeover", cmd_takeover, "takeover COMPANY TOKEN",
+     "Take over the batch lock of a dead run (its heartbeat is older than\n"
+     "the renewal period) if it still holds TOKEN, then release it. The\n"
+     "fencing token moves on, so the dead run can never write again."},
     {"health", cmd_health, "health COMPANY [--date YYYYMMDD]",
      "Batch and gift cache health of a company. Exit 0 healthy, 1 partial,\n"
      "2 missing."},

@@ -49,6 +49,9 @@ typedef struct miscache_company_health {
   char last_batch_time[32]; /* status.start_time, "" if unknown */
   char last_batch_status[16];
   bool batch_locked;
+  /* status says "running" but the run's lock is gone or its heartbeat is
+   * older than the renewal period: the run died (batch is then partial) */
+  bool batch_stale;
   miscache_health_t batch;
   /* gift: healthy when the rules are cached, else missing */
   bool rules_cached;
