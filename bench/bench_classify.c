@@ -54,7 +54,7 @@ static size_t classify(miscache_t *mc, const miscache_gift_engine_t *e,
     if (n == PAGE || i + stride >= N) {
       size_t c = 0;
       if (miscache_gift_classify_bulk(mc, COMPANY, e, page, (size_t)n, out,
-                                      &c) != MISCACHE_OK) {
+                                      NULL, &c) != MISCACHE_OK) {
         fprintf(stderr, "classify: %s\n", miscache_errmsg(mc));
         exit(1);
       }

@@ -62,7 +62,7 @@ static miscache_status_t work(void *ud, miscache_batch_run_t *run) {
       products[i] = (miscache_gift_product_t){lines[i].code, lines[i].name,
                                               lines[i].supply_price};
     st = miscache_gift_classify_bulk(mc, job->company, job->engine, products,
-                                     (size_t)n, out, NULL);
+                                     (size_t)n, out, NULL, NULL);
     if (st != MISCACHE_OK) break;
     for (int i = 0; i < n; i++) {
       if (strcmp(out[i].product_type, "GIFT") == 0) {

@@ -221,7 +221,10 @@ miscache_status_t miscache_batch_history_get(miscache_t *mc, int64_t company,
   miscache_status_t st = miscache__key_company_date(
       mc, key, sizeof key, "batch:history", company, yyyymmdd);
   if (st != MISCACHE_OK) return st;
-  if (!out) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "miscache_batch_history_get: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
   return miscache__typed_get(mc, MISCACHE_DB_BATCH, key,
                              &miscache__batch_history_payload, out);
 }

@@ -202,7 +202,11 @@ miscache_status_t miscache_delete(miscache_t *mc, miscache_db_t db,
 miscache_status_t miscache_exists(miscache_t *mc, miscache_db_t db,
                                   const char *key, bool *exists) {
   if (exists) *exists = false;
-  if (!exists) return MISCACHE_ERR_INVALID;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!exists) {
+    miscache__set_err(mc, "miscache_exists: exists is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
   long long n = 0;
   miscache_status_t st = int_command(mc, db, "EXISTS", key, &n);
   *exists = st == MISCACHE_OK && n > 0;
@@ -211,7 +215,11 @@ miscache_status_t miscache_exists(miscache_t *mc, miscache_db_t db,
 
 miscache_status_t miscache_ttl_ms(miscache_t *mc, miscache_db_t db,
                                   const char *key, int64_t *ttl_ms) {
-  if (!ttl_ms) return MISCACHE_ERR_INVALID;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!ttl_ms) {
+    miscache__set_err(mc, "miscache_ttl_ms: ttl_ms is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
   long long n = -2;
   miscache_status_t st = int_command(mc, db, "PTTL", key, &n);
   *ttl_ms = st == MISCACHE_OK ? n : -2;
@@ -238,8 +246,8 @@ static miscache_status_t keyset_make(miscache_t *mc, size_t n,
     }
     total += mc->ns_len + strlen(keys[i]) + 1;
   }
-  ks->ptrs = malloc((n + lead) * sizeof *ks->ptrs);
-  ks->lens = malloc((n + lead) * sizeof *ks->lens);
+  ks->ptrs = miscache__realloc_array(NULL, n + lead, sizeof *ks->ptrs);
+  ks->lens = miscache__realloc_array(NULL, n + lead, sizeof *ks->lens);
   ks->store = malloc(total ? total : 1);
   if (!ks->ptrs || !ks->lens || !ks->store) {
     free(ks->ptrs);
@@ -277,7 +285,10 @@ miscache_status_t miscache_mget(miscache_t *mc, miscache_db_t db, size_t n,
   for (size_t i = 0; i < n; i++) values[i] = NULL;
   CHECK_DB(mc, db);
   if (n == 0) return MISCACHE_OK;
-  if (n > (size_t)INT32_MAX - 1) return MISCACHE_ERR_INVALID;
+  if (n > (size_t)INT32_MAX - 1) {
+    miscache__set_err(mc, "miscache_mget: %zu keys is too many", n);
+    return MISCACHE_ERR_INVALID;
+  }
   keyset_t ks;
   miscache_status_t st = keyset_make(mc, n, keys, 1, &ks);
   if (st != MISCACHE_OK) return st;
@@ -322,6 +333,10 @@ miscache_status_t miscache_mset(miscache_t *mc, miscache_db_t db, size_t n,
     return MISCACHE_ERR_INVALID;
   }
   if (n == 0) return MISCACHE_OK;
+  if (n > (size_t)INT32_MAX / 5) {
+    miscache__set_err(mc, "miscache_mset: %zu values is too many", n);
+    return MISCACHE_ERR_INVALID;
+  }
   for (size_t i = 0; i < n; i++)
     if (!values[i]) {
       miscache__set_err(mc, "value %zu is NULL", i);

@@ -1,4 +1,6 @@
 /* Status texts, logical db and TTL class names, version. */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -80,3 +82,9 @@ miscache_status_t miscache_ttl_class_from_name(const char *name,
 }
 
 const char *miscache_version(void) { return MISCACHE_VERSION_STRING; }
+
+void *miscache__realloc_array(void *p, size_t n, size_t size) {
+  if (size && n > SIZE_MAX / size) return NULL;
+  size_t bytes = n * size;
+  return realloc(p, bytes ? bytes : 1);
+}

@@ -163,6 +163,7 @@ static struct timeval ms_to_tv(int ms) {
 #define OBUF_KEEP (1u << 20) /* largest write buffer kept between requests */
 
 static bool ob_reserve(miscache__conn_t *c, size_t extra) {
+  if (extra > SIZE_MAX / 4 - c->olen) return false; /* never wraps below */
   if (c->olen + extra <= c->ocap) return true;
   size_t cap = c->ocap ? c->ocap : 512;
   while (cap < c->olen + extra) cap *= 2;
@@ -192,7 +193,10 @@ static void ob_header(miscache__conn_t *c, char mark, size_t n) {
 static bool ob_command(miscache__conn_t *c, int argc, const char *const *argv,
                        const size_t *lens) {
   size_t need = 24;
-  for (int i = 0; i < argc; i++) need += 24 + lens[i] + 2;
+  for (int i = 0; i < argc; i++) {
+    if (lens[i] > SIZE_MAX / 8 - need) return false;
+    need += 24 + lens[i] + 2;
+  }
   if (!ob_reserve(c, need)) return false;
   ob_header(c, '*', (size_t)argc);
   for (int i = 0; i < argc; i++) {
@@ -203,6 +207,13 @@ static bool ob_command(miscache__conn_t *c, int argc, const char *const *argv,
     c->obuf[c->olen++] = '\n';
   }
   return true;
+}
+
+/* The write buffer could not hold a command: nothing was sent. */
+static miscache_status_t nomem(miscache__conn_t *c, const char *cmd) {
+  c->olen = 0;
+  conn_err(c, "%s: out of memory formatting the request (nothing sent)", cmd);
+  return MISCACHE_ERR_NOMEM;
 }
 
 /* argv/lens of "SELECT db"; num (>= 16 bytes) holds the number. */
@@ -353,7 +364,7 @@ static miscache_status_t simple_command(miscache__conn_t *c, int argc,
                                         redisReply **out) {
   int err_no = 0;
   c->olen = 0;
-  if (!ob_command(c, argc, argv, lens)) return MISCACHE_ERR_NOMEM;
+  if (!ob_command(c, argc, argv, lens)) return nomem(c, argv[0]);
   transport_t t = send_all(c, deadline, &err_no);
   if (t == T_OK) t = read_reply(c, deadline, out, &err_no);
   if (t != T_OK) {
@@ -479,10 +490,10 @@ miscache_status_t miscache__conn_exec(miscache__conn_t *c, int db, size_t n,
     }
     bool sel = db >= 0 && db != c->cur_db;
     c->olen = 0;
-    if (sel && !ob_select(c, db)) return MISCACHE_ERR_NOMEM;
+    if (sel && !ob_select(c, db)) return nomem(c, "SELECT");
     for (size_t i = 0; i < n; i++)
       if (!ob_command(c, cmds[i].argc, cmds[i].argv, cmds[i].lens))
-        return MISCACHE_ERR_NOMEM;
+        return nomem(c, cmds[i].argv[0]);
 
     int err_no = 0;
     redisReply *sel_reply = NULL;

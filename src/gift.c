@@ -1,5 +1,6 @@
 /* Gift rules, master, the classification engine, classification through the
  * cache (single and bulk), and daily analytics. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +71,10 @@ static miscache_status_t company_key(miscache_t *mc, char *key,
 miscache_status_t miscache_gift_rules_set(miscache_t *mc, int64_t company,
                                           const miscache_gift_rules_t *r) {
   if (!mc) return MISCACHE_ERR_INVALID;
-  if (!r) return MISCACHE_ERR_INVALID;
+  if (!r) {
+    miscache__set_err(mc, "miscache_gift_rules_set: rules is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = company_key(mc, key, "gift:rules", company);
   if (st != MISCACHE_OK) return st;
@@ -82,7 +86,11 @@ miscache_status_t miscache_gift_rules_set(miscache_t *mc, int64_t company,
 miscache_status_t miscache_gift_rules_get(miscache_t *mc, int64_t company,
                                           miscache_gift_rules_t *out) {
   if (out) memset(out, 0, sizeof *out);
-  if (!mc || !out) return MISCACHE_ERR_INVALID;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "miscache_gift_rules_get: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = company_key(mc, key, "gift:rules", company);
   if (st != MISCACHE_OK) return st;
@@ -127,7 +135,10 @@ miscache_gift_master_set(miscache_t *mc, int64_t company,
                          const miscache_gift_master_entry_t *entries,
                          size_t n) {
   if (!mc) return MISCACHE_ERR_INVALID;
-  if (n && !entries) return MISCACHE_ERR_INVALID;
+  if (n && !entries) {
+    miscache__set_err(mc, "miscache_gift_master_set: entries is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = company_key(mc, key, "gift:master", company);
   if (st != MISCACHE_OK) return st;
@@ -147,7 +158,11 @@ miscache_status_t miscache_gift_master_get(miscache_t *mc, int64_t company,
                                            size_t *n) {
   if (entries) *entries = NULL;
   if (n) *n = 0;
-  if (!mc || !entries || !n) return MISCACHE_ERR_INVALID;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!entries || !n) {
+    miscache__set_err(mc, "miscache_gift_master_get: entries or n is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = company_key(mc, key, "gift:master", company);
   if (st != MISCACHE_OK) return st;
@@ -406,56 +421,86 @@ miscache_status_t miscache_gift_classify(miscache_t *mc, int64_t company,
 miscache_status_t miscache_gift_classify_bulk(
     miscache_t *mc, int64_t company, const miscache_gift_engine_t *e,
     const miscache_gift_product_t *products, size_t n,
-    miscache_gift_classification_t *out, size_t *from_cache) {
+    miscache_gift_classification_t *out, miscache_status_t *statuses,
+    size_t *from_cache) {
   if (from_cache) *from_cache = 0;
-  if (out) memset(out, 0, n * sizeof *out);
   if (!mc) return MISCACHE_ERR_INVALID;
+  if (n > (size_t)INT32_MAX / 5) { /* before touching out[n - 1] */
+    miscache__set_err(mc, "miscache_gift_classify_bulk: %zu products is too "
+                          "many for one page", n);
+    return MISCACHE_ERR_INVALID;
+  }
+  if (out) memset(out, 0, n * sizeof *out);
   if (!e || (n && (!products || !out))) {
     miscache__set_err(mc, "miscache_gift_classify_bulk: bad argument");
     return MISCACHE_ERR_INVALID;
   }
   if (n == 0) return MISCACHE_OK;
-  char (*keys)[MISCACHE_KEY_BUFSIZE] = malloc(n * sizeof *keys);
-  const char **kp = malloc(n * sizeof *kp);
+  /* calloc checks n * size for overflow */
+  char (*keys)[MISCACHE_KEY_BUFSIZE] = calloc(n, sizeof *keys);
+  const char **kp = calloc(n, sizeof *kp);
+  size_t *line = calloc(n, sizeof *line); /* kp[j] is products[line[j]] */
   json_t **vals = calloc(n, sizeof *vals);
-  miscache_status_t *sts = malloc(n * sizeof *sts);
-  const char **new_keys = malloc(n * sizeof *new_keys);
+  miscache_status_t *sts = calloc(n, sizeof *sts);
+  miscache_status_t *own = calloc(n, sizeof *own);
+  const char **new_keys = calloc(n, sizeof *new_keys);
   json_t **new_vals = calloc(n, sizeof *new_vals);
-  size_t n_new = 0, cached = 0;
-  miscache_status_t st = MISCACHE_OK;
-  if (!keys || !kp || !vals || !sts || !new_keys || !new_vals) {
+  size_t n_ok = 0, n_new = 0, cached = 0;
+  miscache_status_t st = MISCACHE_OK, first_bad = MISCACHE_OK;
+  size_t first_bad_line = 0;
+  char first_bad_msg[MISCACHE_ERRMSG_SIZE] = "";
+  if (!keys || !kp || !line || !vals || !sts || !own || !new_keys ||
+      !new_vals) {
     st = MISCACHE_ERR_NOMEM;
+    miscache__set_err(mc, "out of memory for a page of %zu products", n);
     goto done;
   }
-  for (size_t i = 0; i < n && st == MISCACHE_OK; i++) {
-    st = class_key(mc, keys[i], company, products[i].product_code);
-    kp[i] = keys[i];
-  }
-  if (st != MISCACHE_OK) goto done;
-  /* 1. one MGET; a failed round trip leaves every product to the engine */
-  miscache_status_t got = miscache_mget(mc, MISCACHE_DB_GIFT, n, kp, vals, sts);
-  bool cache_ok = got == MISCACHE_OK;
+  /* 0. a bad line gets its own status; the others go on */
   for (size_t i = 0; i < n; i++) {
+    own[i] = class_key(mc, keys[n_ok], company, products[i].product_code);
+    if (own[i] != MISCACHE_OK) {
+      if (first_bad == MISCACHE_OK) {
+        first_bad = own[i];
+        first_bad_line = i;
+        snprintf(first_bad_msg, sizeof first_bad_msg, "%s", mc->err);
+      }
+      continue;
+    }
+    kp[n_ok] = keys[n_ok];
+    line[n_ok++] = i;
+  }
+  /* 1. one MGET; a failed round trip leaves every product to the engine */
+  miscache_status_t got =
+      n_ok ? miscache_mget(mc, MISCACHE_DB_GIFT, n_ok, kp, vals, sts)
+           : MISCACHE_OK;
+  bool cache_ok = got == MISCACHE_OK;
+  for (size_t j = 0; j < n_ok; j++) {
+    size_t i = line[j];
     char why[256];
-    if (cache_ok && sts[i] == MISCACHE_OK &&
-        miscache__payload_decode(&miscache__gift_class_payload, vals[i],
+    if (cache_ok && sts[j] == MISCACHE_OK &&
+        miscache__payload_decode(&miscache__gift_class_payload, vals[j],
                                  &out[i], why, sizeof why) == MISCACHE_OK) {
       cached++;
       continue;
     }
-    if (cache_ok && sts[i] == MISCACHE_OK)
-      miscache__hit_unusable(mc, MISCACHE_DB_GIFT, keys[i]);
+    if (cache_ok && sts[j] == MISCACHE_OK)
+      miscache__hit_unusable(mc, MISCACHE_DB_GIFT, keys[j]);
     /* 2. the engine for the rest */
     st = miscache_gift_engine_classify(e, &products[i], &out[i]);
-    if (st != MISCACHE_OK) goto done;
+    if (st != MISCACHE_OK) {
+      miscache__set_err(mc, "classifying line %zu: %s", i,
+                        miscache_strerror(st));
+      goto done;
+    }
     if (!cache_ok) continue;
     new_vals[n_new] = miscache__payload_encode(&miscache__gift_class_payload,
                                                &out[i], why, sizeof why);
     if (!new_vals[n_new]) {
       st = MISCACHE_ERR_NOMEM;
+      miscache__set_err(mc, "encoding line %zu: %s", i, why);
       goto done;
     }
-    new_keys[n_new++] = keys[i];
+    new_keys[n_new++] = keys[j];
   }
   /* 3. one pipeline for the new ones; a failed store is not fatal */
   if (n_new)
@@ -463,19 +508,29 @@ miscache_status_t miscache_gift_classify_bulk(
                         (const json_t *const *)new_vals,
                         MISCACHE_TTL_GIFT_CLASSIFICATION);
 done:
-  if (st != MISCACHE_OK && out)
+  if (st != MISCACHE_OK)
     for (size_t i = 0; i < n; i++) miscache_gift_classification_clear(&out[i]);
+  if (statuses)
+    for (size_t i = 0; i < n; i++)
+      statuses[i] = st != MISCACHE_OK ? st : own ? own[i] : MISCACHE_ERR_NOMEM;
   if (vals)
-    for (size_t i = 0; i < n; i++) json_decref(vals[i]);
+    for (size_t i = 0; i < n_ok; i++) json_decref(vals[i]);
   if (new_vals)
     for (size_t i = 0; i < n_new; i++) json_decref(new_vals[i]);
   free(keys);
   free(kp);
+  free(line);
   free(vals);
   free(sts);
+  free(own);
   free(new_keys);
   free(new_vals);
   if (st == MISCACHE_OK && from_cache) *from_cache = cached;
+  if (st == MISCACHE_OK && first_bad != MISCACHE_OK) {
+    miscache__set_err(mc, "line %zu: %s (the other lines were classified)",
+                      first_bad_line, first_bad_msg);
+    return first_bad;
+  }
   return st;
 }
 

@@ -301,6 +301,9 @@ miscache_status_t miscache__fenced_set(miscache_t *mc, miscache_db_t db,
                                        const char *fence_key, const char *key,
                                        const char *value, int64_t ttl_ms);
 
+/* realloc(p, n * size), NULL (p untouched) when n * size overflows. */
+void *miscache__realloc_array(void *p, size_t n, size_t size);
+
 /* ---- time (util) ------------------------------------------------------- */
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ" into buf (>= 21 bytes). */
 void miscache__iso8601_now(char *buf, size_t size);

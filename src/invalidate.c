@@ -29,10 +29,10 @@ typedef struct {
 
 static bool argbuf_reserve(argbuf_t *a, size_t n) {
   if (n <= a->cap) return true;
-  const char **av = realloc(a->argv, n * sizeof *av);
+  const char **av = miscache__realloc_array(a->argv, n, sizeof *av);
   if (!av) return false;
   a->argv = av;
-  size_t *lv = realloc(a->lens, n * sizeof *lv);
+  size_t *lv = miscache__realloc_array(a->lens, n, sizeof *lv);
   if (!lv) return false;
   a->lens = lv;
   a->cap = n;
@@ -72,9 +72,10 @@ static miscache_status_t scan_node(scan_job_t *job, const char *full,
     size_t ncmds = nunlink + (more ? 1 : 0);
     if (ncmds == 0) break;
     if (ncmds > cmds_cap) {
-      miscache__cmd_t *c2 = realloc(cmds, ncmds * sizeof *c2);
+      miscache__cmd_t *c2 = miscache__realloc_array(cmds, ncmds, sizeof *c2);
       if (c2) cmds = c2;
-      miscache__reply_t **r2 = c2 ? realloc(rs, ncmds * sizeof *r2) : NULL;
+      miscache__reply_t **r2 =
+          c2 ? miscache__realloc_array(rs, ncmds, sizeof *r2) : NULL;
       if (r2) rs = r2;
       if (!c2 || !r2) goto nomem;
       cmds_cap = ncmds;

@@ -17,7 +17,11 @@ static int64_t info_int(const char *info, const char *name) {
 miscache_status_t miscache_server_info(miscache_t *mc,
                                        miscache_server_info_t *out) {
   if (out) memset(out, 0, sizeof *out);
-  if (!mc || !out) return MISCACHE_ERR_INVALID;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "miscache_server_info: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
   const char *argv[4] = {"INFO", "memory", "stats", "keyspace"};
   size_t lens[4] = {4, 6, 5, 8};
   miscache__cmd_t cmd = {4, argv, lens};
@@ -81,7 +85,11 @@ miscache_status_t miscache_company_health(miscache_t *mc, int64_t company,
                                           const char *yyyymmdd,
                                           miscache_company_health_t *out) {
   if (out) memset(out, 0, sizeof *out);
-  if (!mc || !out) return MISCACHE_ERR_INVALID;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "miscache_company_health: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
   miscache_status_t st = miscache__check_date(mc, yyyymmdd, 8);
   if (st != MISCACHE_OK) return st;
   mc->quiet = true; /* health checks are not cache reads */

@@ -19,7 +19,7 @@ void miscache_strings_clear(miscache_strings_t *s) {
 miscache_status_t miscache_strings_push(miscache_strings_t *s,
                                         const char *value) {
   if (!s || !value) return MISCACHE_ERR_INVALID;
-  char **items = realloc(s->items, (s->count + 1) * sizeof *items);
+  char **items = miscache__realloc_array(s->items, s->count + 1, sizeof *items);
   if (!items) return MISCACHE_ERR_NOMEM;
   s->items = items;
   if (!(items[s->count] = strdup(value))) return MISCACHE_ERR_NOMEM;

@@ -143,13 +143,19 @@ MISCACHE_EXPORT miscache_status_t miscache_gift_classify(
     miscache_source_t *source);
 /* A whole page: one MGET for all n, the engine for those not cached (or not
  * decodable), one pipeline to store them. out[i] for products[i] (clear
- * each). *from_cache (optional) counts the cached ones. The results equal
- * n calls of miscache_gift_classify(). Fail-open like it. */
+ * each). statuses (optional, n entries) gets each line's status: a line
+ * whose product code cannot make a key (NULL, empty, too long) gets
+ * ERR_INVALID / ERR_KEY and a zeroed out[i], and the other lines are still
+ * classified. *from_cache (optional) counts the cached ones. The results
+ * equal n calls of miscache_gift_classify(). Fail-open like it.
+ * Returns OK when every line is classified; the status of the first bad
+ * line (the message names it) when only some are; ERR_NOMEM or
+ * ERR_INVALID (nothing classified) when the page itself fails. */
 MISCACHE_EXPORT miscache_status_t miscache_gift_classify_bulk(
     miscache_t *mc, int64_t company, const miscache_gift_engine_t *e,
     const miscache_gift_product_t *products, size_t n,
-    miscache_gift_classification_t *out, size_t *from_cache);
-
+    miscache_gift_classification_t *out, miscache_status_t *statuses,
+    size_t *from_cache);
 /* ---- daily analytics (open-ended JSON) ------------------------------------ */
 MISCACHE_EXPORT miscache_status_t
 miscache_gift_analytics_set(miscache_t *mc, int64_t company,

@@ -597,6 +597,158 @@ static void test_upload_advance_overflow(void **state) {
   miscache_free(mc);
 }
 
+
+/* ---- item 9: every error sets the handle's message ---------------------- */
+
+/* Leaves a known message on the handle, so a call that fails without
+ * setting its own is caught returning this old one. */
+static void stale_message(miscache_t *mc) {
+  json_t *v = NULL;
+  assert_int_equal(miscache_get(mc, (miscache_db_t)99, "k", &v),
+                   MISCACHE_ERR_INVALID);
+  assert_non_null(strstr(miscache_errmsg(mc), "out of range"));
+}
+
+#define EXPECT_OWN_MESSAGE(mc, call)                                           \
+  do {                                                                         \
+    stale_message(mc);                                                         \
+    miscache_status_t st_ = (call);                                            \
+    if (st_ == MISCACHE_OK || st_ == MISCACHE_MISS)                            \
+      fail_msg("%s: did not fail", #call);                                     \
+    if (!miscache_errmsg(mc)[0] || strstr(miscache_errmsg(mc), "out of range")) \
+      fail_msg("%s: %s with message \"%s\"", #call, miscache_strerror(st_),   \
+               miscache_errmsg(mc));                                           \
+  } while (0)
+
+static void test_every_error_sets_message(void **state) {
+  (void)state;
+  miscache_t *mc = mt_open(NULL);
+  bool b;
+  int64_t i64;
+  json_t *j = json_object();
+  miscache_gift_rules_t rules = {0};
+  miscache_gift_engine_t *eng = NULL;
+  assert_int_equal(miscache_gift_engine_new(&rules, NULL, 0, &eng),
+                   MISCACHE_OK);
+  miscache_gift_classification_t cls;
+  miscache_gift_product_t bad = {NULL, "x", 1};
+  miscache_batch_history_t h;
+  EXPECT_OWN_MESSAGE(mc, miscache_exists(mc, MISCACHE_DB_CACHE, "k", NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_ttl_ms(mc, MISCACHE_DB_CACHE, "k", NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_exists(mc, MISCACHE_DB_CACHE, "", &b));
+  EXPECT_OWN_MESSAGE(mc, miscache_set(mc, MISCACHE_DB_CACHE, "k", NULL, 1));
+  EXPECT_OWN_MESSAGE(mc, miscache_gift_rules_set(mc, 1, NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_gift_rules_get(mc, 1, NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_gift_master_set(mc, 1, NULL, 3));
+  EXPECT_OWN_MESSAGE(mc, miscache_gift_master_get(mc, 1, NULL, NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_gift_classify(mc, 1, eng, &bad, &cls, NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_gift_classify_bulk(mc, 1, eng, &bad, 1, &cls,
+                                                     NULL, NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_gift_analytics_set(mc, 1, "2026", j));
+  EXPECT_OWN_MESSAGE(mc, miscache_batch_history_get(mc, 1, "20261124", NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_batch_history_set(mc, 1, "x", &h));
+  EXPECT_OWN_MESSAGE(mc, miscache_batch_status_progress(mc, 1, NULL, NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_stats_serial_get(mc, "REAN", "20261124",
+                                                   NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_stats_serial_incr(mc, NULL, "20261124", 1,
+                                                    &i64));
+  EXPECT_OWN_MESSAGE(mc, miscache_upload_create(mc, NULL, 1));
+  EXPECT_OWN_MESSAGE(mc, miscache_upload_finish(mc, "u", NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_report_set(mc, "r", NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_permissions_set(mc, 1, NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_master_set(mc, MISCACHE_MASTER_BRANDS, j));
+  EXPECT_OWN_MESSAGE(mc, miscache_invalidate_brand(mc, "", NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_invalidate_daily(mc, "2026", NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_invalidate(mc, MISCACHE_DB_CACHE, "", NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_lock_acquire(mc, MISCACHE_DB_CACHE, "l", 0,
+                                               NULL, NULL, NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_lock_release(mc, NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_batch_lock_state(mc, 1, NULL));
+  EXPECT_OWN_MESSAGE(mc, miscache_company_health(mc, 1, "x", NULL));
+  miscache_gift_engine_free(eng);
+  json_decref(j);
+  miscache_free(mc);
+}
+
+/* ---- item 18: an event with a bad id deletes nothing ------------------- */
+
+static void test_invalid_brand_deletes_nothing(void **state) {
+  (void)state;
+  miscache_t *mc = mt_open(NULL);
+  json_t *list = json_pack("[{s:s}]", "code", "REAN");
+  assert_int_equal(miscache_master_set(mc, MISCACHE_MASTER_BRANDS, list),
+                   MISCACHE_OK);
+  json_decref(list);
+  uint64_t removed = 7;
+  assert_int_equal(miscache_invalidate_brand(mc, "", &removed), MISCACHE_ERR_KEY);
+  assert_int_equal(removed, 0);
+  assert_int_equal(mt_raw_exists_in(mc, 1, "master:brands"), 1);
+  char big[1200];
+  memset(big, 'B', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  assert_int_equal(miscache_invalidate_brand(mc, big, &removed), MISCACHE_ERR_KEY);
+  assert_int_equal(mt_raw_exists_in(mc, 1, "master:brands"), 1);
+  miscache_free(mc);
+}
+
+/* ---- item 19: one bad line does not fail the page ----------------------- */
+
+static void test_bulk_bad_line_own_status(void **state) {
+  (void)state;
+  miscache_t *mc = mt_open(NULL);
+  miscache_gift_rules_t rules = {.zero_price_rule = true};
+  miscache_gift_engine_t *eng = NULL;
+  assert_int_equal(miscache_gift_engine_new(&rules, NULL, 0, &eng),
+                   MISCACHE_OK);
+  miscache_gift_product_t p[4] = {{"A1", "stroller", 100},
+                                  {"", "empty code", 0},
+                                  {"A2", "sample", 0},
+                                  {NULL, "no code", 0}};
+  miscache_gift_classification_t out[4];
+  miscache_status_t sts[4];
+  size_t cached = 9;
+  miscache_status_t st =
+      miscache_gift_classify_bulk(mc, 1, eng, p, 4, out, sts, &cached);
+  assert_int_equal(st, MISCACHE_ERR_KEY);
+  assert_non_null(strstr(miscache_errmsg(mc), "line 1"));
+  assert_int_equal(sts[0], MISCACHE_OK);
+  assert_int_equal(sts[1], MISCACHE_ERR_KEY);
+  assert_int_equal(sts[2], MISCACHE_OK);
+  assert_int_equal(sts[3], MISCACHE_ERR_INVALID);
+  assert_string_equal(out[0].product_type, "REVENUE");
+  assert_null(out[1].product_type);
+  assert_string_equal(out[2].product_type, "GIFT");
+  assert_int_equal(cached, 0);
+  assert_int_equal(mt_raw_exists_in(mc, 5, "gift:classification:A2:1"), 1);
+  for (int i = 0; i < 4; i++) miscache_gift_classification_clear(&out[i]);
+  miscache_gift_engine_free(eng);
+  miscache_free(mc);
+}
+
+/* ---- item 10: sizes that would overflow are refused --------------------- */
+
+static void test_huge_counts_refused(void **state) {
+  (void)state;
+  miscache_t *mc = mt_open(NULL);
+  miscache_gift_rules_t rules = {0};
+  miscache_gift_engine_t *eng = NULL;
+  assert_int_equal(miscache_gift_engine_new(&rules, NULL, 0, &eng),
+                   MISCACHE_OK);
+  miscache_gift_product_t p = {"A", "a", 1};
+  miscache_gift_classification_t out;
+  size_t huge = SIZE_MAX / 64;
+  assert_int_equal(
+      miscache_gift_classify_bulk(mc, 1, eng, &p, huge, &out, NULL, NULL),
+      MISCACHE_ERR_INVALID);
+  const char *k = "k";
+  const json_t *v = NULL;
+  assert_int_equal(miscache_mset(mc, MISCACHE_DB_CACHE, SIZE_MAX / 4, &k, &v,
+                                 MISCACHE_TTL_MASTER_DATA),
+                   MISCACHE_ERR_INVALID);
+  miscache_gift_engine_free(eng);
+  miscache_free(mc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_session_touch_keeps_flask_fields),
@@ -615,6 +767,10 @@ int main(void) {
       cmocka_unit_test(test_required_null_is_decode_error),
       cmocka_unit_test(test_wrong_shape_permissions_replaced),
       cmocka_unit_test(test_upload_advance_overflow),
+      cmocka_unit_test(test_every_error_sets_message),
+      cmocka_unit_test(test_invalid_brand_deletes_nothing),
+      cmocka_unit_test(test_bulk_bad_line_own_status),
+      cmocka_unit_test(test_huge_counts_refused),
   };
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
 }

@@ -147,7 +147,7 @@ static void test_bulk_equals_single(void **state) {
   size_t cached = 0;
   redisReply *r = redisCommand(mt_rc, "CONFIG RESETSTAT");
   freeReplyObject(r);
-  assert_int_equal(miscache_gift_classify_bulk(mc, 1, e, p, N, bulk, &cached),
+  assert_int_equal(miscache_gift_classify_bulk(mc, 1, e, p, N, bulk, NULL, &cached),
                    MISCACHE_OK);
   assert_true(cached >= N / 2); /* MP-1 repeats: later copies hit too */
   assert_int_equal(mt_cmdstat_calls(mt_rc, "mget"), 1);
@@ -163,7 +163,7 @@ static void test_bulk_equals_single(void **state) {
     miscache_gift_classification_clear(&bulk[i]);
   }
   /* a second bulk run is all cache */
-  assert_int_equal(miscache_gift_classify_bulk(mc, 1, e, p, N, bulk, &cached),
+  assert_int_equal(miscache_gift_classify_bulk(mc, 1, e, p, N, bulk, NULL, &cached),
                    MISCACHE_OK);
   assert_int_equal(cached, N);
   for (int i = 0; i < N; i++) miscache_gift_classification_clear(&bulk[i]);
