@@ -77,26 +77,27 @@ void miscache_batch_history_clear(miscache_batch_history_t *h) {
 /* ---- keys and plain access --------------------------------------------- */
 
 static miscache_status_t company_key(miscache_t *mc, char *key,
-                                     const char *prefix, int64_t company) {
-  return miscache__key_int(mc, key, MISCACHE_KEY_BUFSIZE, prefix, company);
+                                     miscache_key_family_id_t f,
+                                     int64_t company) {
+  return miscache__kf_key_int(mc, f, key, company);
 }
 
-static miscache_status_t put(miscache_t *mc, const char *prefix,
+static miscache_status_t put(miscache_t *mc, miscache_key_family_id_t f,
                              int64_t company, const miscache__payload_t *d,
-                             const void *in, miscache_ttl_class_t cls) {
+                             const void *in) {
   if (!mc) return MISCACHE_ERR_INVALID;
   if (!in) {
     miscache__set_err(mc, "%s: value is NULL", d->name);
     return MISCACHE_ERR_INVALID;
   }
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = company_key(mc, key, prefix, company);
+  miscache_status_t st = company_key(mc, key, f, company);
   if (st != MISCACHE_OK) return st;
-  return miscache__typed_set(mc, MISCACHE_DB_BATCH, key, d, in,
-                             miscache__ttl_ms(mc, cls));
+  return miscache__typed_set(mc, miscache__kf_db(f), key, d, in,
+                             miscache__kf_ttl_ms(mc, f));
 }
 
-static miscache_status_t fetch(miscache_t *mc, const char *prefix,
+static miscache_status_t fetch(miscache_t *mc, miscache_key_family_id_t f,
                                int64_t company, const miscache__payload_t *d,
                                void *out, size_t size) {
   if (out) memset(out, 0, size);
@@ -106,32 +107,32 @@ static miscache_status_t fetch(miscache_t *mc, const char *prefix,
     return MISCACHE_ERR_INVALID;
   }
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = company_key(mc, key, prefix, company);
+  miscache_status_t st = company_key(mc, key, f, company);
   if (st != MISCACHE_OK) return st;
-  return miscache__typed_get(mc, MISCACHE_DB_BATCH, key, d, out);
+  return miscache__typed_get(mc, miscache__kf_db(f), key, d, out);
 }
 
 miscache_status_t miscache_batch_config_set(miscache_t *mc, int64_t company,
                                             const miscache_batch_config_t *c) {
-  return put(mc, "batch:config", company, &miscache__batch_config_payload, c,
-             MISCACHE_TTL_BATCH_CONFIG);
+  return put(mc, MISCACHE_KF_BATCH_CONFIG, company,
+             &miscache__batch_config_payload, c);
 }
 
 miscache_status_t miscache_batch_config_get(miscache_t *mc, int64_t company,
                                             miscache_batch_config_t *out) {
-  return fetch(mc, "batch:config", company, &miscache__batch_config_payload,
-               out, sizeof *out);
+  return fetch(mc, MISCACHE_KF_BATCH_CONFIG, company,
+               &miscache__batch_config_payload, out, sizeof *out);
 }
 
 miscache_status_t miscache_batch_status_set(miscache_t *mc, int64_t company,
                                             const miscache_batch_status_t *s) {
-  return put(mc, "batch:status", company, &miscache__batch_status_payload, s,
-             MISCACHE_TTL_BATCH_STATUS);
+  return put(mc, MISCACHE_KF_BATCH_STATUS, company,
+             &miscache__batch_status_payload, s);
 }
 
 miscache_status_t miscache_batch_status_get(miscache_t *mc, int64_t company,
                                             miscache_batch_status_t *out) {
-  miscache_status_t st = fetch(mc, "batch:status", company,
+  miscache_status_t st = fetch(mc, MISCACHE_KF_BATCH_STATUS, company,
                                &miscache__batch_status_payload, out,
                                sizeof *out);
   if (st != MISCACHE_OK || !out->status || strcmp(out->status, "running"))
@@ -186,13 +187,14 @@ miscache_status_t miscache_batch_status_progress(
   }
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = company_key(mc, key, "batch:status", company);
+  miscache_status_t st = company_key(mc, key, MISCACHE_KF_BATCH_STATUS,
+                                     company);
   if (st != MISCACHE_OK) return st;
   progress_change_t c = {p, current_step};
-  return miscache__typed_update(mc, MISCACHE_DB_BATCH, key,
-                                &miscache__batch_status_payload,
-                                miscache__ttl_ms(mc, MISCACHE_TTL_BATCH_STATUS),
-                                change_progress, &c);
+  return miscache__typed_update(
+      mc, miscache__kf_db(MISCACHE_KF_BATCH_STATUS), key,
+      &miscache__batch_status_payload,
+      miscache__kf_ttl_ms(mc, MISCACHE_KF_BATCH_STATUS), change_progress, &c);
 }
 
 miscache_status_t miscache_batch_history_set(miscache_t *mc, int64_t company,
@@ -201,15 +203,16 @@ miscache_status_t miscache_batch_history_set(miscache_t *mc, int64_t company,
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = miscache__key_company_date(
-      mc, key, sizeof key, "batch:history", company, yyyymmdd);
+      mc, key, MISCACHE_KF_BATCH_HISTORY, company, yyyymmdd);
   if (st != MISCACHE_OK) return st;
   if (!h) {
     miscache__set_err(mc, "history is NULL");
     return MISCACHE_ERR_INVALID;
   }
-  return miscache__typed_set(mc, MISCACHE_DB_BATCH, key,
-                             &miscache__batch_history_payload, h,
-                             miscache__ttl_ms(mc, MISCACHE_TTL_BATCH_HISTORY));
+  return miscache__typed_set(
+      mc, miscache__kf_db(MISCACHE_KF_BATCH_HISTORY), key,
+      &miscache__batch_history_payload, h,
+      miscache__kf_ttl_ms(mc, MISCACHE_KF_BATCH_HISTORY));
 }
 
 miscache_status_t miscache_batch_history_get(miscache_t *mc, int64_t company,
@@ -219,14 +222,14 @@ miscache_status_t miscache_batch_history_get(miscache_t *mc, int64_t company,
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = miscache__key_company_date(
-      mc, key, sizeof key, "batch:history", company, yyyymmdd);
+      mc, key, MISCACHE_KF_BATCH_HISTORY, company, yyyymmdd);
   if (st != MISCACHE_OK) return st;
   if (!out) {
     miscache__set_err(mc, "miscache_batch_history_get: out is NULL");
     return MISCACHE_ERR_INVALID;
   }
-  return miscache__typed_get(mc, MISCACHE_DB_BATCH, key,
-                             &miscache__batch_history_payload, out);
+  return miscache__typed_get(mc, miscache__kf_db(MISCACHE_KF_BATCH_HISTORY),
+                             key, &miscache__batch_history_payload, out);
 }
 
 /* batch:lock:{c} and batch:fence:{c} (the counter of fencing tokens; no
@@ -234,13 +237,16 @@ miscache_status_t miscache_batch_history_get(miscache_t *mc, int64_t company,
 static miscache_status_t lock_keys(miscache_t *mc, int64_t company,
                                    char lock[MISCACHE_KEY_BUFSIZE],
                                    char fence[MISCACHE_KEY_BUFSIZE]) {
-  miscache_status_t st = company_key(mc, lock, "batch:lock", company);
-  return st == MISCACHE_OK ? company_key(mc, fence, "batch:fence", company)
-                           : st;
+  miscache_status_t st = company_key(mc, lock, MISCACHE_KF_BATCH_LOCK, company);
+  return st == MISCACHE_OK
+             ? company_key(mc, fence, MISCACHE_KF_BATCH_FENCE, company)
+             : st;
 }
 
 static int64_t lock_ttl_ms(const miscache_t *mc) {
-  return mc->opts.ttl[MISCACHE_TTL_BATCH_LOCK] * 1000;
+  /* no jitter: the renewal period is a third of it */
+  return mc->opts.ttl[miscache_key_family(MISCACHE_KF_BATCH_LOCK)->ttl_class] *
+         1000;
 }
 
 /* A holder renews every TTL/3; a heartbeat older than that (plus a second
@@ -263,7 +269,8 @@ miscache_status_t miscache_batch_lock_acquire(miscache_t *mc, int64_t company,
   char key[MISCACHE_KEY_BUFSIZE], fence[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = lock_keys(mc, company, key, fence);
   if (st != MISCACHE_OK) return st;
-  return miscache__fenced_lock_acquire(mc, MISCACHE_DB_BATCH, key, fence,
+  return miscache__fenced_lock_acquire(mc, miscache__kf_db(MISCACHE_KF_BATCH_LOCK),
+                                       key, fence,
                                        lock_ttl_ms(mc), locked_by, batch_id,
                                        NULL, 0, out);
 }
@@ -283,7 +290,8 @@ miscache_status_t miscache_batch_lock_takeover(miscache_t *mc, int64_t company,
   miscache_status_t st = lock_keys(mc, company, key, fence);
   if (st != MISCACHE_OK) return st;
   return miscache__fenced_lock_acquire(
-      mc, MISCACHE_DB_BATCH, key, fence, lock_ttl_ms(mc), locked_by, batch_id,
+      mc, miscache__kf_db(MISCACHE_KF_BATCH_LOCK), key, fence, lock_ttl_ms(mc),
+      locked_by, batch_id,
       stale_token, renew_period_ms(mc) + 1000, out);
 }
 
@@ -301,7 +309,7 @@ miscache_status_t miscache_batch_lock_state(miscache_t *mc, int64_t company,
   }
   out->heartbeat_age_ms = -1;
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = company_key(mc, key, "batch:lock", company);
+  miscache_status_t st = company_key(mc, key, MISCACHE_KF_BATCH_LOCK, company);
   if (st != MISCACHE_OK) return st;
   miscache__fullkey_t fk;
   if ((st = miscache__fullkey(mc, key, &fk)) != MISCACHE_OK) return st;
@@ -310,7 +318,7 @@ miscache_status_t miscache_batch_lock_state(miscache_t *mc, int64_t company,
   size_t gl[2] = {3, fk.len}, pl[2] = {4, fk.len}, tl[1] = {4};
   miscache__cmd_t cmds[3] = {{2, ga, gl}, {2, pa, pl}, {1, ta, tl}};
   miscache__reply_t *r[3] = {NULL, NULL, NULL};
-  st = miscache__dispatch(mc, MISCACHE_DB_BATCH, 3, cmds, r,
+  st = miscache__dispatch(mc, miscache__kf_db(MISCACHE_KF_BATCH_LOCK), 3, cmds, r,
                           MISCACHE__IDEMPOTENT);
   miscache__fullkey_done(&fk);
   if (st != MISCACHE_OK) return st;
@@ -342,7 +350,7 @@ miscache_status_t miscache_batch_lock_state(miscache_t *mc, int64_t company,
     }
     json_decref(obj);
   } else if (miscache__reply_type(r[0]) != MISCACHE__R_NIL) {
-    st = miscache__unexpected(mc, MISCACHE_DB_BATCH, key,
+    st = miscache__unexpected(mc, miscache__kf_db(MISCACHE_KF_BATCH_LOCK), key,
                               miscache__reply_type(r[0]) == MISCACHE__R_ERROR
                                   ? r[0]
                                   : r[2],
@@ -376,12 +384,14 @@ miscache_status_t miscache_batch_config_get_or_load(
     return MISCACHE_ERR_INVALID;
   }
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = company_key(mc, key, "batch:config", company);
+  miscache_status_t st = company_key(mc, key, MISCACHE_KF_BATCH_CONFIG,
+                                     company);
   if (st != MISCACHE_OK) return st;
   config_loader_t cl = {loader, userdata, company};
-  return miscache__typed_get_or_load(
-      mc, MISCACHE_DB_BATCH, key, &miscache__batch_config_payload, sizeof *out,
-      MISCACHE_TTL_BATCH_CONFIG, load_config, &cl, out, source);
+  return miscache__typed_get_or_load(mc, MISCACHE_KF_BATCH_CONFIG, key,
+                                     &miscache__batch_config_payload,
+                                     sizeof *out, load_config, &cl, out,
+                                     source);
 }
 
 /* ---- the run helper ------------------------------------------------------ */
@@ -463,7 +473,8 @@ static miscache_status_t set_step(miscache_batch_run_t *run, const char *step) {
  * lock (or nobody newer took a fence). */
 static miscache_status_t fenced_put(miscache_batch_run_t *run, const char *key,
                                     const miscache__payload_t *d,
-                                    const void *in, miscache_ttl_class_t cls) {
+                                    const void *in,
+                                    miscache_key_family_id_t f) {
   miscache_t *mc = run->mc;
   char why[256] = "";
   json_t *v = miscache__payload_encode(d, in, why, sizeof why);
@@ -474,18 +485,19 @@ static miscache_status_t fenced_put(miscache_batch_run_t *run, const char *key,
     return MISCACHE_ERR_ENCODE;
   }
   miscache_status_t st =
-      miscache__fenced_set(mc, MISCACHE_DB_BATCH, run->lock, run->fence_key,
-                           key, val, miscache__ttl_ms(mc, cls));
+      miscache__fenced_set(mc, miscache__kf_db(f), run->lock, run->fence_key,
+                           key, val, miscache__kf_ttl_ms(mc, f));
   free(val);
   return st;
 }
 
 static miscache_status_t put_status(miscache_batch_run_t *run) {
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = company_key(run->mc, key, "batch:status", run->company);
+  miscache_status_t st =
+      company_key(run->mc, key, MISCACHE_KF_BATCH_STATUS, run->company);
   return st == MISCACHE_OK
              ? fenced_put(run, key, &miscache__batch_status_payload,
-                          &run->status, MISCACHE_TTL_BATCH_STATUS)
+                          &run->status, MISCACHE_KF_BATCH_STATUS)
              : st;
 }
 
@@ -697,12 +709,12 @@ miscache_status_t miscache_batch_run(
   h.summary = run.summary;
   char hkey[MISCACHE_KEY_BUFSIZE];
   miscache_status_t hist =
-      h.status ? miscache__key_company_date(mc, hkey, sizeof hkey,
-                                            "batch:history", company, date)
+      h.status ? miscache__key_company_date(mc, hkey, MISCACHE_KF_BATCH_HISTORY,
+                                            company, date)
                : MISCACHE_ERR_NOMEM;
   if (hist == MISCACHE_OK)
     hist = fenced_put(&run, hkey, &miscache__batch_history_payload, &h,
-                      MISCACHE_TTL_BATCH_HISTORY);
+                      MISCACHE_KF_BATCH_HISTORY);
   if (fin == MISCACHE_OK) fin = hist;
 
   /* 6. release, only if still ours */

@@ -56,6 +56,9 @@ static const struct {
     [MISCACHE_TTL_GIFT_CLASSIFICATION] = {"gift_classification", 14400},
     [MISCACHE_TTL_GIFT_ANALYTICS] = {"gift_analytics", 28800},
     [MISCACHE_TTL_GIFT_MASTER] = {"gift_master", 21600},
+    [MISCACHE_TTL_MASTER_COMPANIES] = {"master_companies", 43200},
+    [MISCACHE_TTL_SERIAL_COUNT] = {"serial_count", 86400},
+    [MISCACHE_TTL_EXCEL_UPLOAD] = {"excel_upload", 3600},
 };
 
 bool miscache__ttl_valid(miscache_ttl_class_t cls) {

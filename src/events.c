@@ -7,11 +7,9 @@
 #define ANY NULL /* a "*" segment */
 
 typedef struct {
-  miscache_db_t db;
-  const char *prefix;
-  int nids;
-  const char *ids[2]; /* ANY makes the step a pattern */
-  bool raw;           /* prefix is a ready pattern (no ids) */
+  miscache_key_family_id_t family; /* prefix, id count and db */
+  const char *ids[2];              /* ANY makes the step a pattern */
+  bool prefix_glob;                /* the pattern "<prefix>*" */
 } step_t;
 
 miscache_status_t miscache_invalidate_dry_run(miscache_t *mc,
@@ -60,23 +58,23 @@ static miscache_status_t run_steps(miscache_t *mc, const step_t *steps,
   if (removed) *removed = 0;
   char keys[MAX_STEPS][MISCACHE_KEY_BUFSIZE];
   bool pattern[MAX_STEPS];
+  miscache_db_t db[MAX_STEPS];
   for (size_t i = 0; i < n; i++) {
     const step_t *s = &steps[i];
+    const miscache_key_family_t *kf = miscache_key_family(s->family);
     miscache_status_t st = MISCACHE_OK;
-    pattern[i] = s->raw;
-    for (int k = 0; k < s->nids; k++)
+    db[i] = kf->db;
+    pattern[i] = s->prefix_glob;
+    for (size_t k = 0; k < kf->nids; k++)
       pattern[i] = pattern[i] || s->ids[k] == ANY;
-    if (s->raw)
-      snprintf(keys[i], sizeof keys[i], "%s", s->prefix);
+    if (s->prefix_glob)
+      snprintf(keys[i], sizeof keys[i], "%s*", kf->prefix);
     else
-      st = pattern[i]
-               ? miscache_pattern_build(keys[i], sizeof keys[i], s->prefix,
-                                        (size_t)s->nids, s->ids, NULL)
-               : miscache_key_build(keys[i], sizeof keys[i], s->prefix,
-                                    (size_t)s->nids, s->ids, NULL);
+      st = miscache__kf_build(mc, s->family, keys[i], pattern[i], s->ids);
     if (st != MISCACHE_OK) {
-      miscache__set_err(mc, "invalidation: bad id for %s (nothing deleted)",
-                        s->prefix);
+      char why[MISCACHE_ERRMSG_SIZE];
+      snprintf(why, sizeof why, "%s", mc->err);
+      miscache__set_err(mc, "invalidation: %s (nothing deleted)", why);
       return st;
     }
   }
@@ -86,12 +84,12 @@ static miscache_status_t run_steps(miscache_t *mc, const step_t *steps,
   for (; i < n && st == MISCACHE_OK; i++) {
     uint64_t n_del = 0;
     if (mc->dry_run) {
-      st = dry_step(mc, steps[i].db, keys[i], pattern[i], &n_del);
+      st = dry_step(mc, db[i], keys[i], pattern[i], &n_del);
     } else if (pattern[i]) {
-      st = miscache_invalidate(mc, steps[i].db, keys[i], &n_del);
+      st = miscache_invalidate(mc, db[i], keys[i], &n_del);
     } else {
       bool gone = false;
-      st = miscache_delete(mc, steps[i].db, keys[i], &gone);
+      st = miscache_delete(mc, db[i], keys[i], &gone);
       n_del = gone;
     }
     total += n_del;
@@ -99,7 +97,7 @@ static miscache_status_t run_steps(miscache_t *mc, const step_t *steps,
   /* the failed step is pending already; the ones never tried join it */
   for (miscache_status_t first = st; i < n && !mc->dry_run; i++) {
     miscache_status_t ps =
-        miscache__pend(mc, steps[i].db, keys[i], pattern[i], first);
+        miscache__pend(mc, db[i], keys[i], pattern[i], first);
     if (ps != first) st = ps;
   }
   if (removed) *removed = total;
@@ -123,25 +121,25 @@ miscache_status_t miscache_invalidate_permissions(miscache_t *mc,
                                                   int64_t user_id,
                                                   uint64_t *removed) {
   NUM(u, user_id);
-  RUN(mc, removed, {MISCACHE_DB_CACHE, "permissions:user", 1, {u, NULL}, false},
-      {MISCACHE_DB_SESSION, "session:user", 1, {u, NULL}, false});
+  RUN(mc, removed, {MISCACHE_KF_PERMISSIONS, {u, NULL}, false},
+      {MISCACHE_KF_SESSION, {u, NULL}, false});
 }
 
 miscache_status_t miscache_invalidate_batch_config(miscache_t *mc,
                                                    int64_t company,
                                                    uint64_t *removed) {
   NUM(c, company);
-  RUN(mc, removed, {MISCACHE_DB_BATCH, "batch:config", 1, {c, NULL}, false},
-      {MISCACHE_DB_BATCH, "batch:status", 1, {c, NULL}, false});
+  RUN(mc, removed, {MISCACHE_KF_BATCH_CONFIG, {c, NULL}, false},
+      {MISCACHE_KF_BATCH_STATUS, {c, NULL}, false});
 }
 
 miscache_status_t miscache_invalidate_gift_rules(miscache_t *mc,
                                                  int64_t company,
                                                  uint64_t *removed) {
   NUM(c, company);
-  RUN(mc, removed, {MISCACHE_DB_GIFT, "gift:rules", 1, {c, NULL}, false},
-      {MISCACHE_DB_GIFT, "gift:classification", 2, {ANY, c}, false},
-      {MISCACHE_DB_GIFT, "gift:analytics", 2, {c, ANY}, false});
+  RUN(mc, removed, {MISCACHE_KF_GIFT_RULES, {c, NULL}, false},
+      {MISCACHE_KF_GIFT_CLASSIFICATION, {ANY, c}, false},
+      {MISCACHE_KF_GIFT_ANALYTICS, {c, ANY}, false});
 }
 
 miscache_status_t miscache_invalidate_brand(miscache_t *mc, const char *brand,
@@ -151,21 +149,21 @@ miscache_status_t miscache_invalidate_brand(miscache_t *mc, const char *brand,
     if (mc) miscache__set_err(mc, "brand is NULL");
     return MISCACHE_ERR_INVALID;
   }
-  RUN(mc, removed, {MISCACHE_DB_CACHE, "master:brands*", 0, {NULL, NULL}, true},
-      {MISCACHE_DB_CACHE, "stats:serial_count", 2, {brand, ANY}, false},
-      {MISCACHE_DB_GIFT, "gift:analytics:*", 0, {NULL, NULL}, true});
+  RUN(mc, removed, {MISCACHE_KF_MASTER_BRANDS, {NULL, NULL}, true},
+      {MISCACHE_KF_SERIAL_COUNT, {brand, ANY}, false},
+      {MISCACHE_KF_GIFT_ANALYTICS, {ANY, ANY}, false});
 }
 
 miscache_status_t miscache_invalidate_company(miscache_t *mc, int64_t company,
                                               uint64_t *removed) {
   NUM(c, company);
-  RUN(mc, removed, {MISCACHE_DB_BATCH, "batch:config", 1, {c, NULL}, false},
-      {MISCACHE_DB_BATCH, "batch:status", 1, {c, NULL}, false},
-      {MISCACHE_DB_BATCH, "batch:history", 2, {c, ANY}, false},
-      {MISCACHE_DB_GIFT, "gift:rules", 1, {c, NULL}, false},
-      {MISCACHE_DB_GIFT, "gift:master", 1, {c, NULL}, false},
-      {MISCACHE_DB_GIFT, "gift:classification", 2, {ANY, c}, false},
-      {MISCACHE_DB_GIFT, "gift:analytics", 2, {c, ANY}, false});
+  RUN(mc, removed, {MISCACHE_KF_BATCH_CONFIG, {c, NULL}, false},
+      {MISCACHE_KF_BATCH_STATUS, {c, NULL}, false},
+      {MISCACHE_KF_BATCH_HISTORY, {c, ANY}, false},
+      {MISCACHE_KF_GIFT_RULES, {c, NULL}, false},
+      {MISCACHE_KF_GIFT_MASTER, {c, NULL}, false},
+      {MISCACHE_KF_GIFT_CLASSIFICATION, {ANY, c}, false},
+      {MISCACHE_KF_GIFT_ANALYTICS, {c, ANY}, false});
 }
 
 miscache_status_t miscache_invalidate_daily(miscache_t *mc,
@@ -176,8 +174,8 @@ miscache_status_t miscache_invalidate_daily(miscache_t *mc,
   miscache_status_t st = miscache__check_date(mc, yyyymmdd, 8);
   if (st != MISCACHE_OK) return st;
   RUN(mc, removed,
-      {MISCACHE_DB_CACHE, "stats:daily_sales", 1, {yyyymmdd, NULL}, false},
-      {MISCACHE_DB_GIFT, "gift:analytics", 2, {ANY, yyyymmdd}, false});
+      {MISCACHE_KF_DAILY_SALES, {yyyymmdd, NULL}, false},
+      {MISCACHE_KF_GIFT_ANALYTICS, {ANY, yyyymmdd}, false});
 }
 
 miscache_status_t miscache_invalidate_post_batch(miscache_t *mc,
@@ -199,8 +197,8 @@ miscache_status_t miscache_invalidate_post_batch(miscache_t *mc,
        i++) {
     NUM(c, companies[i]);
     const step_t steps[] = {
-        {MISCACHE_DB_BATCH, "batch:status", 1, {c, NULL}, false},
-        {MISCACHE_DB_GIFT, "gift:analytics", 2, {c, yyyymmdd}, false}};
+        {MISCACHE_KF_BATCH_STATUS, {c, NULL}, false},
+        {MISCACHE_KF_GIFT_ANALYTICS, {c, yyyymmdd}, false}};
     uint64_t one = 0;
     miscache_status_t one_st = run_steps(mc, steps, 2, st, &one);
     if (st == MISCACHE_OK) st = one_st;

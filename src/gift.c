@@ -62,8 +62,9 @@ void miscache_gift_master_free(miscache_gift_master_entry_t *entries,
 }
 
 static miscache_status_t company_key(miscache_t *mc, char *key,
-                                     const char *prefix, int64_t company) {
-  return miscache__key_int(mc, key, MISCACHE_KEY_BUFSIZE, prefix, company);
+                                     miscache_key_family_id_t f,
+                                     int64_t company) {
+  return miscache__kf_key_int(mc, f, key, company);
 }
 
 /* ---- rules ------------------------------------------------------------------ */
@@ -76,11 +77,11 @@ miscache_status_t miscache_gift_rules_set(miscache_t *mc, int64_t company,
     return MISCACHE_ERR_INVALID;
   }
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = company_key(mc, key, "gift:rules", company);
+  miscache_status_t st = company_key(mc, key, MISCACHE_KF_GIFT_RULES, company);
   if (st != MISCACHE_OK) return st;
-  return miscache__typed_set(mc, MISCACHE_DB_GIFT, key,
+  return miscache__typed_set(mc, miscache__kf_db(MISCACHE_KF_GIFT_RULES), key,
                              &miscache__gift_rules_payload, r,
-                             miscache__ttl_ms(mc, MISCACHE_TTL_GIFT_RULES));
+                             miscache__kf_ttl_ms(mc, MISCACHE_KF_GIFT_RULES));
 }
 
 miscache_status_t miscache_gift_rules_get(miscache_t *mc, int64_t company,
@@ -92,9 +93,9 @@ miscache_status_t miscache_gift_rules_get(miscache_t *mc, int64_t company,
     return MISCACHE_ERR_INVALID;
   }
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = company_key(mc, key, "gift:rules", company);
+  miscache_status_t st = company_key(mc, key, MISCACHE_KF_GIFT_RULES, company);
   if (st != MISCACHE_OK) return st;
-  return miscache__typed_get(mc, MISCACHE_DB_GIFT, key,
+  return miscache__typed_get(mc, miscache__kf_db(MISCACHE_KF_GIFT_RULES), key,
                              &miscache__gift_rules_payload, out);
 }
 
@@ -120,12 +121,12 @@ miscache_status_t miscache_gift_rules_get_or_load(
     return MISCACHE_ERR_INVALID;
   }
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = company_key(mc, key, "gift:rules", company);
+  miscache_status_t st = company_key(mc, key, MISCACHE_KF_GIFT_RULES, company);
   if (st != MISCACHE_OK) return st;
   rules_loader_t rl = {loader, userdata, company};
-  return miscache__typed_get_or_load(
-      mc, MISCACHE_DB_GIFT, key, &miscache__gift_rules_payload, sizeof *out,
-      MISCACHE_TTL_GIFT_RULES, load_rules, &rl, out, source);
+  return miscache__typed_get_or_load(mc, MISCACHE_KF_GIFT_RULES, key,
+                                     &miscache__gift_rules_payload, sizeof *out,
+                                     load_rules, &rl, out, source);
 }
 
 /* ---- gift master -------------------------------------------------------------- */
@@ -140,7 +141,7 @@ miscache_gift_master_set(miscache_t *mc, int64_t company,
     return MISCACHE_ERR_INVALID;
   }
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = company_key(mc, key, "gift:master", company);
+  miscache_status_t st = company_key(mc, key, MISCACHE_KF_GIFT_MASTER, company);
   if (st != MISCACHE_OK) return st;
   char why[256] = "";
   json_t *arr = miscache__gift_master_encode(entries, n, why, sizeof why);
@@ -148,7 +149,8 @@ miscache_gift_master_set(miscache_t *mc, int64_t company,
     miscache__set_err(mc, "%s: %s", key, why[0] ? why : "out of memory");
     return MISCACHE_ERR_ENCODE;
   }
-  st = miscache_set(mc, MISCACHE_DB_GIFT, key, arr, MISCACHE_TTL_GIFT_MASTER);
+  st = miscache_set_ttl_ms(mc, miscache__kf_db(MISCACHE_KF_GIFT_MASTER), key,
+                           arr, miscache__kf_ttl_ms(mc, MISCACHE_KF_GIFT_MASTER));
   json_decref(arr);
   return st;
 }
@@ -164,17 +166,17 @@ miscache_status_t miscache_gift_master_get(miscache_t *mc, int64_t company,
     return MISCACHE_ERR_INVALID;
   }
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = company_key(mc, key, "gift:master", company);
+  miscache_status_t st = company_key(mc, key, MISCACHE_KF_GIFT_MASTER, company);
   if (st != MISCACHE_OK) return st;
   json_t *arr = NULL;
-  st = miscache_get(mc, MISCACHE_DB_GIFT, key, &arr);
+  st = miscache_get(mc, miscache__kf_db(MISCACHE_KF_GIFT_MASTER), key, &arr);
   if (st != MISCACHE_OK) return st;
   char why[256];
   st = miscache__gift_master_decode(arr, entries, n, why, sizeof why);
   json_decref(arr);
   if (st != MISCACHE_OK) {
     if (st == MISCACHE_ERR_DECODE)
-      miscache__hit_unusable(mc, MISCACHE_DB_GIFT, key);
+      miscache__hit_unusable(mc, miscache__kf_db(MISCACHE_KF_GIFT_MASTER), key);
     miscache__set_err(mc, "value of %s: %s", key, why);
   }
   return st;
@@ -368,18 +370,13 @@ miscache_status_t miscache_gift_engine_classify(
 
 /* ---- classification through the cache ----------------------------------------- */
 
+#define CLASS_DB miscache__kf_db(MISCACHE_KF_GIFT_CLASSIFICATION)
+
 static miscache_status_t class_key(miscache_t *mc, char *key, int64_t company,
                                    const char *code) {
-  if (!code) {
-    miscache__set_err(mc, "product code is NULL");
-    return MISCACHE_ERR_INVALID;
-  }
   char num[24];
   snprintf(num, sizeof num, "%lld", (long long)company);
-  miscache_status_t st = miscache_key(key, MISCACHE_KEY_BUFSIZE,
-                                      "gift:classification", code, num, NULL);
-  if (st != MISCACHE_OK) miscache__set_err(mc, "bad product code");
-  return st;
+  return miscache__kf_key(mc, MISCACHE_KF_GIFT_CLASSIFICATION, key, code, num);
 }
 
 miscache_status_t miscache_gift_classify(miscache_t *mc, int64_t company,
@@ -397,8 +394,8 @@ miscache_status_t miscache_gift_classify(miscache_t *mc, int64_t company,
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = class_key(mc, key, company, p->product_code);
   if (st != MISCACHE_OK) return st;
-  st = miscache__typed_get(mc, MISCACHE_DB_GIFT, key,
-                           &miscache__gift_class_payload, out);
+  st = miscache__typed_get(mc, CLASS_DB, key, &miscache__gift_class_payload,
+                           out);
   if (st == MISCACHE_OK) {
     if (source) *source = MISCACHE_SOURCE_CACHE;
     return st;
@@ -410,8 +407,8 @@ miscache_status_t miscache_gift_classify(miscache_t *mc, int64_t company,
   miscache_source_t src = MISCACHE_SOURCE_UNCACHED;
   if (cache_ok &&
       miscache__typed_set(
-          mc, MISCACHE_DB_GIFT, key, &miscache__gift_class_payload, out,
-          miscache__ttl_ms(mc, MISCACHE_TTL_GIFT_CLASSIFICATION)) ==
+          mc, CLASS_DB, key, &miscache__gift_class_payload, out,
+          miscache__kf_ttl_ms(mc, MISCACHE_KF_GIFT_CLASSIFICATION)) ==
           MISCACHE_OK)
     src = MISCACHE_SOURCE_LOADED;
   if (source) *source = src;
@@ -471,7 +468,7 @@ miscache_status_t miscache_gift_classify_bulk(
   }
   /* 1. one MGET; a failed round trip leaves every product to the engine */
   miscache_status_t got =
-      n_ok ? miscache_mget(mc, MISCACHE_DB_GIFT, n_ok, kp, vals, sts)
+      n_ok ? miscache_mget(mc, CLASS_DB, n_ok, kp, vals, sts)
            : MISCACHE_OK;
   bool cache_ok = got == MISCACHE_OK;
   for (size_t j = 0; j < n_ok; j++) {
@@ -484,7 +481,7 @@ miscache_status_t miscache_gift_classify_bulk(
       continue;
     }
     if (cache_ok && sts[j] == MISCACHE_OK)
-      miscache__hit_unusable(mc, MISCACHE_DB_GIFT, keys[j]);
+      miscache__hit_unusable(mc, CLASS_DB, keys[j]);
     /* 2. the engine for the rest */
     st = miscache_gift_engine_classify(e, &products[i], &out[i]);
     if (st != MISCACHE_OK) {
@@ -504,9 +501,10 @@ miscache_status_t miscache_gift_classify_bulk(
   }
   /* 3. one pipeline for the new ones; a failed store is not fatal */
   if (n_new)
-    (void)miscache_mset(mc, MISCACHE_DB_GIFT, n_new, new_keys,
+    (void)miscache_mset(mc, CLASS_DB, n_new, new_keys,
                         (const json_t *const *)new_vals,
-                        MISCACHE_TTL_GIFT_CLASSIFICATION);
+                        (miscache_ttl_class_t)miscache_key_family(
+                            MISCACHE_KF_GIFT_CLASSIFICATION)->ttl_class);
 done:
   if (st != MISCACHE_OK)
     for (size_t i = 0; i < n; i++) miscache_gift_classification_clear(&out[i]);
@@ -542,10 +540,11 @@ miscache_status_t miscache_gift_analytics_set(miscache_t *mc, int64_t company,
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = miscache__key_company_date(
-      mc, key, sizeof key, "gift:analytics", company, yyyymmdd);
+      mc, key, MISCACHE_KF_GIFT_ANALYTICS, company, yyyymmdd);
   if (st != MISCACHE_OK) return st;
-  return miscache_set(mc, MISCACHE_DB_GIFT, key, analytics,
-                      MISCACHE_TTL_GIFT_ANALYTICS);
+  return miscache_set_ttl_ms(
+      mc, miscache__kf_db(MISCACHE_KF_GIFT_ANALYTICS), key, analytics,
+      miscache__kf_ttl_ms(mc, MISCACHE_KF_GIFT_ANALYTICS));
 }
 
 miscache_status_t miscache_gift_analytics_get(miscache_t *mc, int64_t company,
@@ -555,9 +554,10 @@ miscache_status_t miscache_gift_analytics_get(miscache_t *mc, int64_t company,
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = miscache__key_company_date(
-      mc, key, sizeof key, "gift:analytics", company, yyyymmdd);
+      mc, key, MISCACHE_KF_GIFT_ANALYTICS, company, yyyymmdd);
   if (st != MISCACHE_OK) return st;
-  return miscache_get(mc, MISCACHE_DB_GIFT, key, out);
+  return miscache_get(mc, miscache__kf_db(MISCACHE_KF_GIFT_ANALYTICS), key,
+                      out);
 }
 
 miscache_status_t miscache_gift_analytics_get_or_load(
@@ -568,9 +568,14 @@ miscache_status_t miscache_gift_analytics_get_or_load(
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = miscache__key_company_date(
-      mc, key, sizeof key, "gift:analytics", company, yyyymmdd);
+      mc, key, MISCACHE_KF_GIFT_ANALYTICS, company, yyyymmdd);
   if (st != MISCACHE_OK) return st;
-  return miscache_get_or_load(mc, MISCACHE_DB_GIFT, key,
-                              MISCACHE_TTL_GIFT_ANALYTICS, loader, userdata,
-                              out, source);
+  if (!loader) {
+    miscache__set_err(mc, "gift analytics get_or_load: loader is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  return miscache__get_or_load_ms(
+      mc, miscache__kf_db(MISCACHE_KF_GIFT_ANALYTICS), key,
+      miscache__kf_ttl_ms(mc, MISCACHE_KF_GIFT_ANALYTICS), loader, userdata,
+      out, source);
 }

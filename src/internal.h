@@ -304,6 +304,25 @@ miscache_status_t miscache__fenced_set(miscache_t *mc, miscache_db_t db,
 /* realloc(p, n * size), NULL (p untouched) when n * size overflows. */
 void *miscache__realloc_array(void *p, size_t n, size_t size);
 
+/* ---- the keyspace table (keyspace.c) ----------------------------------- */
+miscache_db_t miscache__kf_db(miscache_key_family_id_t f);
+/* The family's TTL in ms on this handle (its class, jitter applied). */
+int64_t miscache__kf_ttl_ms(miscache_t *mc, miscache_key_family_id_t f);
+/* Key (or, with pattern, a SCAN pattern where an id is NULL) of family f
+ * from its nids ids into buf (MISCACHE_KEY_BUFSIZE). ERR_KEY with the
+ * handle's message (mc may be NULL). */
+miscache_status_t miscache__kf_build(miscache_t *mc, miscache_key_family_id_t f,
+                                     char *buf, bool pattern,
+                                     const char *const ids[]);
+/* Key of family f from its ids given as const char * arguments (exactly
+ * nids of them; NULL is ERR_INVALID). */
+miscache_status_t miscache__kf_key(miscache_t *mc, miscache_key_family_id_t f,
+                                   char *buf, ...);
+/* Key of a family with one integer id. */
+miscache_status_t miscache__kf_key_int(miscache_t *mc,
+                                       miscache_key_family_id_t f, char *buf,
+                                       int64_t id);
+
 /* ---- time (util) ------------------------------------------------------- */
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ" into buf (>= 21 bytes). */
 void miscache__iso8601_now(char *buf, size_t size);

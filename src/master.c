@@ -3,11 +3,13 @@
 
 #include "payload.h"
 
-static const char *const list_keys[] = {"master:departments", "master:brands",
-                                        "master:companies"};
+static const miscache_key_family_id_t list_families[] = {
+    MISCACHE_KF_MASTER_DEPARTMENTS, MISCACHE_KF_MASTER_BRANDS,
+    MISCACHE_KF_MASTER_COMPANIES};
 
 typedef struct {
   char key[MISCACHE_KEY_BUFSIZE];
+  miscache_db_t db;
   int64_t ttl_ms;
 } target_t;
 
@@ -17,18 +19,17 @@ static miscache_status_t list_target(miscache_t *mc, miscache_master_list_t l,
     miscache__set_err(mc, "master list %d out of range", (int)l);
     return MISCACHE_ERR_INVALID;
   }
-  snprintf(t->key, sizeof t->key, "%s", list_keys[l]);
-  t->ttl_ms = l == MISCACHE_MASTER_COMPANIES
-                  ? (int64_t)MISCACHE_COMPANIES_TTL_S * 1000
-                  : miscache__ttl_ms(mc, MISCACHE_TTL_MASTER_DATA);
-  return MISCACHE_OK;
+  t->db = miscache__kf_db(list_families[l]);
+  t->ttl_ms = miscache__kf_ttl_ms(mc, list_families[l]);
+  return miscache__kf_key(mc, list_families[l], t->key);
 }
 
 static miscache_status_t products_target(miscache_t *mc, int64_t category,
                                          target_t *t) {
-  t->ttl_ms = miscache__ttl_ms(mc, MISCACHE_TTL_MASTER_DATA);
-  return miscache__key_int(mc, t->key, sizeof t->key,
-                           "master:products:category", category);
+  t->db = miscache__kf_db(MISCACHE_KF_MASTER_PRODUCTS);
+  t->ttl_ms = miscache__kf_ttl_ms(mc, MISCACHE_KF_MASTER_PRODUCTS);
+  return miscache__kf_key_int(mc, MISCACHE_KF_MASTER_PRODUCTS, t->key,
+                              category);
 }
 
 static miscache_status_t put(miscache_t *mc, const target_t *t,
@@ -37,7 +38,7 @@ static miscache_status_t put(miscache_t *mc, const target_t *t,
     miscache__set_err(mc, "%s: value must be a JSON array", t->key);
     return MISCACHE_ERR_INVALID;
   }
-  return miscache_set_ttl_ms(mc, MISCACHE_DB_CACHE, t->key, list, t->ttl_ms);
+  return miscache_set_ttl_ms(mc, t->db, t->key, list, t->ttl_ms);
 }
 
 static miscache_status_t fetch(miscache_t *mc, const target_t *t,
@@ -48,10 +49,10 @@ static miscache_status_t fetch(miscache_t *mc, const target_t *t,
     return MISCACHE_ERR_INVALID;
   }
   json_t *v = NULL;
-  miscache_status_t st = miscache_get(mc, MISCACHE_DB_CACHE, t->key, &v);
+  miscache_status_t st = miscache_get(mc, t->db, t->key, &v);
   if (st == MISCACHE_OK && !json_is_array(v)) {
     json_decref(v);
-    miscache__hit_unusable(mc, MISCACHE_DB_CACHE, t->key);
+    miscache__hit_unusable(mc, t->db, t->key);
     miscache__set_err(mc, "value of %s is not a JSON array", t->key);
     return MISCACHE_ERR_DECODE;
   }
@@ -76,7 +77,7 @@ static miscache_status_t through(miscache_t *mc, const target_t *t,
     miscache__set_err(mc, "%s: loader is NULL", t->key);
     return MISCACHE_ERR_INVALID;
   }
-  return miscache__cache_aside(mc, MISCACHE_DB_CACHE, t->key, t->ttl_ms,
+  return miscache__cache_aside(mc, t->db, t->key, t->ttl_ms,
                                loader, userdata, accept_array, NULL, out,
                                source);
 }

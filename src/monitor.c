@@ -111,9 +111,10 @@ miscache_status_t miscache_company_health(miscache_t *mc, int64_t company,
   }
   char key[MISCACHE_KEY_BUFSIZE];
   if (st == MISCACHE_OK)
-    st = miscache__key_int(mc, key, sizeof key, "batch:lock", company);
+    st = miscache__kf_key_int(mc, MISCACHE_KF_BATCH_LOCK, key, company);
   if (st == MISCACHE_OK)
-    st = miscache_exists(mc, MISCACHE_DB_BATCH, key, &out->batch_locked);
+    st = miscache_exists(mc, miscache__kf_db(MISCACHE_KF_BATCH_LOCK), key,
+                         &out->batch_locked);
   miscache_gift_rules_t rules;
   if (st == MISCACHE_OK)
     st = cached_or_not(miscache_gift_rules_get(mc, company, &rules),

@@ -99,9 +99,10 @@ miscache__gift_master_decode(const json_t *arr,
 /* "prefix:<id>" for an integer id. */
 miscache_status_t miscache__key_int(miscache_t *mc, char *buf, size_t size,
                                     const char *prefix, int64_t id);
-/* "prefix:<company>:<YYYYMMDD>" after checking the date (ERR_KEY if bad). */
+/* Key "<prefix>:<company>:<YYYYMMDD>" of family f (buf of
+ * MISCACHE_KEY_BUFSIZE) after checking the date (ERR_KEY if bad). */
 miscache_status_t miscache__key_company_date(miscache_t *mc, char *buf,
-                                             size_t size, const char *prefix,
+                                             miscache_key_family_id_t f,
                                              int64_t company, const char *date);
 /* Read key and decode it into a zeroed *out. A value of the wrong shape is
  * ERR_DECODE and counts as a miss, like invalid JSON. */
@@ -138,11 +139,12 @@ miscache_status_t miscache__json_set_str(json_t *obj, const char *name,
 /* Fills a zeroed struct from the system of record. */
 typedef miscache_status_t (*miscache__typed_loader_fn)(void *userdata,
                                                        void *out);
-/* Typed cache-aside: cached and decodable, else loader -> store -> out.
- * A cached value of the wrong shape is replaced. size = sizeof *out. */
+/* Typed cache-aside on a key of family f (its db and TTL): cached and
+ * decodable, else loader -> store -> out, with one GET. A cached value of
+ * the wrong shape is a miss the loader replaces. size = sizeof *out. */
 miscache_status_t miscache__typed_get_or_load(
-    miscache_t *mc, miscache_db_t db, const char *key,
-    const miscache__payload_t *d, size_t size, miscache_ttl_class_t cls,
+    miscache_t *mc, miscache_key_family_id_t f, const char *key,
+    const miscache__payload_t *d, size_t size,
     miscache__typed_loader_fn loader, void *userdata, void *out,
     miscache_source_t *source);
 /* ERR_KEY unless s is `digits` digits (8: YYYYMMDD, 6: YYYYMM) with a

@@ -37,8 +37,7 @@ static bool map_valid(const json_t *map, char *why, size_t len) {
 
 static miscache_status_t perm_key(miscache_t *mc, int64_t user_id,
                                   char key[MISCACHE_KEY_BUFSIZE]) {
-  return miscache__key_int(mc, key, MISCACHE_KEY_BUFSIZE, "permissions:user",
-                           user_id);
+  return miscache__kf_key_int(mc, MISCACHE_KF_PERMISSIONS, key, user_id);
 }
 
 miscache_status_t miscache_permissions_set(miscache_t *mc, int64_t user_id,
@@ -52,8 +51,8 @@ miscache_status_t miscache_permissions_set(miscache_t *mc, int64_t user_id,
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = perm_key(mc, user_id, key);
   if (st != MISCACHE_OK) return st;
-  return miscache_set(mc, MISCACHE_DB_CACHE, key, map,
-                      MISCACHE_TTL_PERMISSIONS);
+  return miscache_set_ttl_ms(mc, miscache__kf_db(MISCACHE_KF_PERMISSIONS), key,
+                             map, miscache__kf_ttl_ms(mc, MISCACHE_KF_PERMISSIONS));
 }
 
 miscache_status_t miscache_permissions_get(miscache_t *mc, int64_t user_id,
@@ -68,12 +67,12 @@ miscache_status_t miscache_permissions_get(miscache_t *mc, int64_t user_id,
   miscache_status_t st = perm_key(mc, user_id, key);
   if (st != MISCACHE_OK) return st;
   json_t *v = NULL;
-  st = miscache_get(mc, MISCACHE_DB_CACHE, key, &v);
+  st = miscache_get(mc, miscache__kf_db(MISCACHE_KF_PERMISSIONS), key, &v);
   if (st != MISCACHE_OK) return st;
   char why[256];
   if (!map_valid(v, why, sizeof why)) {
     json_decref(v);
-    miscache__hit_unusable(mc, MISCACHE_DB_CACHE, key);
+    miscache__hit_unusable(mc, miscache__kf_db(MISCACHE_KF_PERMISSIONS), key);
     miscache__set_err(mc, "value of %s: %s", key, why);
     return MISCACHE_ERR_DECODE;
   }
@@ -88,7 +87,7 @@ miscache_status_t miscache_permissions_delete(miscache_t *mc, int64_t user_id,
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = perm_key(mc, user_id, key);
   if (st != MISCACHE_OK) return st;
-  return miscache_delete(mc, MISCACHE_DB_CACHE, key, deleted);
+  return miscache_delete(mc, miscache__kf_db(MISCACHE_KF_PERMISSIONS), key, deleted);
 }
 
 static miscache_status_t accept_map(void *ud, json_t *v, char *why,
@@ -113,8 +112,8 @@ miscache_status_t miscache_permissions_check(
   if (st != MISCACHE_OK) return st;
   /* a cached map of the wrong shape is a miss that the loader replaces */
   json_t *map = NULL;
-  st = miscache__cache_aside(mc, MISCACHE_DB_CACHE, key,
-                             miscache__ttl_ms(mc, MISCACHE_TTL_PERMISSIONS),
+  st = miscache__cache_aside(mc, miscache__kf_db(MISCACHE_KF_PERMISSIONS), key,
+                             miscache__kf_ttl_ms(mc, MISCACHE_KF_PERMISSIONS),
                              loader, userdata, accept_map, NULL, &map, source);
   if (st != MISCACHE_OK) return st;
   *allowed = json_is_true(

@@ -28,7 +28,7 @@ miscache_status_t miscache_session_set(miscache_t *mc,
   }
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st =
-      miscache__key_int(mc, key, sizeof key, "session:user", s->user_id);
+      miscache__kf_key_int(mc, MISCACHE_KF_SESSION, key, s->user_id);
   if (st != MISCACHE_OK) return st;
   miscache_session_t copy = *s; /* shallow: only last_activity may change */
   char now[32];
@@ -36,9 +36,9 @@ miscache_status_t miscache_session_set(miscache_t *mc,
     miscache__iso8601_now(now, sizeof now);
     copy.last_activity = now;
   }
-  return miscache__typed_set(mc, MISCACHE_DB_SESSION, key,
+  return miscache__typed_set(mc, miscache__kf_db(MISCACHE_KF_SESSION), key,
                              &miscache__session_payload, &copy,
-                             miscache__ttl_ms(mc, MISCACHE_TTL_SESSION));
+                             miscache__kf_ttl_ms(mc, MISCACHE_KF_SESSION));
 }
 
 miscache_status_t miscache_session_get(miscache_t *mc, int64_t user_id,
@@ -51,9 +51,9 @@ miscache_status_t miscache_session_get(miscache_t *mc, int64_t user_id,
   }
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st =
-      miscache__key_int(mc, key, sizeof key, "session:user", user_id);
+      miscache__kf_key_int(mc, MISCACHE_KF_SESSION, key, user_id);
   if (st != MISCACHE_OK) return st;
-  return miscache__typed_get(mc, MISCACHE_DB_SESSION, key,
+  return miscache__typed_get(mc, miscache__kf_db(MISCACHE_KF_SESSION), key,
                              &miscache__session_payload, out);
 }
 
@@ -63,9 +63,9 @@ miscache_status_t miscache_session_delete(miscache_t *mc, int64_t user_id,
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st =
-      miscache__key_int(mc, key, sizeof key, "session:user", user_id);
+      miscache__kf_key_int(mc, MISCACHE_KF_SESSION, key, user_id);
   if (st != MISCACHE_OK) return st;
-  return miscache_delete(mc, MISCACHE_DB_SESSION, key, deleted);
+  return miscache_delete(mc, miscache__kf_db(MISCACHE_KF_SESSION), key, deleted);
 }
 
 static miscache_status_t stamp_now(miscache_t *mc, void *ud, json_t *obj) {
@@ -80,10 +80,10 @@ miscache_status_t miscache_session_touch(miscache_t *mc, int64_t user_id) {
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE]; /* from the argument, never the value */
   miscache_status_t st =
-      miscache__key_int(mc, key, sizeof key, "session:user", user_id);
+      miscache__kf_key_int(mc, MISCACHE_KF_SESSION, key, user_id);
   if (st != MISCACHE_OK) return st;
-  return miscache__typed_update(mc, MISCACHE_DB_SESSION, key,
+  return miscache__typed_update(mc, miscache__kf_db(MISCACHE_KF_SESSION), key,
                                 &miscache__session_payload,
-                                miscache__ttl_ms(mc, MISCACHE_TTL_SESSION),
+                                miscache__kf_ttl_ms(mc, MISCACHE_KF_SESSION),
                                 stamp_now, NULL);
 }

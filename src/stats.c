@@ -27,12 +27,10 @@ void miscache_daily_sales_clear(miscache_daily_sales_t *s) {
 
 /* key for a dated stats entry, after checking the date */
 static miscache_status_t dated_key(miscache_t *mc, char *key,
-                                   const char *prefix, const char *date,
-                                   size_t digits) {
+                                   miscache_key_family_id_t f,
+                                   const char *date, size_t digits) {
   miscache_status_t st = miscache__check_date(mc, date, digits);
-  if (st == MISCACHE_OK)
-    st = miscache_key(key, MISCACHE_KEY_BUFSIZE, prefix, date, NULL);
-  return st;
+  return st == MISCACHE_OK ? miscache__kf_key(mc, f, key, date) : st;
 }
 
 miscache_status_t miscache_stats_daily_sales_set(miscache_t *mc,
@@ -44,11 +42,11 @@ miscache_status_t miscache_stats_daily_sales_set(miscache_t *mc,
     return MISCACHE_ERR_INVALID;
   }
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = dated_key(mc, key, "stats:daily_sales", yyyymmdd, 8);
+  miscache_status_t st = dated_key(mc, key, MISCACHE_KF_DAILY_SALES, yyyymmdd, 8);
   if (st != MISCACHE_OK) return st;
-  return miscache__typed_set(mc, MISCACHE_DB_CACHE, key,
+  return miscache__typed_set(mc, miscache__kf_db(MISCACHE_KF_DAILY_SALES), key,
                              &miscache__daily_sales_payload, s,
-                             miscache__ttl_ms(mc, MISCACHE_TTL_STATISTICS));
+                             miscache__kf_ttl_ms(mc, MISCACHE_KF_DAILY_SALES));
 }
 
 miscache_status_t miscache_stats_daily_sales_get(miscache_t *mc,
@@ -61,9 +59,9 @@ miscache_status_t miscache_stats_daily_sales_get(miscache_t *mc,
     return MISCACHE_ERR_INVALID;
   }
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = dated_key(mc, key, "stats:daily_sales", yyyymmdd, 8);
+  miscache_status_t st = dated_key(mc, key, MISCACHE_KF_DAILY_SALES, yyyymmdd, 8);
   if (st != MISCACHE_OK) return st;
-  return miscache__typed_get(mc, MISCACHE_DB_CACHE, key,
+  return miscache__typed_get(mc, miscache__kf_db(MISCACHE_KF_DAILY_SALES), key,
                              &miscache__daily_sales_payload, out);
 }
 
@@ -72,10 +70,11 @@ miscache_status_t miscache_stats_monthly_revenue_set(miscache_t *mc,
                                                      const json_t *value) {
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = dated_key(mc, key, "stats:monthly_revenue", yyyymm, 6);
+  miscache_status_t st = dated_key(mc, key, MISCACHE_KF_MONTHLY_REVENUE, yyyymm, 6);
   if (st != MISCACHE_OK) return st;
-  return miscache_set(mc, MISCACHE_DB_CACHE, key, value,
-                      MISCACHE_TTL_STATISTICS);
+  return miscache_set_ttl_ms(mc, miscache__kf_db(MISCACHE_KF_MONTHLY_REVENUE),
+                             key, value,
+                             miscache__kf_ttl_ms(mc, MISCACHE_KF_MONTHLY_REVENUE));
 }
 
 miscache_status_t miscache_stats_monthly_revenue_get(miscache_t *mc,
@@ -84,9 +83,10 @@ miscache_status_t miscache_stats_monthly_revenue_get(miscache_t *mc,
   if (out) *out = NULL;
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = dated_key(mc, key, "stats:monthly_revenue", yyyymm, 6);
+  miscache_status_t st = dated_key(mc, key, MISCACHE_KF_MONTHLY_REVENUE, yyyymm, 6);
   if (st != MISCACHE_OK) return st;
-  return miscache_get(mc, MISCACHE_DB_CACHE, key, out);
+  return miscache_get(mc, miscache__kf_db(MISCACHE_KF_MONTHLY_REVENUE), key,
+                      out);
 }
 
 static miscache_status_t serial_key(miscache_t *mc, char *key,
@@ -97,10 +97,7 @@ static miscache_status_t serial_key(miscache_t *mc, char *key,
     miscache__set_err(mc, "brand is NULL");
     return MISCACHE_ERR_INVALID;
   }
-  st = miscache_key(key, MISCACHE_KEY_BUFSIZE, "stats:serial_count", brand,
-                    date, NULL);
-  if (st != MISCACHE_OK) miscache__set_err(mc, "bad brand code");
-  return st;
+  return miscache__kf_key(mc, MISCACHE_KF_SERIAL_COUNT, key, brand, date);
 }
 
 miscache_status_t miscache_stats_serial_incr(miscache_t *mc, const char *brand,
@@ -114,24 +111,25 @@ miscache_status_t miscache_stats_serial_incr(miscache_t *mc, const char *brand,
   if ((st = miscache__fullkey(mc, key, &fk)) != MISCACHE_OK) return st;
   char by_s[24], ttl_s[24];
   size_t by_n = (size_t)snprintf(by_s, sizeof by_s, "%lld", (long long)by);
-  size_t ttl_n =
-      (size_t)snprintf(ttl_s, sizeof ttl_s, "%d", MISCACHE_SERIAL_TTL_S);
+  size_t ttl_n = (size_t)snprintf(
+      ttl_s, sizeof ttl_s, "%lld",
+      (long long)miscache__kf_ttl_ms(mc, MISCACHE_KF_SERIAL_COUNT));
   const char *incr[3] = {"INCRBY", fk.ptr, by_s};
   size_t incr_l[3] = {6, fk.len, by_n};
-  /* EXPIRE ... NX (Redis 7): only the first increment sets the TTL. Both go
-   * in one write; INCRBY is not resent after a lost reply. */
-  const char *exp[4] = {"EXPIRE", fk.ptr, ttl_s, "NX"};
-  size_t exp_l[4] = {6, fk.len, ttl_n, 2};
+  /* PEXPIRE ... NX (Redis 7): only the first increment sets the TTL. Both
+   * go in one write; INCRBY is not resent after a lost reply. */
+  const char *exp[4] = {"PEXPIRE", fk.ptr, ttl_s, "NX"};
+  size_t exp_l[4] = {7, fk.len, ttl_n, 2};
   miscache__cmd_t cmds[2] = {{3, incr, incr_l}, {4, exp, exp_l}};
   miscache__reply_t *r[2] = {NULL, NULL};
-  st = miscache__dispatch(mc, MISCACHE_DB_CACHE, 2, cmds, r, 0);
+  st = miscache__dispatch(mc, miscache__kf_db(MISCACHE_KF_SERIAL_COUNT), 2, cmds, r, 0);
   if (st != MISCACHE_OK) {
-    miscache__count(mc, MISCACHE_DB_CACHE, key, MISCACHE__ERROR);
+    miscache__count(mc, miscache__kf_db(MISCACHE_KF_SERIAL_COUNT), key, MISCACHE__ERROR);
   } else if (miscache__reply_type(r[0]) != MISCACHE__R_INTEGER) {
-    st = miscache__unexpected(mc, MISCACHE_DB_CACHE, key, r[0],
+    st = miscache__unexpected(mc, miscache__kf_db(MISCACHE_KF_SERIAL_COUNT), key, r[0],
                               "INCRBY serial");
   } else if (miscache__reply_type(r[1]) != MISCACHE__R_INTEGER) {
-    st = miscache__unexpected(mc, MISCACHE_DB_CACHE, key, r[1],
+    st = miscache__unexpected(mc, miscache__kf_db(MISCACHE_KF_SERIAL_COUNT), key, r[1],
                               "EXPIRE serial");
   } else if (value) {
     *value = miscache__reply_int(r[0]);
@@ -155,9 +153,9 @@ miscache_status_t miscache_stats_serial_get(miscache_t *mc, const char *brand,
   miscache_status_t st = serial_key(mc, key, brand, yyyymmdd);
   if (st != MISCACHE_OK) return st;
   json_t *v = NULL;
-  st = miscache_get(mc, MISCACHE_DB_CACHE, key, &v);
+  st = miscache_get(mc, miscache__kf_db(MISCACHE_KF_SERIAL_COUNT), key, &v);
   if (st == MISCACHE_OK && !json_is_integer(v)) {
-    miscache__hit_unusable(mc, MISCACHE_DB_CACHE, key);
+    miscache__hit_unusable(mc, miscache__kf_db(MISCACHE_KF_SERIAL_COUNT), key);
     miscache__set_err(mc, "value of %s is not an integer", key);
     st = MISCACHE_ERR_DECODE;
   } else if (st == MISCACHE_OK) {

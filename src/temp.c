@@ -18,30 +18,23 @@ void miscache_upload_clear(miscache_upload_t *u) {
   if (u) miscache__payload_clear(&miscache__upload_payload, u);
 }
 
-static miscache_status_t id_key(miscache_t *mc, char *key, const char *prefix,
-                                const char *id) {
-  if (!id) {
-    miscache__set_err(mc, "%s: id is NULL", prefix);
-    return MISCACHE_ERR_INVALID;
-  }
-  miscache_status_t st = miscache_key(key, MISCACHE_KEY_BUFSIZE, prefix, id,
-                                      NULL);
-  if (st != MISCACHE_OK) miscache__set_err(mc, "%s: bad id", prefix);
-  return st;
+static miscache_status_t id_key(miscache_t *mc, char *key,
+                                miscache_key_family_id_t f, const char *id) {
+  return miscache__kf_key(mc, f, key, id);
 }
 
 static miscache_status_t upload_put(miscache_t *mc, const char *key,
                                     const miscache_upload_t *u) {
-  return miscache__typed_set(mc, MISCACHE_DB_TEMP, key,
+  return miscache__typed_set(mc, miscache__kf_db(MISCACHE_KF_EXCEL_UPLOAD), key,
                              &miscache__upload_payload, u,
-                             (int64_t)MISCACHE_UPLOAD_TTL_S * 1000);
+                             miscache__kf_ttl_ms(mc, MISCACHE_KF_EXCEL_UPLOAD));
 }
 
 miscache_status_t miscache_upload_create(miscache_t *mc, const char *id,
                                          int64_t total_rows) {
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = id_key(mc, key, "temp:excel_upload", id);
+  miscache_status_t st = id_key(mc, key, MISCACHE_KF_EXCEL_UPLOAD, id);
   if (st != MISCACHE_OK) return st;
   char now[32];
   miscache__iso8601_now(now, sizeof now);
@@ -60,9 +53,9 @@ miscache_status_t miscache_upload_get(miscache_t *mc, const char *id,
     return MISCACHE_ERR_INVALID;
   }
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = id_key(mc, key, "temp:excel_upload", id);
+  miscache_status_t st = id_key(mc, key, MISCACHE_KF_EXCEL_UPLOAD, id);
   if (st != MISCACHE_OK) return st;
-  return miscache__typed_get(mc, MISCACHE_DB_TEMP, key,
+  return miscache__typed_get(mc, miscache__kf_db(MISCACHE_KF_EXCEL_UPLOAD), key,
                              &miscache__upload_payload, out);
 }
 
@@ -100,13 +93,13 @@ static miscache_status_t upload_update(miscache_t *mc, const char *id,
                                        const char *status) {
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = id_key(mc, key, "temp:excel_upload", id);
+  miscache_status_t st = id_key(mc, key, MISCACHE_KF_EXCEL_UPLOAD, id);
   if (st != MISCACHE_OK) return st;
   upload_change_t c = {processed, errors, status};
-  return miscache__typed_update(mc, MISCACHE_DB_TEMP, key,
-                                &miscache__upload_payload,
-                                (int64_t)MISCACHE_UPLOAD_TTL_S * 1000,
-                                change_upload, &c);
+  return miscache__typed_update(
+      mc, miscache__kf_db(MISCACHE_KF_EXCEL_UPLOAD), key,
+      &miscache__upload_payload,
+      miscache__kf_ttl_ms(mc, MISCACHE_KF_EXCEL_UPLOAD), change_upload, &c);
 }
 
 miscache_status_t miscache_upload_advance(miscache_t *mc, const char *id,
@@ -128,10 +121,10 @@ miscache_status_t miscache_report_set(miscache_t *mc, const char *id,
                                       const json_t *result) {
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = id_key(mc, key, "temp:report", id);
+  miscache_status_t st = id_key(mc, key, MISCACHE_KF_REPORT, id);
   if (st != MISCACHE_OK) return st;
-  return miscache_set(mc, MISCACHE_DB_TEMP, key, result,
-                      MISCACHE_TTL_TEMP_DATA);
+  return miscache_set_ttl_ms(mc, miscache__kf_db(MISCACHE_KF_REPORT), key,
+                             result, miscache__kf_ttl_ms(mc, MISCACHE_KF_REPORT));
 }
 
 miscache_status_t miscache_report_get(miscache_t *mc, const char *id,
@@ -139,7 +132,7 @@ miscache_status_t miscache_report_get(miscache_t *mc, const char *id,
   if (out) *out = NULL;
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = id_key(mc, key, "temp:report", id);
+  miscache_status_t st = id_key(mc, key, MISCACHE_KF_REPORT, id);
   if (st != MISCACHE_OK) return st;
-  return miscache_get(mc, MISCACHE_DB_TEMP, key, out);
+  return miscache_get(mc, miscache__kf_db(MISCACHE_KF_REPORT), key, out);
 }

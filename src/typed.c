@@ -17,14 +17,14 @@ miscache_status_t miscache__key_int(miscache_t *mc, char *buf, size_t size,
 }
 
 miscache_status_t miscache__key_company_date(miscache_t *mc, char *buf,
-                                             size_t size, const char *prefix,
+                                             miscache_key_family_id_t f,
                                              int64_t company,
                                              const char *date) {
   miscache_status_t st = miscache__check_date(mc, date, 8);
   if (st != MISCACHE_OK) return st;
   char num[24];
   snprintf(num, sizeof num, "%" PRId64, company);
-  return miscache_key(buf, size, prefix, num, date, NULL);
+  return miscache__kf_key(mc, f, buf, num, date);
 }
 
 miscache_status_t miscache__typed_get(miscache_t *mc, miscache_db_t db,
@@ -119,15 +119,16 @@ static miscache_status_t accept_typed(void *ud, json_t *v, char *why,
 }
 
 miscache_status_t miscache__typed_get_or_load(
-    miscache_t *mc, miscache_db_t db, const char *key,
-    const miscache__payload_t *d, size_t size, miscache_ttl_class_t cls,
+    miscache_t *mc, miscache_key_family_id_t f, const char *key,
+    const miscache__payload_t *d, size_t size,
     miscache__typed_loader_fn loader, void *userdata, void *out,
     miscache_source_t *source) {
   typed_loader_t tl = {loader, userdata, d, size};
   typed_accept_t ta = {d, out};
   json_t *v = NULL;
   miscache_status_t st = miscache__cache_aside(
-      mc, db, key, miscache__ttl_ms(mc, cls), load_typed_json, &tl,
+      mc, miscache__kf_db(f), key, miscache__kf_ttl_ms(mc, f), load_typed_json,
+      &tl,
       accept_typed, &ta, &v, source);
   json_decref(v);
   return st;

@@ -53,54 +53,28 @@ static void today(char d[9]) {
 
 /* ---- get --------------------------------------------------------------------- */
 
-static const struct kind {
-  const char *name;
-  miscache_db_t db;
-  const char *prefix;
-  int nids;
-  const char *args;
-} kinds[] = {
-    {"session", MISCACHE_DB_SESSION, "session:user", 1, "USER_ID"},
-    {"permissions", MISCACHE_DB_CACHE, "permissions:user", 1, "USER_ID"},
-    {"master", MISCACHE_DB_CACHE, "master", 1, "departments|brands|companies"},
-    {"products", MISCACHE_DB_CACHE, "master:products:category", 1, "CATEGORY"},
-    {"daily-sales", MISCACHE_DB_CACHE, "stats:daily_sales", 1, "YYYYMMDD"},
-    {"monthly-revenue", MISCACHE_DB_CACHE, "stats:monthly_revenue", 1, "YYYYMM"},
-    {"serial", MISCACHE_DB_CACHE, "stats:serial_count", 2, "BRAND YYYYMMDD"},
-    {"upload", MISCACHE_DB_TEMP, "temp:excel_upload", 1, "UPLOAD_ID"},
-    {"report", MISCACHE_DB_TEMP, "temp:report", 1, "REPORT_ID"},
-    {"batch-config", MISCACHE_DB_BATCH, "batch:config", 1, "COMPANY"},
-    {"batch-status", MISCACHE_DB_BATCH, "batch:status", 1, "COMPANY"},
-    {"batch-history", MISCACHE_DB_BATCH, "batch:history", 2, "COMPANY YYYYMMDD"},
-    {"batch-lock", MISCACHE_DB_BATCH, "batch:lock", 1, "COMPANY"},
-    {"gift-rules", MISCACHE_DB_GIFT, "gift:rules", 1, "COMPANY"},
-    {"gift-master", MISCACHE_DB_GIFT, "gift:master", 1, "COMPANY"},
-    {"gift-classification", MISCACHE_DB_GIFT, "gift:classification", 2,
-     "PRODUCT_CODE COMPANY"},
-    {"gift-analytics", MISCACHE_DB_GIFT, "gift:analytics", 2, "COMPANY YYYYMMDD"},
-};
-#define NKINDS (sizeof kinds / sizeof kinds[0])
-
+/* KIND is a key family of the library's keyspace table, by its short name
+ * ("batch-status"); "master X" is kept as another spelling of family X. */
 static int cmd_get(miscache_t *mc, int argc, char **argv) {
   if (argc < 1) return usage("get: KIND missing");
-  const struct kind *k = NULL;
-  for (size_t i = 0; i < NKINDS; i++)
-    if (strcmp(argv[0], kinds[i].name) == 0) k = &kinds[i];
-  if (!k) return usage("get: unknown kind \"%s\"", argv[0]);
-  if (argc - 1 != k->nids)
-    return usage("get %s takes %s", k->name, k->args);
-  char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st;
-  if (strcmp(k->name, "master") == 0) {
+  const char *name = argv[0];
+  char **ids = argv + 1;
+  if (strcmp(name, "master") == 0 && argc == 2) {
     if (strcmp(argv[1], "departments") && strcmp(argv[1], "brands") &&
         strcmp(argv[1], "companies"))
-      return usage("get master takes %s", k->args);
-    snprintf(key, sizeof key, "master:%s", argv[1]);
-    st = MISCACHE_OK;
-  } else {
-    st = miscache_key_build(key, sizeof key, k->prefix, (size_t)k->nids,
-                            (const char *const *)argv + 1, NULL);
+      return usage("get master takes departments|brands|companies");
+    name = argv[1];
+    ids = argv + 2;
+    argc--;
   }
+  const miscache_key_family_t *k = miscache_key_family_by_name(name);
+  if (!k) return usage("get: unknown kind \"%s\"", argv[0]);
+  if ((size_t)(argc - 1) != k->nids)
+    return usage("get %s takes %s", k->name, k->nids ? k->ids : "no id");
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = miscache_key_build(key, sizeof key, k->prefix,
+                                            k->nids, (const char *const *)ids,
+                                            NULL);
   if (st != MISCACHE_OK) return usage("get %s: bad identifier", k->name);
   json_t *v = NULL;
   st = miscache_get(mc, k->db, key, &v);
@@ -207,8 +181,10 @@ static int show_lock(void *ud, const char *key, size_t len) {
   char holder[64] = "-";
   int64_t company;
   miscache_batch_lock_state_t ls;
-  if (l->db == MISCACHE_DB_BATCH && !strncmp(k, "batch:lock:", 11) &&
-      parse_i64(k + 11, &company) &&
+  const char *bl = miscache_key_family(MISCACHE_KF_BATCH_LOCK)->prefix;
+  size_t bn = strlen(bl);
+  if (l->db == miscache_key_family(MISCACHE_KF_BATCH_LOCK)->db &&
+      !strncmp(k, bl, bn) && k[bn] == ':' && parse_i64(k + bn + 1, &company) &&
       miscache_batch_lock_state(l->mc, company, &ls) == MISCACHE_OK &&
       ls.held && ls.heartbeat_age_ms >= 0)
     snprintf(holder, sizeof holder, "%s%.30s:%lld %llds", ls.stale ? "STALE " : "",
@@ -230,21 +206,22 @@ static int cmd_locks(miscache_t *mc, int argc, char **argv) {
     return usage("locks: COMPANY must be a number");
   printf("%-40s %-6s %-24s %-22s %-20s %-8s %s\n", "key", "db", "locked by",
          "since", "batch id", "ttl s", "holder host:pid heartbeat age");
+  /* every lock family of the keyspace table; with a COMPANY, the ones
+   * keyed by a company */
   lock_list_t l = {mc, MISCACHE_DB_BATCH, 0};
-  char pat[MISCACHE_KEY_BUFSIZE];
   const char *ids[1] = {argc ? argv[0] : NULL};
-  miscache_pattern_build(pat, sizeof pat, "batch:lock", 1, ids, NULL);
-  miscache_status_t st = miscache_scan(mc, MISCACHE_DB_BATCH, pat, show_lock,
-                                       &l, NULL);
-  l.db = MISCACHE_DB_CACHE;
-  if (st == MISCACHE_OK) {
-    if (argc) { /* the company's own cache lock */
-      miscache_pattern_build(pat, sizeof pat, "lock:gift_classification", 1,
-                             ids, NULL);
-      st = miscache_scan(mc, MISCACHE_DB_CACHE, pat, show_lock, &l, NULL);
-    } else {
-      st = miscache_scan(mc, MISCACHE_DB_CACHE, "lock:*", show_lock, &l, NULL);
-    }
+  miscache_status_t st = MISCACHE_OK;
+  for (int f = 0; f < MISCACHE_KEY_FAMILY_COUNT && st == MISCACHE_OK; f++) {
+    const miscache_key_family_t *k =
+        miscache_key_family((miscache_key_family_id_t)f);
+    if (strcmp(k->payload, "lock") != 0) continue;
+    if (argc && strcmp(k->ids, "COMPANY") != 0) continue;
+    char pat[MISCACHE_KEY_BUFSIZE];
+    if (miscache_pattern_build(pat, sizeof pat, k->prefix, k->nids, ids,
+                               NULL) != MISCACHE_OK)
+      return usage("locks: bad COMPANY");
+    l.db = k->db;
+    st = miscache_scan(mc, k->db, pat, show_lock, &l, NULL);
   }
   if (st != MISCACHE_OK) return failed(mc, st, "locks");
   printf("%d lock%s held\n", l.count, l.count == 1 ? "" : "s");
@@ -260,10 +237,18 @@ static int cmd_unlock(miscache_t *mc, int argc, char **argv) {
     else return usage("unlock takes one KEY");
   }
   if (!key) return usage("unlock: KEY missing (as `miscache locks` prints it)");
-  miscache_db_t db;
-  if (!strncmp(key, "batch:lock:", 11)) db = MISCACHE_DB_BATCH;
-  else if (!strncmp(key, "lock:", 5)) db = MISCACHE_DB_CACHE;
-  else return usage("unlock: %s is not a lock key (batch:lock:* or lock:*)", key);
+  const miscache_key_family_t *lf = NULL;
+  for (int f = 0; f < MISCACHE_KEY_FAMILY_COUNT && !lf; f++) {
+    const miscache_key_family_t *k =
+        miscache_key_family((miscache_key_family_id_t)f);
+    size_t n = strlen(k->prefix);
+    if (!strcmp(k->payload, "lock") && !strncmp(key, k->prefix, n) &&
+        key[n] == ':')
+      lf = k;
+  }
+  if (!lf)
+    return usage("unlock: %s is not a lock key (batch:lock:* or lock:*)", key);
+  miscache_db_t db = lf->db;
   if (!force)
     return usage("unlock removes a lock someone may hold: add --force");
   json_t *v = NULL;
@@ -524,10 +509,12 @@ static const struct command {
 } commands[] = {
     {"get", cmd_get, "get KIND ID...",
      "Print a cached value as pretty JSON with its key, db and TTL left.\n"
-     "KIND: session, permissions, master, products, daily-sales,\n"
-     "monthly-revenue, serial, upload, report, batch-config, batch-status,\n"
-     "batch-history, batch-lock, gift-rules, gift-master,\n"
-     "gift-classification, gift-analytics. Exit 1 if not cached."},
+     "KIND: a key family: session, permissions, departments, brands,\n"
+     "companies (or master NAME), products, daily-sales, monthly-revenue,\n"
+     "serial, upload, report, batch-config, batch-status, batch-history,\n"
+     "batch-lock, batch-fence, gift-rules, gift-master, gift-classification,\n"
+     "gift-analytics, serial-lock, process-lock, classification-lock.\n"
+     "Exit 1 if not cached."},
     {"invalidate", cmd_invalidate, "invalidate EVENT ARGS [--dry-run]",
      "Run an invalidation event and print how many keys it removed:\n"
      "  permissions USER | batch-config COMPANY | gift-rules COMPANY |\n"

@@ -96,9 +96,12 @@ typedef enum miscache_ttl_class {
   MISCACHE_TTL_GIFT_RULES = 10,      /* 21600 */
   MISCACHE_TTL_GIFT_CLASSIFICATION = 11, /* 14400 */
   MISCACHE_TTL_GIFT_ANALYTICS = 12,  /* 28800 */
-  MISCACHE_TTL_GIFT_MASTER = 13      /* 21600 */
+  MISCACHE_TTL_GIFT_MASTER = 13,     /* 21600 */
+  MISCACHE_TTL_MASTER_COMPANIES = 14, /* 43200: master:companies */
+  MISCACHE_TTL_SERIAL_COUNT = 15,    /* 86400: stats:serial_count:* */
+  MISCACHE_TTL_EXCEL_UPLOAD = 16     /* 3600: temp:excel_upload:* */
 } miscache_ttl_class_t;
-#define MISCACHE_TTL_CLASS_COUNT 14
+#define MISCACHE_TTL_CLASS_COUNT 17
 
 /* "session", "permissions", "master_data", ...; NULL if out of range. */
 MISCACHE_EXPORT const char *miscache_ttl_class_name(miscache_ttl_class_t cls);

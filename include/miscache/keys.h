@@ -68,6 +68,56 @@ MISCACHE_EXPORT miscache_status_t miscache_glob_escape(char *buf, size_t size,
                                                        const char *literal,
                                                        size_t *len_out);
 
+/* ------------------------------------------------------------------------
+ * The keyspace: one table describes every key family the library writes
+ * (prefix, id parts, logical db, TTL class, payload). The domain APIs, the
+ * invalidation events, monitoring and the miscache tool all read it, so a
+ * TTL override (miscache_options_set_ttl) reaches every key of a class.
+ * ---------------------------------------------------------------------- */
+typedef enum miscache_key_family_id {
+  MISCACHE_KF_SESSION = 0,            /* session:user:{user_id} */
+  MISCACHE_KF_PERMISSIONS,            /* permissions:user:{user_id} */
+  MISCACHE_KF_MASTER_DEPARTMENTS,     /* master:departments */
+  MISCACHE_KF_MASTER_BRANDS,          /* master:brands */
+  MISCACHE_KF_MASTER_COMPANIES,       /* master:companies */
+  MISCACHE_KF_MASTER_PRODUCTS,        /* master:products:category:{id} */
+  MISCACHE_KF_DAILY_SALES,            /* stats:daily_sales:{YYYYMMDD} */
+  MISCACHE_KF_MONTHLY_REVENUE,        /* stats:monthly_revenue:{YYYYMM} */
+  MISCACHE_KF_SERIAL_COUNT,           /* stats:serial_count:{brand}:{YYYYMMDD} */
+  MISCACHE_KF_EXCEL_UPLOAD,           /* temp:excel_upload:{id} */
+  MISCACHE_KF_REPORT,                 /* temp:report:{id} */
+  MISCACHE_KF_BATCH_CONFIG,           /* batch:config:{company} */
+  MISCACHE_KF_BATCH_STATUS,           /* batch:status:{company} */
+  MISCACHE_KF_BATCH_HISTORY,          /* batch:history:{company}:{YYYYMMDD} */
+  MISCACHE_KF_BATCH_LOCK,             /* batch:lock:{company} */
+  MISCACHE_KF_BATCH_FENCE,            /* batch:fence:{company} (no TTL) */
+  MISCACHE_KF_GIFT_RULES,             /* gift:rules:{company} */
+  MISCACHE_KF_GIFT_CLASSIFICATION,    /* gift:classification:{code}:{company} */
+  MISCACHE_KF_GIFT_ANALYTICS,         /* gift:analytics:{company}:{YYYYMMDD} */
+  MISCACHE_KF_GIFT_MASTER,            /* gift:master:{company} */
+  MISCACHE_KF_LOCK_SERIAL,            /* lock:serial_generation:{brand} */
+  MISCACHE_KF_LOCK_BATCH_PROCESS,     /* lock:batch_process:{name} */
+  MISCACHE_KF_LOCK_GIFT_CLASSIFICATION /* lock:gift_classification:{company} */
+} miscache_key_family_id_t;
+#define MISCACHE_KEY_FAMILY_COUNT 23
+
+typedef struct miscache_key_family {
+  const char *name;    /* short name, as the miscache tool takes it */
+  const char *prefix;  /* "batch:history" */
+  size_t nids;         /* id parts after the prefix */
+  const char *ids;     /* their names, e.g. "COMPANY YYYYMMDD" */
+  miscache_db_t db;    /* logical db */
+  int ttl_class;       /* a miscache_ttl_class_t, or -1: no TTL */
+  const char *payload; /* "session", "batch status", "JSON array", ... */
+} miscache_key_family_t;
+
+/* The description of a family; NULL if id is out of range. Static. */
+MISCACHE_EXPORT const miscache_key_family_t *
+miscache_key_family(miscache_key_family_id_t id);
+/* The family with this short name ("batch-status"); NULL if none. */
+MISCACHE_EXPORT const miscache_key_family_t *
+miscache_key_family_by_name(const char *name);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,7 +3,7 @@
  * master:brands, master:companies and master:products:category:{id}.
  * Values are JSON arrays (departments {id,name,sort}, brands {id,name,code},
  * companies {id,code,name}; products as the ERP gives them).
- * TTL: class master_data (6 h); companies MISCACHE_COMPANIES_TTL_S (12 h).
+ * TTL: class master_data (6 h); companies class master_companies (12 h).
  * Ownership: json_t results are new references; inputs are borrowed.
  * Thread rule: one thread at a time per handle.
  */
@@ -25,6 +25,8 @@ typedef enum miscache_master_list {
 } miscache_master_list_t;
 
 /* Companies live twice as long as the other master lists (DESIGN.md). */
+/* Deprecated: the default of TTL class MISCACHE_TTL_MASTER_COMPANIES. The library uses the
+ * class, so miscache_options_set_ttl() changes it. */
 #define MISCACHE_COMPANIES_TTL_S 43200
 
 /* The list must be a JSON array (ERR_INVALID otherwise, nothing written). */

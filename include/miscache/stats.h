@@ -2,7 +2,7 @@
  * libmiscache — statistics in db "cache":
  *   stats:daily_sales:{YYYYMMDD}       typed, TTL class statistics (12 h)
  *   stats:monthly_revenue:{YYYYMM}     JSON, TTL class statistics (12 h)
- *   stats:serial_count:{brand}:{YYYYMMDD}  integer, MISCACHE_SERIAL_TTL_S (24 h)
+ *   stats:serial_count:{brand}:{YYYYMMDD}  integer, TTL class serial_count (24 h)
  * Dates are checked: 8 (or 6) digits with a month 01..12 and a day 01..31,
  * else ERR_KEY. Thread rule: one thread at a time per handle.
  */
@@ -19,6 +19,8 @@
 extern "C" {
 #endif
 
+/* Deprecated: the default of TTL class MISCACHE_TTL_SERIAL_COUNT. The library uses the
+ * class, so miscache_options_set_ttl() changes it. */
 #define MISCACHE_SERIAL_TTL_S 86400
 
 typedef struct miscache_gift_stats {

@@ -1,6 +1,6 @@
 /*
  * libmiscache — job status in db "temp":
- *   temp:excel_upload:{id}  typed upload progress, MISCACHE_UPLOAD_TTL_S (1 h)
+ *   temp:excel_upload:{id}  typed upload progress, TTL class excel_upload (1 h)
  *   temp:report:{id}        report result (JSON), TTL class temp_data (30 min)
  * Ids are strings (a UUID, say), encoded as key ids.
  * Thread rule: one thread at a time per handle. Progress updates read,
@@ -19,6 +19,8 @@
 extern "C" {
 #endif
 
+/* Deprecated: the default of TTL class MISCACHE_TTL_EXCEL_UPLOAD. The library uses the
+ * class, so miscache_options_set_ttl() changes it. */
 #define MISCACHE_UPLOAD_TTL_S 3600
 
 /* Upload progress; strings owned, clear with miscache_upload_clear(). */

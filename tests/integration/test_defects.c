@@ -749,6 +749,49 @@ static void test_huge_counts_refused(void **state) {
   miscache_free(mc);
 }
 
+/* ---- item 11: one keyspace table; the three per-key TTLs are classes ---- */
+
+static void test_keyspace_ttl_overrides_reach_every_key(void **state) {
+  (void)state;
+  miscache_options_t *o = miscache_options_new();
+  assert_int_equal(miscache_options_set_ttl(o, MISCACHE_TTL_MASTER_COMPANIES, 100),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_options_set_ttl(o, MISCACHE_TTL_SERIAL_COUNT, 200),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_options_set_ttl(o, MISCACHE_TTL_EXCEL_UPLOAD, 300),
+                   MISCACHE_OK);
+  miscache_t *mc = mt_open(o);
+  miscache_options_free(o);
+  json_t *list = json_pack("[]");
+  assert_int_equal(miscache_master_set(mc, MISCACHE_MASTER_COMPANIES, list),
+                   MISCACHE_OK);
+  json_decref(list);
+  int64_t v;
+  assert_int_equal(miscache_stats_serial_incr(mc, "REAN", "20261124", 1, &v),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_upload_create(mc, "u9", 10), MISCACHE_OK);
+  assert_int_equal(miscache_upload_advance(mc, "u9", 1, 0), MISCACHE_OK);
+  long long p1 = mt_raw_pttl(mc, MISCACHE_DB_CACHE, "master:companies");
+  long long p2 = mt_raw_pttl(mc, MISCACHE_DB_CACHE,
+                             "stats:serial_count:REAN:20261124");
+  long long p3 = mt_raw_pttl(mc, MISCACHE_DB_TEMP, "temp:excel_upload:u9");
+  assert_true(p1 > 95000 && p1 <= 100000);
+  assert_true(p2 > 195000 && p2 <= 200000);
+  assert_true(p3 > 295000 && p3 <= 300000);
+  /* the table is the one description: every family lands where it says */
+  for (int f = 0; f < MISCACHE_KEY_FAMILY_COUNT; f++) {
+    const miscache_key_family_t *k = miscache_key_family(
+        (miscache_key_family_id_t)f);
+    assert_non_null(k);
+    assert_ptr_equal(miscache_key_family_by_name(k->name), k);
+    assert_true(k->ttl_class < MISCACHE_TTL_CLASS_COUNT);
+  }
+  assert_int_equal(miscache_key_family(MISCACHE_KF_SERIAL_COUNT)->ttl_class,
+                   MISCACHE_TTL_SERIAL_COUNT);
+  assert_null(miscache_key_family((miscache_key_family_id_t)99));
+  miscache_free(mc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_session_touch_keeps_flask_fields),
@@ -771,6 +814,7 @@ int main(void) {
       cmocka_unit_test(test_invalid_brand_deletes_nothing),
       cmocka_unit_test(test_bulk_bad_line_own_status),
       cmocka_unit_test(test_huge_counts_refused),
+      cmocka_unit_test(test_keyspace_ttl_overrides_reach_every_key),
   };
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
 }

@@ -65,6 +65,8 @@ static void test_ttl_defaults(void **state) {
       {"batch_history", 604800},   {"batch_lock", 1800},
       {"gift_rules", 21600},       {"gift_classification", 14400},
       {"gift_analytics", 28800},   {"gift_master", 21600},
+      {"master_companies", 43200}, {"serial_count", 86400},
+      {"excel_upload", 3600},
   };
   for (int i = 0; i < MISCACHE_TTL_CLASS_COUNT; i++) {
     miscache_ttl_class_t c = (miscache_ttl_class_t)i;
@@ -75,8 +77,8 @@ static void test_ttl_defaults(void **state) {
                      MISCACHE_OK);
     assert_int_equal(back, c);
   }
-  assert_int_equal(miscache_ttl_default((miscache_ttl_class_t)14), 0);
-  assert_null(miscache_ttl_class_name((miscache_ttl_class_t)14));
+  assert_int_equal(miscache_ttl_default((miscache_ttl_class_t)17), 0);
+  assert_null(miscache_ttl_class_name((miscache_ttl_class_t)17));
 }
 
 static miscache_t *open_lazy(miscache_options_t *o) {
@@ -112,7 +114,7 @@ static void test_option_validation(void **state) {
   miscache_options_t *o = miscache_options_new();
   assert_int_equal(miscache_options_set_ttl(o, MISCACHE_TTL_SESSION, 0),
                    MISCACHE_ERR_INVALID);
-  assert_int_equal(miscache_options_set_ttl(o, (miscache_ttl_class_t)14, 5),
+  assert_int_equal(miscache_options_set_ttl(o, (miscache_ttl_class_t)17, 5),
                    MISCACHE_ERR_INVALID);
   assert_int_equal(miscache_options_set_db(o, (miscache_db_t)6, 1),
                    MISCACHE_ERR_INVALID);

@@ -1,0 +1,123 @@
+/* The keyspace table: the one description of every key family. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define F(id, name, prefix, nids, ids, db, ttl, payload)                       \
+  [MISCACHE_KF_##id] = {name, prefix, nids, ids, MISCACHE_DB_##db, ttl, payload}
+#define TTL(c) MISCACHE_TTL_##c
+static const miscache_key_family_t families[MISCACHE_KEY_FAMILY_COUNT] = {
+    F(SESSION, "session", "session:user", 1, "USER_ID", SESSION, TTL(SESSION),
+      "session"),
+    F(PERMISSIONS, "permissions", "permissions:user", 1, "USER_ID", CACHE,
+      TTL(PERMISSIONS), "permissions map"),
+    F(MASTER_DEPARTMENTS, "departments", "master:departments", 0, "", CACHE,
+      TTL(MASTER_DATA), "JSON array"),
+    F(MASTER_BRANDS, "brands", "master:brands", 0, "", CACHE, TTL(MASTER_DATA),
+      "JSON array"),
+    F(MASTER_COMPANIES, "companies", "master:companies", 0, "", CACHE,
+      TTL(MASTER_COMPANIES), "JSON array"),
+    F(MASTER_PRODUCTS, "products", "master:products:category", 1, "CATEGORY",
+      CACHE, TTL(MASTER_DATA), "JSON array"),
+    F(DAILY_SALES, "daily-sales", "stats:daily_sales", 1, "YYYYMMDD", CACHE,
+      TTL(STATISTICS), "daily sales"),
+    F(MONTHLY_REVENUE, "monthly-revenue", "stats:monthly_revenue", 1, "YYYYMM",
+      CACHE, TTL(STATISTICS), "JSON"),
+    F(SERIAL_COUNT, "serial", "stats:serial_count", 2, "BRAND YYYYMMDD", CACHE,
+      TTL(SERIAL_COUNT), "integer"),
+    F(EXCEL_UPLOAD, "upload", "temp:excel_upload", 1, "UPLOAD_ID", TEMP,
+      TTL(EXCEL_UPLOAD), "excel upload"),
+    F(REPORT, "report", "temp:report", 1, "REPORT_ID", TEMP, TTL(TEMP_DATA),
+      "JSON"),
+    F(BATCH_CONFIG, "batch-config", "batch:config", 1, "COMPANY", BATCH,
+      TTL(BATCH_CONFIG), "batch config"),
+    F(BATCH_STATUS, "batch-status", "batch:status", 1, "COMPANY", BATCH,
+      TTL(BATCH_STATUS), "batch status"),
+    F(BATCH_HISTORY, "batch-history", "batch:history", 2, "COMPANY YYYYMMDD",
+      BATCH, TTL(BATCH_HISTORY), "batch history"),
+    F(BATCH_LOCK, "batch-lock", "batch:lock", 1, "COMPANY", BATCH,
+      TTL(BATCH_LOCK), "lock"),
+    F(BATCH_FENCE, "batch-fence", "batch:fence", 1, "COMPANY", BATCH, -1,
+      "integer"),
+    F(GIFT_RULES, "gift-rules", "gift:rules", 1, "COMPANY", GIFT,
+      TTL(GIFT_RULES), "gift rules"),
+    F(GIFT_CLASSIFICATION, "gift-classification", "gift:classification", 2,
+      "PRODUCT_CODE COMPANY", GIFT, TTL(GIFT_CLASSIFICATION),
+      "gift classification"),
+    F(GIFT_ANALYTICS, "gift-analytics", "gift:analytics", 2,
+      "COMPANY YYYYMMDD", GIFT, TTL(GIFT_ANALYTICS), "JSON"),
+    F(GIFT_MASTER, "gift-master", "gift:master", 1, "COMPANY", GIFT,
+      TTL(GIFT_MASTER), "gift master list"),
+    F(LOCK_SERIAL, "serial-lock", "lock:serial_generation", 1, "BRAND", CACHE,
+      TTL(LOCK), "lock"),
+    F(LOCK_BATCH_PROCESS, "process-lock", "lock:batch_process", 1, "NAME",
+      CACHE, TTL(LOCK), "lock"),
+    F(LOCK_GIFT_CLASSIFICATION, "classification-lock",
+      "lock:gift_classification", 1, "COMPANY", CACHE, TTL(LOCK), "lock"),
+};
+
+const miscache_key_family_t *miscache_key_family(miscache_key_family_id_t id) {
+  return (unsigned)id < MISCACHE_KEY_FAMILY_COUNT ? &families[id] : NULL;
+}
+
+const miscache_key_family_t *miscache_key_family_by_name(const char *name) {
+  for (int i = 0; name && i < MISCACHE_KEY_FAMILY_COUNT; i++)
+    if (strcmp(families[i].name, name) == 0) return &families[i];
+  return NULL;
+}
+
+miscache_db_t miscache__kf_db(miscache_key_family_id_t f) {
+  return families[f].db;
+}
+
+int64_t miscache__kf_ttl_ms(miscache_t *mc, miscache_key_family_id_t f) {
+  return miscache__ttl_ms(mc, (miscache_ttl_class_t)families[f].ttl_class);
+}
+
+miscache_status_t miscache__kf_build(miscache_t *mc, miscache_key_family_id_t f,
+                                     char *buf, bool pattern,
+                                     const char *const ids[]) {
+  const miscache_key_family_t *k = &families[f];
+  miscache_status_t st =
+      pattern ? miscache_pattern_build(buf, MISCACHE_KEY_BUFSIZE, k->prefix,
+                                       k->nids, ids, NULL)
+              : miscache_key_build(buf, MISCACHE_KEY_BUFSIZE, k->prefix,
+                                   k->nids, ids, NULL);
+  if (st != MISCACHE_OK && mc) {
+    char shown[80] = "";
+    for (size_t i = 0; i < k->nids; i++)
+      snprintf(shown + strlen(shown), sizeof shown - strlen(shown), ":%.30s",
+               ids[i] ? ids[i] : "*");
+    miscache__set_err(mc, "bad key %s%s (%s: an id is empty or too long)",
+                      k->prefix, shown, k->ids);
+  }
+  return st;
+}
+
+miscache_status_t miscache__kf_key(miscache_t *mc, miscache_key_family_id_t f,
+                                   char *buf, ...) {
+  const char *ids[4] = {NULL, NULL, NULL, NULL};
+  va_list ap;
+  va_start(ap, buf);
+  for (size_t i = 0; i < families[f].nids && i < 4; i++)
+    ids[i] = va_arg(ap, const char *);
+  va_end(ap);
+  for (size_t i = 0; i < families[f].nids; i++)
+    if (!ids[i]) {
+      if (mc)
+        miscache__set_err(mc, "%s: %s is NULL", families[f].prefix,
+                          families[f].ids);
+      return MISCACHE_ERR_INVALID;
+    }
+  return miscache__kf_build(mc, f, buf, false, ids);
+}
+
+miscache_status_t miscache__kf_key_int(miscache_t *mc,
+                                       miscache_key_family_id_t f, char *buf,
+                                       int64_t id) {
+  char num[24];
+  snprintf(num, sizeof num, "%lld", (long long)id);
+  return miscache__kf_key(mc, f, buf, num);
+}
