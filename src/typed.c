@@ -197,6 +197,7 @@ static miscache_status_t update_once(miscache_t *mc, miscache_db_t db,
     void *tmp = obj ? calloc(1, d->size) : NULL;
     if (obj && !tmp) {
       st = MISCACHE_ERR_NOMEM;
+      miscache__set_err(mc, "%s: out of memory (not updated)", key);
     } else if (!obj || (st = miscache__payload_decode(d, obj, tmp, why,
                                                       sizeof why)) != MISCACHE_OK) {
       if (st != MISCACHE_ERR_NOMEM) {
