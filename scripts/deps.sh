@@ -5,7 +5,8 @@
 # adds clang and libclang-rt-14-dev).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libhiredis-dev libjansson-dev uuid-dev
-      libcmocka-dev redis-server redis-tools python3 python3-redis "$@")
+      libcmocka-dev redis-server redis-tools python3 python3-redis abigail-tools
+      "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then builds and runs the whole
-# suite twice, plain and under AddressSanitizer + UndefinedBehaviorSanitizer.
+# suite twice, plain and under AddressSanitizer + UndefinedBehaviorSanitizer,
+# and checks the ABI of the plain build against abi/libmiscache.abi.
 # Each integration test program starts and stops its own redis-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,4 +17,8 @@ for variant in plain asan; do
   echo "== $variant tests"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir "$dir" --output-on-failure -j "$jobs"
+  if [[ $variant == plain ]]; then
+    echo "== ABI check"
+    bash scripts/abi-check.sh "$dir"
+  fi
 done

@@ -4,6 +4,12 @@
  * Thread rule: a miscache_t is used by one thread at a time (it owns one
  * connection and a per-handle error message). Threaded services take handles
  * from a miscache_pool_t, which is the thread-safe entry point.
+ *
+ * fork(): each connection remembers the pid that opened it. A child that
+ * uses a handle (or pool) it inherited never touches the parent's
+ * connection: the child's copy is closed without any I/O and the child
+ * opens its own on first use. Parent and child may both go on using the
+ * handle. Pending invalidations are copied into the child like any memory. 
  */
 #ifndef MISCACHE_CLIENT_H
 #define MISCACHE_CLIENT_H
@@ -59,7 +65,12 @@ miscache_options_set_unix(miscache_options_t *opts, const char *path);
 MISCACHE_EXPORT miscache_status_t
 miscache_options_set_auth(miscache_options_t *opts, const char *user,
                           const char *password);
-/* Timeouts in milliseconds, > 0. */
+/* Timeouts in milliseconds, > 0. The connect timeout bounds a connect. The
+ * command timeout bounds a whole call, not each read: however slowly a
+ * server sends its reply (or if it hangs), a call returns
+ * MISCACHE_ERR_UNAVAILABLE once the command timeout has passed since it
+ * started (plus at most one connect timeout when it had to reconnect), and
+ * a signal (EINTR) does not restart the wait. */
 MISCACHE_EXPORT miscache_status_t
 miscache_options_set_connect_timeout(miscache_options_t *opts, int ms);
 MISCACHE_EXPORT miscache_status_t
