@@ -53,7 +53,8 @@ miscache__pending_t *miscache__pending_ref(miscache__pending_t *p) {
 void miscache__pending_unref(miscache__pending_t *p) {
   if (!p || atomic_fetch_sub(&p->refs, 1) != 1) return;
   size_t n = atomic_load(&p->count);
-  for (size_t i = 0; i < n; i++) free(p->items[i].key);
+  for (size_t i = 0; i < n; i++)
+    free(p->items[i].key);
   free(p->items);
   pthread_mutex_destroy(&p->mu);
   free(p);
@@ -93,7 +94,8 @@ bool miscache__glob_match(const char *pat, const char *s) {
   while (*pat) {
     switch (*pat) {
     case '*':
-      while (pat[1] == '*') pat++;
+      while (pat[1] == '*')
+        pat++;
       if (!pat[1]) return true;
       for (; *s; s++)
         if (miscache__glob_match(pat + 1, s)) return true;

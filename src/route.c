@@ -10,8 +10,9 @@
 
 #include "internal.h"
 
-#define REPLAY_RETRY_MS 100 /* after a failed replay, calls go on unhindered
-                               (covered reads skip the cache) for this long */
+#define REPLAY_RETRY_MS                                                        \
+  100 /* after a failed replay, calls go on unhindered                         \
+         (covered reads skip the cache) for this long */
 
 static int64_t mono_ms(void) {
   struct timespec ts;

@@ -36,11 +36,11 @@ static miscache_t *open_lock_ttl(const char *ns, int64_t seconds) {
 }
 
 typedef struct {
-  int pipe_fd;         /* write "1" once started (-1: none) */
-  int sleep_ms;        /* after the first report */
-  int64_t orders;      /* summary.orders_processed */
-  bool pause_writes;   /* CLIENT PAUSE WRITE longer than the lock TTL */
-  miscache_t *rival;   /* tries the lock after the pause */
+  int pipe_fd;       /* write "1" once started (-1: none) */
+  int sleep_ms;      /* after the first report */
+  int64_t orders;    /* summary.orders_processed */
+  bool pause_writes; /* CLIENT PAUSE WRITE longer than the lock TTL */
+  miscache_t *rival; /* tries the lock after the pause */
   miscache_status_t rival_st, report1, report2;
 } work_t;
 
@@ -165,7 +165,8 @@ static void test_dead_holder_stale_and_takeover(void **state) {
     close(fds[0]);
     miscache_t *mc = open_lock_ttl(ns, 6);
     work_t w = {.pipe_fd = fds[1], .sleep_ms = 60000};
-    if (mc) miscache_batch_run(mc, 5, "doomed", load_config, NULL, work, &w, NULL);
+    if (mc)
+      miscache_batch_run(mc, 5, "doomed", load_config, NULL, work, &w, NULL);
     mt_child_exit(1);
   }
   close(fds[1]);
@@ -199,8 +200,9 @@ static void test_dead_holder_stale_and_takeover(void **state) {
   assert_true(ls.host[0] != 0);
   assert_true(ls.heartbeat_age_ms > 3000);
   print_message("dead holder: pid %lld on %s, heartbeat %lld ms old, fence "
-                "%lld\n", (long long)ls.pid, ls.host,
-                (long long)ls.heartbeat_age_ms, (long long)ls.fence);
+                "%lld\n",
+                (long long)ls.pid, ls.host, (long long)ls.heartbeat_age_ms,
+                (long long)ls.fence);
   assert_int_equal(
       miscache_batch_lock_takeover(mc, 5, "not-the-token", "op", "x", &l),
       MISCACHE_ERR_LOCKED);
@@ -220,9 +222,9 @@ static void test_script_digests(void **state) {
   (void)state;
   const char *src[] = {miscache__lua_fence_acquire, miscache__lua_heartbeat,
                        miscache__lua_fenced_set, miscache__lua_takeover};
-  const char *sha[] = {miscache__lua_fence_acquire_sha,
-                       miscache__lua_heartbeat_sha, miscache__lua_fenced_set_sha,
-                       miscache__lua_takeover_sha};
+  const char *sha[] = {
+      miscache__lua_fence_acquire_sha, miscache__lua_heartbeat_sha,
+      miscache__lua_fenced_set_sha, miscache__lua_takeover_sha};
   for (int i = 0; i < 4; i++) {
     redisReply *r = redisCommand(mt_rc, "SCRIPT LOAD %s", src[i]);
     assert_non_null(r);

@@ -61,9 +61,10 @@ static void test_session_touch_keeps_flask_fields(void **state) {
 static void test_upload_and_batch_progress_keep_fields(void **state) {
   (void)state;
   miscache_t *mc = mt_open(NULL);
-  mt_raw_set(mc, MISCACHE_DB_TEMP, "temp:excel_upload:u1",
-             "{\"status\":\"processing\",\"total_rows\":10,"
-             "\"processed_rows\":1,\"error_count\":0,\"file_name\":\"a.xlsx\"}");
+  mt_raw_set(
+      mc, MISCACHE_DB_TEMP, "temp:excel_upload:u1",
+      "{\"status\":\"processing\",\"total_rows\":10,"
+      "\"processed_rows\":1,\"error_count\":0,\"file_name\":\"a.xlsx\"}");
   assert_int_equal(miscache_upload_advance(mc, "u1", 4, 1), MISCACHE_OK);
   assert_int_equal(miscache_upload_finish(mc, "u1", "completed"), MISCACHE_OK);
   json_t *v = raw_json(mc, MISCACHE_DB_TEMP, "temp:excel_upload:u1");
@@ -84,7 +85,8 @@ static void test_upload_and_batch_progress_keep_fields(void **state) {
   v = raw_json(mc, MISCACHE_DB_BATCH, "batch:status:3");
   assert_string_equal(json_string_value(json_object_get(v, "host")), "erp-1");
   json_t *prog = json_object_get(v, "progress");
-  assert_int_equal(json_integer_value(json_object_get(prog, "eta_seconds")), 30);
+  assert_int_equal(json_integer_value(json_object_get(prog, "eta_seconds")),
+                   30);
   assert_int_equal(json_integer_value(json_object_get(prog, "processed_pages")),
                    2);
   assert_string_equal(json_string_value(json_object_get(v, "current_step")),
@@ -207,15 +209,15 @@ static void test_pending_pattern_invalidation(void **state) {
                    MISCACHE_ERR_UNAVAILABLE);
   assert_int_equal(miscache_pending_invalidations(mc), 3);
   json_t *got = NULL;
-  assert_int_equal(miscache_get(mc, MISCACHE_DB_GIFT,
-                                "gift:classification:P1:1", &got),
-                   MISCACHE_MISS);
+  assert_int_equal(
+      miscache_get(mc, MISCACHE_DB_GIFT, "gift:classification:P1:1", &got),
+      MISCACHE_MISS);
   assert_int_equal(miscache_gift_analytics_get(mc, 1, "20261124", &got),
                    MISCACHE_MISS);
   /* company 10 is not covered */
-  assert_int_equal(miscache_get(mc, MISCACHE_DB_GIFT,
-                                "gift:classification:P1:10", &got),
-                   MISCACHE_OK);
+  assert_int_equal(
+      miscache_get(mc, MISCACHE_DB_GIFT, "gift:classification:P1:10", &got),
+      MISCACHE_OK);
   json_decref(got);
   mt_raw_cmd("CLIENT UNPAUSE");
   mt_sleep_ms(150);
@@ -243,9 +245,9 @@ static void test_pending_overflow_and_pool(void **state) {
   assert_int_equal(miscache_pool_acquire(pool, 0, &a), MISCACHE_OK);
   assert_int_equal(miscache_pool_acquire(pool, 0, &b), MISCACHE_OK);
   json_t *v = json_pack("{}");
-  assert_int_equal(miscache_set(b, MISCACHE_DB_CACHE, "k1", v,
-                                MISCACHE_TTL_MASTER_DATA),
-                   MISCACHE_OK);
+  assert_int_equal(
+      miscache_set(b, MISCACHE_DB_CACHE, "k1", v, MISCACHE_TTL_MASTER_DATA),
+      MISCACHE_OK);
   json_decref(v);
   mt_raw_cmd("CLIENT PAUSE 5000 WRITE");
   assert_int_equal(miscache_delete(a, MISCACHE_DB_CACHE, "k1", NULL),
@@ -329,8 +331,10 @@ static void test_fork_child_gets_its_own_connection(void **state) {
   miscache_t *mc = mt_open(NULL);
   json_t *pv = json_pack("{s:s}", "who", "parent");
   json_t *cv = json_pack("{s:s}", "who", "child");
-  assert_int_equal(miscache_set(mc, MISCACHE_DB_CACHE, "p", pv, 2), MISCACHE_OK);
-  assert_int_equal(miscache_set(mc, MISCACHE_DB_CACHE, "c", cv, 2), MISCACHE_OK);
+  assert_int_equal(miscache_set(mc, MISCACHE_DB_CACHE, "p", pv, 2),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_set(mc, MISCACHE_DB_CACHE, "c", cv, 2),
+                   MISCACHE_OK);
   pid_t kid = fork();
   assert_true(kid >= 0);
   const char *key = kid == 0 ? "c" : "p";
@@ -377,7 +381,8 @@ static void *drip_main(void *arg) {
   const char *reply = "$10\r\n{\"a\":1234}\r\n";
   for (size_t i = 0; reply[i] && !d->stop; i++) {
     if (send(c, reply + i, 1, MSG_NOSIGNAL) != 1) break;
-    for (int t = 0; t < 8 && !d->stop; t++) mt_sleep_ms(50);
+    for (int t = 0; t < 8 && !d->stop; t++)
+      mt_sleep_ms(50);
   }
   close(c);
   return NULL;
@@ -402,7 +407,8 @@ static void test_deadline_whole_call_drip(void **state) {
                    MISCACHE_ERR_UNAVAILABLE);
   int64_t ms = (mt_now_ns() - t0) / 1000000;
   print_message("drip: GET gave up after %lld ms (timeout 1000 ms; the old "
-                "per-read timeout ran 4.8 s)\n", (long long)ms);
+                "per-read timeout ran 4.8 s)\n",
+                (long long)ms);
   assert_true(ms < 2500); /* the whole reply would take 7.6 s */
   assert_non_null(strstr(miscache_errmsg(mc), "timed out"));
   d.stop = 1;
@@ -597,7 +603,6 @@ static void test_upload_advance_overflow(void **state) {
   miscache_free(mc);
 }
 
-
 /* ---- item 9: every error sets the handle's message ---------------------- */
 
 /* Leaves a known message on the handle, so a call that fails without
@@ -615,8 +620,9 @@ static void stale_message(miscache_t *mc) {
     miscache_status_t st_ = (call);                                            \
     if (st_ == MISCACHE_OK || st_ == MISCACHE_MISS)                            \
       fail_msg("%s: did not fail", #call);                                     \
-    if (!miscache_errmsg(mc)[0] || strstr(miscache_errmsg(mc), "out of range")) \
-      fail_msg("%s: %s with message \"%s\"", #call, miscache_strerror(st_),   \
+    if (!miscache_errmsg(mc)[0] ||                                             \
+        strstr(miscache_errmsg(mc), "out of range"))                           \
+      fail_msg("%s: %s with message \"%s\"", #call, miscache_strerror(st_),    \
                miscache_errmsg(mc));                                           \
   } while (0)
 
@@ -642,16 +648,16 @@ static void test_every_error_sets_message(void **state) {
   EXPECT_OWN_MESSAGE(mc, miscache_gift_master_set(mc, 1, NULL, 3));
   EXPECT_OWN_MESSAGE(mc, miscache_gift_master_get(mc, 1, NULL, NULL));
   EXPECT_OWN_MESSAGE(mc, miscache_gift_classify(mc, 1, eng, &bad, &cls, NULL));
-  EXPECT_OWN_MESSAGE(mc, miscache_gift_classify_bulk(mc, 1, eng, &bad, 1, &cls,
-                                                     NULL, NULL));
+  EXPECT_OWN_MESSAGE(
+      mc, miscache_gift_classify_bulk(mc, 1, eng, &bad, 1, &cls, NULL, NULL));
   EXPECT_OWN_MESSAGE(mc, miscache_gift_analytics_set(mc, 1, "2026", j));
   EXPECT_OWN_MESSAGE(mc, miscache_batch_history_get(mc, 1, "20261124", NULL));
   EXPECT_OWN_MESSAGE(mc, miscache_batch_history_set(mc, 1, "x", &h));
   EXPECT_OWN_MESSAGE(mc, miscache_batch_status_progress(mc, 1, NULL, NULL));
-  EXPECT_OWN_MESSAGE(mc, miscache_stats_serial_get(mc, "REAN", "20261124",
-                                                   NULL));
-  EXPECT_OWN_MESSAGE(mc, miscache_stats_serial_incr(mc, NULL, "20261124", 1,
-                                                    &i64));
+  EXPECT_OWN_MESSAGE(mc,
+                     miscache_stats_serial_get(mc, "REAN", "20261124", NULL));
+  EXPECT_OWN_MESSAGE(mc,
+                     miscache_stats_serial_incr(mc, NULL, "20261124", 1, &i64));
   EXPECT_OWN_MESSAGE(mc, miscache_upload_create(mc, NULL, 1));
   EXPECT_OWN_MESSAGE(mc, miscache_upload_finish(mc, "u", NULL));
   EXPECT_OWN_MESSAGE(mc, miscache_report_set(mc, "r", NULL));
@@ -680,13 +686,15 @@ static void test_invalid_brand_deletes_nothing(void **state) {
                    MISCACHE_OK);
   json_decref(list);
   uint64_t removed = 7;
-  assert_int_equal(miscache_invalidate_brand(mc, "", &removed), MISCACHE_ERR_KEY);
+  assert_int_equal(miscache_invalidate_brand(mc, "", &removed),
+                   MISCACHE_ERR_KEY);
   assert_int_equal(removed, 0);
   assert_int_equal(mt_raw_exists_in(mc, 1, "master:brands"), 1);
   char big[1200];
   memset(big, 'B', sizeof big - 1);
   big[sizeof big - 1] = 0;
-  assert_int_equal(miscache_invalidate_brand(mc, big, &removed), MISCACHE_ERR_KEY);
+  assert_int_equal(miscache_invalidate_brand(mc, big, &removed),
+                   MISCACHE_ERR_KEY);
   assert_int_equal(mt_raw_exists_in(mc, 1, "master:brands"), 1);
   miscache_free(mc);
 }
@@ -720,7 +728,8 @@ static void test_bulk_bad_line_own_status(void **state) {
   assert_string_equal(out[2].product_type, "GIFT");
   assert_int_equal(cached, 0);
   assert_int_equal(mt_raw_exists_in(mc, 5, "gift:classification:A2:1"), 1);
-  for (int i = 0; i < 4; i++) miscache_gift_classification_clear(&out[i]);
+  for (int i = 0; i < 4; i++)
+    miscache_gift_classification_clear(&out[i]);
   miscache_gift_engine_free(eng);
   miscache_free(mc);
 }
@@ -754,8 +763,9 @@ static void test_huge_counts_refused(void **state) {
 static void test_keyspace_ttl_overrides_reach_every_key(void **state) {
   (void)state;
   miscache_options_t *o = miscache_options_new();
-  assert_int_equal(miscache_options_set_ttl(o, MISCACHE_TTL_MASTER_COMPANIES, 100),
-                   MISCACHE_OK);
+  assert_int_equal(
+      miscache_options_set_ttl(o, MISCACHE_TTL_MASTER_COMPANIES, 100),
+      MISCACHE_OK);
   assert_int_equal(miscache_options_set_ttl(o, MISCACHE_TTL_SERIAL_COUNT, 200),
                    MISCACHE_OK);
   assert_int_equal(miscache_options_set_ttl(o, MISCACHE_TTL_EXCEL_UPLOAD, 300),
@@ -772,16 +782,16 @@ static void test_keyspace_ttl_overrides_reach_every_key(void **state) {
   assert_int_equal(miscache_upload_create(mc, "u9", 10), MISCACHE_OK);
   assert_int_equal(miscache_upload_advance(mc, "u9", 1, 0), MISCACHE_OK);
   long long p1 = mt_raw_pttl(mc, MISCACHE_DB_CACHE, "master:companies");
-  long long p2 = mt_raw_pttl(mc, MISCACHE_DB_CACHE,
-                             "stats:serial_count:REAN:20261124");
+  long long p2 =
+      mt_raw_pttl(mc, MISCACHE_DB_CACHE, "stats:serial_count:REAN:20261124");
   long long p3 = mt_raw_pttl(mc, MISCACHE_DB_TEMP, "temp:excel_upload:u9");
   assert_true(p1 > 95000 && p1 <= 100000);
   assert_true(p2 > 195000 && p2 <= 200000);
   assert_true(p3 > 295000 && p3 <= 300000);
   /* the table is the one description: every family lands where it says */
   for (int f = 0; f < MISCACHE_KEY_FAMILY_COUNT; f++) {
-    const miscache_key_family_t *k = miscache_key_family(
-        (miscache_key_family_id_t)f);
+    const miscache_key_family_t *k =
+        miscache_key_family((miscache_key_family_id_t)f);
     assert_non_null(k);
     assert_ptr_equal(miscache_key_family_by_name(k->name), k);
     assert_true(k->ttl_class < MISCACHE_TTL_CLASS_COUNT);

@@ -37,6 +37,16 @@ json_t *__wrap_json_loadb(const char *buf, size_t len, size_t flags,
   return v;
 }
 
+/* pthread_create fails while this is set (item 8: no renewal, no work) */
+static int fail_threads;
+int __real_pthread_create(void *t, const void *attr, void *(*fn)(void *),
+                          void *arg);
+int __wrap_pthread_create(void *t, const void *attr, void *(*fn)(void *),
+                          void *arg) {
+  return fail_threads ? 11 /* EAGAIN */
+                      : __real_pthread_create(t, attr, fn, arg);
+}
+
 static bool fail_now(void) {
   if (armed_at < 0 || in_loadb) return false;
   if (++count != armed_at) return false;
@@ -125,7 +135,8 @@ static int scenario(const char *ns) {
         {"A1", "유모차", 10}, {"A2", "샘플", 0}, {"A3", "x", 5}};
     miscache_gift_classification_t out[3];
     CALL(miscache_gift_classify_bulk(mc, 1, e, p, 3, out, NULL, NULL));
-    for (int i = 0; i < 3; i++) miscache_gift_classification_clear(&out[i]);
+    for (int i = 0; i < 3; i++)
+      miscache_gift_classification_clear(&out[i]);
   } else {
     bad++;
   }
@@ -162,8 +173,10 @@ static void test_sweep(void **state) {
     runs++;
     if (failures == 0) break; /* the scenario needs fewer than n */
     /* with allocations working again, the same calls succeed */
-    if (scenario(ns) != 0) fail_msg("after failing allocation %ld, a clean "
-                                    "run still fails", n);
+    if (scenario(ns) != 0)
+      fail_msg("after failing allocation %ld, a clean "
+               "run still fails",
+               n);
   }
   print_message("malloc sweep: %ld runs, allocation 1..%ld failed in turn, "
                 "%ld calls returned an error, no crash\n",
@@ -172,7 +185,47 @@ static void test_sweep(void **state) {
   json_set_alloc_funcs(malloc, free);
 }
 
+static int works;
+static miscache_status_t work(void *ud, miscache_batch_run_t *run) {
+  (void)ud;
+  (void)run;
+  works++;
+  return MISCACHE_OK;
+}
+
+/* Item 8: when the renewal thread cannot start, the work never runs
+ * unprotected: the run fails first, and says why. */
+static void test_run_without_renewal_fails_first(void **state) {
+  (void)state;
+  miscache_t *mc = mt_open(NULL);
+  fail_threads = 1;
+  works = 0;
+  miscache_batch_history_t h;
+  miscache_status_t st =
+      miscache_batch_run(mc, 4, "t", load_cfg, NULL, work, NULL, &h);
+  fail_threads = 0;
+  assert_int_not_equal(st, MISCACHE_OK);
+  assert_int_equal(works, 0);
+  assert_non_null(strstr(miscache_errmsg(mc), "renewal"));
+  assert_string_equal(h.status, "failed");
+  assert_true(h.errors.count >= 1);
+  miscache_batch_history_clear(&h);
+  miscache_batch_status_t bs;
+  assert_int_equal(miscache_batch_status_get(mc, 4, &bs), MISCACHE_OK);
+  assert_string_equal(bs.status, "failed");
+  miscache_batch_status_clear(&bs);
+  assert_int_equal(mt_raw_exists_in(mc, 4, "batch:lock:4"), 0); /* released */
+  /* and with threads working again the run does its work */
+  assert_int_equal(
+      miscache_batch_run(mc, 4, "t", load_cfg, NULL, work, NULL, NULL),
+      MISCACHE_OK);
+  assert_int_equal(works, 1);
+  miscache_free(mc);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_sweep)};
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sweep),
+      cmocka_unit_test(test_run_without_renewal_fails_first)};
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
 }

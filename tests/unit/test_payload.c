@@ -142,10 +142,43 @@ static void test_encode_rejects_bad_utf8(void **state) {
   assert_non_null(strstr(err, "errors"));
 }
 
+
+/* Members the struct does not name survive decode + encode, nested ones
+ * included (issue 9, item 1). */
+static void test_unknown_members_kept(void **state) {
+  (void)state;
+  json_t *in = json_loads("{\"status\":\"ok\",\"csrf\":\"t\",\"count\":1,"
+                          "\"progress\":{\"total_pages\":3,\"eta\":9},"
+                          "\"roles\":[\"a\"]}",
+                          0, NULL);
+  assert_non_null(in);
+  status_t s = {0};
+  assert_int_equal(
+      miscache__payload_decode(&status_payload, in, &s, err, sizeof err),
+      MISCACHE_OK);
+  s.count = 2;
+  s.progress.total_pages = 4;
+  json_t *out = miscache__payload_encode(&status_payload, &s, err, sizeof err);
+  assert_non_null(out);
+  assert_string_equal(json_string_value(json_object_get(out, "csrf")), "t");
+  assert_int_equal(json_array_size(json_object_get(out, "roles")), 1);
+  assert_int_equal(json_integer_value(json_object_get(out, "count")), 2);
+  json_t *p = json_object_get(out, "progress");
+  assert_int_equal(json_integer_value(json_object_get(p, "eta")), 9);
+  assert_int_equal(json_integer_value(json_object_get(p, "total_pages")), 4);
+  /* the object read is not changed by the encode */
+  assert_int_equal(json_integer_value(json_object_get(in, "count")), 1);
+  json_decref(out);
+  miscache__payload_clear(&status_payload, &s);
+  assert_null(s.extra);
+  json_decref(in);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_decode_rules),
+      cmocka_unit_test(test_unknown_members_kept),
       cmocka_unit_test(test_encode_rejects_bad_utf8),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
