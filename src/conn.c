@@ -303,6 +303,10 @@ static transport_t read_reply(miscache__conn_t *c, int64_t deadline,
       *out = r;
       return T_OK;
     }
+    /* wait first: right after a request the reply is rarely there yet,
+     * so a recv() before poll() would mostly be a wasted syscall */
+    transport_t t = wait_fd(c, POLLIN, deadline, err_no);
+    if (t != T_OK) return t;
     char buf[16384];
     ssize_t n = recv(c->ctx->fd, buf, sizeof buf, 0);
     if (n > 0) {
@@ -317,12 +321,7 @@ static transport_t read_reply(miscache__conn_t *c, int64_t deadline,
                "server closed the connection");
       return T_LOST;
     }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      transport_t t = wait_fd(c, POLLIN, deadline, err_no);
-      if (t != T_OK) return t;
-      continue;
-    }
+    if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
     *err_no = errno;
     return T_LOST;
   }

@@ -65,25 +65,23 @@ static miscache_status_t work(void *ud, miscache_batch_run_t *run) {
   return MISCACHE_OK;
 }
 
-/* item 12: a run SIGSTOPped past its TTL, continued after a newer run
- * completed, writes neither status nor history. */
-static void test_stale_run_writes_nothing(void **state) {
-  (void)state;
-  char ns[64];
-  snprintf(ns, sizeof ns, "%s", mt_namespace());
+/* Forks a process that runs a batch of company 5 with work w and a lock TTL
+ * of ttl_s; returns once its work has reported. The child exits 0 when its
+ * run and its second report were refused (ERR_NOT_OWNER), else 1. */
+static pid_t start_child_run(const char *ns, int64_t ttl_s, work_t w) {
   int fds[2];
   assert_int_equal(pipe(fds), 0);
   pid_t kid = fork();
   assert_true(kid >= 0);
   if (kid == 0) {
     close(fds[0]);
-    miscache_t *mc = open_lock_ttl(ns, 1);
-    work_t w = {.pipe_fd = fds[1], .sleep_ms = 600, .orders = 999};
-    miscache_status_t st = mc ? miscache_batch_run(mc, 5, "stale", load_config,
+    miscache_t *mc = open_lock_ttl(ns, ttl_s);
+    w.pipe_fd = fds[1];
+    miscache_status_t st = mc ? miscache_batch_run(mc, 5, "child", load_config,
                                                    NULL, work, &w, NULL)
                               : MISCACHE_ERR_UNAVAILABLE;
     miscache_free(mc);
-    fprintf(stderr, "stale run: %s, second report %s\n", miscache_strerror(st),
+    fprintf(stderr, "child run: %s, second report %s\n", miscache_strerror(st),
             miscache_strerror(w.report2));
     mt_child_exit(st == MISCACHE_ERR_NOT_OWNER &&
                           w.report2 == MISCACHE_ERR_NOT_OWNER
@@ -94,6 +92,17 @@ static void test_stale_run_writes_nothing(void **state) {
   char c;
   assert_int_equal(read(fds[0], &c, 1), 1);
   close(fds[0]);
+  return kid;
+}
+
+/* item 12: a run SIGSTOPped past its TTL, continued after a newer run
+ * completed, writes neither status nor history. */
+static void test_stale_run_writes_nothing(void **state) {
+  (void)state;
+  char ns[64];
+  snprintf(ns, sizeof ns, "%s", mt_namespace());
+  work_t w0 = {.sleep_ms = 600, .orders = 999};
+  pid_t kid = start_child_run(ns, 1, w0);
   kill(kid, SIGSTOP);
   mt_sleep_ms(1500); /* past the 1 s lock TTL */
   miscache_t *mc = open_lock_ttl(ns, 1);
@@ -157,22 +166,8 @@ static void test_dead_holder_stale_and_takeover(void **state) {
   (void)state;
   char ns[64];
   snprintf(ns, sizeof ns, "%s", mt_namespace());
-  int fds[2];
-  assert_int_equal(pipe(fds), 0);
-  pid_t kid = fork();
-  assert_true(kid >= 0);
-  if (kid == 0) {
-    close(fds[0]);
-    miscache_t *mc = open_lock_ttl(ns, 6);
-    work_t w = {.pipe_fd = fds[1], .sleep_ms = 60000};
-    if (mc)
-      miscache_batch_run(mc, 5, "doomed", load_config, NULL, work, &w, NULL);
-    mt_child_exit(1);
-  }
-  close(fds[1]);
-  char c;
-  assert_int_equal(read(fds[0], &c, 1), 1);
-  close(fds[0]);
+  work_t w0 = {.sleep_ms = 60000};
+  pid_t kid = start_child_run(ns, 6, w0);
   miscache_t *mc = open_lock_ttl(ns, 6);
   assert_non_null(mc);
   miscache_batch_status_t s;
