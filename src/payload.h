@@ -96,9 +96,6 @@ miscache__gift_master_decode(const json_t *arr,
                              char *why, size_t whylen);
 
 /* ---- typed access shared by the domain files (typed.c) ---------------- */
-/* "prefix:<id>" for an integer id. */
-miscache_status_t miscache__key_int(miscache_t *mc, char *buf, size_t size,
-                                    const char *prefix, int64_t id);
 /* Key "<prefix>:<company>:<YYYYMMDD>" of family f (buf of
  * MISCACHE_KEY_BUFSIZE) after checking the date (ERR_KEY if bad). */
 miscache_status_t miscache__key_company_date(miscache_t *mc, char *buf,

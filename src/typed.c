@@ -7,15 +7,6 @@
 
 #include "payload.h"
 
-miscache_status_t miscache__key_int(miscache_t *mc, char *buf, size_t size,
-                                    const char *prefix, int64_t id) {
-  char num[24];
-  snprintf(num, sizeof num, "%" PRId64, id);
-  miscache_status_t st = miscache_key(buf, size, prefix, num, NULL);
-  if (st != MISCACHE_OK) miscache__set_err(mc, "bad key %s:%s", prefix, num);
-  return st;
-}
-
 miscache_status_t miscache__key_company_date(miscache_t *mc, char *buf,
                                              miscache_key_family_id_t f,
                                              int64_t company,
