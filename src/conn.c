@@ -293,6 +293,7 @@ static transport_t send_all(miscache__conn_t *c, int64_t deadline,
 static transport_t read_reply(miscache__conn_t *c, int64_t deadline,
                               redisReply **out, int *err_no) {
   redisReader *rd = c->ctx->reader;
+  bool full = false; /* the last recv() filled the buffer: more is likely */
   for (;;) {
     void *r = NULL;
     if (redisReaderGetReply(rd, &r) != REDIS_OK) {
@@ -305,10 +306,13 @@ static transport_t read_reply(miscache__conn_t *c, int64_t deadline,
     }
     /* wait first: right after a request the reply is rarely there yet,
      * so a recv() before poll() would mostly be a wasted syscall */
-    transport_t t = wait_fd(c, POLLIN, deadline, err_no);
-    if (t != T_OK) return t;
-    char buf[16384];
+    if (!full || now_ms() >= deadline) {
+      transport_t t = wait_fd(c, POLLIN, deadline, err_no);
+      if (t != T_OK) return t;
+    }
+    char buf[65536];
     ssize_t n = recv(c->ctx->fd, buf, sizeof buf, 0);
+    full = n == (ssize_t)sizeof buf;
     if (n > 0) {
       if (redisReaderFeed(rd, buf, (size_t)n) != REDIS_OK) {
         snprintf(c->ctx->errstr, sizeof c->ctx->errstr, "%s", rd->errstr);
