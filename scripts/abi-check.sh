@@ -18,7 +18,7 @@ if [[ ! -f $dir/CMakeCache.txt ]]; then
     -DMISCACHE_BUILD_EXAMPLES=OFF >/dev/null
 fi
 cmake --build "$dir" --target miscache -j "${JOBS:-2}" >/dev/null
-lib=$(ls "$dir"/libmiscache.so.*.*.* | head -n 1)
+lib=$(readlink -f "$dir/libmiscache.so") # not a stale older build in dir
 soname=$(objdump -p "$lib" | awk '/SONAME/ {print $2}')
 baseline=abi/libmiscache.abi
 current=$(mktemp)

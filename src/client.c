@@ -62,27 +62,24 @@ miscache_status_t miscache_open(const miscache_options_t *opts,
     copy_err(errbuf, errbuf_len, "out of memory");
     return st;
   }
-  if (!mc->opts.ep_set) {
+  {
+    /* the endpoint: the options', else MISCACHE_URL, else the default; with
+     * the setters' credentials, TLS and Sentinel settings laid over it */
     const char *env = getenv("MISCACHE_URL");
-    const char *url = env && env[0] ? env : "redis://127.0.0.1:6379";
+    const char *url = mc->opts.ep_set ? NULL
+                      : env && env[0] ? env
+                                      : "redis://127.0.0.1:6379";
     miscache__endpoint_t ep;
-    st = miscache__url_parse(url, &ep, mc->err, sizeof mc->err);
+    st = miscache__options_endpoint(&mc->opts, url, &ep, mc->err,
+                                    sizeof mc->err);
     if (st != MISCACHE_OK) {
       char msg[MISCACHE_ERRMSG_SIZE + 16];
-      snprintf(msg, sizeof msg, "MISCACHE_URL: %s", mc->err);
+      snprintf(msg, sizeof msg, "%s%s", url && url == env ? "MISCACHE_URL: " : "",
+               mc->err);
       copy_err(errbuf, errbuf_len, msg);
       miscache__options_clear(&mc->opts);
       free(mc);
       return st;
-    }
-    /* credentials set with miscache_options_set_auth() win over the URL's */
-    if (mc->opts.ep.password) {
-      miscache__secret_free(ep.password);
-      free(ep.user);
-      ep.password = mc->opts.ep.password;
-      ep.user = mc->opts.ep.user;
-      mc->opts.ep.password = NULL;
-      mc->opts.ep.user = NULL;
     }
     miscache__endpoint_clear(&mc->opts.ep);
     mc->opts.ep = ep;
@@ -91,19 +88,19 @@ miscache_status_t miscache_open(const miscache_options_t *opts,
   mc->ns_len = strlen(mc->opts.ns);
   mc->rng = seed_rng(mc);
   mc->pending = miscache__pending_new(mc->opts.pending_max);
-  mc->nodes = mc->pending ? calloc(1, sizeof *mc->nodes) : NULL;
-  if (mc->nodes)
-    mc->nodes[0] = miscache__conn_new(&mc->opts.ep, mc->opts.connect_timeout_ms,
-                                      mc->opts.command_timeout_ms, mc->err,
-                                      sizeof mc->err);
-  if (!mc->nodes || !mc->nodes[0]) {
+  if (!mc->pending) {
     miscache_free(mc);
     copy_err(errbuf, errbuf_len, "out of memory");
     return MISCACHE_ERR_NOMEM;
   }
-  mc->nnodes = 1;
+  st = miscache__dispatcher_new(mc, &mc->disp);
+  if (st != MISCACHE_OK) {
+    copy_err(errbuf, errbuf_len, mc->err);
+    miscache_free(mc);
+    return st;
+  }
   if (!mc->opts.lazy) {
-    st = miscache__conn_connect(mc->nodes[0]);
+    st = miscache__dispatcher_connect(mc);
     if (st != MISCACHE_OK) {
       copy_err(errbuf, errbuf_len, mc->err);
       miscache_free(mc);
@@ -132,8 +129,7 @@ miscache_status_t miscache_open_url(const char *url, miscache_t **out,
 
 void miscache_free(miscache_t *mc) {
   if (!mc) return;
-  for (size_t i = 0; i < mc->nnodes; i++) miscache__conn_free(mc->nodes[i]);
-  free(mc->nodes);
+  miscache__dispatcher_free(mc->disp);
   miscache__pending_unref(mc->pending);
   miscache__options_clear(&mc->opts);
   free(mc);

@@ -11,7 +11,24 @@
 #define MISCACHE__NS_MAX 64
 
 /* ---- endpoint / URL (url.c) ------------------------------------------- */
-typedef enum { MISCACHE__EP_TCP = 0, MISCACHE__EP_UNIX = 1 } miscache__ep_kind_t;
+typedef enum {
+  MISCACHE__EP_TCP = 0,
+  MISCACHE__EP_UNIX = 1,
+  MISCACHE__EP_SENTINEL = 2 /* addrs are sentinels, master names the set */
+} miscache__ep_kind_t;
+
+typedef struct miscache__hostport {
+  char *host; /* name or IP (no brackets) */
+  int port;
+} miscache__hostport_t;
+
+/* TLS settings: files NULL = not given. */
+typedef struct miscache__tls_conf {
+  char *cacert; /* PEM CA bundle; NULL: the system trust store */
+  char *cert;   /* client certificate (mutual TLS) */
+  char *key;    /* its private key */
+  bool insecure_skip_verify;
+} miscache__tls_conf_t;
 
 typedef struct miscache__endpoint {
   miscache__ep_kind_t kind;
@@ -20,6 +37,13 @@ typedef struct miscache__endpoint {
   char *path; /* UNIX */
   char *user;     /* NULL: none */
   char *password; /* NULL: no AUTH */
+  bool tls;       /* rediss:// */
+  miscache__tls_conf_t tls_conf; /* from URL parameters */
+  char *master;                  /* SENTINEL: the master's name */
+  miscache__hostport_t *addrs;   /* SENTINEL: the sentinels */
+  size_t naddrs;
+  char *sentinel_user;     /* AUTH for the sentinels (URL parameters) */
+  char *sentinel_password;
 } miscache__endpoint_t;
 
 /* Parse url into ep (fields heap-allocated). On error ep is untouched and
@@ -31,6 +55,9 @@ void miscache__endpoint_clear(miscache__endpoint_t *ep);
 void miscache__secret_free(char *secret);
 miscache_status_t miscache__endpoint_copy(miscache__endpoint_t *dst,
                                           const miscache__endpoint_t *src);
+void miscache__tls_conf_clear(miscache__tls_conf_t *t);
+miscache_status_t miscache__tls_conf_copy(miscache__tls_conf_t *dst,
+                                          const miscache__tls_conf_t *src);
 
 /* ---- options (options.c) ---------------------------------------------- */
 struct miscache_options {
@@ -46,6 +73,13 @@ struct miscache_options {
   unsigned unlink_batch;
   bool lazy;
   unsigned pending_max;
+  /* set by the option setters; they win over the URL's (also MISCACHE_URL) */
+  bool tls_on;
+  miscache__tls_conf_t tls;
+  char *sentinel_user;
+  char *sentinel_password;
+  int backoff_min_ms;
+  int backoff_max_ms;
   char err[MISCACHE_ERRMSG_SIZE]; /* why the last setter refused */
 };
 
@@ -54,8 +88,16 @@ void miscache__options_defaults(miscache_options_t *o);
 miscache_status_t miscache__options_copy(miscache_options_t *dst,
                                          const miscache_options_t *src);
 void miscache__options_clear(miscache_options_t *o);
+/* The endpoint a handle uses: o's (or url's when given) with the setters'
+ * TLS and sentinel settings laid over it. */
+miscache_status_t miscache__options_endpoint(const miscache_options_t *o,
+                                             const char *url,
+                                             miscache__endpoint_t *out,
+                                             char *err, size_t errlen);
 
-/* ---- replies and connections (conn.c: the only hiredis user) ---------- */
+/* ---- replies (reply.c) ---------------------------------------------------
+ * The layers below the dispatcher (transport.h, node.h) are not visible
+ * from here: a domain file cannot reach a connection. */
 typedef struct miscache__reply miscache__reply_t; /* opaque */
 typedef enum {
   MISCACHE__R_STRING,
@@ -91,32 +133,23 @@ typedef struct miscache__cmd {
  * ERR_UNAVAILABLE rather than a new connection, and no replay before it. */
 #define MISCACHE__SAME_CONN 2u
 
-typedef struct miscache__conn miscache__conn_t;
-
-/* err points to the owner's message buffer (errlen bytes); the connection
- * writes transport failures there. The endpoint is copied. */
-miscache__conn_t *miscache__conn_new(const miscache__endpoint_t *ep,
-                                     int connect_timeout_ms,
-                                     int command_timeout_ms, char *err,
-                                     size_t errlen);
-void miscache__conn_free(miscache__conn_t *c);
-/* Connect (and AUTH) if not connected. */
-miscache_status_t miscache__conn_connect(miscache__conn_t *c);
-/* Send n commands in one write (after a SELECT db when db >= 0 differs from
- * the connection's), read n replies into replies[] (owned by the caller,
- * free each with miscache__reply_free). Returns OK when every reply was
- * read (replies may be error replies), else a transport status with every
- * replies[i] NULL. */
-miscache_status_t miscache__conn_exec(miscache__conn_t *c, int db, size_t n,
-                                      const miscache__cmd_t *cmds,
-                                      miscache__reply_t **replies,
-                                      unsigned flags);
-
-/* ---- dispatcher (route.c): every command of a handle goes through it --- */
+/* ---- dispatcher (dispatch.c): every command of a handle goes through it - */
 #define MISCACHE__NO_DB (-1) /* a command that needs no SELECT (PING, INFO) */
+typedef struct miscache__dispatcher miscache__dispatcher_t;
+/* The dispatcher for mc's endpoint (mc->opts.ep). ERR_TLS (certificate
+ * files), ERR_NOMEM; message in mc->err. */
+miscache_status_t miscache__dispatcher_new(miscache_t *mc,
+                                           miscache__dispatcher_t **out);
+void miscache__dispatcher_free(miscache__dispatcher_t *d); /* accepts NULL */
+/* Connect now (eager open): standalone node, or Sentinel's master. */
+miscache_status_t miscache__dispatcher_connect(miscache_t *mc);
 /* Replays pending invalidations (if any, and not within the retry pause
  * after a failed replay), then runs n commands for logical db (or NO_DB) on
- * the node that serves them; replies as for miscache__conn_exec. */
+ * the node that serves them, within one command timeout. OK when every
+ * reply was read (replies may be error replies; free each with
+ * miscache__reply_free); else a status (message in mc->err) with every
+ * replies[i] NULL. An old connection found lost is replaced and the batch
+ * sent again once when flags has IDEMPOTENT. */
 miscache_status_t miscache__dispatch(miscache_t *mc, int db, size_t n,
                                      const miscache__cmd_t *cmds,
                                      miscache__reply_t **replies,
@@ -160,8 +193,7 @@ miscache_status_t miscache__pend(miscache_t *mc, miscache_db_t db,
 /* ---- handle (client.c) ------------------------------------------------ */
 struct miscache {
   miscache_options_t opts;
-  miscache__conn_t **nodes;
-  size_t nnodes;
+  miscache__dispatcher_t *disp;
   size_t ns_len;
   uint64_t rng;
   miscache_counters_t counters[MISCACHE_DB_COUNT];

@@ -15,6 +15,8 @@ void miscache__options_defaults(miscache_options_t *o) {
   o->scan_count = 1000;
   o->unlink_batch = 1000;
   o->pending_max = 1024;
+  o->backoff_min_ms = 100;
+  o->backoff_max_ms = 5000;
 }
 
 miscache_options_t *miscache_options_new(void) {
@@ -26,6 +28,11 @@ miscache_options_t *miscache_options_new(void) {
 void miscache__options_clear(miscache_options_t *o) {
   miscache__endpoint_clear(&o->ep);
   o->ep_set = false;
+  miscache__tls_conf_clear(&o->tls);
+  o->tls_on = false;
+  free(o->sentinel_user);
+  miscache__secret_free(o->sentinel_password);
+  o->sentinel_user = o->sentinel_password = NULL;
 }
 
 void miscache_options_free(miscache_options_t *opts) {
@@ -34,11 +41,78 @@ void miscache_options_free(miscache_options_t *opts) {
   free(opts);
 }
 
+static bool dup_opt(char **dst, const char *src) {
+  *dst = src ? strdup(src) : NULL;
+  return !src || *dst;
+}
+
 miscache_status_t miscache__options_copy(miscache_options_t *dst,
                                          const miscache_options_t *src) {
   *dst = *src;
   memset(&dst->ep, 0, sizeof dst->ep);
-  return miscache__endpoint_copy(&dst->ep, &src->ep);
+  memset(&dst->tls, 0, sizeof dst->tls);
+  dst->sentinel_user = dst->sentinel_password = NULL;
+  if (miscache__endpoint_copy(&dst->ep, &src->ep) != MISCACHE_OK ||
+      miscache__tls_conf_copy(&dst->tls, &src->tls) != MISCACHE_OK ||
+      !dup_opt(&dst->sentinel_user, src->sentinel_user) ||
+      !dup_opt(&dst->sentinel_password, src->sentinel_password)) {
+    miscache__options_clear(dst);
+    return MISCACHE_ERR_NOMEM;
+  }
+  return MISCACHE_OK;
+}
+
+/* Replace *slot with a copy of v (NULL clears). false: out of memory. */
+static bool replace_str(char **slot, const char *v, bool secret) {
+  char *c = v ? strdup(v) : NULL;
+  if (v && !c) return false;
+  if (secret)
+    miscache__secret_free(*slot);
+  else
+    free(*slot);
+  *slot = c;
+  return true;
+}
+
+miscache_status_t miscache__options_endpoint(const miscache_options_t *o,
+                                             const char *url,
+                                             miscache__endpoint_t *out,
+                                             char *err, size_t errlen) {
+  miscache__endpoint_t ep;
+  miscache_status_t st = url ? miscache__url_parse(url, &ep, err, errlen)
+                             : miscache__endpoint_copy(&ep, &o->ep);
+  if (st != MISCACHE_OK) {
+    if (st == MISCACHE_ERR_NOMEM) snprintf(err, errlen, "out of memory");
+    return st;
+  }
+  bool ok = true;
+  if (url && o->ep.password) { /* miscache_options_set_auth() wins */
+    ok = replace_str(&ep.user, o->ep.user, false) &&
+         replace_str(&ep.password, o->ep.password, true);
+  }
+  if (o->tls_on) {
+    ep.tls = true;
+    if (o->tls.cacert) ok = ok && replace_str(&ep.tls_conf.cacert, o->tls.cacert, false);
+    if (o->tls.cert) ok = ok && replace_str(&ep.tls_conf.cert, o->tls.cert, false);
+    if (o->tls.key) ok = ok && replace_str(&ep.tls_conf.key, o->tls.key, false);
+  }
+  if (o->tls.insecure_skip_verify) ep.tls_conf.insecure_skip_verify = true;
+  if (o->sentinel_password) {
+    ok = ok && replace_str(&ep.sentinel_user, o->sentinel_user, false) &&
+         replace_str(&ep.sentinel_password, o->sentinel_password, true);
+  }
+  if (!ok) {
+    miscache__endpoint_clear(&ep);
+    snprintf(err, errlen, "out of memory");
+    return MISCACHE_ERR_NOMEM;
+  }
+  if (ep.tls && ep.kind == MISCACHE__EP_UNIX) {
+    miscache__endpoint_clear(&ep);
+    snprintf(err, errlen, "TLS over a unix socket is not supported");
+    return MISCACHE_ERR_INVALID;
+  }
+  *out = ep;
+  return MISCACHE_OK;
 }
 
 const char *miscache_options_errmsg(const miscache_options_t *opts) {
@@ -184,5 +258,59 @@ miscache_status_t miscache_options_set_pending_max(miscache_options_t *opts,
                                                    unsigned max) {
   if (!opts || max < 1 || max > 1000000) return MISCACHE_ERR_INVALID;
   opts->pending_max = max;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_options_set_tls(miscache_options_t *opts,
+                                           const char *cacert,
+                                           const char *cert,
+                                           const char *key) {
+  if (!opts || (!cert != !key) || (cacert && !cacert[0]) ||
+      (cert && !cert[0]) || (key && !key[0]))
+    return MISCACHE_ERR_INVALID;
+  miscache__tls_conf_t t = {.insecure_skip_verify =
+                                opts->tls.insecure_skip_verify};
+  if (!dup_opt(&t.cacert, cacert) || !dup_opt(&t.cert, cert) ||
+      !dup_opt(&t.key, key)) {
+    miscache__tls_conf_clear(&t);
+    return MISCACHE_ERR_NOMEM;
+  }
+  miscache__tls_conf_clear(&opts->tls);
+  opts->tls = t;
+  opts->tls_on = true;
+  return MISCACHE_OK;
+}
+
+miscache_status_t
+miscache_options_set_tls_insecure_skip_verify(miscache_options_t *opts,
+                                              bool skip) {
+  if (!opts) return MISCACHE_ERR_INVALID;
+  opts->tls.insecure_skip_verify = skip;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_options_set_sentinel_auth(miscache_options_t *opts,
+                                                     const char *user,
+                                                     const char *password) {
+  if (!opts || (user && user[0] && !password)) return MISCACHE_ERR_INVALID;
+  char *u = NULL, *p = NULL;
+  if (!dup_opt(&u, user && user[0] ? user : NULL) || !dup_opt(&p, password)) {
+    free(u);
+    free(p);
+    return MISCACHE_ERR_NOMEM;
+  }
+  free(opts->sentinel_user);
+  miscache__secret_free(opts->sentinel_password);
+  opts->sentinel_user = u;
+  opts->sentinel_password = p;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_options_set_backoff(miscache_options_t *opts,
+                                               int min_ms, int max_ms) {
+  if (!opts || min_ms < 1 || max_ms < min_ms || max_ms > 600000)
+    return MISCACHE_ERR_INVALID;
+  opts->backoff_min_ms = min_ms;
+  opts->backoff_max_ms = max_ms;
   return MISCACHE_OK;
 }

@@ -1,5 +1,9 @@
-/* Server URL parsing: redis://[[user]:password@]host[:port] and
- * unix:///path. Pure; no I/O. */
+/* Server URL parsing. Pure; no I/O.
+ *   redis[s]://[[user]:password@]host[:port][?params]
+ *   redis[s]+sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER[?params]
+ *   unix:///path
+ * params: cacert, cert, key (TLS schemes), sentinel_user, sentinel_password
+ * (sentinel schemes); values percent-decoded. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,27 +18,70 @@ void miscache__secret_free(char *secret) {
   free(secret);
 }
 
+void miscache__tls_conf_clear(miscache__tls_conf_t *t) {
+  free(t->cacert);
+  free(t->cert);
+  free(t->key);
+  memset(t, 0, sizeof *t);
+}
+
 void miscache__endpoint_clear(miscache__endpoint_t *ep) {
   free(ep->host);
   free(ep->path);
   free(ep->user);
   miscache__secret_free(ep->password);
+  miscache__tls_conf_clear(&ep->tls_conf);
+  free(ep->master);
+  for (size_t i = 0; i < ep->naddrs; i++) free(ep->addrs[i].host);
+  free(ep->addrs);
+  free(ep->sentinel_user);
+  miscache__secret_free(ep->sentinel_password);
   memset(ep, 0, sizeof *ep);
 }
 
-static char *dup_or_null(const char *s) {
-  return s ? strdup(s) : NULL;
+/* *dst = copy of src (NULL stays NULL); false when out of memory. */
+static bool dup_into(char **dst, const char *src) {
+  *dst = src ? strdup(src) : NULL;
+  return !src || *dst;
+}
+
+miscache_status_t miscache__tls_conf_copy(miscache__tls_conf_t *dst,
+                                          const miscache__tls_conf_t *src) {
+  miscache__tls_conf_t t = {.insecure_skip_verify = src->insecure_skip_verify};
+  bool ok = dup_into(&t.cacert, src->cacert);
+  ok = dup_into(&t.cert, src->cert) && ok;
+  ok = dup_into(&t.key, src->key) && ok;
+  if (!ok) {
+    miscache__tls_conf_clear(&t);
+    return MISCACHE_ERR_NOMEM;
+  }
+  *dst = t;
+  return MISCACHE_OK;
 }
 
 miscache_status_t miscache__endpoint_copy(miscache__endpoint_t *dst,
                                           const miscache__endpoint_t *src) {
-  miscache__endpoint_t e = {.kind = src->kind, .port = src->port};
-  e.host = dup_or_null(src->host);
-  e.path = dup_or_null(src->path);
-  e.user = dup_or_null(src->user);
-  e.password = dup_or_null(src->password);
-  if ((src->host && !e.host) || (src->path && !e.path) ||
-      (src->user && !e.user) || (src->password && !e.password)) {
+  miscache__endpoint_t e = {
+      .kind = src->kind, .port = src->port, .tls = src->tls};
+  bool ok = dup_into(&e.host, src->host);
+  ok = dup_into(&e.path, src->path) && ok;
+  ok = dup_into(&e.user, src->user) && ok;
+  ok = dup_into(&e.password, src->password) && ok;
+  ok = dup_into(&e.master, src->master) && ok;
+  ok = dup_into(&e.sentinel_user, src->sentinel_user) && ok;
+  ok = dup_into(&e.sentinel_password, src->sentinel_password) && ok;
+  ok = miscache__tls_conf_copy(&e.tls_conf, &src->tls_conf) == MISCACHE_OK &&
+       ok;
+  if (ok && src->naddrs) {
+    e.addrs = calloc(src->naddrs, sizeof *e.addrs);
+    ok = e.addrs != NULL;
+    for (size_t i = 0; ok && i < src->naddrs; i++) {
+      e.naddrs = i + 1;
+      e.addrs[i].port = src->addrs[i].port;
+      ok = dup_into(&e.addrs[i].host, src->addrs[i].host);
+    }
+  }
+  if (!ok) {
     miscache__endpoint_clear(&e);
     return MISCACHE_ERR_NOMEM;
   }
@@ -87,6 +134,109 @@ static bool has_ctl_or_space(const char *s) {
   return false;
 }
 
+/* "host[:port]" or "[v6][:port]" in [p, end). ERR_URL with err set. */
+static miscache_status_t parse_hostport(const char *p, const char *end,
+                                        int default_port,
+                                        miscache__hostport_t *out, char *err,
+                                        size_t errlen) {
+  miscache_status_t st = MISCACHE_OK;
+  miscache__hostport_t hp = {0};
+  const char *host_end;
+  const char *port_str = NULL;
+  if (*p == '[') {
+    const char *rb = memchr(p, ']', (size_t)(end - p));
+    if (!rb) URL_FAIL("unterminated [ in IPv6 host");
+    hp.host = strndup(p + 1, (size_t)(rb - p - 1));
+    host_end = rb + 1;
+    if (host_end < end) {
+      if (*host_end != ':') URL_FAIL("unexpected text after ]");
+      port_str = host_end + 1;
+    }
+  } else {
+    const char *colon = memchr(p, ':', (size_t)(end - p));
+    host_end = colon ? colon : end;
+    if (colon) port_str = colon + 1;
+    hp.host = strndup(p, (size_t)(host_end - p));
+  }
+  if (!hp.host) {
+    snprintf(err, errlen, "out of memory parsing URL");
+    return MISCACHE_ERR_NOMEM;
+  }
+  if (!hp.host[0]) URL_FAIL("URL has no host");
+  if (strpbrk(hp.host, "@[]/%,")) URL_FAIL("bad character in host \"%s\"", hp.host);
+  hp.port = default_port;
+  if (port_str) {
+    long v = 0;
+    if (port_str == end) URL_FAIL("empty port");
+    for (const char *q = port_str; q < end; q++) {
+      if (*q < '0' || *q > '9') URL_FAIL("port is not a number");
+      v = v * 10 + (*q - '0');
+      if (v > 65535) break;
+    }
+    if (v < 1 || v > 65535) URL_FAIL("port out of range 1..65535");
+    hp.port = (int)v;
+  }
+  *out = hp;
+  return MISCACHE_OK;
+fail:
+  free(hp.host);
+  return st;
+}
+
+/* One "name=value" of the query into e. */
+static miscache_status_t parse_param(const char *p, const char *end,
+                                     miscache__endpoint_t *e, char *err,
+                                     size_t errlen) {
+  miscache_status_t st = MISCACHE_OK;
+  bool nomem = false;
+  const char *eq = memchr(p, '=', (size_t)(end - p));
+  size_t nlen = (size_t)((eq ? eq : end) - p);
+  char **slot = NULL;
+  bool tls_only = false, sentinel_only = false;
+#define PARAM(name) (nlen == sizeof name - 1 && memcmp(p, name, nlen) == 0)
+  if (PARAM("cacert")) slot = &e->tls_conf.cacert, tls_only = true;
+  else if (PARAM("cert")) slot = &e->tls_conf.cert, tls_only = true;
+  else if (PARAM("key")) slot = &e->tls_conf.key, tls_only = true;
+  else if (PARAM("sentinel_user"))
+    slot = &e->sentinel_user, sentinel_only = true;
+  else if (PARAM("sentinel_password"))
+    slot = &e->sentinel_password, sentinel_only = true;
+#undef PARAM
+  if (!slot)
+    URL_FAIL("unknown URL parameter \"%.*s\" (known: cacert, cert, key, "
+             "sentinel_user, sentinel_password)",
+             (int)(nlen > 64 ? 64 : nlen), p);
+  if (tls_only && !e->tls)
+    URL_FAIL("URL parameter \"%.*s\" needs a TLS scheme (rediss://)",
+             (int)nlen, p);
+  if (sentinel_only && e->kind != MISCACHE__EP_SENTINEL)
+    URL_FAIL("URL parameter \"%.*s\" needs redis+sentinel://", (int)nlen, p);
+  if (*slot) URL_FAIL("URL parameter \"%.*s\" given twice", (int)nlen, p);
+  if (!eq || eq + 1 == end)
+    URL_FAIL("URL parameter \"%.*s\" has no value", (int)nlen, p);
+  *slot = pct_decode(eq + 1, (size_t)(end - eq - 1), &nomem);
+  if (!*slot) {
+    if (nomem) {
+      snprintf(err, errlen, "out of memory parsing URL");
+      return MISCACHE_ERR_NOMEM;
+    }
+    URL_FAIL("bad percent escape in URL parameter \"%.*s\"", (int)nlen, p);
+  }
+fail:
+  return st;
+}
+
+static const struct {
+  const char *prefix;
+  bool tls;
+  bool sentinel;
+} schemes[] = {
+    {"redis://", false, false},
+    {"rediss://", true, false},
+    {"redis+sentinel://", false, true},
+    {"rediss+sentinel://", true, true},
+};
+
 miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
                                       char *err, size_t errlen) {
   miscache__endpoint_t e = {0};
@@ -114,25 +264,27 @@ miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
     *ep = e;
     return MISCACHE_OK;
   }
-  if (strncmp(url, "redis://", 8) != 0) {
-    if (strncmp(url, "rediss://", 9) == 0)
-      URL_FAIL("rediss:// (TLS) is not supported by this build");
-    URL_FAIL("unsupported URL scheme in \"%.64s\": use redis:// or unix://",
+  const char *p = NULL;
+  bool sentinel = false;
+  for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
+    if (strncmp(url, schemes[i].prefix, strlen(schemes[i].prefix)) == 0) {
+      p = url + strlen(schemes[i].prefix);
+      e.tls = schemes[i].tls;
+      sentinel = schemes[i].sentinel;
+    }
+  if (!p)
+    URL_FAIL("unsupported URL scheme in \"%.64s\": use redis://, rediss://, "
+             "redis+sentinel://, rediss+sentinel:// or unix://",
              url);
-  }
-  const char *p = url + 8;
-  const char *end = p + strlen(p);
-  /* userinfo: everything up to the last '@' (a password may hold '/') */
+  e.kind = sentinel ? MISCACHE__EP_SENTINEL : MISCACHE__EP_TCP;
+  /* userinfo: everything up to the last '@' (a password may hold '/' or
+   * '?'; an '@' in a parameter value must be written %40) */
   const char *at = strrchr(p, '@');
   const char *hostpart = at ? at + 1 : p;
-  if (strpbrk(hostpart, "?#")) URL_FAIL("redis URL takes no query or fragment");
-  const char *slash = strchr(hostpart, '/');
-  if (slash) {
-    if (slash[1] != 0)
-      URL_FAIL("database numbers in the URL are not used: databases are "
-               "chosen per logical name (miscache_options_set_db)");
-    end = slash;
-  }
+  if (strchr(hostpart, '#')) URL_FAIL("redis URL takes no fragment");
+  const char *query = strchr(hostpart, '?');
+  const char *end = query ? query : hostpart + strlen(hostpart);
+  const char *slash = memchr(hostpart, '/', (size_t)(end - hostpart));
   if (at) {
     const char *colon = memchr(p, ':', (size_t)(at - p));
     if (!colon) {
@@ -158,41 +310,59 @@ miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
     } else if (!e.password[0]) {
       URL_FAIL("URL names user \"%s\" without a password", e.user);
     }
-    p = at + 1;
   }
-  const char *host_end;
-  const char *port_str = NULL;
-  if (*p == '[') {
-    const char *rb = memchr(p, ']', (size_t)(end - p));
-    if (!rb) URL_FAIL("unterminated [ in IPv6 host");
-    e.host = strndup(p + 1, (size_t)(rb - p - 1));
-    host_end = rb + 1;
-    if (host_end < end) {
-      if (*host_end != ':') URL_FAIL("unexpected text after ]");
-      port_str = host_end + 1;
+  const char *hosts_end = slash ? slash : end;
+  if (sentinel) {
+    if (!slash || slash + 1 == end)
+      URL_FAIL("redis+sentinel URL needs the master name as its path: "
+               "redis+sentinel://host:26379[,host:port...]/mymaster");
+    e.master = pct_decode(slash + 1, (size_t)(end - slash - 1), &nomem);
+    if (!e.master) {
+      if (nomem) goto oom;
+      URL_FAIL("bad percent escape in the master name");
+    }
+    if (strchr(e.master, '/')) URL_FAIL("master name holds a '/'");
+    size_t n = 1;
+    for (const char *q = hostpart; q < hosts_end; q++) n += *q == ',';
+    e.addrs = calloc(n, sizeof *e.addrs);
+    if (!e.addrs) goto oom;
+    for (const char *q = hostpart; q <= hosts_end;) {
+      const char *comma = memchr(q, ',', (size_t)(hosts_end - q));
+      const char *item_end = comma ? comma : hosts_end;
+      if (item_end == q) URL_FAIL("empty host in the sentinel list");
+      st = parse_hostport(q, item_end, 26379, &e.addrs[e.naddrs], err, errlen);
+      if (st != MISCACHE_OK) goto fail;
+      e.naddrs++;
+      q = item_end + 1;
     }
   } else {
-    const char *colon = memchr(p, ':', (size_t)(end - p));
-    host_end = colon ? colon : end;
-    if (colon) port_str = colon + 1;
-    e.host = strndup(p, (size_t)(host_end - p));
+    if (slash && slash + 1 != end)
+      URL_FAIL("database numbers in the URL are not used: databases are "
+               "chosen per logical name (miscache_options_set_db)");
+    if (memchr(hostpart, ',', (size_t)(hosts_end - hostpart)))
+      URL_FAIL("a list of hosts needs redis+sentinel://");
+    miscache__hostport_t hp;
+    st = parse_hostport(hostpart, hosts_end, 6379, &hp, err, errlen);
+    if (st != MISCACHE_OK) goto fail;
+    e.host = hp.host;
+    e.port = hp.port;
   }
-  if (!e.host) goto oom;
-  if (!e.host[0]) URL_FAIL("URL has no host");
-  if (strpbrk(e.host, "@[]/%")) URL_FAIL("bad character in host \"%s\"", e.host);
-  e.port = 6379;
-  if (port_str) {
-    long v = 0;
-    if (port_str == end) URL_FAIL("empty port");
-    for (const char *q = port_str; q < end; q++) {
-      if (*q < '0' || *q > '9') URL_FAIL("port is not a number");
-      v = v * 10 + (*q - '0');
-      if (v > 65535) break;
+  if (query) {
+    const char *q = query + 1;
+    const char *qend = q + strlen(q);
+    if (q == qend) URL_FAIL("empty URL query");
+    while (q <= qend) {
+      const char *amp = memchr(q, '&', (size_t)(qend - q));
+      const char *item_end = amp ? amp : qend;
+      if (item_end == q) URL_FAIL("empty URL parameter");
+      st = parse_param(q, item_end, &e, err, errlen);
+      if (st != MISCACHE_OK) goto fail;
+      q = item_end + 1;
     }
-    if (v < 1 || v > 65535) URL_FAIL("port out of range 1..65535");
-    e.port = (int)v;
   }
-  e.kind = MISCACHE__EP_TCP;
+  if (!e.tls_conf.cert != !e.tls_conf.key)
+    URL_FAIL("URL parameters cert and key go together (client certificate "
+             "and its private key)");
   *ep = e;
   return MISCACHE_OK;
 oom:

@@ -1,7 +1,8 @@
 /*
  * miscache — operator tool for the MIS v2 cache, on libmiscache's public API.
  * Exit status: 0 success, 1 negative answer (not found, unhealthy, error
- * reply), 2 usage error, 3 server unreachable or refusing us.
+ * reply), 2 usage error, 3 server unreachable or refusing us (connect,
+ * AUTH or TLS: an untrusted, expired or wrong-host certificate).
  * See docs/miscache.1.
  */
 #include <stdarg.h>
@@ -29,7 +30,9 @@ static int failed(miscache_t *mc, miscache_status_t st, const char *what) {
   fprintf(stderr, "miscache: %s: %s", what, miscache_strerror(st));
   if (mc && miscache_errmsg(mc)[0]) fprintf(stderr, " (%s)", miscache_errmsg(mc));
   fputc('\n', stderr);
-  if (st == MISCACHE_ERR_UNAVAILABLE || st == MISCACHE_ERR_AUTH) return EX_DOWN;
+  if (st == MISCACHE_ERR_UNAVAILABLE || st == MISCACHE_ERR_AUTH ||
+      st == MISCACHE_ERR_TLS)
+    return EX_DOWN;
   if (st == MISCACHE_ERR_KEY || st == MISCACHE_ERR_INVALID ||
       st == MISCACHE_ERR_URL)
     return EX_USAGE;

@@ -43,11 +43,23 @@ MISCACHE_EXPORT miscache_options_t *miscache_options_new(void);
 /* Accepts NULL. */
 MISCACHE_EXPORT void miscache_options_free(miscache_options_t *opts);
 
-/* Server from a URL: "redis://[[user]:password@]host[:port]" (IPv6 host in
- * brackets, default port 6379, user and password percent-decoded) or
- * "unix:///path/to/socket". Replaces any endpoint and credentials set before.
+/* Server from a URL. Replaces any endpoint and credentials set before.
  * MISCACHE_ERR_URL if malformed (nothing is changed then; see
- * miscache_options_errmsg). */
+ * miscache_options_errmsg). Forms:
+ *   redis://[[user]:password@]host[:port]       (IPv6 host in brackets,
+ *                                                default port 6379)
+ *   rediss://...                                TLS, same form
+ *   redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER
+ *   rediss+sentinel://...                       Sentinel, TLS to sentinels
+ *                                                and data nodes
+ *   unix:///path/to/socket
+ * user and password (those of the data nodes) are percent-decoded; an
+ * unencoded '@' in them ends at the last '@'. Sentinels default to port
+ * 26379. Query parameters (values percent-decoded, '@' written %40):
+ *   cacert=FILE  CA bundle (PEM) for TLS; without it, the system trust store
+ *   cert=FILE&key=FILE  client certificate and key (mutual TLS)
+ *   sentinel_user=U&sentinel_password=P  AUTH for the sentinels
+ * The option setters below win over the URL's parameters. */
 MISCACHE_EXPORT miscache_status_t
 miscache_options_set_url(miscache_options_t *opts, const char *url);
 /* Why the last miscache_options_set_url() failed; "" if it did not.
@@ -65,6 +77,37 @@ miscache_options_set_unix(miscache_options_t *opts, const char *path);
 MISCACHE_EXPORT miscache_status_t
 miscache_options_set_auth(miscache_options_t *opts, const char *user,
                           const char *password);
+/* TLS (also turned on by a rediss:// URL): cacert a PEM CA bundle (NULL:
+ * the system trust store), cert and key the client certificate and its key
+ * for servers that ask for one (both or neither). Files are read by
+ * miscache_open(), which fails with MISCACHE_ERR_TLS naming the file when
+ * one is unreadable. The server's certificate is verified, and must name
+ * the host of the endpoint (DNS name, or IP address when the host is one);
+ * the host goes out as SNI. Not with a unix socket. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_tls(miscache_options_t *opts, const char *cacert,
+                         const char *cert, const char *key);
+/* true: do NOT verify the server's certificate or name. For tests against
+ * throw-away certificates only: anyone on the path can then read and change
+ * the traffic. Off by default. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_tls_insecure_skip_verify(miscache_options_t *opts,
+                                              bool skip);
+/* AUTH for the sentinels of a redis+sentinel:// endpoint, when it differs
+ * from the data nodes' (password alone, or ACL user and password; password
+ * NULL clears). */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_sentinel_auth(miscache_options_t *opts, const char *user,
+                                   const char *password);
+/* Outage breaker: after a failed connect a node is "down" for a backoff
+ * window that starts at min_ms and doubles with each further failure up to
+ * max_ms (each window drawn between half and all of its length). Inside it
+ * calls fail at once with MISCACHE_ERR_UNAVAILABLE (or the AUTH/TLS status
+ * of the last attempt) without touching the network; the first call after
+ * it tries to connect. Defaults 100 and 5000; 1 <= min_ms <= max_ms <=
+ * 600000. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_backoff(miscache_options_t *opts, int min_ms, int max_ms);
 /* Timeouts in milliseconds, > 0. The connect timeout bounds a connect. The
  * command timeout bounds a whole call, not each read: however slowly a
  * server sends its reply (or if it hangs), a call returns

@@ -47,7 +47,10 @@ extern "C" {
   X(ERR_LOADER, 14, "loader callback failed")                                  \
   X(ERR_BUSY, 15, "no pooled handle became free in time")                   \
   X(ERR_PENDING_FULL, 16,                                                      \
-    "invalidation failed and the pending-invalidation list is full")
+    "invalidation failed and the pending-invalidation list is full")           \
+  X(ERR_TLS, 17,                                                               \
+    "TLS failed: certificate not trusted, expired or for another host, "       \
+    "or handshake refused")
 
 typedef enum miscache_status {
 #define MISCACHE__STATUS_ENUM(name, code, text) MISCACHE_##name = code,

@@ -32,6 +32,34 @@ typedef struct miscache_server_info {
 MISCACHE_EXPORT miscache_status_t
 miscache_server_info(miscache_t *mc, miscache_server_info_t *out);
 
+/* The handle's connections: how often it connected, how outages went. All
+ * counters since miscache_open(); nodes_down is the state now. */
+typedef struct miscache_link_stats {
+  uint64_t connects;         /* connect attempts (each probe counts) */
+  uint64_t connect_failures; /* attempts that failed (refused, timeout,
+                                TLS, AUTH) */
+  uint64_t breaker_opens;    /* a node went down: first failed connect */
+  uint64_t breaker_closes;   /* a down node answered again */
+  uint64_t fast_failures;    /* calls refused at once inside a backoff
+                                window, without a system call */
+  uint64_t resends;          /* idempotent requests sent again after an
+                                old connection was found lost */
+  uint64_t failovers;        /* Sentinel: the master moved to another
+                                address */
+  uint64_t master_lookups;   /* Sentinel: get-master-addr-by-name asked */
+  uint32_t nodes_down;       /* nodes inside a backoff window now */
+  char transport[8];         /* "tcp", "unix" or "tls" */
+  char master[64];           /* address in use now ("" before the first
+                                connect), e.g. "10.0.0.5:6379" */
+} miscache_link_stats_t;
+
+/* Fill *out with min(size, sizeof *out) bytes of the handle's link figures
+ * (pass sizeof *out: a newer library then adds fields after yours). No I/O.
+ * ERR_INVALID for NULL. */
+MISCACHE_EXPORT miscache_status_t miscache_link_stats(miscache_t *mc,
+                                                      miscache_link_stats_t *out,
+                                                      size_t size);
+
 typedef enum miscache_health {
   MISCACHE_HEALTH_HEALTHY = 0,
   MISCACHE_HEALTH_PARTIAL = 1,

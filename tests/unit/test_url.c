@@ -71,6 +71,52 @@ static void test_credentials(void **state) {
   miscache__endpoint_clear(&ep);
 }
 
+static void test_tls_and_sentinel(void **state) {
+  (void)state;
+  miscache__endpoint_t ep = parse_ok("rediss://u:p@cache.example:6380");
+  assert_int_equal(ep.kind, MISCACHE__EP_TCP);
+  assert_true(ep.tls);
+  assert_string_equal(ep.host, "cache.example");
+  assert_int_equal(ep.port, 6380);
+  assert_null(ep.tls_conf.cacert);
+  miscache__endpoint_clear(&ep);
+
+  ep = parse_ok("rediss://h?cacert=/etc/ca%20x.pem&cert=/c.pem&key=/k%40.pem");
+  assert_string_equal(ep.tls_conf.cacert, "/etc/ca x.pem");
+  assert_string_equal(ep.tls_conf.cert, "/c.pem");
+  assert_string_equal(ep.tls_conf.key, "/k@.pem");
+  assert_false(ep.tls_conf.insecure_skip_verify);
+  miscache__endpoint_clear(&ep);
+
+  ep = parse_ok("redis+sentinel://:pw@s1,s2:26380,[::1]:7/my%2Dmaster"
+                "?sentinel_user=su&sentinel_password=sp");
+  assert_int_equal(ep.kind, MISCACHE__EP_SENTINEL);
+  assert_false(ep.tls);
+  assert_string_equal(ep.password, "pw");
+  assert_string_equal(ep.master, "my-master");
+  assert_int_equal(ep.naddrs, 3);
+  assert_string_equal(ep.addrs[0].host, "s1");
+  assert_int_equal(ep.addrs[0].port, 26379);
+  assert_string_equal(ep.addrs[1].host, "s2");
+  assert_int_equal(ep.addrs[1].port, 26380);
+  assert_string_equal(ep.addrs[2].host, "::1");
+  assert_int_equal(ep.addrs[2].port, 7);
+  assert_string_equal(ep.sentinel_user, "su");
+  assert_string_equal(ep.sentinel_password, "sp");
+  miscache__endpoint_t copy;
+  assert_int_equal(miscache__endpoint_copy(&copy, &ep), MISCACHE_OK);
+  assert_string_equal(copy.addrs[2].host, "::1");
+  assert_string_equal(copy.master, "my-master");
+  miscache__endpoint_clear(&copy);
+  miscache__endpoint_clear(&ep);
+
+  ep = parse_ok("rediss+sentinel://s1/m?cacert=ca.pem");
+  assert_true(ep.tls);
+  assert_int_equal(ep.kind, MISCACHE__EP_SENTINEL);
+  assert_string_equal(ep.tls_conf.cacert, "ca.pem");
+  miscache__endpoint_clear(&ep);
+}
+
 static void test_unix(void **state) {
   (void)state;
   miscache__endpoint_t ep = parse_ok("unix:///run/redis/redis.sock");
@@ -85,7 +131,21 @@ static void test_rejects(void **state) {
       "",
       "localhost:6379",
       "http://h",
-      "rediss://h",
+      "rediss://h?cacert=",
+      "rediss://h?cacert=a&cacert=b",
+      "rediss://h?cert=c.pem",
+      "rediss://h?bogus=1",
+      "rediss://h?",
+      "rediss://h?&",
+      "redis://h?cacert=ca.pem",
+      "redis://h?sentinel_password=x",
+      "redis://a:1,b:2",
+      "redis+sentinel://s1:26379",
+      "redis+sentinel://s1:26379/",
+      "redis+sentinel://s1:26379,/m",
+      "redis+sentinel://s1:0/m",
+      "redis+sentinel://s1/a/b",
+      "redis+cluster://h",
       "redis://",
       "redis://:6379",
       "redis://h:",
@@ -145,7 +205,8 @@ static void test_options_set_url(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tcp_forms),   cmocka_unit_test(test_credentials),
-      cmocka_unit_test(test_unix),        cmocka_unit_test(test_rejects),
+      cmocka_unit_test(test_unix),
+      cmocka_unit_test(test_tls_and_sentinel),        cmocka_unit_test(test_rejects),
       cmocka_unit_test(test_options_set_url),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,319 @@
+/*
+ * Layer 3, the dispatcher: the one place every command of a handle goes
+ * through. It replays pending invalidations before the handle sends
+ * anything else, picks the node that serves the batch, runs it, and owns
+ * what happens when that fails: the one resend of an idempotent batch whose
+ * old connection was found lost, and, behind Sentinel, finding the master
+ * again. Nothing above this file touches a node or a connection.
+ *
+ * Sentinel: the sentinels are asked in turn (the last one that answered
+ * first) for get-master-addr-by-name; the address they give must answer
+ * ROLE with "master". A lost connection, a READONLY reply or a ROLE that is
+ * not master makes the next call ask again, at most once per
+ * backoff_min_ms, so a failover costs each handle a few small requests,
+ * not a storm.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+
+#define REPLAY_RETRY_MS                                                        \
+  100 /* after a failed replay, calls go on unhindered                         \
+         (covered reads skip the cache) for this long */
+
+struct miscache__dispatcher {
+  miscache__tls_t *tls;
+  miscache__node_conf_t data_conf; /* for the data nodes */
+  miscache__node_t *master;        /* standalone: the node; Sentinel: the
+                                      master in use, NULL before the first */
+  bool sentinel;
+  miscache__node_t **sentinels;
+  size_t nsentinels;
+  size_t next_sentinel;    /* ask this one first */
+  bool resolve;            /* ask the sentinels before the next command */
+  int64_t next_resolve_ms; /* not before this (CLOCK_MONOTONIC ms) */
+  miscache_link_stats_t stats;
+};
+
+/* ---- set-up ------------------------------------------------------------- */
+
+miscache_status_t miscache__dispatcher_new(miscache_t *mc,
+                                           miscache__dispatcher_t **out) {
+  const miscache__endpoint_t *ep = &mc->opts.ep;
+  *out = NULL;
+  miscache__dispatcher_t *d = calloc(1, sizeof *d);
+  if (!d) goto oom;
+  snprintf(d->stats.transport, sizeof d->stats.transport, "%s",
+           ep->kind == MISCACHE__EP_UNIX ? "unix" : ep->tls ? "tls" : "tcp");
+  if (ep->tls) {
+    miscache_status_t st =
+        miscache__tls_new(&ep->tls_conf, &d->tls, mc->err, sizeof mc->err);
+    if (st != MISCACHE_OK) {
+      free(d);
+      return st;
+    }
+  }
+  d->data_conf = (miscache__node_conf_t){
+      .connect_timeout_ms = mc->opts.connect_timeout_ms,
+      .backoff_min_ms = mc->opts.backoff_min_ms,
+      .backoff_max_ms = mc->opts.backoff_max_ms,
+      .user = ep->user,
+      .password = ep->password,
+      .tls = d->tls};
+  if (ep->kind == MISCACHE__EP_SENTINEL) {
+    d->sentinel = true;
+    d->resolve = true;
+    d->sentinels = calloc(ep->naddrs, sizeof *d->sentinels);
+    if (!d->sentinels) goto oom;
+    miscache__node_conf_t sc = d->data_conf;
+    sc.user = ep->sentinel_user;
+    sc.password = ep->sentinel_password;
+    for (size_t i = 0; i < ep->naddrs; i++) {
+      d->sentinels[i] = miscache__node_new(ep->addrs[i].host, ep->addrs[i].port,
+                                           NULL, &sc, &d->stats, mc->err,
+                                           sizeof mc->err);
+      if (!d->sentinels[i]) goto oom;
+      d->nsentinels++;
+    }
+  } else {
+    d->master = miscache__node_new(ep->host, ep->port, ep->path, &d->data_conf,
+                                   &d->stats, mc->err, sizeof mc->err);
+    if (!d->master) goto oom;
+    snprintf(d->stats.master, sizeof d->stats.master, "%s",
+             miscache__node_addr(d->master));
+  }
+  *out = d;
+  return MISCACHE_OK;
+oom:
+  miscache__dispatcher_free(d);
+  snprintf(mc->err, sizeof mc->err, "out of memory");
+  return MISCACHE_ERR_NOMEM;
+}
+
+void miscache__dispatcher_free(miscache__dispatcher_t *d) {
+  if (!d) return;
+  miscache__node_free(d->master);
+  for (size_t i = 0; i < d->nsentinels; i++)
+    miscache__node_free(d->sentinels[i]);
+  free(d->sentinels);
+  miscache__tls_free(d->tls);
+  free(d);
+}
+
+miscache_status_t miscache_link_stats(miscache_t *mc, miscache_link_stats_t *out,
+                                      size_t size) {
+  if (!mc || !out) return MISCACHE_ERR_INVALID;
+  miscache__dispatcher_t *d = mc->disp;
+  miscache_link_stats_t s = d->stats;
+  s.nodes_down = d->master && miscache__node_down(d->master);
+  for (size_t i = 0; i < d->nsentinels; i++)
+    s.nodes_down += miscache__node_down(d->sentinels[i]);
+  memcpy(out, &s, size < sizeof s ? size : sizeof s);
+  return MISCACHE_OK;
+}
+
+/* ---- Sentinel -------------------------------------------------------------- */
+
+static miscache__cmd_t cmd_of(int argc, const char *const *argv,
+                              size_t *lens) {
+  for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+  return (miscache__cmd_t){argc, argv, lens};
+}
+
+/* One command on node with one resend on a stale connection. */
+static miscache_status_t ask(miscache__node_t *n, int argc,
+                             const char *const *argv, int64_t deadline,
+                             miscache__reply_t **r) {
+  size_t lens[4];
+  miscache__cmd_t c = cmd_of(argc, argv, lens);
+  bool again = false;
+  miscache_status_t st =
+      miscache__node_exec(n, MISCACHE__NO_DB, 1, &c, r, 0, deadline, &again);
+  if (st != MISCACHE_OK && again)
+    st = miscache__node_exec(n, MISCACHE__NO_DB, 1, &c, r, 0, deadline, &again);
+  return st;
+}
+
+/* Whether the node says it is a master (ROLE). Message set when not. */
+static miscache_status_t check_role(miscache_t *mc, miscache__node_t *n,
+                                    const char *sentinel, int64_t deadline) {
+  static const char *const argv[] = {"ROLE"};
+  miscache__reply_t *r = NULL;
+  miscache_status_t st = ask(n, 1, argv, deadline, &r);
+  if (st != MISCACHE_OK) return st;
+  const miscache__reply_t *role = miscache__reply_at(r, 0);
+  const char *name = role ? miscache__reply_str(role, NULL) : "?";
+  if (role && strcmp(name, "master") == 0) {
+    miscache__reply_free(r);
+    return MISCACHE_OK;
+  }
+  miscache__set_err(mc,
+                    "redis %s: named master of \"%s\" by sentinel %s but its "
+                    "ROLE is \"%s\" (a failover is under way)",
+                    miscache__node_addr(n), mc->opts.ep.master, sentinel, name);
+  miscache__reply_free(r);
+  miscache__node_drop(n);
+  return MISCACHE_ERR_UNAVAILABLE;
+}
+
+static miscache_status_t resolve_master(miscache_t *mc, int64_t deadline) {
+  miscache__dispatcher_t *d = mc->disp;
+  const char *name = mc->opts.ep.master;
+  d->next_resolve_ms = miscache__mono_ms() + mc->opts.backoff_min_ms;
+  d->stats.master_lookups++;
+  char last[MISCACHE_ERRMSG_SIZE] = "no sentinel answered";
+  const char *const argv[] = {"SENTINEL", "get-master-addr-by-name", name};
+  for (size_t k = 0; k < d->nsentinels; k++) {
+    size_t i = (d->next_sentinel + k) % d->nsentinels;
+    miscache__node_t *s = d->sentinels[i];
+    /* one sentinel that hangs must leave time to ask the others */
+    int64_t now = miscache__mono_ms();
+    int64_t share = now + mc->opts.command_timeout_ms / 2;
+    miscache__reply_t *r = NULL;
+    miscache_status_t st =
+        ask(s, 3, argv, share < deadline ? share : deadline, &r);
+    if (st != MISCACHE_OK) {
+      snprintf(last, sizeof last, "%s", mc->err);
+      continue;
+    }
+    const miscache__reply_t *h = miscache__reply_at(r, 0);
+    const miscache__reply_t *p = miscache__reply_at(r, 1);
+    if (!h || !p || miscache__reply_type(h) != MISCACHE__R_STRING ||
+        miscache__reply_type(p) != MISCACHE__R_STRING) {
+      snprintf(last, sizeof last, "sentinel %s: %s master \"%s\"",
+               miscache__node_addr(s),
+               miscache__reply_type(r) == MISCACHE__R_ERROR
+                   ? miscache__reply_str(r, NULL)
+                   : "does not know the",
+               name);
+      miscache__reply_free(r);
+      continue;
+    }
+    d->next_sentinel = i;
+    const char *host = miscache__reply_str(h, NULL);
+    int port = atoi(miscache__reply_str(p, NULL));
+    if (!d->master || !miscache__node_is(d->master, host, port)) {
+      miscache__node_t *m = miscache__node_new(
+          host, port, NULL, &d->data_conf, &d->stats, mc->err, sizeof mc->err);
+      if (!m) {
+        miscache__reply_free(r);
+        miscache__set_err(mc, "out of memory");
+        return MISCACHE_ERR_NOMEM;
+      }
+      if (d->master) d->stats.failovers++;
+      miscache__node_free(d->master);
+      d->master = m;
+      snprintf(d->stats.master, sizeof d->stats.master, "%s",
+               miscache__node_addr(m));
+    }
+    miscache__reply_free(r);
+    st = check_role(mc, d->master, miscache__node_addr(s), deadline);
+    if (st == MISCACHE_OK) {
+      d->resolve = false;
+      return MISCACHE_OK;
+    }
+    snprintf(last, sizeof last, "%s", mc->err);
+    if (st != MISCACHE_ERR_UNAVAILABLE) return st; /* AUTH, TLS: say so */
+  }
+  miscache__set_err(mc, "no master for \"%s\" from %zu sentinel%s (last: %s)",
+                    name, d->nsentinels, d->nsentinels == 1 ? "" : "s", last);
+  return MISCACHE_ERR_UNAVAILABLE;
+}
+
+/* A READONLY error reply: the node was demoted to a replica. */
+static bool readonly_reply(miscache__reply_t **replies, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (miscache__reply_type(replies[i]) == MISCACHE__R_ERROR &&
+        strncmp(miscache__reply_str(replies[i], NULL), "READONLY", 8) == 0)
+      return true;
+  return false;
+}
+
+/* ---- dispatch -------------------------------------------------------------- */
+
+void miscache__replay_pending(miscache_t *mc) {
+  if (mc->replaying || miscache__pending_count(mc->pending) == 0) return;
+  int64_t now = miscache__mono_ms();
+  if (now < mc->replay_after_ms) return;
+  char saved[MISCACHE_ERRMSG_SIZE];
+  memcpy(saved, mc->err, sizeof saved);
+  bool quiet = mc->quiet;
+  mc->replaying = true;
+  mc->quiet = true; /* not the caller's cache traffic */
+  miscache_status_t st = miscache__pending_replay(mc);
+  mc->quiet = quiet;
+  mc->replaying = false;
+  if (st != MISCACHE_OK) mc->replay_after_ms = now + REPLAY_RETRY_MS;
+  memcpy(mc->err, saved, sizeof saved);
+}
+
+/* Sentinel: make sure a master is known before a command. */
+static miscache_status_t ensure_master(miscache_t *mc, unsigned flags,
+                                       int64_t deadline) {
+  miscache__dispatcher_t *d = mc->disp;
+  if (!d->sentinel || (!d->resolve && d->master)) return MISCACHE_OK;
+  if (flags & MISCACHE__SAME_CONN) {
+    miscache__set_err(mc, "%s: the master changed during the transaction",
+                      mc->opts.ep.master);
+    return MISCACHE_ERR_UNAVAILABLE;
+  }
+  int64_t now = miscache__mono_ms();
+  if (now < d->next_resolve_ms) {
+    if (d->master) return MISCACHE_OK; /* keep using it until we may ask */
+    d->stats.fast_failures++;
+    miscache__set_err(mc,
+                      "master of \"%s\" unknown; asking the sentinels again "
+                      "in %lld ms",
+                      mc->opts.ep.master, (long long)(d->next_resolve_ms - now));
+    return MISCACHE_ERR_UNAVAILABLE;
+  }
+  return resolve_master(mc, deadline);
+}
+
+miscache_status_t miscache__dispatcher_connect(miscache_t *mc) {
+  miscache__dispatcher_t *d = mc->disp;
+  if (d->sentinel)
+    return ensure_master(
+        mc, 0, miscache__mono_ms() + mc->opts.command_timeout_ms);
+  return miscache__node_connect(d->master);
+}
+
+miscache_status_t miscache__dispatch(miscache_t *mc, int db, size_t n,
+                                     const miscache__cmd_t *cmds,
+                                     miscache__reply_t **replies,
+                                     unsigned flags) {
+  if (!(flags & MISCACHE__SAME_CONN)) miscache__replay_pending(mc);
+  miscache__dispatcher_t *d = mc->disp;
+  int physical = db < 0 ? MISCACHE__NO_DB : mc->opts.db[db];
+  int64_t deadline = miscache__mono_ms() + mc->opts.command_timeout_ms;
+  for (int attempt = 0;; attempt++) {
+    memset(replies, 0, n * sizeof *replies);
+    miscache_status_t st = ensure_master(mc, flags, deadline);
+    if (st != MISCACHE_OK) return st;
+    bool resendable = false;
+    st = miscache__node_exec(d->master, physical, n, cmds, replies, flags,
+                             deadline, &resendable);
+    if (st == MISCACHE_OK) {
+      if (!d->sentinel || !readonly_reply(replies, n)) return MISCACHE_OK;
+      /* demoted: nothing of a refused write ran, so one command, or an
+       * idempotent batch, goes again to the master the sentinels name */
+      d->resolve = true;
+      miscache__node_drop(d->master);
+      if (attempt > 0 || (flags & MISCACHE__SAME_CONN) ||
+          !(n == 1 || (flags & MISCACHE__IDEMPOTENT)))
+        return MISCACHE_OK; /* the READONLY reply maps to ERR_UNAVAILABLE */
+      for (size_t i = 0; i < n; i++) miscache__reply_free(replies[i]);
+      d->next_resolve_ms = 0;
+      d->stats.resends++;
+      continue;
+    }
+    if (d->sentinel && st == MISCACHE_ERR_UNAVAILABLE) d->resolve = true;
+    if (resendable && (flags & MISCACHE__IDEMPOTENT) && attempt == 0) {
+      d->stats.resends++;
+      continue;
+    }
+    return st;
+  }
+}

@@ -1,0 +1,473 @@
+/*
+ * One Redis node: a transport plus what the server remembers about the
+ * connection (the selected db, AUTH), the pid that opened it, the RESP
+ * formatting of requests, and the outage breaker.
+ *
+ * A SELECT travels in the same write as the command that needs it, so
+ * changing db costs no extra round trip, except the first time a db number
+ * is used on a connection: then SELECT goes alone, because a pipelined write
+ * after a refused SELECT would land in the wrong db.
+ *
+ * Breaker: a failed connect opens a backoff window (backoff_min_ms, doubled
+ * on each further failure up to backoff_max_ms, each window drawn between
+ * half and all of it so handles do not probe in step). Inside the window
+ * every call fails at once with ERR_UNAVAILABLE and no system call; the
+ * first call after it is the probe. A successful connect closes it.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "node.h"
+
+struct miscache__node {
+  char *host; /* TCP */
+  int port;
+  char *path; /* unix */
+  char *user;
+  char *password;
+  miscache__tls_t *tls;
+  int connect_timeout_ms;
+  int backoff_min_ms, backoff_max_ms;
+  miscache__transport_t *t;
+  pid_t pid;       /* process that opened t */
+  int cur_db;      /* db the connection is on; -1 unknown */
+  uint64_t dbs_ok; /* bit n: SELECT n succeeded on this connection */
+  char *obuf;
+  size_t olen, ocap;
+  /* breaker */
+  unsigned fails;      /* connects failed in a row */
+  int backoff_ms;      /* the current window's nominal length */
+  int64_t down_until;  /* CLOCK_MONOTONIC ms; 0: up */
+  char last_fail[256]; /* why the last connect failed */
+  miscache_status_t last_status;
+  uint64_t rng;
+  miscache_link_stats_t *stats;
+  char addr[300];
+  char *err;
+  size_t errlen;
+};
+
+static void node_err(miscache__node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void node_err(miscache__node_t *n, const char *fmt, ...) {
+  char what[MISCACHE_ERRMSG_SIZE];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  snprintf(n->err, n->errlen, "redis %s: %s", n->addr, what);
+}
+
+static bool dup_into(char **dst, const char *src) {
+  *dst = src ? strdup(src) : NULL;
+  return !src || *dst;
+}
+
+miscache__node_t *miscache__node_new(const char *host, int port,
+                                     const char *path,
+                                     const miscache__node_conf_t *conf,
+                                     miscache_link_stats_t *stats, char *err,
+                                     size_t errlen) {
+  miscache__node_t *n = calloc(1, sizeof *n);
+  if (!n) return NULL;
+  if (!dup_into(&n->host, path ? NULL : host) || !dup_into(&n->path, path) ||
+      !dup_into(&n->user, conf->user) ||
+      !dup_into(&n->password, conf->password)) {
+    miscache__node_free(n);
+    return NULL;
+  }
+  n->port = port;
+  n->tls = path ? NULL : conf->tls;
+  n->connect_timeout_ms = conf->connect_timeout_ms;
+  n->backoff_min_ms = conf->backoff_min_ms;
+  n->backoff_max_ms = conf->backoff_max_ms;
+  n->cur_db = -1;
+  n->stats = stats;
+  n->err = err;
+  n->errlen = errlen;
+  if (path)
+    snprintf(n->addr, sizeof n->addr, "unix:%s", path);
+  else if (strchr(host, ':'))
+    snprintf(n->addr, sizeof n->addr, "[%s]:%d", host, port);
+  else
+    snprintf(n->addr, sizeof n->addr, "%s:%d", host, port);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  n->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)getpid() ^
+           (uint64_t)(uintptr_t)n ^ 0x9E3779B97F4A7C15u;
+  return n;
+}
+
+void miscache__node_drop(miscache__node_t *n) {
+  miscache__transport_close(n->t); /* writes nothing: fork-safe */
+  n->t = NULL;
+  n->cur_db = -1;
+  n->dbs_ok = 0;
+}
+
+void miscache__node_free(miscache__node_t *n) {
+  if (!n) return;
+  miscache__node_drop(n);
+  free(n->host);
+  free(n->path);
+  free(n->user);
+  miscache__secret_free(n->password);
+  free(n->obuf);
+  free(n);
+}
+
+const char *miscache__node_addr(const miscache__node_t *n) {
+  return n->addr;
+}
+
+bool miscache__node_is(const miscache__node_t *n, const char *host,
+                       int port) {
+  return n->host && port == n->port && strcmp(n->host, host) == 0;
+}
+
+bool miscache__node_down(const miscache__node_t *n) {
+  return n->down_until > miscache__mono_ms();
+}
+
+/* ---- RESP output buffer -------------------------------------------------- */
+
+#define OBUF_KEEP (1u << 20) /* largest write buffer kept between requests */
+
+static bool ob_reserve(miscache__node_t *n, size_t extra) {
+  if (extra > SIZE_MAX / 4 - n->olen) return false; /* never wraps below */
+  if (n->olen + extra <= n->ocap) return true;
+  size_t cap = n->ocap ? n->ocap : 512;
+  while (cap < n->olen + extra) cap *= 2;
+  char *p = realloc(n->obuf, cap);
+  if (!p) return false;
+  n->obuf = p;
+  n->ocap = cap;
+  return true;
+}
+
+/* Appends "<mark><v>\r\n". */
+static void ob_header(miscache__node_t *n, char mark, size_t v) {
+  char tmp[24];
+  int i = (int)sizeof tmp;
+  do {
+    tmp[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  n->obuf[n->olen++] = mark;
+  size_t digits = sizeof tmp - (size_t)i;
+  memcpy(n->obuf + n->olen, tmp + i, digits);
+  n->olen += digits;
+  n->obuf[n->olen++] = '\r';
+  n->obuf[n->olen++] = '\n';
+}
+
+static bool ob_command(miscache__node_t *n, int argc, const char *const *argv,
+                       const size_t *lens) {
+  size_t need = 24;
+  for (int i = 0; i < argc; i++) {
+    if (lens[i] > SIZE_MAX / 8 - need) return false;
+    need += 24 + lens[i] + 2;
+  }
+  if (!ob_reserve(n, need)) return false;
+  ob_header(n, '*', (size_t)argc);
+  for (int i = 0; i < argc; i++) {
+    ob_header(n, '$', lens[i]);
+    memcpy(n->obuf + n->olen, argv[i], lens[i]);
+    n->olen += lens[i];
+    n->obuf[n->olen++] = '\r';
+    n->obuf[n->olen++] = '\n';
+  }
+  return true;
+}
+
+static void ob_done(miscache__node_t *n) {
+  n->olen = 0;
+  if (n->ocap > OBUF_KEEP) { /* do not keep a huge buffer after one big write */
+    free(n->obuf);
+    n->obuf = NULL;
+    n->ocap = 0;
+  }
+}
+
+/* The write buffer could not hold a command: nothing was sent. */
+static miscache_status_t nomem(miscache__node_t *n, const char *cmd) {
+  n->olen = 0;
+  node_err(n, "%s: out of memory formatting the request (nothing sent)", cmd);
+  return MISCACHE_ERR_NOMEM;
+}
+
+/* argv/lens of "SELECT db"; num (>= 16 bytes) holds the number. */
+static void select_args(int db, char *num, const char *argv[2],
+                        size_t lens[2]) {
+  int k = snprintf(num, 16, "%d", db);
+  argv[0] = "SELECT", lens[0] = 6;
+  argv[1] = num, lens[1] = (size_t)k;
+}
+
+static bool ob_select(miscache__node_t *n, int db) {
+  char num[16];
+  const char *argv[2];
+  size_t lens[2];
+  select_args(db, num, argv, lens);
+  return ob_command(n, 2, argv, lens);
+}
+
+/* ---- requests -------------------------------------------------------------- */
+
+static miscache_status_t transport_status(miscache__node_t *n,
+                                          miscache__tstatus_t t,
+                                          const char *cmd, int timeout_ms) {
+  const char *why = n->t ? miscache__transport_errstr(n->t) : "?";
+  switch (t) {
+  case MISCACHE__T_OK: return MISCACHE_OK;
+  case MISCACHE__T_TIMEOUT:
+    node_err(n, "%s timed out: no complete reply within the %d ms command "
+                "timeout", cmd, timeout_ms);
+    return MISCACHE_ERR_UNAVAILABLE;
+  case MISCACHE__T_PROTOCOL:
+    node_err(n, "%s: protocol error: %s", cmd, why);
+    return MISCACHE_ERR_REPLY;
+  case MISCACHE__T_TLS:
+    node_err(n, "%s: %s", cmd, why);
+    return MISCACHE_ERR_TLS;
+  case MISCACHE__T_LOST:
+    node_err(n, "%s: connection lost: %s", cmd, why[0] ? why : "closed");
+    return MISCACHE_ERR_UNAVAILABLE;
+  }
+  return MISCACHE_ERR_UNAVAILABLE;
+}
+
+/* One command alone, for AUTH, PING and a lone SELECT. A transport failure
+ * drops the connection. */
+static miscache_status_t simple_command(miscache__node_t *n, int argc,
+                                        const char *const *argv,
+                                        const size_t *lens, int64_t deadline,
+                                        int timeout_ms,
+                                        miscache__reply_t **out) {
+  n->olen = 0;
+  if (!ob_command(n, argc, argv, lens)) return nomem(n, argv[0]);
+  miscache__tstatus_t t =
+      miscache__transport_write(n->t, n->obuf, n->olen, deadline);
+  ob_done(n);
+  if (t == MISCACHE__T_OK) t = miscache__transport_read(n->t, deadline, out);
+  if (t != MISCACHE__T_OK) {
+    miscache_status_t st = transport_status(n, t, argv[0], timeout_ms);
+    miscache__node_drop(n);
+    return st;
+  }
+  return MISCACHE_OK;
+}
+
+static uint64_t node_rand(miscache__node_t *n) {
+  n->rng ^= n->rng >> 12;
+  n->rng ^= n->rng << 25;
+  n->rng ^= n->rng >> 27;
+  return n->rng * 0x2545F4914F6CDD1Du;
+}
+
+/* A connect failed: open (or lengthen) the backoff window. */
+static void breaker_fail(miscache__node_t *n) {
+  n->stats->connect_failures++;
+  if (n->fails++ == 0) {
+    n->backoff_ms = n->backoff_min_ms;
+    n->stats->breaker_opens++;
+  } else {
+    n->backoff_ms = n->backoff_ms > n->backoff_max_ms / 2 ? n->backoff_max_ms
+                                                          : n->backoff_ms * 2;
+  }
+  int half = n->backoff_ms / 2;
+  int window = n->backoff_ms - half + (int)(node_rand(n) % (uint64_t)(half + 1));
+  n->down_until = miscache__mono_ms() + window;
+  const char *why = n->err;
+  size_t pre = strlen("redis ") + strlen(n->addr) + 2; /* "redis A: " */
+  if (strlen(why) > pre && strncmp(why, "redis ", 6) == 0) why += pre;
+  snprintf(n->last_fail, sizeof n->last_fail, "%s", why);
+}
+
+static void breaker_ok(miscache__node_t *n) {
+  if (n->fails) n->stats->breaker_closes++;
+  n->fails = 0;
+  n->down_until = 0;
+}
+
+static miscache_status_t connect_now(miscache__node_t *n) {
+  int64_t deadline = miscache__mono_ms() + n->connect_timeout_ms;
+  char why[MISCACHE_ERRMSG_SIZE];
+  n->stats->connects++;
+  miscache_status_t st =
+      miscache__transport_open(n->host, n->port, n->path, n->tls, deadline,
+                               &n->t, why, sizeof why);
+  if (st != MISCACHE_OK) {
+    node_err(n, "%s", why);
+    return st;
+  }
+  n->pid = getpid();
+  n->cur_db = 0; /* a new connection starts on db 0 */
+  n->dbs_ok = 1;
+  /* AUTH; or, over TLS, a PING: a TLS 1.3 server refuses a missing client
+   * certificate only after the handshake, and the caller should hear it now */
+  const char *argv[3];
+  size_t lens[3];
+  int argc = 0;
+  if (n->password) {
+    argv[argc] = "AUTH", lens[argc++] = 4;
+    if (n->user && n->user[0])
+      argv[argc] = n->user, lens[argc++] = strlen(n->user);
+    argv[argc] = n->password, lens[argc++] = strlen(n->password);
+  } else if (n->tls) {
+    argv[argc] = "PING", lens[argc++] = 4;
+  } else {
+    return MISCACHE_OK;
+  }
+  miscache__reply_t *r = NULL;
+  st = simple_command(n, argc, argv, lens, deadline, n->connect_timeout_ms, &r);
+  if (st != MISCACHE_OK) return st;
+  if (miscache__reply_type(r) == MISCACHE__R_ERROR) {
+    if (n->password) {
+      node_err(n, "AUTH%s%s refused: %s", n->user ? " as " : "",
+               n->user ? n->user : "", miscache__reply_str(r, NULL));
+      st = MISCACHE_ERR_AUTH;
+    } else {
+      st = miscache__reply_error(r, "PING", n->err, n->errlen);
+    }
+    miscache__reply_free(r);
+    miscache__node_drop(n);
+    return st;
+  }
+  miscache__reply_free(r);
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache__node_connect(miscache__node_t *n) {
+  if (n->t && n->pid != getpid()) miscache__node_drop(n); /* after fork() */
+  if (n->t) return MISCACHE_OK;
+  if (n->down_until) {
+    int64_t left = n->down_until - miscache__mono_ms();
+    if (left > 0) {
+      n->stats->fast_failures++;
+      node_err(n, "down: %u connect%s failed in a row, next attempt in %lld "
+                  "ms (last: %s)",
+               n->fails, n->fails == 1 ? "" : "s", (long long)left,
+               n->last_fail);
+      /* a refusal that waiting will not cure keeps its own status */
+      return n->last_status == MISCACHE_ERR_AUTH ||
+                     n->last_status == MISCACHE_ERR_TLS
+                 ? n->last_status
+                 : MISCACHE_ERR_UNAVAILABLE;
+    }
+  }
+  miscache_status_t st = connect_now(n);
+  if (st == MISCACHE_OK)
+    breaker_ok(n);
+  else if (st != MISCACHE_ERR_NOMEM) {
+    n->last_status = st;
+    breaker_fail(n);
+  }
+  return st;
+}
+
+/* First use of db on this connection: SELECT alone, so nothing runs in the
+ * wrong db if the server refuses the number. */
+static miscache_status_t select_alone(miscache__node_t *n, int db,
+                                      int64_t deadline, int timeout_ms) {
+  char num[16];
+  const char *argv[2];
+  size_t lens[2];
+  select_args(db, num, argv, lens);
+  miscache__reply_t *r = NULL;
+  miscache_status_t st =
+      simple_command(n, 2, argv, lens, deadline, timeout_ms, &r);
+  if (st != MISCACHE_OK) return st;
+  if (miscache__reply_type(r) == MISCACHE__R_ERROR) {
+    char what[64];
+    snprintf(what, sizeof what, "SELECT %d", db);
+    st = miscache__reply_error(r, what, n->err, n->errlen);
+    miscache__reply_free(r);
+    return st;
+  }
+  miscache__reply_free(r);
+  n->cur_db = db;
+  if (db < 64) n->dbs_ok |= UINT64_C(1) << db;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache__node_exec(miscache__node_t *n, int db, size_t ncmd,
+                                      const miscache__cmd_t *cmds,
+                                      miscache__reply_t **replies,
+                                      unsigned flags, int64_t deadline,
+                                      bool *resendable) {
+  *resendable = false;
+  memset(replies, 0, ncmd * sizeof *replies);
+  if (ncmd == 0) return MISCACHE_OK;
+  int timeout_ms = (int)(deadline - miscache__mono_ms());
+  /* a child after fork() never touches its parent's connection */
+  if (n->t && n->pid != getpid()) miscache__node_drop(n);
+  bool fresh = false;
+  if (n->t && miscache__transport_broken(n->t)) miscache__node_drop(n);
+  if (!n->t && (flags & MISCACHE__SAME_CONN)) {
+    node_err(n, "%s: the connection of the transaction was lost",
+             cmds[0].argv[0]);
+    return MISCACHE_ERR_UNAVAILABLE;
+  }
+  if (!n->t) {
+    int64_t t0 = miscache__mono_ms();
+    miscache_status_t st = miscache__node_connect(n);
+    if (st != MISCACHE_OK) return st;
+    deadline += miscache__mono_ms() - t0; /* the connect has its own timeout */
+    fresh = true;
+  }
+  if (db >= 0 && db != n->cur_db && !(db < 64 && (n->dbs_ok >> db) & 1u)) {
+    miscache_status_t st = select_alone(n, db, deadline, timeout_ms);
+    if (st != MISCACHE_OK) {
+      *resendable = !n->t && !fresh; /* an old connection, found lost */
+      return st;
+    }
+  }
+  bool sel = db >= 0 && db != n->cur_db;
+  n->olen = 0;
+  if (sel && !ob_select(n, db)) return nomem(n, "SELECT");
+  for (size_t i = 0; i < ncmd; i++)
+    if (!ob_command(n, cmds[i].argc, cmds[i].argv, cmds[i].lens))
+      return nomem(n, cmds[i].argv[0]);
+
+  miscache__reply_t *sel_reply = NULL;
+  miscache__tstatus_t t =
+      miscache__transport_write(n->t, n->obuf, n->olen, deadline);
+  ob_done(n);
+  if (t == MISCACHE__T_OK && sel)
+    t = miscache__transport_read(n->t, deadline, &sel_reply);
+  size_t got = 0;
+  while (t == MISCACHE__T_OK && got < ncmd) {
+    t = miscache__transport_read(n->t, deadline, &replies[got]);
+    if (t == MISCACHE__T_OK) got++;
+  }
+  if (t != MISCACHE__T_OK) {
+    miscache__reply_free(sel_reply);
+    for (size_t j = 0; j < got; j++) miscache__reply_free(replies[j]);
+    memset(replies, 0, ncmd * sizeof *replies);
+    miscache_status_t st = transport_status(n, t, cmds[0].argv[0], timeout_ms);
+    miscache__node_drop(n);
+    *resendable = t == MISCACHE__T_LOST && !fresh;
+    return st;
+  }
+  if (sel) {
+    miscache_status_t st = MISCACHE_OK;
+    if (miscache__reply_type(sel_reply) == MISCACHE__R_ERROR) {
+      /* Cannot happen for a db already selected once on this connection;
+       * kept so a surprise never passes silently. */
+      st = miscache__reply_error(sel_reply, "SELECT", n->err, n->errlen);
+      for (size_t i = 0; i < ncmd; i++) miscache__reply_free(replies[i]);
+      memset(replies, 0, ncmd * sizeof *replies);
+      n->cur_db = -1;
+    } else {
+      n->cur_db = db;
+    }
+    miscache__reply_free(sel_reply);
+    return st;
+  }
+  return MISCACHE_OK;
+}

@@ -1,0 +1,60 @@
+/*
+ * Layer 2, the node: one Redis server reached through a transport, with the
+ * connection's SELECT state, its AUTH, the pid that opened it (a child after
+ * fork() never uses its parent's connection) and the outage breaker (after
+ * a failed connect the node is "down" for a backoff window; calls fail at
+ * once without touching the network, except one probe per window). Only
+ * the dispatcher includes this header.
+ */
+#ifndef MISCACHE_NODE_H
+#define MISCACHE_NODE_H
+
+#include "transport.h"
+
+typedef struct miscache__node_conf {
+  int connect_timeout_ms;
+  int backoff_min_ms;
+  int backoff_max_ms;
+  const char *user;     /* copied by miscache__node_new */
+  const char *password; /* copied; NULL: no AUTH */
+  miscache__tls_t *tls; /* borrowed; NULL: plain */
+} miscache__node_conf_t;
+
+typedef struct miscache__node miscache__node_t;
+
+/* A node for host:port (path NULL) or the unix socket path. Connects on
+ * first use. Counters go to stats (borrowed, may be shared by nodes);
+ * failures are described in err (errlen bytes, the owner's buffer). NULL
+ * when out of memory. */
+miscache__node_t *miscache__node_new(const char *host, int port,
+                                     const char *path,
+                                     const miscache__node_conf_t *conf,
+                                     miscache_link_stats_t *stats, char *err,
+                                     size_t errlen);
+void miscache__node_free(miscache__node_t *n); /* accepts NULL */
+
+/* Connect (and AUTH) unless connected, honouring the breaker. */
+miscache_status_t miscache__node_connect(miscache__node_t *n);
+/* Close the connection without writing to it. */
+void miscache__node_drop(miscache__node_t *n);
+/* Whether the node is in a backoff window now. */
+bool miscache__node_down(const miscache__node_t *n);
+
+/* Send n commands in one write (after a SELECT db when db >= 0 differs from
+ * the connection's), read n replies into replies[] (the caller's, free each
+ * with miscache__reply_free), all before deadline (extended by the time a
+ * connect took). OK when every reply was read (replies may be error
+ * replies); else a status with every replies[i] NULL and *resendable true
+ * when the connection was an old one found lost (resending on a fresh one
+ * is the dispatcher's choice). flags: MISCACHE__SAME_CONN. */
+miscache_status_t miscache__node_exec(miscache__node_t *n, int db, size_t ncmd,
+                                      const miscache__cmd_t *cmds,
+                                      miscache__reply_t **replies,
+                                      unsigned flags, int64_t deadline,
+                                      bool *resendable);
+
+/* "host:port" or "unix:/path". Borrowed. */
+const char *miscache__node_addr(const miscache__node_t *n);
+bool miscache__node_is(const miscache__node_t *n, const char *host, int port);
+
+#endif /* MISCACHE_NODE_H */

@@ -1,0 +1,301 @@
+/*
+ * The transport: one non-blocking socket, its table of functions (plain
+ * here, TLS in tls.c) and hiredis's redisReader for the replies. The
+ * connect is ours too (getaddrinfo, a non-blocking connect() per address,
+ * poll() until the deadline), so hiredis is used for parsing only.
+ *
+ * Writes use send(MSG_NOSIGNAL): a closed socket gives EPIPE, never
+ * SIGPIPE. Reads wait first (right after a request the reply is rarely
+ * there yet) and read again without waiting after a full buffer.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "transport_ops.h"
+
+int64_t miscache__mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+miscache__tstatus_t miscache__poll_fd(miscache__transport_t *t,
+                                      int64_t deadline) {
+  for (;;) {
+    int64_t left = deadline - miscache__mono_ms();
+    if (left <= 0) return MISCACHE__T_TIMEOUT;
+    struct pollfd p = {.fd = t->fd, .events = t->want};
+    int n = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+    if (n > 0) return MISCACHE__T_OK; /* ready, or an error/hang-up that the
+                                         next read or write reports */
+    if (n == 0) return MISCACHE__T_TIMEOUT;
+    if (errno != EINTR) {
+      snprintf(t->errstr, sizeof t->errstr, "poll: %s", strerror(errno));
+      return MISCACHE__T_LOST;
+    }
+  }
+}
+
+/* ---- plain sockets ------------------------------------------------------- */
+
+static miscache_status_t plain_connect(miscache__transport_t *t,
+                                       const char *host, int64_t deadline,
+                                       char *err, size_t errlen) {
+  (void)t, (void)host, (void)deadline, (void)err, (void)errlen;
+  return MISCACHE_OK;
+}
+
+static ssize_t io_result(miscache__transport_t *t, ssize_t n, short want,
+                         const char *what) {
+  if (n >= 0) return n;
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    t->want = want;
+    return MISCACHE__IO_AGAIN;
+  }
+  snprintf(t->errstr, sizeof t->errstr, "%s: %s", what, strerror(errno));
+  t->failure = MISCACHE__T_LOST;
+  return MISCACHE__IO_ERROR;
+}
+
+static ssize_t plain_write(miscache__transport_t *t, const char *buf,
+                           size_t len) {
+  return io_result(t, send(t->fd, buf, len, MSG_NOSIGNAL), POLLOUT, "send");
+}
+
+static ssize_t plain_read(miscache__transport_t *t, char *buf, size_t len) {
+  return io_result(t, recv(t->fd, buf, len, 0), POLLIN, "recv");
+}
+
+static void plain_close(miscache__transport_t *t) {
+  (void)t;
+}
+
+bool miscache__fd_readable(miscache__transport_t *t) {
+  struct pollfd p = {.fd = t->fd, .events = POLLIN};
+  return poll(&p, 1, 0) != 0;
+}
+
+static const miscache__transport_ops_t plain_ops = {
+    "tcp",     plain_connect,         plain_write, plain_read,
+    miscache__poll_fd, miscache__fd_readable, plain_close};
+
+/* ---- connect ------------------------------------------------------------- */
+
+/* A non-blocking connect() of fd to addr, finished before deadline. 0, or
+ * an errno value (ETIMEDOUT when the deadline passed). */
+static int connect_by(int fd, const struct sockaddr *addr, socklen_t len,
+                      int64_t deadline) {
+  if (connect(fd, addr, len) == 0) return 0;
+  if (errno != EINPROGRESS && errno != EINTR) return errno;
+  for (;;) {
+    int64_t left = deadline - miscache__mono_ms();
+    if (left <= 0) return ETIMEDOUT;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int n = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return ETIMEDOUT;
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) return errno;
+    return soerr;
+  }
+}
+
+static void tune_tcp(int fd) {
+  int one = 1;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  int idle = 15, intvl = 5, cnt = 3; /* a dead peer noticed within ~30 s */
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+}
+
+static int open_tcp(const char *host, int port, int64_t deadline, char *err,
+                    size_t errlen) {
+  char service[16];
+  snprintf(service, sizeof service, "%d", port);
+  struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                           .ai_socktype = SOCK_STREAM,
+                           .ai_flags = AI_NUMERICSERV};
+  struct addrinfo *res = NULL;
+  /* note: getaddrinfo() has no timeout of its own */
+  int gai = getaddrinfo(host, service, &hints, &res);
+  if (gai != 0) {
+    snprintf(err, errlen, "connect failed: cannot resolve host: %s",
+             gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
+    return -1;
+  }
+  int last = ECONNREFUSED;
+  int fd = -1;
+  for (struct addrinfo *a = res; a; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                a->ai_protocol);
+    if (fd < 0) {
+      last = errno;
+      continue;
+    }
+    last = connect_by(fd, a->ai_addr, a->ai_addrlen, deadline);
+    if (last == 0) break;
+    close(fd);
+    fd = -1;
+    if (last == ETIMEDOUT) break;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) {
+    if (last == ETIMEDOUT)
+      snprintf(err, errlen, "connect failed: Connection timed out");
+    else
+      snprintf(err, errlen, "connect failed: %s", strerror(last));
+    return -1;
+  }
+  tune_tcp(fd);
+  return fd;
+}
+
+static int open_unix(const char *path, int64_t deadline, char *err,
+                     size_t errlen) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sa.sun_path) {
+    snprintf(err, errlen, "connect failed: socket path too long");
+    return -1;
+  }
+  strcpy(sa.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    snprintf(err, errlen, "connect failed: %s", strerror(errno));
+    return -1;
+  }
+  int e = connect_by(fd, (struct sockaddr *)&sa, sizeof sa, deadline);
+  if (e != 0) {
+    snprintf(err, errlen, "connect failed: %s",
+             e == EAGAIN ? "server's listen queue is full" : strerror(e));
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+miscache_status_t miscache__transport_open(const char *host, int port,
+                                           const char *path,
+                                           miscache__tls_t *tls,
+                                           int64_t deadline,
+                                           miscache__transport_t **out,
+                                           char *err, size_t errlen) {
+  *out = NULL;
+  miscache__transport_t *t = calloc(1, sizeof *t);
+  redisReader *rd = t ? redisReaderCreate() : NULL;
+  if (!rd) {
+    free(t);
+    snprintf(err, errlen, "connect: out of memory");
+    return MISCACHE_ERR_NOMEM;
+  }
+  t->reader = rd;
+  t->fd = path ? open_unix(path, deadline, err, errlen)
+               : open_tcp(host, port, deadline, err, errlen);
+  if (t->fd < 0) {
+    redisReaderFree(rd);
+    free(t);
+    return MISCACHE_ERR_UNAVAILABLE;
+  }
+  t->ops = tls ? &miscache__tls_ops : &plain_ops;
+  t->tls = tls;
+  if (path) t->ops = &plain_ops;
+  miscache_status_t st = t->ops->connect(t, host, deadline, err, errlen);
+  if (st != MISCACHE_OK) {
+    miscache__transport_close(t);
+    return st;
+  }
+  *out = t;
+  return MISCACHE_OK;
+}
+
+void miscache__transport_close(miscache__transport_t *t) {
+  if (!t) return;
+  t->ops->close(t);
+  close(t->fd); /* close() writes nothing: safe after fork() */
+  redisReaderFree(t->reader);
+  free(t);
+}
+
+const char *miscache__transport_errstr(const miscache__transport_t *t) {
+  return t->errstr;
+}
+
+const char *miscache__transport_kind(const miscache__transport_t *t) {
+  return t->ops == &plain_ops ? "tcp" : t->ops->name;
+}
+
+/* ---- I/O ------------------------------------------------------------------ */
+
+miscache__tstatus_t miscache__transport_write(miscache__transport_t *t,
+                                              const char *buf, size_t len,
+                                              int64_t deadline) {
+  size_t off = 0;
+  while (off < len) {
+    ssize_t w = t->ops->write(t, buf + off, len - off);
+    if (w >= 0) {
+      off += (size_t)w;
+      continue;
+    }
+    if (w == MISCACHE__IO_ERROR) return t->failure;
+    miscache__tstatus_t s = t->ops->wait(t, deadline);
+    if (s != MISCACHE__T_OK) return s;
+  }
+  return MISCACHE__T_OK;
+}
+
+miscache__tstatus_t miscache__transport_read(miscache__transport_t *t,
+                                             int64_t deadline,
+                                             miscache__reply_t **out) {
+  redisReader *rd = t->reader;
+  bool full = false; /* the last read filled the buffer: more is likely */
+  char buf[65536];
+  for (;;) {
+    void *r = NULL;
+    if (redisReaderGetReply(rd, &r) != REDIS_OK) {
+      snprintf(t->errstr, sizeof t->errstr, "%s", rd->errstr);
+      return MISCACHE__T_PROTOCOL;
+    }
+    if (r) {
+      *out = r;
+      return MISCACHE__T_OK;
+    }
+    ssize_t n = MISCACHE__IO_AGAIN;
+    t->want = POLLIN;
+    if (full && miscache__mono_ms() < deadline)
+      n = t->ops->read(t, buf, sizeof buf);
+    while (n == MISCACHE__IO_AGAIN) {
+      miscache__tstatus_t s = t->ops->wait(t, deadline);
+      if (s != MISCACHE__T_OK) return s;
+      n = t->ops->read(t, buf, sizeof buf);
+    }
+    if (n == MISCACHE__IO_ERROR) return t->failure;
+    if (n == 0) {
+      snprintf(t->errstr, sizeof t->errstr, "server closed the connection");
+      return MISCACHE__T_LOST;
+    }
+    full = (size_t)n == sizeof buf;
+    if (redisReaderFeed(rd, buf, (size_t)n) != REDIS_OK) {
+      snprintf(t->errstr, sizeof t->errstr, "%s", rd->errstr);
+      return MISCACHE__T_PROTOCOL;
+    }
+  }
+}
+
+bool miscache__transport_broken(miscache__transport_t *t) {
+  return t->ops->broken(t);
+}
