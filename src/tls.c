@@ -241,7 +241,9 @@ static miscache_status_t tls_connect(miscache__transport_t *t,
       t->want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
       miscache__tstatus_t s = miscache__poll_fd(t, deadline);
       if (s == MISCACHE__T_TIMEOUT) {
-        snprintf(err, errlen, "TLS handshake timed out");
+        snprintf(err, errlen,
+                 "TLS handshake timed out (is this a TLS port? a plain Redis "
+                 "port waits for the rest of a command)");
         return MISCACHE_ERR_UNAVAILABLE;
       }
       if (s != MISCACHE__T_OK) {

@@ -11,7 +11,11 @@ redisContext *mt_rc;
 
 int mt_group_setup(void **state) {
   (void)state;
-  if (mt_server_start(&mt_srv, NULL) != 0) return -1;
+  /* MT_TLS=1: the same test program against a TLS port (CTest's *_tls) */
+  const char *tls = getenv("MT_TLS");
+  int rc = tls && tls[0] == '1' ? mt_server_start_tls(&mt_srv, NULL, NULL)
+                                : mt_server_start(&mt_srv, NULL);
+  if (rc != 0) return -1;
   mt_rc = mt_raw(&mt_srv, NULL);
   return mt_rc ? 0 : -1;
 }
@@ -46,6 +50,10 @@ miscache_t *mt_open(miscache_options_t *o) {
   char err[MISCACHE_ERRMSG_SIZE] = "";
   miscache_t *mc = open_in(o, mt_namespace(), err, sizeof err);
   if (!mc) fail_msg("open: %s", err);
+  miscache_link_stats_t ls;
+  assert_int_equal(miscache_link_stats(mc, &ls, sizeof ls), MISCACHE_OK);
+  if (mt_srv.tls && strcmp(ls.transport, "tls") != 0)
+    fail_msg("MT_TLS=1 but the handle uses %s", ls.transport);
   return mc;
 }
 

@@ -62,6 +62,18 @@ static int spawn(mt_server_t *s) {
                           "--save", "", "--appendonly", "no",
                           "--logfile", log, "--daemonize", "no"};
   int n = 19;
+  char cert[256], key[256], ca[256];
+  if (s->tls) {
+    snprintf(cert, sizeof cert, "%s/%s", s->dir, s->cert);
+    snprintf(key, sizeof key, "%s/server.key", s->dir);
+    snprintf(ca, sizeof ca, "%s/ca.crt", s->dir);
+    argv[2] = "0"; /* no plain TCP port */
+    const char *more[] = {"--tls-port", port, "--tls-cert-file", cert,
+                          "--tls-key-file", key, "--tls-ca-cert-file", ca,
+                          "--tls-auth-clients", "no"};
+    for (size_t i = 0; i < sizeof more / sizeof *more; i++)
+      argv[n++] = more[i];
+  }
   for (int i = 0; i < s->nextra; i++) argv[n++] = s->extra[i];
   argv[n] = NULL;
   pid_t pid = fork();
@@ -97,17 +109,68 @@ static int spawn(mt_server_t *s) {
   return -1;
 }
 
+int mt_tls_certs(const char *dir) {
+  char cmd[4096];
+  snprintf(
+      cmd, sizeof cmd,
+      "set -e; cd '%s'; "
+      "k='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'; "
+      "openssl req -x509 $k -days 2 -subj /CN=miscache-test-ca "
+      "  -keyout ca.key -out ca.crt; "
+      "openssl req -x509 $k -days 2 -subj /CN=rogue-ca "
+      "  -keyout rogue-ca.key -out rogue-ca.crt; "
+      "openssl req $k -subj /CN=localhost -keyout server.key -out server.csr; "
+      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > server.ext; "
+      "printf 'subjectAltName=DNS:other.example\\n' > other.ext; "
+      "sign() { openssl x509 -req -in $1 -CA ca.crt -CAkey ca.key "
+      "  -CAcreateserial -days $2 -extfile $3 -out $4; }; "
+      "sign server.csr 2 server.ext server.crt; "
+      "sign server.csr -1 server.ext expired.crt; "
+      "sign server.csr 2 other.ext other.crt; "
+      "openssl req $k -subj /CN=miscache-client -keyout client.key "
+      "  -out client.csr; "
+      "printf 'extendedKeyUsage=clientAuth\\n' > client.ext; "
+      "sign client.csr 2 client.ext client.crt; "
+      "chmod 600 *.key",
+      dir);
+  char full[4200];
+  snprintf(full, sizeof full, "(%s) >'%s/openssl.log' 2>&1", cmd, dir);
+  int rc = system(full);
+  if (rc != 0) fprintf(stderr, "openssl failed: see %s/openssl.log\n", dir);
+  return rc == 0 ? 0 : -1;
+}
+
+static int start(mt_server_t *s, const char *const *extra, bool tls,
+                 const char *cert);
+
 int mt_server_start(mt_server_t *s, const char *const *extra) {
+  return start(s, extra, false, NULL);
+}
+
+int mt_server_start_tls(mt_server_t *s, const char *cert,
+                        const char *const *extra) {
+  return start(s, extra, true, cert ? cert : "server.crt");
+}
+
+static int start(mt_server_t *s, const char *const *extra, bool tls,
+                 const char *cert) {
   memset(s, 0, sizeof *s);
   snprintf(s->dir, sizeof s->dir, "/tmp/miscache-test-XXXXXX");
   if (!mkdtemp(s->dir)) return -1;
+  s->tls = tls;
+  s->cert = cert;
+  if (tls && mt_tls_certs(s->dir) != 0) return -1;
   snprintf(s->sock, sizeof s->sock, "%s/redis.sock", s->dir);
   for (; extra && extra[s->nextra] && s->nextra < 16; s->nextra++)
     s->extra[s->nextra] = extra[s->nextra];
   for (int attempt = 0; attempt < 5; attempt++) {
     s->port = free_port();
     if (s->port <= 0 || s->port == 6379) continue;
-    snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
+    if (tls)
+      snprintf(s->url, sizeof s->url, "rediss://127.0.0.1:%d?cacert=%s/ca.crt",
+               s->port, s->dir);
+    else
+      snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
     snprintf(s->unix_url, sizeof s->unix_url, "unix://%s", s->sock);
     if (spawn(s) == 0) return 0;
   }

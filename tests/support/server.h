@@ -14,7 +14,10 @@ typedef struct mt_server {
   int port;
   char dir[128];
   char sock[192];
-  char url[64];      /* redis://127.0.0.1:PORT */
+  char url[320];     /* redis://127.0.0.1:PORT, or with TLS
+                        rediss://127.0.0.1:PORT?cacert=DIR/ca.crt */
+  bool tls;          /* the port speaks TLS (the unix socket stays plain) */
+  const char *cert;  /* TLS: server certificate file name in dir */
   char unix_url[224]; /* unix://DIR/redis.sock */
   const char *extra[16];
   int nextra;
@@ -23,6 +26,17 @@ typedef struct mt_server {
 /* Start a server; extra is a NULL-terminated list of further arguments
  * ("--requirepass", "x", NULL) or NULL. Returns 0 when it answers PING. */
 int mt_server_start(mt_server_t *s, const char *const *extra);
+/* Certificates for TLS tests, made with the openssl tool in dir (EC keys):
+ * ca.crt/key, server.crt/key (localhost, 127.0.0.1, signed by ca),
+ * client.crt/key (signed by ca), expired.crt (as server.crt, expired a day
+ * ago), other.crt (for other.example only), rogue-ca.crt (another CA).
+ * 0 on success. */
+int mt_tls_certs(const char *dir);
+/* Like mt_server_start, but the TCP port speaks TLS with server.crt (or
+ * cert, a file name in the dir, when not NULL) and does not ask for client
+ * certificates unless extra says "--tls-auth-clients", "yes". */
+int mt_server_start_tls(mt_server_t *s, const char *cert,
+                        const char *const *extra);
 /* Start again on the same port, dir and arguments (after mt_server_kill). */
 int mt_server_restart(mt_server_t *s);
 /* SIGKILL and reap; keeps the dir. */
