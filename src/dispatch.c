@@ -11,13 +11,19 @@
  * ROLE with "master". A lost connection, a READONLY reply or a ROLE that is
  * not master makes the next call ask again, at most once per
  * backoff_min_ms, so a failover costs each handle a few small requests,
- * not a storm.
+ * not a storm; until then such calls fail at once rather than reconnect to
+ * an address nobody vouched for (a demoted master would serve stale reads).
+ * And the sentinels are asked again every MASTER_CHECK_MS even when all is
+ * well: a forced failover leaves the old master accepting writes until the
+ * sentinels demote it, which can take many seconds.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "node.h"
+
+#define MASTER_CHECK_MS 1000
 
 #define REPLAY_RETRY_MS                                                        \
   100 /* after a failed replay, calls go on unhindered                         \
@@ -34,6 +40,7 @@ struct miscache__dispatcher {
   size_t next_sentinel;    /* ask this one first */
   bool resolve;            /* ask the sentinels before the next command */
   int64_t next_resolve_ms; /* not before this (CLOCK_MONOTONIC ms) */
+  int64_t check_at_ms;     /* ask again even if all is well after this */
   miscache_link_stats_t stats;
 };
 
@@ -209,9 +216,13 @@ static miscache_status_t resolve_master(miscache_t *mc, int64_t deadline) {
                miscache__node_addr(m));
     }
     miscache__reply_free(r);
-    st = check_role(mc, d->master, miscache__node_addr(s), deadline);
+    /* the connection we have to it proved itself already, unless lost */
+    st = miscache__node_alive(d->master)
+             ? MISCACHE_OK
+             : check_role(mc, d->master, miscache__node_addr(s), deadline);
     if (st == MISCACHE_OK) {
       d->resolve = false;
+      d->check_at_ms = miscache__mono_ms() + MASTER_CHECK_MS;
       return MISCACHE_OK;
     }
     snprintf(last, sizeof last, "%s", mc->err);
@@ -249,27 +260,45 @@ void miscache__replay_pending(miscache_t *mc) {
   memcpy(mc->err, saved, sizeof saved);
 }
 
-/* Sentinel: make sure a master is known before a command. */
+/* Sentinel: make sure the master is known, and still the master, before a
+ * command. */
 static miscache_status_t ensure_master(miscache_t *mc, unsigned flags,
                                        int64_t deadline) {
   miscache__dispatcher_t *d = mc->disp;
-  if (!d->sentinel || (!d->resolve && d->master)) return MISCACHE_OK;
-  if (flags & MISCACHE__SAME_CONN) {
+  if (!d->sentinel) return MISCACHE_OK;
+  if (flags & MISCACHE__SAME_CONN) { /* inside a transaction: no switching */
+    if (!d->resolve && d->master) return MISCACHE_OK;
     miscache__set_err(mc, "%s: the master changed during the transaction",
                       mc->opts.ep.master);
     return MISCACHE_ERR_UNAVAILABLE;
   }
+  /* a lost connection: the master may have moved (a demoted master's
+   * clients are closed), so reconnect only to whom the sentinels name now,
+   * after ROLE says master */
+  if (d->master && !miscache__node_alive(d->master)) d->resolve = true;
   int64_t now = miscache__mono_ms();
-  if (now < d->next_resolve_ms) {
-    if (d->master) return MISCACHE_OK; /* keep using it until we may ask */
+  bool periodic = !d->resolve && d->master;
+  if (periodic && now < d->check_at_ms) return MISCACHE_OK;
+  if (!periodic && now < d->next_resolve_ms) {
     d->stats.fast_failures++;
     miscache__set_err(mc,
-                      "master of \"%s\" unknown; asking the sentinels again "
-                      "in %lld ms",
-                      mc->opts.ep.master, (long long)(d->next_resolve_ms - now));
+                      "master of \"%s\" %s; asking the sentinels again in "
+                      "%lld ms",
+                      mc->opts.ep.master,
+                      d->master ? "lost" : "unknown",
+                      (long long)(d->next_resolve_ms - now));
     return MISCACHE_ERR_UNAVAILABLE;
   }
-  return resolve_master(mc, deadline);
+  char saved[MISCACHE_ERRMSG_SIZE];
+  memcpy(saved, mc->err, sizeof saved);
+  miscache_status_t st = resolve_master(mc, deadline);
+  if (st != MISCACHE_OK && periodic) {
+    /* the sentinels are unreachable but the master answers: keep it */
+    memcpy(mc->err, saved, sizeof saved);
+    d->check_at_ms = now + MASTER_CHECK_MS;
+    return MISCACHE_OK;
+  }
+  return st;
 }
 
 miscache_status_t miscache__dispatcher_connect(miscache_t *mc) {

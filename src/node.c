@@ -129,6 +129,12 @@ bool miscache__node_is(const miscache__node_t *n, const char *host,
   return n->host && port == n->port && strcmp(n->host, host) == 0;
 }
 
+bool miscache__node_alive(miscache__node_t *n) {
+  if (n->t && (n->pid != getpid() || miscache__transport_broken(n->t)))
+    miscache__node_drop(n);
+  return n->t != NULL;
+}
+
 bool miscache__node_down(const miscache__node_t *n) {
   return n->down_until > miscache__mono_ms();
 }

@@ -37,6 +37,9 @@ void miscache__node_free(miscache__node_t *n); /* accepts NULL */
 miscache_status_t miscache__node_connect(miscache__node_t *n);
 /* Close the connection without writing to it. */
 void miscache__node_drop(miscache__node_t *n);
+/* Whether the node has a connection fit for the next request (opened by
+ * this process, not closed by the server); drops one that is not. */
+bool miscache__node_alive(miscache__node_t *n);
 /* Whether the node is in a backoff window now. */
 bool miscache__node_down(const miscache__node_t *n);
 

@@ -256,3 +256,122 @@ const char *mt_namespace(void) {
   snprintf(buf, sizeof buf, "t%dn%u:", (int)getpid(), ++n);
   return buf;
 }
+
+/* ---- Sentinel ------------------------------------------------------------- */
+
+redisReply *mt_sentinel_cmd(const mt_sentinels_t *s, int i, const char *cmd) {
+  struct timeval tv = {1, 0};
+  redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port[i], tv);
+  if (!c || c->err) {
+    if (c) redisFree(c);
+    return NULL;
+  }
+  redisSetTimeout(c, tv);
+  redisReply *r = redisCommand(c, cmd);
+  redisFree(c);
+  return r;
+}
+
+int mt_sentinel_master_port(const mt_sentinels_t *s, int i) {
+  redisReply *r =
+      mt_sentinel_cmd(s, i, "SENTINEL get-master-addr-by-name mymaster");
+  int port = -1;
+  if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+    port = atoi(r->element[1]->str);
+  if (r) freeReplyObject(r);
+  return port;
+}
+
+/* A field of SENTINEL MASTER mymaster as a number; -1 if absent. */
+static long long sentinel_field(const mt_sentinels_t *s, int i,
+                                const char *field) {
+  redisReply *r = mt_sentinel_cmd(s, i, "SENTINEL MASTER mymaster");
+  long long v = -1;
+  if (r && r->type == REDIS_REPLY_ARRAY)
+    for (size_t k = 0; k + 1 < r->elements; k += 2)
+      if (strcmp(r->element[k]->str, field) == 0)
+        v = atoll(r->element[k + 1]->str);
+  if (r) freeReplyObject(r);
+  return v;
+}
+
+static int spawn_sentinel(mt_sentinels_t *s, int i) {
+  char conf[256], log[256];
+  snprintf(conf, sizeof conf, "%s/sentinel-%d.conf", s->master.dir, i);
+  snprintf(log, sizeof log, "%s/sentinel-%d.log", s->master.dir, i);
+  FILE *f = fopen(conf, "w");
+  if (!f) return -1;
+  fprintf(f,
+          "port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"
+          "sentinel monitor mymaster 127.0.0.1 %d 2\n"
+          "sentinel down-after-milliseconds mymaster 1000\n"
+          "sentinel failover-timeout mymaster 10000\n"
+          "sentinel parallel-syncs mymaster 1\n",
+          s->port[i], s->master.dir, log, s->master.port);
+  fclose(f);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    execlp("redis-server", "redis-server", conf, "--sentinel", (char *)NULL);
+    _exit(127);
+  }
+  s->pid[i] = pid;
+  for (int k = 0; k < 500; k++) {
+    redisReply *r = mt_sentinel_cmd(s, i, "PING");
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r) freeReplyObject(r);
+    if (ok) return 0;
+    sleep_ms(10);
+  }
+  return -1;
+}
+
+int mt_sentinels_start(mt_sentinels_t *s) {
+  memset(s, 0, sizeof *s);
+  if (mt_server_start(&s->master, NULL) != 0) return -1;
+  snprintf(s->replicaof, sizeof s->replicaof, "%d", s->master.port);
+  const char *args[] = {"--replicaof", "127.0.0.1", s->replicaof, NULL};
+  if (mt_server_start(&s->replica, args) != 0) goto fail;
+  int n = snprintf(s->url, sizeof s->url, "redis+sentinel://");
+  for (int i = 0; i < 3; i++) {
+    s->port[i] = mt_free_port(NULL);
+    if (s->port[i] <= 0 || spawn_sentinel(s, i) != 0) goto fail;
+    n += snprintf(s->url + n, sizeof s->url - (size_t)n, "%s127.0.0.1:%d",
+                  i ? "," : "", s->port[i]);
+  }
+  snprintf(s->url + n, sizeof s->url - (size_t)n, "/mymaster");
+  /* sentinels find the replica (INFO) and each other (hello messages) */
+  for (int k = 0; k < 1500; k++) { /* up to 15 s */
+    bool ready = true;
+    for (int i = 0; i < 3 && ready; i++)
+      ready = sentinel_field(s, i, "num-slaves") == 1 &&
+              sentinel_field(s, i, "num-other-sentinels") == 2;
+    if (ready) {
+      /* and the replica is in sync */
+      redisContext *c = mt_raw(&s->replica, NULL);
+      redisReply *r = c ? redisCommand(c, "INFO replication") : NULL;
+      bool synced = r && r->type == REDIS_REPLY_STRING &&
+                    strstr(r->str, "master_link_status:up");
+      if (r) freeReplyObject(r);
+      if (c) redisFree(c);
+      if (synced) return 0;
+    }
+    sleep_ms(10);
+  }
+  fprintf(stderr, "sentinels did not get ready (logs in %s)\n", s->master.dir);
+fail:
+  mt_sentinels_stop(s);
+  return -1;
+}
+
+void mt_sentinels_stop(mt_sentinels_t *s) {
+  for (int i = 0; i < 3; i++)
+    if (s->pid[i] > 0) {
+      kill(s->pid[i], SIGKILL);
+      waitpid(s->pid[i], NULL, 0);
+      s->pid[i] = 0;
+    }
+  mt_server_stop(&s->replica);
+  mt_server_stop(&s->master); /* removes the dir with the sentinel files */
+}

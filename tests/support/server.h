@@ -44,6 +44,27 @@ void mt_server_kill(mt_server_t *s);
 /* SIGTERM, reap, remove the dir. Safe to call twice. */
 void mt_server_stop(mt_server_t *s);
 
+/* Sentinel deployment for tests: a master, a replica of it, and three
+ * sentinels (redis-server --sentinel) watching it as "mymaster" with
+ * down-after 1000 ms, all on loopback ports below 32768, in the master's
+ * temp dir. */
+typedef struct mt_sentinels {
+  mt_server_t master, replica;
+  pid_t pid[3];
+  int port[3];
+  char url[512]; /* redis+sentinel://127.0.0.1:P1,127.0.0.1:P2,.../mymaster */
+  char replicaof[16];
+} mt_sentinels_t;
+/* Starts everything and waits until each sentinel knows the replica and
+ * the two other sentinels. 0 on success. */
+int mt_sentinels_start(mt_sentinels_t *s);
+/* Stops the sentinels and both servers (whichever are still running). */
+void mt_sentinels_stop(mt_sentinels_t *s);
+/* A command to sentinel i; the reply (free it) or NULL. */
+redisReply *mt_sentinel_cmd(const mt_sentinels_t *s, int i, const char *cmd);
+/* Port of the master sentinel i names now; -1 if it cannot say. */
+int mt_sentinel_master_port(const mt_sentinels_t *s, int i);
+
 /* A raw hiredis connection on the unix socket, for checking what the
  * library did. Authenticates with password when not NULL. */
 redisContext *mt_raw(const mt_server_t *s, const char *password);
