@@ -77,7 +77,8 @@ static void start_server(int port, int tls_port) {
     bool ok = c && !c->err;
     if (c) redisFree(c);
     if (ok) return;
-    usleep(10000);
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
   }
   die("redis-server did not start");
 }
