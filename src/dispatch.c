@@ -171,6 +171,7 @@ static miscache_status_t resolve_master(miscache_t *mc, int64_t deadline) {
   d->next_resolve_ms = miscache__mono_ms() + mc->opts.backoff_min_ms;
   d->stats.master_lookups++;
   char last[MISCACHE_ERRMSG_SIZE] = "no sentinel answered";
+  bool refused = false; /* a sentinel refused our AUTH (or its absence) */
   const char *const argv[] = {"SENTINEL", "get-master-addr-by-name", name};
   for (size_t k = 0; k < d->nsentinels; k++) {
     size_t i = (d->next_sentinel + k) % d->nsentinels;
@@ -182,19 +183,25 @@ static miscache_status_t resolve_master(miscache_t *mc, int64_t deadline) {
     miscache_status_t st =
         ask(s, 3, argv, share < deadline ? share : deadline, &r);
     if (st != MISCACHE_OK) {
+      refused = refused || st == MISCACHE_ERR_AUTH;
       snprintf(last, sizeof last, "%s", mc->err);
+      continue;
+    }
+    if (miscache__reply_type(r) == MISCACHE__R_ERROR) {
+      char what[96];
+      snprintf(what, sizeof what, "sentinel %s", miscache__node_addr(s));
+      refused = refused || miscache__reply_error(r, what, last, sizeof last) ==
+                               MISCACHE_ERR_AUTH;
+      miscache__reply_free(r);
       continue;
     }
     const miscache__reply_t *h = miscache__reply_at(r, 0);
     const miscache__reply_t *p = miscache__reply_at(r, 1);
     if (!h || !p || miscache__reply_type(h) != MISCACHE__R_STRING ||
         miscache__reply_type(p) != MISCACHE__R_STRING) {
-      snprintf(last, sizeof last, "sentinel %s: %s master \"%s\"",
-               miscache__node_addr(s),
-               miscache__reply_type(r) == MISCACHE__R_ERROR
-                   ? miscache__reply_str(r, NULL)
-                   : "does not know the",
-               name);
+      snprintf(last, sizeof last,
+               "sentinel %s: does not know the master \"%s\"",
+               miscache__node_addr(s), name);
       miscache__reply_free(r);
       continue;
     }
@@ -230,7 +237,8 @@ static miscache_status_t resolve_master(miscache_t *mc, int64_t deadline) {
   }
   miscache__set_err(mc, "no master for \"%s\" from %zu sentinel%s (last: %s)",
                     name, d->nsentinels, d->nsentinels == 1 ? "" : "s", last);
-  return MISCACHE_ERR_UNAVAILABLE;
+  /* set the sentinels' AUTH with miscache_options_set_sentinel_auth() */
+  return refused ? MISCACHE_ERR_AUTH : MISCACHE_ERR_UNAVAILABLE;
 }
 
 /* A READONLY error reply: the node was demoted to a replica. */

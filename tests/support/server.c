@@ -295,7 +295,8 @@ static long long sentinel_field(const mt_sentinels_t *s, int i,
   return v;
 }
 
-static int spawn_sentinel(mt_sentinels_t *s, int i) {
+static int spawn_sentinel(mt_sentinels_t *s, int i, int quorum,
+                          const char *extra_conf) {
   char conf[256], log[256];
   snprintf(conf, sizeof conf, "%s/sentinel-%d.conf", s->master.dir, i);
   snprintf(log, sizeof log, "%s/sentinel-%d.log", s->master.dir, i);
@@ -303,11 +304,11 @@ static int spawn_sentinel(mt_sentinels_t *s, int i) {
   if (!f) return -1;
   fprintf(f,
           "port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"
-          "sentinel monitor mymaster 127.0.0.1 %d 2\n"
+          "sentinel monitor mymaster 127.0.0.1 %d %d\n"
           "sentinel down-after-milliseconds mymaster 1000\n"
           "sentinel failover-timeout mymaster 10000\n"
-          "sentinel parallel-syncs mymaster 1\n",
-          s->port[i], s->master.dir, log, s->master.port);
+          "sentinel parallel-syncs mymaster 1\n%s",
+          s->port[i], s->master.dir, log, s->master.port, quorum, extra_conf);
   fclose(f);
   pid_t pid = fork();
   if (pid < 0) return -1;
@@ -319,7 +320,9 @@ static int spawn_sentinel(mt_sentinels_t *s, int i) {
   s->pid[i] = pid;
   for (int k = 0; k < 500; k++) {
     redisReply *r = mt_sentinel_cmd(s, i, "PING");
-    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    bool ok = r && (r->type == REDIS_REPLY_STATUS ||
+                    (r->type == REDIS_REPLY_ERROR &&
+                     strncmp(r->str, "NOAUTH", 6) == 0));
     if (r) freeReplyObject(r);
     if (ok) return 0;
     sleep_ms(10);
@@ -336,7 +339,7 @@ int mt_sentinels_start(mt_sentinels_t *s) {
   int n = snprintf(s->url, sizeof s->url, "redis+sentinel://");
   for (int i = 0; i < 3; i++) {
     s->port[i] = mt_free_port(NULL);
-    if (s->port[i] <= 0 || spawn_sentinel(s, i) != 0) goto fail;
+    if (s->port[i] <= 0 || spawn_sentinel(s, i, 2, "") != 0) goto fail;
     n += snprintf(s->url + n, sizeof s->url - (size_t)n, "%s127.0.0.1:%d",
                   i ? "," : "", s->port[i]);
   }
@@ -365,8 +368,14 @@ fail:
   return -1;
 }
 
+int mt_sentinel_add(mt_sentinels_t *s, const char *extra_conf) {
+  s->port[3] = mt_free_port(NULL);
+  if (s->port[3] <= 0) return -1;
+  return spawn_sentinel(s, 3, 1, extra_conf);
+}
+
 void mt_sentinels_stop(mt_sentinels_t *s) {
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 4; i++)
     if (s->pid[i] > 0) {
       kill(s->pid[i], SIGKILL);
       waitpid(s->pid[i], NULL, 0);

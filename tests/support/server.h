@@ -50,14 +50,18 @@ void mt_server_stop(mt_server_t *s);
  * temp dir. */
 typedef struct mt_sentinels {
   mt_server_t master, replica;
-  pid_t pid[3];
-  int port[3];
+  pid_t pid[4]; /* [3]: an extra sentinel from mt_sentinel_add() */
+  int port[4];
   char url[512]; /* redis+sentinel://127.0.0.1:P1,127.0.0.1:P2,.../mymaster */
   char replicaof[16];
 } mt_sentinels_t;
 /* Starts everything and waits until each sentinel knows the replica and
  * the two other sentinels. 0 on success. */
 int mt_sentinels_start(mt_sentinels_t *s);
+/* Starts a fourth sentinel (index 3, not in url) watching the master with
+ * quorum 1 and the further config lines extra_conf (e.g. "requirepass x\n").
+ * 0 when it answers PING (or NOAUTH). */
+int mt_sentinel_add(mt_sentinels_t *s, const char *extra_conf);
 /* Stops the sentinels and both servers (whichever are still running). */
 void mt_sentinels_stop(mt_sentinels_t *s);
 /* A command to sentinel i; the reply (free it) or NULL. */
