@@ -44,6 +44,7 @@ struct miscache__node {
   int64_t down_until;  /* CLOCK_MONOTONIC ms; 0: up */
   char last_fail[256]; /* why the last connect failed */
   miscache_status_t last_status;
+  miscache__tstatus_t last_t; /* the last transport failure */
   uint64_t rng;
   miscache_link_stats_t *stats;
   char addr[300];
@@ -228,6 +229,7 @@ static miscache_status_t transport_status(miscache__node_t *n,
                                           miscache__tstatus_t t,
                                           const char *cmd, int timeout_ms) {
   const char *why = n->t ? miscache__transport_errstr(n->t) : "?";
+  n->last_t = t;
   switch (t) {
   case MISCACHE__T_OK: return MISCACHE_OK;
   case MISCACHE__T_TIMEOUT:
@@ -331,6 +333,17 @@ static miscache_status_t connect_now(miscache__node_t *n) {
   }
   miscache__reply_t *r = NULL;
   st = simple_command(n, argc, argv, lens, deadline, n->connect_timeout_ms, &r);
+  if (st == MISCACHE_ERR_UNAVAILABLE && n->tls && n->last_t == MISCACHE__T_LOST) {
+    /* closed right after the handshake: the alert saying why may be lost
+     * with a reset (a slow client writes before it reads the alert) */
+    char was[MISCACHE_ERRMSG_SIZE];
+    snprintf(was, sizeof was, "%s", n->err);
+    snprintf(n->err, n->errlen,
+             "%s (the server closed the TLS connection right after the "
+             "handshake: does it require a client certificate?)",
+             was);
+    return MISCACHE_ERR_TLS;
+  }
   if (st != MISCACHE_OK) return st;
   if (miscache__reply_type(r) == MISCACHE__R_ERROR) {
     if (n->password) {
