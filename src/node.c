@@ -414,18 +414,18 @@ static miscache_status_t select_alone(miscache__node_t *n, int db,
   return MISCACHE_OK;
 }
 
-miscache_status_t miscache__node_exec(miscache__node_t *n, int db, size_t ncmd,
-                                      const miscache__cmd_t *cmds,
-                                      miscache__reply_t **replies,
-                                      unsigned flags, int64_t deadline,
-                                      bool *resendable) {
-  *resendable = false;
-  memset(replies, 0, ncmd * sizeof *replies);
+miscache_status_t miscache__node_send(miscache__node_t *n, int db,
+                                      size_t ncmd, const miscache__cmd_t *cmds,
+                                      unsigned flags, miscache__pipe_t *p) {
+  p->ncmd = ncmd;
+  p->sel = false;
+  p->fresh = false;
+  p->resendable = false;
+  p->timeout_ms = (int)(p->deadline - miscache__mono_ms());
+  p->what = ncmd ? cmds[0].argv[0] : "";
   if (ncmd == 0) return MISCACHE_OK;
-  int timeout_ms = (int)(deadline - miscache__mono_ms());
   /* a child after fork() never touches its parent's connection */
   if (n->t && n->pid != getpid()) miscache__node_drop(n);
-  bool fresh = false;
   if (n->t && miscache__transport_broken(n->t)) miscache__node_drop(n);
   if (!n->t && (flags & MISCACHE__SAME_CONN)) {
     node_err(n, "%s: the connection of the transaction was lost",
@@ -436,44 +436,64 @@ miscache_status_t miscache__node_exec(miscache__node_t *n, int db, size_t ncmd,
     int64_t t0 = miscache__mono_ms();
     miscache_status_t st = miscache__node_connect(n);
     if (st != MISCACHE_OK) return st;
-    deadline += miscache__mono_ms() - t0; /* the connect has its own timeout */
-    fresh = true;
+    p->deadline += miscache__mono_ms() - t0; /* the connect has its own
+                                                timeout */
+    p->fresh = true;
   }
   if (db >= 0 && db != n->cur_db && !(db < 64 && (n->dbs_ok >> db) & 1u)) {
-    miscache_status_t st = select_alone(n, db, deadline, timeout_ms);
+    miscache_status_t st = select_alone(n, db, p->deadline, p->timeout_ms);
     if (st != MISCACHE_OK) {
-      *resendable = !n->t && !fresh; /* an old connection, found lost */
+      p->resendable = !n->t && !p->fresh; /* an old connection, found lost */
       return st;
     }
   }
-  bool sel = db >= 0 && db != n->cur_db;
+  p->sel = db >= 0 && db != n->cur_db;
+  p->db = db;
   n->olen = 0;
-  if (sel && !ob_select(n, db)) return nomem(n, "SELECT");
+  if (p->sel && !ob_select(n, db)) return nomem(n, "SELECT");
   for (size_t i = 0; i < ncmd; i++)
     if (!ob_command(n, cmds[i].argc, cmds[i].argv, cmds[i].lens))
       return nomem(n, cmds[i].argv[0]);
-
-  miscache__reply_t *sel_reply = NULL;
   miscache__tstatus_t t =
-      miscache__transport_write(n->t, n->obuf, n->olen, deadline);
+      miscache__transport_write(n->t, n->obuf, n->olen, p->deadline);
   ob_done(n);
-  if (t == MISCACHE__T_OK && sel)
-    t = miscache__transport_read(n->t, deadline, &sel_reply);
+  if (t != MISCACHE__T_OK) {
+    miscache_status_t st = transport_status(n, t, p->what, p->timeout_ms);
+    miscache__node_drop(n);
+    p->resendable = t == MISCACHE__T_LOST && !p->fresh;
+    return st;
+  }
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache__node_recv(miscache__node_t *n,
+                                      miscache__reply_t **replies,
+                                      miscache__pipe_t *p) {
+  size_t ncmd = p->ncmd;
+  memset(replies, 0, ncmd * sizeof *replies);
+  if (ncmd == 0) return MISCACHE_OK;
+  if (!n->t) { /* dropped since the send (cannot happen; kept safe) */
+    node_err(n, "%s: connection lost", p->what);
+    return MISCACHE_ERR_UNAVAILABLE;
+  }
+  miscache__reply_t *sel_reply = NULL;
+  miscache__tstatus_t t = MISCACHE__T_OK;
+  if (p->sel) t = miscache__transport_read(n->t, p->deadline, &sel_reply);
   size_t got = 0;
   while (t == MISCACHE__T_OK && got < ncmd) {
-    t = miscache__transport_read(n->t, deadline, &replies[got]);
+    t = miscache__transport_read(n->t, p->deadline, &replies[got]);
     if (t == MISCACHE__T_OK) got++;
   }
   if (t != MISCACHE__T_OK) {
     miscache__reply_free(sel_reply);
     for (size_t j = 0; j < got; j++) miscache__reply_free(replies[j]);
     memset(replies, 0, ncmd * sizeof *replies);
-    miscache_status_t st = transport_status(n, t, cmds[0].argv[0], timeout_ms);
+    miscache_status_t st = transport_status(n, t, p->what, p->timeout_ms);
     miscache__node_drop(n);
-    *resendable = t == MISCACHE__T_LOST && !fresh;
+    p->resendable = t == MISCACHE__T_LOST && !p->fresh;
     return st;
   }
-  if (sel) {
+  if (p->sel) {
     miscache_status_t st = MISCACHE_OK;
     if (miscache__reply_type(sel_reply) == MISCACHE__R_ERROR) {
       /* Cannot happen for a db already selected once on this connection;
@@ -483,10 +503,23 @@ miscache_status_t miscache__node_exec(miscache__node_t *n, int db, size_t ncmd,
       memset(replies, 0, ncmd * sizeof *replies);
       n->cur_db = -1;
     } else {
-      n->cur_db = db;
+      n->cur_db = p->db;
     }
     miscache__reply_free(sel_reply);
     return st;
   }
   return MISCACHE_OK;
+}
+
+miscache_status_t miscache__node_exec(miscache__node_t *n, int db, size_t ncmd,
+                                      const miscache__cmd_t *cmds,
+                                      miscache__reply_t **replies,
+                                      unsigned flags, int64_t deadline,
+                                      bool *resendable) {
+  miscache__pipe_t p = {.deadline = deadline};
+  memset(replies, 0, ncmd * sizeof *replies);
+  miscache_status_t st = miscache__node_send(n, db, ncmd, cmds, flags, &p);
+  if (st == MISCACHE_OK) st = miscache__node_recv(n, replies, &p);
+  *resendable = p.resendable;
+  return st;
 }

@@ -56,6 +56,24 @@ miscache_status_t miscache__node_exec(miscache__node_t *n, int db, size_t ncmd,
                                       unsigned flags, int64_t deadline,
                                       bool *resendable);
 
+/* The two halves of miscache__node_exec, so that a dispatcher can write to
+ * several nodes before it reads from any. Set deadline before the send;
+ * the rest is filled in by it. */
+typedef struct miscache__pipe {
+  int64_t deadline;
+  size_t ncmd;
+  int db;
+  bool sel, fresh, resendable;
+  int timeout_ms;
+  const char *what;
+} miscache__pipe_t;
+miscache_status_t miscache__node_send(miscache__node_t *n, int db,
+                                      size_t ncmd, const miscache__cmd_t *cmds,
+                                      unsigned flags, miscache__pipe_t *p);
+miscache_status_t miscache__node_recv(miscache__node_t *n,
+                                      miscache__reply_t **replies,
+                                      miscache__pipe_t *p);
+
 /* "host:port" or "unix:/path". Borrowed. */
 const char *miscache__node_addr(const miscache__node_t *n);
 bool miscache__node_is(const miscache__node_t *n, const char *host, int port);
