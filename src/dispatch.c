@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node.h"
+#include "cluster.h"
 
 #define MASTER_CHECK_MS 1000
 
@@ -41,6 +41,7 @@ struct miscache__dispatcher {
   bool resolve;            /* ask the sentinels before the next command */
   int64_t next_resolve_ms; /* not before this (CLOCK_MONOTONIC ms) */
   int64_t check_at_ms;     /* ask again even if all is well after this */
+  miscache__cluster_t *cluster; /* Redis Cluster: the router */
   miscache_link_stats_t stats;
 };
 
@@ -69,7 +70,12 @@ miscache_status_t miscache__dispatcher_new(miscache_t *mc,
       .user = ep->user,
       .password = ep->password,
       .tls = d->tls};
-  if (ep->kind == MISCACHE__EP_SENTINEL) {
+  if (ep->kind == MISCACHE__EP_CLUSTER) {
+    d->cluster = miscache__cluster_new(ep, &d->data_conf, &d->stats, mc->err,
+                                       sizeof mc->err);
+    if (!d->cluster) goto oom;
+    snprintf(d->stats.master, sizeof d->stats.master, "cluster");
+  } else if (ep->kind == MISCACHE__EP_SENTINEL) {
     d->sentinel = true;
     d->resolve = true;
     d->sentinels = calloc(ep->naddrs, sizeof *d->sentinels);
@@ -102,6 +108,7 @@ oom:
 void miscache__dispatcher_free(miscache__dispatcher_t *d) {
   if (!d) return;
   miscache__node_free(d->master);
+  miscache__cluster_free(d->cluster);
   for (size_t i = 0; i < d->nsentinels; i++)
     miscache__node_free(d->sentinels[i]);
   free(d->sentinels);
@@ -309,8 +316,22 @@ static miscache_status_t ensure_master(miscache_t *mc, unsigned flags,
   return st;
 }
 
+size_t miscache__dispatch_nodes(miscache_t *mc) {
+  miscache__dispatcher_t *d = mc->disp;
+  if (!d->cluster) return 1;
+  return miscache__cluster_masters(
+      d->cluster, miscache__mono_ms() + mc->opts.command_timeout_ms);
+}
+
+bool miscache__is_cluster(const miscache_t *mc) {
+  return mc->disp->cluster != NULL;
+}
+
 miscache_status_t miscache__dispatcher_connect(miscache_t *mc) {
   miscache__dispatcher_t *d = mc->disp;
+  if (d->cluster)
+    return miscache__cluster_connect(
+        d->cluster, miscache__mono_ms() + mc->opts.command_timeout_ms);
   if (d->sentinel)
     return ensure_master(
         mc, 0, miscache__mono_ms() + mc->opts.command_timeout_ms);
@@ -325,6 +346,9 @@ miscache_status_t miscache__dispatch(miscache_t *mc, int db, size_t n,
   miscache__dispatcher_t *d = mc->disp;
   int physical = db < 0 ? MISCACHE__NO_DB : mc->opts.db[db];
   int64_t deadline = miscache__mono_ms() + mc->opts.command_timeout_ms;
+  if (d->cluster) /* one db: no SELECT */
+    return miscache__cluster_exec(d->cluster, n, cmds, replies, flags,
+                                  (int)(flags >> 8) - 1, deadline);
   for (int attempt = 0;; attempt++) {
     memset(replies, 0, n * sizeof *replies);
     miscache_status_t st = ensure_master(mc, flags, deadline);

@@ -14,7 +14,8 @@
 typedef enum {
   MISCACHE__EP_TCP = 0,
   MISCACHE__EP_UNIX = 1,
-  MISCACHE__EP_SENTINEL = 2 /* addrs are sentinels, master names the set */
+  MISCACHE__EP_SENTINEL = 2, /* addrs are sentinels, master names the set */
+  MISCACHE__EP_CLUSTER = 3   /* addrs are seed nodes of a Redis Cluster */
 } miscache__ep_kind_t;
 
 typedef struct miscache__hostport {
@@ -40,7 +41,7 @@ typedef struct miscache__endpoint {
   bool tls;       /* rediss:// */
   miscache__tls_conf_t tls_conf; /* from URL parameters */
   char *master;                  /* SENTINEL: the master's name */
-  miscache__hostport_t *addrs;   /* SENTINEL: the sentinels */
+  miscache__hostport_t *addrs;   /* SENTINEL: the sentinels; CLUSTER: seeds */
   size_t naddrs;
   char *sentinel_user;     /* AUTH for the sentinels (URL parameters) */
   char *sentinel_password;
@@ -72,6 +73,7 @@ struct miscache_options {
   unsigned scan_count;
   unsigned unlink_batch;
   bool lazy;
+  bool hash_tags; /* company ids of company-scoped keys in {braces} */
   unsigned pending_max;
   /* set by the option setters; they win over the URL's (also MISCACHE_URL) */
   bool tls_on;
@@ -116,6 +118,14 @@ size_t miscache__reply_count(const miscache__reply_t *r);
 const miscache__reply_t *miscache__reply_at(const miscache__reply_t *r,
                                             size_t i);
 void miscache__reply_free(miscache__reply_t *r);
+/* Replies made by the library (a split command's merged reply): an array
+ * of n empty slots, an integer; take element i out of an array (its slot
+ * becomes empty) and put one in. NULL when out of memory. */
+miscache__reply_t *miscache__reply_new_array(size_t n);
+miscache__reply_t *miscache__reply_new_int(long long v);
+miscache__reply_t *miscache__reply_take(miscache__reply_t *array, size_t i);
+void miscache__reply_put(miscache__reply_t *array, size_t i,
+                         miscache__reply_t *e);
 /* Map an error reply to a status and write "what: <redis text>" to err. */
 miscache_status_t miscache__reply_error(const miscache__reply_t *r,
                                         const char *what, char *err,
@@ -132,6 +142,9 @@ typedef struct miscache__cmd {
 /* Only on the connection the previous call used (MULTI/EXEC after WATCH):
  * ERR_UNAVAILABLE rather than a new connection, and no replay before it. */
 #define MISCACHE__SAME_CONN 2u
+/* Cluster: commands without a key go to master i (0 .. nodes - 1, see
+ * miscache__dispatch_nodes); standalone and Sentinel ignore it. */
+#define MISCACHE__ON_NODE(i) (((unsigned)(i) + 1u) << 8)
 
 /* ---- dispatcher (dispatch.c): every command of a handle goes through it - */
 #define MISCACHE__NO_DB (-1) /* a command that needs no SELECT (PING, INFO) */
@@ -154,6 +167,12 @@ miscache_status_t miscache__dispatch(miscache_t *mc, int db, size_t n,
                                      const miscache__cmd_t *cmds,
                                      miscache__reply_t **replies,
                                      unsigned flags);
+/* How many nodes hold the data: the masters of a cluster (the slot map is
+ * loaded if needed; 0 when it cannot be, message set), else 1. A SCAN
+ * must run on each (MISCACHE__ON_NODE). */
+size_t miscache__dispatch_nodes(miscache_t *mc);
+/* Whether the handle is on a Redis Cluster (db 0 only, no SELECT). */
+bool miscache__is_cluster(const miscache_t *mc);
 /* The replay step of miscache__dispatch alone (keeps mc->err as it was). */
 void miscache__replay_pending(miscache_t *mc);
 

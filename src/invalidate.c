@@ -18,6 +18,7 @@ typedef struct {
   void *userdata;
   uint64_t count;
   bool stopped;
+  size_t node; /* Cluster: the master this SCAN runs on */
 } scan_job_t;
 
 /* Growable argv for the UNLINK commands of one step. */
@@ -106,7 +107,7 @@ static miscache_status_t scan_node(scan_job_t *job, const char *full,
       cmds[ci++] = (miscache__cmd_t){6, argv, lens};
     }
     st = miscache__dispatch(mc, (int)job->db, ncmds, cmds, rs,
-                            MISCACHE__IDEMPOTENT);
+                            MISCACHE__IDEMPOTENT | MISCACHE__ON_NODE(job->node));
     miscache__reply_free(pending); /* its strings were argv until now */
     pending = NULL;
     if (st != MISCACHE_OK) {
@@ -179,7 +180,14 @@ static miscache_status_t scan_all(scan_job_t *job) {
   miscache__fullkey_t fk;
   miscache_status_t st = miscache__fullkey(mc, job->pattern, &fk);
   if (st != MISCACHE_OK) return st;
-  st = scan_node(job, fk.ptr, fk.len);
+  /* a cluster: every master holds a part of the keys (a replica would
+   * only repeat its master's; one node would miss the rest) */
+  size_t nodes = miscache__dispatch_nodes(mc);
+  if (nodes == 0) st = MISCACHE_ERR_UNAVAILABLE; /* no slot map: message set */
+  for (size_t i = 0; i < nodes && st == MISCACHE_OK && !job->stopped; i++) {
+    job->node = i;
+    st = scan_node(job, fk.ptr, fk.len);
+  }
   miscache__fullkey_done(&fk);
   return st;
 }

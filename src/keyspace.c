@@ -76,6 +76,52 @@ int64_t miscache__kf_ttl_ms(miscache_t *mc, miscache_key_family_id_t f) {
   return miscache__ttl_ms(mc, (miscache_ttl_class_t)families[f].ttl_class);
 }
 
+/* Which id of family k is the company (-1: none). */
+static int company_id_index(const miscache_key_family_t *k) {
+  const char *p = k->ids;
+  for (int i = 0; i < (int)k->nids; i++) {
+    if (strncmp(p, "COMPANY", 7) == 0 && (p[7] == ' ' || p[7] == 0)) return i;
+    p = strchr(p, ' ');
+    if (!p) break;
+    p++;
+  }
+  return -1;
+}
+
+/* The last ':' in [buf, end), or NULL. */
+static char *last_colon(char *buf, char *end) {
+  while (end > buf)
+    if (*--end == ':') return end;
+  return NULL;
+}
+
+/* The hash-tagged key format: the company id of a company-scoped key is
+ * written in braces ("batch:lock:{7}", "gift:classification:P-1:{7}"), so
+ * all of one company's keys share a Redis Cluster slot. Ids are
+ * percent-encoded and hold no ':', so the id is found by counting
+ * segments from the end. */
+static miscache_status_t hash_tag_company(const miscache_key_family_t *k,
+                                          char *buf) {
+  int ci = company_id_index(k);
+  if (ci < 0) return MISCACHE_OK;
+  size_t len = strlen(buf);
+  if (len + 2 >= MISCACHE_KEY_BUFSIZE) return MISCACHE_ERR_KEY;
+  /* segment ci of the ids is followed by nids - 1 - ci more colons */
+  char *end = buf + len;
+  for (int after = (int)k->nids - 1 - ci; after > 0; after--) {
+    end = last_colon(buf, end);
+    if (!end) return MISCACHE_ERR_KEY;
+  }
+  char *start = last_colon(buf, end);
+  if (!start) return MISCACHE_ERR_KEY;
+  start++;
+  memmove(end + 2, end, (size_t)(buf + len - end) + 1);
+  memmove(start + 1, start, (size_t)(end - start));
+  *start = '{';
+  end[1] = '}';
+  return MISCACHE_OK;
+}
+
 miscache_status_t miscache__kf_build(miscache_t *mc, miscache_key_family_id_t f,
                                      char *buf, bool pattern,
                                      const char *const ids[]) {
@@ -85,6 +131,8 @@ miscache_status_t miscache__kf_build(miscache_t *mc, miscache_key_family_id_t f,
                                        k->nids, ids, NULL)
               : miscache_key_build(buf, MISCACHE_KEY_BUFSIZE, k->prefix,
                                    k->nids, ids, NULL);
+  if (st == MISCACHE_OK && mc && mc->opts.hash_tags)
+    st = hash_tag_company(k, buf);
   if (st != MISCACHE_OK && mc) {
     char shown[80] = "";
     for (size_t i = 0; i < k->nids; i++)

@@ -314,11 +314,25 @@ static char *fenced_value_head(const char *token, const char *locked_by,
   return val;
 }
 
+/* The fenced scripts touch a company's lock, fence and data keys at once:
+ * on a Redis Cluster they must share a slot, which only the hash-tagged
+ * key format guarantees. */
+static bool fenced_keys_fit(miscache_t *mc, const char *key) {
+  if (!miscache__is_cluster(mc) || mc->opts.hash_tags) return true;
+  miscache__set_err(mc,
+                    "%s: the fenced batch lock on a Redis Cluster needs the "
+                    "hash-tagged key format (miscache_options_set_hash_tags; "
+                    "see docs/scaling.md)",
+                    key);
+  return false;
+}
+
 miscache_status_t miscache__fenced_lock_acquire(
     miscache_t *mc, miscache_db_t db, const char *key, const char *fence_key,
     int64_t ttl_ms, const char *locked_by, const char *batch_id,
     const char *stale_token, int64_t stale_ms, miscache_lock_t **out) {
   *out = NULL;
+  if (!fenced_keys_fit(mc, key)) return MISCACHE_ERR_INVALID;
   miscache_lock_t *lock = calloc(1, sizeof *lock);
   if (!lock || !(lock->key = strdup(key))) {
     miscache_lock_free(lock);
@@ -387,6 +401,7 @@ miscache_status_t miscache__fenced_set(miscache_t *mc, miscache_db_t db,
                                        const miscache_lock_t *lock,
                                        const char *fence_key, const char *key,
                                        const char *value, int64_t ttl_ms) {
+  if (!fenced_keys_fit(mc, key)) return MISCACHE_ERR_INVALID;
   char fence[24], ttl[24];
   snprintf(fence, sizeof fence, "%lld", (long long)lock->fence);
   snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);

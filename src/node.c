@@ -125,6 +125,10 @@ const char *miscache__node_addr(const miscache__node_t *n) {
   return n->addr;
 }
 
+const char *miscache__node_host(const miscache__node_t *n) {
+  return n->host ? n->host : "";
+}
+
 bool miscache__node_is(const miscache__node_t *n, const char *host,
                        int port) {
   return n->host && port == n->port && strcmp(n->host, host) == 0;

@@ -306,6 +306,13 @@ miscache_status_t miscache_options_set_sentinel_auth(miscache_options_t *opts,
   return MISCACHE_OK;
 }
 
+miscache_status_t miscache_options_set_hash_tags(miscache_options_t *opts,
+                                                bool on) {
+  if (!opts) return MISCACHE_ERR_INVALID;
+  opts->hash_tags = on;
+  return MISCACHE_OK;
+}
+
 miscache_status_t miscache_options_set_backoff(miscache_options_t *opts,
                                                int min_ms, int max_ms) {
   if (!opts || min_ms < 1 || max_ms < min_ms || max_ms > 600000)

@@ -4,6 +4,7 @@
  * statuses.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <hiredis/hiredis.h>
@@ -62,7 +63,45 @@ miscache_status_t miscache__reply_error(const miscache__reply_t *r,
   if (starts_with(text, "WRONGTYPE")) return MISCACHE_ERR_DECODE;
   if (starts_with(text, "LOADING") || starts_with(text, "BUSY") ||
       starts_with(text, "MASTERDOWN") || starts_with(text, "TRYAGAIN") ||
-      starts_with(text, "READONLY"))
+      starts_with(text, "READONLY") || starts_with(text, "MOVED ") ||
+      starts_with(text, "ASK ") || starts_with(text, "CLUSTERDOWN"))
     return MISCACHE_ERR_UNAVAILABLE;
   return MISCACHE_ERR_SERVER;
+}
+
+/* ---- replies the dispatcher puts together (Cluster: a split command) ---- */
+
+miscache__reply_t *miscache__reply_new_array(size_t n) {
+  redisReply *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->type = REDIS_REPLY_ARRAY;
+  r->elements = n;
+  r->element = n ? calloc(n, sizeof *r->element) : NULL;
+  if (n && !r->element) {
+    free(r);
+    return NULL;
+  }
+  return (miscache__reply_t *)r;
+}
+
+miscache__reply_t *miscache__reply_new_int(long long v) {
+  redisReply *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->type = REDIS_REPLY_INTEGER;
+  r->integer = v;
+  return (miscache__reply_t *)r;
+}
+
+miscache__reply_t *miscache__reply_take(miscache__reply_t *array, size_t i) {
+  redisReply *a = (redisReply *)array;
+  if (a->type != REDIS_REPLY_ARRAY || i >= a->elements) return NULL;
+  redisReply *e = a->element[i];
+  a->element[i] = NULL; /* freeReplyObject skips NULL elements */
+  return (miscache__reply_t *)e;
+}
+
+void miscache__reply_put(miscache__reply_t *array, size_t i,
+                         miscache__reply_t *e) {
+  redisReply *a = (redisReply *)array;
+  a->element[i] = (redisReply *)e;
 }

@@ -1,6 +1,7 @@
 /* Server URL parsing. Pure; no I/O.
  *   redis[s]://[[user]:password@]host[:port][?params]
  *   redis[s]+sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER[?params]
+ *   redis[s]+cluster://[[user]:password@]host[:port][,host[:port]...][?params]
  *   unix:///path
  * params: cacert, cert, key (TLS schemes), sentinel_user, sentinel_password
  * (sentinel schemes); values percent-decoded. */
@@ -229,13 +230,43 @@ fail:
 static const struct {
   const char *prefix;
   bool tls;
-  bool sentinel;
+  miscache__ep_kind_t kind;
 } schemes[] = {
-    {"redis://", false, false},
-    {"rediss://", true, false},
-    {"redis+sentinel://", false, true},
-    {"rediss+sentinel://", true, true},
+    {"redis://", false, MISCACHE__EP_TCP},
+    {"rediss://", true, MISCACHE__EP_TCP},
+    {"redis+sentinel://", false, MISCACHE__EP_SENTINEL},
+    {"rediss+sentinel://", true, MISCACHE__EP_SENTINEL},
+    {"redis+cluster://", false, MISCACHE__EP_CLUSTER},
+    {"rediss+cluster://", true, MISCACHE__EP_CLUSTER},
 };
+
+/* "host[:port][,host[:port]...]" in [p, end) into e->addrs. */
+static miscache_status_t parse_hostlist(const char *p, const char *end,
+                                        int default_port,
+                                        miscache__endpoint_t *e, char *err,
+                                        size_t errlen) {
+  size_t n = 1;
+  for (const char *q = p; q < end; q++) n += *q == ',';
+  e->addrs = calloc(n, sizeof *e->addrs);
+  if (!e->addrs) {
+    snprintf(err, errlen, "out of memory parsing URL");
+    return MISCACHE_ERR_NOMEM;
+  }
+  for (const char *q = p; q <= end;) {
+    const char *comma = memchr(q, ',', (size_t)(end - q));
+    const char *item_end = comma ? comma : end;
+    if (item_end == q) {
+      snprintf(err, errlen, "empty host in the host list");
+      return MISCACHE_ERR_URL;
+    }
+    miscache_status_t st = parse_hostport(q, item_end, default_port,
+                                          &e->addrs[e->naddrs], err, errlen);
+    if (st != MISCACHE_OK) return st;
+    e->naddrs++;
+    q = item_end + 1;
+  }
+  return MISCACHE_OK;
+}
 
 miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
                                       char *err, size_t errlen) {
@@ -265,18 +296,18 @@ miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
     return MISCACHE_OK;
   }
   const char *p = NULL;
-  bool sentinel = false;
   for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
     if (strncmp(url, schemes[i].prefix, strlen(schemes[i].prefix)) == 0) {
       p = url + strlen(schemes[i].prefix);
       e.tls = schemes[i].tls;
-      sentinel = schemes[i].sentinel;
+      e.kind = schemes[i].kind;
     }
   if (!p)
     URL_FAIL("unsupported URL scheme in \"%.64s\": use redis://, rediss://, "
-             "redis+sentinel://, rediss+sentinel:// or unix://",
+             "redis+sentinel://, redis+cluster:// (or their rediss+ forms) "
+             "or unix://",
              url);
-  e.kind = sentinel ? MISCACHE__EP_SENTINEL : MISCACHE__EP_TCP;
+  bool sentinel = e.kind == MISCACHE__EP_SENTINEL;
   /* userinfo: everything up to the last '@' (a password may hold '/' or
    * '?'; an '@' in a parameter value must be written %40) */
   const char *at = strrchr(p, '@');
@@ -322,25 +353,19 @@ miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
       URL_FAIL("bad percent escape in the master name");
     }
     if (strchr(e.master, '/')) URL_FAIL("master name holds a '/'");
-    size_t n = 1;
-    for (const char *q = hostpart; q < hosts_end; q++) n += *q == ',';
-    e.addrs = calloc(n, sizeof *e.addrs);
-    if (!e.addrs) goto oom;
-    for (const char *q = hostpart; q <= hosts_end;) {
-      const char *comma = memchr(q, ',', (size_t)(hosts_end - q));
-      const char *item_end = comma ? comma : hosts_end;
-      if (item_end == q) URL_FAIL("empty host in the sentinel list");
-      st = parse_hostport(q, item_end, 26379, &e.addrs[e.naddrs], err, errlen);
-      if (st != MISCACHE_OK) goto fail;
-      e.naddrs++;
-      q = item_end + 1;
-    }
+    st = parse_hostlist(hostpart, hosts_end, 26379, &e, err, errlen);
+    if (st != MISCACHE_OK) goto fail;
+  } else if (e.kind == MISCACHE__EP_CLUSTER) {
+    if (slash && slash + 1 != end)
+      URL_FAIL("a cluster URL takes no path: a cluster has only db 0");
+    st = parse_hostlist(hostpart, hosts_end, 6379, &e, err, errlen);
+    if (st != MISCACHE_OK) goto fail;
   } else {
     if (slash && slash + 1 != end)
       URL_FAIL("database numbers in the URL are not used: databases are "
                "chosen per logical name (miscache_options_set_db)");
     if (memchr(hostpart, ',', (size_t)(hosts_end - hostpart)))
-      URL_FAIL("a list of hosts needs redis+sentinel://");
+      URL_FAIL("a list of hosts needs redis+sentinel:// or redis+cluster://");
     miscache__hostport_t hp;
     st = parse_hostport(hostpart, hosts_end, 6379, &hp, err, errlen);
     if (st != MISCACHE_OK) goto fail;

@@ -99,6 +99,16 @@ miscache_options_set_tls_insecure_skip_verify(miscache_options_t *opts,
 MISCACHE_EXPORT miscache_status_t
 miscache_options_set_sentinel_auth(miscache_options_t *opts, const char *user,
                                    const char *password);
+/* Key format for Redis Cluster: true writes the company id of every
+ * company-scoped key (batch config, status, history, lock, fence; gift
+ * rules, classification, analytics, master; the classification lock) in
+ * braces, e.g. "batch:lock:{7}" and "gift:classification:P-1:{7}", so one
+ * company's keys share a cluster slot: the fenced batch scripts (which
+ * touch several of them at once) can run, and one company's invalidation
+ * and bulk reads go to one node. Off by default; every client of the cache
+ * (the Python app too) must use the same format: see docs/keys.md. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_hash_tags(miscache_options_t *opts, bool on);
 /* Outage breaker: after a failed connect a node is "down" for a backoff
  * window that starts at min_ms and doubles with each further failure up to
  * max_ms (each window drawn between half and all of its length). Inside it

@@ -46,11 +46,15 @@ typedef struct miscache_link_stats {
                                 old connection was found lost */
   uint64_t failovers;        /* Sentinel: the master moved to another
                                 address */
-  uint64_t master_lookups;   /* Sentinel: get-master-addr-by-name asked */
+  uint64_t master_lookups;   /* Sentinel: get-master-addr-by-name asked;
+                                Cluster: slot map (CLUSTER SLOTS) loads */
   uint32_t nodes_down;       /* nodes inside a backoff window now */
   char transport[8];         /* "tcp", "unix" or "tls" */
   char master[64];           /* address in use now ("" before the first
-                                connect), e.g. "10.0.0.5:6379" */
+                                connect), e.g. "10.0.0.5:6379";
+                                "cluster" on a Redis Cluster */
+  uint64_t redirects;        /* Cluster: MOVED and ASK followed */
+  uint64_t cluster_retries;  /* Cluster: TRYAGAIN / CLUSTERDOWN retried */
 } miscache_link_stats_t;
 
 /* Fill *out with min(size, sizeof *out) bytes of the handle's link figures

@@ -53,7 +53,7 @@ static void test_config_status_history(void **state) {
   assert_true(p > 86395000 && p <= 86400000);
   /* a cached config of the wrong shape is replaced by the loader */
   json_t *bad = json_pack("{s:s}", "page_size", "thirty");
-  miscache_set(mc, MISCACHE_DB_BATCH, "batch:config:3", bad,
+  miscache_set(mc, MISCACHE_DB_BATCH, mt_key("batch:config:3"), bad,
                MISCACHE_TTL_BATCH_CONFIG);
   json_decref(bad);
   assert_int_equal(miscache_batch_config_get(mc, 3, &c), MISCACHE_ERR_DECODE);
@@ -132,12 +132,11 @@ static miscache_status_t work(void *ud, miscache_batch_run_t *run) {
   miscache_batch_status_clear(&s);
   if (w->steal) {
     char full[128];
-    snprintf(full, sizeof full, "%sbatch:lock:5",
-             miscache_namespace(miscache_batch_run_handle(run)));
-    redisReply *r = redisCommand(mt_rc, "SELECT 4");
-    freeReplyObject(r);
-    r = redisCommand(mt_rc, "SET %s {\"token\":\"rival\"} PX 60000", full);
-    freeReplyObject(r);
+    snprintf(full, sizeof full, "%s%s",
+             miscache_namespace(miscache_batch_run_handle(run)),
+             mt_key("batch:lock:5"));
+    freeReplyObject(
+        mt_cmd_in(mt_rc, 4, "SET %s {\"token\":\"rival\"} PX 60000", full));
   }
   for (int t = 0; t < w->sleep_ms; t += 100) {
     mt_sleep_ms(100);

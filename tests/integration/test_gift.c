@@ -145,12 +145,15 @@ static void test_bulk_equals_single(void **state) {
   }
   static miscache_gift_classification_t bulk[N];
   size_t cached = 0;
-  redisReply *r = redisCommand(mt_rc, "CONFIG RESETSTAT");
-  freeReplyObject(r);
+  mt_raw_cmd("CONFIG RESETSTAT");
   assert_int_equal(miscache_gift_classify_bulk(mc, 1, e, p, N, bulk, NULL, &cached),
                    MISCACHE_OK);
   assert_true(cached >= N / 2); /* MP-1 repeats: later copies hit too */
-  assert_int_equal(mt_cmdstat_calls(mt_rc, "mget"), 1);
+  /* one MGET; on a cluster one per slot the keys fall in */
+  if (mt_is_cluster())
+    assert_true(mt_cmdstat_calls(mt_rc, "mget") >= 1);
+  else
+    assert_int_equal(mt_cmdstat_calls(mt_rc, "mget"), 1);
   assert_int_equal(mt_cmdstat_calls(mt_rc, "get"), 0);
   for (int i = 0; i < N; i++) {
     miscache_gift_classification_t one;

@@ -75,10 +75,7 @@ static void test_session_wrong_shape(void **state) {
   char full[96];
   snprintf(full, sizeof full, "%ssession:user:9", miscache_namespace(mc));
   for (int i = 0; i < 4; i++) {
-    redisReply *r = redisCommand(mt_rc, "SELECT 0");
-    freeReplyObject(r);
-    r = redisCommand(mt_rc, "SET %s %s", full, bad[i]);
-    freeReplyObject(r);
+    freeReplyObject(mt_cmd_in(mt_rc, 0, "SET %s %s", full, bad[i]));
     miscache_session_t back;
     assert_int_equal(miscache_session_get(mc, 9, &back), MISCACHE_ERR_DECODE);
     assert_null(back.username);
@@ -95,11 +92,19 @@ static void test_session_wrong_shape(void **state) {
   miscache_free(mc);
 }
 
+/* Where Python connects: the unix socket, or cluster:HOST:PORT. */
+static const char *py_target(void) {
+  static char buf[256];
+  if (!mt_is_cluster()) return mt_srv.sock;
+  snprintf(buf, sizeof buf, "cluster:127.0.0.1:%d", mt_srv.port);
+  return buf;
+}
+
 static int run_python(const char *mode, miscache_t *mc, int user) {
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/interop/redis_py_session.py"
                             " %s %s %s %d",
-           MT_SOURCE_DIR, mode, mt_srv.sock, miscache_namespace(mc), user);
+           MT_SOURCE_DIR, mode, py_target(), miscache_namespace(mc), user);
   return system(cmd);
 }
 
@@ -253,7 +258,7 @@ static void test_python_reads_payloads(void **state) {
   char cmd[1024];
   snprintf(cmd, sizeof cmd,
            "/usr/bin/python3 %s/tests/interop/redis_py_payloads.py %s %s",
-           MT_SOURCE_DIR, mt_srv.sock, miscache_namespace(mc));
+           MT_SOURCE_DIR, py_target(), miscache_namespace(mc));
   assert_int_equal(system(cmd), 0);
   miscache_free(mc);
 }

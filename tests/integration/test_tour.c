@@ -53,7 +53,7 @@ static void test_readme_shows_tour(void **state) {
 
 static void test_tour_runs(void **state) {
   (void)state;
-  char cmd[512];
+  char cmd[1024];
   snprintf(cmd, sizeof cmd, "MISCACHE_URL=%s %s", mt_srv.url, MT_TOUR);
   int rc = system(cmd);
   assert_int_equal(rc, 0);

@@ -13,8 +13,18 @@ import sys
 sock, ns = sys.argv[1], sys.argv[2]
 
 
+def connect(db):
+    """A unix socket path, or cluster:HOST:PORT for a Redis Cluster (db 0)."""
+    if sock.startswith("cluster:"):
+        from redis.cluster import RedisCluster
+
+        host, port = sock[len("cluster:"):].rsplit(":", 1)
+        return RedisCluster(host=host, port=int(port))
+    return redis.Redis(unix_socket_path=sock, db=db)
+
+
 def load(db, key):
-    r = redis.Redis(unix_socket_path=sock, db=db)
+    r = connect(db)
     raw = r.get(ns + key)
     assert raw is not None, key
     assert r.ttl(ns + key) > 0, key

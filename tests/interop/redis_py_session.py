@@ -14,7 +14,13 @@ import sys
 import redis
 
 mode, sock, ns, user = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-r = redis.Redis(unix_socket_path=sock, db=0)
+if sock.startswith("cluster:"):  # cluster:HOST:PORT, a Redis Cluster
+    from redis.cluster import RedisCluster
+
+    host, port = sock[len("cluster:"):].rsplit(":", 1)
+    r = RedisCluster(host=host, port=int(port))
+else:
+    r = redis.Redis(unix_socket_path=sock, db=0)
 key = f"{ns}session:user:{user}"
 if mode == "read":
     raw = r.get(key)

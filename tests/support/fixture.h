@@ -17,12 +17,21 @@
 extern mt_server_t mt_srv;
 extern redisContext *mt_rc; /* raw connection for checks */
 
+/* Starts the server: a plain one, or under MT_TLS=1 a TLS port, or under
+ * MT_CLUSTER=1 a 3-master Redis Cluster (mt_srv.url is then the cluster
+ * URL and the raw helpers route each key to its node). */
 int mt_group_setup(void **state);
+/* Whether the fixture runs on a Redis Cluster (MT_CLUSTER=1). */
+bool mt_is_cluster(void);
 int mt_group_teardown(void **state);
 
 /* Handle on the test server with a fresh namespace; o (may be NULL) gives
  * further options (its endpoint is replaced). Fails the test on error. */
 miscache_t *mt_open(miscache_options_t *o);
+/* The logical key as the library writes it: under MT_HASH_TAGS=1 the
+ * company id of a company-scoped key in braces. Static buffers (4, reused
+ * in turn). */
+const char *mt_key(const char *logical);
 /* Raw GET of the handle's namespaced key in a logical db; malloc'd string
  * or NULL when absent. */
 char *mt_raw_get(miscache_t *mc, miscache_db_t db, const char *key);
@@ -30,7 +39,7 @@ char *mt_raw_get(miscache_t *mc, miscache_db_t db, const char *key);
 void mt_raw_set(miscache_t *mc, miscache_db_t db, const char *key,
                 const char *value);
 /* A raw command on the test connection (no arguments with spaces); fails
- * the test on an error reply. */
+ * the test on an error reply. On a cluster: on every node. */
 void mt_raw_cmd(const char *cmd);
 /* Raw PTTL / EXISTS of the handle's namespaced key in a physical db. */
 long long mt_raw_pttl(miscache_t *mc, miscache_db_t db, const char *key);

@@ -217,13 +217,31 @@ redisContext *mt_raw(const mt_server_t *s, const char *password) {
   return c;
 }
 
-long long mt_raw_int(redisContext *c, int db, const char *fmt, ...) {
-  redisReply *r = redisCommand(c, "SELECT %d", db);
-  if (!r) return LLONG_MIN;
-  freeReplyObject(r);
+const mt_cluster_t *mt_cluster_active;
+
+static redisReply *vcluster_cmd(const mt_cluster_t *c, bool all,
+                                const char *fmt, va_list ap);
+
+redisReply *mt_cmd_in(redisContext *c, int db, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  r = redisvCommand(c, fmt, ap);
+  redisReply *r = mt_vcmd_in(c, db, fmt, ap);
+  va_end(ap);
+  return r;
+}
+
+redisReply *mt_vcmd_in(redisContext *c, int db, const char *fmt, va_list ap) {
+  if (mt_cluster_active) return vcluster_cmd(mt_cluster_active, false, fmt, ap);
+  redisReply *r = redisCommand(c, "SELECT %d", db);
+  if (!r) return NULL;
+  freeReplyObject(r);
+  return redisvCommand(c, fmt, ap);
+}
+
+long long mt_raw_int(redisContext *c, int db, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *r = mt_vcmd_in(c, db, fmt, ap);
   va_end(ap);
   if (!r) return LLONG_MIN;
   long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : LLONG_MIN;
@@ -247,7 +265,15 @@ long long mt_info_int(redisContext *c, const char *section, const char *needle,
 long long mt_cmdstat_calls(redisContext *c, const char *cmd) {
   char needle[64];
   snprintf(needle, sizeof needle, "cmdstat_%s:calls=", cmd);
-  return mt_info_int(c, "commandstats", needle, 0);
+  if (!mt_cluster_active) return mt_info_int(c, "commandstats", needle, 0);
+  long long sum = 0; /* every master of the cluster */
+  for (int i = 0; i < mt_cluster_active->n; i++) {
+    redisContext *n = mt_raw(&mt_cluster_active->node[i], NULL);
+    if (!n) continue;
+    sum += mt_info_int(n, "commandstats", needle, 0);
+    redisFree(n);
+  }
+  return sum;
 }
 
 const char *mt_namespace(void) {
@@ -383,4 +409,114 @@ void mt_sentinels_stop(mt_sentinels_t *s) {
     }
   mt_server_stop(&s->replica);
   mt_server_stop(&s->master); /* removes the dir with the sentinel files */
+}
+
+/* ---- Cluster ----------------------------------------------------------------- */
+
+static redisReply *vcmd_on(const mt_server_t *s, const char *fmt, va_list ap) {
+  redisContext *c = mt_raw(s, NULL);
+  if (!c) return NULL;
+  redisReply *r = redisvCommand(c, fmt, ap);
+  redisFree(c);
+  return r;
+}
+
+static redisReply *vcluster_cmd(const mt_cluster_t *c, bool all,
+                                const char *fmt, va_list ap) {
+  redisReply *last = NULL;
+  for (int i = 0; i < c->n; i++) {
+    if (c->node[i].pid <= 0) continue;
+    va_list aq;
+    va_copy(aq, ap);
+    redisReply *r = vcmd_on(&c->node[i], fmt, aq);
+    va_end(aq);
+    if (!r) continue;
+    bool redirected = r->type == REDIS_REPLY_ERROR &&
+                      (!strncmp(r->str, "MOVED", 5) || !strncmp(r->str, "ASK", 3));
+    if (redirected && !all) {
+      freeReplyObject(r);
+      continue;
+    }
+    if (!all) {
+      if (last) freeReplyObject(last);
+      return r;
+    }
+    if (last) freeReplyObject(last);
+    last = r;
+  }
+  return last;
+}
+
+redisReply *mt_cluster_cmd(const mt_cluster_t *c, bool all, const char *fmt,
+                           ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *r = vcluster_cmd(c, all, fmt, ap);
+  va_end(ap);
+  return r;
+}
+
+static bool cluster_ok(const mt_server_t *s) {
+  redisContext *c = mt_raw(s, NULL);
+  redisReply *r = c ? redisCommand(c, "CLUSTER INFO") : NULL;
+  bool ok = r && r->type == REDIS_REPLY_STRING &&
+            strstr(r->str, "cluster_state:ok");
+  if (r) freeReplyObject(r);
+  if (c) redisFree(c);
+  return ok;
+}
+
+int mt_cluster_start(mt_cluster_t *c, int nmasters, bool replicas) {
+  memset(c, 0, sizeof *c);
+  c->n = replicas ? 2 * nmasters : nmasters;
+  if (c->n > MT_CLUSTER_MAX) return -1;
+  char create[2048];
+  int cl = snprintf(create, sizeof create, "redis-cli --cluster create");
+  int ul = snprintf(c->url, sizeof c->url, "redis+cluster://");
+  for (int i = 0; i < c->n; i++) {
+    int bus = mt_free_port(NULL);
+    snprintf(c->args[i][0], sizeof c->args[i][0], "%d", bus);
+    /* the config file goes in the node's own dir (--dir) */
+    const char *extra[] = {"--cluster-enabled", "yes", "--cluster-port",
+                           c->args[i][0], "--cluster-node-timeout", "1000",
+                           "--cluster-config-file", "nodes.conf", NULL};
+    if (mt_server_start(&c->node[i], extra) != 0) goto fail;
+    cl += snprintf(create + cl, sizeof create - (size_t)cl, " 127.0.0.1:%d",
+                   c->node[i].port);
+    if (i < nmasters)
+      ul += snprintf(c->url + ul, sizeof c->url - (size_t)ul, "%s127.0.0.1:%d",
+                     i ? "," : "", c->node[i].port);
+  }
+  snprintf(create + cl, sizeof create - (size_t)cl,
+           " --cluster-replicas %d --cluster-yes >%s/create.log 2>&1",
+           replicas ? 1 : 0, c->node[0].dir);
+  if (system(create) != 0) {
+    fprintf(stderr, "redis-cli --cluster create failed (see %s/create.log)\n",
+            c->node[0].dir);
+    goto fail;
+  }
+  for (int k = 0; k < 2000; k++) { /* up to 20 s */
+    bool ok = true;
+    for (int i = 0; i < c->n && ok; i++) ok = cluster_ok(&c->node[i]);
+    if (ok && replicas) {
+      for (int i = nmasters; i < c->n && ok; i++) {
+        redisContext *rc = mt_raw(&c->node[i], NULL);
+        redisReply *r = rc ? redisCommand(rc, "INFO replication") : NULL;
+        ok = r && r->type == REDIS_REPLY_STRING &&
+             strstr(r->str, "master_link_status:up");
+        if (r) freeReplyObject(r);
+        if (rc) redisFree(rc);
+      }
+    }
+    if (ok) return 0;
+    sleep_ms(10);
+  }
+  fprintf(stderr, "cluster did not reach cluster_state:ok\n");
+fail:
+  mt_cluster_stop(c);
+  return -1;
+}
+
+void mt_cluster_stop(mt_cluster_t *c) {
+  for (int i = 0; i < c->n; i++) mt_server_stop(&c->node[i]);
 }

@@ -4,6 +4,7 @@
 #ifndef MT_SERVER_H
 #define MT_SERVER_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -14,7 +15,7 @@ typedef struct mt_server {
   int port;
   char dir[128];
   char sock[192];
-  char url[320];     /* redis://127.0.0.1:PORT, or with TLS
+  char url[512];     /* redis://127.0.0.1:PORT, or with TLS
                         rediss://127.0.0.1:PORT?cacert=DIR/ca.crt */
   bool tls;          /* the port speaks TLS (the unix socket stays plain) */
   const char *cert;  /* TLS: server certificate file name in dir */
@@ -69,10 +70,32 @@ redisReply *mt_sentinel_cmd(const mt_sentinels_t *s, int i, const char *cmd);
 /* Port of the master sentinel i names now; -1 if it cannot say. */
 int mt_sentinel_master_port(const mt_sentinels_t *s, int i);
 
+/* Redis Cluster for tests: nmasters masters and, with replicas, one replica
+ * each, made with redis-server --cluster-enabled yes and redis-cli
+ * --cluster create; bus ports chosen explicitly (cluster-port) below 32768;
+ * cluster-node-timeout 1000 ms. */
+#define MT_CLUSTER_MAX 6
+typedef struct mt_cluster {
+  mt_server_t node[MT_CLUSTER_MAX];
+  int n;
+  char url[512]; /* redis+cluster://127.0.0.1:P1,127.0.0.1:P2,... */
+  char args[MT_CLUSTER_MAX][4][192];
+} mt_cluster_t;
+/* 0 when cluster_state is ok everywhere (and replicas are in sync). */
+int mt_cluster_start(mt_cluster_t *c, int nmasters, bool replicas);
+void mt_cluster_stop(mt_cluster_t *c);
+/* Run fmt on the node that serves its key (the first whose reply is not
+ * MOVED/ASK), or, with all, on every running node (last reply returned).
+ * The reply (free it) or NULL. */
+redisReply *mt_cluster_cmd(const mt_cluster_t *c, bool all, const char *fmt,
+                           ...);
+
 /* A raw hiredis connection on the unix socket, for checking what the
  * library did. Authenticates with password when not NULL. */
 redisContext *mt_raw(const mt_server_t *s, const char *password);
-/* Integer result of a raw command (e.g. "PTTL key"); LLONG_MIN on error. */
+/* Integer result of a raw command (e.g. "PTTL key") in db; LLONG_MIN on
+ * error. With mt_cluster_active set, c and db are ignored and the command
+ * goes to the node that serves its key. */
 long long mt_raw_int(redisContext *c, int db, const char *fmt, ...);
 /* The number after needle (e.g. "\r\nevicted_keys:") in INFO section;
  * absent when needle is not there, -1 on error. */
@@ -88,5 +111,13 @@ int mt_free_port(int *listen_fd);
 /* A fresh namespace for one test: "t<pid>n<counter>:". Static buffer
  * reused per call: copy it if you need two. */
 const char *mt_namespace(void);
+
+/* The cluster the raw helpers route to (set by the fixture under
+ * MT_CLUSTER=1), or NULL. */
+extern const mt_cluster_t *mt_cluster_active;
+/* A raw command in db (SELECT first), or, with a cluster active, on the node
+ * serving its key. The reply (free it) or NULL. */
+redisReply *mt_cmd_in(redisContext *c, int db, const char *fmt, ...);
+redisReply *mt_vcmd_in(redisContext *c, int db, const char *fmt, va_list ap);
 
 #endif

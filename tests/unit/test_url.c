@@ -110,6 +110,20 @@ static void test_tls_and_sentinel(void **state) {
   miscache__endpoint_clear(&copy);
   miscache__endpoint_clear(&ep);
 
+  ep = parse_ok("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2,[::1]:7002/");
+  assert_int_equal(ep.kind, MISCACHE__EP_CLUSTER);
+  assert_string_equal(ep.password, "pw");
+  assert_int_equal(ep.naddrs, 3);
+  assert_int_equal(ep.addrs[0].port, 7000);
+  assert_string_equal(ep.addrs[1].host, "10.0.0.2");
+  assert_int_equal(ep.addrs[1].port, 6379);
+  assert_string_equal(ep.addrs[2].host, "::1");
+  miscache__endpoint_clear(&ep);
+  ep = parse_ok("rediss+cluster://c1:7000?cacert=ca.pem");
+  assert_true(ep.tls);
+  assert_int_equal(ep.kind, MISCACHE__EP_CLUSTER);
+  miscache__endpoint_clear(&ep);
+
   ep = parse_ok("rediss+sentinel://s1/m?cacert=ca.pem");
   assert_true(ep.tls);
   assert_int_equal(ep.kind, MISCACHE__EP_SENTINEL);
@@ -145,7 +159,10 @@ static void test_rejects(void **state) {
       "redis+sentinel://s1:26379,/m",
       "redis+sentinel://s1:0/m",
       "redis+sentinel://s1/a/b",
-      "redis+cluster://h",
+      "redis+cluster://h/0",
+      "redis+cluster://h,",
+      "redis+cluster://h?sentinel_user=x",
+      "redis+tls://h",
       "redis://",
       "redis://:6379",
       "redis://h:",

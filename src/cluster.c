@@ -1,0 +1,757 @@
+/*
+ * Redis Cluster routing, written here on top of the node layer (hiredis
+ * 0.14 has no cluster support), following the Cluster specification:
+ *
+ * - Key slots: CRC16 (XMODEM) of the key mod 16384, or of its hash tag
+ *   (the bytes between the first '{' and the first '}' after it, when that
+ *   is not empty).
+ * - The slot map comes from CLUSTER SLOTS, asked of any node that answers
+ *   (the known masters first, then the seeds of the URL). One node object
+ *   (one connection, opened on first use) per master.
+ * - A batch is planned per command: its slot from its keys (a small table
+ *   of the commands this library sends); MGET, DEL, UNLINK and EXISTS over
+ *   keys of several slots are split into one command per slot and their
+ *   replies merged back (MGET in key order, the others summed). The parts
+ *   are grouped per node, written to every node first, then read: the
+ *   nodes work in parallel, one round trip for the whole batch.
+ * - MOVED: the slot now lives elsewhere; the map entry is fixed at once,
+ *   the whole map reloaded before the next batch, and the command sent to
+ *   the new owner. ASK: ASKING + the command, once, on the target.
+ *   TRYAGAIN and CLUSTERDOWN: retried after 10, 20, 40... ms. Each command
+ *   follows at most MAX_REDIRECTS redirections, and everything stays within
+ *   the call's deadline: a broken cluster gives ERR_UNAVAILABLE, never a
+ *   loop.
+ * - A lost connection or a refused connect reloads the map (at most once
+ *   per RELOAD_PAUSE_MS), which is how a promoted replica is found.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster.h"
+
+#define MAX_REDIRECTS 8
+#define MAX_RETRIES 6     /* TRYAGAIN / CLUSTERDOWN per command */
+#define RELOAD_PAUSE_MS 100
+#define NO_NODE 0xFFFFu
+
+/* ---- key slots ---------------------------------------------------------- */
+
+static uint16_t crc16_table[256];
+static bool crc16_ready;
+
+static void crc16_init(void) {
+  for (unsigned i = 0; i < 256; i++) {
+    uint16_t c = (uint16_t)(i << 8);
+    for (int b = 0; b < 8; b++)
+      c = (uint16_t)(c & 0x8000 ? (c << 1) ^ 0x1021 : c << 1);
+    crc16_table[i] = c;
+  }
+  crc16_ready = true;
+}
+
+static uint16_t crc16(const char *buf, size_t len) {
+  if (!crc16_ready) crc16_init(); /* idempotent: a race writes equal values */
+  uint16_t crc = 0;
+  for (size_t i = 0; i < len; i++)
+    crc = (uint16_t)((crc << 8) ^
+                     crc16_table[((crc >> 8) ^ (uint8_t)buf[i]) & 0xff]);
+  return crc;
+}
+
+unsigned miscache__key_slot(const char *key, size_t len) {
+  const char *open = memchr(key, '{', len);
+  if (open) {
+    size_t rest = len - (size_t)(open - key) - 1;
+    const char *close = memchr(open + 1, '}', rest);
+    if (close && close > open + 1)
+      return crc16(open + 1, (size_t)(close - open - 1)) % MISCACHE__SLOTS;
+  }
+  return crc16(key, len) % MISCACHE__SLOTS;
+}
+
+/* ---- the commands this library sends, and where their keys are --------- */
+
+typedef enum {
+  KEYS_NONE,  /* PING, INFO, SCAN, MULTI, EXEC, TIME... */
+  KEYS_FIRST, /* argv[1] */
+  KEYS_ALL,   /* argv[1..]: splittable by slot */
+  KEYS_WATCH, /* argv[1..], one slot */
+  KEYS_EVAL   /* numkeys at argv[2], keys from argv[3] */
+} keys_kind_t;
+
+static bool is(const miscache__cmd_t *c, const char *name) {
+  size_t n = strlen(name);
+  return c->lens[0] == n && memcmp(c->argv[0], name, n) == 0;
+}
+
+static keys_kind_t keys_kind(const miscache__cmd_t *c) {
+  static const char *const first[] = {
+      "GET",    "SET",  "PTTL",  "TTL",    "INCRBY", "INCR",   "PEXPIRE",
+      "EXPIRE", "TYPE", "STRLEN", "DECRBY", "GETDEL", "PSETEX", "SETEX",
+      "XADD",   "XLEN", "HGET",  "HSET",   "PERSIST"};
+  if (c->argc < 2) return KEYS_NONE;
+  for (size_t i = 0; i < sizeof first / sizeof *first; i++)
+    if (is(c, first[i])) return KEYS_FIRST;
+  if (is(c, "MGET") || is(c, "DEL") || is(c, "UNLINK") || is(c, "EXISTS"))
+    return KEYS_ALL;
+  if (is(c, "WATCH")) return KEYS_WATCH;
+  if ((is(c, "EVAL") || is(c, "EVALSHA")) && c->argc >= 4) return KEYS_EVAL;
+  return KEYS_NONE;
+}
+
+/* The slot of a command that is not split: its first key's; -1 without a
+ * key. */
+static int cmd_slot(const miscache__cmd_t *c) {
+  switch (keys_kind(c)) {
+  case KEYS_NONE: return -1;
+  case KEYS_EVAL:
+    if (atoi(c->argv[2]) < 1) return -1;
+    return (int)miscache__key_slot(c->argv[3], c->lens[3]);
+  default: return (int)miscache__key_slot(c->argv[1], c->lens[1]);
+  }
+}
+
+/* ---- the router ------------------------------------------------------------ */
+
+struct miscache__cluster {
+  const miscache__endpoint_t *ep; /* the handle's: seeds */
+  miscache__node_conf_t conf;
+  miscache_link_stats_t *stats;
+  char *err;
+  size_t errlen;
+  miscache__node_t **nodes; /* every node ever seen; freed with the router */
+  size_t nnodes, cap;
+  uint16_t slots[MISCACHE__SLOTS]; /* slot -> index in nodes, NO_NODE */
+  bool loaded;                     /* a map was loaded once */
+  bool stale;                      /* reload before the next batch */
+  int64_t next_reload_ms;          /* not before (CLOCK_MONOTONIC ms) */
+  size_t *masters;                 /* nodes owning slots in the map */
+  size_t nmasters;
+};
+
+miscache__cluster_t *miscache__cluster_new(const miscache__endpoint_t *ep,
+                                           const miscache__node_conf_t *conf,
+                                           miscache_link_stats_t *stats,
+                                           char *err, size_t errlen) {
+  miscache__cluster_t *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->ep = ep;
+  c->conf = *conf;
+  c->stats = stats;
+  c->err = err;
+  c->errlen = errlen;
+  for (size_t i = 0; i < MISCACHE__SLOTS; i++) c->slots[i] = NO_NODE;
+  return c;
+}
+
+void miscache__cluster_free(miscache__cluster_t *c) {
+  if (!c) return;
+  for (size_t i = 0; i < c->nnodes; i++) miscache__node_free(c->nodes[i]);
+  free(c->nodes);
+  free(c->masters);
+  free(c);
+}
+
+static void cl_err(miscache__cluster_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void cl_err(miscache__cluster_t *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->err, c->errlen, fmt, ap);
+  va_end(ap);
+}
+
+/* The node for host:port, created when new. NO_NODE when out of memory. */
+static unsigned node_for(miscache__cluster_t *c, const char *host, int port) {
+  for (size_t i = 0; i < c->nnodes; i++)
+    if (miscache__node_is(c->nodes[i], host, port)) return (unsigned)i;
+  if (c->nnodes >= NO_NODE - 1) return NO_NODE;
+  if (c->nnodes == c->cap) {
+    size_t cap = c->cap ? 2 * c->cap : 8;
+    miscache__node_t **p = miscache__realloc_array(c->nodes, cap, sizeof *p);
+    if (!p) return NO_NODE;
+    c->nodes = p;
+    c->cap = cap;
+  }
+  miscache__node_t *n =
+      miscache__node_new(host, port, NULL, &c->conf, c->stats, c->err,
+                         c->errlen);
+  if (!n) return NO_NODE;
+  c->nodes[c->nnodes] = n;
+  return (unsigned)c->nnodes++;
+}
+
+/* "host:port" at the end of a MOVED/ASK error: "MOVED 3999 10.0.0.1:6381". */
+static bool parse_redirect(const char *text, unsigned *slot, char *host,
+                           size_t hostlen, int *port) {
+  const char *sp1 = strchr(text, ' ');
+  if (!sp1) return false;
+  *slot = (unsigned)atoi(sp1 + 1);
+  const char *sp2 = strchr(sp1 + 1, ' ');
+  if (!sp2) return false;
+  const char *colon = strrchr(sp2 + 1, ':');
+  if (!colon || *slot >= MISCACHE__SLOTS) return false;
+  size_t hl = (size_t)(colon - sp2 - 1);
+  if (hl == 0 || hl >= hostlen) return false;
+  memcpy(host, sp2 + 1, hl);
+  host[hl] = 0;
+  *port = atoi(colon + 1);
+  return *port > 0 && *port < 65536;
+}
+
+/* Apply one CLUSTER SLOTS reply asked of node `from` (its host stands in for
+ * an empty one). false when the reply is not a slot map. */
+static bool apply_slots(miscache__cluster_t *c, const miscache__reply_t *r,
+                        const char *from_host) {
+  size_t n = miscache__reply_count(r);
+  if (miscache__reply_type(r) != MISCACHE__R_ARRAY || n == 0) return false;
+  uint16_t *map = malloc(sizeof c->slots);
+  if (!map) return false;
+  for (size_t i = 0; i < MISCACHE__SLOTS; i++) map[i] = NO_NODE;
+  bool ok = true;
+  for (size_t i = 0; i < n && ok; i++) {
+    const miscache__reply_t *e = miscache__reply_at(r, i);
+    const miscache__reply_t *lo = miscache__reply_at(e, 0);
+    const miscache__reply_t *hi = miscache__reply_at(e, 1);
+    const miscache__reply_t *m = miscache__reply_at(e, 2);
+    const miscache__reply_t *mh = m ? miscache__reply_at(m, 0) : NULL;
+    const miscache__reply_t *mp = m ? miscache__reply_at(m, 1) : NULL;
+    if (!lo || !hi || !mh || !mp ||
+        miscache__reply_type(lo) != MISCACHE__R_INTEGER ||
+        miscache__reply_type(hi) != MISCACHE__R_INTEGER ||
+        miscache__reply_type(mp) != MISCACHE__R_INTEGER) {
+      ok = false;
+      break;
+    }
+    long long a = miscache__reply_int(lo), b = miscache__reply_int(hi);
+    const char *host = miscache__reply_str(mh, NULL);
+    if (!host[0] || strcmp(host, "?") == 0) host = from_host;
+    unsigned idx = node_for(c, host, (int)miscache__reply_int(mp));
+    if (idx == NO_NODE || a < 0 || b >= MISCACHE__SLOTS || a > b) {
+      ok = false;
+      break;
+    }
+    for (long long s = a; s <= b; s++) map[s] = (uint16_t)idx;
+  }
+  if (ok) {
+    size_t *masters = calloc(c->nnodes ? c->nnodes : 1, sizeof *masters);
+    ok = masters != NULL;
+    if (ok) {
+      memcpy(c->slots, map, sizeof c->slots);
+      size_t k = 0;
+      for (size_t i = 0; i < c->nnodes; i++)
+        for (size_t s = 0; s < MISCACHE__SLOTS; s++)
+          if (c->slots[s] == i) {
+            masters[k++] = i;
+            break;
+          }
+      free(c->masters);
+      c->masters = masters;
+      c->nmasters = k;
+    }
+  }
+  free(map);
+  return ok;
+}
+
+/* Reload the slot map from any node that answers. */
+static miscache_status_t reload(miscache__cluster_t *c, int64_t deadline) {
+  static const char *const argv[] = {"CLUSTER", "SLOTS"};
+  static const size_t lens[] = {7, 5};
+  miscache__cmd_t cmd = {2, argv, lens};
+  c->next_reload_ms = miscache__mono_ms() + RELOAD_PAUSE_MS;
+  c->stats->master_lookups++;
+  char last[MISCACHE_ERRMSG_SIZE] = "no node answered";
+  /* known masters first, then every other known node, then the seeds */
+  size_t nm = c->nmasters, nn = c->nnodes;
+  size_t tries = nm + nn + c->ep->naddrs;
+  for (size_t k = 0; k < tries; k++) {
+    miscache__node_t *n;
+    if (k < nm) {
+      n = c->nodes[c->masters[k]];
+    } else if (k < nm + nn) {
+      n = c->nodes[k - nm];
+    } else {
+      const miscache__hostport_t *s = &c->ep->addrs[k - nm - nn];
+      unsigned idx = node_for(c, s->host, s->port);
+      if (idx == NO_NODE) return MISCACHE_ERR_NOMEM;
+      n = c->nodes[idx];
+    }
+    if (miscache__node_down(n)) continue;
+    const char *h = miscache__node_host(n);
+    miscache__reply_t *r = NULL;
+    bool again = false;
+    miscache_status_t st = miscache__node_exec(n, MISCACHE__NO_DB, 1, &cmd, &r,
+                                               0, deadline, &again);
+    if (st != MISCACHE_OK && again)
+      st = miscache__node_exec(n, MISCACHE__NO_DB, 1, &cmd, &r, 0, deadline,
+                               &again);
+    if (st != MISCACHE_OK) {
+      snprintf(last, sizeof last, "%s", c->err);
+      if (st == MISCACHE_ERR_AUTH || st == MISCACHE_ERR_TLS) return st;
+      continue;
+    }
+    bool ok = apply_slots(c, r, h);
+    if (!ok)
+      snprintf(last, sizeof last, "redis %s: CLUSTER SLOTS: %s",
+               miscache__node_addr(n),
+               miscache__reply_type(r) == MISCACHE__R_ERROR
+                   ? miscache__reply_str(r, NULL)
+                   : "not a slot map");
+    miscache__reply_free(r);
+    if (ok) {
+      c->loaded = true;
+      c->stale = false;
+      return MISCACHE_OK;
+    }
+  }
+  cl_err(c, "cluster: no slot map (last: %s)", last);
+  return MISCACHE_ERR_UNAVAILABLE;
+}
+
+static miscache_status_t ensure_map(miscache__cluster_t *c, int64_t deadline) {
+  if (c->loaded && !c->stale) return MISCACHE_OK;
+  if (c->loaded && miscache__mono_ms() < c->next_reload_ms) return MISCACHE_OK;
+  miscache_status_t st = reload(c, deadline);
+  return c->loaded && st == MISCACHE_ERR_UNAVAILABLE ? MISCACHE_OK : st;
+}
+
+miscache_status_t miscache__cluster_connect(miscache__cluster_t *c,
+                                            int64_t deadline) {
+  return reload(c, deadline);
+}
+
+size_t miscache__cluster_masters(miscache__cluster_t *c, int64_t deadline) {
+  if (ensure_map(c, deadline) != MISCACHE_OK) return 0;
+  return c->nmasters;
+}
+
+const char *miscache__cluster_master_addr(miscache__cluster_t *c, size_t i) {
+  return i < c->nmasters ? miscache__node_addr(c->nodes[c->masters[i]]) : "";
+}
+
+/* ---- planning a batch ------------------------------------------------------- */
+
+typedef struct {
+  miscache__cmd_t cmd;
+  size_t origin; /* the caller's command */
+  int slot;      /* -1: no key */
+  unsigned node;
+  size_t *pos;   /* split MGET: the result position of each key */
+  miscache__reply_t *reply;
+  miscache_status_t st; /* transport status of its node */
+  bool resendable;
+  int redirects, retries;
+  bool asking;
+} part_t;
+
+typedef struct {
+  part_t *parts;
+  size_t nparts, cap;
+  /* storage of split commands' argv/lens/pos */
+  const char **argv;
+  size_t *lens;
+  size_t *pos;
+  size_t nargs, args_cap;
+  bool *split; /* per caller command: was it split */
+} plan_t;
+
+static void plan_free(plan_t *p) {
+  for (size_t i = 0; i < p->nparts; i++) miscache__reply_free(p->parts[i].reply);
+  free(p->parts);
+  free(p->argv);
+  free(p->lens);
+  free(p->pos);
+  free(p->split);
+}
+
+static part_t *add_part(plan_t *p) {
+  if (p->nparts == p->cap) {
+    size_t cap = p->cap ? 2 * p->cap : 16;
+    part_t *np = miscache__realloc_array(p->parts, cap, sizeof *np);
+    if (!np) return NULL;
+    p->parts = np;
+    p->cap = cap;
+  }
+  part_t *pt = &p->parts[p->nparts++];
+  memset(pt, 0, sizeof *pt);
+  return pt;
+}
+
+/* Sorting helper: key indices of one command by slot (qsort has no
+ * context, so the slots travel with the indices). */
+typedef struct {
+  unsigned slot;
+  size_t key; /* argv index */
+} slotkey_t;
+
+static int cmp_slotkey(const void *a, const void *b) {
+  const slotkey_t *x = a, *y = b;
+  if (x->slot != y->slot) return x->slot < y->slot ? -1 : 1;
+  return (x->key > y->key) - (x->key < y->key);
+}
+
+/* Split command i (KEYS_ALL) by slot into parts; argv storage from p. */
+static miscache_status_t split_cmd(plan_t *p, size_t i,
+                                   const miscache__cmd_t *c) {
+  size_t nkeys = (size_t)c->argc - 1;
+  slotkey_t *sk = calloc(nkeys, sizeof *sk);
+  if (!sk) return MISCACHE_ERR_NOMEM;
+  for (size_t k = 0; k < nkeys; k++) {
+    sk[k].key = k + 1;
+    sk[k].slot = miscache__key_slot(c->argv[k + 1], c->lens[k + 1]);
+  }
+  qsort(sk, nkeys, sizeof *sk, cmp_slotkey);
+  size_t groups = 0;
+  for (size_t k = 0; k < nkeys; k++)
+    groups += k == 0 || sk[k].slot != sk[k - 1].slot;
+  if (groups == 1) { /* one slot: not split */
+    free(sk);
+    part_t *pt = add_part(p);
+    if (!pt) return MISCACHE_ERR_NOMEM;
+    pt->cmd = *c;
+    pt->origin = i;
+    pt->slot = (int)miscache__key_slot(c->argv[1], c->lens[1]);
+    return MISCACHE_OK;
+  }
+  p->split[i] = true;
+  size_t need = nkeys + groups;
+  if (p->nargs + need > p->args_cap) {
+    /* parts point into argv: it is sized once per batch (see plan_batch) */
+    free(sk);
+    return MISCACHE_ERR_NOMEM;
+  }
+  for (size_t k = 0; k < nkeys;) {
+    size_t start = p->nargs;
+    p->argv[p->nargs] = c->argv[0];
+    p->lens[p->nargs++] = c->lens[0];
+    size_t m = 0;
+    size_t *pos = p->pos + start;
+    for (; k + m < nkeys && sk[k + m].slot == sk[k].slot; m++) {
+      p->argv[p->nargs] = c->argv[sk[k + m].key];
+      p->lens[p->nargs++] = c->lens[sk[k + m].key];
+      pos[m] = sk[k + m].key - 1; /* result position of this key */
+    }
+    part_t *pt = add_part(p);
+    if (!pt) {
+      free(sk);
+      return MISCACHE_ERR_NOMEM;
+    }
+    pt->cmd = (miscache__cmd_t){(int)(m + 1), p->argv + start, p->lens + start};
+    pt->origin = i;
+    pt->slot = (int)sk[k].slot;
+    pt->pos = pos;
+    k += m;
+  }
+  free(sk);
+  return MISCACHE_OK;
+}
+
+static miscache_status_t plan_batch(miscache__cluster_t *c, plan_t *p,
+                                    size_t n, const miscache__cmd_t *cmds) {
+  memset(p, 0, sizeof *p);
+  p->split = calloc(n, sizeof *p->split);
+  bool txn = false;
+  size_t args = 0;
+  for (size_t i = 0; i < n; i++) {
+    txn = txn || is(&cmds[i], "MULTI");
+    if (keys_kind(&cmds[i]) == KEYS_ALL) args += 2 * (size_t)cmds[i].argc;
+  }
+  p->args_cap = args;
+  p->argv = args ? calloc(args, sizeof *p->argv) : NULL;
+  p->lens = args ? calloc(args, sizeof *p->lens) : NULL;
+  p->pos = args ? calloc(args, sizeof *p->pos) : NULL;
+  if (!p->split || (args && (!p->argv || !p->lens || !p->pos))) goto oom;
+  int txn_slot = -1;
+  for (size_t i = 0; i < n; i++) {
+    if (!txn && keys_kind(&cmds[i]) == KEYS_ALL) {
+      if (split_cmd(p, i, &cmds[i]) != MISCACHE_OK) goto oom;
+      continue;
+    }
+    part_t *pt = add_part(p);
+    if (!pt) goto oom;
+    pt->cmd = cmds[i];
+    pt->origin = i;
+    pt->slot = cmd_slot(&cmds[i]);
+    if (txn && pt->slot >= 0) {
+      /* every key of a transaction, and every key of each command in it */
+      bool one = txn_slot < 0 || pt->slot == txn_slot;
+      keys_kind_t kk = keys_kind(&cmds[i]);
+      if (kk == KEYS_ALL || kk == KEYS_WATCH)
+        for (int k = 2; one && k < cmds[i].argc; k++)
+          one = (int)miscache__key_slot(cmds[i].argv[k], cmds[i].lens[k]) ==
+                pt->slot;
+      if (!one) {
+        cl_err(c, "CROSSSLOT: a transaction's keys must share one cluster "
+                  "slot (use a hash tag)");
+        return MISCACHE_ERR_INVALID;
+      }
+      txn_slot = pt->slot;
+    }
+  }
+  return MISCACHE_OK;
+oom:
+  cl_err(c, "cluster: out of memory planning %zu commands", n);
+  return MISCACHE_ERR_NOMEM;
+}
+
+/* ---- running it ---------------------------------------------------------- */
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* Which node each part goes to. */
+static miscache_status_t assign(miscache__cluster_t *c, plan_t *p,
+                                int on_node) {
+  unsigned batch_node = NO_NODE;
+  if (on_node >= 0) {
+    if ((size_t)on_node >= c->nmasters) {
+      cl_err(c, "cluster: master %d is gone (the map changed)", on_node);
+      c->stale = true;
+      return MISCACHE_ERR_UNAVAILABLE;
+    }
+    batch_node = (unsigned)c->masters[on_node];
+  }
+  for (size_t i = 0; i < p->nparts && batch_node == NO_NODE; i++)
+    if (p->parts[i].slot >= 0) batch_node = c->slots[p->parts[i].slot];
+  if (batch_node == NO_NODE && c->nmasters) batch_node = (unsigned)c->masters[0];
+  for (size_t i = 0; i < p->nparts; i++) {
+    part_t *pt = &p->parts[i];
+    pt->node = pt->slot >= 0 ? c->slots[pt->slot] : batch_node;
+    if (pt->node == NO_NODE) {
+      c->stale = true;
+      cl_err(c, "cluster: slot %d is not served by any master", pt->slot);
+      return MISCACHE_ERR_UNAVAILABLE;
+    }
+  }
+  return MISCACHE_OK;
+}
+
+/* Send every part that has no reply yet, grouped per node (a node's parts
+ * in batch order), write to all nodes, then read from each. */
+static void run_parts(miscache__cluster_t *c, plan_t *p, unsigned flags,
+                      int64_t deadline, bool only_pending) {
+  size_t nn = c->nnodes;
+  miscache__pipe_t *pipes = calloc(nn, sizeof *pipes);
+  size_t *count = calloc(nn, sizeof *count);
+  miscache__cmd_t *cmds = calloc(p->nparts ? 2 * p->nparts : 1, sizeof *cmds);
+  size_t *idx = calloc(p->nparts ? 2 * p->nparts : 1, sizeof *idx);
+  miscache__reply_t **rs = calloc(p->nparts ? 2 * p->nparts : 1, sizeof *rs);
+  miscache_status_t *sent = calloc(nn, sizeof *sent);
+  size_t *start = calloc(nn, sizeof *start);
+  if (!pipes || !count || !cmds || !idx || !rs || !sent || !start) {
+    for (size_t i = 0; i < p->nparts; i++)
+      if (!p->parts[i].reply) p->parts[i].st = MISCACHE_ERR_NOMEM;
+    cl_err(c, "cluster: out of memory");
+    goto done;
+  }
+  static const char *const asking_argv[] = {"ASKING"};
+  static const size_t asking_len[] = {6};
+  /* lay the commands out node by node */
+  size_t k = 0;
+  for (unsigned node = 0; node < nn; node++) {
+    start[node] = k;
+    for (size_t i = 0; i < p->nparts; i++) {
+      part_t *pt = &p->parts[i];
+      if (pt->node != node || (only_pending && (pt->reply || pt->st))) continue;
+      if (pt->asking) {
+        cmds[k] = (miscache__cmd_t){1, asking_argv, asking_len};
+        idx[k++] = SIZE_MAX; /* the ASKING reply itself */
+      }
+      cmds[k] = pt->cmd;
+      idx[k++] = i;
+    }
+    count[node] = k - start[node];
+  }
+  for (unsigned node = 0; node < nn; node++) {
+    if (!count[node]) continue;
+    pipes[node].deadline = deadline;
+    sent[node] = miscache__node_send(c->nodes[node], MISCACHE__NO_DB,
+                                     count[node], cmds + start[node], flags,
+                                     &pipes[node]);
+  }
+  for (unsigned node = 0; node < nn; node++) {
+    if (!count[node]) continue;
+    miscache_status_t st = sent[node];
+    if (st == MISCACHE_OK)
+      st = miscache__node_recv(c->nodes[node], rs + start[node], &pipes[node]);
+    for (size_t j = start[node]; j < start[node] + count[node]; j++) {
+      if (idx[j] == SIZE_MAX) {
+        miscache__reply_free(rs[j]);
+        continue;
+      }
+      part_t *pt = &p->parts[idx[j]];
+      pt->asking = false;
+      if (st == MISCACHE_OK) {
+        pt->reply = rs[j];
+      } else {
+        pt->st = st;
+        pt->resendable = pipes[node].resendable;
+      }
+    }
+    if (st != MISCACHE_OK) c->stale = true; /* a failover? reload the map */
+  }
+done:
+  free(pipes);
+  free(count);
+  free(cmds);
+  free(idx);
+  free(rs);
+  free(sent);
+  free(start);
+}
+
+/* Error replies that ask for the command to go elsewhere or again: handled
+ * here (the command was not executed). true when the part must run again. */
+static bool redirect(miscache__cluster_t *c, part_t *pt, int64_t deadline) {
+  if (!pt->reply || miscache__reply_type(pt->reply) != MISCACHE__R_ERROR)
+    return false;
+  const char *text = miscache__reply_str(pt->reply, NULL);
+  bool moved = strncmp(text, "MOVED ", 6) == 0;
+  bool ask = strncmp(text, "ASK ", 4) == 0;
+  bool again = strncmp(text, "TRYAGAIN", 8) == 0 ||
+               strncmp(text, "CLUSTERDOWN", 11) == 0;
+  if (!moved && !ask && !again) return false;
+  if (moved || ask) {
+    if (pt->redirects >= MAX_REDIRECTS) return false;
+    unsigned slot;
+    char host[256];
+    int port;
+    if (!parse_redirect(text, &slot, host, sizeof host, &port)) return false;
+    unsigned node = node_for(c, host, port);
+    if (node == NO_NODE) return false;
+    pt->redirects++;
+    c->stats->redirects++;
+    if (moved) {
+      c->slots[slot] = (uint16_t)node;
+      c->stale = true; /* reload the whole map before the next batch */
+    } else {
+      pt->asking = true;
+    }
+    pt->node = node;
+  } else {
+    if (pt->retries >= MAX_RETRIES) return false;
+    int wait = 10 << pt->retries++;
+    if (miscache__mono_ms() + wait >= deadline) return false;
+    c->stats->cluster_retries++;
+    sleep_ms(wait);
+    if (strncmp(text, "CLUSTERDOWN", 11) == 0) c->stale = true;
+  }
+  miscache__reply_free(pt->reply);
+  pt->reply = NULL;
+  return true;
+}
+
+/* The caller's reply i from its parts. */
+static miscache_status_t merge(miscache__cluster_t *c, plan_t *p, size_t i,
+                               const miscache__cmd_t *cmd,
+                               miscache__reply_t **out) {
+  *out = NULL;
+  bool mget = is(cmd, "MGET");
+  miscache__reply_t *m = mget ? miscache__reply_new_array((size_t)cmd->argc - 1)
+                              : NULL;
+  if (mget && !m) goto oom;
+  long long sum = 0;
+  for (size_t k = 0; k < p->nparts; k++) {
+    part_t *pt = &p->parts[k];
+    if (pt->origin != i) continue;
+    if (miscache__reply_type(pt->reply) == MISCACHE__R_ERROR ||
+        (!mget && miscache__reply_type(pt->reply) != MISCACHE__R_INTEGER) ||
+        (mget && miscache__reply_count(pt->reply) != (size_t)pt->cmd.argc - 1)) {
+      /* an error (or a surprise) of one part is the command's reply */
+      miscache__reply_free(m);
+      *out = pt->reply;
+      pt->reply = NULL;
+      return MISCACHE_OK;
+    }
+    if (mget) {
+      for (size_t e = 0; e + 1 < (size_t)pt->cmd.argc; e++)
+        miscache__reply_put(m, pt->pos[e], miscache__reply_take(pt->reply, e));
+    } else {
+      sum += miscache__reply_int(pt->reply);
+    }
+  }
+  *out = mget ? m : miscache__reply_new_int(sum);
+  if (!*out) goto oom;
+  return MISCACHE_OK;
+oom:
+  cl_err(c, "cluster: out of memory merging replies");
+  return MISCACHE_ERR_NOMEM;
+}
+
+miscache_status_t miscache__cluster_exec(miscache__cluster_t *c, size_t n,
+                                         const miscache__cmd_t *cmds,
+                                         miscache__reply_t **replies,
+                                         unsigned flags, int on_node,
+                                         int64_t deadline) {
+  memset(replies, 0, n * sizeof *replies);
+  if (n == 0) return MISCACHE_OK;
+  miscache_status_t st = ensure_map(c, deadline);
+  if (st != MISCACHE_OK) return st;
+  plan_t p;
+  st = plan_batch(c, &p, n, cmds);
+  if (st == MISCACHE_OK) st = assign(c, &p, on_node);
+  if (st != MISCACHE_OK) {
+    plan_free(&p);
+    return st;
+  }
+  bool txn = (flags & MISCACHE__SAME_CONN) != 0;
+  for (size_t i = 0; i < n && !txn; i++) txn = is(&cmds[i], "MULTI");
+  run_parts(c, &p, flags, deadline, false);
+  /* redirections and one resend of idempotent parts on a fresh connection,
+   * all bounded (MAX_REDIRECTS, MAX_RETRIES, the deadline) */
+  for (int round = 0; round < MAX_REDIRECTS + MAX_RETRIES; round++) {
+    bool rerun = false;
+    for (size_t i = 0; i < p.nparts; i++) {
+      part_t *pt = &p.parts[i];
+      if (!txn && redirect(c, pt, deadline)) rerun = true;
+      if (pt->st && pt->resendable && (flags & MISCACHE__IDEMPOTENT) &&
+          !txn && round == 0) {
+        pt->st = MISCACHE_OK;
+        pt->resendable = false;
+        c->stats->resends++;
+        rerun = true;
+      }
+    }
+    if (!rerun || miscache__mono_ms() >= deadline) break;
+    if (c->stale && miscache__mono_ms() >= c->next_reload_ms &&
+        reload(c, deadline) == MISCACHE_OK) {
+      /* parts that lost their connection go to the slot's owner now */
+      for (size_t i = 0; i < p.nparts; i++)
+        if (!p.parts[i].reply && !p.parts[i].st && p.parts[i].slot >= 0 &&
+            !p.parts[i].asking)
+          p.parts[i].node = c->slots[p.parts[i].slot] == NO_NODE
+                                ? p.parts[i].node
+                                : c->slots[p.parts[i].slot];
+    }
+    run_parts(c, &p, flags, deadline, true);
+  }
+  for (size_t i = 0; i < p.nparts; i++)
+    if (p.parts[i].st) {
+      st = p.parts[i].st; /* message: the node's, in c->err */
+      break;
+    }
+  for (size_t i = 0; st == MISCACHE_OK && i < n; i++) {
+    if (!p.split[i]) {
+      for (size_t k = 0; k < p.nparts; k++)
+        if (p.parts[k].origin == i) {
+          replies[i] = p.parts[k].reply;
+          p.parts[k].reply = NULL;
+        }
+    } else {
+      st = merge(c, &p, i, &cmds[i], &replies[i]);
+    }
+  }
+  if (st != MISCACHE_OK)
+    for (size_t i = 0; i < n; i++) {
+      miscache__reply_free(replies[i]);
+      replies[i] = NULL;
+    }
+  plan_free(&p);
+  return st;
+}

@@ -1,0 +1,53 @@
+/*
+ * Redis Cluster routing for the dispatcher (cluster.c): the slot map, key
+ * slots, splitting a batch by slot and node, redirections. Only dispatch.c
+ * includes this header.
+ */
+#ifndef MISCACHE_CLUSTER_H
+#define MISCACHE_CLUSTER_H
+
+#include "node.h"
+
+#define MISCACHE__SLOTS 16384
+
+/* The cluster slot of a key (CRC16/XMODEM of the key, or of its hash tag:
+ * the bytes between the first '{' and the next '}' when not empty). */
+unsigned miscache__key_slot(const char *key, size_t len);
+
+typedef struct miscache__cluster miscache__cluster_t;
+
+/* A router over the seed nodes of ep (ep->addrs). Nodes are created with
+ * conf; counters go to stats; messages to err. NULL when out of memory. */
+miscache__cluster_t *miscache__cluster_new(const miscache__endpoint_t *ep,
+                                           const miscache__node_conf_t *conf,
+                                           miscache_link_stats_t *stats,
+                                           char *err, size_t errlen);
+void miscache__cluster_free(miscache__cluster_t *c); /* accepts NULL */
+
+/* Load the slot map now (eager open). */
+miscache_status_t miscache__cluster_connect(miscache__cluster_t *c,
+                                            int64_t deadline);
+
+/* Runs a batch: each command goes to the master of its key's slot; a
+ * multi-key MGET, DEL, UNLINK or EXISTS whose keys span slots is split by
+ * slot and its replies merged in the caller's order; commands without a
+ * key go to master number on_node (>= 0), else with the batch's first
+ * keyed command, else to any master. Commands for several nodes are written
+ * to all of them before any is read. MOVED and ASK are followed, TRYAGAIN
+ * and CLUSTERDOWN retried with a short bounded backoff, all within the
+ * deadline. A transaction (MULTI) must keep all its keys in one slot.
+ * Replies and statuses as for miscache__dispatch. */
+miscache_status_t miscache__cluster_exec(miscache__cluster_t *c, size_t n,
+                                         const miscache__cmd_t *cmds,
+                                         miscache__reply_t **replies,
+                                         unsigned flags, int on_node,
+                                         int64_t deadline);
+
+/* The number of masters that own slots now (loads the map if needed; 0
+ * when it cannot be loaded, message set). */
+size_t miscache__cluster_masters(miscache__cluster_t *c, int64_t deadline);
+
+/* "host:port" of master i (as numbered by miscache__cluster_masters). */
+const char *miscache__cluster_master_addr(miscache__cluster_t *c, size_t i);
+
+#endif /* MISCACHE_CLUSTER_H */
