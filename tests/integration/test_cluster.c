@@ -1,0 +1,400 @@
+/* Redis Cluster, started by the harness on loopback: multi-key reads split
+ * by slot come back in order; one company's keys spread over every master
+ * are all invalidated, another's stay, the count is exact; the fenced batch
+ * lock refuses clearly without the hash-tagged key format; slots move
+ * between masters (CLUSTER SETSLOT + MIGRATE) under a read/write loop with
+ * no wrong answer and no error; a SIGKILLed master is replaced by its
+ * replica and writes resume (time printed). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "fixture.h"
+
+static mt_cluster_t cl;
+
+static int setup(void **state) {
+  (void)state;
+  if (mt_cluster_start(&cl, 3, false) != 0) return -1;
+  mt_cluster_active = &cl;
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  mt_cluster_active = NULL;
+  mt_cluster_stop(&cl);
+  return 0;
+}
+
+static miscache_t *open_on(const char *url, bool tags) {
+  miscache_options_t *o = miscache_options_new();
+  assert_int_equal(miscache_options_set_url(o, url), MISCACHE_OK);
+  assert_int_equal(miscache_options_set_namespace(o, mt_namespace()),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_options_set_hash_tags(o, tags), MISCACHE_OK);
+  miscache_t *mc = NULL;
+  char err[MISCACHE_ERRMSG_SIZE];
+  if (miscache_open(o, &mc, err, sizeof err) != MISCACHE_OK)
+    fail_msg("open %s: %s", url, err);
+  miscache_options_free(o);
+  return mc;
+}
+
+/* Index (in c) of the master serving slot s, from CLUSTER SLOTS. */
+static int owner_of(const mt_cluster_t *c, unsigned s) {
+  redisContext *rc = NULL;
+  for (int i = 0; i < c->n && !rc; i++)
+    if (c->node[i].pid > 0) rc = mt_raw(&c->node[i], NULL);
+  assert_non_null(rc);
+  redisReply *r = redisCommand(rc, "CLUSTER SLOTS");
+  int port = -1;
+  for (size_t i = 0; r && i < r->elements; i++) {
+    redisReply *e = r->element[i];
+    if ((unsigned)e->element[0]->integer <= s &&
+        s <= (unsigned)e->element[1]->integer)
+      port = (int)e->element[2]->element[1]->integer;
+  }
+  freeReplyObject(r);
+  redisFree(rc);
+  for (int i = 0; i < c->n; i++)
+    if (c->node[i].port == port) return i;
+  return -1;
+}
+
+static unsigned full_slot(miscache_t *mc, const char *key) {
+  char full[512];
+  snprintf(full, sizeof full, "%s%s", miscache_namespace(mc), key);
+  return miscache__key_slot(full, strlen(full));
+}
+
+static void test_mget_split_in_order(void **state) {
+  (void)state;
+  miscache_t *mc = open_on(cl.url, false);
+  enum { N = 1000 };
+  static char names[N][32];
+  static const char *keys[N];
+  static json_t *vals[N];
+  static miscache_status_t sts[N];
+  bool seen[3] = {false, false, false};
+  for (int i = 0; i < N; i++) {
+    snprintf(names[i], sizeof names[i], "master:products:category:%d", i);
+    keys[i] = names[i];
+    if (i % 3 == 0) continue; /* a third stays missing */
+    json_t *v = json_integer(i);
+    assert_int_equal(miscache_set(mc, MISCACHE_DB_CACHE, keys[i], v,
+                                  MISCACHE_TTL_MASTER_DATA),
+                     MISCACHE_OK);
+    json_decref(v);
+    seen[owner_of(&cl, full_slot(mc, keys[i]))] = true;
+  }
+  assert_true(seen[0] && seen[1] && seen[2]); /* on every master */
+  assert_int_equal(miscache_mget(mc, MISCACHE_DB_CACHE, N, keys, vals, sts),
+                   MISCACHE_OK);
+  for (int i = 0; i < N; i++) {
+    if (i % 3 == 0) {
+      assert_int_equal(sts[i], MISCACHE_MISS);
+      assert_null(vals[i]);
+    } else {
+      assert_int_equal(sts[i], MISCACHE_OK);
+      assert_int_equal(json_integer_value(vals[i]), i);
+    }
+    json_decref(vals[i]);
+  }
+  miscache_link_stats_t ls;
+  assert_int_equal(miscache_link_stats(mc, &ls, sizeof ls), MISCACHE_OK);
+  assert_string_equal(ls.master, "cluster");
+  printf("  1,000-key MGET over 3 masters: in order; %llu slot map loads, "
+         "%llu connects\n",
+         (unsigned long long)ls.master_lookups,
+         (unsigned long long)ls.connects);
+  miscache_free(mc);
+}
+
+static void test_company_invalidation_precise(void **state) {
+  (void)state;
+  miscache_t *mc = open_on(cl.url, false);
+  enum { PER = 300 };
+  bool on[3] = {false, false, false};
+  json_t *v = json_object();
+  for (int company = 1; company <= 10; company += 9)
+    for (int i = 0; i < PER; i++) {
+      char k[64];
+      snprintf(k, sizeof k, "gift:classification:P%d:%d", i, company);
+      assert_int_equal(miscache_set(mc, MISCACHE_DB_GIFT, k, v,
+                                    MISCACHE_TTL_GIFT_CLASSIFICATION),
+                       MISCACHE_OK);
+      if (company == 1) on[owner_of(&cl, full_slot(mc, k))] = true;
+    }
+  json_decref(v);
+  assert_true(on[0] && on[1] && on[2]);
+  uint64_t n = 0;
+  assert_int_equal(miscache_invalidate_gift_rules(mc, 1, &n),
+                   MISCACHE_OK);
+  assert_int_equal(n, PER);
+  for (int i = 0; i < PER; i++) {
+    char k[64];
+    bool e1 = true, e10 = false;
+    snprintf(k, sizeof k, "gift:classification:P%d:1", i);
+    assert_int_equal(miscache_exists(mc, MISCACHE_DB_GIFT, k, &e1), MISCACHE_OK);
+    snprintf(k, sizeof k, "gift:classification:P%d:10", i);
+    assert_int_equal(miscache_exists(mc, MISCACHE_DB_GIFT, k, &e10),
+                     MISCACHE_OK);
+    assert_false(e1);
+    assert_true(e10);
+  }
+  printf("  company 1: %d keys on all 3 masters removed (count %llu), "
+         "company 10's %d kept\n",
+         PER, (unsigned long long)n, PER);
+  miscache_free(mc);
+}
+
+static void test_batch_lock_needs_hash_tags(void **state) {
+  (void)state;
+  miscache_t *mc = open_on(cl.url, false);
+  miscache_lock_t *l = NULL;
+  assert_int_equal(miscache_batch_lock_acquire(mc, 3, "me", NULL, &l),
+                   MISCACHE_ERR_INVALID);
+  assert_null(l);
+  assert_non_null(strstr(miscache_errmsg(mc), "hash"));
+  miscache_free(mc);
+  mc = open_on(cl.url, true);
+  assert_int_equal(miscache_batch_lock_acquire(mc, 3, "me", NULL, &l),
+                   MISCACHE_OK);
+  assert_true(miscache_lock_fence(l) > 0);
+  assert_int_equal(miscache_lock_release(mc, l), MISCACHE_OK);
+  miscache_lock_free(l);
+  miscache_free(mc);
+}
+
+/* ---- resharding under load ------------------------------------------------- */
+
+enum { RKEYS = 64 };
+
+typedef struct {
+  miscache_t *mc;
+  char keys[RKEYS][48];
+  atomic_bool stop;
+  long ok, errors, wrong;
+  char err[MISCACHE_ERRMSG_SIZE];
+} rloop_t;
+
+static void *rloop(void *arg) {
+  rloop_t *lp = arg;
+  for (long i = 0; !atomic_load(&lp->stop); i++) {
+    const char *k = lp->keys[i % RKEYS];
+    json_t *v = json_integer(i), *out = NULL;
+    miscache_status_t st =
+        miscache_set(lp->mc, MISCACHE_DB_CACHE, k, v, MISCACHE_TTL_MASTER_DATA);
+    if (st == MISCACHE_OK) st = miscache_get(lp->mc, MISCACHE_DB_CACHE, k, &out);
+    if (st == MISCACHE_OK) {
+      lp->ok++;
+      if (json_integer_value(out) != i) lp->wrong++;
+    } else {
+      lp->errors++;
+      snprintf(lp->err, sizeof lp->err, "%s: %s", miscache_strerror(st),
+               miscache_errmsg(lp->mc));
+    }
+    json_decref(out);
+    json_decref(v);
+  }
+  return NULL;
+}
+
+static void node_id(const mt_server_t *s, char *id, size_t n) {
+  redisContext *rc = mt_raw(s, NULL);
+  redisReply *r = redisCommand(rc, "CLUSTER MYID");
+  snprintf(id, n, "%s", r->str);
+  freeReplyObject(r);
+  redisFree(rc);
+}
+
+static void raw_on(const mt_server_t *s, const char *fmt, ...) {
+  redisContext *rc = mt_raw(s, NULL);
+  assert_non_null(rc);
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *r = redisvCommand(rc, fmt, ap);
+  va_end(ap);
+  assert_non_null(r);
+  if (r->type == REDIS_REPLY_ERROR) fail_msg("%s: %s", fmt, r->str);
+  freeReplyObject(r);
+  redisFree(rc);
+}
+
+/* Moves slot s from master a to master b the way redis-cli does, one key
+ * at a time with a pause, so the loop meets ASK while the slot is half
+ * moved. */
+static void move_slot(int a, int b, unsigned s) {
+  char ida[64], idb[64];
+  node_id(&cl.node[a], ida, sizeof ida);
+  node_id(&cl.node[b], idb, sizeof idb);
+  raw_on(&cl.node[b], "CLUSTER SETSLOT %u IMPORTING %s", s, ida);
+  raw_on(&cl.node[a], "CLUSTER SETSLOT %u MIGRATING %s", s, idb);
+  redisContext *rc = mt_raw(&cl.node[a], NULL);
+  for (;;) {
+    redisReply *r = redisCommand(rc, "CLUSTER GETKEYSINSLOT %u 1", s);
+    size_t n = r->elements;
+    if (n) {
+      redisReply *m = redisCommand(rc, "MIGRATE 127.0.0.1 %d %s 0 5000",
+                                   cl.node[b].port, r->element[0]->str);
+      if (m->type == REDIS_REPLY_ERROR) fail_msg("MIGRATE: %s", m->str);
+      freeReplyObject(m);
+    }
+    freeReplyObject(r);
+    if (!n) break;
+    mt_sleep_ms(20);
+  }
+  redisFree(rc);
+  for (int i = 0; i < cl.n; i++)
+    raw_on(&cl.node[i], "CLUSTER SETSLOT %u NODE %s", s, idb);
+}
+
+static void test_resharding_under_load(void **state) {
+  (void)state;
+  static rloop_t lp;
+  memset(&lp, 0, sizeof lp);
+  lp.mc = open_on(cl.url, false);
+  /* keys in 4 slots of master 0, 16 keys each (hash tags pick the slot) */
+  unsigned slots[4];
+  int found = 0;
+  for (int t = 0; found < 4 && t < 100000; t++) {
+    char k[48];
+    snprintf(k, sizeof k, "master:products:category:{r%d}", t);
+    unsigned s = full_slot(lp.mc, k);
+    if (owner_of(&cl, s) != 0) continue;
+    for (int j = 0; j < 16; j++)
+      snprintf(lp.keys[found * 16 + j], sizeof lp.keys[0],
+               "master:products:category:{r%d}%d", t, j);
+    slots[found++] = s;
+  }
+  assert_int_equal(found, 4);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, rloop, &lp), 0);
+  mt_sleep_ms(200);
+  for (int i = 0; i < 4; i++) move_slot(0, 1 + i % 2, slots[i]);
+  mt_sleep_ms(200);
+  /* and two of them back */
+  move_slot(1, 0, slots[0]);
+  move_slot(2, 0, slots[1]);
+  mt_sleep_ms(200);
+  atomic_store(&lp.stop, true);
+  pthread_join(th, NULL);
+  miscache_link_stats_t ls;
+  assert_int_equal(miscache_link_stats(lp.mc, &ls, sizeof ls), MISCACHE_OK);
+  printf("  resharding 6 slot moves under load: %ld ok, %ld errors, %ld "
+         "wrong; %llu MOVED/ASK redirections followed, %llu TRYAGAIN "
+         "retries, %llu slot map loads\n",
+         lp.ok, lp.errors, lp.wrong, (unsigned long long)ls.redirects,
+         (unsigned long long)ls.cluster_retries,
+         (unsigned long long)ls.master_lookups);
+  if (lp.errors) fail_msg("an error a retry could have avoided: %s", lp.err);
+  assert_int_equal(lp.wrong, 0);
+  assert_true(lp.ok > 100);
+  assert_true(ls.redirects > 0);
+  assert_int_equal(owner_of(&cl, slots[2]), 1);
+  miscache_free(lp.mc);
+}
+
+/* ---- failover ----------------------------------------------------------------- */
+
+typedef struct {
+  miscache_t *mc;
+  char keys[8][48]; /* keys of the master that will die */
+  atomic_bool stop;
+  atomic_llong first_ok_after_ns;
+  long long killed_ns;
+  long ok, unavailable, other, wrong;
+  char err[MISCACHE_ERRMSG_SIZE];
+} floop_t;
+
+static void *floop(void *arg) {
+  floop_t *lp = arg;
+  for (long i = 0; !atomic_load(&lp->stop); i++) {
+    const char *k = lp->keys[i % 8];
+    json_t *v = json_integer(i), *out = NULL;
+    miscache_status_t st =
+        miscache_set(lp->mc, MISCACHE_DB_CACHE, k, v, MISCACHE_TTL_MASTER_DATA);
+    if (st == MISCACHE_OK) st = miscache_get(lp->mc, MISCACHE_DB_CACHE, k, &out);
+    if (st == MISCACHE_OK) {
+      lp->ok++;
+      if (json_integer_value(out) != i) lp->wrong++;
+      long long killed = __atomic_load_n(&lp->killed_ns, __ATOMIC_SEQ_CST);
+      if (killed && !atomic_load(&lp->first_ok_after_ns))
+        atomic_store(&lp->first_ok_after_ns, mt_now_ns());
+    } else if (st == MISCACHE_ERR_UNAVAILABLE) {
+      lp->unavailable++;
+      mt_sleep_ms(2);
+    } else {
+      lp->other++;
+      snprintf(lp->err, sizeof lp->err, "%s: %s", miscache_strerror(st),
+               miscache_errmsg(lp->mc));
+    }
+    json_decref(out);
+    json_decref(v);
+  }
+  return NULL;
+}
+
+static void test_master_failover(void **state) {
+  (void)state;
+  mt_cluster_t fc;
+  assert_int_equal(mt_cluster_start(&fc, 3, true), 0);
+  const mt_cluster_t *saved = mt_cluster_active;
+  static floop_t lp;
+  memset(&lp, 0, sizeof lp);
+  lp.mc = open_on(fc.url, false);
+  /* the master that dies: node 0; keys of its slots */
+  int found = 0;
+  for (int t = 0; found < 8 && t < 100000; t++) {
+    char k[48];
+    snprintf(k, sizeof k, "master:products:category:f%d", t);
+    if (owner_of(&fc, full_slot(lp.mc, k)) != 0) continue;
+    snprintf(lp.keys[found++], sizeof lp.keys[0], "%s", k);
+  }
+  assert_int_equal(found, 8);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, floop, &lp), 0);
+  mt_sleep_ms(300);
+  long ok_before = lp.ok;
+  mt_server_kill(&fc.node[0]);
+  long long k0 = mt_now_ns();
+  __atomic_store_n(&lp.killed_ns, k0, __ATOMIC_SEQ_CST);
+  /* wait until a write of the dead master's slots succeeds again */
+  while (!atomic_load(&lp.first_ok_after_ns) &&
+         mt_now_ns() - k0 < 30LL * 1000000000)
+    mt_sleep_ms(10);
+  mt_sleep_ms(300);
+  atomic_store(&lp.stop, true);
+  pthread_join(th, NULL);
+  miscache_link_stats_t ls;
+  assert_int_equal(miscache_link_stats(lp.mc, &ls, sizeof ls), MISCACHE_OK);
+  long long back = atomic_load(&lp.first_ok_after_ns);
+  printf("  master SIGKILLed: writes to its slots succeeded again %.0f ms "
+         "later (cluster-node-timeout 1000 ms); %ld ok, %ld unavailable, %ld "
+         "other, %ld wrong; %llu slot map loads, %llu redirections\n",
+         back ? (double)(back - k0) / 1e6 : -1.0, lp.ok, lp.unavailable,
+         lp.other, lp.wrong, (unsigned long long)ls.master_lookups,
+         (unsigned long long)ls.redirects);
+  if (lp.other) fail_msg("unexpected status: %s", lp.err);
+  assert_true(ok_before > 0);
+  assert_true(back != 0);
+  assert_int_equal(lp.wrong, 0);
+  miscache_free(lp.mc);
+  mt_cluster_active = saved;
+  mt_cluster_stop(&fc);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_mget_split_in_order),
+      cmocka_unit_test(test_company_invalidation_precise),
+      cmocka_unit_test(test_batch_lock_needs_hash_tags),
+      cmocka_unit_test(test_resharding_under_load),
+      cmocka_unit_test(test_master_failover),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
