@@ -12,7 +12,8 @@ echo "machine: $(nproc) cores, $(uname -m), $(redis-server --version | cut -d' '
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 bash scripts/with-redis.sh bash -c '
-  for b in bench_read bench_classify bench_invalidate bench_lock bench_select bench_tls; do
+  for b in bench_read bench_classify bench_invalidate bench_lock bench_select bench_tls \
+      bench_cluster; do
     build-bench/bench/$b || echo "@failed|$b"; echo; done' >"$out"
 grep -v '^@' "$out"
 echo "summary (ratio = library / reference):"

@@ -424,10 +424,13 @@ static miscache_status_t split_cmd(plan_t *p, size_t i,
     free(sk);
     return MISCACHE_ERR_NOMEM;
   }
+  bool mget = is(c, "MGET");
   for (size_t k = 0; k < nkeys;) {
     size_t start = p->nargs;
-    p->argv[p->nargs] = c->argv[0];
-    p->lens[p->nargs++] = c->lens[0];
+    bool lone = k + 1 == nkeys || sk[k + 1].slot != sk[k].slot;
+    /* a lone key of an MGET goes as GET: one reply object less */
+    p->argv[p->nargs] = mget && lone ? "GET" : c->argv[0];
+    p->lens[p->nargs++] = mget && lone ? 3 : c->lens[0];
     size_t m = 0;
     size_t *pos = p->pos + start;
     for (; k + m < nkeys && sk[k + m].slot == sk[k].slot; m++) {
@@ -660,16 +663,21 @@ static miscache_status_t merge(miscache__cluster_t *c, plan_t *p, size_t i,
   for (size_t k = 0; k < p->nparts; k++) {
     part_t *pt = &p->parts[k];
     if (pt->origin != i) continue;
+    bool get = mget && is(&pt->cmd, "GET"); /* a lone key's GET */
     if (miscache__reply_type(pt->reply) == MISCACHE__R_ERROR ||
         (!mget && miscache__reply_type(pt->reply) != MISCACHE__R_INTEGER) ||
-        (mget && miscache__reply_count(pt->reply) != (size_t)pt->cmd.argc - 1)) {
+        (mget && !get &&
+         miscache__reply_count(pt->reply) != (size_t)pt->cmd.argc - 1)) {
       /* an error (or a surprise) of one part is the command's reply */
       miscache__reply_free(m);
       *out = pt->reply;
       pt->reply = NULL;
       return MISCACHE_OK;
     }
-    if (mget) {
+    if (get) {
+      miscache__reply_put(m, pt->pos[0], pt->reply);
+      pt->reply = NULL;
+    } else if (mget) {
       for (size_t e = 0; e + 1 < (size_t)pt->cmd.argc; e++)
         miscache__reply_put(m, pt->pos[e], miscache__reply_take(pt->reply, e));
     } else {

@@ -14,6 +14,66 @@ static int64_t info_int(const char *info, const char *name) {
   return 0;
 }
 
+/* Cluster: a key counted under the logical db of its key family (the
+ * longest family prefix it starts with); keys of no family under cache. */
+static int count_by_family(void *ud, const char *key, size_t len) {
+  int64_t *keys = ud;
+  size_t best = 0;
+  miscache_db_t db = MISCACHE_DB_CACHE;
+  for (int f = 0; f < MISCACHE_KEY_FAMILY_COUNT; f++) {
+    const miscache_key_family_t *k = miscache_key_family(f);
+    size_t pl = strlen(k->prefix);
+    if (pl > best && pl < len && memcmp(key, k->prefix, pl) == 0 &&
+        key[pl] == ':') {
+      best = pl;
+      db = k->db;
+    }
+  }
+  keys[db]++;
+  return 0;
+}
+
+/* On a Redis Cluster: INFO of every master, summed; keys per logical db by
+ * a SCAN of every master (a cluster has db 0 only). */
+static miscache_status_t cluster_info(miscache_t *mc,
+                                      miscache_server_info_t *out) {
+  size_t nodes = miscache__dispatch_nodes(mc);
+  if (nodes == 0) return MISCACHE_ERR_UNAVAILABLE;
+  const char *argv[3] = {"INFO", "memory", "stats"};
+  size_t lens[3] = {4, 6, 5};
+  miscache__cmd_t cmd = {3, argv, lens};
+  for (size_t i = 0; i < nodes; i++) {
+    miscache__reply_t *r = NULL;
+    miscache_status_t st =
+        miscache__dispatch(mc, MISCACHE__NO_DB, 1, &cmd, &r,
+                           MISCACHE__IDEMPOTENT | MISCACHE__ON_NODE(i));
+    if (st != MISCACHE_OK) return st;
+    if (miscache__reply_type(r) != MISCACHE__R_STRING) {
+      st = miscache__unexpected(mc, MISCACHE_DB_CACHE, NULL, r, "INFO");
+      miscache__reply_free(r);
+      return st;
+    }
+    const char *info = miscache__reply_str(r, NULL);
+    out->used_memory += info_int(info, "used_memory");
+    out->maxmemory += info_int(info, "maxmemory");
+    const char *pol = strstr(info, "\nmaxmemory_policy:");
+    if (pol && !out->maxmemory_policy[0])
+      sscanf(pol + 18, "%31[^\r\n]", out->maxmemory_policy);
+    out->keyspace_hits += info_int(info, "keyspace_hits");
+    out->keyspace_misses += info_int(info, "keyspace_misses");
+    miscache__reply_free(r);
+  }
+  int64_t total = out->keyspace_hits + out->keyspace_misses;
+  out->hit_rate = total ? (double)out->keyspace_hits / (double)total : 0;
+  for (int i = 0; i < MISCACHE_DB_COUNT; i++) out->expires[i] = -1;
+  bool quiet = mc->quiet;
+  mc->quiet = true;
+  miscache_status_t st =
+      miscache_scan(mc, MISCACHE_DB_CACHE, "*", count_by_family, out->keys, NULL);
+  mc->quiet = quiet;
+  return st;
+}
+
 miscache_status_t miscache_server_info(miscache_t *mc,
                                        miscache_server_info_t *out) {
   if (out) memset(out, 0, sizeof *out);
@@ -22,6 +82,7 @@ miscache_status_t miscache_server_info(miscache_t *mc,
     miscache__set_err(mc, "miscache_server_info: out is NULL");
     return MISCACHE_ERR_INVALID;
   }
+  if (miscache__is_cluster(mc)) return cluster_info(mc, out);
   const char *argv[4] = {"INFO", "memory", "stats", "keyspace"};
   size_t lens[4] = {4, 6, 5, 8};
   miscache__cmd_t cmd = {4, argv, lens};

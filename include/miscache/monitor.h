@@ -17,6 +17,11 @@
 extern "C" {
 #endif
 
+/* On a Redis Cluster (db 0 only): keys[] are counted by a SCAN of every
+ * master, each key under the logical db of its key family (the keyspace
+ * table; keys of no family under cache), a full pass over the keyspace;
+ * expires[] is -1 (unknown); memory, hits and misses are summed over the
+ * masters. */
 typedef struct miscache_server_info {
   int64_t keys[MISCACHE_DB_COUNT];    /* keys per logical db (INFO keyspace) */
   int64_t expires[MISCACHE_DB_COUNT]; /* keys with a TTL per logical db */

@@ -107,6 +107,12 @@ static void test_mget_split_in_order(void **state) {
   miscache_link_stats_t ls;
   assert_int_equal(miscache_link_stats(mc, &ls, sizeof ls), MISCACHE_OK);
   assert_string_equal(ls.master, "cluster");
+  /* monitoring: keys per logical db by SCAN of every master */
+  miscache_server_info_t si;
+  assert_int_equal(miscache_server_info(mc, &si), MISCACHE_OK);
+  assert_true(si.keys[MISCACHE_DB_CACHE] >= 666);
+  assert_int_equal(si.expires[MISCACHE_DB_CACHE], -1);
+  assert_true(si.used_memory > 0);
   printf("  1,000-key MGET over 3 masters: in order; %llu slot map loads, "
          "%llu connects\n",
          (unsigned long long)ls.master_lookups,

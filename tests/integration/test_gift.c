@@ -149,12 +149,16 @@ static void test_bulk_equals_single(void **state) {
   assert_int_equal(miscache_gift_classify_bulk(mc, 1, e, p, N, bulk, NULL, &cached),
                    MISCACHE_OK);
   assert_true(cached >= N / 2); /* MP-1 repeats: later copies hit too */
-  /* one MGET; on a cluster one per slot the keys fall in */
-  if (mt_is_cluster())
-    assert_true(mt_cmdstat_calls(mt_rc, "mget") >= 1);
-  else
+  /* one MGET; on a cluster one read per slot the keys fall in (a lone
+   * key's as GET), none per key beyond that */
+  if (mt_is_cluster()) {
+    long long reads = mt_cmdstat_calls(mt_rc, "mget") +
+                      mt_cmdstat_calls(mt_rc, "get");
+    assert_true(reads >= 1 && reads <= N);
+  } else {
     assert_int_equal(mt_cmdstat_calls(mt_rc, "mget"), 1);
-  assert_int_equal(mt_cmdstat_calls(mt_rc, "get"), 0);
+    assert_int_equal(mt_cmdstat_calls(mt_rc, "get"), 0);
+  }
   for (int i = 0; i < N; i++) {
     miscache_gift_classification_t one;
     miscache_source_t src;
