@@ -24,6 +24,7 @@
  * - A lost connection or a refused connect reloads the map (at most once
  *   per RELOAD_PAUSE_MS), which is how a promoted replica is found.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,7 @@
 /* ---- key slots ---------------------------------------------------------- */
 
 static uint16_t crc16_table[256];
-static bool crc16_ready;
+static pthread_once_t crc16_once = PTHREAD_ONCE_INIT;
 
 static void crc16_init(void) {
   for (unsigned i = 0; i < 256; i++) {
@@ -49,11 +50,10 @@ static void crc16_init(void) {
       c = (uint16_t)(c & 0x8000 ? (c << 1) ^ 0x1021 : c << 1);
     crc16_table[i] = c;
   }
-  crc16_ready = true;
 }
 
 static uint16_t crc16(const char *buf, size_t len) {
-  if (!crc16_ready) crc16_init(); /* idempotent: a race writes equal values */
+  pthread_once(&crc16_once, crc16_init); /* the pool's threads share it */
   uint16_t crc = 0;
   for (size_t i = 0; i < len; i++)
     crc = (uint16_t)((crc << 8) ^
