@@ -19,6 +19,7 @@
 #include "gift.h"
 #include "events.h"
 #include "monitor.h"
+#include "queue.h"
 #include <miscache/version.h>
 
 #ifdef __cplusplus

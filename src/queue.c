@@ -1,0 +1,724 @@
+/*
+ * Work queues on Redis Streams (see queue.h for the keys and the model).
+ * Enqueue and dead-lettering are Lua scripts (EVALSHA, EVAL on NOSCRIPT),
+ * so a batch of messages and the count of what the length cap trimmed, or
+ * the move of an entry to the dead-letter stream, are each one atomic step.
+ */
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include "internal.h"
+
+/* ---- scripts ----------------------------------------------------------- */
+
+/* KEYS: stream, trimmed counter. ARGV: maxlen, then msg_id, body pairs.
+ * Returns the entry ids. */
+static const char lua_enqueue[] =
+    "local t = redis.call('TIME')\n"
+    "local ms = tostring(t[1] * 1000 + math.floor(t[2] / 1000))\n"
+    "local ids = {}\n"
+    "for i = 2, #ARGV, 2 do\n"
+    "  ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'msg_id', ARGV[i],\n"
+    "    'enqueued_ms', ms, 'body', ARGV[i + 1])\n"
+    "end\n"
+    "local dropped = redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])\n"
+    "if dropped > 0 then redis.call('INCRBY', KEYS[2], dropped) end\n"
+    "return ids\n";
+
+/* KEYS: stream, dead stream, errors hash. ARGV: group, id, deliveries,
+ * error when none was recorded. Moves the entry; returns 1 (0: it was
+ * gone already, only acked). */
+static const char lua_dead[] =
+    "local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])\n"
+    "local err = redis.call('HGET', KEYS[3], ARGV[2]) or ARGV[4]\n"
+    "if #e == 1 then\n"
+    "  local f = e[1][2]\n"
+    "  table.insert(f, 'error') table.insert(f, err)\n"
+    "  table.insert(f, 'deliveries') table.insert(f, ARGV[3])\n"
+    "  table.insert(f, 'original_id') table.insert(f, ARGV[2])\n"
+    "  redis.call('XADD', KEYS[2], '*', unpack(f))\n"
+    "end\n"
+    "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
+    "redis.call('XDEL', KEYS[1], ARGV[2])\n"
+    "redis.call('HDEL', KEYS[3], ARGV[2])\n"
+    "return #e\n";
+
+static char sha_enqueue[41], sha_dead[41];
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+
+static void sha_hex(const char *src, char out[41]) {
+  unsigned char d[SHA_DIGEST_LENGTH];
+  SHA1((const unsigned char *)src, strlen(src), d);
+  for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+    snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void make_shas(void) {
+  sha_hex(lua_enqueue, sha_enqueue);
+  sha_hex(lua_dead, sha_dead);
+}
+
+/* EVALSHA (EVAL on NOSCRIPT) over full keys; the reply is the caller's. */
+static miscache_status_t script(miscache_t *mc, const char *src,
+                                const char *sha, int nkeys,
+                                const char *const *keys, size_t nargs,
+                                const char *const *args, const size_t *alens,
+                                miscache__reply_t **out) {
+  size_t argc = 3 + (size_t)nkeys + nargs;
+  const char **argv = calloc(argc, sizeof *argv);
+  size_t *lens = calloc(argc, sizeof *lens);
+  if (!argv || !lens) {
+    free(argv);
+    free(lens);
+    miscache__set_err(mc, "out of memory for a script of %zu arguments",
+                      nargs);
+    return MISCACHE_ERR_NOMEM;
+  }
+  char nk[16];
+  argv[1] = sha, lens[1] = 40;
+  argv[2] = nk, lens[2] = (size_t)snprintf(nk, sizeof nk, "%d", nkeys);
+  for (int i = 0; i < nkeys; i++)
+    argv[3 + i] = keys[i], lens[3 + i] = strlen(keys[i]);
+  for (size_t i = 0; i < nargs; i++)
+    argv[3 + nkeys + i] = args[i],
+               lens[3 + nkeys + i] = alens ? alens[i] : strlen(args[i]);
+  miscache_status_t st = MISCACHE_OK;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    argv[0] = attempt ? "EVAL" : "EVALSHA";
+    lens[0] = strlen(argv[0]);
+    if (attempt) argv[1] = src, lens[1] = strlen(src);
+    miscache__cmd_t cmd = {(int)argc, argv, lens};
+    st = miscache__dispatch(mc, MISCACHE_DB_QUEUE, 1, &cmd, out, 0);
+    if (st != MISCACHE_OK || attempt ||
+        miscache__reply_type(*out) != MISCACHE__R_ERROR ||
+        strncmp(miscache__reply_str(*out, NULL), "NOSCRIPT", 8) != 0)
+      break;
+    miscache__reply_free(*out);
+    *out = NULL;
+  }
+  free(argv);
+  free(lens);
+  return st;
+}
+
+/* ---- names and keys --------------------------------------------------- */
+
+typedef struct {
+  miscache__fullkey_t stream, dead, trimmed, errors;
+  char lk[4][96]; /* logical keys */
+} qkeys_t;
+
+static bool name_ok(const char *name) {
+  size_t n = name ? strlen(name) : 0;
+  if (n == 0 || n > 64) return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+      return false;
+  }
+  return true;
+}
+
+static void qkeys_done(qkeys_t *k) {
+  miscache__fullkey_done(&k->stream);
+  miscache__fullkey_done(&k->dead);
+  miscache__fullkey_done(&k->trimmed);
+  miscache__fullkey_done(&k->errors);
+}
+
+static miscache_status_t qkeys(miscache_t *mc, const char *name, qkeys_t *k) {
+  memset(k, 0, sizeof *k);
+  if (!name_ok(name)) {
+    miscache__set_err(mc, "queue name \"%.80s\": use 1 to 64 letters, digits "
+                          "or _-.", name ? name : "(null)");
+    return MISCACHE_ERR_KEY;
+  }
+  static const char *const suffix[4] = {"", ":dead", ":trimmed", ":errors"};
+  miscache__fullkey_t *fk[4] = {&k->stream, &k->dead, &k->trimmed, &k->errors};
+  for (int i = 0; i < 4; i++) {
+    snprintf(k->lk[i], sizeof k->lk[i], "queue:{%s}%s", name, suffix[i]);
+    miscache_status_t st = miscache__fullkey(mc, k->lk[i], fk[i]);
+    if (st != MISCACHE_OK) {
+      qkeys_done(k);
+      return st;
+    }
+  }
+  return MISCACHE_OK;
+}
+
+static bool word_ok(miscache_t *mc, const char *what, const char *w) {
+  size_t n = w ? strlen(w) : 0;
+  if (n > 0 && n < MISCACHE_QUEUE_ID_SIZE && !strpbrk(w, " \r\n")) return true;
+  miscache__set_err(mc, "%s \"%.60s\": 1 to %d characters, no spaces", what,
+                    w ? w : "(null)", MISCACHE_QUEUE_ID_SIZE - 1);
+  return false;
+}
+
+static void opts_or_defaults(const miscache_queue_opts_t *in,
+                             miscache_queue_opts_t *o) {
+  memset(o, 0, sizeof *o);
+  if (in) *o = *in;
+  if (!o->maxlen) o->maxlen = 1000000;
+  if (!o->max_deliveries) o->max_deliveries = 5;
+  if (!o->reclaim_idle_ms) o->reclaim_idle_ms = 60000;
+}
+
+/* One command on the queue db; the reply is the caller's. */
+static miscache_status_t cmd1(miscache_t *mc, int argc, const char *const *argv,
+                              miscache__reply_t **r, unsigned flags) {
+  size_t lens[16];
+  for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+  miscache__cmd_t c = {argc, argv, lens};
+  return miscache__dispatch(mc, MISCACHE_DB_QUEUE, 1, &c, r, flags);
+}
+
+static miscache_status_t err_reply(miscache_t *mc, miscache__reply_t *r,
+                                   const char *what) {
+  miscache_status_t st =
+      miscache__reply_error(r, what, mc->err, sizeof mc->err);
+  miscache__reply_free(r);
+  return st;
+}
+
+/* ---- enqueue -------------------------------------------------------------- */
+
+miscache_status_t miscache_queue_enqueue(miscache_t *mc, const char *name,
+                                         size_t n, const json_t *const bodies[],
+                                         const char *const msg_ids[],
+                                         const miscache_queue_opts_t *opts,
+                                         char (*ids_out)[MISCACHE_QUEUE_ID_SIZE]) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (n == 0) return MISCACHE_OK;
+  if (!bodies || n > 1000000) {
+    miscache__set_err(mc, "miscache_queue_enqueue: %s",
+                      bodies ? "more than 1,000,000 messages" : "bodies NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  miscache_queue_opts_t o;
+  opts_or_defaults(opts, &o);
+  qkeys_t k;
+  miscache_status_t st = qkeys(mc, name, &k);
+  if (st != MISCACHE_OK) return st;
+  pthread_once(&sha_once, make_shas);
+  size_t nargs = 1 + 2 * n;
+  const char **args = calloc(nargs, sizeof *args);
+  size_t *alens = calloc(nargs, sizeof *alens);
+  char **bufs = calloc(n, sizeof *bufs);
+  char (*uuids)[40] = calloc(n, sizeof *uuids);
+  char maxlen[24];
+  miscache__reply_t *r = NULL;
+  if (!args || !alens || !bufs || !uuids) {
+    st = MISCACHE_ERR_NOMEM;
+    miscache__set_err(mc, "out of memory for %zu messages", n);
+    goto done;
+  }
+  args[0] = maxlen;
+  alens[0] = (size_t)snprintf(maxlen, sizeof maxlen, "%llu",
+                              (unsigned long long)o.maxlen);
+  for (size_t i = 0; i < n; i++) {
+    const char *mid = msg_ids ? msg_ids[i] : NULL;
+    if (mid && !word_ok(mc, "msg id", mid)) {
+      st = MISCACHE_ERR_KEY;
+      goto done;
+    }
+    if (!mid) {
+      uuid_t u;
+      uuid_generate_random(u);
+      uuid_unparse_lower(u, uuids[i]);
+      mid = uuids[i];
+    }
+    if (!bodies[i] || !(bufs[i] = miscache__encode(bodies[i], &alens[2 + 2 * i]))) {
+      st = bodies[i] ? MISCACHE_ERR_ENCODE : MISCACHE_ERR_INVALID;
+      miscache__set_err(mc, "message %zu of queue %s: %s", i, name,
+                        bodies[i] ? "cannot be encoded as JSON" : "NULL body");
+      goto done;
+    }
+    args[1 + 2 * i] = mid;
+    alens[1 + 2 * i] = strlen(mid);
+    args[2 + 2 * i] = bufs[i];
+  }
+  const char *keys[2] = {k.stream.ptr, k.trimmed.ptr};
+  st = script(mc, lua_enqueue, sha_enqueue, 2, keys, nargs, args, alens, &r);
+  if (st != MISCACHE_OK) goto done;
+  if (miscache__reply_type(r) != MISCACHE__R_ARRAY ||
+      miscache__reply_count(r) != n) {
+    st = miscache__reply_type(r) == MISCACHE__R_ERROR
+             ? miscache__reply_error(r, "queue enqueue", mc->err, sizeof mc->err)
+             : MISCACHE_ERR_REPLY;
+    if (st == MISCACHE_ERR_REPLY)
+      miscache__set_err(mc, "queue enqueue: unexpected reply");
+    goto done;
+  }
+  for (size_t i = 0; ids_out && i < n; i++)
+    snprintf(ids_out[i], MISCACHE_QUEUE_ID_SIZE, "%s",
+             miscache__reply_str(miscache__reply_at(r, i), NULL));
+done:
+  miscache__reply_free(r);
+  for (size_t i = 0; bufs && i < n; i++) free(bufs[i]);
+  free(bufs);
+  free(uuids);
+  free(args);
+  free(alens);
+  qkeys_done(&k);
+  return st;
+}
+
+/* ---- reading entries ---------------------------------------------------- */
+
+void miscache_queue_msg_clear(miscache_queue_msg_t *m) {
+  if (!m) return;
+  json_decref(m->body);
+  memset(m, 0, sizeof *m);
+}
+
+/* Fill m from one entry [id, [field, value, ...]]. false when its body is
+ * not JSON (why says so). */
+static bool entry_to_msg(const miscache__reply_t *e, miscache_queue_msg_t *m,
+                         char *why, size_t whylen) {
+  memset(m, 0, sizeof *m);
+  const miscache__reply_t *id = miscache__reply_at(e, 0);
+  const miscache__reply_t *f = miscache__reply_at(e, 1);
+  snprintf(m->id, sizeof m->id, "%s", id ? miscache__reply_str(id, NULL) : "");
+  size_t nf = f ? miscache__reply_count(f) : 0;
+  for (size_t i = 0; i + 1 < nf; i += 2) {
+    const char *name = miscache__reply_str(miscache__reply_at(f, i), NULL);
+    size_t vlen;
+    const char *v = miscache__reply_str(miscache__reply_at(f, i + 1), &vlen);
+    if (strcmp(name, "msg_id") == 0)
+      snprintf(m->msg_id, sizeof m->msg_id, "%s", v);
+    else if (strcmp(name, "enqueued_ms") == 0)
+      m->enqueued_ms = strtoll(v, NULL, 10);
+    else if (strcmp(name, "deliveries") == 0)
+      m->deliveries = strtoull(v, NULL, 10);
+    else if (strcmp(name, "body") == 0 && !m->body)
+      m->body = miscache__decode(v, vlen, why, whylen);
+  }
+  if (!m->body && why[0] == 0) snprintf(why, whylen, "no body field");
+  return m->body != NULL;
+}
+
+static miscache_status_t dead_letter(miscache_t *mc, qkeys_t *k,
+                                     const char *group, const char *id,
+                                     uint64_t deliveries, const char *why) {
+  pthread_once(&sha_once, make_shas);
+  char d[24];
+  snprintf(d, sizeof d, "%llu", (unsigned long long)deliveries);
+  const char *keys[3] = {k->stream.ptr, k->dead.ptr, k->errors.ptr};
+  const char *args[4] = {group, id, d, why};
+  miscache__reply_t *r = NULL;
+  miscache_status_t st =
+      script(mc, lua_dead, sha_dead, 3, keys, 4, args, NULL, &r);
+  if (st == MISCACHE_OK && miscache__reply_type(r) == MISCACHE__R_ERROR)
+    return err_reply(mc, r, "queue dead letter");
+  miscache__reply_free(r);
+  return st;
+}
+
+static miscache_status_t create_group(miscache_t *mc, qkeys_t *k,
+                                      const char *group) {
+  const char *argv[6] = {"XGROUP", "CREATE", k->stream.ptr, group, "0",
+                         "MKSTREAM"};
+  miscache__reply_t *r = NULL;
+  miscache_status_t st = cmd1(mc, 6, argv, &r, MISCACHE__IDEMPOTENT);
+  if (st != MISCACHE_OK) return st;
+  if (miscache__reply_type(r) == MISCACHE__R_ERROR &&
+      strncmp(miscache__reply_str(r, NULL), "BUSYGROUP", 9) != 0)
+    return err_reply(mc, r, "XGROUP CREATE");
+  miscache__reply_free(r);
+  return MISCACHE_OK;
+}
+
+/* The entries of an XREADGROUP/XAUTOCLAIM list into out[], dead-lettering
+ * those whose body is not JSON. */
+static miscache_status_t take_entries(miscache_t *mc, qkeys_t *k,
+                                      const char *group,
+                                      const miscache__reply_t *list,
+                                      uint64_t deliveries,
+                                      miscache_queue_msg_t *out, size_t max,
+                                      size_t *got) {
+  size_t n = miscache__reply_count(list);
+  miscache_status_t st = MISCACHE_OK;
+  for (size_t i = 0; i < n && *got < max; i++) {
+    const miscache__reply_t *e = miscache__reply_at(list, i);
+    if (miscache__reply_type(miscache__reply_at(e, 1)) != MISCACHE__R_ARRAY)
+      continue; /* an entry deleted while pending */
+    char why[160] = "";
+    miscache_queue_msg_t *m = &out[*got];
+    if (entry_to_msg(e, m, why, sizeof why)) {
+      m->deliveries = deliveries;
+      (*got)++;
+      continue;
+    }
+    char what[200];
+    snprintf(what, sizeof what, "body is not JSON: %s", why);
+    st = dead_letter(mc, k, group, m->id, deliveries, what);
+    if (st != MISCACHE_OK) break;
+  }
+  return st;
+}
+
+static miscache_status_t check_args(miscache_t *mc, const char *group,
+                                    const char *consumer, size_t max,
+                                    miscache_queue_msg_t *out, size_t *got) {
+  if (got) *got = 0;
+  if (!got || !out || max == 0 || max > 100000) {
+    miscache__set_err(mc, "queue: out/got NULL or max not in 1..100000");
+    return MISCACHE_ERR_INVALID;
+  }
+  if (!word_ok(mc, "group", group) ||
+      (consumer && !word_ok(mc, "consumer", consumer)))
+    return MISCACHE_ERR_KEY;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_queue_pull(miscache_t *mc, const char *name,
+                                      const char *group, const char *consumer,
+                                      size_t max, int block_ms,
+                                      miscache_queue_msg_t *out, size_t *got) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  miscache_status_t st = check_args(mc, group, consumer, max, out, got);
+  if (st == MISCACHE_OK && (!consumer || block_ms < 0)) {
+    miscache__set_err(mc, "queue pull: consumer NULL or block_ms < 0");
+    st = MISCACHE_ERR_INVALID;
+  }
+  if (st != MISCACHE_OK) return st;
+  qkeys_t k;
+  if ((st = qkeys(mc, name, &k)) != MISCACHE_OK) return st;
+  char count[24], block[24];
+  snprintf(count, sizeof count, "%zu", max);
+  snprintf(block, sizeof block, "%d", block_ms);
+  const char *argv[11] = {"XREADGROUP", "GROUP", group, consumer, "COUNT",
+                          count, "BLOCK", block, "STREAMS", k.stream.ptr, ">"};
+  if (block_ms == 0) { /* no BLOCK: answer at once */
+    argv[6] = "STREAMS", argv[7] = k.stream.ptr, argv[8] = ">";
+  }
+  int argc = block_ms == 0 ? 9 : 11;
+  miscache__reply_t *r = NULL;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    st = cmd1(mc, argc, argv, &r, 0);
+    if (st != MISCACHE_OK) break;
+    if (miscache__reply_type(r) == MISCACHE__R_ERROR &&
+        strncmp(miscache__reply_str(r, NULL), "NOGROUP", 7) == 0 && !attempt) {
+      miscache__reply_free(r);
+      r = NULL;
+      if ((st = create_group(mc, &k, group)) != MISCACHE_OK) break;
+      continue;
+    }
+    break;
+  }
+  if (st == MISCACHE_OK) {
+    if (miscache__reply_type(r) == MISCACHE__R_ERROR) {
+      st = err_reply(mc, r, "XREADGROUP");
+      r = NULL;
+    } else if (miscache__reply_type(r) == MISCACHE__R_ARRAY) {
+      const miscache__reply_t *s0 = miscache__reply_at(r, 0);
+      st = take_entries(mc, &k, group, miscache__reply_at(s0, 1), 1, out, max,
+                        got);
+    } /* nil: nothing came within block_ms */
+  }
+  miscache__reply_free(r);
+  qkeys_done(&k);
+  return st;
+}
+
+miscache_status_t miscache_queue_reclaim(miscache_t *mc, const char *name,
+                                         const char *group,
+                                         const char *consumer, size_t max,
+                                         const miscache_queue_opts_t *opts,
+                                         miscache_queue_msg_t *out, size_t *got,
+                                         size_t *dead) {
+  if (dead) *dead = 0;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  miscache_status_t st = check_args(mc, group, consumer, max, out, got);
+  if (st == MISCACHE_OK && !consumer) {
+    miscache__set_err(mc, "queue reclaim: consumer NULL");
+    st = MISCACHE_ERR_INVALID;
+  }
+  if (st != MISCACHE_OK) return st;
+  miscache_queue_opts_t o;
+  opts_or_defaults(opts, &o);
+  qkeys_t k;
+  if ((st = qkeys(mc, name, &k)) != MISCACHE_OK) return st;
+  char idle[24], count[24];
+  snprintf(idle, sizeof idle, "%lld", (long long)o.reclaim_idle_ms);
+  snprintf(count, sizeof count, "%zu", max);
+  /* 1. who is pending long enough, and how often was each delivered */
+  const char *pa[8] = {"XPENDING", k.stream.ptr, group, "IDLE", idle,
+                       "-",        "+",          count};
+  miscache__reply_t *pr = NULL, *cr = NULL;
+  st = cmd1(mc, 8, pa, &pr, MISCACHE__IDEMPOTENT);
+  if (st != MISCACHE_OK) goto done;
+  if (miscache__reply_type(pr) == MISCACHE__R_ERROR) {
+    if (strncmp(miscache__reply_str(pr, NULL), "NOGROUP", 7) == 0) goto done;
+    st = err_reply(mc, pr, "XPENDING");
+    pr = NULL;
+    goto done;
+  }
+  size_t np = miscache__reply_count(pr);
+  /* 2. the ones tried max_deliveries times: dead letters */
+  for (size_t i = 0; i < np; i++) {
+    const miscache__reply_t *e = miscache__reply_at(pr, i);
+    uint64_t d = (uint64_t)miscache__reply_int(miscache__reply_at(e, 3));
+    if (d < o.max_deliveries) continue;
+    st = dead_letter(mc, &k, group,
+                     miscache__reply_str(miscache__reply_at(e, 0), NULL), d,
+                     "delivered max_deliveries times without an ack");
+    if (st != MISCACHE_OK) goto done;
+    if (dead) (*dead)++;
+  }
+  if (np == 0) goto done;
+  /* 3. the rest to this consumer */
+  const char *ca[9] = {"XAUTOCLAIM", k.stream.ptr, group, consumer, idle,
+                       "0-0",        "COUNT",      count, NULL};
+  st = cmd1(mc, 8, ca, &cr, 0);
+  if (st != MISCACHE_OK) goto done;
+  if (miscache__reply_type(cr) == MISCACHE__R_ERROR) {
+    st = err_reply(mc, cr, "XAUTOCLAIM");
+    cr = NULL;
+    goto done;
+  }
+  const miscache__reply_t *list = miscache__reply_at(cr, 1);
+  size_t before = *got;
+  st = take_entries(mc, &k, group, list, 0, out, max, got);
+  /* deliveries: XPENDING's count, plus this claim */
+  for (size_t i = before; i < *got; i++) {
+    out[i].deliveries = 1;
+    for (size_t j = 0; j < np; j++) {
+      const miscache__reply_t *e = miscache__reply_at(pr, j);
+      if (strcmp(miscache__reply_str(miscache__reply_at(e, 0), NULL),
+                 out[i].id) == 0)
+        out[i].deliveries =
+            (uint64_t)miscache__reply_int(miscache__reply_at(e, 3)) + 1;
+    }
+  }
+done:
+  miscache__reply_free(pr);
+  miscache__reply_free(cr);
+  qkeys_done(&k);
+  return st;
+}
+
+miscache_status_t miscache_queue_ack(miscache_t *mc, const char *name,
+                                     const char *group, const char *id) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!word_ok(mc, "group", group) || !word_ok(mc, "entry id", id))
+    return MISCACHE_ERR_KEY;
+  qkeys_t k;
+  miscache_status_t st = qkeys(mc, name, &k);
+  if (st != MISCACHE_OK) return st;
+  const char *a1[4] = {"XACK", k.stream.ptr, group, id};
+  const char *a2[3] = {"XDEL", k.stream.ptr, id};
+  const char *a3[3] = {"HDEL", k.errors.ptr, id};
+  size_t l1[4], l2[3], l3[3];
+  for (int i = 0; i < 4; i++) l1[i] = strlen(a1[i]);
+  for (int i = 0; i < 3; i++) l2[i] = strlen(a2[i]), l3[i] = strlen(a3[i]);
+  miscache__cmd_t cmds[3] = {{4, a1, l1}, {3, a2, l2}, {3, a3, l3}};
+  miscache__reply_t *r[3] = {NULL, NULL, NULL};
+  st = miscache__dispatch(mc, MISCACHE_DB_QUEUE, 3, cmds, r,
+                          MISCACHE__IDEMPOTENT);
+  for (int i = 0; st == MISCACHE_OK && i < 3; i++)
+    if (miscache__reply_type(r[i]) == MISCACHE__R_ERROR) {
+      st = miscache__reply_error(r[i], a1[0], mc->err, sizeof mc->err);
+    }
+  for (int i = 0; i < 3; i++) miscache__reply_free(r[i]);
+  qkeys_done(&k);
+  return st;
+}
+
+miscache_status_t miscache_queue_fail(miscache_t *mc, const char *name,
+                                      const char *id, const char *error) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!word_ok(mc, "entry id", id)) return MISCACHE_ERR_KEY;
+  qkeys_t k;
+  miscache_status_t st = qkeys(mc, name, &k);
+  if (st != MISCACHE_OK) return st;
+  const char *argv[4] = {"HSET", k.errors.ptr, id,
+                         error && error[0] ? error : "failed"};
+  miscache__reply_t *r = NULL;
+  st = cmd1(mc, 4, argv, &r, MISCACHE__IDEMPOTENT);
+  if (st == MISCACHE_OK && miscache__reply_type(r) == MISCACHE__R_ERROR) {
+    st = err_reply(mc, r, "HSET");
+    r = NULL;
+  }
+  miscache__reply_free(r);
+  qkeys_done(&k);
+  return st;
+}
+
+static miscache_status_t handle_all(miscache_t *mc, const char *name,
+                                    const char *group, miscache_queue_msg_t *m,
+                                    size_t n, miscache_queue_handler_fn handler,
+                                    void *ud, size_t *handled) {
+  miscache_status_t st = MISCACHE_OK;
+  for (size_t i = 0; i < n; i++) {
+    char err[MISCACHE_ERRMSG_SIZE] = "";
+    miscache_status_t hs = handler(ud, &m[i], err, sizeof err);
+    if (handled) (*handled)++;
+    miscache_status_t s2 =
+        hs == MISCACHE_OK
+            ? miscache_queue_ack(mc, name, group, m[i].id)
+            : miscache_queue_fail(mc, name, m[i].id,
+                                  err[0] ? err : miscache_strerror(hs));
+    if (st == MISCACHE_OK) st = s2;
+    miscache_queue_msg_clear(&m[i]);
+  }
+  return st;
+}
+
+miscache_status_t miscache_queue_consume(miscache_t *mc, const char *name,
+                                         const char *group,
+                                         const char *consumer, size_t batch,
+                                         int block_ms,
+                                         const miscache_queue_opts_t *opts,
+                                         miscache_queue_handler_fn handler,
+                                         void *userdata, size_t *handled) {
+  if (handled) *handled = 0;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!handler || batch == 0 || batch > 100000) {
+    miscache__set_err(mc, "queue consume: handler NULL or batch not in "
+                          "1..100000");
+    return MISCACHE_ERR_INVALID;
+  }
+  miscache_queue_msg_t *m = calloc(batch, sizeof *m);
+  if (!m) {
+    miscache__set_err(mc, "out of memory for a batch of %zu", batch);
+    return MISCACHE_ERR_NOMEM;
+  }
+  size_t got = 0;
+  miscache_status_t st = miscache_queue_reclaim(mc, name, group, consumer,
+                                                batch, opts, m, &got, NULL);
+  if (st == MISCACHE_OK && got)
+    st = handle_all(mc, name, group, m, got, handler, userdata, handled);
+  if (st == MISCACHE_OK) {
+    got = 0;
+    st = miscache_queue_pull(mc, name, group, consumer, batch, block_ms, m,
+                             &got);
+    if (st == MISCACHE_OK)
+      st = handle_all(mc, name, group, m, got, handler, userdata, handled);
+  }
+  for (size_t i = 0; i < batch; i++) miscache_queue_msg_clear(&m[i]);
+  free(m);
+  return st;
+}
+
+/* ---- figures ----------------------------------------------------------------- */
+
+miscache_status_t miscache_queue_info(miscache_t *mc, const char *name,
+                                      const char *group,
+                                      miscache_queue_info_t *out) {
+  if (out) memset(out, 0, sizeof *out);
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "miscache_queue_info: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  out->oldest_age_ms = -1;
+  qkeys_t k;
+  miscache_status_t st = qkeys(mc, name, &k);
+  if (st != MISCACHE_OK) return st;
+  const char *a[6][6] = {{"XLEN", k.stream.ptr},
+                         {"XINFO", "GROUPS", k.stream.ptr},
+                         {"XRANGE", k.stream.ptr, "-", "+", "COUNT", "1"},
+                         {"XLEN", k.dead.ptr},
+                         {"GET", k.trimmed.ptr},
+                         {"TIME"}};
+  int argc[6] = {2, 3, 6, 2, 2, 1};
+  size_t l[6][6];
+  miscache__cmd_t cmds[6];
+  for (int i = 0; i < 6; i++) {
+    for (int j = 0; j < argc[i]; j++) l[i][j] = strlen(a[i][j]);
+    cmds[i] = (miscache__cmd_t){argc[i], a[i], l[i]};
+  }
+  miscache__reply_t *r[6] = {NULL};
+  st = miscache__dispatch(mc, MISCACHE_DB_QUEUE, 6, cmds, r,
+                          MISCACHE__IDEMPOTENT);
+  if (st != MISCACHE_OK) goto done;
+  out->length = (uint64_t)miscache__reply_int(r[0]);
+  out->dead = (uint64_t)miscache__reply_int(r[3]);
+  out->trimmed = strtoull(miscache__reply_str(r[4], NULL), NULL, 10);
+  /* XINFO GROUPS: [[name, g, consumers, n, pending, n, ...], ...] (an error
+   * when the stream does not exist) */
+  size_t ng = miscache__reply_type(r[1]) == MISCACHE__R_ARRAY
+                  ? miscache__reply_count(r[1])
+                  : 0;
+  for (size_t gi = 0; gi < ng; gi++) {
+    const miscache__reply_t *g = miscache__reply_at(r[1], gi);
+    bool mine = !group;
+    uint64_t consumers = 0, pending = 0;
+    for (size_t f = 0; f + 1 < miscache__reply_count(g); f += 2) {
+      const char *fn = miscache__reply_str(miscache__reply_at(g, f), NULL);
+      const miscache__reply_t *v = miscache__reply_at(g, f + 1);
+      if (strcmp(fn, "name") == 0 && group)
+        mine = strcmp(miscache__reply_str(v, NULL), group) == 0;
+      else if (strcmp(fn, "consumers") == 0)
+        consumers = (uint64_t)miscache__reply_int(v);
+      else if (strcmp(fn, "pending") == 0)
+        pending = (uint64_t)miscache__reply_int(v);
+    }
+    if (mine) {
+      out->consumers = consumers;
+      out->pending = pending;
+      break;
+    }
+  }
+  const miscache__reply_t *first = miscache__reply_at(r[2], 0);
+  if (first && miscache__reply_count(r[5]) == 2) {
+    long long oldest =
+        strtoll(miscache__reply_str(miscache__reply_at(first, 0), NULL), NULL,
+                10);
+    long long now_ms =
+        strtoll(miscache__reply_str(miscache__reply_at(r[5], 0), NULL), NULL,
+                10) * 1000 +
+        strtoll(miscache__reply_str(miscache__reply_at(r[5], 1), NULL), NULL,
+                10) / 1000;
+    out->oldest_age_ms = now_ms - oldest;
+  }
+done:
+  for (int i = 0; i < 6; i++) miscache__reply_free(r[i]);
+  qkeys_done(&k);
+  return st;
+}
+
+miscache_status_t miscache_queue_dead(miscache_t *mc, const char *name,
+                                      size_t max, miscache_queue_msg_t *out,
+                                      char **errors, size_t *got) {
+  if (got) *got = 0;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out || !got || max == 0 || max > 100000) {
+    miscache__set_err(mc, "queue dead: out/got NULL or max not in 1..100000");
+    return MISCACHE_ERR_INVALID;
+  }
+  qkeys_t k;
+  miscache_status_t st = qkeys(mc, name, &k);
+  if (st != MISCACHE_OK) return st;
+  char count[24];
+  snprintf(count, sizeof count, "%zu", max);
+  const char *argv[6] = {"XRANGE", k.dead.ptr, "-", "+", "COUNT", count};
+  miscache__reply_t *r = NULL;
+  st = cmd1(mc, 6, argv, &r, MISCACHE__IDEMPOTENT);
+  size_t n = st == MISCACHE_OK ? miscache__reply_count(r) : 0;
+  for (size_t i = 0; i < n && *got < max; i++) {
+    const miscache__reply_t *e = miscache__reply_at(r, i);
+    char why[160] = "";
+    miscache_queue_msg_t *m = &out[*got];
+    entry_to_msg(e, m, why, sizeof why); /* a dead letter's body may be bad */
+    if (errors) {
+      errors[*got] = NULL;
+      const miscache__reply_t *f = miscache__reply_at(e, 1);
+      for (size_t j = 0; j + 1 < miscache__reply_count(f); j += 2)
+        if (strcmp(miscache__reply_str(miscache__reply_at(f, j), NULL),
+                   "error") == 0)
+          errors[*got] =
+              strdup(miscache__reply_str(miscache__reply_at(f, j + 1), NULL));
+    }
+    (*got)++;
+  }
+  miscache__reply_free(r);
+  qkeys_done(&k);
+  return st;
+}
