@@ -9,25 +9,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uuid/uuid.h>
+#include <time.h>
 
 #include "internal.h"
 
 /* ---- scripts ----------------------------------------------------------- */
 
-/* KEYS: stream, trimmed counter. ARGV: maxlen, then msg_id, body pairs.
- * Returns the entry ids. */
-static const char lua_enqueue[] =
-    "local t = redis.call('TIME')\n"
-    "local ms = tostring(t[1] * 1000 + math.floor(t[2] / 1000))\n"
-    "local ids = {}\n"
-    "for i = 2, #ARGV, 2 do\n"
-    "  ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'msg_id', ARGV[i],\n"
-    "    'enqueued_ms', ms, 'body', ARGV[i + 1])\n"
-    "end\n"
-    "local dropped = redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])\n"
-    "if dropped > 0 then redis.call('INCRBY', KEYS[2], dropped) end\n"
-    "return ids\n";
+/* KEYS: stream, trimmed counter. ARGV: maxlen. Trims to about maxlen and
+ * counts what went. */
+static const char lua_trim[] =
+    "local d = redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])\n"
+    "if d > 0 then redis.call('INCRBY', KEYS[2], d) end\n"
+    "return d\n";
 
 /* KEYS: stream, dead stream, errors hash. ARGV: group, id, deliveries,
  * error when none was recorded. Moves the entry; returns 1 (0: it was
@@ -47,7 +40,7 @@ static const char lua_dead[] =
     "redis.call('HDEL', KEYS[3], ARGV[2])\n"
     "return #e\n";
 
-static char sha_enqueue[41], sha_dead[41];
+static char sha_trim[41], sha_dead[41];
 static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
 
 static void sha_hex(const char *src, char out[41]) {
@@ -58,7 +51,7 @@ static void sha_hex(const char *src, char out[41]) {
 }
 
 static void make_shas(void) {
-  sha_hex(lua_enqueue, sha_enqueue);
+  sha_hex(lua_trim, sha_trim);
   sha_hex(lua_dead, sha_dead);
 }
 
@@ -187,6 +180,17 @@ static miscache_status_t err_reply(miscache_t *mc, miscache__reply_t *r,
 
 /* ---- enqueue -------------------------------------------------------------- */
 
+/* A version-4 UUID from the handle's generator: an idempotency id, not a
+ * secret (no system call per message). */
+static void make_uuid(miscache_t *mc, char out[37]) {
+  uint64_t a = miscache__rand(mc), b = miscache__rand(mc);
+  a = (a & ~UINT64_C(0xF000)) | UINT64_C(0x4000);              /* version 4 */
+  b = (b & ~(UINT64_C(3) << 62)) | (UINT64_C(2) << 62);        /* variant */
+  snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(a >> 32),
+           (unsigned)(a >> 16) & 0xFFFF, (unsigned)a & 0xFFFF,
+           (unsigned)(b >> 48), (unsigned long long)(b & 0xFFFFFFFFFFFFull));
+}
+
 miscache_status_t miscache_queue_enqueue(miscache_t *mc, const char *name,
                                          size_t n, const json_t *const bodies[],
                                          const char *const msg_ids[],
@@ -205,21 +209,26 @@ miscache_status_t miscache_queue_enqueue(miscache_t *mc, const char *name,
   miscache_status_t st = qkeys(mc, name, &k);
   if (st != MISCACHE_OK) return st;
   pthread_once(&sha_once, make_shas);
-  size_t nargs = 1 + 2 * n;
-  const char **args = calloc(nargs, sizeof *args);
-  size_t *alens = calloc(nargs, sizeof *alens);
+  /* one pipeline: XADD stream * msg_id M enqueued_ms T body B, n times,
+   * then the trim script (the cap's drops counted, never silent) */
+  enum { XA = 9 };
+  const char **argv = calloc(n * XA + 6, sizeof *argv);
+  size_t *lens = calloc(n * XA + 6, sizeof *lens);
   char **bufs = calloc(n, sizeof *bufs);
   char (*uuids)[40] = calloc(n, sizeof *uuids);
-  char maxlen[24];
-  miscache__reply_t *r = NULL;
-  if (!args || !alens || !bufs || !uuids) {
+  miscache__cmd_t *cmds = calloc(n + 1, sizeof *cmds);
+  miscache__reply_t **rs = calloc(n + 1, sizeof *rs);
+  char maxlen[24], now[24];
+  if (!argv || !lens || !bufs || !uuids || !cmds || !rs) {
     st = MISCACHE_ERR_NOMEM;
     miscache__set_err(mc, "out of memory for %zu messages", n);
     goto done;
   }
-  args[0] = maxlen;
-  alens[0] = (size_t)snprintf(maxlen, sizeof maxlen, "%llu",
-                              (unsigned long long)o.maxlen);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  size_t nowlen = (size_t)snprintf(
+      now, sizeof now, "%lld",
+      (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
   for (size_t i = 0; i < n; i++) {
     const char *mid = msg_ids ? msg_ids[i] : NULL;
     if (mid && !word_ok(mc, "msg id", mid)) {
@@ -227,43 +236,72 @@ miscache_status_t miscache_queue_enqueue(miscache_t *mc, const char *name,
       goto done;
     }
     if (!mid) {
-      uuid_t u;
-      uuid_generate_random(u);
-      uuid_unparse_lower(u, uuids[i]);
+      make_uuid(mc, uuids[i]);
       mid = uuids[i];
     }
-    if (!bodies[i] || !(bufs[i] = miscache__encode(bodies[i], &alens[2 + 2 * i]))) {
+    size_t blen = 0;
+    if (!bodies[i] || !(bufs[i] = miscache__encode(bodies[i], &blen))) {
       st = bodies[i] ? MISCACHE_ERR_ENCODE : MISCACHE_ERR_INVALID;
       miscache__set_err(mc, "message %zu of queue %s: %s", i, name,
                         bodies[i] ? "cannot be encoded as JSON" : "NULL body");
       goto done;
     }
-    args[1 + 2 * i] = mid;
-    alens[1 + 2 * i] = strlen(mid);
-    args[2 + 2 * i] = bufs[i];
+    const char **a = argv + XA * i;
+    size_t *l = lens + XA * i;
+    a[0] = "XADD", l[0] = 4;
+    a[1] = k.stream.ptr, l[1] = k.stream.len;
+    a[2] = "*", l[2] = 1;
+    a[3] = "msg_id", l[3] = 6;
+    a[4] = mid, l[4] = strlen(mid);
+    a[5] = "enqueued_ms", l[5] = 11;
+    a[6] = now, l[6] = nowlen;
+    a[7] = "body", l[7] = 4;
+    a[8] = bufs[i], l[8] = blen;
+    cmds[i] = (miscache__cmd_t){XA, a, l};
   }
-  const char *keys[2] = {k.stream.ptr, k.trimmed.ptr};
-  st = script(mc, lua_enqueue, sha_enqueue, 2, keys, nargs, args, alens, &r);
+  const char **t = argv + XA * n;
+  size_t *tl = lens + XA * n;
+  t[0] = "EVALSHA", tl[0] = 7;
+  t[1] = sha_trim, tl[1] = 40;
+  t[2] = "2", tl[2] = 1;
+  t[3] = k.stream.ptr, tl[3] = k.stream.len;
+  t[4] = k.trimmed.ptr, tl[4] = k.trimmed.len;
+  t[5] = maxlen;
+  tl[5] = (size_t)snprintf(maxlen, sizeof maxlen, "%llu",
+                           (unsigned long long)o.maxlen);
+  cmds[n] = (miscache__cmd_t){6, t, tl};
+  st = miscache__dispatch(mc, MISCACHE_DB_QUEUE, n + 1, cmds, rs, 0);
   if (st != MISCACHE_OK) goto done;
-  if (miscache__reply_type(r) != MISCACHE__R_ARRAY ||
-      miscache__reply_count(r) != n) {
-    st = miscache__reply_type(r) == MISCACHE__R_ERROR
-             ? miscache__reply_error(r, "queue enqueue", mc->err, sizeof mc->err)
-             : MISCACHE_ERR_REPLY;
-    if (st == MISCACHE_ERR_REPLY)
-      miscache__set_err(mc, "queue enqueue: unexpected reply");
-    goto done;
+  for (size_t i = 0; i < n; i++)
+    if (miscache__reply_type(rs[i]) != MISCACHE__R_STRING) {
+      st = miscache__reply_type(rs[i]) == MISCACHE__R_ERROR
+               ? miscache__reply_error(rs[i], "XADD", mc->err, sizeof mc->err)
+               : MISCACHE_ERR_REPLY;
+      if (st == MISCACHE_ERR_REPLY) miscache__set_err(mc, "XADD: bad reply");
+      goto done;
+    } else if (ids_out) {
+      snprintf(ids_out[i], MISCACHE_QUEUE_ID_SIZE, "%s",
+               miscache__reply_str(rs[i], NULL));
+    }
+  if (miscache__reply_type(rs[n]) == MISCACHE__R_ERROR) {
+    /* NOSCRIPT: the trim again, as EVAL (the messages are in) */
+    const char *keys[2] = {k.stream.ptr, k.trimmed.ptr};
+    const char *args[1] = {maxlen};
+    miscache__reply_t *r = NULL;
+    st = script(mc, lua_trim, sha_trim, 2, keys, 1, args, NULL, &r);
+    if (st == MISCACHE_OK && miscache__reply_type(r) == MISCACHE__R_ERROR)
+      st = miscache__reply_error(r, "queue trim", mc->err, sizeof mc->err);
+    miscache__reply_free(r);
   }
-  for (size_t i = 0; ids_out && i < n; i++)
-    snprintf(ids_out[i], MISCACHE_QUEUE_ID_SIZE, "%s",
-             miscache__reply_str(miscache__reply_at(r, i), NULL));
 done:
-  miscache__reply_free(r);
+  for (size_t i = 0; rs && i <= n; i++) miscache__reply_free(rs[i]);
   for (size_t i = 0; bufs && i < n; i++) free(bufs[i]);
+  free(rs);
+  free(cmds);
   free(bufs);
   free(uuids);
-  free(args);
-  free(alens);
+  free(argv);
+  free(lens);
   qkeys_done(&k);
   return st;
 }

@@ -502,6 +502,54 @@ static int cmd_classify(miscache_t *mc, int argc, char **argv) {
   return rc;
 }
 
+/* ---- queue --------------------------------------------------------------------- */
+
+static int cmd_queue(miscache_t *mc, int argc, char **argv) {
+  const char *name = NULL, *group = NULL;
+  bool dead = false;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--dead")) dead = true;
+    else if (!strncmp(argv[i], "--group=", 8)) group = argv[i] + 8;
+    else if (!name) name = argv[i];
+    else return usage("queue takes one NAME");
+  }
+  if (!name) return usage("queue: NAME missing");
+  if (dead) {
+    enum { MAX = 100 };
+    miscache_queue_msg_t m[MAX];
+    char *errs[MAX];
+    size_t got = 0;
+    miscache_status_t st = miscache_queue_dead(mc, name, MAX, m, errs, &got);
+    if (st != MISCACHE_OK) return failed(mc, st, "queue --dead");
+    for (size_t i = 0; i < got; i++) {
+      char *body = m[i].body ? json_dumps(m[i].body, JSON_COMPACT) : NULL;
+      printf("%s  msg_id=%s  deliveries=%llu  error=%s\n  %s\n", m[i].id,
+             m[i].msg_id, (unsigned long long)m[i].deliveries,
+             errs[i] ? errs[i] : "-", body ? body : "(body is not JSON)");
+      free(body);
+      free(errs[i]);
+      miscache_queue_msg_clear(&m[i]);
+    }
+    printf("%zu dead letter%s shown (at most %d)\n", got, got == 1 ? "" : "s",
+           MAX);
+    return EX_OK;
+  }
+  miscache_queue_info_t qi;
+  miscache_status_t st = miscache_queue_info(mc, name, group, &qi);
+  if (st != MISCACHE_OK) return failed(mc, st, "queue");
+  printf("queue %s%s%s\n", name, group ? ", group " : "", group ? group : "");
+  printf("  length         %llu\n", (unsigned long long)qi.length);
+  printf("  pending        %llu\n", (unsigned long long)qi.pending);
+  printf("  consumers      %llu\n", (unsigned long long)qi.consumers);
+  if (qi.oldest_age_ms >= 0)
+    printf("  oldest age     %.1f s\n", (double)qi.oldest_age_ms / 1000.0);
+  else
+    printf("  oldest age     -\n");
+  printf("  dead letters   %llu\n", (unsigned long long)qi.dead);
+  printf("  trimmed by cap %llu\n", (unsigned long long)qi.trimmed);
+  return EX_OK;
+}
+
 /* ---- main -------------------------------------------------------------------------- */
 
 static const struct command {
@@ -539,6 +587,10 @@ static const struct command {
     {"health", cmd_health, "health COMPANY [--date YYYYMMDD]",
      "Batch and gift cache health of a company. Exit 0 healthy, 1 partial,\n"
      "2 missing."},
+    {"queue", cmd_queue, "queue NAME [--group=G] [--dead]",
+     "A work queue: length, pending (for group G, else the first group),\n"
+     "consumers, age of the oldest entry, dead letters, what the length cap\n"
+     "trimmed. --dead lists up to 100 dead letters with their last error."},
     {"classify", cmd_classify, "classify --company N < products.jsonl",
      "Classify products given as JSON lines {product_code, product_name,\n"
      "supply_price} with the company's cached gift rules and master, through\n"

@@ -182,8 +182,41 @@ static void test_classify(void **state) {
   miscache_free(mc);
 }
 
+static void test_queue(void **state) {
+  (void)state;
+  miscache_t *mc = plain();
+  json_t *b = json_pack("{s:i}", "n", 1);
+  const json_t *bs[2] = {b, b};
+  assert_int_equal(miscache_queue_enqueue(mc, "cliq", 2, bs, NULL, NULL, NULL),
+                   MISCACHE_OK);
+  miscache_queue_msg_t m[2];
+  size_t got = 0, dead = 0;
+  assert_int_equal(miscache_queue_pull(mc, "cliq", "g", "c", 1, 0, m, &got),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_queue_fail(mc, "cliq", m[0].id, "db down"),
+                   MISCACHE_OK);
+  miscache_queue_msg_clear(&m[0]);
+  mt_sleep_ms(5);
+  miscache_queue_opts_t o = {.max_deliveries = 1, .reclaim_idle_ms = 1};
+  assert_int_equal(
+      miscache_queue_reclaim(mc, "cliq", "g", "c", 2, &o, m, &got, &dead),
+      MISCACHE_OK);
+  assert_int_equal(dead, 1);
+  assert_int_equal(run(NULL, "queue cliq --group=g"), 0);
+  assert_non_null(strstr(out, "length         1"));
+  assert_non_null(strstr(out, "dead letters   1"));
+  assert_non_null(strstr(out, "consumers      1"));
+  assert_int_equal(run(NULL, "queue cliq --dead"), 0);
+  assert_non_null(strstr(out, "error=db down"));
+  assert_non_null(strstr(out, "{\"n\":1}"));
+  assert_int_equal(run(NULL, "queue 'a b'"), 2);
+  json_decref(b);
+  miscache_free(mc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_queue),
       cmocka_unit_test(test_usage_and_connection_errors),
       cmocka_unit_test(test_get_and_invalidate),
       cmocka_unit_test(test_locks),
