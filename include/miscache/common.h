@@ -50,7 +50,8 @@ extern "C" {
     "invalidation failed and the pending-invalidation list is full")           \
   X(ERR_TLS, 17,                                                               \
     "TLS failed: certificate not trusted, expired or for another host, "       \
-    "or handshake refused")
+    "or handshake refused")                                                    \
+  X(ERR_WRITER, 18, "writer callback (system of record) failed")
 
 typedef enum miscache_status {
 #define MISCACHE__STATUS_ENUM(name, code, text) MISCACHE_##name = code,

@@ -20,6 +20,7 @@
 #include "events.h"
 #include "monitor.h"
 #include "queue.h"
+#include "patterns.h"
 #include <miscache/version.h>
 
 #ifdef __cplusplus
