@@ -550,6 +550,40 @@ static int cmd_queue(miscache_t *mc, int argc, char **argv) {
   return EX_OK;
 }
 
+/* ---- refresh ------------------------------------------------------------------- */
+
+/* The tool has no loaders (they read the system of record): it asks the
+ * services that have them, through the refresh queue. */
+static int cmd_refresh(miscache_t *mc, int argc, char **argv) {
+  const char *company = NULL;
+  char date[9];
+  today(date);
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--date") && i + 1 < argc) {
+      if (strlen(argv[++i]) != 8) return usage("refresh: --date YYYYMMDD");
+      snprintf(date, sizeof date, "%s", argv[i]);
+    } else if (!company) {
+      company = argv[i];
+    } else {
+      return usage("refresh takes one COMPANY");
+    }
+  }
+  int64_t c;
+  if (!company || !parse_i64(company, &c) || c < 0)
+    return usage("refresh: COMPANY must be a number");
+  json_t *req = json_pack("{s:s,s:I,s:s}", "op", "refresh_post_batch",
+                          "company", (json_int_t)c, "date", date);
+  const json_t *bodies[1] = {req};
+  char id[1][MISCACHE_QUEUE_ID_SIZE];
+  miscache_status_t st = miscache_queue_enqueue(mc, MISCACHE_REFRESH_QUEUE, 1,
+                                                bodies, NULL, NULL, id);
+  json_decref(req);
+  if (st != MISCACHE_OK) return failed(mc, st, "refresh");
+  printf("refresh of company %lld (%s) requested: queue %s entry %s\n",
+         (long long)c, date, MISCACHE_REFRESH_QUEUE, id[0]);
+  return EX_OK;
+}
+
 /* ---- main -------------------------------------------------------------------------- */
 
 static const struct command {
@@ -591,6 +625,11 @@ static const struct command {
      "A work queue: length, pending (for group G, else the first group),\n"
      "consumers, age of the oldest entry, dead letters, what the length cap\n"
      "trimmed. --dead lists up to 100 dead letters with their last error."},
+    {"refresh", cmd_refresh, "refresh COMPANY [--date YYYYMMDD]",
+     "Ask for the post-batch refresh of a company (batch status and the\n"
+     "day's gift analytics recomputed and replaced in place): a request on\n"
+     "the \"refresh\" queue, served by the services that hold the loaders\n"
+     "(miscache_refresh_post_batch)."},
     {"classify", cmd_classify, "classify --company N < products.jsonl",
      "Classify products given as JSON lines {product_code, product_name,\n"
      "supply_price} with the company's cached gift rules and master, through\n"

@@ -210,6 +210,20 @@ static void test_queue(void **state) {
   assert_non_null(strstr(out, "error=db down"));
   assert_non_null(strstr(out, "{\"n\":1}"));
   assert_int_equal(run(NULL, "queue 'a b'"), 2);
+  /* refresh puts a request on the refresh queue */
+  assert_int_equal(run(NULL, "refresh 7 --date 20261125"), 0);
+  assert_non_null(strstr(out, "refresh of company 7"));
+  got = 0;
+  miscache_queue_msg_t rq;
+  assert_int_equal(miscache_queue_pull(mc, "refresh", "svc", "s", 1, 0, &rq,
+                                       &got),
+                   MISCACHE_OK);
+  assert_int_equal(got, 1);
+  assert_string_equal(json_string_value(json_object_get(rq.body, "op")),
+                      "refresh_post_batch");
+  assert_int_equal(json_integer_value(json_object_get(rq.body, "company")), 7);
+  miscache_queue_msg_clear(&rq);
+  assert_int_equal(run(NULL, "refresh x"), 2);
   json_decref(b);
   miscache_free(mc);
 }
