@@ -1,9 +1,11 @@
 /* Handle: open/free, last error, counters, namespaced keys, TTL, PING. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -19,15 +21,29 @@ static void copy_err(char *errbuf, size_t errlen, const char *msg) {
   if (errbuf && errlen) snprintf(errbuf, errlen, "%s", msg);
 }
 
+/* Bumped in every child after fork(): handles reseed their generator. */
+static volatile unsigned fork_generation;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void on_fork_child(void) { fork_generation++; }
+static void register_atfork(void) {
+  (void)pthread_atfork(NULL, NULL, on_fork_child);
+}
+
 static uint64_t seed_rng(const miscache_t *mc) {
+  uint64_t r = 0;
+  if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) r = 0;
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  uint64_t s = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
+  uint64_t s = r ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
                ((uint64_t)getpid() << 16) ^ (uint64_t)(uintptr_t)mc;
   return s ? s : 0x9E3779B97F4A7C15u;
 }
 
 uint64_t miscache__rand(miscache_t *mc) {
+  if (mc->rng_gen != fork_generation) { /* a child after fork() */
+    mc->rng = seed_rng(mc);
+    mc->rng_gen = fork_generation;
+  }
   uint64_t x = mc->rng;
   x ^= x >> 12;
   x ^= x << 25;
@@ -86,7 +102,9 @@ miscache_status_t miscache_open(const miscache_options_t *opts,
     mc->opts.ep_set = true;
   }
   mc->ns_len = strlen(mc->opts.ns);
+  pthread_once(&atfork_once, register_atfork);
   mc->rng = seed_rng(mc);
+  mc->rng_gen = fork_generation;
   mc->pending = miscache__pending_new(mc->opts.pending_max);
   if (!mc->pending) {
     miscache_free(mc);

@@ -215,6 +215,7 @@ struct miscache {
   miscache__dispatcher_t *disp;
   size_t ns_len;
   uint64_t rng;
+  unsigned rng_gen; /* fork generation the generator was seeded in */
   miscache_counters_t counters[MISCACHE_DB_COUNT];
   miscache_counters_t categories[MISCACHE_CATEGORY_COUNT];
   bool quiet; /* internal reads that are not cache reads: not counted */
@@ -233,7 +234,9 @@ bool miscache__db_valid(miscache_db_t db);
 bool miscache__ttl_valid(miscache_ttl_class_t cls);
 /* TTL in ms for a class, jitter applied. */
 int64_t miscache__ttl_ms(miscache_t *mc, miscache_ttl_class_t cls);
-/* The next pseudo-random number of the handle (xorshift64*). */
+/* The next pseudo-random number of the handle (xorshift64*), seeded from
+ * getrandom() and reseeded in a child after fork(), so a parent and its
+ * child never produce the same ids. */
 uint64_t miscache__rand(miscache_t *mc);
 
 typedef enum {

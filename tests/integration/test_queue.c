@@ -319,9 +319,49 @@ static void test_many_consumers_one_killed(void **state) {
   miscache_free(mc);
 }
 
+/* Generated msg ids differ between a parent and the child it forked with
+ * the same handle (the generator is reseeded in the child). */
+static void test_ids_after_fork(void **state) {
+  (void)state;
+  miscache_t *mc = mt_open(NULL);
+  json_t *b = json_integer(1);
+  const json_t *bs[1] = {b};
+  assert_int_equal(miscache_queue_enqueue(mc, "fk", 1, bs, NULL, NULL, NULL),
+                   MISCACHE_OK);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    miscache_status_t st =
+        miscache_queue_enqueue(mc, "fk", 3, (const json_t *[]){b, b, b}, NULL,
+                               NULL, NULL);
+    miscache_free(mc);
+    json_decref(b);
+    mt_child_exit(st == MISCACHE_OK ? 0 : 1);
+  }
+  assert_int_equal(
+      miscache_queue_enqueue(mc, "fk", 3, (const json_t *[]){b, b, b}, NULL,
+                             NULL, NULL),
+      MISCACHE_OK);
+  int status;
+  waitpid(pid, &status, 0);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  miscache_queue_msg_t m[8];
+  size_t got = 0;
+  assert_int_equal(miscache_queue_pull(mc, "fk", "g", "c", 8, 0, m, &got),
+                   MISCACHE_OK);
+  assert_int_equal(got, 7);
+  for (size_t i = 0; i < got; i++)
+    for (size_t j = i + 1; j < got; j++)
+      assert_string_not_equal(m[i].msg_id, m[j].msg_id);
+  for (size_t i = 0; i < got; i++) miscache_queue_msg_clear(&m[i]);
+  json_decref(b);
+  miscache_free(mc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip),
+      cmocka_unit_test(test_ids_after_fork),
       cmocka_unit_test(test_poison_dead_letter),
       cmocka_unit_test(test_reclaim_and_trim),
       cmocka_unit_test(test_python_consumes),
