@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -424,44 +425,51 @@ miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
                                NULL, out, source);
 }
 
-miscache_status_t miscache__cache_aside(miscache_t *mc, miscache_db_t db,
+/* GET and PTTL in one round trip (early refresh needs the time left). */
+static miscache_status_t get_pttl(miscache_t *mc, miscache_db_t db,
+                                  const char *key, json_t **out,
+                                  int64_t *pttl) {
+  *out = NULL;
+  *pttl = -1;
+  CHECK_DB(mc, db);
+  miscache__fullkey_t fk;
+  miscache_status_t st = miscache__fullkey(mc, key, &fk);
+  if (st != MISCACHE_OK) return st;
+  miscache__replay_pending(mc);
+  if (covered(mc, db, key)) {
+    miscache__fullkey_done(&fk);
+    return MISCACHE_MISS;
+  }
+  const char *ga[2] = {"GET", fk.ptr}, *pa[2] = {"PTTL", fk.ptr};
+  size_t gl[2] = {3, fk.len}, pl[2] = {4, fk.len};
+  miscache__cmd_t cmds[2] = {{2, ga, gl}, {2, pa, pl}};
+  miscache__reply_t *r[2] = {NULL, NULL};
+  st = miscache__dispatch(mc, (int)db, 2, cmds, r, MISCACHE__IDEMPOTENT);
+  if (st != MISCACHE_OK) {
+    miscache__count(mc, db, key, MISCACHE__ERROR);
+  } else {
+    st = value_from_reply(mc, db, key, r[0], out);
+    if (miscache__reply_type(r[1]) == MISCACHE__R_INTEGER)
+      *pttl = miscache__reply_int(r[1]);
+  }
+  miscache__reply_free(r[0]);
+  miscache__reply_free(r[1]);
+  miscache__fullkey_done(&fk);
+  return st;
+}
+
+/* Load key with the loader and store it (the miss path of cache-aside,
+ * and the early refresh). store false: the value is not cached (a pending
+ * invalidation, or the server failed). */
+static miscache_status_t load_and_store(miscache_t *mc, miscache_db_t db,
                                         const char *key, int64_t ttl_ms,
                                         miscache_loader_fn loader,
                                         void *userdata,
                                         miscache__accept_fn accept,
-                                        void *accept_ud, json_t **out,
+                                        void *accept_ud, bool store,
+                                        const char *cache_err, json_t **out,
                                         miscache_source_t *source) {
-  if (source) *source = MISCACHE_SOURCE_NONE;
-  if (out) *out = NULL;
-  if (!mc) return MISCACHE_ERR_INVALID;
-  if (ttl_ms <= 0) return MISCACHE_ERR_INVALID; /* message set by caller */
-  if (!out || !loader) {
-    miscache__set_err(mc, "miscache_get_or_load: out or loader is NULL");
-    return MISCACHE_ERR_INVALID;
-  }
   char why[256] = "";
-  miscache_status_t st = miscache_get(mc, db, key, out);
-  if (st == MISCACHE_OK) {
-    if (!accept || accept(accept_ud, *out, why, sizeof why) == MISCACHE_OK) {
-      if (source) *source = MISCACHE_SOURCE_CACHE;
-      return MISCACHE_OK;
-    }
-    /* valid JSON the caller cannot use: a miss that the loader replaces */
-    json_decref(*out);
-    *out = NULL;
-    miscache__hit_unusable(mc, db, key);
-    miscache__set_err(mc, "value of %s: %s", key, why);
-    st = MISCACHE_ERR_DECODE;
-  }
-  if (st == MISCACHE_ERR_INVALID || st == MISCACHE_ERR_NOMEM) return st;
-  /* MISS, a value that does not decode, or the server failing: load. A key
-   * under a pending invalidation is a MISS that must not be stored again
-   * before the invalidation has run. */
-  bool store = (st == MISCACHE_MISS || st == MISCACHE_ERR_DECODE) &&
-               !miscache__pending_covers(mc->pending, db, key);
-  char cache_err[MISCACHE_ERRMSG_SIZE];
-  snprintf(cache_err, sizeof cache_err, "%s", mc->err);
-
   json_t *v = NULL;
   miscache_status_t ls = loader(userdata, key, &v);
   if (ls == MISCACHE_MISS) {
@@ -492,4 +500,121 @@ miscache_status_t miscache__cache_aside(miscache_t *mc, miscache_db_t db,
   *out = v;
   if (source) *source = src;
   return MISCACHE_OK;
+}
+
+/* Another process holds the lease: poll the value every 10 ms while it
+ * lasts. OK with the value, or MISS (load yourself). */
+static miscache_status_t wait_for_value(miscache_t *mc, miscache_db_t db,
+                                        const char *key, int lease_ms,
+                                        miscache__accept_fn accept,
+                                        void *accept_ud, json_t **out) {
+  char why[256];
+  for (int waited = 0; waited < lease_ms; waited += 10) {
+    struct timespec ts = {0, 10000000L};
+    nanosleep(&ts, NULL);
+    miscache_status_t st = miscache_get(mc, db, key, out);
+    if (st == MISCACHE_OK) {
+      if (!accept || accept(accept_ud, *out, why, sizeof why) == MISCACHE_OK)
+        return MISCACHE_OK;
+      json_decref(*out);
+      *out = NULL;
+    } else if (st != MISCACHE_MISS) {
+      return MISCACHE_MISS; /* the server fails: stop waiting, load */
+    }
+  }
+  return MISCACHE_MISS;
+}
+
+miscache_status_t miscache__cache_aside(miscache_t *mc, miscache_db_t db,
+                                        const char *key, int64_t ttl_ms,
+                                        miscache_loader_fn loader,
+                                        void *userdata,
+                                        miscache__accept_fn accept,
+                                        void *accept_ud, json_t **out,
+                                        miscache_source_t *source) {
+  if (source) *source = MISCACHE_SOURCE_NONE;
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (ttl_ms <= 0) return MISCACHE_ERR_INVALID; /* message set by caller */
+  if (!out || !loader) {
+    miscache__set_err(mc, "miscache_get_or_load: out or loader is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  const miscache_stampede_t *sp = &mc->opts.stampede;
+  unsigned cat = (unsigned)miscache__category_of(key);
+  bool early = (sp->early_categories >> cat) & 1u;
+  bool lease = (sp->lease_categories >> cat) & 1u;
+  char why[256] = "";
+  int64_t pttl = -1;
+  miscache_status_t st = early ? get_pttl(mc, db, key, out, &pttl)
+                               : miscache_get(mc, db, key, out);
+  if (st == MISCACHE_OK) {
+    if (!accept || accept(accept_ud, *out, why, sizeof why) == MISCACHE_OK) {
+      if (source) *source = MISCACHE_SOURCE_CACHE;
+      if (early && miscache__xfetch_due(mc, pttl, sp->early_ms)) {
+        /* reload before it expires: one caller, the lease holder */
+        char token[33];
+        bool taken = false;
+        if (miscache__lease_take(mc, db, key, sp->lease_ms, token, &taken) ==
+                MISCACHE_OK &&
+            taken) {
+          json_t *fresh = NULL;
+          miscache_source_t s2;
+          if (load_and_store(mc, db, key, ttl_ms, loader, userdata, accept,
+                             accept_ud, true, "", &fresh, &s2) == MISCACHE_OK) {
+            json_decref(*out);
+            *out = fresh;
+          }
+          miscache__lease_release(mc, db, key, token);
+        }
+      }
+      return MISCACHE_OK;
+    }
+    /* valid JSON the caller cannot use: a miss that the loader replaces */
+    json_decref(*out);
+    *out = NULL;
+    miscache__hit_unusable(mc, db, key);
+    miscache__set_err(mc, "value of %s: %s", key, why);
+    st = MISCACHE_ERR_DECODE;
+  }
+  if (st == MISCACHE_ERR_INVALID || st == MISCACHE_ERR_NOMEM) return st;
+  /* MISS, a value that does not decode, or the server failing: load. A key
+   * under a pending invalidation is a MISS that must not be stored again
+   * before the invalidation has run. */
+  bool store = (st == MISCACHE_MISS || st == MISCACHE_ERR_DECODE) &&
+               !miscache__pending_covers(mc->pending, db, key);
+  char cache_err[MISCACHE_ERRMSG_SIZE];
+  snprintf(cache_err, sizeof cache_err, "%s", mc->err);
+  /* single flight: one loader per key in the process */
+  bool leader = true;
+  miscache__flight_t *f =
+      sp->single_flight ? miscache__flight_join(mc, db, key, &leader) : NULL;
+  if (!leader) {
+    json_t *v = miscache__flight_wait(
+        f, sp->wait_ms ? sp->wait_ms : mc->opts.command_timeout_ms);
+    if (v) {
+      *out = v;
+      if (source) *source = MISCACHE_SOURCE_LOADED; /* by another thread */
+      return MISCACHE_OK;
+    }
+    /* the leader failed or took too long: load ourselves */
+  }
+  /* across processes: a recompute lease, or wait for whoever holds it */
+  char token[33];
+  bool taken = false;
+  if (lease && store &&
+      miscache__lease_take(mc, db, key, sp->lease_ms, token, &taken) ==
+          MISCACHE_OK &&
+      !taken &&
+      wait_for_value(mc, db, key, sp->lease_ms, accept, accept_ud, out) ==
+          MISCACHE_OK) {
+    if (source) *source = MISCACHE_SOURCE_CACHE;
+    if (leader) miscache__flight_done(f, *out);
+    return MISCACHE_OK;
+  }
+  st = load_and_store(mc, db, key, ttl_ms, loader, userdata, accept,
+                      accept_ud, store, cache_err, out, source);
+  if (taken) miscache__lease_release(mc, db, key, token);
+  if (leader) miscache__flight_done(f, st == MISCACHE_OK ? *out : NULL);
+  return st;
 }

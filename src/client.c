@@ -287,7 +287,7 @@ const char *miscache_category_name(miscache_category_t cat) {
 }
 
 /* The category of a logical key: its first segment. */
-static miscache_category_t category_of(const char *key) {
+miscache_category_t miscache__category_of(const char *key) {
   if (!key) return MISCACHE_CAT_OTHER;
   size_t n = strcspn(key, ":");
   for (int i = 0; i < MISCACHE_CAT_OTHER; i++)
@@ -301,7 +301,7 @@ void miscache__count(miscache_t *mc, miscache_db_t db, const char *key,
                      miscache__event_t ev) {
   if (mc->quiet) return;
   miscache_counters_t *d = &mc->counters[db];
-  miscache_counters_t *c = &mc->categories[category_of(key)];
+  miscache_counters_t *c = &mc->categories[miscache__category_of(key)];
   switch (ev) {
   case MISCACHE__HIT: d->hits++, c->hits++; break;
   case MISCACHE__MISS: d->misses++, c->misses++; break;

@@ -74,6 +74,7 @@ struct miscache_options {
   unsigned unlink_batch;
   bool lazy;
   bool hash_tags; /* company ids of company-scoped keys in {braces} */
+  miscache_stampede_t stampede;
   unsigned pending_max;
   /* set by the option setters; they win over the URL's (also MISCACHE_URL) */
   bool tls_on;
@@ -245,6 +246,8 @@ typedef enum {
   MISCACHE__ERROR,
   MISCACHE__UNHIT /* take back a hit */
 } miscache__event_t;
+/* The category of a logical key (its first segment). */
+miscache_category_t miscache__category_of(const char *key);
 /* Count a read outcome or an error for db and for key's category (the
  * first segment of the logical key or pattern; NULL counts as "other"). */
 void miscache__count(miscache_t *mc, miscache_db_t db, const char *key,
@@ -303,6 +306,28 @@ miscache_status_t miscache__cache_aside(miscache_t *mc, miscache_db_t db,
                                         miscache__accept_fn accept,
                                         void *accept_ud, json_t **out,
                                         miscache_source_t *source);
+
+/* ---- stampede protection (stampede.c) ------------------------------------ */
+typedef struct miscache__flight miscache__flight_t;
+/* Join the in-process flight of (handle's namespace, db, key): *leader
+ * true for the first caller (it loads, then miscache__flight_done), else a
+ * follower (miscache__flight_wait). NULL with *leader true when out of
+ * memory (load without a flight). */
+miscache__flight_t *miscache__flight_join(miscache_t *mc, miscache_db_t db,
+                                          const char *key, bool *leader);
+/* The leader's value (copied for the followers; NULL: it failed). */
+void miscache__flight_done(miscache__flight_t *f, const json_t *value);
+/* A follower waits at most wait_ms: a new copy of the value, or NULL
+ * (failed or timed out: load yourself). */
+json_t *miscache__flight_wait(miscache__flight_t *f, int wait_ms);
+/* SET NX PX on "stampede:lease:<key>" with a new token. */
+miscache_status_t miscache__lease_take(miscache_t *mc, miscache_db_t db,
+                                       const char *key, int lease_ms,
+                                       char token[33], bool *taken);
+void miscache__lease_release(miscache_t *mc, miscache_db_t db, const char *key,
+                             const char *token);
+/* XFetch: reload now? (remaining TTL below early_ms * -ln(random)) */
+bool miscache__xfetch_due(miscache_t *mc, int64_t pttl_ms, int early_ms);
 
 /* ---- codec (codec.c) --------------------------------------------------- */
 /* Decode a stored value (any JSON type). NULL and a message on failure. */

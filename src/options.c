@@ -17,6 +17,9 @@ void miscache__options_defaults(miscache_options_t *o) {
   o->pending_max = 1024;
   o->backoff_min_ms = 100;
   o->backoff_max_ms = 5000;
+  o->stampede.single_flight = true;
+  o->stampede.lease_ms = 2000;
+  o->stampede.early_ms = 100;
 }
 
 miscache_options_t *miscache_options_new(void) {
@@ -310,6 +313,24 @@ miscache_status_t miscache_options_set_hash_tags(miscache_options_t *opts,
                                                 bool on) {
   if (!opts) return MISCACHE_ERR_INVALID;
   opts->hash_tags = on;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_options_set_stampede(miscache_options_t *opts,
+                                                const miscache_stampede_t *s) {
+  if (!opts) return MISCACHE_ERR_INVALID;
+  if (!s) {
+    miscache_options_t d;
+    miscache__options_defaults(&d);
+    opts->stampede = d.stampede;
+    return MISCACHE_OK;
+  }
+  if (s->wait_ms < 0 || s->lease_ms < 0 || s->early_ms < 0 ||
+      s->lease_ms > 600000 || s->early_ms > 600000 || s->wait_ms > 600000)
+    return MISCACHE_ERR_INVALID;
+  opts->stampede = *s;
+  if (!opts->stampede.lease_ms) opts->stampede.lease_ms = 2000;
+  if (!opts->stampede.early_ms) opts->stampede.early_ms = 100;
   return MISCACHE_OK;
 }
 

@@ -109,6 +109,39 @@ miscache_options_set_sentinel_auth(miscache_options_t *opts, const char *user,
  * (the Python app too) must use the same format: see docs/keys.md. */
 MISCACHE_EXPORT miscache_status_t
 miscache_options_set_hash_tags(miscache_options_t *opts, bool on);
+/* Stampede protection for miscache_get_or_load and the typed
+ * *_get_or_load calls (see docs/stampede.md). */
+typedef struct miscache_stampede {
+  /* In the process: threads (of a pool, or any handles) that miss the same
+   * key at once call the loader once; the others wait for its value, at
+   * most wait_ms, then load themselves. Default on, wait_ms 0 = the
+   * command timeout. */
+  bool single_flight;
+  int wait_ms;
+  /* Across processes, for the categories whose bit (1u << category) is
+   * set: the first process to miss takes a recompute lease (SET NX PX
+   * lease_ms on "stampede:lease:<key>", released with its token); the
+   * others poll the value every 10 ms instead of loading, for at most
+   * lease_ms, then load themselves (a crashed holder costs at most that).
+   * Default: no category, lease_ms 2000. */
+  uint32_t lease_categories;
+  int lease_ms;
+  /* Early refresh ("XFetch") for the categories whose bit is set: a hit
+   * whose key expires in less than early_ms * -ln(random) is reloaded by
+   * that caller (one caller: it takes the lease) and stored with a fresh
+   * TTL, so a key read continuously never misses at its expiry. Costs a
+   * PTTL with each GET of those categories. Set early_ms to about the
+   * loader's duration: with r reads per ms the reload comes about
+   * early_ms * ln(r * early_ms) ms before expiry (a larger early_ms reloads
+   * sooner, so more often). Default: no category, early_ms 100. */
+  uint32_t early_categories;
+  int early_ms;
+  void *reserved_[2];
+} miscache_stampede_t;
+/* Copies s. NULL restores the defaults. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_stampede(miscache_options_t *opts,
+                              const miscache_stampede_t *s);
 /* Outage breaker: after a failed connect a node is "down" for a backoff
  * window that starts at min_ms and doubles with each further failure up to
  * max_ms (each window drawn between half and all of its length). Inside it

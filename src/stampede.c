@@ -1,0 +1,181 @@
+/*
+ * Stampede protection for cache-aside reads (see miscache_stampede_t):
+ * single flight in the process, a recompute lease across processes, and
+ * early ("XFetch") refresh. Used by miscache__cache_aside in cache.c.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+/* ---- single flight in the process ----------------------------------------- */
+
+struct miscache__flight {
+  struct miscache__flight *next;
+  char *key; /* namespace, physical db and logical key */
+  unsigned refs;
+  bool done;
+  json_t *value; /* the leader's result, never modified: followers copy it */
+  pthread_cond_t cv;
+};
+
+static pthread_mutex_t flights_mu = PTHREAD_MUTEX_INITIALIZER;
+static miscache__flight_t *flights;
+
+miscache__flight_t *miscache__flight_join(miscache_t *mc, miscache_db_t db,
+                                          const char *key, bool *leader) {
+  *leader = false;
+  char head[96];
+  int hl = snprintf(head, sizeof head, "%s\x1f%d\x1f", mc->opts.ns,
+                    mc->opts.db[db]);
+  size_t kl = strlen(key);
+  pthread_mutex_lock(&flights_mu);
+  miscache__flight_t *f = flights;
+  for (; f; f = f->next)
+    if (strncmp(f->key, head, (size_t)hl) == 0 && strcmp(f->key + hl, key) == 0)
+      break;
+  if (f && !f->done) {
+    f->refs++;
+    pthread_mutex_unlock(&flights_mu);
+    return f; /* a follower */
+  }
+  f = calloc(1, sizeof *f);
+  char *k = f ? malloc((size_t)hl + kl + 1) : NULL;
+  if (!k) { /* no memory: no single flight, the caller just loads */
+    free(f);
+    pthread_mutex_unlock(&flights_mu);
+    *leader = true;
+    return NULL;
+  }
+  memcpy(k, head, (size_t)hl);
+  memcpy(k + hl, key, kl + 1);
+  f->key = k;
+  f->refs = 1;
+  pthread_cond_init(&f->cv, NULL);
+  f->next = flights;
+  flights = f;
+  pthread_mutex_unlock(&flights_mu);
+  *leader = true;
+  return f;
+}
+
+static void flight_unref_locked(miscache__flight_t *f) {
+  if (--f->refs) return;
+  for (miscache__flight_t **p = &flights; *p; p = &(*p)->next)
+    if (*p == f) {
+      *p = f->next;
+      break;
+    }
+  json_decref(f->value);
+  pthread_cond_destroy(&f->cv);
+  free(f->key);
+  free(f);
+}
+
+void miscache__flight_done(miscache__flight_t *f, const json_t *value) {
+  if (!f) return;
+  json_t *copy = value ? json_deep_copy(value) : NULL;
+  pthread_mutex_lock(&flights_mu);
+  f->done = true;
+  f->value = copy;
+  /* unlink now: a later miss starts a new flight */
+  for (miscache__flight_t **p = &flights; *p; p = &(*p)->next)
+    if (*p == f) {
+      *p = f->next;
+      f->next = NULL;
+      break;
+    }
+  pthread_cond_broadcast(&f->cv);
+  if (--f->refs == 0) {
+    json_decref(f->value);
+    pthread_cond_destroy(&f->cv);
+    free(f->key);
+    free(f);
+  }
+  pthread_mutex_unlock(&flights_mu);
+}
+
+json_t *miscache__flight_wait(miscache__flight_t *f, int wait_ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += wait_ms / 1000;
+  until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&flights_mu);
+  while (!f->done)
+    if (pthread_cond_timedwait(&f->cv, &flights_mu, &until) != 0) break;
+  json_t *v = f->done && f->value ? json_deep_copy(f->value) : NULL;
+  if (f->done) {
+    if (--f->refs == 0) {
+      json_decref(f->value);
+      pthread_cond_destroy(&f->cv);
+      free(f->key);
+      free(f);
+    }
+  } else {
+    flight_unref_locked(f); /* timed out: the leader still holds it */
+  }
+  pthread_mutex_unlock(&flights_mu);
+  return v;
+}
+
+/* ---- the recompute lease across processes ---------------------------------- */
+
+miscache_status_t miscache__lease_take(miscache_t *mc, miscache_db_t db,
+                                       const char *key, int lease_ms,
+                                       char token[33], bool *taken) {
+  *taken = false;
+  char lk[MISCACHE_KEY_BUFSIZE + 32];
+  snprintf(lk, sizeof lk, "stampede:lease:%s", key);
+  miscache__fullkey_t fk;
+  miscache_status_t st = miscache__fullkey(mc, lk, &fk);
+  if (st != MISCACHE_OK) return st;
+  snprintf(token, 33, "%016llx%016llx", (unsigned long long)miscache__rand(mc),
+           (unsigned long long)miscache__rand(mc));
+  char px[24], val[64];
+  int pl = snprintf(px, sizeof px, "%d", lease_ms);
+  /* the shape the lock release script checks: {"token": ...} */
+  int vl = snprintf(val, sizeof val, "{\"token\":\"%s\"}", token);
+  const char *argv[6] = {"SET", fk.ptr, val, "NX", "PX", px};
+  size_t lens[6] = {3, fk.len, (size_t)vl, 2, 2, (size_t)pl};
+  miscache__cmd_t cmd = {6, argv, lens};
+  miscache__reply_t *r = NULL;
+  st = miscache__dispatch(mc, (int)db, 1, &cmd, &r, 0);
+  if (st == MISCACHE_OK) {
+    *taken = miscache__reply_type(r) == MISCACHE__R_STATUS;
+    miscache__reply_free(r);
+  }
+  miscache__fullkey_done(&fk);
+  return st;
+}
+
+void miscache__lease_release(miscache_t *mc, miscache_db_t db, const char *key,
+                             const char *token) {
+  char lk[MISCACHE_KEY_BUFSIZE + 32];
+  snprintf(lk, sizeof lk, "stampede:lease:%s", key);
+  const char *keys[1] = {lk};
+  const char *args[1] = {token};
+  long long n = 0;
+  char saved[MISCACHE_ERRMSG_SIZE];
+  memcpy(saved, mc->err, sizeof saved);
+  /* token-checked: a lease that expired and was taken by another stays */
+  (void)miscache__eval(mc, db, miscache__lua_release, miscache__lua_release_sha,
+                       1, keys, 1, args, MISCACHE__IDEMPOTENT, &n);
+  memcpy(mc->err, saved, sizeof saved);
+}
+
+/* ---- early refresh ----------------------------------------------------------- */
+
+bool miscache__xfetch_due(miscache_t *mc, int64_t pttl_ms, int early_ms) {
+  if (pttl_ms < 0) return false; /* no TTL, or gone */
+  /* u in (0, 1]: -ln(u) is exponential with mean 1 */
+  double u = (double)((miscache__rand(mc) >> 11) + 1) / 9007199254740992.0;
+  return (double)pttl_ms < -log(u) * (double)early_ms;
+}
