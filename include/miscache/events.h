@@ -55,6 +55,9 @@ miscache_invalidate_company(miscache_t *mc, int64_t company, uint64_t *removed);
 MISCACHE_EXPORT miscache_status_t
 miscache_invalidate_daily(miscache_t *mc, const char *yyyymmdd,
                           uint64_t *removed);
+/* Deletes each company's batch status and the day's gift analytics. When
+ * the loaders are at hand, miscache_refresh_post_batch() (patterns.h)
+ * replaces them in place instead, so readers never miss. */
 MISCACHE_EXPORT miscache_status_t
 miscache_invalidate_post_batch(miscache_t *mc, const int64_t *companies,
                                size_t n, const char *yyyymmdd,
