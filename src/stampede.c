@@ -26,9 +26,24 @@ struct miscache__flight {
 static pthread_mutex_t flights_mu = PTHREAD_MUTEX_INITIALIZER;
 static miscache__flight_t *flights;
 
+/* fork(): the table is locked across it, and a child starts with an empty
+ * one (its leaders are in the parent; what they hold is left to the
+ * parent) instead of waiting for flights that will never land. */
+static void fork_prepare(void) { pthread_mutex_lock(&flights_mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&flights_mu); }
+static void fork_child(void) {
+  flights = NULL;
+  pthread_mutex_unlock(&flights_mu);
+}
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void) {
+  (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 miscache__flight_t *miscache__flight_join(miscache_t *mc, miscache_db_t db,
                                           const char *key, bool *leader) {
   *leader = false;
+  pthread_once(&atfork_once, register_atfork);
   char head[96];
   int hl = snprintf(head, sizeof head, "%s\x1f%d\x1f", mc->opts.ns,
                     mc->opts.db[db]);
