@@ -61,9 +61,13 @@ static bool covered(miscache_t *mc, miscache_db_t db, const char *key) {
   return true;
 }
 
-miscache_status_t miscache_get(miscache_t *mc, miscache_db_t db,
-                               const char *key, json_t **out) {
+/* GET of key (and, with pttl, its PTTL in the same round trip: early
+ * refresh needs the time left). */
+static miscache_status_t read_key(miscache_t *mc, miscache_db_t db,
+                                  const char *key, json_t **out,
+                                  int64_t *pttl) {
   if (out) *out = NULL;
+  if (pttl) *pttl = -1;
   if (!mc) return MISCACHE_ERR_INVALID;
   if (!out) {
     miscache__set_err(mc, "miscache_get: out is NULL");
@@ -78,15 +82,30 @@ miscache_status_t miscache_get(miscache_t *mc, miscache_db_t db,
     miscache__fullkey_done(&fk);
     return MISCACHE_MISS;
   }
-  const char *argv[2] = {"GET", fk.ptr};
-  size_t lens[2] = {3, fk.len};
-  miscache__cmd_t cmd = {2, argv, lens};
-  miscache__reply_t *r = NULL;
-  st = miscache__exec_key(mc, db, &fk, &cmd, &r, MISCACHE__IDEMPOTENT);
-  if (st == MISCACHE_OK) st = value_from_reply(mc, db, key, r, out);
-  miscache__reply_free(r);
+  const char *ga[2] = {"GET", fk.ptr}, *pa[2] = {"PTTL", fk.ptr};
+  size_t gl[2] = {3, fk.len}, pl[2] = {4, fk.len};
+  miscache__cmd_t cmds[2] = {{2, ga, gl}, {2, pa, pl}};
+  miscache__reply_t *r[2] = {NULL, NULL};
+  if (pttl) {
+    st = miscache__dispatch(mc, (int)db, 2, cmds, r, MISCACHE__IDEMPOTENT);
+    if (st != MISCACHE_OK) miscache__count(mc, db, key, MISCACHE__ERROR);
+  } else {
+    st = miscache__exec_key(mc, db, &fk, &cmds[0], &r[0], MISCACHE__IDEMPOTENT);
+  }
+  if (st == MISCACHE_OK) {
+    st = value_from_reply(mc, db, key, r[0], out);
+    if (pttl && miscache__reply_type(r[1]) == MISCACHE__R_INTEGER)
+      *pttl = miscache__reply_int(r[1]);
+  }
+  miscache__reply_free(r[0]);
+  miscache__reply_free(r[1]);
   miscache__fullkey_done(&fk);
   return st;
+}
+
+miscache_status_t miscache_get(miscache_t *mc, miscache_db_t db,
+                               const char *key, json_t **out) {
+  return read_key(mc, db, key, out, NULL);
 }
 
 /* Checks a reply that must be a status "OK". */
@@ -425,39 +444,6 @@ miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
                                NULL, out, source);
 }
 
-/* GET and PTTL in one round trip (early refresh needs the time left). */
-static miscache_status_t get_pttl(miscache_t *mc, miscache_db_t db,
-                                  const char *key, json_t **out,
-                                  int64_t *pttl) {
-  *out = NULL;
-  *pttl = -1;
-  CHECK_DB(mc, db);
-  miscache__fullkey_t fk;
-  miscache_status_t st = miscache__fullkey(mc, key, &fk);
-  if (st != MISCACHE_OK) return st;
-  miscache__replay_pending(mc);
-  if (covered(mc, db, key)) {
-    miscache__fullkey_done(&fk);
-    return MISCACHE_MISS;
-  }
-  const char *ga[2] = {"GET", fk.ptr}, *pa[2] = {"PTTL", fk.ptr};
-  size_t gl[2] = {3, fk.len}, pl[2] = {4, fk.len};
-  miscache__cmd_t cmds[2] = {{2, ga, gl}, {2, pa, pl}};
-  miscache__reply_t *r[2] = {NULL, NULL};
-  st = miscache__dispatch(mc, (int)db, 2, cmds, r, MISCACHE__IDEMPOTENT);
-  if (st != MISCACHE_OK) {
-    miscache__count(mc, db, key, MISCACHE__ERROR);
-  } else {
-    st = value_from_reply(mc, db, key, r[0], out);
-    if (miscache__reply_type(r[1]) == MISCACHE__R_INTEGER)
-      *pttl = miscache__reply_int(r[1]);
-  }
-  miscache__reply_free(r[0]);
-  miscache__reply_free(r[1]);
-  miscache__fullkey_done(&fk);
-  return st;
-}
-
 /* Load key with the loader and store it (the miss path of cache-aside,
  * and the early refresh). store false: the value is not cached (a pending
  * invalidation, or the server failed). */
@@ -546,8 +532,7 @@ miscache_status_t miscache__cache_aside(miscache_t *mc, miscache_db_t db,
   bool lease = (sp->lease_categories >> cat) & 1u;
   char why[256] = "";
   int64_t pttl = -1;
-  miscache_status_t st = early ? get_pttl(mc, db, key, out, &pttl)
-                               : miscache_get(mc, db, key, out);
+  miscache_status_t st = read_key(mc, db, key, out, early ? &pttl : NULL);
   if (st == MISCACHE_OK) {
     if (!accept || accept(accept_ud, *out, why, sizeof why) == MISCACHE_OK) {
       if (source) *source = MISCACHE_SOURCE_CACHE;

@@ -33,38 +33,50 @@ static int count_by_family(void *ud, const char *key, size_t len) {
   return 0;
 }
 
+/* One INFO (memory, stats and, with keyspace, keyspace) on the node flags
+ * name; memory, hits and misses are added to out. *rr keeps the reply
+ * (the caller frees it). */
+static miscache_status_t info_add(miscache_t *mc, unsigned flags,
+                                  bool keyspace, miscache_server_info_t *out,
+                                  miscache__reply_t **rr) {
+  const char *argv[4] = {"INFO", "memory", "stats", "keyspace"};
+  size_t lens[4] = {4, 6, 5, 8};
+  miscache__cmd_t cmd = {keyspace ? 4 : 3, argv, lens};
+  miscache__reply_t *r = NULL;
+  miscache_status_t st = miscache__dispatch(mc, MISCACHE__NO_DB, 1, &cmd, &r,
+                                            MISCACHE__IDEMPOTENT | flags);
+  if (st != MISCACHE_OK) return st;
+  if (miscache__reply_type(r) != MISCACHE__R_STRING) {
+    st = miscache__unexpected(mc, MISCACHE_DB_CACHE, NULL, r, "INFO");
+    miscache__reply_free(r);
+    return st;
+  }
+  const char *info = miscache__reply_str(r, NULL);
+  out->used_memory += info_int(info, "used_memory");
+  out->maxmemory += info_int(info, "maxmemory");
+  const char *pol = strstr(info, "\nmaxmemory_policy:");
+  if (pol && !out->maxmemory_policy[0])
+    sscanf(pol + 18, "%31[^\r\n]", out->maxmemory_policy);
+  out->keyspace_hits += info_int(info, "keyspace_hits");
+  out->keyspace_misses += info_int(info, "keyspace_misses");
+  int64_t total = out->keyspace_hits + out->keyspace_misses;
+  out->hit_rate = total ? (double)out->keyspace_hits / (double)total : 0;
+  *rr = r;
+  return MISCACHE_OK;
+}
+
 /* On a Redis Cluster: INFO of every master, summed; keys per logical db by
  * a SCAN of every master (a cluster has db 0 only). */
 static miscache_status_t cluster_info(miscache_t *mc,
                                       miscache_server_info_t *out) {
   size_t nodes = miscache__dispatch_nodes(mc);
   if (nodes == 0) return MISCACHE_ERR_UNAVAILABLE;
-  const char *argv[3] = {"INFO", "memory", "stats"};
-  size_t lens[3] = {4, 6, 5};
-  miscache__cmd_t cmd = {3, argv, lens};
   for (size_t i = 0; i < nodes; i++) {
     miscache__reply_t *r = NULL;
-    miscache_status_t st =
-        miscache__dispatch(mc, MISCACHE__NO_DB, 1, &cmd, &r,
-                           MISCACHE__IDEMPOTENT | MISCACHE__ON_NODE(i));
-    if (st != MISCACHE_OK) return st;
-    if (miscache__reply_type(r) != MISCACHE__R_STRING) {
-      st = miscache__unexpected(mc, MISCACHE_DB_CACHE, NULL, r, "INFO");
-      miscache__reply_free(r);
-      return st;
-    }
-    const char *info = miscache__reply_str(r, NULL);
-    out->used_memory += info_int(info, "used_memory");
-    out->maxmemory += info_int(info, "maxmemory");
-    const char *pol = strstr(info, "\nmaxmemory_policy:");
-    if (pol && !out->maxmemory_policy[0])
-      sscanf(pol + 18, "%31[^\r\n]", out->maxmemory_policy);
-    out->keyspace_hits += info_int(info, "keyspace_hits");
-    out->keyspace_misses += info_int(info, "keyspace_misses");
+    miscache_status_t st = info_add(mc, MISCACHE__ON_NODE(i), false, out, &r);
     miscache__reply_free(r);
+    if (st != MISCACHE_OK) return st;
   }
-  int64_t total = out->keyspace_hits + out->keyspace_misses;
-  out->hit_rate = total ? (double)out->keyspace_hits / (double)total : 0;
   for (int i = 0; i < MISCACHE_DB_COUNT; i++) out->expires[i] = -1;
   bool quiet = mc->quiet;
   mc->quiet = true;
@@ -83,27 +95,10 @@ miscache_status_t miscache_server_info(miscache_t *mc,
     return MISCACHE_ERR_INVALID;
   }
   if (miscache__is_cluster(mc)) return cluster_info(mc, out);
-  const char *argv[4] = {"INFO", "memory", "stats", "keyspace"};
-  size_t lens[4] = {4, 6, 5, 8};
-  miscache__cmd_t cmd = {4, argv, lens};
   miscache__reply_t *r = NULL;
-  miscache_status_t st = miscache__dispatch(mc, MISCACHE__NO_DB, 1, &cmd, &r,
-                                            MISCACHE__IDEMPOTENT);
+  miscache_status_t st = info_add(mc, 0, true, out, &r);
   if (st != MISCACHE_OK) return st;
-  if (miscache__reply_type(r) != MISCACHE__R_STRING) {
-    st = miscache__unexpected(mc, MISCACHE_DB_CACHE, NULL, r, "INFO");
-    miscache__reply_free(r);
-    return st;
-  }
   const char *info = miscache__reply_str(r, NULL);
-  out->used_memory = info_int(info, "used_memory");
-  out->maxmemory = info_int(info, "maxmemory");
-  const char *pol = strstr(info, "\nmaxmemory_policy:");
-  if (pol) sscanf(pol + 18, "%31[^\r\n]", out->maxmemory_policy);
-  out->keyspace_hits = info_int(info, "keyspace_hits");
-  out->keyspace_misses = info_int(info, "keyspace_misses");
-  int64_t total = out->keyspace_hits + out->keyspace_misses;
-  out->hit_rate = total ? (double)out->keyspace_hits / (double)total : 0;
   for (int i = 0; i < MISCACHE_DB_COUNT; i++) {
     /* "db4:keys=12,expires=12,avg_ttl=..." */
     char name[24];
