@@ -432,17 +432,11 @@ miscache_batch_summary_t *miscache_batch_run_summary(miscache_batch_run_t *run) 
   return run ? &run->summary : NULL;
 }
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* true (and the cause in the run's handle message) once the lock is lost,
  * or its TTL may have run out because renewals failed. */
 static bool run_lost(miscache_batch_run_t *run) {
   pthread_mutex_lock(&run->mu);
-  if (!run->lost && mono_ms() >= run->expires_ms) {
+  if (!run->lost && miscache__mono_ms() >= run->expires_ms) {
     run->lost = true;
     if (run->cause == MISCACHE_OK) { /* no renewal even failed: the
                                         process was stopped or starved */
@@ -529,16 +523,6 @@ miscache_status_t miscache_batch_run_error(miscache_batch_run_t *run,
   return st;
 }
 
-static void deadline_after(struct timespec *ts, int64_t ms) {
-  clock_gettime(CLOCK_MONOTONIC, ts); /* the cond uses this clock */
-  ts->tv_sec += (time_t)(ms / 1000);
-  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts->tv_nsec >= 1000000000L) {
-    ts->tv_sec++;
-    ts->tv_nsec -= 1000000000L;
-  }
-}
-
 /* Renews the lock (and its heartbeat) every TTL/3 on its own connection
  * until told to stop. A failed renewal is retried on the next tick while
  * the lock surely still holds; once the TTL may run out before the next
@@ -549,13 +533,13 @@ static void *renew_main(void *arg) {
   pthread_mutex_lock(&run->mu);
   while (!run->stop && !run->lost) {
     struct timespec ts;
-    deadline_after(&ts, every);
+    miscache__deadline_after(&ts, every);
     while (!run->stop &&
            pthread_cond_timedwait(&run->cv, &run->mu, &ts) == 0) {
     }
     if (run->stop) break;
     pthread_mutex_unlock(&run->mu);
-    int64_t sent = mono_ms();
+    int64_t sent = miscache__mono_ms();
     miscache_status_t st =
         miscache__lock_heartbeat(run->renew_mc, run->lock, run->ttl_ms);
     pthread_mutex_lock(&run->mu);
@@ -566,7 +550,8 @@ static void *renew_main(void *arg) {
     snprintf(run->cause_msg, sizeof run->cause_msg, "lock renewal: %s",
              miscache_errmsg(run->renew_mc));
     run->cause = st;
-    if (st == MISCACHE_ERR_NOT_OWNER || mono_ms() + every >= run->expires_ms)
+    if (st == MISCACHE_ERR_NOT_OWNER ||
+        miscache__mono_ms() + every >= run->expires_ms)
       run->lost = true;
   }
   pthread_mutex_unlock(&run->mu);
@@ -635,7 +620,7 @@ miscache_status_t miscache_batch_run(
   if (st != MISCACHE_OK) return st;
   char start_iso[32], date[9];
   utc_now(start_iso, sizeof start_iso, date);
-  int64_t t0 = mono_ms();
+  int64_t t0 = miscache__mono_ms();
   snprintf(run.batch_id, sizeof run.batch_id, "%lld-%.8sT%.2s%.2s%.2sZ",
            (long long)company, date, start_iso + 11, start_iso + 14,
            start_iso + 17);
@@ -646,11 +631,7 @@ miscache_status_t miscache_batch_run(
   if (st != MISCACHE_OK) return st;
   run.expires_ms = t0 + run.ttl_ms;
   pthread_mutex_init(&run.mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&run.cv, &ca);
-  pthread_condattr_destroy(&ca);
+  miscache__cond_init_monotonic(&run.cv);
 
   /* 2. config */
   st = miscache_batch_config_get_or_load(mc, company, config_loader,
@@ -701,7 +682,7 @@ miscache_status_t miscache_batch_run(
   miscache_batch_history_t h;
   memset(&h, 0, sizeof h);
   h.execution_time = start_iso;
-  h.duration_seconds = (mono_ms() - t0 + 500) / 1000;
+  h.duration_seconds = (miscache__mono_ms() - t0 + 500) / 1000;
   h.status = run.status.status;
   h.total_records = run.status.progress.total_records;
   h.gift_classified = run.status.progress.classified_gifts;

@@ -44,12 +44,7 @@ uint64_t miscache__rand(miscache_t *mc) {
     mc->rng = seed_rng(mc);
     mc->rng_gen = fork_generation;
   }
-  uint64_t x = mc->rng;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  mc->rng = x;
-  return x * 0x2545F4914F6CDD1Du;
+  return miscache__xorshift(&mc->rng);
 }
 
 miscache_status_t miscache_open(const miscache_options_t *opts,

@@ -283,12 +283,7 @@ static miscache_status_t reload(miscache__cluster_t *c, int64_t deadline) {
     if (miscache__node_down(n)) continue;
     const char *h = miscache__node_host(n);
     miscache__reply_t *r = NULL;
-    bool again = false;
-    miscache_status_t st = miscache__node_exec(n, MISCACHE__NO_DB, 1, &cmd, &r,
-                                               0, deadline, &again);
-    if (st != MISCACHE_OK && again)
-      st = miscache__node_exec(n, MISCACHE__NO_DB, 1, &cmd, &r, 0, deadline,
-                               &again);
+    miscache_status_t st = miscache__node_ask(n, &cmd, &r, deadline);
     if (st != MISCACHE_OK) {
       snprintf(last, sizeof last, "%s", c->err);
       if (st == MISCACHE_ERR_AUTH || st == MISCACHE_ERR_TLS) return st;

@@ -1,7 +1,9 @@
 /* Status texts, logical db and TTL class names, version. */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -90,4 +92,39 @@ void *miscache__realloc_array(void *p, size_t n, size_t size) {
   if (size && n > SIZE_MAX / size) return NULL;
   size_t bytes = n * size;
   return realloc(p, bytes ? bytes : 1);
+}
+
+int64_t miscache__mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void miscache__cond_init_monotonic(pthread_cond_t *cv) {
+  /* timed waits count on the monotonic clock: a wall-clock step does not
+   * stretch or cut them */
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(cv, &ca);
+  pthread_condattr_destroy(&ca);
+}
+
+void miscache__deadline_after(struct timespec *ts, int64_t ms) {
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += (time_t)(ms / 1000);
+  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
+  }
+}
+
+uint64_t miscache__xorshift(uint64_t *state) {
+  uint64_t x = *state;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *state = x;
+  return x * 0x2545F4914F6CDD1Du;
 }

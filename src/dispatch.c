@@ -142,12 +142,7 @@ static miscache_status_t ask(miscache__node_t *n, int argc,
                              miscache__reply_t **r) {
   size_t lens[4];
   miscache__cmd_t c = cmd_of(argc, argv, lens);
-  bool again = false;
-  miscache_status_t st =
-      miscache__node_exec(n, MISCACHE__NO_DB, 1, &c, r, 0, deadline, &again);
-  if (st != MISCACHE_OK && again)
-    st = miscache__node_exec(n, MISCACHE__NO_DB, 1, &c, r, 0, deadline, &again);
-  return st;
+  return miscache__node_ask(n, &c, r, deadline);
 }
 
 /* Whether the node says it is a master (ROLE). Message set when not. */

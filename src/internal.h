@@ -2,9 +2,11 @@
 #ifndef MISCACHE_INTERNAL_H
 #define MISCACHE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "miscache/miscache.h"
 
@@ -52,6 +54,8 @@ typedef struct miscache__endpoint {
 miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
                                       char *err, size_t errlen);
 void miscache__endpoint_clear(miscache__endpoint_t *ep);
+/* *dst = a copy of src (NULL stays NULL); false when out of memory. */
+bool miscache__dup(char **dst, const char *src);
 /* Wipe and free a secret string. Accepts NULL. */
 void miscache__secret_free(char *secret);
 miscache_status_t miscache__endpoint_copy(miscache__endpoint_t *dst,
@@ -307,6 +311,12 @@ miscache_status_t miscache__cache_aside(miscache_t *mc, miscache_db_t db,
                                         void *accept_ud, json_t **out,
                                         miscache_source_t *source);
 
+/* ---- work queues (queue.c) ---------------------------------------------- */
+/* The namespaced stream key of queue NAME ("queue:{NAME}"), the name
+ * checked as the queue calls check it (ERR_KEY, message set). */
+miscache_status_t miscache__queue_stream_key(miscache_t *mc, const char *name,
+                                             miscache__fullkey_t *fk);
+
 /* ---- stampede protection (stampede.c) ------------------------------------ */
 typedef struct miscache__flight miscache__flight_t;
 /* Join the in-process flight of (handle's namespace, db, key): *leader
@@ -379,6 +389,17 @@ miscache_status_t miscache__fenced_set(miscache_t *mc, miscache_db_t db,
                                        const miscache_lock_t *lock,
                                        const char *fence_key, const char *key,
                                        const char *value, int64_t ttl_ms);
+
+/* ---- clocks (common.c) ---------------------------------------------------- */
+/* Now on CLOCK_MONOTONIC, in ms. */
+int64_t miscache__mono_ms(void);
+/* A condition variable whose timed waits use CLOCK_MONOTONIC, and the
+ * absolute time ms from now on that clock for pthread_cond_timedwait. */
+void miscache__cond_init_monotonic(pthread_cond_t *cv);
+void miscache__deadline_after(struct timespec *ts, int64_t ms);
+
+/* The next number of an xorshift64* generator (state never 0). */
+uint64_t miscache__xorshift(uint64_t *state);
 
 /* realloc(p, n * size), NULL (p untouched) when n * size overflows. */
 void *miscache__realloc_array(void *p, size_t n, size_t size);

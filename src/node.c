@@ -63,11 +63,6 @@ static void node_err(miscache__node_t *n, const char *fmt, ...) {
   snprintf(n->err, n->errlen, "redis %s: %s", n->addr, what);
 }
 
-static bool dup_into(char **dst, const char *src) {
-  *dst = src ? strdup(src) : NULL;
-  return !src || *dst;
-}
-
 miscache__node_t *miscache__node_new(const char *host, int port,
                                      const char *path,
                                      const miscache__node_conf_t *conf,
@@ -75,9 +70,9 @@ miscache__node_t *miscache__node_new(const char *host, int port,
                                      size_t errlen) {
   miscache__node_t *n = calloc(1, sizeof *n);
   if (!n) return NULL;
-  if (!dup_into(&n->host, path ? NULL : host) || !dup_into(&n->path, path) ||
-      !dup_into(&n->user, conf->user) ||
-      !dup_into(&n->password, conf->password)) {
+  if (!miscache__dup(&n->host, path ? NULL : host) || !miscache__dup(&n->path, path) ||
+      !miscache__dup(&n->user, conf->user) ||
+      !miscache__dup(&n->password, conf->password)) {
     miscache__node_free(n);
     return NULL;
   }
@@ -274,13 +269,6 @@ static miscache_status_t simple_command(miscache__node_t *n, int argc,
   return MISCACHE_OK;
 }
 
-static uint64_t node_rand(miscache__node_t *n) {
-  n->rng ^= n->rng >> 12;
-  n->rng ^= n->rng << 25;
-  n->rng ^= n->rng >> 27;
-  return n->rng * 0x2545F4914F6CDD1Du;
-}
-
 /* A connect failed: open (or lengthen) the backoff window. */
 static void breaker_fail(miscache__node_t *n) {
   n->stats->connect_failures++;
@@ -292,7 +280,8 @@ static void breaker_fail(miscache__node_t *n) {
                                                           : n->backoff_ms * 2;
   }
   int half = n->backoff_ms / 2;
-  int window = n->backoff_ms - half + (int)(node_rand(n) % (uint64_t)(half + 1));
+  int window = n->backoff_ms - half +
+               (int)(miscache__xorshift(&n->rng) % (uint64_t)(half + 1));
   n->down_until = miscache__mono_ms() + window;
   const char *why = n->err;
   size_t pre = strlen("redis ") + strlen(n->addr) + 2; /* "redis A: " */
@@ -525,5 +514,18 @@ miscache_status_t miscache__node_exec(miscache__node_t *n, int db, size_t ncmd,
   miscache_status_t st = miscache__node_send(n, db, ncmd, cmds, flags, &p);
   if (st == MISCACHE_OK) st = miscache__node_recv(n, replies, &p);
   *resendable = p.resendable;
+  return st;
+}
+
+miscache_status_t miscache__node_ask(miscache__node_t *n,
+                                     const miscache__cmd_t *cmd,
+                                     miscache__reply_t **reply,
+                                     int64_t deadline) {
+  bool again = false;
+  miscache_status_t st = miscache__node_exec(n, MISCACHE__NO_DB, 1, cmd, reply,
+                                             0, deadline, &again);
+  if (st != MISCACHE_OK && again)
+    st = miscache__node_exec(n, MISCACHE__NO_DB, 1, cmd, reply, 0, deadline,
+                             &again);
   return st;
 }

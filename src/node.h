@@ -56,6 +56,13 @@ miscache_status_t miscache__node_exec(miscache__node_t *n, int db, size_t ncmd,
                                       unsigned flags, int64_t deadline,
                                       bool *resendable);
 
+/* One command that needs no db (a sentinel's or a cluster node's), sent
+ * again once when an old connection was found lost. */
+miscache_status_t miscache__node_ask(miscache__node_t *n,
+                                     const miscache__cmd_t *cmd,
+                                     miscache__reply_t **reply,
+                                     int64_t deadline);
+
 /* The two halves of miscache__node_exec, so that a dispatcher can write to
  * several nodes before it reads from any. Set deadline before the send;
  * the rest is filled in by it. */

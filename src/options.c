@@ -44,11 +44,6 @@ void miscache_options_free(miscache_options_t *opts) {
   free(opts);
 }
 
-static bool dup_opt(char **dst, const char *src) {
-  *dst = src ? strdup(src) : NULL;
-  return !src || *dst;
-}
-
 miscache_status_t miscache__options_copy(miscache_options_t *dst,
                                          const miscache_options_t *src) {
   *dst = *src;
@@ -57,8 +52,8 @@ miscache_status_t miscache__options_copy(miscache_options_t *dst,
   dst->sentinel_user = dst->sentinel_password = NULL;
   if (miscache__endpoint_copy(&dst->ep, &src->ep) != MISCACHE_OK ||
       miscache__tls_conf_copy(&dst->tls, &src->tls) != MISCACHE_OK ||
-      !dup_opt(&dst->sentinel_user, src->sentinel_user) ||
-      !dup_opt(&dst->sentinel_password, src->sentinel_password)) {
+      !miscache__dup(&dst->sentinel_user, src->sentinel_user) ||
+      !miscache__dup(&dst->sentinel_password, src->sentinel_password)) {
     miscache__options_clear(dst);
     return MISCACHE_ERR_NOMEM;
   }
@@ -273,8 +268,8 @@ miscache_status_t miscache_options_set_tls(miscache_options_t *opts,
     return MISCACHE_ERR_INVALID;
   miscache__tls_conf_t t = {.insecure_skip_verify =
                                 opts->tls.insecure_skip_verify};
-  if (!dup_opt(&t.cacert, cacert) || !dup_opt(&t.cert, cert) ||
-      !dup_opt(&t.key, key)) {
+  if (!miscache__dup(&t.cacert, cacert) || !miscache__dup(&t.cert, cert) ||
+      !miscache__dup(&t.key, key)) {
     miscache__tls_conf_clear(&t);
     return MISCACHE_ERR_NOMEM;
   }
@@ -297,7 +292,7 @@ miscache_status_t miscache_options_set_sentinel_auth(miscache_options_t *opts,
                                                      const char *password) {
   if (!opts || (user && user[0] && !password)) return MISCACHE_ERR_INVALID;
   char *u = NULL, *p = NULL;
-  if (!dup_opt(&u, user && user[0] ? user : NULL) || !dup_opt(&p, password)) {
+  if (!miscache__dup(&u, user && user[0] ? user : NULL) || !miscache__dup(&p, password)) {
     free(u);
     free(p);
     return MISCACHE_ERR_NOMEM;

@@ -67,23 +67,10 @@ miscache_status_t miscache_write_behind(miscache_t *mc, miscache_db_t db,
                       key);
     return MISCACHE_ERR_INVALID;
   }
-  /* the queue's key, checked by the queue code's own rules */
-  size_t ql = strlen(queue);
-  bool qok = ql > 0 && ql <= 64;
-  for (size_t i = 0; qok && i < ql; i++)
-    qok = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                 "0123456789_-.",
-                 queue[i]) != NULL;
-  if (!qok) {
-    miscache__set_err(mc, "write-behind: queue name \"%.80s\"", queue);
-    return MISCACHE_ERR_KEY;
-  }
-  char qkey[96];
-  snprintf(qkey, sizeof qkey, "queue:{%s}", queue);
   miscache__fullkey_t fk, fq;
   miscache_status_t st = miscache__fullkey(mc, key, &fk);
   if (st != MISCACHE_OK) return st;
-  if ((st = miscache__fullkey(mc, qkey, &fq)) != MISCACHE_OK) {
+  if ((st = miscache__queue_stream_key(mc, queue, &fq)) != MISCACHE_OK) {
     miscache__fullkey_done(&fk);
     return st;
   }

@@ -94,13 +94,7 @@ miscache_status_t miscache_pool_new(const miscache_options_t *opts,
   p->opened = 1;
   p->size = size;
   pthread_mutex_init(&p->mu, NULL);
-  /* timed waits count on the monotonic clock: a wall-clock step does not
-   * stretch or cut them */
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&p->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  miscache__cond_init_monotonic(&p->cv);
   *out = p;
   return MISCACHE_OK;
 }
@@ -119,15 +113,7 @@ miscache_status_t miscache_pool_acquire(miscache_pool_t *pool, int timeout_ms,
   *out = NULL;
   if (!pool) return MISCACHE_ERR_INVALID;
   struct timespec deadline;
-  if (timeout_ms > 0) {
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-      deadline.tv_sec++;
-      deadline.tv_nsec -= 1000000000L;
-    }
-  }
+  if (timeout_ms > 0) miscache__deadline_after(&deadline, timeout_ms);
   pthread_mutex_lock(&pool->mu);
   for (;;) {
     if (pool->nfree > 0) {

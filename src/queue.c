@@ -1,8 +1,8 @@
 /*
  * Work queues on Redis Streams (see queue.h for the keys and the model).
- * Enqueue and dead-lettering are Lua scripts (EVALSHA, EVAL on NOSCRIPT),
- * so a batch of messages and the count of what the length cap trimmed, or
- * the move of an entry to the dead-letter stream, are each one atomic step.
+ * Enqueue is a pipeline of XADDs ended by a trim-and-count script; the
+ * move of an entry to the dead-letter stream is a script too (both through
+ * miscache__eval's EVALSHA, EVAL on NOSCRIPT), so each is one atomic step.
  */
 #include <openssl/sha.h>
 #include <pthread.h>
@@ -55,49 +55,6 @@ static void make_shas(void) {
   sha_hex(lua_dead, sha_dead);
 }
 
-/* EVALSHA (EVAL on NOSCRIPT) over full keys; the reply is the caller's. */
-static miscache_status_t script(miscache_t *mc, const char *src,
-                                const char *sha, int nkeys,
-                                const char *const *keys, size_t nargs,
-                                const char *const *args, const size_t *alens,
-                                miscache__reply_t **out) {
-  size_t argc = 3 + (size_t)nkeys + nargs;
-  const char **argv = calloc(argc, sizeof *argv);
-  size_t *lens = calloc(argc, sizeof *lens);
-  if (!argv || !lens) {
-    free(argv);
-    free(lens);
-    miscache__set_err(mc, "out of memory for a script of %zu arguments",
-                      nargs);
-    return MISCACHE_ERR_NOMEM;
-  }
-  char nk[16];
-  argv[1] = sha, lens[1] = 40;
-  argv[2] = nk, lens[2] = (size_t)snprintf(nk, sizeof nk, "%d", nkeys);
-  for (int i = 0; i < nkeys; i++)
-    argv[3 + i] = keys[i], lens[3 + i] = strlen(keys[i]);
-  for (size_t i = 0; i < nargs; i++)
-    argv[3 + nkeys + i] = args[i],
-               lens[3 + nkeys + i] = alens ? alens[i] : strlen(args[i]);
-  miscache_status_t st = MISCACHE_OK;
-  for (int attempt = 0; attempt < 2; attempt++) {
-    argv[0] = attempt ? "EVAL" : "EVALSHA";
-    lens[0] = strlen(argv[0]);
-    if (attempt) argv[1] = src, lens[1] = strlen(src);
-    miscache__cmd_t cmd = {(int)argc, argv, lens};
-    st = miscache__dispatch(mc, MISCACHE_DB_QUEUE, 1, &cmd, out, 0);
-    if (st != MISCACHE_OK || attempt ||
-        miscache__reply_type(*out) != MISCACHE__R_ERROR ||
-        strncmp(miscache__reply_str(*out, NULL), "NOSCRIPT", 8) != 0)
-      break;
-    miscache__reply_free(*out);
-    *out = NULL;
-  }
-  free(argv);
-  free(lens);
-  return st;
-}
-
 /* ---- names and keys --------------------------------------------------- */
 
 typedef struct {
@@ -124,18 +81,33 @@ static void qkeys_done(qkeys_t *k) {
   miscache__fullkey_done(&k->errors);
 }
 
-static miscache_status_t qkeys(miscache_t *mc, const char *name, qkeys_t *k) {
-  memset(k, 0, sizeof *k);
+/* The namespaced key of queue NAME's stream (or of one of its companions,
+ * suffix ":dead"...), after checking the name. */
+static miscache_status_t queue_key(miscache_t *mc, const char *name,
+                                   const char *suffix, char *lk, size_t lksize,
+                                   miscache__fullkey_t *fk) {
   if (!name_ok(name)) {
     miscache__set_err(mc, "queue name \"%.80s\": use 1 to 64 letters, digits "
                           "or _-.", name ? name : "(null)");
     return MISCACHE_ERR_KEY;
   }
+  snprintf(lk, lksize, "queue:{%s}%s", name, suffix);
+  return miscache__fullkey(mc, lk, fk);
+}
+
+miscache_status_t miscache__queue_stream_key(miscache_t *mc, const char *name,
+                                             miscache__fullkey_t *fk) {
+  char lk[96];
+  return queue_key(mc, name, "", lk, sizeof lk, fk);
+}
+
+static miscache_status_t qkeys(miscache_t *mc, const char *name, qkeys_t *k) {
+  memset(k, 0, sizeof *k);
   static const char *const suffix[4] = {"", ":dead", ":trimmed", ":errors"};
   miscache__fullkey_t *fk[4] = {&k->stream, &k->dead, &k->trimmed, &k->errors};
   for (int i = 0; i < 4; i++) {
-    snprintf(k->lk[i], sizeof k->lk[i], "queue:{%s}%s", name, suffix[i]);
-    miscache_status_t st = miscache__fullkey(mc, k->lk[i], fk[i]);
+    miscache_status_t st =
+        queue_key(mc, name, suffix[i], k->lk[i], sizeof k->lk[i], fk[i]);
     if (st != MISCACHE_OK) {
       qkeys_done(k);
       return st;
@@ -284,14 +256,13 @@ miscache_status_t miscache_queue_enqueue(miscache_t *mc, const char *name,
                miscache__reply_str(rs[i], NULL));
     }
   if (miscache__reply_type(rs[n]) == MISCACHE__R_ERROR) {
-    /* NOSCRIPT: the trim again, as EVAL (the messages are in) */
-    const char *keys[2] = {k.stream.ptr, k.trimmed.ptr};
+    /* NOSCRIPT: the trim again through the usual EVALSHA-then-EVAL (the
+     * messages are in) */
+    const char *keys[2] = {k.lk[0], k.lk[2]};
     const char *args[1] = {maxlen};
-    miscache__reply_t *r = NULL;
-    st = script(mc, lua_trim, sha_trim, 2, keys, 1, args, NULL, &r);
-    if (st == MISCACHE_OK && miscache__reply_type(r) == MISCACHE__R_ERROR)
-      st = miscache__reply_error(r, "queue trim", mc->err, sizeof mc->err);
-    miscache__reply_free(r);
+    long long dropped = 0;
+    st = miscache__eval(mc, MISCACHE_DB_QUEUE, lua_trim, sha_trim, 2, keys, 1,
+                        args, 0, &dropped);
   }
 done:
   for (size_t i = 0; rs && i <= n; i++) miscache__reply_free(rs[i]);
@@ -346,15 +317,11 @@ static miscache_status_t dead_letter(miscache_t *mc, qkeys_t *k,
   pthread_once(&sha_once, make_shas);
   char d[24];
   snprintf(d, sizeof d, "%llu", (unsigned long long)deliveries);
-  const char *keys[3] = {k->stream.ptr, k->dead.ptr, k->errors.ptr};
+  const char *keys[3] = {k->lk[0], k->lk[1], k->lk[3]};
   const char *args[4] = {group, id, d, why};
-  miscache__reply_t *r = NULL;
-  miscache_status_t st =
-      script(mc, lua_dead, sha_dead, 3, keys, 4, args, NULL, &r);
-  if (st == MISCACHE_OK && miscache__reply_type(r) == MISCACHE__R_ERROR)
-    return err_reply(mc, r, "queue dead letter");
-  miscache__reply_free(r);
-  return st;
+  long long moved = 0;
+  return miscache__eval(mc, MISCACHE_DB_QUEUE, lua_dead, sha_dead, 3, keys, 4,
+                        args, 0, &moved);
 }
 
 static miscache_status_t create_group(miscache_t *mc, qkeys_t *k,

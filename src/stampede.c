@@ -70,7 +70,7 @@ miscache__flight_t *miscache__flight_join(miscache_t *mc, miscache_db_t db,
   memcpy(k + hl, key, kl + 1);
   f->key = k;
   f->refs = 1;
-  pthread_cond_init(&f->cv, NULL);
+  miscache__cond_init_monotonic(&f->cv);
   f->next = flights;
   flights = f;
   pthread_mutex_unlock(&flights_mu);
@@ -78,6 +78,7 @@ miscache__flight_t *miscache__flight_join(miscache_t *mc, miscache_db_t db,
   return f;
 }
 
+/* Drop one reference (flights_mu held); the last one unlinks and frees. */
 static void flight_unref_locked(miscache__flight_t *f) {
   if (--f->refs) return;
   for (miscache__flight_t **p = &flights; *p; p = &(*p)->next)
@@ -105,38 +106,18 @@ void miscache__flight_done(miscache__flight_t *f, const json_t *value) {
       break;
     }
   pthread_cond_broadcast(&f->cv);
-  if (--f->refs == 0) {
-    json_decref(f->value);
-    pthread_cond_destroy(&f->cv);
-    free(f->key);
-    free(f);
-  }
+  flight_unref_locked(f);
   pthread_mutex_unlock(&flights_mu);
 }
 
 json_t *miscache__flight_wait(miscache__flight_t *f, int wait_ms) {
   struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += wait_ms / 1000;
-  until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  miscache__deadline_after(&until, wait_ms);
   pthread_mutex_lock(&flights_mu);
   while (!f->done)
     if (pthread_cond_timedwait(&f->cv, &flights_mu, &until) != 0) break;
   json_t *v = f->done && f->value ? json_deep_copy(f->value) : NULL;
-  if (f->done) {
-    if (--f->refs == 0) {
-      json_decref(f->value);
-      pthread_cond_destroy(&f->cv);
-      free(f->key);
-      free(f);
-    }
-  } else {
-    flight_unref_locked(f); /* timed out: the leader still holds it */
-  }
+  flight_unref_locked(f); /* after a timeout the leader still holds one */
   pthread_mutex_unlock(&flights_mu);
   return v;
 }

@@ -25,12 +25,6 @@
 
 #include "transport_ops.h"
 
-int64_t miscache__mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 miscache__tstatus_t miscache__poll_fd(miscache__transport_t *t,
                                       int64_t deadline) {
   for (;;) {

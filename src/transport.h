@@ -9,9 +9,6 @@
 
 #include "internal.h"
 
-/* Now on CLOCK_MONOTONIC, in ms. */
-int64_t miscache__mono_ms(void);
-
 /* A TLS client context (certificates loaded once), shared by the nodes of
  * one handle. ERR_TLS (file unreadable, key does not match the
  * certificate) or ERR_NOMEM, err set. */

@@ -40,8 +40,7 @@ void miscache__endpoint_clear(miscache__endpoint_t *ep) {
   memset(ep, 0, sizeof *ep);
 }
 
-/* *dst = copy of src (NULL stays NULL); false when out of memory. */
-static bool dup_into(char **dst, const char *src) {
+bool miscache__dup(char **dst, const char *src) {
   *dst = src ? strdup(src) : NULL;
   return !src || *dst;
 }
@@ -49,9 +48,9 @@ static bool dup_into(char **dst, const char *src) {
 miscache_status_t miscache__tls_conf_copy(miscache__tls_conf_t *dst,
                                           const miscache__tls_conf_t *src) {
   miscache__tls_conf_t t = {.insecure_skip_verify = src->insecure_skip_verify};
-  bool ok = dup_into(&t.cacert, src->cacert);
-  ok = dup_into(&t.cert, src->cert) && ok;
-  ok = dup_into(&t.key, src->key) && ok;
+  bool ok = miscache__dup(&t.cacert, src->cacert);
+  ok = miscache__dup(&t.cert, src->cert) && ok;
+  ok = miscache__dup(&t.key, src->key) && ok;
   if (!ok) {
     miscache__tls_conf_clear(&t);
     return MISCACHE_ERR_NOMEM;
@@ -64,13 +63,13 @@ miscache_status_t miscache__endpoint_copy(miscache__endpoint_t *dst,
                                           const miscache__endpoint_t *src) {
   miscache__endpoint_t e = {
       .kind = src->kind, .port = src->port, .tls = src->tls};
-  bool ok = dup_into(&e.host, src->host);
-  ok = dup_into(&e.path, src->path) && ok;
-  ok = dup_into(&e.user, src->user) && ok;
-  ok = dup_into(&e.password, src->password) && ok;
-  ok = dup_into(&e.master, src->master) && ok;
-  ok = dup_into(&e.sentinel_user, src->sentinel_user) && ok;
-  ok = dup_into(&e.sentinel_password, src->sentinel_password) && ok;
+  bool ok = miscache__dup(&e.host, src->host);
+  ok = miscache__dup(&e.path, src->path) && ok;
+  ok = miscache__dup(&e.user, src->user) && ok;
+  ok = miscache__dup(&e.password, src->password) && ok;
+  ok = miscache__dup(&e.master, src->master) && ok;
+  ok = miscache__dup(&e.sentinel_user, src->sentinel_user) && ok;
+  ok = miscache__dup(&e.sentinel_password, src->sentinel_password) && ok;
   ok = miscache__tls_conf_copy(&e.tls_conf, &src->tls_conf) == MISCACHE_OK &&
        ok;
   if (ok && src->naddrs) {
@@ -79,7 +78,7 @@ miscache_status_t miscache__endpoint_copy(miscache__endpoint_t *dst,
     for (size_t i = 0; ok && i < src->naddrs; i++) {
       e.naddrs = i + 1;
       e.addrs[i].port = src->addrs[i].port;
-      ok = dup_into(&e.addrs[i].host, src->addrs[i].host);
+      ok = miscache__dup(&e.addrs[i].host, src->addrs[i].host);
     }
   }
   if (!ok) {
