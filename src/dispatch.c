@@ -282,10 +282,6 @@ static miscache_status_t ensure_master(miscache_t *mc, unsigned flags,
                       mc->opts.ep.master);
     return MISCACHE_ERR_UNAVAILABLE;
   }
-  /* a lost connection: the master may have moved (a demoted master's
-   * clients are closed), so reconnect only to whom the sentinels name now,
-   * after ROLE says master */
-  if (d->master && !miscache__node_alive(d->master)) d->resolve = true;
   int64_t now = miscache__mono_ms();
   bool periodic = !d->resolve && d->master;
   if (periodic && now < d->check_at_ms) return MISCACHE_OK;
@@ -344,13 +340,23 @@ miscache_status_t miscache__dispatch(miscache_t *mc, int db, size_t n,
   if (d->cluster) /* one db: no SELECT */
     return miscache__cluster_exec(d->cluster, n, cmds, replies, flags,
                                   (int)(flags >> 8) - 1, deadline);
+  int unsent = 0;
   for (int attempt = 0;; attempt++) {
     memset(replies, 0, n * sizeof *replies);
     miscache_status_t st = ensure_master(mc, flags, deadline);
     if (st != MISCACHE_OK) return st;
-    bool resendable = false;
-    st = miscache__node_exec(d->master, physical, n, cmds, replies, flags,
-                             deadline, &resendable);
+    /* Sentinel: a lost connection (a demoted master closes its clients) is
+     * not reopened blindly; the sentinels say whom to reconnect to, after
+     * ROLE says master */
+    miscache__pipe_t info;
+    st = miscache__node_exec(d->master, physical, n, cmds, replies,
+                             flags | (d->sentinel ? MISCACHE__NO_CONNECT : 0),
+                             deadline, &info);
+    if (st != MISCACHE_OK && info.unconnected && unsent++ < 2) {
+      d->resolve = true; /* nothing was sent: ask, then send; not a try */
+      attempt--;
+      continue;
+    }
     if (st == MISCACHE_OK) {
       if (!d->sentinel || !readonly_reply(replies, n)) return MISCACHE_OK;
       /* demoted: nothing of a refused write ran, so one command, or an
@@ -366,7 +372,7 @@ miscache_status_t miscache__dispatch(miscache_t *mc, int db, size_t n,
       continue;
     }
     if (d->sentinel && st == MISCACHE_ERR_UNAVAILABLE) d->resolve = true;
-    if (resendable && (flags & MISCACHE__IDEMPOTENT) && attempt == 0) {
+    if (info.resendable && (flags & MISCACHE__IDEMPOTENT) && attempt == 0) {
       d->stats.resends++;
       continue;
     }

@@ -147,6 +147,9 @@ typedef struct miscache__cmd {
 /* Only on the connection the previous call used (MULTI/EXEC after WATCH):
  * ERR_UNAVAILABLE rather than a new connection, and no replay before it. */
 #define MISCACHE__SAME_CONN 2u
+/* Node layer only: with no live connection, fail (nothing sent) instead of
+ * connecting, so the dispatcher can first check whom it would reach. */
+#define MISCACHE__NO_CONNECT 4u
 /* Cluster: commands without a key go to master i (0 .. nodes - 1, see
  * miscache__dispatch_nodes); standalone and Sentinel ignore it. */
 #define MISCACHE__ON_NODE(i) (((unsigned)(i) + 1u) << 8)

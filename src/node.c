@@ -414,6 +414,7 @@ miscache_status_t miscache__node_send(miscache__node_t *n, int db,
   p->sel = false;
   p->fresh = false;
   p->resendable = false;
+  p->unconnected = false;
   p->timeout_ms = (int)(p->deadline - miscache__mono_ms());
   p->what = ncmd ? cmds[0].argv[0] : "";
   if (ncmd == 0) return MISCACHE_OK;
@@ -423,6 +424,11 @@ miscache_status_t miscache__node_send(miscache__node_t *n, int db,
   if (!n->t && (flags & MISCACHE__SAME_CONN)) {
     node_err(n, "%s: the connection of the transaction was lost",
              cmds[0].argv[0]);
+    return MISCACHE_ERR_UNAVAILABLE;
+  }
+  if (!n->t && (flags & MISCACHE__NO_CONNECT)) {
+    node_err(n, "%s: not connected", cmds[0].argv[0]);
+    p->unconnected = true;
     return MISCACHE_ERR_UNAVAILABLE;
   }
   if (!n->t) {
@@ -508,12 +514,12 @@ miscache_status_t miscache__node_exec(miscache__node_t *n, int db, size_t ncmd,
                                       const miscache__cmd_t *cmds,
                                       miscache__reply_t **replies,
                                       unsigned flags, int64_t deadline,
-                                      bool *resendable) {
+                                      miscache__pipe_t *info) {
   miscache__pipe_t p = {.deadline = deadline};
   memset(replies, 0, ncmd * sizeof *replies);
   miscache_status_t st = miscache__node_send(n, db, ncmd, cmds, flags, &p);
   if (st == MISCACHE_OK) st = miscache__node_recv(n, replies, &p);
-  *resendable = p.resendable;
+  if (info) *info = p;
   return st;
 }
 
@@ -521,11 +527,11 @@ miscache_status_t miscache__node_ask(miscache__node_t *n,
                                      const miscache__cmd_t *cmd,
                                      miscache__reply_t **reply,
                                      int64_t deadline) {
-  bool again = false;
+  miscache__pipe_t info;
   miscache_status_t st = miscache__node_exec(n, MISCACHE__NO_DB, 1, cmd, reply,
-                                             0, deadline, &again);
-  if (st != MISCACHE_OK && again)
+                                             0, deadline, &info);
+  if (st != MISCACHE_OK && info.resendable)
     st = miscache__node_exec(n, MISCACHE__NO_DB, 1, cmd, reply, 0, deadline,
-                             &again);
+                             NULL);
   return st;
 }

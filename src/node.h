@@ -43,18 +43,33 @@ bool miscache__node_alive(miscache__node_t *n);
 /* Whether the node is in a backoff window now. */
 bool miscache__node_down(const miscache__node_t *n);
 
+/* The two halves of miscache__node_exec, so that a dispatcher can write to
+ * several nodes before it reads from any. Set deadline before the send;
+ * the rest is filled in by it. */
+typedef struct miscache__pipe {
+  int64_t deadline;
+  size_t ncmd;
+  int db;
+  bool sel, fresh;
+  bool resendable;  /* failed on an old connection found lost */
+  bool unconnected; /* MISCACHE__NO_CONNECT and no live connection: nothing
+                       was sent */
+  int timeout_ms;
+  const char *what;
+} miscache__pipe_t;
 /* Send n commands in one write (after a SELECT db when db >= 0 differs from
  * the connection's), read n replies into replies[] (the caller's, free each
  * with miscache__reply_free), all before deadline (extended by the time a
  * connect took). OK when every reply was read (replies may be error
- * replies); else a status with every replies[i] NULL and *resendable true
- * when the connection was an old one found lost (resending on a fresh one
- * is the dispatcher's choice). flags: MISCACHE__SAME_CONN. */
+ * replies); else a status with every replies[i] NULL, and in *info (may be
+ * NULL) resendable when the connection was an old one found lost (resending
+ * on a fresh one is the dispatcher's choice) or unconnected (see
+ * MISCACHE__NO_CONNECT). flags: MISCACHE__SAME_CONN, MISCACHE__NO_CONNECT. */
 miscache_status_t miscache__node_exec(miscache__node_t *n, int db, size_t ncmd,
                                       const miscache__cmd_t *cmds,
                                       miscache__reply_t **replies,
                                       unsigned flags, int64_t deadline,
-                                      bool *resendable);
+                                      miscache__pipe_t *info);
 
 /* One command that needs no db (a sentinel's or a cluster node's), sent
  * again once when an old connection was found lost. */
@@ -63,17 +78,6 @@ miscache_status_t miscache__node_ask(miscache__node_t *n,
                                      miscache__reply_t **reply,
                                      int64_t deadline);
 
-/* The two halves of miscache__node_exec, so that a dispatcher can write to
- * several nodes before it reads from any. Set deadline before the send;
- * the rest is filled in by it. */
-typedef struct miscache__pipe {
-  int64_t deadline;
-  size_t ncmd;
-  int db;
-  bool sel, fresh, resendable;
-  int timeout_ms;
-  const char *what;
-} miscache__pipe_t;
 miscache_status_t miscache__node_send(miscache__node_t *n, int db,
                                       size_t ncmd, const miscache__cmd_t *cmds,
                                       unsigned flags, miscache__pipe_t *p);
