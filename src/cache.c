@@ -82,11 +82,21 @@ static miscache_status_t read_key(miscache_t *mc, miscache_db_t db,
     miscache__fullkey_done(&fk);
     return MISCACHE_MISS;
   }
+  miscache__near_ticket_t nt = {.use = false};
+  if (mc->near) {
+    *out = miscache__near_get(mc, db, fk.ptr, fk.len, &nt, pttl);
+    if (*out) { /* no system call on this path */
+      miscache__count(mc, db, key, MISCACHE__HIT);
+      miscache__fullkey_done(&fk);
+      return MISCACHE_OK;
+    }
+  }
   const char *ga[2] = {"GET", fk.ptr}, *pa[2] = {"PTTL", fk.ptr};
   size_t gl[2] = {3, fk.len}, pl[2] = {4, fk.len};
   miscache__cmd_t cmds[2] = {{2, ga, gl}, {2, pa, pl}};
   miscache__reply_t *r[2] = {NULL, NULL};
-  if (pttl) {
+  /* the near cache bounds an entry by the key's TTL: it needs the PTTL */
+  if (pttl || nt.use) {
     st = miscache__dispatch(mc, (int)db, 2, cmds, r, MISCACHE__IDEMPOTENT);
     if (st != MISCACHE_OK) miscache__count(mc, db, key, MISCACHE__ERROR);
   } else {
@@ -94,8 +104,15 @@ static miscache_status_t read_key(miscache_t *mc, miscache_db_t db,
   }
   if (st == MISCACHE_OK) {
     st = value_from_reply(mc, db, key, r[0], out);
-    if (pttl && miscache__reply_type(r[1]) == MISCACHE__R_INTEGER)
-      *pttl = miscache__reply_int(r[1]);
+    long long left = r[1] && miscache__reply_type(r[1]) == MISCACHE__R_INTEGER
+                         ? miscache__reply_int(r[1])
+                         : -2;
+    if (pttl) *pttl = left;
+    if (st == MISCACHE_OK && nt.use) {
+      size_t vlen = 0;
+      miscache__reply_str(r[0], &vlen);
+      miscache__near_put(mc, db, fk.ptr, fk.len, *out, vlen, left, &nt);
+    }
   }
   miscache__reply_free(r[0]);
   miscache__reply_free(r[1]);
@@ -146,6 +163,7 @@ static miscache_status_t set_ms(miscache_t *mc, miscache_db_t db,
   miscache__cmd_t cmd = {5, argv, lens};
   miscache__reply_t *r = NULL;
   st = miscache__exec_key(mc, db, &fk, &cmd, &r, MISCACHE__IDEMPOTENT);
+  miscache__near_evict(mc, fk.ptr, fk.len); /* read your writes */
   if (st == MISCACHE_OK) st = expect_ok(mc, db, r, "SET", key);
   miscache__reply_free(r);
   free(val);
@@ -191,6 +209,8 @@ static miscache_status_t int_command(miscache_t *mc, miscache_db_t db,
   miscache__cmd_t cmd = {2, argv, lens};
   miscache__reply_t *r = NULL;
   st = miscache__exec_key(mc, db, &fk, &cmd, &r, MISCACHE__IDEMPOTENT);
+  if (verb[0] == 'U') /* UNLINK: read your writes */
+    miscache__near_evict(mc, fk.ptr, fk.len);
   if (st == MISCACHE_OK) {
     if (miscache__reply_type(r) == MISCACHE__R_INTEGER) {
       *result = miscache__reply_int(r);
@@ -396,6 +416,8 @@ miscache_status_t miscache_mset(miscache_t *mc, miscache_db_t db, size_t n,
     cmds[i] = (miscache__cmd_t){5, a, l};
   }
   st = miscache__dispatch(mc, (int)db, n, cmds, rs, MISCACHE__IDEMPOTENT);
+  for (size_t i = 0; i < n; i++)
+    miscache__near_evict(mc, ks.ptrs[i], ks.lens[i]);
   if (st != MISCACHE_OK) {
     miscache__count(mc, db, keys[0], MISCACHE__ERROR);
   } else {

@@ -25,6 +25,8 @@ static void copy_err(char *errbuf, size_t errlen, const char *msg) {
 static volatile unsigned fork_generation;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void on_fork_child(void) { fork_generation++; }
+
+unsigned miscache__fork_gen(void) { return fork_generation; }
 static void register_atfork(void) {
   (void)pthread_atfork(NULL, NULL, on_fork_child);
 }
@@ -112,6 +114,14 @@ miscache_status_t miscache_open(const miscache_options_t *opts,
     miscache_free(mc);
     return st;
   }
+  if (mc->opts.near.enabled && !mc->opts.near_external) {
+    st = miscache__near_new(&mc->opts, &mc->near, mc->err, sizeof mc->err);
+    if (st != MISCACHE_OK) {
+      copy_err(errbuf, errbuf_len, mc->err);
+      miscache_free(mc);
+      return st;
+    }
+  }
   if (!mc->opts.lazy) {
     st = miscache__dispatcher_connect(mc);
     if (st != MISCACHE_OK) {
@@ -144,6 +154,7 @@ void miscache_free(miscache_t *mc) {
   if (!mc) return;
   miscache__dispatcher_free(mc->disp);
   miscache__pending_unref(mc->pending);
+  miscache__near_unref(mc->near);
   miscache__options_clear(&mc->opts);
   free(mc);
 }

@@ -42,6 +42,7 @@ struct miscache__dispatcher {
   int64_t next_resolve_ms; /* not before this (CLOCK_MONOTONIC ms) */
   int64_t check_at_ms;     /* ask again even if all is well after this */
   miscache__cluster_t *cluster; /* Redis Cluster: the router */
+  bool push; /* the near cache's subscriber (miscache__push_send) */
   miscache_link_stats_t stats;
 };
 
@@ -226,7 +227,7 @@ static miscache_status_t resolve_master(miscache_t *mc, int64_t deadline) {
     }
     miscache__reply_free(r);
     /* the connection we have to it proved itself already, unless lost */
-    st = miscache__node_alive(d->master)
+    st = miscache__node_alive(d->master, d->push)
              ? MISCACHE_OK
              : check_role(mc, d->master, miscache__node_addr(s), deadline);
     if (st == MISCACHE_OK) {
@@ -378,4 +379,43 @@ miscache_status_t miscache__dispatch(miscache_t *mc, int db, size_t n,
     }
     return st;
   }
+}
+
+/* ---- the near cache's subscriber connection ------------------------------ */
+
+miscache_status_t miscache__push_send(miscache_t *mc, size_t n,
+                                      const miscache__cmd_t *cmds) {
+  miscache__dispatcher_t *d = mc->disp;
+  if (d->cluster) {
+    miscache__set_err(mc, "push connection: not on a Redis Cluster");
+    return MISCACHE_ERR_INVALID;
+  }
+  int64_t deadline = miscache__mono_ms() + mc->opts.command_timeout_ms;
+  d->push = true;
+  miscache_status_t st = ensure_master(mc, 0, deadline);
+  if (st != MISCACHE_OK) return st;
+  miscache__pipe_t p = {.deadline = deadline};
+  return miscache__node_send(d->master, MISCACHE__NO_DB, n, cmds,
+                             MISCACHE__PUSH | MISCACHE__NO_CONNECT, &p);
+}
+
+miscache_status_t miscache__push_read(miscache_t *mc, int timeout_ms,
+                                      miscache__reply_t **reply) {
+  miscache__dispatcher_t *d = mc->disp;
+  *reply = NULL;
+  if (d->cluster || !d->master) {
+    miscache__set_err(mc, "push connection: not connected");
+    return MISCACHE_ERR_UNAVAILABLE;
+  }
+  miscache_status_t st = miscache__node_poll(
+      d->master, miscache__mono_ms() + timeout_ms, reply);
+  if (st != MISCACHE_OK && st != MISCACHE_MISS && d->sentinel)
+    d->resolve = true; /* lost: ask the sentinels before reconnecting */
+  return st;
+}
+
+void miscache__push_drop(miscache_t *mc) {
+  miscache__dispatcher_t *d = mc->disp;
+  if (d->master) miscache__node_drop(d->master);
+  if (d->sentinel) d->resolve = true;
 }

@@ -79,6 +79,8 @@ struct miscache_options {
   bool lazy;
   bool hash_tags; /* company ids of company-scoped keys in {braces} */
   miscache_stampede_t stampede;
+  miscache_near_t near; /* families filled in by the setter */
+  bool near_external;   /* a pool's handle: the pool gives it its store */
   unsigned pending_max;
   /* set by the option setters; they win over the URL's (also MISCACHE_URL) */
   bool tls_on;
@@ -150,6 +152,9 @@ typedef struct miscache__cmd {
 /* Node layer only: with no live connection, fail (nothing sent) instead of
  * connecting, so the dispatcher can first check whom it would reach. */
 #define MISCACHE__NO_CONNECT 4u
+/* A connection that receives pushes (the near cache's subscriber): a
+ * waiting message does not make it "broken". */
+#define MISCACHE__PUSH 16u
 /* Cluster: commands without a key go to master i (0 .. nodes - 1, see
  * miscache__dispatch_nodes); standalone and Sentinel ignore it. */
 #define MISCACHE__ON_NODE(i) (((unsigned)(i) + 1u) << 8)
@@ -181,6 +186,16 @@ miscache_status_t miscache__dispatch(miscache_t *mc, int db, size_t n,
 size_t miscache__dispatch_nodes(miscache_t *mc);
 /* Whether the handle is on a Redis Cluster (db 0 only, no SELECT). */
 bool miscache__is_cluster(const miscache_t *mc);
+/* The near cache's subscriber connection (standalone or Sentinel's
+ * master; ERR_INVALID on a cluster): send n commands without reading
+ * their replies, only on the live connection (ERR_UNAVAILABLE when there
+ * is none: nothing sent); read the next reply or message (MISS: none
+ * within timeout_ms); close the connection. */
+miscache_status_t miscache__push_send(miscache_t *mc, size_t n,
+                                      const miscache__cmd_t *cmds);
+miscache_status_t miscache__push_read(miscache_t *mc, int timeout_ms,
+                                      miscache__reply_t **reply);
+void miscache__push_drop(miscache_t *mc);
 /* The replay step of miscache__dispatch alone (keeps mc->err as it was). */
 void miscache__replay_pending(miscache_t *mc);
 
@@ -217,6 +232,8 @@ miscache_status_t miscache__pend(miscache_t *mc, miscache_db_t db,
                                  const char *key, bool pattern,
                                  miscache_status_t st);
 
+typedef struct miscache__near miscache__near_t; /* near.c */
+
 /* ---- handle (client.c) ------------------------------------------------ */
 struct miscache {
   miscache_options_t opts;
@@ -230,6 +247,7 @@ struct miscache {
   miscache_key_visit_fn dry_run; /* events: list instead of delete */
   void *dry_run_userdata;
   miscache__pending_t *pending; /* own, or shared with the pool's handles */
+  miscache__near_t *near;       /* own, the pool's, or NULL (off) */
   bool replaying;
   int64_t replay_after_ms;
   miscache_pool_t *pool; /* the pool that opened it, NULL if standalone */
@@ -341,6 +359,38 @@ void miscache__lease_release(miscache_t *mc, miscache_db_t db, const char *key,
                              const char *token);
 /* XFetch: reload now? (remaining TTL below early_ms * -ln(random)) */
 bool miscache__xfetch_due(miscache_t *mc, int64_t pttl_ms, int early_ms);
+
+/* ---- near cache (near.c) ------------------------------------------------- */
+/* A store with its invalidation thread for the options' endpoint (o->near
+ * filled in). ERR_INVALID on a cluster, ERR_NOMEM; err set. */
+miscache_status_t miscache__near_new(const miscache_options_t *o,
+                                     miscache__near_t **out, char *err,
+                                     size_t errlen);
+miscache__near_t *miscache__near_ref(miscache__near_t *s);
+void miscache__near_unref(miscache__near_t *s); /* accepts NULL */
+/* What a reader saw before it sent its GET: the store takes the value only
+ * if nothing invalidated that key since. */
+typedef struct miscache__near_ticket {
+  uint64_t hash;
+  uint64_t epoch;
+  uint32_t stripe;
+  bool use; /* false: do not store */
+} miscache__near_ticket_t;
+/* A hit on the namespaced key full of a near-cached family: a new
+ * reference (read-only unless copy_values), *pttl (may be NULL) the ms
+ * left (-1: no TTL). NULL on a miss, with *t filled for miscache__near_put. */
+json_t *miscache__near_get(miscache_t *mc, miscache_db_t db, const char *full,
+                           size_t len, miscache__near_ticket_t *t,
+                           int64_t *pttl);
+/* Store v (its JSON text vlen bytes) read with its PTTL under ticket t. */
+void miscache__near_put(miscache_t *mc, miscache_db_t db, const char *full,
+                        size_t len, json_t *v, size_t vlen, int64_t pttl,
+                        const miscache__near_ticket_t *t);
+/* A write through this process: drop the key (every db) at once. */
+void miscache__near_evict(miscache_t *mc, const char *full, size_t len);
+void miscache__near_evict_pattern(miscache_t *mc, const char *full_pattern);
+/* Incremented in a child after fork() (client.c). */
+unsigned miscache__fork_gen(void);
 
 /* ---- codec (codec.c) --------------------------------------------------- */
 /* Decode a stored value (any JSON type). NULL and a message on failure. */

@@ -198,6 +198,13 @@ miscache_status_t miscache__invalidate_now(miscache_t *mc, miscache_db_t db,
   scan_job_t job = {.mc = mc, .db = db, .pattern = pattern, .unlink = true};
   miscache_status_t st = scan_all(&job);
   if (deleted) *deleted = job.count;
+  if (mc->near && pattern) { /* read your writes */
+    miscache__fullkey_t fk;
+    if (miscache__fullkey(mc, pattern, &fk) == MISCACHE_OK) {
+      miscache__near_evict_pattern(mc, fk.ptr);
+      miscache__fullkey_done(&fk);
+    }
+  }
   return st;
 }
 

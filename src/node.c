@@ -129,8 +129,9 @@ bool miscache__node_is(const miscache__node_t *n, const char *host,
   return n->host && port == n->port && strcmp(n->host, host) == 0;
 }
 
-bool miscache__node_alive(miscache__node_t *n) {
-  if (n->t && (n->pid != getpid() || miscache__transport_broken(n->t)))
+bool miscache__node_alive(miscache__node_t *n, bool push) {
+  if (n->t && (n->pid != getpid() ||
+               (!push && miscache__transport_broken(n->t))))
     miscache__node_drop(n);
   return n->t != NULL;
 }
@@ -420,7 +421,8 @@ miscache_status_t miscache__node_send(miscache__node_t *n, int db,
   if (ncmd == 0) return MISCACHE_OK;
   /* a child after fork() never touches its parent's connection */
   if (n->t && n->pid != getpid()) miscache__node_drop(n);
-  if (n->t && miscache__transport_broken(n->t)) miscache__node_drop(n);
+  if (n->t && !(flags & MISCACHE__PUSH) && miscache__transport_broken(n->t))
+    miscache__node_drop(n);
   if (!n->t && (flags & MISCACHE__SAME_CONN)) {
     node_err(n, "%s: the connection of the transaction was lost",
              cmds[0].argv[0]);
@@ -533,5 +535,21 @@ miscache_status_t miscache__node_ask(miscache__node_t *n,
   if (st != MISCACHE_OK && info.resendable)
     st = miscache__node_exec(n, MISCACHE__NO_DB, 1, cmd, reply, 0, deadline,
                              NULL);
+  return st;
+}
+
+miscache_status_t miscache__node_poll(miscache__node_t *n, int64_t deadline,
+                                      miscache__reply_t **reply) {
+  *reply = NULL;
+  if (n->t && n->pid != getpid()) miscache__node_drop(n);
+  if (!n->t) {
+    node_err(n, "push connection: not connected");
+    return MISCACHE_ERR_UNAVAILABLE;
+  }
+  miscache__tstatus_t t = miscache__transport_read(n->t, deadline, reply);
+  if (t == MISCACHE__T_OK) return MISCACHE_OK;
+  if (t == MISCACHE__T_TIMEOUT) return MISCACHE_MISS;
+  miscache_status_t st = transport_status(n, t, "push connection", 0);
+  miscache__node_drop(n);
   return st;
 }

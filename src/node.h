@@ -38,8 +38,10 @@ miscache_status_t miscache__node_connect(miscache__node_t *n);
 /* Close the connection without writing to it. */
 void miscache__node_drop(miscache__node_t *n);
 /* Whether the node has a connection fit for the next request (opened by
- * this process, not closed by the server); drops one that is not. */
-bool miscache__node_alive(miscache__node_t *n);
+ * this process, not closed by the server); drops one that is not. push: a
+ * subscriber's connection, where bytes waiting are messages, not a sign
+ * of a closed one. */
+bool miscache__node_alive(miscache__node_t *n, bool push);
 /* Whether the node is in a backoff window now. */
 bool miscache__node_down(const miscache__node_t *n);
 
@@ -84,6 +86,14 @@ miscache_status_t miscache__node_send(miscache__node_t *n, int db,
 miscache_status_t miscache__node_recv(miscache__node_t *n,
                                       miscache__reply_t **replies,
                                       miscache__pipe_t *p);
+
+/* The next reply on a connection that receives pushes (a subscriber): OK
+ * with it, MISS when none came before deadline (the connection is kept:
+ * a partly read message is completed by the next call), else a status
+ * (the connection is dropped). Send to it with MISCACHE__PUSH, so a
+ * message waiting to be read does not count as a broken connection. */
+miscache_status_t miscache__node_poll(miscache__node_t *n, int64_t deadline,
+                                      miscache__reply_t **reply);
 
 /* "host:port" or "unix:/path". Borrowed. */
 const char *miscache__node_addr(const miscache__node_t *n);

@@ -329,6 +329,38 @@ miscache_status_t miscache_options_set_stampede(miscache_options_t *opts,
   return MISCACHE_OK;
 }
 
+miscache_status_t miscache_options_set_near_cache(miscache_options_t *opts,
+                                                  const miscache_near_t *n) {
+  if (!opts) return MISCACHE_ERR_INVALID;
+  if (!n) {
+    memset(&opts->near, 0, sizeof opts->near);
+    return MISCACHE_OK;
+  }
+  const uint64_t never = (1ull << MISCACHE_KF_BATCH_LOCK) |
+                         (1ull << MISCACHE_KF_BATCH_FENCE) |
+                         (1ull << MISCACHE_KF_LOCK_SERIAL) |
+                         (1ull << MISCACHE_KF_LOCK_BATCH_PROCESS) |
+                         (1ull << MISCACHE_KF_LOCK_GIFT_CLASSIFICATION);
+  uint64_t all = (1ull << MISCACHE_KEY_FAMILY_COUNT) - 1;
+  if ((n->families & never) || (n->families & ~all) ||
+      (n->ping_ms && (n->ping_ms < 10 || n->ping_ms > 60000)))
+    return MISCACHE_ERR_INVALID;
+  opts->near = *n;
+  if (!opts->near.families)
+    opts->near.families = (1ull << MISCACHE_KF_PERMISSIONS) |
+                          (1ull << MISCACHE_KF_MASTER_DEPARTMENTS) |
+                          (1ull << MISCACHE_KF_MASTER_BRANDS) |
+                          (1ull << MISCACHE_KF_MASTER_COMPANIES) |
+                          (1ull << MISCACHE_KF_MASTER_PRODUCTS) |
+                          (1ull << MISCACHE_KF_BATCH_CONFIG) |
+                          (1ull << MISCACHE_KF_GIFT_RULES) |
+                          (1ull << MISCACHE_KF_GIFT_MASTER);
+  if (!opts->near.max_entries) opts->near.max_entries = 10000;
+  if (!opts->near.max_bytes) opts->near.max_bytes = (size_t)64 << 20;
+  if (!opts->near.ping_ms) opts->near.ping_ms = 100;
+  return MISCACHE_OK;
+}
+
 miscache_status_t miscache_options_set_backoff(miscache_options_t *opts,
                                                int min_ms, int max_ms) {
   if (!opts || min_ms < 1 || max_ms < min_ms || max_ms > 600000)

@@ -117,6 +117,7 @@ miscache_status_t miscache_write_behind(miscache_t *mc, miscache_db_t db,
                              {2, a3, l3}, {9, a4, l4}, {1, a5, l5}};
   miscache__reply_t *r[6] = {NULL};
   st = miscache__dispatch(mc, MISCACHE_DB_QUEUE, 6, cmds, r, 0);
+  miscache__near_evict(mc, fk.ptr, fk.len); /* read your writes */
   if (st == MISCACHE_OK) {
     /* EXEC: [OK, OK, OK, id] when it ran */
     if (miscache__reply_type(r[5]) != MISCACHE__R_ARRAY ||

@@ -21,6 +21,7 @@ struct miscache_pool {
   miscache_t **free_list;
   miscache_t **all; /* every handle this pool opened: only these come back */
   miscache__pending_t *pending; /* shared by all its handles */
+  miscache__near_t *near;       /* shared by all its handles, or NULL */
   miscache_counters_t totals[MISCACHE_DB_COUNT];
   miscache_counters_t categories[MISCACHE_CATEGORY_COUNT];
 };
@@ -33,12 +34,14 @@ static miscache_status_t pool_open(miscache_pool_t *p, miscache_t **out,
   if (st != MISCACHE_OK) return st;
   miscache__pending_unref((*out)->pending);
   (*out)->pending = miscache__pending_ref(p->pending);
+  (*out)->near = miscache__near_ref(p->near);
   (*out)->pool = p;
   return MISCACHE_OK;
 }
 
 static void pool_dealloc(miscache_pool_t *p) {
   miscache__pending_unref(p->pending);
+  miscache__near_unref(p->near);
   miscache__options_clear(&p->opts);
   free(p->free_list);
   free(p->all);
@@ -82,12 +85,25 @@ miscache_status_t miscache_pool_new(const miscache_options_t *opts,
     return st;
   }
   p->opts.lazy = true;
+  p->opts.near_external = true; /* one store for all, made below */
   /* Open one handle now so a bad URL or environment is reported here. */
   miscache_t *first = NULL;
   st = pool_open(p, &first, errbuf, errbuf_len);
   if (st != MISCACHE_OK) {
     pool_dealloc(p);
     return st;
+  }
+  if (p->opts.near.enabled) {
+    /* the first handle's options hold the endpoint it resolved */
+    st = miscache__near_new(&first->opts, &p->near, first->err,
+                            sizeof first->err);
+    if (st != MISCACHE_OK) {
+      if (errbuf && errbuf_len) snprintf(errbuf, errbuf_len, "%s", first->err);
+      miscache_free(first);
+      pool_dealloc(p);
+      return st;
+    }
+    first->near = miscache__near_ref(p->near);
   }
   p->free_list[p->nfree++] = first;
   p->all[0] = first;

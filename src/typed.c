@@ -229,6 +229,7 @@ static miscache_status_t update_once(miscache_t *mc, miscache_db_t db,
   miscache__cmd_t wr[3] = {{1, ma, ml}, {5, sa, sl}, {1, ea, el}};
   /* on the connection that holds the WATCH, never resent elsewhere */
   st = miscache__dispatch(mc, (int)db, 3, wr, r, MISCACHE__SAME_CONN);
+  miscache__near_evict(mc, fk->ptr, fk->len); /* read your writes */
   free(val);
   if (st != MISCACHE_OK) {
     miscache__count(mc, db, key, MISCACHE__ERROR);

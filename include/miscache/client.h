@@ -15,6 +15,7 @@
 #define MISCACHE_CLIENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common.h"
@@ -142,6 +143,35 @@ typedef struct miscache_stampede {
 MISCACHE_EXPORT miscache_status_t
 miscache_options_set_stampede(miscache_options_t *opts,
                               const miscache_stampede_t *s);
+/* Near cache (see docs/near-cache.md): an in-process copy of values of
+ * chosen key families, kept correct by the server (CLIENT TRACKING in
+ * broadcast mode on a dedicated connection per pool or handle, drained by
+ * a background thread). A hit costs no system call. Default off. */
+typedef struct miscache_near {
+  bool enabled;
+  /* Key families cached, bit (1ull << MISCACHE_KF_x); 0 = the default set:
+   * permissions, the four master lists, batch config, gift rules and gift
+   * master. Lock families and the batch fence are never cached (refused). */
+  uint64_t families;
+  size_t max_entries; /* 0 = 10000 */
+  size_t max_bytes;   /* JSON text + key bytes; 0 = 64 MiB. The decoded
+                         values take about 3 to 8 times their text. */
+  /* The invalidation connection is sent a PING every ping_ms; entries are
+   * served only while a PING sent less than 2 * ping_ms ago was answered,
+   * and everything is dropped when one is not. 0 = 100; 10..60000. */
+  int ping_ms;
+  /* false (default): a hit hands out the cached value itself (a new
+   * reference): treat values of near-cached families as read-only and
+   * json_decref them as usual. true: every hit is a deep copy you may
+   * change (slower). */
+  bool copy_values;
+  void *reserved_[2];
+} miscache_near_t;
+/* Copies n (NULL: off). ERR_INVALID for a lock family or bad bounds. Not
+ * available on Redis Cluster yet (miscache_open says ERR_INVALID). */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_near_cache(miscache_options_t *opts,
+                                const miscache_near_t *n);
 /* Outage breaker: after a failed connect a node is "down" for a backoff
  * window that starts at min_ms and doubles with each further failure up to
  * max_ms (each window drawn between half and all of its length). Inside it

@@ -69,6 +69,29 @@ MISCACHE_EXPORT miscache_status_t miscache_link_stats(miscache_t *mc,
                                                       miscache_link_stats_t *out,
                                                       size_t size);
 
+/* The near cache of the handle (shared by a pool's handles: the figures
+ * are the pool's). All zero when it is off. */
+typedef struct miscache_near_stats {
+  uint64_t hits;          /* reads answered from the process */
+  uint64_t misses;        /* reads of near-cached families sent to Redis */
+  uint64_t evictions;     /* entries dropped for space (LRU) or expiry */
+  uint64_t invalidations; /* keys named by the server's invalidation
+                             messages, and local writes */
+  uint64_t flushes;       /* the whole cache dropped: connection lost or
+                             unconfirmed, FLUSHDB/FLUSHALL */
+  uint64_t entries;       /* now */
+  uint64_t bytes;         /* now (JSON text + key) */
+  uint64_t reconnects;    /* invalidation connection (re)established */
+  bool enabled;
+  bool connected;         /* tracking confirmed: entries may be served */
+} miscache_near_stats_t;
+
+/* Fill *out with min(size, sizeof *out) bytes (pass sizeof *out). No I/O.
+ * ERR_INVALID for NULL. */
+MISCACHE_EXPORT miscache_status_t miscache_near_stats(miscache_t *mc,
+                                                      miscache_near_stats_t *out,
+                                                      size_t size);
+
 typedef enum miscache_health {
   MISCACHE_HEALTH_HEALTHY = 0,
   MISCACHE_HEALTH_PARTIAL = 1,

@@ -1,0 +1,598 @@
+/*
+ * The near cache: decoded values of chosen key families kept in the
+ * process, shared by the handles of a pool, kept correct by the server.
+ *
+ * A background thread holds one connection (a private handle's) that runs
+ * CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX <family>... and
+ * SUBSCRIBE __redis__:invalidate, so the server names every key of those
+ * families that anybody changes; the thread evicts it (in every db: the
+ * message carries none). It was chosen over draining the connection at
+ * the start of each read because a hit must not make a system call, and
+ * because messages and the liveness PING must be handled while nobody
+ * reads.
+ *
+ * Correctness rests on three rules:
+ *  - served only while "confirmed": tracking is on, and a PING sent less
+ *    than 2 * ping_ms ago was answered (a hit checks the clock, no
+ *    syscall). Losing the connection, or an unanswered PING, empties the
+ *    cache and starts a new epoch.
+ *  - a value read from Redis is stored only if nothing could have
+ *    invalidated it in between: the reader takes a ticket (the epoch and
+ *    the counter of the key's stripe) before it sends the GET; an
+ *    invalidation message or a local write for any key of that stripe, or
+ *    a new epoch, since then makes the store a no-op. So an invalidation
+ *    that overtakes the reply it invalidates cannot be lost.
+ *  - each entry also dies with the key's Redis TTL (PTTL read with the GET).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define STRIPES 1024u
+#define MAX_PREFIXES MISCACHE_KEY_FAMILY_COUNT
+#define CHANNEL "__redis__:invalidate"
+
+typedef struct lru {
+  struct lru *prev, *next; /* most recent first */
+} lru_t;
+
+typedef struct entry {
+  lru_t l;                  /* first: an lru_t * is its entry */
+  struct entry *hnext;      /* hash chain */
+  uint64_t hash;
+  int db;
+  size_t klen;
+  size_t bytes;
+  int64_t expires_ms; /* CLOCK_MONOTONIC; INT64_MAX: no TTL */
+  json_t *v;          /* never changed while cached */
+  char key[];         /* the namespaced key */
+} entry_t;
+
+typedef struct prefix {
+  char *s; /* namespaced family prefix */
+  size_t len;
+  bool exact; /* a family without ids: the key is the prefix itself */
+} prefix_t;
+
+struct miscache__near {
+  pthread_mutex_t mu;
+  unsigned refs;
+  unsigned gen; /* fork generation it was made in */
+  /* under mu */
+  entry_t **buckets;
+  size_t nbuckets; /* a power of two */
+  lru_t lru;       /* list head */
+  size_t entries, bytes;
+  uint64_t epoch;
+  bool up;               /* tracking and subscription confirmed */
+  int64_t confirmed_until; /* CLOCK_MONOTONIC ms: serve until then */
+  uint32_t stripes[STRIPES];
+  miscache_near_stats_t st;
+  /* fixed after creation */
+  size_t max_entries, max_bytes;
+  int ping_ms;
+  bool copy;
+  prefix_t prefixes[MAX_PREFIXES];
+  size_t nprefixes;
+  /* the thread */
+  miscache_t *sub; /* private handle: the subscriber connection */
+  pthread_t thread;
+  bool started;
+  volatile int stop;
+};
+
+static uint64_t hash_key(const char *k, size_t len) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (size_t i = 0; i < len; i++) {
+    h ^= (unsigned char)k[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+/* ---- the store (caller holds mu) ------------------------------------------ */
+
+static void lru_unlink(entry_t *e) {
+  e->l.prev->next = e->l.next;
+  e->l.next->prev = e->l.prev;
+}
+
+static void lru_front(miscache__near_t *s, entry_t *e) {
+  e->l.next = s->lru.next;
+  e->l.prev = &s->lru;
+  s->lru.next->prev = &e->l;
+  s->lru.next = &e->l;
+}
+
+static void entry_remove(miscache__near_t *s, entry_t **link) {
+  entry_t *e = *link;
+  *link = e->hnext;
+  lru_unlink(e);
+  s->entries--;
+  s->bytes -= e->bytes;
+  json_decref(e->v);
+  free(e);
+}
+
+/* Every entry of that key name, in every db. */
+static size_t evict_name(miscache__near_t *s, const char *k, size_t len,
+                         uint64_t h) {
+  size_t n = 0;
+  entry_t **link = &s->buckets[h & (s->nbuckets - 1)];
+  while (*link) {
+    entry_t *e = *link;
+    if (e->hash == h && e->klen == len && memcmp(e->key, k, len) == 0) {
+      entry_remove(s, link);
+      n++;
+    } else {
+      link = &e->hnext;
+    }
+  }
+  s->stripes[h % STRIPES]++;
+  return n;
+}
+
+static void flush_locked(miscache__near_t *s) {
+  for (size_t b = 0; b < s->nbuckets; b++)
+    while (s->buckets[b]) entry_remove(s, &s->buckets[b]);
+  s->epoch++;
+  s->st.flushes++;
+}
+
+static entry_t **find(miscache__near_t *s, int db, const char *k, size_t len,
+                      uint64_t h) {
+  entry_t **link = &s->buckets[h & (s->nbuckets - 1)];
+  while (*link) {
+    entry_t *e = *link;
+    if (e->hash == h && e->db == db && e->klen == len &&
+        memcmp(e->key, k, len) == 0)
+      return link;
+    link = &e->hnext;
+  }
+  return NULL;
+}
+
+/* The link that points at e (e is in the table). */
+static entry_t **link_of(miscache__near_t *s, entry_t *e) {
+  entry_t **link = &s->buckets[e->hash & (s->nbuckets - 1)];
+  while (*link != e) link = &(*link)->hnext;
+  return link;
+}
+
+/* ---- the thread -------------------------------------------------------------- */
+
+static void set_down(miscache__near_t *s) {
+  pthread_mutex_lock(&s->mu);
+  if (s->up || s->entries) flush_locked(s);
+  s->up = false;
+  s->st.connected = false;
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* A PING sent at sent_ms was answered: serve until sent_ms + 2 * ping. */
+static void confirm(miscache__near_t *s, int64_t sent_ms, bool first) {
+  pthread_mutex_lock(&s->mu);
+  if (first) {
+    s->epoch++; /* nothing read before this moment is trusted */
+    s->up = true;
+    s->st.connected = true;
+    s->st.reconnects++;
+  }
+  s->confirmed_until = sent_ms + 2 * (int64_t)s->ping_ms;
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* An invalidation message: ["message", channel, [keys...] or nil]. */
+static void on_message(miscache__near_t *s, const miscache__reply_t *r) {
+  const miscache__reply_t *keys = miscache__reply_at(r, 2);
+  pthread_mutex_lock(&s->mu);
+  if (miscache__reply_type(keys) == MISCACHE__R_ARRAY) {
+    size_t n = miscache__reply_count(keys);
+    for (size_t i = 0; i < n; i++) {
+      size_t len;
+      const char *k = miscache__reply_str(miscache__reply_at(keys, i), &len);
+      if (!k) continue;
+      evict_name(s, k, len, hash_key(k, len));
+      s->st.invalidations++;
+    }
+  } else { /* nil: FLUSHDB / FLUSHALL (or the server's table overflowed) */
+    flush_locked(s);
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+static bool is_str(const miscache__reply_t *r, const char *s) {
+  size_t len;
+  const char *p = miscache__reply_str(r, &len);
+  return p && len == strlen(s) && strncasecmp(p, s, len) == 0;
+}
+
+/* Sleep ms unless stopped. */
+static void pause_ms(miscache__near_t *s, int ms) {
+  while (ms > 0 && !s->stop) {
+    int step = ms < 20 ? ms : 20;
+    struct timespec ts = {0, step * 1000000L};
+    nanosleep(&ts, NULL);
+    ms -= step;
+  }
+}
+
+/* CLIENT ID, then CLIENT TRACKING ... and SUBSCRIBE in one write (the
+ * server runs them back to back: no write of another client can fall
+ * between them). OK once both are confirmed. */
+static miscache_status_t subscribe(miscache__near_t *s) {
+  miscache_t *mc = s->sub;
+  miscache__push_drop(mc); /* always a fresh connection */
+  const char *ia[2] = {"CLIENT", "ID"};
+  size_t il[2] = {6, 2};
+  miscache__cmd_t idc = {2, ia, il};
+  miscache__reply_t *r = NULL;
+  miscache_status_t st =
+      miscache__dispatch(mc, MISCACHE__NO_DB, 1, &idc, &r, 0);
+  if (st != MISCACHE_OK) return st;
+  if (miscache__reply_type(r) != MISCACHE__R_INTEGER) {
+    st = miscache__reply_error(r, "CLIENT ID", mc->err, sizeof mc->err);
+    miscache__reply_free(r);
+    return st;
+  }
+  char id[24];
+  snprintf(id, sizeof id, "%lld", miscache__reply_int(r));
+  miscache__reply_free(r);
+  const char *ta[6 + 2 * MAX_PREFIXES];
+  size_t tl[6 + 2 * MAX_PREFIXES];
+  int tc = 0;
+#define ARG(x, l) (ta[tc] = (x), tl[tc] = (l), tc++)
+  ARG("CLIENT", 6), ARG("TRACKING", 8), ARG("ON", 2), ARG("REDIRECT", 8);
+  ARG(id, strlen(id)), ARG("BCAST", 5);
+  for (size_t i = 0; i < s->nprefixes; i++)
+    ARG("PREFIX", 6), ARG(s->prefixes[i].s, s->prefixes[i].len);
+#undef ARG
+  const char *sa[2] = {"SUBSCRIBE", CHANNEL};
+  size_t sl[2] = {9, strlen(CHANNEL)};
+  miscache__cmd_t cmds[2] = {{tc, ta, tl}, {2, sa, sl}};
+  st = miscache__push_send(mc, 2, cmds);
+  if (st != MISCACHE_OK) return st;
+  /* +OK (or an error) for TRACKING, then the subscribe confirmation */
+  int64_t deadline = miscache__mono_ms() + mc->opts.command_timeout_ms;
+  bool tracking = false;
+  for (;;) {
+    int left = (int)(deadline - miscache__mono_ms());
+    if (left <= 0) {
+      miscache__set_err(mc, "near cache: no answer to CLIENT TRACKING");
+      return MISCACHE_ERR_UNAVAILABLE;
+    }
+    st = miscache__push_read(mc, left, &r);
+    if (st == MISCACHE_MISS) continue;
+    if (st != MISCACHE_OK) return st;
+    miscache__rtype_t t = miscache__reply_type(r);
+    if (!tracking) {
+      if (t != MISCACHE__R_STATUS) {
+        st = miscache__reply_error(r, "CLIENT TRACKING", mc->err,
+                                   sizeof mc->err);
+        miscache__reply_free(r);
+        return st == MISCACHE_OK ? MISCACHE_ERR_REPLY : st;
+      }
+      tracking = true;
+    } else if (t == MISCACHE__R_ARRAY &&
+               is_str(miscache__reply_at(r, 0), "subscribe")) {
+      miscache__reply_free(r);
+      return MISCACHE_OK;
+    } else {
+      miscache__reply_free(r);
+      miscache__set_err(mc, "near cache: unexpected reply to SUBSCRIBE");
+      return MISCACHE_ERR_REPLY;
+    }
+    miscache__reply_free(r);
+  }
+}
+
+/* Reads messages and keeps the PING going until the connection fails or
+ * a PING is not answered within ping_ms. */
+static void serve(miscache__near_t *s) {
+  miscache_t *mc = s->sub;
+  const char *pa[1] = {"PING"};
+  size_t pl[1] = {4};
+  miscache__cmd_t ping = {1, pa, pl};
+  int64_t sent = 0;      /* the unanswered PING's send time; 0: none */
+  int64_t next_ping = 0; /* send the next one then */
+  bool first = true;
+  while (!s->stop) {
+    int64_t now = miscache__mono_ms();
+    if (sent && now - sent >= s->ping_ms) return; /* not answered in time */
+    if (!sent && now >= next_ping) {
+      if (miscache__push_send(mc, 1, &ping) != MISCACHE_OK) return;
+      sent = now;
+      next_ping = now + s->ping_ms / 2; /* two per window: one may be late */
+    }
+    int64_t until = sent ? sent + s->ping_ms : next_ping;
+    int wait = (int)(until - now);
+    if (wait > 20) wait = 20; /* look at stop */
+    if (wait < 1) wait = 1;
+    miscache__reply_t *r = NULL;
+    miscache_status_t st = miscache__push_read(mc, wait, &r);
+    if (st == MISCACHE_MISS) continue;
+    if (st != MISCACHE_OK) return;
+    if (miscache__reply_type(r) == MISCACHE__R_ARRAY) {
+      const miscache__reply_t *kind = miscache__reply_at(r, 0);
+      if (is_str(kind, "message")) {
+        on_message(s, r);
+      } else if (is_str(kind, "pong") && sent) {
+        confirm(s, sent, first);
+        first = false;
+        sent = 0;
+      }
+    }
+    miscache__reply_free(r);
+  }
+}
+
+static void *run(void *arg) {
+  miscache__near_t *s = arg;
+  int backoff = 10;
+  while (!s->stop) {
+    if (subscribe(s) == MISCACHE_OK) {
+      backoff = 10;
+      serve(s); /* entries are served only after its first PONG */
+    }
+    set_down(s);
+    miscache__push_drop(s->sub);
+    pause_ms(s, backoff);
+    backoff = backoff * 2 > s->ping_ms ? s->ping_ms : backoff * 2;
+  }
+  return NULL;
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+static void near_free(miscache__near_t *s) {
+  bool child = s->gen != miscache__fork_gen();
+  if (s->started && !child) {
+    s->stop = 1;
+    pthread_join(s->thread, NULL);
+  }
+  miscache_free(s->sub); /* a child only closes its copy of the socket */
+  if (s->buckets)
+    for (size_t b = 0; b < s->nbuckets; b++)
+      while (s->buckets[b]) entry_remove(s, &s->buckets[b]);
+  free(s->buckets);
+  for (size_t i = 0; i < s->nprefixes; i++) free(s->prefixes[i].s);
+  if (!child) pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
+miscache_status_t miscache__near_new(const miscache_options_t *o,
+                                     miscache__near_t **out, char *err,
+                                     size_t errlen) {
+  *out = NULL;
+  if (o->ep.kind == MISCACHE__EP_CLUSTER) {
+    snprintf(err, errlen, "the near cache is not available on Redis Cluster "
+                          "yet (miscache_options_set_near_cache)");
+    return MISCACHE_ERR_INVALID;
+  }
+  miscache__near_t *s = calloc(1, sizeof *s);
+  if (!s) goto oom;
+  pthread_mutex_init(&s->mu, NULL);
+  s->refs = 1;
+  s->gen = miscache__fork_gen();
+  s->lru.next = s->lru.prev = &s->lru;
+  s->max_entries = o->near.max_entries;
+  s->max_bytes = o->near.max_bytes;
+  s->ping_ms = o->near.ping_ms;
+  s->copy = o->near.copy_values;
+  s->st.enabled = true;
+  s->nbuckets = 16;
+  while (s->nbuckets < s->max_entries && s->nbuckets < ((size_t)1 << 24))
+    s->nbuckets <<= 1;
+  s->buckets = calloc(s->nbuckets, sizeof *s->buckets);
+  if (!s->buckets) goto oom;
+  for (int f = 0; f < MISCACHE_KEY_FAMILY_COUNT; f++) {
+    if (!((o->near.families >> f) & 1u)) continue;
+    const miscache_key_family_t *k = miscache_key_family(f);
+    prefix_t *p = &s->prefixes[s->nprefixes];
+    p->exact = k->nids == 0;
+    p->len = strlen(o->ns) + strlen(k->prefix) + (p->exact ? 0 : 1);
+    if (!(p->s = malloc(p->len + 1))) goto oom;
+    snprintf(p->s, p->len + 1, "%s%s%s", o->ns, k->prefix,
+             p->exact ? "" : ":");
+    s->nprefixes++;
+  }
+  /* the subscriber: a private handle with the same endpoint */
+  miscache_options_t so;
+  miscache_status_t st = miscache__options_copy(&so, o);
+  if (st != MISCACHE_OK) goto oom;
+  memset(&so.near, 0, sizeof so.near);
+  so.lazy = true;
+  so.stampede.single_flight = false;
+  st = miscache_open(&so, &s->sub, err, errlen);
+  miscache__options_clear(&so);
+  if (st != MISCACHE_OK) {
+    near_free(s);
+    return st;
+  }
+  if (pthread_create(&s->thread, NULL, run, s) != 0) {
+    near_free(s);
+    snprintf(err, errlen, "near cache: cannot start its thread: %s",
+             strerror(errno));
+    return MISCACHE_ERR_NOMEM;
+  }
+  s->started = true;
+  *out = s;
+  return MISCACHE_OK;
+oom:
+  if (s) near_free(s);
+  snprintf(err, errlen, "out of memory");
+  return MISCACHE_ERR_NOMEM;
+}
+
+miscache__near_t *miscache__near_ref(miscache__near_t *s) {
+  if (s) {
+    pthread_mutex_lock(&s->mu);
+    s->refs++;
+    pthread_mutex_unlock(&s->mu);
+  }
+  return s;
+}
+
+void miscache__near_unref(miscache__near_t *s) {
+  if (!s) return;
+  if (s->gen != miscache__fork_gen()) { /* a child: never touch the lock */
+    if (--s->refs == 0) near_free(s);
+    return;
+  }
+  pthread_mutex_lock(&s->mu);
+  unsigned left = --s->refs;
+  pthread_mutex_unlock(&s->mu);
+  if (left == 0) near_free(s);
+}
+
+/* ---- reads and writes -------------------------------------------------------- */
+
+/* The store for this key, or NULL (off, another family, a forked child). */
+static miscache__near_t *store_for(miscache_t *mc, const char *full,
+                                   size_t len) {
+  miscache__near_t *s = mc->near;
+  if (!s || s->gen != miscache__fork_gen()) return NULL;
+  for (size_t i = 0; i < s->nprefixes; i++) {
+    const prefix_t *p = &s->prefixes[i];
+    if (p->exact ? len == p->len && memcmp(full, p->s, len) == 0
+                 : len > p->len && memcmp(full, p->s, p->len) == 0)
+      return s;
+  }
+  return NULL;
+}
+
+json_t *miscache__near_get(miscache_t *mc, miscache_db_t db, const char *full,
+                           size_t len, miscache__near_ticket_t *t,
+                           int64_t *pttl) {
+  t->use = false;
+  miscache__near_t *s = store_for(mc, full, len);
+  if (!s) return NULL;
+  uint64_t h = hash_key(full, len);
+  int64_t now = miscache__mono_ms();
+  json_t *v = NULL;
+  pthread_mutex_lock(&s->mu);
+  bool serving = s->up && now < s->confirmed_until;
+  entry_t **link = serving ? find(s, (int)db, full, len, h) : NULL;
+  if (link && (*link)->expires_ms <= now) {
+    entry_remove(s, link);
+    s->st.evictions++;
+    link = NULL;
+  }
+  if (link) {
+    entry_t *e = *link;
+    lru_unlink(e);
+    lru_front(s, e);
+    v = json_incref(e->v);
+    if (pttl)
+      *pttl = e->expires_ms == INT64_MAX ? -1 : e->expires_ms - now;
+    s->st.hits++;
+  } else {
+    s->st.misses++;
+    t->use = serving;
+    t->hash = h;
+    t->epoch = s->epoch;
+    t->stripe = s->stripes[h % STRIPES];
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (v && s->copy) {
+    json_t *c = json_deep_copy(v);
+    json_decref(v);
+    v = c; /* NULL when out of memory: read from Redis */
+  }
+  return v;
+}
+
+void miscache__near_put(miscache_t *mc, miscache_db_t db, const char *full,
+                        size_t len, json_t *v, size_t vlen, int64_t pttl,
+                        const miscache__near_ticket_t *t) {
+  miscache__near_t *s = mc->near;
+  if (!t->use || !v || pttl == -2 || pttl == 0) return;
+  size_t bytes = len + vlen;
+  if (bytes > s->max_bytes / 4) return; /* one value would crowd out the rest */
+  json_t *keep = s->copy ? json_deep_copy(v) : json_incref(v);
+  entry_t *e = keep ? malloc(sizeof *e + len + 1) : NULL;
+  if (!e) {
+    json_decref(keep);
+    return;
+  }
+  e->hash = t->hash;
+  e->db = (int)db;
+  e->klen = len;
+  e->bytes = bytes;
+  e->v = keep;
+  e->expires_ms = pttl > 0 ? miscache__mono_ms() + pttl : INT64_MAX;
+  memcpy(e->key, full, len);
+  e->key[len] = 0;
+  pthread_mutex_lock(&s->mu);
+  if (!s->up || s->epoch != t->epoch ||
+      s->stripes[t->hash % STRIPES] != t->stripe) {
+    /* invalidated (or the connection lost) since the GET was sent */
+    pthread_mutex_unlock(&s->mu);
+    json_decref(keep);
+    free(e);
+    return;
+  }
+  entry_t **old = find(s, (int)db, full, len, t->hash);
+  if (old) entry_remove(s, old);
+  entry_t **head = &s->buckets[t->hash & (s->nbuckets - 1)];
+  e->hnext = *head;
+  *head = e;
+  lru_front(s, e);
+  s->entries++;
+  s->bytes += bytes;
+  while (s->entries > s->max_entries || s->bytes > s->max_bytes) {
+    entry_remove(s, link_of(s, (entry_t *)s->lru.prev));
+    s->st.evictions++;
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+void miscache__near_evict(miscache_t *mc, const char *full, size_t len) {
+  miscache__near_t *s = store_for(mc, full, len);
+  if (!s) return;
+  uint64_t h = hash_key(full, len);
+  pthread_mutex_lock(&s->mu);
+  s->st.invalidations += evict_name(s, full, len, h);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void miscache__near_evict_pattern(miscache_t *mc, const char *full_pattern) {
+  miscache__near_t *s = mc->near;
+  if (!s || s->gen != miscache__fork_gen()) return;
+  pthread_mutex_lock(&s->mu);
+  for (size_t b = 0; b < s->nbuckets; b++) {
+    entry_t **link = &s->buckets[b];
+    while (*link) {
+      if (miscache__glob_match(full_pattern, (*link)->key)) {
+        entry_remove(s, link);
+        s->st.invalidations++;
+      } else {
+        link = &(*link)->hnext;
+      }
+    }
+  }
+  s->epoch++; /* a read of a matching key in flight must not store */
+  pthread_mutex_unlock(&s->mu);
+}
+
+miscache_status_t miscache_near_stats(miscache_t *mc, miscache_near_stats_t *out,
+                                      size_t size) {
+  if (!mc || !out) return MISCACHE_ERR_INVALID;
+  miscache_near_stats_t v = {0};
+  miscache__near_t *s = mc->near;
+  if (s && s->gen == miscache__fork_gen()) {
+    pthread_mutex_lock(&s->mu);
+    v = s->st;
+    v.entries = s->entries;
+    v.bytes = s->bytes;
+    v.connected = s->up && miscache__mono_ms() < s->confirmed_until;
+    pthread_mutex_unlock(&s->mu);
+  }
+  memcpy(out, &v, size < sizeof v ? size : sizeof v);
+  return MISCACHE_OK;
+}
