@@ -392,12 +392,66 @@ static void test_stale_reads(void **state) {
   munmap(sh, sizeof *sh);
 }
 
+/* The Flask app's writes: redis-py SETs versions, each acknowledged time
+ * fed to the same check as above. */
+static void test_redis_py_writer(void **state) {
+  (void)state;
+  if (mt_is_cluster()) skip();
+  miscache_near_t n = near_opts(25);
+  interval_ns = 2 * 25 * 1000000LL;
+  reader_t rd = {.mc = open_near(&n)};
+  wait_connected(rd.mc);
+  sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
+            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  assert_true(sh != MAP_FAILED);
+  memset(sh, 0, sizeof *sh);
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "/usr/bin/python3 -c '\n"
+           "import redis, time\n"
+           "r = redis.Redis(unix_socket_path=\"%s\", db=%d)\n"
+           "for v in range(1, 301):\n"
+           "    r.set(\"%s%s\", \"{\\\"v\\\": %%d}\" %% v, ex=600)\n"
+           "    print(v, time.monotonic_ns(), flush=True)\n"
+           "    time.sleep(0.002)\n'",
+           mt_srv.sock, miscache_db_number(rd.mc, MISCACHE_DB_CACHE),
+           miscache_namespace(rd.mc), PERM_KEY);
+  pthread_t t;
+  pthread_create(&t, NULL, reader, &rd);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  long long v, ns;
+  int lines = 0;
+  while (fscanf(p, "%lld %lld", &v, &ns) == 2 && v > 0 && v < MAXV) {
+    atomic_store(&sh->acked[v], (int64_t)ns);
+    atomic_store(&sh->latest, v);
+    lines++;
+  }
+  assert_int_equal(pclose(p), 0);
+  mt_sleep_ms(100);
+  atomic_store(&sh->stop, 1);
+  pthread_join(t, NULL);
+  miscache_near_stats_t s = stats_of(rd.mc);
+  printf("  redis-py wrote %d versions; %ld reads, %llu near hits, %ld "
+         "stale, %llu invalidations\n",
+         lines, rd.reads, (unsigned long long)s.hits, rd.stale,
+         (unsigned long long)s.invalidations);
+  assert_int_equal(lines, 300);
+  assert_int_equal(rd.stale, 0);
+  assert_int_equal(rd.errors, 0);
+  assert_true(s.invalidations >= 250);
+  assert_int_equal(read_v(rd.mc, PERM_KEY), 300);
+  miscache_free(rd.mc);
+  munmap(sh, sizeof *sh);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_options),
       cmocka_unit_test(test_hit_and_invalidation),
       cmocka_unit_test(test_ttl_and_bounds),
       cmocka_unit_test(test_connection_loss),
+      cmocka_unit_test(test_redis_py_writer),
       cmocka_unit_test(test_stale_reads),
   };
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
