@@ -596,3 +596,48 @@ miscache_status_t miscache_near_stats(miscache_t *mc, miscache_near_stats_t *out
   memcpy(out, &v, size < sizeof v ? size : sizeof v);
   return MISCACHE_OK;
 }
+
+size_t miscache_near_prometheus(const miscache_near_stats_t *s, char *buf,
+                                size_t len) {
+  if (!s) {
+    if (buf && len) buf[0] = 0;
+    return 0;
+  }
+  static const char fmt[] =
+      "# HELP miscache_near_reads_total Reads of near-cached families.\n"
+      "# TYPE miscache_near_reads_total counter\n"
+      "miscache_near_reads_total{result=\"hit\"} %llu\n"
+      "miscache_near_reads_total{result=\"miss\"} %llu\n"
+      "# HELP miscache_near_evictions_total Entries dropped for space or TTL.\n"
+      "# TYPE miscache_near_evictions_total counter\n"
+      "miscache_near_evictions_total %llu\n"
+      "# HELP miscache_near_invalidations_total Keys invalidated by the server "
+      "or by local writes.\n"
+      "# TYPE miscache_near_invalidations_total counter\n"
+      "miscache_near_invalidations_total %llu\n"
+      "# HELP miscache_near_flushes_total Whole near cache dropped.\n"
+      "# TYPE miscache_near_flushes_total counter\n"
+      "miscache_near_flushes_total %llu\n"
+      "# HELP miscache_near_reconnects_total Invalidation connection "
+      "established.\n"
+      "# TYPE miscache_near_reconnects_total counter\n"
+      "miscache_near_reconnects_total %llu\n"
+      "# HELP miscache_near_entries Entries in the near cache.\n"
+      "# TYPE miscache_near_entries gauge\n"
+      "miscache_near_entries %llu\n"
+      "# HELP miscache_near_bytes JSON text and key bytes in the near cache.\n"
+      "# TYPE miscache_near_bytes gauge\n"
+      "miscache_near_bytes %llu\n"
+      "# HELP miscache_near_connected 1 while entries may be served.\n"
+      "# TYPE miscache_near_connected gauge\n"
+      "miscache_near_connected %d\n";
+  int n = snprintf(buf, buf ? len : 0, fmt, (unsigned long long)s->hits,
+                   (unsigned long long)s->misses,
+                   (unsigned long long)s->evictions,
+                   (unsigned long long)s->invalidations,
+                   (unsigned long long)s->flushes,
+                   (unsigned long long)s->reconnects,
+                   (unsigned long long)s->entries,
+                   (unsigned long long)s->bytes, s->connected ? 1 : 0);
+  return n < 0 ? 0 : (size_t)n;
+}

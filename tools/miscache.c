@@ -343,6 +343,13 @@ static int cmd_stats(miscache_t *mc, int argc, char **argv) {
              n, (unsigned long long)k.hits, n, (unsigned long long)k.misses, n,
              (unsigned long long)k.errors);
     }
+    /* this process's near cache (on with --near); a service prints its
+     * own with miscache_near_stats() + miscache_near_prometheus() */
+    miscache_near_stats_t ns;
+    miscache_near_stats(mc, &ns, sizeof ns);
+    char text[2048];
+    miscache_near_prometheus(&ns, text, sizeof text);
+    fputs(text, stdout);
     return EX_OK;
   }
   if (fmt == 1) {
@@ -638,9 +645,12 @@ static const struct command {
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void help(FILE *f) {
-  fputs("usage: miscache [--url URL] COMMAND [ARGS]\n"
+  fputs("usage: miscache [--url URL] [--hash-tags] [--near] COMMAND [ARGS]\n"
         "       miscache COMMAND --help\n\n"
         "The server is --url, else MISCACHE_URL, else redis://127.0.0.1:6379.\n"
+        "--hash-tags: company-scoped keys carry the company id in {braces}\n"
+        "(a deployment that set miscache_options_set_hash_tags). --near: the\n"
+        "tool's handle uses a near cache (its figures in stats --prometheus).\n"
         "Exit status: 0 success, 1 negative answer, 2 usage error, 3 server\n"
         "unreachable.\n\ncommands:\n",
         f);
@@ -650,6 +660,7 @@ static void help(FILE *f) {
 
 int main(int argc, char **argv) {
   const char *url = NULL;
+  bool near = false, hash_tags = false;
   int i = 1;
   for (; i < argc && argv[i][0] == '-'; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -662,6 +673,10 @@ int main(int argc, char **argv) {
       url = argv[++i];
     } else if (!strncmp(argv[i], "--url=", 6)) {
       url = argv[i] + 6;
+    } else if (!strcmp(argv[i], "--near")) {
+      near = true;
+    } else if (!strcmp(argv[i], "--hash-tags")) {
+      hash_tags = true;
     } else {
       return usage("unknown option %s", argv[i]);
     }
@@ -687,6 +702,11 @@ int main(int argc, char **argv) {
     return rc;
   }
   miscache_options_set_connect_timeout(o, 2000);
+  miscache_options_set_hash_tags(o, hash_tags);
+  if (near) {
+    miscache_near_t n = {.enabled = true};
+    miscache_options_set_near_cache(o, &n);
+  }
   miscache_t *mc = NULL;
   char err[MISCACHE_ERRMSG_SIZE];
   miscache_status_t st = miscache_open(o, &mc, err, sizeof err);

@@ -155,7 +155,8 @@ typedef struct miscache_near {
   uint64_t families;
   size_t max_entries; /* 0 = 10000 */
   size_t max_bytes;   /* JSON text + key bytes; 0 = 64 MiB. The decoded
-                         values take about 3 to 8 times their text. */
+                         values take about 9 to 15 times their text
+                         (docs/near-cache.md). */
   /* The invalidation connection is sent a PING every ping_ms; entries are
    * served only while a PING sent less than 2 * ping_ms ago was answered,
    * and everything is dropped when one is not. 0 = 100; 10..60000. */

@@ -92,6 +92,13 @@ MISCACHE_EXPORT miscache_status_t miscache_near_stats(miscache_t *mc,
                                                       miscache_near_stats_t *out,
                                                       size_t size);
 
+/* The figures of s in the Prometheus text format (miscache_near_*
+ * metrics, with HELP and TYPE lines) into buf (len bytes, always
+ * terminated when len > 0). Returns the length the whole text needs, like
+ * snprintf: a result >= len means it was cut. */
+MISCACHE_EXPORT size_t miscache_near_prometheus(const miscache_near_stats_t *s,
+                                                char *buf, size_t len);
+
 typedef enum miscache_health {
   MISCACHE_HEALTH_HEALTHY = 0,
   MISCACHE_HEALTH_PARTIAL = 1,

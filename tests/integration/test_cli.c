@@ -128,6 +128,13 @@ static void test_stats(void **state) {
   for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
     if (line[0] != '#' && strncmp(line, "miscache_", 9) != 0)
       fail_msg("not exposition format: %s", line);
+  /* the near cache's figures: zero while it is off */
+  assert_int_equal(run(NULL, "stats --prometheus"), 0);
+  assert_non_null(strstr(out, "\nmiscache_near_reads_total{result=\"hit\"} 0\n"));
+  assert_non_null(strstr(out, "\nmiscache_near_connected 0\n"));
+  /* on: the tool's handle starts its invalidation connection */
+  assert_int_equal(run(NULL, "--near stats --prometheus"), 0);
+  assert_non_null(strstr(out, "# TYPE miscache_near_flushes_total counter"));
   assert_int_equal(run(NULL, "stats --xml"), 2);
 }
 
