@@ -1,6 +1,7 @@
 /* Status texts, logical db and TTL class names, version. */
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -127,4 +128,13 @@ uint64_t miscache__xorshift(uint64_t *state) {
   x ^= x >> 27;
   *state = x;
   return x * 0x2545F4914F6CDD1Du;
+}
+
+void miscache__uuid(miscache_t *mc, char out[37]) {
+  uint64_t a = miscache__rand(mc), b = miscache__rand(mc);
+  a = (a & ~UINT64_C(0xF000)) | UINT64_C(0x4000);       /* version 4 */
+  b = (b & ~(UINT64_C(3) << 62)) | (UINT64_C(2) << 62); /* variant */
+  snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(a >> 32),
+           (unsigned)(a >> 16) & 0xFFFF, (unsigned)a & 0xFFFF,
+           (unsigned)(b >> 48), (unsigned long long)(b & 0xFFFFFFFFFFFFull));
 }

@@ -451,6 +451,11 @@ int64_t miscache__mono_ms(void);
 void miscache__cond_init_monotonic(pthread_cond_t *cv);
 void miscache__deadline_after(struct timespec *ts, int64_t ms);
 
+/* A version-4 UUID text from the handle's generator (seeded from
+ * getrandom() once per handle and after fork): unique, not secret; no
+ * system call. Lock tokens and queue message ids. */
+void miscache__uuid(miscache_t *mc, char out[37]);
+
 /* The next number of an xorshift64* generator (state never 0). */
 uint64_t miscache__xorshift(uint64_t *state);
 

@@ -8,7 +8,6 @@
 
 #include <unistd.h>
 
-#include <uuid/uuid.h>
 
 #include "internal.h"
 
@@ -106,9 +105,7 @@ miscache_status_t miscache_lock_acquire(miscache_t *mc, miscache_db_t db,
   json_t *obj = NULL;
   if (!lock || !(lock->key = strdup(key))) goto nomem;
   lock->db = db;
-  uuid_t u;
-  uuid_generate_random(u);
-  uuid_unparse_lower(u, lock->token);
+  miscache__uuid(mc, lock->token); /* no system call per acquire */
   char now[32];
   miscache__iso8601_now(now, sizeof now);
   obj = json_object();
@@ -340,9 +337,7 @@ miscache_status_t miscache__fenced_lock_acquire(
     return MISCACHE_ERR_NOMEM;
   }
   lock->db = db;
-  uuid_t u;
-  uuid_generate_random(u);
-  uuid_unparse_lower(u, lock->token);
+  miscache__uuid(mc, lock->token); /* no system call per acquire */
   char *head = fenced_value_head(lock->token, locked_by, batch_id);
   if (!head) {
     miscache_lock_free(lock);

@@ -24,7 +24,9 @@
  *    that overtakes the reply it invalidates cannot be lost.
  *  - each entry also dies with the key's Redis TTL (PTTL read with the GET).
  */
+#define _GNU_SOURCE /* PTHREAD_MUTEX_ADAPTIVE_NP */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +85,7 @@ struct miscache__near {
   miscache_t *sub; /* private handle: the subscriber connection */
   pthread_t thread;
   bool started;
-  volatile int stop;
+  atomic_int stop;
 };
 
 static uint64_t hash_key(const char *k, size_t len) {
@@ -184,6 +186,7 @@ static void confirm(miscache__near_t *s, int64_t sent_ms, bool first) {
     s->st.reconnects++;
   }
   s->confirmed_until = sent_ms + 2 * (int64_t)s->ping_ms;
+  s->st.error[0] = 0;
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -303,7 +306,11 @@ static void serve(miscache__near_t *s) {
   bool first = true;
   while (!s->stop) {
     int64_t now = miscache__mono_ms();
-    if (sent && now - sent >= s->ping_ms) return; /* not answered in time */
+    if (sent && now - sent >= s->ping_ms) { /* not answered in time */
+      miscache__set_err(mc, "near cache: PING not answered within %d ms",
+                        s->ping_ms);
+      return;
+    }
     if (!sent && now >= next_ping) {
       if (miscache__push_send(mc, 1, &ping) != MISCACHE_OK) return;
       sent = now;
@@ -338,6 +345,11 @@ static void *run(void *arg) {
     if (subscribe(s) == MISCACHE_OK) {
       backoff = 10;
       serve(s); /* entries are served only after its first PONG */
+    }
+    if (!s->stop) { /* why it is down, for miscache_near_stats */
+      pthread_mutex_lock(&s->mu);
+      snprintf(s->st.error, sizeof s->st.error, "%.159s", s->sub->err);
+      pthread_mutex_unlock(&s->mu);
     }
     set_down(s);
     miscache__push_drop(s->sub);
@@ -376,7 +388,13 @@ miscache_status_t miscache__near_new(const miscache_options_t *o,
   }
   miscache__near_t *s = calloc(1, sizeof *s);
   if (!s) goto oom;
-  pthread_mutex_init(&s->mu, NULL);
+  /* readers hold the lock for a hash lookup: spin a little before
+   * sleeping, so a hit on a busy pool rarely makes a futex call */
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+  pthread_mutex_init(&s->mu, &ma);
+  pthread_mutexattr_destroy(&ma);
   s->refs = 1;
   s->gen = miscache__fork_gen();
   s->lru.next = s->lru.prev = &s->lru;

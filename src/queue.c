@@ -152,17 +152,6 @@ static miscache_status_t err_reply(miscache_t *mc, miscache__reply_t *r,
 
 /* ---- enqueue -------------------------------------------------------------- */
 
-/* A version-4 UUID from the handle's generator: an idempotency id, not a
- * secret (no system call per message). */
-static void make_uuid(miscache_t *mc, char out[37]) {
-  uint64_t a = miscache__rand(mc), b = miscache__rand(mc);
-  a = (a & ~UINT64_C(0xF000)) | UINT64_C(0x4000);              /* version 4 */
-  b = (b & ~(UINT64_C(3) << 62)) | (UINT64_C(2) << 62);        /* variant */
-  snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(a >> 32),
-           (unsigned)(a >> 16) & 0xFFFF, (unsigned)a & 0xFFFF,
-           (unsigned)(b >> 48), (unsigned long long)(b & 0xFFFFFFFFFFFFull));
-}
-
 miscache_status_t miscache_queue_enqueue(miscache_t *mc, const char *name,
                                          size_t n, const json_t *const bodies[],
                                          const char *const msg_ids[],
@@ -208,7 +197,7 @@ miscache_status_t miscache_queue_enqueue(miscache_t *mc, const char *name,
       goto done;
     }
     if (!mid) {
-      make_uuid(mc, uuids[i]);
+      miscache__uuid(mc, uuids[i]);
       mid = uuids[i];
     }
     size_t blen = 0;

@@ -84,6 +84,9 @@ typedef struct miscache_near_stats {
   uint64_t reconnects;    /* invalidation connection (re)established */
   bool enabled;
   bool connected;         /* tracking confirmed: entries may be served */
+  char error[160];        /* why the invalidation connection last failed
+                             ("" while confirmed), e.g. a server refusing
+                             CLIENT TRACKING or an ACL without SUBSCRIBE */
 } miscache_near_stats_t;
 
 /* Fill *out with min(size, sizeof *out) bytes (pass sizeof *out). No I/O.

@@ -256,6 +256,7 @@ static void test_connection_loss(void **state) {
   assert_int_equal(read_v(mc, PERM_KEY), 2);
   wait_connected(mc);
   miscache_near_stats_t s1 = stats_of(mc);
+  assert_string_equal(s1.error, ""); /* confirmed again */
   assert_true(s1.flushes > s0.flushes);
   assert_true(s1.reconnects > s0.reconnects);
   assert_int_equal(read_v(mc, PERM_KEY), 2);
