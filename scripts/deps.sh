@@ -4,7 +4,7 @@
 # Further package names as arguments are installed too (scripts/fuzz.sh
 # adds clang and libclang-rt-14-dev).
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libhiredis-dev libjansson-dev uuid-dev libssl-dev openssl
+pkgs=(build-essential cmake pkg-config libhiredis-dev libjansson-dev libssl-dev openssl
       libcmocka-dev redis-server redis-tools python3 python3-redis abigail-tools
       "$@")
 missing=()
