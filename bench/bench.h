@@ -37,14 +37,42 @@ static inline const char *bench_socket(void) {
   return url + 7;
 }
 
-static inline miscache_t *bench_open(void) {
+/* A handle on MISCACHE_URL; with near, its near cache on (defaults). */
+static inline miscache_t *bench_open_with(bool near) {
+  miscache_options_t *o = miscache_options_new();
+  if (near) {
+    miscache_near_t n = {.enabled = true};
+    miscache_options_set_near_cache(o, &n);
+  }
   miscache_t *mc = NULL;
   char err[MISCACHE_ERRMSG_SIZE];
-  if (miscache_open(NULL, &mc, err, sizeof err) != MISCACHE_OK) {
+  if (miscache_open(o, &mc, err, sizeof err) != MISCACHE_OK) {
     fprintf(stderr, "open: %s\n", err);
     exit(3);
   }
+  miscache_options_free(o);
   return mc;
+}
+
+static inline miscache_t *bench_open(void) { return bench_open_with(false); }
+
+/* The permissions map of the benchmarks' session (2 menus); new reference. */
+static inline json_t *bench_permissions(void) {
+  return json_pack("{s:{s:b,s:b,s:b,s:b},s:{s:b,s:b,s:b,s:b}}", "admin_batch",
+                   "create", 0, "read", 1, "update", 1, "delete", 0,
+                   "trade_order", "create", 1, "read", 1, "update", 0,
+                   "delete", 0);
+}
+
+/* Store the benchmarks' session (user 123, DESIGN.md's payload); exits on
+ * failure. */
+static inline void bench_session_set(miscache_t *mc) {
+  miscache_session_t s = {.user_id = 123, .username = "admin", .dept_id = 1,
+                          .current_company_id = 1,
+                          .last_activity = "2026-11-24T10:00:00Z"};
+  s.permissions = bench_permissions();
+  if (miscache_session_set(mc, &s) != MISCACHE_OK) exit(1);
+  json_decref(s.permissions);
 }
 
 static inline redisContext *bench_raw(void) {

@@ -125,21 +125,9 @@ static int delay_run(int db, double *p50, double *p99, double *mx,
 }
 
 int main(void) {
-  miscache_options_t *o = miscache_options_new();
-  miscache_near_t nc = {.enabled = true};
-  miscache_options_set_near_cache(o, &nc);
-  miscache_t *mc = NULL;
-  char err[MISCACHE_ERRMSG_SIZE];
-  if (miscache_open(o, &mc, err, sizeof err) != MISCACHE_OK) {
-    fprintf(stderr, "open: %s\n", err);
-    return 3;
-  }
-  miscache_options_free(o);
+  miscache_t *mc = bench_open_with(true);
   redisContext *rc = bench_raw();
-  json_t *perms = json_pack(
-      "{s:{s:b,s:b,s:b,s:b},s:{s:b,s:b,s:b,s:b}}", "admin_batch", "create", 0,
-      "read", 1, "update", 1, "delete", 0, "trade_order", "create", 1, "read",
-      1, "update", 0, "delete", 0);
+  json_t *perms = bench_permissions();
   json_t *brands = json_array();
   for (int i = 0; i < 20; i++)
     json_array_append_new(brands, json_pack("{s:i,s:s,s:s}", "id", i + 1,

@@ -14,15 +14,7 @@
 int main(void) {
   miscache_t *mc = bench_open();
   redisContext *rc = bench_raw();
-  miscache_session_t s = {.user_id = 123, .username = "admin", .dept_id = 1,
-                          .current_company_id = 1,
-                          .last_activity = "2026-11-24T10:00:00Z"};
-  s.permissions = json_pack(
-      "{s:{s:b,s:b,s:b,s:b},s:{s:b,s:b,s:b,s:b}}", "admin_batch", "create", 0,
-      "read", 1, "update", 1, "delete", 0, "trade_order", "create", 1, "read",
-      1, "update", 0, "delete", 0);
-  if (miscache_session_set(mc, &s) != MISCACHE_OK) return 1;
-  json_decref(s.permissions);
+  bench_session_set(mc);
   redisReply *r = redisCommand(rc, "GET session:user:123");
   size_t size = r->len;
   freeReplyObject(r);

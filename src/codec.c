@@ -6,14 +6,9 @@
 
 json_t *miscache__decode(const char *buf, size_t len, char *err,
                          size_t errlen) {
-  json_error_t je;
-  /* JSON_DECODE_ANY: plain numbers (counters) are JSON too. jansson rejects
-   * invalid UTF-8, NUL escapes and nesting deeper than its limit. */
-  json_t *v = json_loadb(buf, len, JSON_DECODE_ANY, &je);
-  if (!v && err)
-    snprintf(err, errlen, "invalid JSON at byte %d: %s", je.position,
-             je.text);
-  return v;
+  /* any value (plain numbers are counters); what jansson's json_loadb
+   * with JSON_DECODE_ANY accepts, read without its per-byte stream */
+  return miscache__json_parse(buf, len, err, errlen);
 }
 
 char *miscache__encode(const json_t *v, size_t *len) {

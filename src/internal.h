@@ -395,6 +395,10 @@ unsigned miscache__fork_gen(void);
 /* ---- codec (codec.c) --------------------------------------------------- */
 /* Decode a stored value (any JSON type). NULL and a message on failure. */
 json_t *miscache__decode(const char *buf, size_t len, char *err, size_t errlen);
+/* json.c: the reader behind miscache__decode; accepts what
+ * json_loadb(buf, len, JSON_DECODE_ANY) accepts, and builds the same value. */
+json_t *miscache__json_parse(const char *buf, size_t len, char *err,
+                             size_t errlen);
 /* Encode compact UTF-8 JSON; free with free(). NULL if not encodable. */
 char *miscache__encode(const json_t *v, size_t *len);
 

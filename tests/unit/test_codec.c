@@ -92,6 +92,88 @@ static void test_unencodable(void **state) {
   json_decref(v);
 }
 
+/* Our reader and jansson's json_loadb(JSON_DECODE_ANY) on one input: both
+ * refuse it, or both build equal values (same types, same numbers). */
+static void same_as_jansson(const char *s, size_t n) {
+  json_error_t je;
+  json_t *want = json_loadb(s, n, JSON_DECODE_ANY, &je);
+  json_t *got = miscache__decode(s, n, err, sizeof err);
+  if (!want != !got)
+    fail_msg("input %.*s (%zu bytes): jansson %s (%s), ours %s (%s)",
+             (int)(n < 80 ? n : 80), s, n, want ? "accepts" : "refuses",
+             want ? "" : je.text, got ? "accepts" : "refuses", got ? "" : err);
+  if (want && !json_equal(want, got))
+    fail_msg("input %.*s: different values", (int)(n < 80 ? n : 80), s);
+  /* json_equal treats 1 and 1.0 alike: compare the dumps too */
+  if (want) {
+    char *a = json_dumps(want, JSON_ENCODE_ANY | JSON_SORT_KEYS);
+    char *b = json_dumps(got, JSON_ENCODE_ANY | JSON_SORT_KEYS);
+    if (!a || !b || strcmp(a, b) != 0)
+      fail_msg("input %.*s: %s vs %s", (int)(n < 80 ? n : 80), s, a, b);
+    free(a);
+    free(b);
+  }
+  json_decref(want);
+  json_decref(got);
+}
+
+static void test_reader_matches_jansson(void **state) {
+  (void)state;
+  static const char *const cases[] = {
+      "{}", "[]", " \t\r\n{ } ", "0", "-0", "1", "-1", "01", "-", "--1",
+      "1.", ".5", "1.5", "-1.5e3", "1E+2", "1e-2", "1e", "1e+", "0.0",
+      "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+      "-9223372036854775809", "1e308", "1e309", "-1e309", "1e-400",
+      "123456789012345678901234567890.5", "true", "false", "null", "tru",
+      "nul", "True", "\"\"", "\"abc\"", "\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\"",
+      "\"\\u00e9\\u20AC\"", "\"\\ud83d\\ude00\"", "\"\\ud83d\"",
+      "\"\\ude00\"", "\"\\ud83d\\u0041\"", "\"\\u0000\"", "\"\\u00\"",
+      "\"\\x\"", "\"tab\there\"", "\"\xc3\xa9\"", "\"\xc3\"", "\"\xe0\x80\xaf\"",
+      "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"", "\"\xf0\x9f\x98\x80\"",
+      "\"unterminated", "{\"a\":1,\"a\":2}", "{\"a\":1,}", "[1,]", "[,1]",
+      "{\"a\" 1}", "{1:2}", "{\"a\":1}}", "[[[]]]", "[1 2]", "{\"\\u0000\":1}",
+      "{\"k\\u00e9y\":[true,false,null,{\"x\":-0.5}]}", "\"\\uD834\\uDD1E\"",
+      "[\"a\",\"b\\n\",1e2,{}]", "{\"a\":{\"b\":{\"c\":[1,[2,[3]]]}}}",
+      "1 2", "[1] x", "\xef\xbb\xbf{}", "{\"a\":\"\xff\"}", "\x7f",
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    same_as_jansson(cases[i], strlen(cases[i]));
+  same_as_jansson("\"a\0b\"", 5); /* a raw NUL byte */
+  /* mutations of a session payload: 20,000 inputs with 1 to 3 bytes
+   * changed, inserted or cut */
+  const char *seed =
+      "{\"user_id\":123,\"username\":\"\xea\xb4\x80\\u00e9\",\"dept_id\":1,"
+      "\"permissions\":{\"admin\":{\"read\":true,\"delete\":false}},"
+      "\"last\":\"2026-11-24T10:00:00Z\",\"ratio\":-1.25e-3,\"x\":[null]}";
+  const char alphabet[] = "{}[]\":,\\u0123456789.eE+-tfnrl \t\xc3\xa9\x80\xff";
+  size_t n = strlen(seed);
+  char buf[512];
+  uint64_t rng = 0x9E3779B97F4A7C15ull;
+  for (int k = 0; k < 20000; k++) {
+    memcpy(buf, seed, n);
+    size_t len = n;
+    int edits = 1 + (int)(miscache__xorshift(&rng) % 3);
+    for (int e = 0; e < edits; e++) {
+      size_t at = miscache__xorshift(&rng) % len;
+      char c = alphabet[miscache__xorshift(&rng) % (sizeof alphabet - 1)];
+      switch (miscache__xorshift(&rng) % 3) {
+      case 0: buf[at] = c; break;
+      case 1: /* insert */
+        if (len + 1 < sizeof buf) {
+          memmove(buf + at + 1, buf + at, len - at);
+          buf[at] = c;
+          len++;
+        }
+        break;
+      default: /* cut */
+        memmove(buf + at, buf + at + 1, len - at - 1);
+        len--;
+      }
+    }
+    same_as_jansson(buf, len);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip_compact_utf8),
@@ -99,6 +181,7 @@ int main(void) {
       cmocka_unit_test(test_malformed_rejected),
       cmocka_unit_test(test_deep_nesting_rejected),
       cmocka_unit_test(test_unencodable),
+      cmocka_unit_test(test_reader_matches_jansson),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
