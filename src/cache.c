@@ -314,6 +314,110 @@ static void keyset_free(keyset_t *ks) {
   free(ks->store);
 }
 
+/* The core of mget and mset, and of a page of bulk classification: nset
+ * SETs (PX, the class's TTL with jitter per key) and then one MGET of nget
+ * keys, all in one round trip. Returns the round trip's status; *set_st
+ * (when nset) the first failed SET's; values/statuses as miscache_mget. */
+miscache_status_t miscache__mset_mget(
+    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
+    const json_t *const set_vals[], miscache_ttl_class_t cls,
+    miscache_status_t *set_st, size_t nget, const char *const get_keys[],
+    json_t *values[], miscache_status_t statuses[]) {
+  for (size_t i = 0; i < nget; i++) values[i] = NULL;
+  if (set_st) *set_st = MISCACHE_OK;
+  if (nset == 0 && nget == 0) return MISCACHE_OK;
+  if (nset > (size_t)INT32_MAX / 5 || nget > (size_t)INT32_MAX - 1) {
+    miscache__set_err(mc, "%zu values is too many for one call",
+                      nset > nget ? nset : nget);
+    return MISCACHE_ERR_INVALID;
+  }
+  keyset_t ss = {0}, gs = {0};
+  miscache_status_t st = MISCACHE_OK;
+  if (nset && (st = keyset_make(mc, nset, set_keys, 0, &ss)) != MISCACHE_OK)
+    return st;
+  if (nget && (st = keyset_make(mc, nget, get_keys, 1, &gs)) != MISCACHE_OK) {
+    if (nset) keyset_free(&ss);
+    return st;
+  }
+  size_t ncmd = nset + (nget ? 1 : 0);
+  /* per SET: SET key val PX ttl */
+  const char **argv = calloc(nset * 5 + 1, sizeof *argv);
+  size_t *lens = calloc(nset * 5 + 1, sizeof *lens);
+  char **vals = calloc(nset + 1, sizeof *vals);
+  char (*ttls)[24] = calloc(nset + 1, sizeof *ttls);
+  miscache__cmd_t *cmds = calloc(ncmd, sizeof *cmds);
+  miscache__reply_t **rs = calloc(ncmd, sizeof *rs);
+  if (!argv || !lens || !vals || !ttls || !cmds || !rs) {
+    st = MISCACHE_ERR_NOMEM;
+    miscache__set_err(mc, "out of memory for %zu values", nset + nget);
+    goto done;
+  }
+  for (size_t i = 0; i < nset; i++) {
+    size_t vlen;
+    vals[i] = miscache__encode(set_vals[i], &vlen);
+    if (!vals[i]) {
+      st = MISCACHE_ERR_ENCODE;
+      miscache__set_err(mc, "value for %s cannot be encoded as JSON",
+                        set_keys[i]);
+      goto done;
+    }
+    const char **av = argv + 5 * i;
+    size_t *l = lens + 5 * i;
+    av[0] = "SET", l[0] = 3;
+    av[1] = ss.ptrs[i], l[1] = ss.lens[i];
+    av[2] = vals[i], l[2] = vlen;
+    av[3] = "PX", l[3] = 2;
+    av[4] = ttls[i], l[4] = fmt_i64(ttls[i], miscache__ttl_ms(mc, cls));
+    cmds[i] = (miscache__cmd_t){5, av, l};
+  }
+  if (nget) {
+    gs.ptrs[0] = "MGET";
+    gs.lens[0] = 4;
+    cmds[nset] = (miscache__cmd_t){(int)(nget + 1), gs.ptrs, gs.lens};
+  }
+  st = miscache__dispatch(mc, (int)db, ncmd, cmds, rs, MISCACHE__IDEMPOTENT);
+  for (size_t i = 0; i < nset; i++) /* read your writes */
+    miscache__near_evict(mc, ss.ptrs[i], ss.lens[i]);
+  if (st != MISCACHE_OK) {
+    miscache__count(mc, db, nget ? get_keys[0] : set_keys[0], MISCACHE__ERROR);
+    if (set_st) *set_st = st;
+    goto done;
+  }
+  for (size_t i = 0; i < nset; i++) {
+    miscache_status_t one = expect_ok(mc, db, rs[i], "SET", set_keys[i]);
+    if (set_st && *set_st == MISCACHE_OK) *set_st = one;
+  }
+  if (!nget) goto done;
+  const miscache__reply_t *r = rs[nset];
+  if (miscache__reply_type(r) == MISCACHE__R_ARRAY &&
+      miscache__reply_count(r) == nget) {
+    for (size_t i = 0; i < nget; i++) {
+      const miscache__reply_t *e = miscache__reply_at(r, i);
+      miscache_status_t one =
+          covered(mc, db, get_keys[i])
+              ? MISCACHE_MISS
+              : value_from_reply(mc, db, get_keys[i], e, &values[i]);
+      if (statuses) statuses[i] = one;
+    }
+  } else {
+    st = miscache__unexpected(mc, db, get_keys[0], r, "MGET");
+  }
+done:
+  if (rs)
+    for (size_t i = 0; i < ncmd; i++) miscache__reply_free(rs[i]);
+  if (vals)
+    for (size_t i = 0; i < nset; i++) free(vals[i]);
+  free(rs);
+  free(cmds);
+  free(ttls);
+  free(vals);
+  free(lens);
+  free(argv);
+  if (nset) keyset_free(&ss);
+  if (nget) keyset_free(&gs);
+  return st;
+}
+
 miscache_status_t miscache_mget(miscache_t *mc, miscache_db_t db, size_t n,
                                 const char *const keys[], json_t *values[],
                                 miscache_status_t statuses[]) {
@@ -324,38 +428,8 @@ miscache_status_t miscache_mget(miscache_t *mc, miscache_db_t db, size_t n,
   }
   for (size_t i = 0; i < n; i++) values[i] = NULL;
   CHECK_DB(mc, db);
-  if (n == 0) return MISCACHE_OK;
-  if (n > (size_t)INT32_MAX - 1) {
-    miscache__set_err(mc, "miscache_mget: %zu keys is too many", n);
-    return MISCACHE_ERR_INVALID;
-  }
-  keyset_t ks;
-  miscache_status_t st = keyset_make(mc, n, keys, 1, &ks);
-  if (st != MISCACHE_OK) return st;
-  ks.ptrs[0] = "MGET";
-  ks.lens[0] = 4;
-  /* Standalone: one MGET. A cluster router would split by node here. */
-  miscache__cmd_t cmd = {(int)(n + 1), ks.ptrs, ks.lens};
-  miscache__reply_t *r = NULL;
-  st = miscache__dispatch(mc, (int)db, 1, &cmd, &r, MISCACHE__IDEMPOTENT);
-  if (st != MISCACHE_OK) {
-    miscache__count(mc, db, keys[0], MISCACHE__ERROR);
-  } else if (miscache__reply_type(r) == MISCACHE__R_ARRAY &&
-             miscache__reply_count(r) == n) {
-    for (size_t i = 0; i < n; i++) {
-      const miscache__reply_t *e = miscache__reply_at(r, i);
-      miscache_status_t one =
-          covered(mc, db, keys[i])
-              ? MISCACHE_MISS
-              : value_from_reply(mc, db, keys[i], e, &values[i]);
-      if (statuses) statuses[i] = one;
-    }
-  } else {
-    st = miscache__unexpected(mc, db, keys[0], r, "MGET");
-  }
-  miscache__reply_free(r);
-  keyset_free(&ks);
-  return st;
+  return miscache__mset_mget(mc, db, 0, NULL, NULL, MISCACHE_TTL_SESSION,
+                             NULL, n, keys, values, statuses);
 }
 
 miscache_status_t miscache_mset(miscache_t *mc, miscache_db_t db, size_t n,
@@ -372,73 +446,15 @@ miscache_status_t miscache_mset(miscache_t *mc, miscache_db_t db, size_t n,
     miscache__set_err(mc, "TTL class %d out of range", (int)cls);
     return MISCACHE_ERR_INVALID;
   }
-  if (n == 0) return MISCACHE_OK;
-  if (n > (size_t)INT32_MAX / 5) {
-    miscache__set_err(mc, "miscache_mset: %zu values is too many", n);
-    return MISCACHE_ERR_INVALID;
-  }
   for (size_t i = 0; i < n; i++)
     if (!values[i]) {
       miscache__set_err(mc, "value %zu is NULL", i);
       return MISCACHE_ERR_INVALID;
     }
-  keyset_t ks;
-  miscache_status_t st = keyset_make(mc, n, keys, 0, &ks);
-  if (st != MISCACHE_OK) return st;
-  /* per command: SET key val PX ttl */
-  const char **argv = calloc(n * 5, sizeof *argv);
-  size_t *lens = calloc(n * 5, sizeof *lens);
-  char **vals = calloc(n, sizeof *vals);
-  char (*ttls)[24] = calloc(n, sizeof *ttls);
-  miscache__cmd_t *cmds = calloc(n, sizeof *cmds);
-  miscache__reply_t **rs = calloc(n, sizeof *rs);
-  if (!argv || !lens || !vals || !ttls || !cmds || !rs) {
-    st = MISCACHE_ERR_NOMEM;
-    miscache__set_err(mc, "out of memory for %zu values", n);
-    goto done;
-  }
-  for (size_t i = 0; i < n; i++) {
-    size_t vlen;
-    vals[i] = miscache__encode(values[i], &vlen);
-    if (!vals[i]) {
-      st = MISCACHE_ERR_ENCODE;
-      miscache__set_err(mc, "value for %s cannot be encoded as JSON",
-                        keys[i]);
-      goto done;
-    }
-    const char **a = argv + 5 * i;
-    size_t *l = lens + 5 * i;
-    a[0] = "SET", l[0] = 3;
-    a[1] = ks.ptrs[i], l[1] = ks.lens[i];
-    a[2] = vals[i], l[2] = vlen;
-    a[3] = "PX", l[3] = 2;
-    a[4] = ttls[i], l[4] = fmt_i64(ttls[i], miscache__ttl_ms(mc, cls));
-    cmds[i] = (miscache__cmd_t){5, a, l};
-  }
-  st = miscache__dispatch(mc, (int)db, n, cmds, rs, MISCACHE__IDEMPOTENT);
-  for (size_t i = 0; i < n; i++)
-    miscache__near_evict(mc, ks.ptrs[i], ks.lens[i]);
-  if (st != MISCACHE_OK) {
-    miscache__count(mc, db, keys[0], MISCACHE__ERROR);
-  } else {
-    for (size_t i = 0; i < n; i++) {
-      miscache_status_t one = expect_ok(mc, db, rs[i], "SET", keys[i]);
-      if (st == MISCACHE_OK) st = one;
-    }
-  }
-done:
-  if (rs)
-    for (size_t i = 0; i < n; i++) miscache__reply_free(rs[i]);
-  if (vals)
-    for (size_t i = 0; i < n; i++) free(vals[i]);
-  free(rs);
-  free(cmds);
-  free(ttls);
-  free(vals);
-  free(lens);
-  free(argv);
-  keyset_free(&ks);
-  return st;
+  miscache_status_t set_st = MISCACHE_OK;
+  miscache_status_t st = miscache__mset_mget(mc, db, n, keys, values, cls,
+                                             &set_st, 0, NULL, NULL, NULL);
+  return st != MISCACHE_OK ? st : set_st;
 }
 
 /* ---- cache-aside ----------------------------------------------------------- */

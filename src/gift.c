@@ -415,6 +415,220 @@ miscache_status_t miscache_gift_classify(miscache_t *mc, int64_t company,
   return MISCACHE_OK;
 }
 
+/* One page of bulk classification: its keys, what the MGET found, and the
+ * results to store. */
+typedef struct {
+  size_t n, n_ok, n_new, cached;
+  char (*keys)[MISCACHE_KEY_BUFSIZE];
+  const char **kp;
+  size_t *line; /* kp[j] is products[line[j]] */
+  json_t **vals;
+  miscache_status_t *sts, *own;
+  const char **new_keys;
+  json_t **new_vals;
+  miscache_status_t first_bad;
+  size_t first_bad_line;
+  char first_bad_msg[MISCACHE_ERRMSG_SIZE];
+} page_t;
+
+static void page_free(page_t *pg) {
+  if (pg->vals)
+    for (size_t i = 0; i < pg->n_ok; i++) json_decref(pg->vals[i]);
+  if (pg->new_vals)
+    for (size_t i = 0; i < pg->n_new; i++) json_decref(pg->new_vals[i]);
+  free(pg->keys);
+  free(pg->kp);
+  free(pg->line);
+  free(pg->vals);
+  free(pg->sts);
+  free(pg->own);
+  free(pg->new_keys);
+  free(pg->new_vals);
+  memset(pg, 0, sizeof *pg);
+}
+
+/* Allocate the page and make the keys of products[0..n): a bad line gets
+ * its own status (pg->own) and the others go on. */
+static miscache_status_t page_keys(miscache_t *mc, page_t *pg, int64_t company,
+                                   const miscache_gift_product_t *products,
+                                   size_t n) {
+  memset(pg, 0, sizeof *pg);
+  pg->n = n;
+  /* calloc checks n * size for overflow */
+  pg->keys = calloc(n, sizeof *pg->keys);
+  pg->kp = calloc(n, sizeof *pg->kp);
+  pg->line = calloc(n, sizeof *pg->line);
+  pg->vals = calloc(n, sizeof *pg->vals);
+  pg->sts = calloc(n, sizeof *pg->sts);
+  pg->own = calloc(n, sizeof *pg->own);
+  pg->new_keys = calloc(n, sizeof *pg->new_keys);
+  pg->new_vals = calloc(n, sizeof *pg->new_vals);
+  if (!pg->keys || !pg->kp || !pg->line || !pg->vals || !pg->sts ||
+      !pg->own || !pg->new_keys || !pg->new_vals) {
+    page_free(pg);
+    miscache__set_err(mc, "out of memory for a page of %zu products", n);
+    return MISCACHE_ERR_NOMEM;
+  }
+  for (size_t i = 0; i < n; i++) {
+    pg->own[i] = class_key(mc, pg->keys[pg->n_ok], company,
+                           products[i].product_code);
+    if (pg->own[i] != MISCACHE_OK) {
+      if (pg->first_bad == MISCACHE_OK) {
+        pg->first_bad = pg->own[i];
+        pg->first_bad_line = i;
+        snprintf(pg->first_bad_msg, sizeof pg->first_bad_msg, "%s", mc->err);
+      }
+      continue;
+    }
+    pg->kp[pg->n_ok] = pg->keys[pg->n_ok];
+    pg->line[pg->n_ok++] = i;
+  }
+  return MISCACHE_OK;
+}
+
+/* After the page's MGET (cache_ok false: it failed, so the engine answers
+ * every line and nothing is stored): decode what was cached, classify the
+ * rest, encode those for the store. */
+static miscache_status_t page_resolve(miscache_t *mc, page_t *pg,
+                                      const miscache_gift_engine_t *e,
+                                      const miscache_gift_product_t *products,
+                                      miscache_gift_classification_t *out,
+                                      bool cache_ok) {
+  for (size_t j = 0; j < pg->n_ok; j++) {
+    size_t i = pg->line[j];
+    char why[256];
+    if (cache_ok && pg->sts[j] == MISCACHE_OK &&
+        miscache__payload_decode(&miscache__gift_class_payload, pg->vals[j],
+                                 &out[i], why, sizeof why) == MISCACHE_OK) {
+      pg->cached++;
+      continue;
+    }
+    if (cache_ok && pg->sts[j] == MISCACHE_OK)
+      miscache__hit_unusable(mc, CLASS_DB, pg->keys[j]);
+    miscache_status_t st = miscache_gift_engine_classify(e, &products[i], &out[i]);
+    if (st != MISCACHE_OK) {
+      miscache__set_err(mc, "classifying line %zu: %s", i,
+                        miscache_strerror(st));
+      return st;
+    }
+    if (!cache_ok) continue;
+    pg->new_vals[pg->n_new] = miscache__payload_encode(
+        &miscache__gift_class_payload, &out[i], why, sizeof why);
+    if (!pg->new_vals[pg->n_new]) {
+      miscache__set_err(mc, "encoding line %zu: %s", i, why);
+      return MISCACHE_ERR_NOMEM;
+    }
+    pg->new_keys[pg->n_new++] = pg->keys[j];
+  }
+  return MISCACHE_OK;
+}
+
+/* The writes of page prev (may be NULL) and the MGET of page pg (may be
+ * NULL) in one round trip. Whether pg's MGET worked. */
+static bool page_round_trip(miscache_t *mc, page_t *prev, page_t *pg) {
+  size_t nset = prev ? prev->n_new : 0, nget = pg ? pg->n_ok : 0;
+  /* a failed store is not fatal: the next run recomputes those lines */
+  miscache_status_t st = miscache__mset_mget(
+      mc, CLASS_DB, nset, prev ? prev->new_keys : NULL,
+      prev ? (const json_t *const *)prev->new_vals : NULL,
+      (miscache_ttl_class_t)miscache_key_family(MISCACHE_KF_GIFT_CLASSIFICATION)
+          ->ttl_class,
+      NULL, nget, pg ? pg->kp : NULL, pg ? pg->vals : NULL,
+      pg ? pg->sts : NULL);
+  return st == MISCACHE_OK;
+}
+
+/* Statuses, counts and the return value of products[0..n) classified in
+ * pages; st the first fatal status (OK: none). */
+static miscache_status_t classify_finish(miscache_t *mc, size_t n,
+                                         miscache_gift_classification_t *out,
+                                         miscache_status_t *statuses,
+                                         const miscache_status_t *own,
+                                         miscache_status_t st,
+                                         miscache_status_t first_bad,
+                                         const char *first_bad_msg,
+                                         size_t first_bad_line) {
+  if (st != MISCACHE_OK)
+    for (size_t i = 0; i < n; i++) miscache_gift_classification_clear(&out[i]);
+  if (statuses)
+    for (size_t i = 0; i < n; i++)
+      statuses[i] = st != MISCACHE_OK ? st : own[i];
+  if (st == MISCACHE_OK && first_bad != MISCACHE_OK) {
+    miscache__set_err(mc, "line %zu: %s (the other lines were classified)",
+                      first_bad_line, first_bad_msg);
+    return first_bad;
+  }
+  return st;
+}
+
+static miscache_status_t check_classify_args(
+    miscache_t *mc, const char *fn, const miscache_gift_engine_t *e,
+    const miscache_gift_product_t *products, size_t n,
+    miscache_gift_classification_t *out, miscache_status_t *statuses) {
+  if (n > (size_t)INT32_MAX / 5) { /* before touching out[n - 1] */
+    miscache__set_err(mc, "%s: %zu products is too many", fn, n);
+    return MISCACHE_ERR_INVALID;
+  }
+  if (out) memset(out, 0, n * sizeof *out);
+  if (!e || (n && (!products || !out))) {
+    miscache__set_err(mc, "%s: bad argument", fn);
+    if (statuses)
+      for (size_t i = 0; i < n; i++) statuses[i] = MISCACHE_ERR_INVALID;
+    return MISCACHE_ERR_INVALID;
+  }
+  return MISCACHE_OK;
+}
+
+/* products in pages of page_size (>= 1), each page's writes sent with
+ * the next page's MGET. */
+static miscache_status_t classify_in_pages(
+    miscache_t *mc, int64_t company, const miscache_gift_engine_t *e,
+    const miscache_gift_product_t *products, size_t n, size_t page_size,
+    miscache_gift_classification_t *out, miscache_status_t *statuses,
+    size_t *from_cache) {
+  miscache_status_t st = MISCACHE_OK;
+  miscache_status_t *own = calloc(n ? n : 1, sizeof *own);
+  if (!own) {
+    miscache__set_err(mc, "out of memory for %zu products", n);
+    if (statuses)
+      for (size_t i = 0; i < n; i++) statuses[i] = MISCACHE_ERR_NOMEM;
+    return MISCACHE_ERR_NOMEM;
+  }
+  page_t pages[2];
+  memset(pages, 0, sizeof pages);
+  page_t *prev = NULL;
+  size_t cached = 0, first_bad_line = 0;
+  miscache_status_t first_bad = MISCACHE_OK;
+  char first_bad_msg[MISCACHE_ERRMSG_SIZE] = "";
+  for (size_t at = 0, k = 0; st == MISCACHE_OK && at < n; at += page_size, k++) {
+    size_t m = n - at < page_size ? n - at : page_size;
+    page_t *pg = &pages[k % 2];
+    st = page_keys(mc, pg, company, products + at, m);
+    if (st != MISCACHE_OK) break;
+    /* page k's MGET goes with page k - 1's writes: one round trip each */
+    bool cache_ok = page_round_trip(mc, prev, pg);
+    if (prev) page_free(prev);
+    st = page_resolve(mc, pg, e, products + at, out + at, cache_ok);
+    cached += pg->cached;
+    memcpy(own + at, pg->own, m * sizeof *own);
+    if (pg->first_bad != MISCACHE_OK && first_bad == MISCACHE_OK) {
+      first_bad = pg->first_bad;
+      first_bad_line = at + pg->first_bad_line;
+      snprintf(first_bad_msg, sizeof first_bad_msg, "%s", pg->first_bad_msg);
+    }
+    prev = pg;
+  }
+  if (st == MISCACHE_OK && prev && prev->n_new)
+    (void)page_round_trip(mc, prev, NULL);
+  page_free(&pages[0]);
+  page_free(&pages[1]);
+  if (st == MISCACHE_OK && from_cache) *from_cache = cached;
+  st = classify_finish(mc, n, out, statuses, own, st, first_bad, first_bad_msg,
+                       first_bad_line);
+  free(own);
+  return st;
+}
+
 miscache_status_t miscache_gift_classify_bulk(
     miscache_t *mc, int64_t company, const miscache_gift_engine_t *e,
     const miscache_gift_product_t *products, size_t n,
@@ -422,114 +636,31 @@ miscache_status_t miscache_gift_classify_bulk(
     size_t *from_cache) {
   if (from_cache) *from_cache = 0;
   if (!mc) return MISCACHE_ERR_INVALID;
-  if (n > (size_t)INT32_MAX / 5) { /* before touching out[n - 1] */
-    miscache__set_err(mc, "miscache_gift_classify_bulk: %zu products is too "
-                          "many for one page", n);
+  miscache_status_t st = check_classify_args(
+      mc, "miscache_gift_classify_bulk", e, products, n, out, statuses);
+  if (st != MISCACHE_OK || n == 0) return st;
+  /* one page: one MGET, the engine for the rest, one pipeline of writes */
+  return classify_in_pages(mc, company, e, products, n, n, out, statuses,
+                           from_cache);
+}
+
+miscache_status_t miscache_gift_classify_pages(
+    miscache_t *mc, int64_t company, const miscache_gift_engine_t *e,
+    const miscache_gift_product_t *products, size_t n, size_t page_size,
+    miscache_gift_classification_t *out, miscache_status_t *statuses,
+    size_t *from_cache) {
+  if (from_cache) *from_cache = 0;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  miscache_status_t st = check_classify_args(
+      mc, "miscache_gift_classify_pages", e, products, n, out, statuses);
+  if (st != MISCACHE_OK) return st;
+  if (page_size < 1 || page_size > 100000) {
+    miscache__set_err(mc, "miscache_gift_classify_pages: page size %zu is "
+                          "not 1..100000", page_size);
     return MISCACHE_ERR_INVALID;
   }
-  if (out) memset(out, 0, n * sizeof *out);
-  if (!e || (n && (!products || !out))) {
-    miscache__set_err(mc, "miscache_gift_classify_bulk: bad argument");
-    return MISCACHE_ERR_INVALID;
-  }
-  if (n == 0) return MISCACHE_OK;
-  /* calloc checks n * size for overflow */
-  char (*keys)[MISCACHE_KEY_BUFSIZE] = calloc(n, sizeof *keys);
-  const char **kp = calloc(n, sizeof *kp);
-  size_t *line = calloc(n, sizeof *line); /* kp[j] is products[line[j]] */
-  json_t **vals = calloc(n, sizeof *vals);
-  miscache_status_t *sts = calloc(n, sizeof *sts);
-  miscache_status_t *own = calloc(n, sizeof *own);
-  const char **new_keys = calloc(n, sizeof *new_keys);
-  json_t **new_vals = calloc(n, sizeof *new_vals);
-  size_t n_ok = 0, n_new = 0, cached = 0;
-  miscache_status_t st = MISCACHE_OK, first_bad = MISCACHE_OK;
-  size_t first_bad_line = 0;
-  char first_bad_msg[MISCACHE_ERRMSG_SIZE] = "";
-  if (!keys || !kp || !line || !vals || !sts || !own || !new_keys ||
-      !new_vals) {
-    st = MISCACHE_ERR_NOMEM;
-    miscache__set_err(mc, "out of memory for a page of %zu products", n);
-    goto done;
-  }
-  /* 0. a bad line gets its own status; the others go on */
-  for (size_t i = 0; i < n; i++) {
-    own[i] = class_key(mc, keys[n_ok], company, products[i].product_code);
-    if (own[i] != MISCACHE_OK) {
-      if (first_bad == MISCACHE_OK) {
-        first_bad = own[i];
-        first_bad_line = i;
-        snprintf(first_bad_msg, sizeof first_bad_msg, "%s", mc->err);
-      }
-      continue;
-    }
-    kp[n_ok] = keys[n_ok];
-    line[n_ok++] = i;
-  }
-  /* 1. one MGET; a failed round trip leaves every product to the engine */
-  miscache_status_t got =
-      n_ok ? miscache_mget(mc, CLASS_DB, n_ok, kp, vals, sts)
-           : MISCACHE_OK;
-  bool cache_ok = got == MISCACHE_OK;
-  for (size_t j = 0; j < n_ok; j++) {
-    size_t i = line[j];
-    char why[256];
-    if (cache_ok && sts[j] == MISCACHE_OK &&
-        miscache__payload_decode(&miscache__gift_class_payload, vals[j],
-                                 &out[i], why, sizeof why) == MISCACHE_OK) {
-      cached++;
-      continue;
-    }
-    if (cache_ok && sts[j] == MISCACHE_OK)
-      miscache__hit_unusable(mc, CLASS_DB, keys[j]);
-    /* 2. the engine for the rest */
-    st = miscache_gift_engine_classify(e, &products[i], &out[i]);
-    if (st != MISCACHE_OK) {
-      miscache__set_err(mc, "classifying line %zu: %s", i,
-                        miscache_strerror(st));
-      goto done;
-    }
-    if (!cache_ok) continue;
-    new_vals[n_new] = miscache__payload_encode(&miscache__gift_class_payload,
-                                               &out[i], why, sizeof why);
-    if (!new_vals[n_new]) {
-      st = MISCACHE_ERR_NOMEM;
-      miscache__set_err(mc, "encoding line %zu: %s", i, why);
-      goto done;
-    }
-    new_keys[n_new++] = keys[j];
-  }
-  /* 3. one pipeline for the new ones; a failed store is not fatal */
-  if (n_new)
-    (void)miscache_mset(mc, CLASS_DB, n_new, new_keys,
-                        (const json_t *const *)new_vals,
-                        (miscache_ttl_class_t)miscache_key_family(
-                            MISCACHE_KF_GIFT_CLASSIFICATION)->ttl_class);
-done:
-  if (st != MISCACHE_OK)
-    for (size_t i = 0; i < n; i++) miscache_gift_classification_clear(&out[i]);
-  if (statuses)
-    for (size_t i = 0; i < n; i++)
-      statuses[i] = st != MISCACHE_OK ? st : own ? own[i] : MISCACHE_ERR_NOMEM;
-  if (vals)
-    for (size_t i = 0; i < n_ok; i++) json_decref(vals[i]);
-  if (new_vals)
-    for (size_t i = 0; i < n_new; i++) json_decref(new_vals[i]);
-  free(keys);
-  free(kp);
-  free(line);
-  free(vals);
-  free(sts);
-  free(own);
-  free(new_keys);
-  free(new_vals);
-  if (st == MISCACHE_OK && from_cache) *from_cache = cached;
-  if (st == MISCACHE_OK && first_bad != MISCACHE_OK) {
-    miscache__set_err(mc, "line %zu: %s (the other lines were classified)",
-                      first_bad_line, first_bad_msg);
-    return first_bad;
-  }
-  return st;
+  return classify_in_pages(mc, company, e, products, n, page_size, out,
+                           statuses, from_cache);
 }
 
 /* ---- analytics ----------------------------------------------------------------- */

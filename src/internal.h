@@ -310,6 +310,17 @@ miscache_status_t miscache__exec_key(miscache_t *mc, miscache_db_t db,
                                      const miscache__cmd_t *cmd,
                                      miscache__reply_t **reply, unsigned flags);
 
+/* nset SETs (PX, class cls with jitter per key) then one MGET of nget keys
+ * (logical), in one round trip; values/statuses as miscache_mget. Returns
+ * the round trip's status (ERR_INVALID, ERR_NOMEM, ERR_ENCODE before
+ * sending); *set_st (may be NULL) the first failed SET's. Keys and values
+ * not checked for NULL here. */
+miscache_status_t miscache__mset_mget(
+    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
+    const json_t *const set_vals[], miscache_ttl_class_t cls,
+    miscache_status_t *set_st, size_t nget, const char *const get_keys[],
+    json_t *values[], miscache_status_t statuses[]);
+
 /* miscache_get_or_load with an explicit TTL in ms (> 0). */
 miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
                                            const char *key, int64_t ttl_ms,

@@ -156,6 +156,15 @@ MISCACHE_EXPORT miscache_status_t miscache_gift_classify_bulk(
     const miscache_gift_product_t *products, size_t n,
     miscache_gift_classification_t *out, miscache_status_t *statuses,
     size_t *from_cache);
+/* n products in pages of page_size (1..100000): what n / page_size calls of
+ * miscache_gift_classify_bulk give (out[i], statuses[i], *from_cache for
+ * all n, the same statuses), with one round trip per page instead of two:
+ * each page's writes go in the same pipeline as the next page's MGET. */
+MISCACHE_EXPORT miscache_status_t miscache_gift_classify_pages(
+    miscache_t *mc, int64_t company, const miscache_gift_engine_t *e,
+    const miscache_gift_product_t *products, size_t n, size_t page_size,
+    miscache_gift_classification_t *out, miscache_status_t *statuses,
+    size_t *from_cache);
 /* ---- daily analytics (open-ended JSON) ------------------------------------ */
 MISCACHE_EXPORT miscache_status_t
 miscache_gift_analytics_set(miscache_t *mc, int64_t company,

@@ -178,6 +178,71 @@ static void test_bulk_equals_single(void **state) {
   miscache_free(mc);
 }
 
+/* Pages pipelined: the same results and statuses as bulk page by page, one
+ * MGET per page, every new result stored with its TTL. */
+static void test_pages_equal_bulk(void **state) {
+  (void)state;
+  miscache_t *mc = mt_open(NULL);
+  miscache_gift_engine_t *e = engine_for(mc, 1);
+  enum { N = 1000, PAGE = 30 };
+  static char codes[N][16], names[N][64];
+  static miscache_gift_product_t p[N];
+  for (int i = 0; i < N; i++) {
+    snprintf(codes[i], sizeof codes[i], "PG%d", i);
+    snprintf(names[i], sizeof names[i], "%s item %d",
+             i % 5 == 0 ? SAEUNPUM : "plain", i);
+    p[i] = (miscache_gift_product_t){codes[i], names[i], i % 7 == 0 ? 0 : 100 + i};
+  }
+  p[77].product_code = ""; /* a bad line: its own status, the rest go on */
+  for (int i = 0; i < N; i += 3) { /* pre-cache every third */
+    miscache_gift_classification_t c;
+    if (i == 77) continue;
+    assert_int_equal(miscache_gift_classify(mc, 1, e, &p[i], &c, NULL),
+                     MISCACHE_OK);
+    miscache_gift_classification_clear(&c);
+  }
+  static miscache_gift_classification_t pages[N];
+  static miscache_status_t sts[N];
+  size_t cached = 0;
+  mt_raw_cmd("CONFIG RESETSTAT");
+  assert_int_equal(miscache_gift_classify_pages(mc, 1, e, p, N, PAGE, pages,
+                                                sts, &cached),
+                   MISCACHE_ERR_KEY); /* the first bad line's status */
+  assert_int_equal(cached, (N + 2) / 3); /* 0, 3, ... 999 */
+  assert_int_equal(sts[77], MISCACHE_ERR_KEY);
+  if (!mt_is_cluster()) {
+    assert_int_equal(mt_cmdstat_calls(mt_rc, "mget"), (N + PAGE - 1) / PAGE);
+    assert_int_equal(mt_cmdstat_calls(mt_rc, "set"), N - cached - 1);
+  }
+  for (int i = 0; i < N; i++) {
+    if (i == 77) continue;
+    assert_int_equal(sts[i], MISCACHE_OK);
+    miscache_gift_classification_t one;
+    miscache_source_t src;
+    assert_int_equal(miscache_gift_classify(mc, 1, e, &p[i], &one, &src),
+                     MISCACHE_OK);
+    assert_int_equal(src, MISCACHE_SOURCE_CACHE); /* pages stored the rest */
+    same(&pages[i], &one);
+    miscache_gift_classification_clear(&one);
+    miscache_gift_classification_clear(&pages[i]);
+  }
+  char key[64];
+  snprintf(key, sizeof key, "gift:classification:%s:1", codes[N - 1]);
+  long long pttl = mt_raw_pttl(mc, MISCACHE_DB_GIFT, key); /* the last page too */
+  assert_true(pttl > 0);
+  /* a second run is all cache; a page size of 0 is refused */
+  assert_int_equal(miscache_gift_classify_pages(mc, 1, e, p, N, 7, pages, sts,
+                                                &cached),
+                   MISCACHE_ERR_KEY);
+  assert_int_equal(cached, N - 1);
+  for (int i = 0; i < N; i++) miscache_gift_classification_clear(&pages[i]);
+  assert_int_equal(miscache_gift_classify_pages(mc, 1, e, p, N, 0, pages, sts,
+                                                &cached),
+                   MISCACHE_ERR_INVALID);
+  miscache_gift_engine_free(e);
+  miscache_free(mc);
+}
+
 static miscache_status_t load_analytics(void *ud, const char *key,
                                         json_t **out) {
   (void)key;
@@ -266,6 +331,7 @@ int main(void) {
       cmocka_unit_test(test_rules_and_master),
       cmocka_unit_test(test_single_classify),
       cmocka_unit_test(test_bulk_equals_single),
+      cmocka_unit_test(test_pages_equal_bulk),
       cmocka_unit_test(test_analytics),
       cmocka_unit_test(test_every_field_round_trip),
   };
