@@ -615,11 +615,13 @@ miscache_status_t miscache__cache_aside(miscache_t *mc, miscache_db_t db,
   if (!leader) {
     json_t *v = miscache__flight_wait(
         f, sp->wait_ms ? sp->wait_ms : mc->opts.command_timeout_ms);
-    if (v) {
+    /* accept() also fills the caller's own typed struct */
+    if (v && (!accept || accept(accept_ud, v, why, sizeof why) == MISCACHE_OK)) {
       *out = v;
       if (source) *source = MISCACHE_SOURCE_LOADED; /* by another thread */
       return MISCACHE_OK;
     }
+    json_decref(v);
     /* the leader failed or took too long: load ourselves */
   }
   /* across processes: a recompute lease, or wait for whoever holds it */

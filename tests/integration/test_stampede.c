@@ -77,6 +77,58 @@ static void test_single_flight_threads(void **state) {
   assert_int_equal(loaded, 8);
 }
 
+/* Typed: every follower gets its own struct filled, not only the leader. */
+static atomic_int config_loads;
+static miscache_status_t slow_config(void *ud, int64_t company,
+                                     miscache_batch_config_t *out) {
+  (void)ud, (void)company;
+  atomic_fetch_add(&config_loads, 1);
+  mt_sleep_ms(200);
+  out->batch_enabled = true;
+  out->page_size = 30;
+  out->batch_hour = 2;
+  return MISCACHE_OK;
+}
+
+typedef struct {
+  miscache_t *mc;
+  miscache_status_t st;
+  miscache_batch_config_t c;
+} typed_worker_t;
+
+static void *typed_miss(void *arg) {
+  typed_worker_t *w = arg;
+  w->st = miscache_batch_config_get_or_load(w->mc, 7, slow_config, NULL, &w->c,
+                                            NULL);
+  return NULL;
+}
+
+static void test_single_flight_typed(void **state) {
+  (void)state;
+  char ns[64];
+  snprintf(ns, sizeof ns, "%s", mt_namespace());
+  typed_worker_t w[8];
+  pthread_t t[8];
+  atomic_store(&config_loads, 0);
+  for (int i = 0; i < 8; i++) {
+    w[i] = (typed_worker_t){.mc = mt_open_in(NULL, ns)};
+    assert_non_null(w[i].mc);
+  }
+  for (int i = 0; i < 8; i++)
+    assert_int_equal(pthread_create(&t[i], NULL, typed_miss, &w[i]), 0);
+  for (int i = 0; i < 8; i++) {
+    pthread_join(t[i], NULL);
+    assert_int_equal(w[i].st, MISCACHE_OK);
+    /* each caller's own struct holds the value */
+    assert_true(w[i].c.batch_enabled);
+    assert_int_equal(w[i].c.page_size, 30);
+    assert_int_equal(w[i].c.batch_hour, 2);
+    miscache_batch_config_clear(&w[i].c);
+    miscache_free(w[i].mc);
+  }
+  assert_int_equal(atomic_load(&config_loads), 1);
+}
+
 static void child_process(const char *ns) {
   miscache_options_t *o = miscache_options_new();
   miscache_stampede_t sp = {.single_flight = true,
@@ -179,6 +231,7 @@ static void test_early_refresh(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_single_flight_threads),
+      cmocka_unit_test(test_single_flight_typed),
       cmocka_unit_test(test_lease_across_processes),
       cmocka_unit_test(test_early_refresh),
   };
