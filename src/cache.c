@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "payload.h"
 
 #define CHECK_DB(mc, db)                                                       \
   do {                                                                         \
@@ -65,7 +65,7 @@ static bool covered(miscache_t *mc, miscache_db_t db, const char *key) {
  * refresh needs the time left). */
 static miscache_status_t read_key(miscache_t *mc, miscache_db_t db,
                                   const char *key, json_t **out,
-                                  int64_t *pttl) {
+                                  int64_t *pttl, miscache__direct_t *direct) {
   if (out) *out = NULL;
   if (pttl) *pttl = -1;
   if (!mc) return MISCACHE_ERR_INVALID;
@@ -102,7 +102,19 @@ static miscache_status_t read_key(miscache_t *mc, miscache_db_t db,
   } else {
     st = miscache__exec_key(mc, db, &fk, &cmds[0], &r[0], MISCACHE__IDEMPOTENT);
   }
-  if (st == MISCACHE_OK) {
+  if (st == MISCACHE_OK && direct && !nt.use &&
+      miscache__reply_type(r[0]) == MISCACHE__R_STRING) {
+    /* typed, not for the near cache: straight into the struct if it can */
+    size_t len;
+    const char *text = miscache__reply_str(r[0], &len);
+    direct->done = miscache__payload_decode_text(direct->d, text, len,
+                                                 direct->out) == MISCACHE_OK;
+  }
+  if (st == MISCACHE_OK && direct && direct->done) {
+    miscache__count(mc, db, key, MISCACHE__HIT);
+    if (pttl && r[1] && miscache__reply_type(r[1]) == MISCACHE__R_INTEGER)
+      *pttl = miscache__reply_int(r[1]);
+  } else if (st == MISCACHE_OK) {
     st = value_from_reply(mc, db, key, r[0], out);
     long long left = r[1] && miscache__reply_type(r[1]) == MISCACHE__R_INTEGER
                          ? miscache__reply_int(r[1])
@@ -122,7 +134,26 @@ static miscache_status_t read_key(miscache_t *mc, miscache_db_t db,
 
 miscache_status_t miscache_get(miscache_t *mc, miscache_db_t db,
                                const char *key, json_t **out) {
-  return read_key(mc, db, key, out, NULL);
+  return read_key(mc, db, key, out, NULL, NULL);
+}
+
+miscache_status_t miscache__get_payload(miscache_t *mc, miscache_db_t db,
+                                        const char *key,
+                                        const miscache__payload_t *d,
+                                        void *out) {
+  miscache__direct_t direct = {d, out, false};
+  json_t *v = NULL;
+  miscache_status_t st = read_key(mc, db, key, &v, NULL, &direct);
+  if (st != MISCACHE_OK || direct.done) return st;
+  char why[256] = "";
+  st = miscache__payload_decode(d, v, out, why, sizeof why);
+  json_decref(v);
+  if (st == MISCACHE_ERR_DECODE) {
+    /* the read was counted as a hit; a value we cannot use is a miss */
+    miscache__hit_unusable(mc, db, key);
+  }
+  if (st != MISCACHE_OK) miscache__set_err(mc, "value of %s: %s", key, why);
+  return st;
 }
 
 /* Checks a reply that must be a status "OK". */
@@ -140,23 +171,12 @@ static size_t fmt_i64(char *buf, int64_t v) {
   return (size_t)snprintf(buf, 21, "%lld", (long long)v);
 }
 
-static miscache_status_t set_ms(miscache_t *mc, miscache_db_t db,
-                                const char *key, const json_t *value,
-                                int64_t ttl_ms) {
-  if (!value) {
-    miscache__set_err(mc, "value for %s is NULL", key ? key : "(null)");
-    return MISCACHE_ERR_INVALID;
-  }
+miscache_status_t miscache__set_text(miscache_t *mc, miscache_db_t db,
+                                     const char *key, const char *val,
+                                     size_t vlen, int64_t ttl_ms) {
   miscache__fullkey_t fk;
   miscache_status_t st = miscache__fullkey(mc, key, &fk);
   if (st != MISCACHE_OK) return st;
-  size_t vlen;
-  char *val = miscache__encode(value, &vlen);
-  if (!val) {
-    miscache__fullkey_done(&fk);
-    miscache__set_err(mc, "value for %s cannot be encoded as JSON", key);
-    return MISCACHE_ERR_ENCODE;
-  }
   char ttl[24];
   const char *argv[5] = {"SET", fk.ptr, val, "PX", ttl};
   size_t lens[5] = {3, fk.len, vlen, 2, fmt_i64(ttl, ttl_ms)};
@@ -166,8 +186,26 @@ static miscache_status_t set_ms(miscache_t *mc, miscache_db_t db,
   miscache__near_evict(mc, fk.ptr, fk.len); /* read your writes */
   if (st == MISCACHE_OK) st = expect_ok(mc, db, r, "SET", key);
   miscache__reply_free(r);
-  free(val);
   miscache__fullkey_done(&fk);
+  return st;
+}
+
+static miscache_status_t set_ms(miscache_t *mc, miscache_db_t db,
+                                const char *key, const json_t *value,
+                                int64_t ttl_ms) {
+  if (!value) {
+    miscache__set_err(mc, "value for %s is NULL", key ? key : "(null)");
+    return MISCACHE_ERR_INVALID;
+  }
+  size_t vlen;
+  char *val = miscache__encode(value, &vlen);
+  if (!val) {
+    miscache__set_err(mc, "value for %s cannot be encoded as JSON",
+                      key ? key : "(null)");
+    return MISCACHE_ERR_ENCODE;
+  }
+  miscache_status_t st = miscache__set_text(mc, db, key, val, vlen, ttl_ms);
+  free(val);
   return st;
 }
 
@@ -318,11 +356,51 @@ static void keyset_free(keyset_t *ks) {
  * SETs (PX, the class's TTL with jitter per key) and then one MGET of nget
  * keys, all in one round trip. Returns the round trip's status; *set_st
  * (when nset) the first failed SET's; values/statuses as miscache_mget. */
+static miscache_status_t mset_mget(
+    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
+    const json_t *const set_vals[], const char *const set_texts[],
+    const size_t set_lens[], miscache_ttl_class_t cls,
+    miscache_status_t *set_st, size_t nget, const char *const get_keys[],
+    json_t *values[], miscache_status_t statuses[],
+    miscache__direct_t direct[]);
+
 miscache_status_t miscache__mset_mget(
     miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
     const json_t *const set_vals[], miscache_ttl_class_t cls,
     miscache_status_t *set_st, size_t nget, const char *const get_keys[],
     json_t *values[], miscache_status_t statuses[]) {
+  return mset_mget(mc, db, nset, set_keys, set_vals, NULL, NULL, cls, set_st,
+                   nget, get_keys, values, statuses, NULL);
+}
+
+miscache_status_t miscache__mset_mget_text(
+    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
+    const char *const set_texts[], const size_t set_lens[],
+    miscache_ttl_class_t cls, miscache_status_t *set_st, size_t nget,
+    const char *const get_keys[], json_t *values[],
+    miscache_status_t statuses[], miscache__direct_t direct[]) {
+  return mset_mget(mc, db, nset, set_keys, NULL, set_texts, set_lens, cls,
+                   set_st, nget, get_keys, values, statuses, direct);
+}
+
+/* A string reply decoded straight into a typed struct (d->done). */
+static bool direct_text(miscache__direct_t *d, const miscache__reply_t *e) {
+  size_t len = 0;
+  const char *text = miscache__reply_type(e) == MISCACHE__R_STRING
+                         ? miscache__reply_str(e, &len)
+                         : NULL;
+  d->done = text &&
+            miscache__payload_decode_text(d->d, text, len, d->out) == MISCACHE_OK;
+  return d->done;
+}
+
+static miscache_status_t mset_mget(
+    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
+    const json_t *const set_vals[], const char *const set_texts[],
+    const size_t set_lens[], miscache_ttl_class_t cls,
+    miscache_status_t *set_st, size_t nget, const char *const get_keys[],
+    json_t *values[], miscache_status_t statuses[],
+    miscache__direct_t direct[]) {
   for (size_t i = 0; i < nget; i++) values[i] = NULL;
   if (set_st) *set_st = MISCACHE_OK;
   if (nset == 0 && nget == 0) return MISCACHE_OK;
@@ -353,9 +431,10 @@ miscache_status_t miscache__mset_mget(
     goto done;
   }
   for (size_t i = 0; i < nset; i++) {
-    size_t vlen;
-    vals[i] = miscache__encode(set_vals[i], &vlen);
-    if (!vals[i]) {
+    size_t vlen = set_texts ? set_lens[i] : 0;
+    const char *text = set_texts ? set_texts[i]
+                                 : (vals[i] = miscache__encode(set_vals[i], &vlen));
+    if (!text) {
       st = MISCACHE_ERR_ENCODE;
       miscache__set_err(mc, "value for %s cannot be encoded as JSON",
                         set_keys[i]);
@@ -365,7 +444,7 @@ miscache_status_t miscache__mset_mget(
     size_t *l = lens + 5 * i;
     av[0] = "SET", l[0] = 3;
     av[1] = ss.ptrs[i], l[1] = ss.lens[i];
-    av[2] = vals[i], l[2] = vlen;
+    av[2] = text, l[2] = vlen;
     av[3] = "PX", l[3] = 2;
     av[4] = ttls[i], l[4] = fmt_i64(ttls[i], miscache__ttl_ms(mc, cls));
     cmds[i] = (miscache__cmd_t){5, av, l};
@@ -393,10 +472,15 @@ miscache_status_t miscache__mset_mget(
       miscache__reply_count(r) == nget) {
     for (size_t i = 0; i < nget; i++) {
       const miscache__reply_t *e = miscache__reply_at(r, i);
-      miscache_status_t one =
-          covered(mc, db, get_keys[i])
-              ? MISCACHE_MISS
-              : value_from_reply(mc, db, get_keys[i], e, &values[i]);
+      miscache_status_t one;
+      if (covered(mc, db, get_keys[i])) {
+        one = MISCACHE_MISS;
+      } else if (direct && direct_text(&direct[i], e)) {
+        miscache__count(mc, db, get_keys[i], MISCACHE__HIT);
+        one = MISCACHE_OK;
+      } else {
+        one = value_from_reply(mc, db, get_keys[i], e, &values[i]);
+      }
       if (statuses) statuses[i] = one;
     }
   } else {
@@ -556,6 +640,15 @@ miscache_status_t miscache__cache_aside(miscache_t *mc, miscache_db_t db,
                                         miscache__accept_fn accept,
                                         void *accept_ud, json_t **out,
                                         miscache_source_t *source) {
+  return miscache__cache_aside_direct(mc, db, key, ttl_ms, loader, userdata,
+                                      accept, accept_ud, NULL, out, source);
+}
+
+miscache_status_t miscache__cache_aside_direct(
+    miscache_t *mc, miscache_db_t db, const char *key, int64_t ttl_ms,
+    miscache_loader_fn loader, void *userdata, miscache__accept_fn accept,
+    void *accept_ud, miscache__direct_t *direct, json_t **out,
+    miscache_source_t *source) {
   if (source) *source = MISCACHE_SOURCE_NONE;
   if (out) *out = NULL;
   if (!mc) return MISCACHE_ERR_INVALID;
@@ -570,9 +663,11 @@ miscache_status_t miscache__cache_aside(miscache_t *mc, miscache_db_t db,
   bool lease = (sp->lease_categories >> cat) & 1u;
   char why[256] = "";
   int64_t pttl = -1;
-  miscache_status_t st = read_key(mc, db, key, out, early ? &pttl : NULL);
+  miscache_status_t st =
+      read_key(mc, db, key, out, early ? &pttl : NULL, direct);
   if (st == MISCACHE_OK) {
-    if (!accept || accept(accept_ud, *out, why, sizeof why) == MISCACHE_OK) {
+    if ((direct && direct->done) || !accept ||
+        accept(accept_ud, *out, why, sizeof why) == MISCACHE_OK) {
       if (source) *source = MISCACHE_SOURCE_CACHE;
       if (early && miscache__xfetch_due(mc, pttl, sp->early_ms)) {
         /* reload before it expires: one caller, the lease holder */

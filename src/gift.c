@@ -424,8 +424,10 @@ typedef struct {
   size_t *line; /* kp[j] is products[line[j]] */
   json_t **vals;
   miscache_status_t *sts, *own;
+  miscache__direct_t *direct; /* [j]: straight into out[line[j]] */
   const char **new_keys;
-  json_t **new_vals;
+  char **new_texts; /* the results to store, as JSON text */
+  size_t *new_lens;
   miscache_status_t first_bad;
   size_t first_bad_line;
   char first_bad_msg[MISCACHE_ERRMSG_SIZE];
@@ -434,16 +436,18 @@ typedef struct {
 static void page_free(page_t *pg) {
   if (pg->vals)
     for (size_t i = 0; i < pg->n_ok; i++) json_decref(pg->vals[i]);
-  if (pg->new_vals)
-    for (size_t i = 0; i < pg->n_new; i++) json_decref(pg->new_vals[i]);
+  if (pg->new_texts)
+    for (size_t i = 0; i < pg->n_new; i++) free(pg->new_texts[i]);
   free(pg->keys);
   free(pg->kp);
   free(pg->line);
   free(pg->vals);
   free(pg->sts);
   free(pg->own);
+  free(pg->direct);
   free(pg->new_keys);
-  free(pg->new_vals);
+  free(pg->new_texts);
+  free(pg->new_lens);
   memset(pg, 0, sizeof *pg);
 }
 
@@ -451,7 +455,8 @@ static void page_free(page_t *pg) {
  * its own status (pg->own) and the others go on. */
 static miscache_status_t page_keys(miscache_t *mc, page_t *pg, int64_t company,
                                    const miscache_gift_product_t *products,
-                                   size_t n) {
+                                   size_t n,
+                                   miscache_gift_classification_t *out) {
   memset(pg, 0, sizeof *pg);
   pg->n = n;
   /* calloc checks n * size for overflow */
@@ -461,10 +466,13 @@ static miscache_status_t page_keys(miscache_t *mc, page_t *pg, int64_t company,
   pg->vals = calloc(n, sizeof *pg->vals);
   pg->sts = calloc(n, sizeof *pg->sts);
   pg->own = calloc(n, sizeof *pg->own);
+  pg->direct = calloc(n, sizeof *pg->direct);
   pg->new_keys = calloc(n, sizeof *pg->new_keys);
-  pg->new_vals = calloc(n, sizeof *pg->new_vals);
+  pg->new_texts = calloc(n, sizeof *pg->new_texts);
+  pg->new_lens = calloc(n, sizeof *pg->new_lens);
   if (!pg->keys || !pg->kp || !pg->line || !pg->vals || !pg->sts ||
-      !pg->own || !pg->new_keys || !pg->new_vals) {
+      !pg->own || !pg->direct || !pg->new_keys || !pg->new_texts ||
+      !pg->new_lens) {
     page_free(pg);
     miscache__set_err(mc, "out of memory for a page of %zu products", n);
     return MISCACHE_ERR_NOMEM;
@@ -481,6 +489,8 @@ static miscache_status_t page_keys(miscache_t *mc, page_t *pg, int64_t company,
       continue;
     }
     pg->kp[pg->n_ok] = pg->keys[pg->n_ok];
+    pg->direct[pg->n_ok] =
+        (miscache__direct_t){&miscache__gift_class_payload, &out[i], false};
     pg->line[pg->n_ok++] = i;
   }
   return MISCACHE_OK;
@@ -498,8 +508,9 @@ static miscache_status_t page_resolve(miscache_t *mc, page_t *pg,
     size_t i = pg->line[j];
     char why[256];
     if (cache_ok && pg->sts[j] == MISCACHE_OK &&
-        miscache__payload_decode(&miscache__gift_class_payload, pg->vals[j],
-                                 &out[i], why, sizeof why) == MISCACHE_OK) {
+        (pg->direct[j].done ||
+         miscache__payload_decode(&miscache__gift_class_payload, pg->vals[j],
+                                  &out[i], why, sizeof why) == MISCACHE_OK)) {
       pg->cached++;
       continue;
     }
@@ -512,12 +523,21 @@ static miscache_status_t page_resolve(miscache_t *mc, page_t *pg,
       return st;
     }
     if (!cache_ok) continue;
-    pg->new_vals[pg->n_new] = miscache__payload_encode(
-        &miscache__gift_class_payload, &out[i], why, sizeof why);
-    if (!pg->new_vals[pg->n_new]) {
+    bool tree = false;
+    char *text = miscache__payload_encode_text(&miscache__gift_class_payload,
+                                               &out[i], &pg->new_lens[pg->n_new],
+                                               &tree, why, sizeof why);
+    if (!text && tree) { /* not reached for engine results; kept general */
+      json_t *v = miscache__payload_encode(&miscache__gift_class_payload,
+                                           &out[i], why, sizeof why);
+      text = v ? miscache__encode(v, &pg->new_lens[pg->n_new]) : NULL;
+      json_decref(v);
+    }
+    if (!text) {
       miscache__set_err(mc, "encoding line %zu: %s", i, why);
       return MISCACHE_ERR_NOMEM;
     }
+    pg->new_texts[pg->n_new] = text;
     pg->new_keys[pg->n_new++] = pg->keys[j];
   }
   return MISCACHE_OK;
@@ -528,13 +548,14 @@ static miscache_status_t page_resolve(miscache_t *mc, page_t *pg,
 static bool page_round_trip(miscache_t *mc, page_t *prev, page_t *pg) {
   size_t nset = prev ? prev->n_new : 0, nget = pg ? pg->n_ok : 0;
   /* a failed store is not fatal: the next run recomputes those lines */
-  miscache_status_t st = miscache__mset_mget(
+  miscache_status_t st = miscache__mset_mget_text(
       mc, CLASS_DB, nset, prev ? prev->new_keys : NULL,
-      prev ? (const json_t *const *)prev->new_vals : NULL,
+      prev ? (const char *const *)prev->new_texts : NULL,
+      prev ? prev->new_lens : NULL,
       (miscache_ttl_class_t)miscache_key_family(MISCACHE_KF_GIFT_CLASSIFICATION)
           ->ttl_class,
       NULL, nget, pg ? pg->kp : NULL, pg ? pg->vals : NULL,
-      pg ? pg->sts : NULL);
+      pg ? pg->sts : NULL, pg ? pg->direct : NULL);
   return st == MISCACHE_OK;
 }
 
@@ -603,7 +624,7 @@ static miscache_status_t classify_in_pages(
   for (size_t at = 0, k = 0; st == MISCACHE_OK && at < n; at += page_size, k++) {
     size_t m = n - at < page_size ? n - at : page_size;
     page_t *pg = &pages[k % 2];
-    st = page_keys(mc, pg, company, products + at, m);
+    st = page_keys(mc, pg, company, products + at, m, out + at);
     if (st != MISCACHE_OK) break;
     /* page k's MGET goes with page k - 1's writes: one round trip each */
     bool cache_ok = page_round_trip(mc, prev, pg);

@@ -310,6 +310,15 @@ miscache_status_t miscache__exec_key(miscache_t *mc, miscache_db_t db,
                                      const miscache__cmd_t *cmd,
                                      miscache__reply_t **reply, unsigned flags);
 
+/* A typed read's target: a stored value simple enough is decoded straight
+ * from its bytes into out (payload.h's fast pair), without a tree; done
+ * says it was. */
+struct miscache__payload;
+typedef struct miscache__direct {
+  const struct miscache__payload *d;
+  void *out;
+  bool done;
+} miscache__direct_t;
 /* nset SETs (PX, class cls with jitter per key) then one MGET of nget keys
  * (logical), in one round trip; values/statuses as miscache_mget. Returns
  * the round trip's status (ERR_INVALID, ERR_NOMEM, ERR_ENCODE before
@@ -320,13 +329,36 @@ miscache_status_t miscache__mset_mget(
     const json_t *const set_vals[], miscache_ttl_class_t cls,
     miscache_status_t *set_st, size_t nget, const char *const get_keys[],
     json_t *values[], miscache_status_t statuses[]);
+/* The same for typed pages: the SETs' values as JSON text (set_texts,
+ * set_lens), and each found value offered first to direct[i] (its struct
+ * filled straight from the bytes: values[i] stays NULL, done set); the
+ * others decoded into values[] as usual. direct may be NULL. */
+miscache_status_t miscache__mset_mget_text(
+    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
+    const char *const set_texts[], const size_t set_lens[],
+    miscache_ttl_class_t cls, miscache_status_t *set_st, size_t nget,
+    const char *const get_keys[], json_t *values[],
+    miscache_status_t statuses[], miscache__direct_t direct[]);
 
+/* SET key (logical) to JSON text val PX ttl_ms (> 0), as miscache_set does
+ * (the near cache evicts it here at once). */
+miscache_status_t miscache__set_text(miscache_t *mc, miscache_db_t db,
+                                     const char *key, const char *val,
+                                     size_t vlen, int64_t ttl_ms);
 /* miscache_get_or_load with an explicit TTL in ms (> 0). */
 miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
                                            const char *key, int64_t ttl_ms,
                                            miscache_loader_fn loader,
                                            void *userdata, json_t **out,
                                            miscache_source_t *source);
+
+/* miscache_get of a typed payload into out (zeroed): straight from the
+ * bytes when it can, else through the tree; a value that does not decode
+ * into the struct is ERR_DECODE (counted as a miss). */
+miscache_status_t miscache__get_payload(miscache_t *mc, miscache_db_t db,
+                                        const char *key,
+                                        const struct miscache__payload *d,
+                                        void *out);
 
 /* Decides whether a JSON value (cached or loaded) is usable: OK, or
  * ERR_DECODE with why filled. May keep a decoded form in ud. */
@@ -342,6 +374,13 @@ miscache_status_t miscache__cache_aside(miscache_t *mc, miscache_db_t db,
                                         miscache__accept_fn accept,
                                         void *accept_ud, json_t **out,
                                         miscache_source_t *source);
+/* The same with a typed target (direct may be NULL): a cached value that
+ * direct decodes is a hit with *out NULL and direct->done set. */
+miscache_status_t miscache__cache_aside_direct(
+    miscache_t *mc, miscache_db_t db, const char *key, int64_t ttl_ms,
+    miscache_loader_fn loader, void *userdata, miscache__accept_fn accept,
+    void *accept_ud, miscache__direct_t *direct, json_t **out,
+    miscache_source_t *source);
 
 /* ---- work queues (queue.c) ---------------------------------------------- */
 /* The namespaced stream key of queue NAME ("queue:{NAME}"), the name

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "payload.h"
 
 typedef struct {
   const unsigned char *p, *end, *start;
@@ -401,4 +401,164 @@ json_t *miscache__json_parse(const char *buf, size_t len, char *err,
   }
   free(r.scratch);
   return v;
+}
+
+/* ---- payload structs straight from the bytes ------------------------------- */
+
+/* One member's value into the struct field f; false: not simple enough (or
+ * not valid), the caller falls back to the tree. */
+static bool direct_field(reader_t *r, const miscache__field_t *f, void *st) {
+  char *at = (char *)st + f->offset;
+  unsigned c = r->p < r->end ? *r->p : 0;
+  switch (f->type) {
+  case MISCACHE__F_INT:
+  case MISCACHE__F_DOUBLE: {
+    if (c != '-' && (c < '0' || c > '9')) return false;
+    json_t *v = read_number(r);
+    if (!v) return false;
+    bool ok = f->type == MISCACHE__F_DOUBLE || json_is_integer(v);
+    if (ok && f->type == MISCACHE__F_INT)
+      *(int64_t *)at = json_integer_value(v);
+    else if (ok)
+      *(double *)at = json_number_value(v);
+    json_decref(v);
+    return ok;
+  }
+  case MISCACHE__F_BOOL:
+    if (literal(r, "true", 4)) return *(bool *)at = true, true;
+    if (literal(r, "false", 5)) return *(bool *)at = false, true;
+    return false;
+  case MISCACHE__F_STRING: {
+    if (c == 'n') return !f->required && literal(r, "null", 4);
+    if (c != '"') return false;
+    r->p++;
+    const char *v;
+    size_t len;
+    if (!read_string(r, &v, &len)) return false;
+    char *copy = malloc(len + 1);
+    if (!copy) return false;
+    memcpy(copy, v, len);
+    copy[len] = 0;
+    *(char **)at = copy;
+    return true;
+  }
+  case MISCACHE__F_STRINGS: {
+    if (c != '[') return false;
+    miscache_strings_t *a = (miscache_strings_t *)at;
+    r->p++;
+    skip_ws(r);
+    if (r->p < r->end && *r->p == ']') return r->p++, true;
+    for (;;) {
+      if (r->p >= r->end || *r->p != '"') return false;
+      r->p++;
+      const char *v;
+      size_t len;
+      if (!read_string(r, &v, &len) || memchr(v, 0, len)) return false;
+      char *items = NULL; /* push a terminated copy */
+      char buf[256], *copy = len < sizeof buf ? buf : (items = malloc(len + 1));
+      if (!copy) return false;
+      memcpy(copy, v, len);
+      copy[len] = 0;
+      miscache_status_t ps = miscache_strings_push(a, copy);
+      free(items);
+      if (ps != MISCACHE_OK) return false;
+      skip_ws(r);
+      if (r->p < r->end && *r->p == ',') {
+        r->p++;
+        skip_ws(r);
+        continue;
+      }
+      if (r->p < r->end && *r->p == ']') return r->p++, true;
+      return false;
+    }
+  }
+  case MISCACHE__F_JSON: {
+    json_t *v = read_value(r);
+    if (!v) return false;
+    *(json_t **)at = v;
+    return true;
+  }
+  case MISCACHE__F_OBJECT:
+    return false; /* its unknown members live in the parent's extra */
+  }
+  return false;
+}
+
+miscache_status_t miscache__payload_decode_text(const miscache__payload_t *d,
+                                                const char *buf, size_t len,
+                                                void *st) {
+  char err[8];
+  reader_t r = {.p = (const unsigned char *)buf,
+                .end = (const unsigned char *)buf + len,
+                .start = (const unsigned char *)buf,
+                .err = err,
+                .errlen = sizeof err};
+  uint64_t seen = 0;
+  bool ok = d->nfields <= 64 && buf;
+  if (ok) {
+    skip_ws(&r);
+    ok = r.p < r.end && *r.p == '{';
+  }
+  if (ok) {
+    r.p++;
+    skip_ws(&r);
+    if (r.p < r.end && *r.p == '}') {
+      r.p++;
+    } else {
+      for (;;) {
+        if (r.p >= r.end || *r.p != '"') {
+          ok = false;
+          break;
+        }
+        r.p++;
+        const char *k;
+        size_t klen;
+        size_t fi = d->nfields;
+        if (read_string(&r, &k, &klen))
+          for (fi = 0; fi < d->nfields; fi++)
+            if (strlen(d->fields[fi].name) == klen &&
+                memcmp(d->fields[fi].name, k, klen) == 0)
+              break;
+        /* an unknown member (or a repeated one): the tree keeps it */
+        if (fi == d->nfields || (seen >> fi) & 1u) {
+          ok = false;
+          break;
+        }
+        seen |= UINT64_C(1) << fi;
+        skip_ws(&r);
+        if (r.p >= r.end || *r.p != ':') {
+          ok = false;
+          break;
+        }
+        r.p++;
+        skip_ws(&r);
+        if (!direct_field(&r, &d->fields[fi], st)) {
+          ok = false;
+          break;
+        }
+        skip_ws(&r);
+        if (r.p < r.end && *r.p == ',') {
+          r.p++;
+          skip_ws(&r);
+          continue;
+        }
+        if (r.p < r.end && *r.p == '}') {
+          r.p++;
+          break;
+        }
+        ok = false;
+        break;
+      }
+    }
+  }
+  if (ok) {
+    skip_ws(&r);
+    ok = r.p == r.end;
+  }
+  for (size_t i = 0; ok && i < d->nfields; i++)
+    if (d->fields[i].required && !((seen >> i) & 1u)) ok = false;
+  free(r.scratch);
+  if (ok) return MISCACHE_OK;
+  miscache__payload_clear(d, st);
+  return MISCACHE_MISS;
 }

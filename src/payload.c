@@ -1,6 +1,8 @@
 /* Table-driven encode/decode of the fixed payloads (see payload.h). */
 #include "payload.h"
 
+#include <locale.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,4 +223,180 @@ void miscache__payload_clear(const miscache__payload_t *d, void *st) {
     case MISCACHE__F_BOOL: *AT(st, f, bool) = false; break;
     }
   }
+}
+
+/* ---- the struct as text, without a tree ------------------------------------ */
+
+typedef struct {
+  char *s;
+  size_t len, cap;
+  bool failed;
+} out_t;
+
+static void put(out_t *o, const char *p, size_t n) {
+  if (o->failed) return;
+  if (o->len + n + 1 > o->cap) {
+    size_t cap = o->cap ? o->cap : 256;
+    while (cap < o->len + n + 1) cap *= 2;
+    char *s = realloc(o->s, cap);
+    if (!s) {
+      o->failed = true;
+      return;
+    }
+    o->s = s;
+    o->cap = cap;
+  }
+  memcpy(o->s + o->len, p, n);
+  o->len += n;
+  o->s[o->len] = 0;
+}
+
+static void puts_lit(out_t *o, const char *p) { put(o, p, strlen(p)); }
+
+/* A JSON string as jansson writes it (UTF-8 kept, \uXXXX upper case for
+ * the other control bytes); false for invalid UTF-8, which jansson
+ * refuses to hold. */
+static bool put_string(out_t *o, const char *str) {
+  const unsigned char *p = (const unsigned char *)str;
+  put(o, "\"", 1);
+  const unsigned char *run = p;
+  while (*p) {
+    unsigned c = *p;
+    const char *esc = NULL;
+    char hex[8];
+    if (c == '"') esc = "\\\"";
+    else if (c == '\\') esc = "\\\\";
+    else if (c == '\b') esc = "\\b";
+    else if (c == '\f') esc = "\\f";
+    else if (c == '\n') esc = "\\n";
+    else if (c == '\r') esc = "\\r";
+    else if (c == '\t') esc = "\\t";
+    else if (c < 0x20) {
+      snprintf(hex, sizeof hex, "\\u%04X", c);
+      esc = hex;
+    }
+    if (esc) {
+      put(o, (const char *)run, (size_t)(p - run));
+      puts_lit(o, esc);
+      run = ++p;
+      continue;
+    }
+    if (c < 0x80) {
+      p++;
+      continue;
+    }
+    /* one whole, valid UTF-8 sequence */
+    size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (!n) return false;
+    unsigned v = c & (0xFFu >> (n + 1));
+    for (size_t i = 1; i < n; i++) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+      v = (v << 6) | (p[i] & 0x3F);
+    }
+    if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10FFFF)) ||
+        (v >= 0xD800 && v <= 0xDFFF))
+      return false;
+    p += n;
+  }
+  put(o, (const char *)run, (size_t)(p - run));
+  put(o, "\"", 1);
+  return true;
+}
+
+/* A real as jansson writes it: %.17g, a ".0" when it looks like an
+ * integer, no '+' or leading zeros in the exponent, '.' whatever the
+ * locale. false for NaN and infinities (jansson refuses them). */
+static bool put_real(out_t *o, double d) {
+  if (!isfinite(d)) return false;
+  char b[64];
+  snprintf(b, sizeof b, "%.17g", d);
+  const char *dp = localeconv()->decimal_point;
+  if (dp && dp[0] && dp[0] != '.' && !dp[1]) {
+    char *at = strchr(b, dp[0]);
+    if (at) *at = '.';
+  }
+  if (!strchr(b, '.') && !strchr(b, 'e')) strcat(b, ".0");
+  char *e = strchr(b, 'e');
+  if (e) {
+    char *start = e + 1, *end = start + 1;
+    if (*start == '-') start++;
+    while (*end == '0') end++;
+    if (end != start) memmove(start, end, strlen(end) + 1);
+  }
+  puts_lit(o, b);
+  return true;
+}
+
+static bool put_field(out_t *o, const miscache__field_t *f, const void *st) {
+  char num[32];
+  switch (f->type) {
+  case MISCACHE__F_INT:
+    snprintf(num, sizeof num, "%lld", (long long)*CAT(st, f, int64_t));
+    puts_lit(o, num);
+    return true;
+  case MISCACHE__F_DOUBLE: return put_real(o, *CAT(st, f, double));
+  case MISCACHE__F_BOOL:
+    puts_lit(o, *CAT(st, f, bool) ? "true" : "false");
+    return true;
+  case MISCACHE__F_STRING: {
+    const char *v = *CAT(st, f, char *);
+    if (!v) return puts_lit(o, "null"), true;
+    return put_string(o, v);
+  }
+  case MISCACHE__F_STRINGS: {
+    const miscache_strings_t *a = CAT(st, f, miscache_strings_t);
+    put(o, "[", 1);
+    for (size_t i = 0; i < a->count; i++) {
+      if (i) put(o, ",", 1);
+      if (!a->items[i] || !put_string(o, a->items[i])) return false;
+    }
+    put(o, "]", 1);
+    return true;
+  }
+  case MISCACHE__F_JSON: {
+    json_t *v = *(json_t *const *)((const char *)st + f->offset);
+    if (!v) return puts_lit(o, "null"), true;
+    size_t n = 0;
+    char *t = miscache__encode(v, &n);
+    if (!t) return false;
+    put(o, t, n);
+    free(t);
+    return true;
+  }
+  case MISCACHE__F_OBJECT: return false; /* not reached: the tree path */
+  }
+  return false;
+}
+
+char *miscache__payload_encode_text(const miscache__payload_t *d,
+                                    const void *st, size_t *len, bool *tree,
+                                    char *err, size_t errlen) {
+  json_t **extra = extra_of(d, st);
+  *tree = (extra && *extra) || d->nfields > 64;
+  for (size_t i = 0; !*tree && i < d->nfields; i++)
+    *tree = d->fields[i].type == MISCACHE__F_OBJECT;
+  if (*tree) return NULL;
+  out_t o = {0};
+  put(&o, "{", 1);
+  for (size_t i = 0; i < d->nfields; i++) {
+    const miscache__field_t *f = &d->fields[i];
+    if (i) put(&o, ",", 1);
+    if (!put_string(&o, f->name)) o.failed = true;
+    put(&o, ":", 1);
+    if (!o.failed && !put_field(&o, f, st)) {
+      snprintf(err, errlen, "%s.%s cannot be encoded (invalid UTF-8?)",
+               d->name, f->name);
+      free(o.s);
+      return NULL;
+    }
+  }
+  put(&o, "}", 1);
+  if (o.failed) {
+    snprintf(err, errlen, "out of memory encoding %s", d->name);
+    free(o.s);
+    return NULL;
+  }
+  *len = o.len;
+  return o.s;
 }

@@ -68,6 +68,23 @@ json_t *miscache__payload_encode(const miscache__payload_t *d, const void *st,
 miscache_status_t miscache__payload_decode(const miscache__payload_t *d,
                                            const json_t *obj, void *st,
                                            char *err, size_t errlen);
+/* The fast pair (json.c, payload.c). Decode straight from the stored bytes
+ * into a zeroed struct, no tree: OK (extra stays NULL) when the value is an
+ * object of only members the struct names, none nested, each once and of
+ * the right type, every required one there; MISCACHE_MISS otherwise (the
+ * struct is cleared): the caller decodes the tree, which keeps unknown
+ * members in extra and words any error. Same struct as the tree path. */
+miscache_status_t miscache__payload_decode_text(const miscache__payload_t *d,
+                                                const char *buf, size_t len,
+                                                void *st);
+/* The struct's JSON text (free() it), byte for byte what
+ * miscache__encode(miscache__payload_encode(...)) writes, without a tree:
+ * when the struct has no extra and no nested object. NULL with *tree true:
+ * use the tree path; NULL with *tree false: not encodable (err says why,
+ * as the tree path would). */
+char *miscache__payload_encode_text(const miscache__payload_t *d,
+                                    const void *st, size_t *len, bool *tree,
+                                    char *err, size_t errlen);
 /* Free what the struct owns and zero it. */
 void miscache__payload_clear(const miscache__payload_t *d, void *st);
 

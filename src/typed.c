@@ -22,18 +22,7 @@ miscache_status_t miscache__typed_get(miscache_t *mc, miscache_db_t db,
                                       const char *key,
                                       const miscache__payload_t *d,
                                       void *out) {
-  json_t *v = NULL;
-  miscache_status_t st = miscache_get(mc, db, key, &v);
-  if (st != MISCACHE_OK) return st;
-  char why[256] = "";
-  st = miscache__payload_decode(d, v, out, why, sizeof why);
-  json_decref(v);
-  if (st == MISCACHE_ERR_DECODE) {
-    /* the read was counted as a hit; a value we cannot use is a miss */
-    miscache__hit_unusable(mc, db, key);
-  }
-  if (st != MISCACHE_OK) miscache__set_err(mc, "value of %s: %s", key, why);
-  return st;
+  return miscache__get_payload(mc, db, key, d, out);
 }
 
 miscache_status_t miscache__typed_set(miscache_t *mc, miscache_db_t db,
@@ -41,7 +30,15 @@ miscache_status_t miscache__typed_set(miscache_t *mc, miscache_db_t db,
                                       const miscache__payload_t *d,
                                       const void *in, int64_t ttl_ms) {
   char why[256] = "";
-  json_t *v = miscache__payload_encode(d, in, why, sizeof why);
+  size_t len = 0;
+  bool tree = false;
+  char *text = miscache__payload_encode_text(d, in, &len, &tree, why, sizeof why);
+  if (text) { /* no extra, no nested object: written straight */
+    miscache_status_t st = miscache__set_text(mc, db, key, text, len, ttl_ms);
+    free(text);
+    return st;
+  }
+  json_t *v = tree ? miscache__payload_encode(d, in, why, sizeof why) : NULL;
   if (!v) {
     miscache__set_err(mc, "%s: %s", key, why);
     return MISCACHE_ERR_ENCODE;
@@ -116,11 +113,11 @@ miscache_status_t miscache__typed_get_or_load(
     miscache_source_t *source) {
   typed_loader_t tl = {loader, userdata, d, size};
   typed_accept_t ta = {d, out};
+  miscache__direct_t direct = {d, out, false};
   json_t *v = NULL;
-  miscache_status_t st = miscache__cache_aside(
+  miscache_status_t st = miscache__cache_aside_direct(
       mc, miscache__kf_db(f), key, miscache__kf_ttl_ms(mc, f), load_typed_json,
-      &tl,
-      accept_typed, &ta, &v, source);
+      &tl, accept_typed, &ta, &direct, &v, source);
   json_decref(v);
   return st;
 }

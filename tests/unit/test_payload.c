@@ -174,12 +174,168 @@ static void test_unknown_members_kept(void **state) {
   json_decref(in);
 }
 
+/* ---- the fast pair against the tree path ---------------------------------- */
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+
+static const char *const pieces[] = {"a", "Z", " ", "\"", "\\", "/", "\n",
+                                     "\t", "\x01", "\x1f", "\x7f", "\xc3\xa9",
+                                     "\xea\xb4\x80", "\xf0\x9f\x98\x80", "0"};
+
+static char *random_string(void) {
+  char *s = malloc(64);
+  s[0] = 0;
+  int n = (int)(miscache__xorshift(&rng) % 8);
+  for (int i = 0; i < n; i++)
+    strcat(s, pieces[miscache__xorshift(&rng) % (sizeof pieces / sizeof *pieces)]);
+  return s;
+}
+
+static void random_fill(const miscache__payload_t *d, void *st) {
+  for (size_t i = 0; i < d->nfields; i++) {
+    const miscache__field_t *f = &d->fields[i];
+    char *at = (char *)st + f->offset;
+    uint64_t r = miscache__xorshift(&rng);
+    switch (f->type) {
+    case MISCACHE__F_INT:
+      *(int64_t *)at = r % 3 == 0 ? (int64_t)r : (int64_t)(r % 2000) - 1000;
+      break;
+    case MISCACHE__F_DOUBLE: {
+      static const double ds[] = {0.0, -0.0, 1.0, 0.1, 12000.0, 1e20, 1.5e-7,
+                                  -3.25, 123456789012345678.0, 1e300};
+      *(double *)at = r % 4 == 0 ? (double)(int64_t)(r % 100000) / 7.0
+                                 : ds[r % (sizeof ds / sizeof *ds)];
+      break;
+    }
+    case MISCACHE__F_BOOL: *(bool *)at = r & 1; break;
+    case MISCACHE__F_STRING:
+      *(char **)at = r % 5 == 0 ? NULL : random_string();
+      break;
+    case MISCACHE__F_STRINGS: {
+      miscache_strings_t *a = (miscache_strings_t *)at;
+      for (int k = 0; k < (int)(r % 4); k++) {
+        char *x = random_string();
+        miscache_strings_push(a, x);
+        free(x);
+      }
+      break;
+    }
+    case MISCACHE__F_JSON:
+      *(json_t **)at = r % 3 == 0 ? NULL
+                       : json_pack("{s:{s:b,s:b},s:[i,f,s]}", "m", "read", 1,
+                                   "delete", 0, "x", (int)(r % 10), 0.5, "y");
+      break;
+    case MISCACHE__F_OBJECT: random_fill(f->sub, at); break;
+    }
+  }
+}
+
+static char *tree_text(const miscache__payload_t *d, const void *st) {
+  char why[256];
+  json_t *v = miscache__payload_encode(d, st, why, sizeof why);
+  if (!v) return NULL;
+  char *t = miscache__encode(v, NULL);
+  json_decref(v);
+  return t;
+}
+
+static void test_fast_pair_matches_tree(void **state) {
+  (void)state;
+  const miscache__payload_t *all[] = {
+      &miscache__session_payload,      &miscache__batch_config_payload,
+      &miscache__batch_status_payload, &miscache__batch_history_payload,
+      &miscache__gift_rules_payload,   &miscache__gift_master_payload,
+      &miscache__gift_class_payload,   &miscache__daily_sales_payload,
+      &miscache__upload_payload};
+  int fast = 0, mutants_fast = 0;
+  for (size_t k = 0; k < sizeof all / sizeof *all; k++) {
+    const miscache__payload_t *d = all[k];
+    for (int round = 0; round < 300; round++) {
+      void *st = calloc(1, d->size);
+      random_fill(d, st);
+      char *want = tree_text(d, st);
+      size_t len = 0;
+      bool tree = false;
+      char why[256];
+      char *got = miscache__payload_encode_text(d, st, &len, &tree, why,
+                                                sizeof why);
+      if (!tree) {
+        /* byte for byte what the tree path writes, or refused alike */
+        if (!want != !got) fail_msg("%s: tree %s, text %s", d->name,
+                                    want ? "encodes" : "refuses",
+                                    got ? "encodes" : "refuses");
+        if (got) {
+          assert_string_equal(got, want);
+          assert_int_equal(len, strlen(want));
+          fast++;
+        }
+      }
+      miscache__payload_clear(d, st);
+      if (want) {
+        /* decoding: the text path gives the struct the tree path gives */
+        for (int m = 0; m < 20; m++) {
+          char buf[4096];
+          size_t n = strlen(want);
+          if (n >= sizeof buf) break;
+          memcpy(buf, want, n);
+          if (m > 0) { /* a mutant: one byte changed */
+            size_t at = miscache__xorshift(&rng) % n;
+            buf[at] = "{}[]\":,\\0123456789.eE-tfnul \x80"[miscache__xorshift(&rng) % 31];
+          }
+          void *a = calloc(1, d->size), *b = calloc(1, d->size);
+          miscache_status_t sa = miscache__payload_decode_text(d, buf, n, a);
+          json_t *v = json_loadb(buf, n, JSON_DECODE_ANY, NULL);
+          miscache_status_t sb =
+              v ? miscache__payload_decode(d, v, b, why, sizeof why)
+                : MISCACHE_ERR_DECODE;
+          json_decref(v);
+          if (sa == MISCACHE_OK) {
+            if (sb != MISCACHE_OK)
+              fail_msg("%s: text decodes what the tree refuses: %.*s",
+                       d->name, (int)n, buf);
+            /* extra is NULL on the text path: compare the members */
+            json_decref(*(json_t **)((char *)b + d->extra_offset));
+            *(json_t **)((char *)b + d->extra_offset) = NULL;
+            char *ta = tree_text(d, a), *tb = tree_text(d, b);
+            assert_non_null(ta);
+            assert_string_equal(ta, tb);
+            free(ta);
+            free(tb);
+            if (m == 0) fast++;
+            else mutants_fast++;
+          } else {
+            assert_int_equal(sa, MISCACHE_MISS);
+            if (m == 0 && sb == MISCACHE_OK && d->extra_offset != MISCACHE__NO_EXTRA) {
+              /* the unmutated text of a flat payload must take the fast path */
+              bool nested = false;
+              for (size_t i = 0; i < d->nfields; i++)
+                nested = nested || d->fields[i].type == MISCACHE__F_OBJECT;
+              if (!nested) fail_msg("%s: text path refused %.*s", d->name, (int)n, buf);
+            }
+          }
+          miscache__payload_clear(d, a);
+          miscache__payload_clear(d, b);
+          free(a);
+          free(b);
+        }
+      }
+      free(want);
+      free(got);
+      free(st);
+    }
+  }
+  printf("  fast pair: %d values equal to the tree path, %d mutants decoded "
+         "alike\n", fast, mutants_fast);
+  assert_true(fast > 1000);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_decode_rules),
       cmocka_unit_test(test_unknown_members_kept),
       cmocka_unit_test(test_encode_rejects_bad_utf8),
+      cmocka_unit_test(test_fast_pair_matches_tree),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
