@@ -61,6 +61,17 @@ static bool covered(miscache_t *mc, miscache_db_t db, const char *key) {
   return true;
 }
 
+/* A string reply decoded straight into a typed struct (d->done). */
+static bool direct_text(miscache__direct_t *d, const miscache__reply_t *e) {
+  size_t len = 0;
+  const char *text = miscache__reply_type(e) == MISCACHE__R_STRING
+                         ? miscache__reply_str(e, &len)
+                         : NULL;
+  d->done = text &&
+            miscache__payload_decode_text(d->d, text, len, d->out) == MISCACHE_OK;
+  return d->done;
+}
+
 /* GET of key (and, with pttl, its PTTL in the same round trip: early
  * refresh needs the time left). */
 static miscache_status_t read_key(miscache_t *mc, miscache_db_t db,
@@ -102,15 +113,8 @@ static miscache_status_t read_key(miscache_t *mc, miscache_db_t db,
   } else {
     st = miscache__exec_key(mc, db, &fk, &cmds[0], &r[0], MISCACHE__IDEMPOTENT);
   }
-  if (st == MISCACHE_OK && direct && !nt.use &&
-      miscache__reply_type(r[0]) == MISCACHE__R_STRING) {
-    /* typed, not for the near cache: straight into the struct if it can */
-    size_t len;
-    const char *text = miscache__reply_str(r[0], &len);
-    direct->done = miscache__payload_decode_text(direct->d, text, len,
-                                                 direct->out) == MISCACHE_OK;
-  }
-  if (st == MISCACHE_OK && direct && direct->done) {
+  /* typed, not for the near cache: straight into the struct if it can */
+  if (st == MISCACHE_OK && direct && !nt.use && direct_text(direct, r[0])) {
     miscache__count(mc, db, key, MISCACHE__HIT);
     if (pttl && r[1] && miscache__reply_type(r[1]) == MISCACHE__R_INTEGER)
       *pttl = miscache__reply_int(r[1]);
@@ -362,44 +366,6 @@ static miscache_status_t mset_mget(
     const size_t set_lens[], miscache_ttl_class_t cls,
     miscache_status_t *set_st, size_t nget, const char *const get_keys[],
     json_t *values[], miscache_status_t statuses[],
-    miscache__direct_t direct[]);
-
-miscache_status_t miscache__mset_mget(
-    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
-    const json_t *const set_vals[], miscache_ttl_class_t cls,
-    miscache_status_t *set_st, size_t nget, const char *const get_keys[],
-    json_t *values[], miscache_status_t statuses[]) {
-  return mset_mget(mc, db, nset, set_keys, set_vals, NULL, NULL, cls, set_st,
-                   nget, get_keys, values, statuses, NULL);
-}
-
-miscache_status_t miscache__mset_mget_text(
-    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
-    const char *const set_texts[], const size_t set_lens[],
-    miscache_ttl_class_t cls, miscache_status_t *set_st, size_t nget,
-    const char *const get_keys[], json_t *values[],
-    miscache_status_t statuses[], miscache__direct_t direct[]) {
-  return mset_mget(mc, db, nset, set_keys, NULL, set_texts, set_lens, cls,
-                   set_st, nget, get_keys, values, statuses, direct);
-}
-
-/* A string reply decoded straight into a typed struct (d->done). */
-static bool direct_text(miscache__direct_t *d, const miscache__reply_t *e) {
-  size_t len = 0;
-  const char *text = miscache__reply_type(e) == MISCACHE__R_STRING
-                         ? miscache__reply_str(e, &len)
-                         : NULL;
-  d->done = text &&
-            miscache__payload_decode_text(d->d, text, len, d->out) == MISCACHE_OK;
-  return d->done;
-}
-
-static miscache_status_t mset_mget(
-    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
-    const json_t *const set_vals[], const char *const set_texts[],
-    const size_t set_lens[], miscache_ttl_class_t cls,
-    miscache_status_t *set_st, size_t nget, const char *const get_keys[],
-    json_t *values[], miscache_status_t statuses[],
     miscache__direct_t direct[]) {
   for (size_t i = 0; i < nget; i++) values[i] = NULL;
   if (set_st) *set_st = MISCACHE_OK;
@@ -500,6 +466,25 @@ done:
   if (nset) keyset_free(&ss);
   if (nget) keyset_free(&gs);
   return st;
+}
+
+miscache_status_t miscache__mset_mget(
+    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
+    const json_t *const set_vals[], miscache_ttl_class_t cls,
+    miscache_status_t *set_st, size_t nget, const char *const get_keys[],
+    json_t *values[], miscache_status_t statuses[]) {
+  return mset_mget(mc, db, nset, set_keys, set_vals, NULL, NULL, cls, set_st,
+                   nget, get_keys, values, statuses, NULL);
+}
+
+miscache_status_t miscache__mset_mget_text(
+    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
+    const char *const set_texts[], const size_t set_lens[],
+    miscache_ttl_class_t cls, miscache_status_t *set_st, size_t nget,
+    const char *const get_keys[], json_t *values[],
+    miscache_status_t statuses[], miscache__direct_t direct[]) {
+  return mset_mget(mc, db, nset, set_keys, NULL, set_texts, set_lens, cls,
+                   set_st, nget, get_keys, values, statuses, direct);
 }
 
 miscache_status_t miscache_mget(miscache_t *mc, miscache_db_t db, size_t n,
