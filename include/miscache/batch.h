@@ -34,8 +34,9 @@ typedef struct miscache_batch_config {
   bool auto_gift_classify;
   miscache_strings_t gift_keywords;
   char *last_updated;
-  /* The object as it was read (NULL for a new value): its members that
-   * this struct does not name are written back by the set functions, so a
+  /* The object as it was read, when it had members this struct does
+   * not name (NULL for a new value, and for a read value without any):
+   * those members are written back by the set functions, so a
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;
@@ -63,8 +64,9 @@ typedef struct miscache_batch_status {
    * "running" but the run's lock is gone or its heartbeat is older than the
    * renewal period (its process died or hangs). */
   bool stale;
-  /* The object as it was read (NULL for a new value): its members that
-   * this struct does not name are written back by the set functions, so a
+  /* The object as it was read, when it had members this struct does
+   * not name (NULL for a new value, and for a read value without any):
+   * those members are written back by the set functions, so a
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;
@@ -87,8 +89,9 @@ typedef struct miscache_batch_history {
   int64_t gift_classified;
   miscache_strings_t errors;
   miscache_batch_summary_t summary;
-  /* The object as it was read (NULL for a new value): its members that
-   * this struct does not name are written back by the set functions, so a
+  /* The object as it was read, when it had members this struct does
+   * not name (NULL for a new value, and for a read value without any):
+   * those members are written back by the set functions, so a
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;

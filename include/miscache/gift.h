@@ -42,8 +42,9 @@ typedef struct miscache_gift_rules {
   bool exclude_from_revenue;
   miscache_strings_t master_products; /* product codes that are always gifts */
   char *last_updated;
-  /* The object as it was read (NULL for a new value): its members that
-   * this struct does not name are written back by the set functions, so a
+  /* The object as it was read, when it had members this struct does
+   * not name (NULL for a new value, and for a read value without any):
+   * those members are written back by the set functions, so a
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;
@@ -57,8 +58,9 @@ typedef struct miscache_gift_master_entry {
   char *category;
   double standard_cost;
   bool is_active;
-  /* The object as it was read (NULL for a new value): its members that
-   * this struct does not name are written back by the set functions, so a
+  /* The object as it was read, when it had members this struct does
+   * not name (NULL for a new value, and for a read value without any):
+   * those members are written back by the set functions, so a
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;
@@ -72,8 +74,9 @@ typedef struct miscache_gift_classification {
   bool is_revenue;
   double revenue_impact;
   char *classified_at;         /* ISO-8601 UTC */
-  /* The object as it was read (NULL for a new value): its members that
-   * this struct does not name are written back by the set functions, so a
+  /* The object as it was read, when it had members this struct does
+   * not name (NULL for a new value, and for a read value without any):
+   * those members are written back by the set functions, so a
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;

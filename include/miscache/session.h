@@ -26,8 +26,9 @@ typedef struct miscache_session {
   int64_t current_company_id;
   json_t *permissions;  /* any JSON (normally the permissions map), or NULL */
   char *last_activity;  /* ISO-8601 UTC; NULL on set = now */
-  /* The object as it was read (NULL for a new value): its members that
-   * this struct does not name are written back by the set functions, so a
+  /* The object as it was read, when it had members this struct does
+   * not name (NULL for a new value, and for a read value without any):
+   * those members are written back by the set functions, so a
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;

@@ -38,8 +38,9 @@ typedef struct miscache_daily_sales {
   json_t *brand_stats;
   json_t *channel_stats;
   miscache_gift_stats_t gift_stats;
-  /* The object as it was read (NULL for a new value): its members that
-   * this struct does not name are written back by the set functions, so a
+  /* The object as it was read, when it had members this struct does
+   * not name (NULL for a new value, and for a read value without any):
+   * those members are written back by the set functions, so a
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;

@@ -30,8 +30,9 @@ typedef struct miscache_upload {
   int64_t processed_rows;
   int64_t error_count;
   char *start_time; /* ISO-8601 UTC */
-  /* The object as it was read (NULL for a new value): its members that
-   * this struct does not name are written back by the set functions, so a
+  /* The object as it was read, when it had members this struct does
+   * not name (NULL for a new value, and for a read value without any):
+   * those members are written back by the set functions, so a
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;

@@ -280,7 +280,8 @@ static void test_fast_pair_matches_tree(void **state) {
           memcpy(buf, want, n);
           if (m > 0) { /* a mutant: one byte changed */
             size_t at = miscache__xorshift(&rng) % n;
-            buf[at] = "{}[]\":,\\0123456789.eE-tfnul \x80"[miscache__xorshift(&rng) % 31];
+            static const char alphabet[] = "{}[]\":,\\0123456789.eE-tfnul \x80";
+            buf[at] = alphabet[miscache__xorshift(&rng) % (sizeof alphabet - 1)];
           }
           void *a = calloc(1, d->size), *b = calloc(1, d->size);
           miscache_status_t sa = miscache__payload_decode_text(d, buf, n, a);
