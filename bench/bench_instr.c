@@ -6,6 +6,8 @@
  *   raw     hiredis GET of the same key + json_loadb
  *   near    miscache_permissions_check answered by the near cache
  *   rawperm hiredis GET of the permissions key + json_loadb
+ *   classify COUNT products through miscache_gift_classify_pages in pages
+ *            of 30, the even half cached beforehand
  */
 #include "bench.h"
 
@@ -45,6 +47,35 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2; i++)
       miscache_permissions_check(mc, 42, "admin_batch", MISCACHE_PERM_READ,
                                  no_loader, NULL, &allowed, NULL);
+  }
+  if (!strcmp(mode, "classify")) {
+    static char codes[100000][16];
+    static miscache_gift_product_t p[100000];
+    static miscache_gift_classification_t out[100000];
+    if (count > 100000) count = 100000;
+    const char *kw[] = {"sample"};
+    miscache_gift_rules_t rules = {.auto_classify = true, .zero_price_rule = true,
+                                   .keywords = {(char **)kw, 1}};
+    miscache_gift_engine_t *e = NULL;
+    if (miscache_gift_engine_new(&rules, NULL, 0, &e) != MISCACHE_OK) return 1;
+    long total = count ? count : 2;
+    for (long i = 0; i < total; i++) {
+      snprintf(codes[i], sizeof codes[i], "I%06ld", i);
+      p[i] = (miscache_gift_product_t){codes[i], i % 10 ? "cushion" : "sample",
+                                       i % 13 ? 12000.0 + (double)i : 0.0};
+    }
+    for (long i = 0; i < total; i += 2) { /* the even half cached */
+      miscache_gift_classification_t c;
+      miscache_gift_classify(mc, 1, e, &p[i], &c, NULL);
+      miscache_gift_classification_clear(&c);
+    }
+    if (count &&
+        miscache_gift_classify_pages(mc, 1, e, p, (size_t)count, 30, out, NULL,
+                                     NULL) != MISCACHE_OK)
+      return 4;
+    for (long i = 0; i < count; i++) miscache_gift_classification_clear(&out[i]);
+    miscache_gift_engine_free(e);
+    count = 0;
   }
   for (long i = 0; i < count; i++) {
     if (!strcmp(mode, "typed")) {

@@ -460,7 +460,7 @@ static miscache_status_t page_keys(miscache_t *mc, page_t *pg, int64_t company,
   memset(pg, 0, sizeof *pg);
   pg->n = n;
   /* calloc checks n * size for overflow */
-  pg->keys = calloc(n, sizeof *pg->keys);
+  pg->keys = miscache__realloc_array(NULL, n, sizeof *pg->keys); /* written */
   pg->kp = calloc(n, sizeof *pg->kp);
   pg->line = calloc(n, sizeof *pg->line);
   pg->vals = calloc(n, sizeof *pg->vals);

@@ -260,7 +260,10 @@ static bool put_string(out_t *o, const char *str) {
   const unsigned char *p = (const unsigned char *)str;
   put(o, "\"", 1);
   const unsigned char *run = p;
-  while (*p) {
+  for (;;) {
+    /* skip what is written as it is: printable ASCII but '"' and '\\' */
+    while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
+    if (!*p) break;
     unsigned c = *p;
     const char *esc = NULL;
     char hex[8];
