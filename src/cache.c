@@ -171,9 +171,7 @@ static miscache_status_t expect_ok(miscache_t *mc, miscache_db_t db,
 }
 
 /* Decimal text of v into buf (>= 21 bytes); returns its length. */
-static size_t fmt_i64(char *buf, int64_t v) {
-  return (size_t)snprintf(buf, 21, "%lld", (long long)v);
-}
+static size_t fmt_i64(char *buf, int64_t v) { return miscache__i64toa(buf, v); }
 
 miscache_status_t miscache__set_text(miscache_t *mc, miscache_db_t db,
                                      const char *key, const char *val,

@@ -138,3 +138,19 @@ void miscache__uuid(miscache_t *mc, char out[37]) {
            (unsigned)(a >> 16) & 0xFFFF, (unsigned)a & 0xFFFF,
            (unsigned)(b >> 48), (unsigned long long)(b & 0xFFFFFFFFFFFFull));
 }
+
+size_t miscache__i64toa(char *buf, int64_t v) {
+  char tmp[24];
+  size_t n = 0;
+  /* as unsigned, so INT64_MIN negates without overflow */
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+  do {
+    tmp[n++] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  size_t len = 0;
+  if (v < 0) buf[len++] = '-';
+  while (n) buf[len++] = tmp[--n];
+  buf[len] = 0;
+  return len;
+}

@@ -375,7 +375,7 @@ miscache_status_t miscache_gift_engine_classify(
 static miscache_status_t class_key(miscache_t *mc, char *key, int64_t company,
                                    const char *code) {
   char num[24];
-  snprintf(num, sizeof num, "%lld", (long long)company);
+  miscache__i64toa(num, company);
   return miscache__kf_key(mc, MISCACHE_KF_GIFT_CLASSIFICATION, key, code, num);
 }
 

@@ -513,6 +513,10 @@ void miscache__uuid(miscache_t *mc, char out[37]);
 /* The next number of an xorshift64* generator (state never 0). */
 uint64_t miscache__xorshift(uint64_t *state);
 
+/* Decimal text of v into buf (>= 21 bytes, terminated); its length. No
+ * locale, no printf. */
+size_t miscache__i64toa(char *buf, int64_t v);
+
 /* realloc(p, n * size), NULL (p untouched) when n * size overflows. */
 void *miscache__realloc_array(void *p, size_t n, size_t size);
 

@@ -3,6 +3,7 @@
 
 #include <locale.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,19 +234,25 @@ typedef struct {
   bool failed;
 } out_t;
 
-static void put(out_t *o, const char *p, size_t n) {
-  if (o->failed) return;
+/* Room for n more bytes and a terminator; false (failed set) if none. */
+static bool reserve_out(out_t *o, size_t n) {
+  if (o->failed) return false;
   if (o->len + n + 1 > o->cap) {
     size_t cap = o->cap ? o->cap : 256;
     while (cap < o->len + n + 1) cap *= 2;
     char *s = realloc(o->s, cap);
     if (!s) {
       o->failed = true;
-      return;
+      return false;
     }
     o->s = s;
     o->cap = cap;
   }
+  return true;
+}
+
+static void put(out_t *o, const char *p, size_t n) {
+  if (!reserve_out(o, n)) return;
   memcpy(o->s + o->len, p, n);
   o->len += n;
   o->s[o->len] = 0;
@@ -257,34 +264,30 @@ static void puts_lit(out_t *o, const char *p) { put(o, p, strlen(p)); }
  * the other control bytes); false for invalid UTF-8, which jansson
  * refuses to hold. */
 static bool put_string(out_t *o, const char *str) {
-  const unsigned char *p = (const unsigned char *)str;
+  size_t len = strlen(str);
+  /* worst case: every byte as \u00XX, plus the quotes */
+  if (len > (SIZE_MAX - 8) / 6) return o->failed = true, true;
   put(o, "\"", 1);
-  const unsigned char *run = p;
+  if (!reserve_out(o, 6 * len + 1)) return true; /* failed: out of memory */
+  const unsigned char *p = (const unsigned char *)str;
+  char *d = o->s + o->len;
+  static const char hexd[] = "0123456789ABCDEF";
   for (;;) {
-    /* skip what is written as it is: printable ASCII but '"' and '\\' */
-    while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
-    if (!*p) break;
+    /* what is written as it is: printable ASCII but '"' and '\\' */
+    while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') *d++ = (char)*p++;
     unsigned c = *p;
-    const char *esc = NULL;
-    char hex[8];
-    if (c == '"') esc = "\\\"";
-    else if (c == '\\') esc = "\\\\";
-    else if (c == '\b') esc = "\\b";
-    else if (c == '\f') esc = "\\f";
-    else if (c == '\n') esc = "\\n";
-    else if (c == '\r') esc = "\\r";
-    else if (c == '\t') esc = "\\t";
-    else if (c < 0x20) {
-      snprintf(hex, sizeof hex, "\\u%04X", c);
-      esc = hex;
-    }
-    if (esc) {
-      put(o, (const char *)run, (size_t)(p - run));
-      puts_lit(o, esc);
-      run = ++p;
-      continue;
-    }
+    if (!c) break;
     if (c < 0x80) {
+      char e = c == '"' ? '"' : c == '\\' ? '\\' : c == '\b' ? 'b'
+             : c == '\f' ? 'f' : c == '\n' ? 'n' : c == '\r' ? 'r'
+             : c == '\t' ? 't' : 0;
+      *d++ = '\\';
+      if (e) {
+        *d++ = e;
+      } else { /* another control byte */
+        *d++ = 'u', *d++ = '0', *d++ = '0';
+        *d++ = hexd[c >> 4], *d++ = hexd[c & 15];
+      }
       p++;
       continue;
     }
@@ -300,10 +303,11 @@ static bool put_string(out_t *o, const char *str) {
     if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10FFFF)) ||
         (v >= 0xD800 && v <= 0xDFFF))
       return false;
-    p += n;
+    for (size_t i = 0; i < n; i++) *d++ = (char)*p++;
   }
-  put(o, (const char *)run, (size_t)(p - run));
-  put(o, "\"", 1);
+  *d++ = '"';
+  *d = 0;
+  o->len = (size_t)(d - o->s);
   return true;
 }
 
@@ -313,6 +317,13 @@ static bool put_string(out_t *o, const char *str) {
 static bool put_real(out_t *o, double d) {
   if (!isfinite(d)) return false;
   char b[64];
+  if (d == (double)(int64_t)d && fabs(d) < 1e15 && !(d == 0 && signbit(d))) {
+    /* a whole number: %.17g prints its digits, jansson adds ".0" */
+    size_t n = miscache__i64toa(b, (int64_t)d);
+    memcpy(b + n, ".0", 3);
+    puts_lit(o, b);
+    return true;
+  }
   snprintf(b, sizeof b, "%.17g", d);
   const char *dp = localeconv()->decimal_point;
   if (dp && dp[0] && dp[0] != '.' && !dp[1]) {
@@ -335,8 +346,7 @@ static bool put_field(out_t *o, const miscache__field_t *f, const void *st) {
   char num[32];
   switch (f->type) {
   case MISCACHE__F_INT:
-    snprintf(num, sizeof num, "%lld", (long long)*CAT(st, f, int64_t));
-    puts_lit(o, num);
+    put(o, num, miscache__i64toa(num, *CAT(st, f, int64_t)));
     return true;
   case MISCACHE__F_DOUBLE: return put_real(o, *CAT(st, f, double));
   case MISCACHE__F_BOOL:
