@@ -359,8 +359,16 @@ miscache_status_t miscache_ping(miscache_t *mc) {
 }
 
 void miscache__iso8601_now(char *buf, size_t size) {
+  /* formatted once per second per thread: bulk classification stamps
+   * every result */
+  static _Thread_local time_t last = (time_t)-1;
+  static _Thread_local char text[32];
   time_t now = time(NULL);
-  struct tm tm;
-  gmtime_r(&now, &tm);
-  strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (now != last) {
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    last = now;
+  }
+  snprintf(buf, size, "%s", text);
 }

@@ -189,25 +189,28 @@ static bool read_string(reader_t *r, const char **out, size_t *len) {
   return fail(r, "unterminated string"), false;
 }
 
-static json_t *read_number(reader_t *r) {
+/* A number token: *is_int with its value in *ival, or a real in *dval.
+ * false (message set) when it is not a number jansson accepts. */
+static bool scan_number(reader_t *r, bool *is_int, long long *ival,
+                        double *dval) {
   const unsigned char *s = r->p;
   bool real = false;
   if (r->p < r->end && *r->p == '-') r->p++;
-  if (r->p >= r->end) return fail(r, "invalid number");
+  if (r->p >= r->end) return fail(r, "invalid number"), false;
   if (*r->p == '0') {
     r->p++;
     if (r->p < r->end && *r->p >= '0' && *r->p <= '9')
-      return fail(r, "invalid number: leading zero");
+      return fail(r, "invalid number: leading zero"), false;
   } else if (*r->p >= '1' && *r->p <= '9') {
     while (r->p < r->end && *r->p >= '0' && *r->p <= '9') r->p++;
   } else {
-    return fail(r, "invalid number");
+    return fail(r, "invalid number"), false;
   }
   if (r->p < r->end && *r->p == '.') {
     real = true;
     r->p++;
     if (r->p >= r->end || *r->p < '0' || *r->p > '9')
-      return fail(r, "invalid number");
+      return fail(r, "invalid number"), false;
     while (r->p < r->end && *r->p >= '0' && *r->p <= '9') r->p++;
   }
   if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
@@ -215,35 +218,52 @@ static json_t *read_number(reader_t *r) {
     r->p++;
     if (r->p < r->end && (*r->p == '+' || *r->p == '-')) r->p++;
     if (r->p >= r->end || *r->p < '0' || *r->p > '9')
-      return fail(r, "invalid number");
+      return fail(r, "invalid number"), false;
     while (r->p < r->end && *r->p >= '0' && *r->p <= '9') r->p++;
   }
   size_t n = (size_t)(r->p - s);
+  *is_int = !real;
+  if (!real && n <= 18) { /* fits: no strtoll */
+    long long v = 0;
+    const unsigned char *q = s + (*s == '-');
+    while (q < r->p) v = v * 10 + (*q++ - '0');
+    *ival = *s == '-' ? -v : v;
+    return true;
+  }
   char buf[64], *num = n < sizeof buf ? buf : malloc(n + 1);
-  if (!num) return fail(r, "out of memory");
+  if (!num) return fail(r, "out of memory"), false;
   memcpy(num, s, n);
   num[n] = 0;
-  json_t *v = NULL;
+  bool ok = true;
   errno = 0;
   if (!real) {
-    long long i = strtoll(num, NULL, 10);
-    if (errno == ERANGE)
-      v = fail(r, i < 0 ? "too big negative integer" : "too big integer");
-    else if (!(v = json_integer(i)))
-      fail(r, "out of memory");
+    *ival = strtoll(num, NULL, 10);
+    if (errno == ERANGE) {
+      fail(r, *ival < 0 ? "too big negative integer" : "too big integer");
+      ok = false;
+    }
   } else {
     /* strtod follows the locale's decimal point */
     const char *dp = localeconv()->decimal_point;
     char *dot = dp && dp[0] && dp[0] != '.' && !dp[1] ? strchr(num, '.') : NULL;
     if (dot) *dot = dp[0];
-    double d = strtod(num, NULL);
-    if (errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL))
-      v = fail(r, "real number overflow");
-    else if (!(v = json_real(d)))
-      fail(r, "out of memory");
+    *dval = strtod(num, NULL);
+    if (errno == ERANGE && (*dval == HUGE_VAL || *dval == -HUGE_VAL)) {
+      fail(r, "real number overflow");
+      ok = false;
+    }
   }
   if (num != buf) free(num);
-  return v;
+  return ok;
+}
+
+static json_t *read_number(reader_t *r) {
+  bool is_int;
+  long long i;
+  double d;
+  if (!scan_number(r, &is_int, &i, &d)) return NULL;
+  json_t *v = is_int ? json_integer(i) : json_real(d);
+  return v ? v : fail(r, "out of memory");
 }
 
 static json_t *read_value(reader_t *r);
@@ -414,15 +434,17 @@ static bool direct_field(reader_t *r, const miscache__field_t *f, void *st) {
   case MISCACHE__F_INT:
   case MISCACHE__F_DOUBLE: {
     if (c != '-' && (c < '0' || c > '9')) return false;
-    json_t *v = read_number(r);
-    if (!v) return false;
-    bool ok = f->type == MISCACHE__F_DOUBLE || json_is_integer(v);
-    if (ok && f->type == MISCACHE__F_INT)
-      *(int64_t *)at = json_integer_value(v);
-    else if (ok)
-      *(double *)at = json_number_value(v);
-    json_decref(v);
-    return ok;
+    bool is_int;
+    long long i;
+    double d;
+    if (!scan_number(r, &is_int, &i, &d)) return false;
+    if (f->type == MISCACHE__F_INT) {
+      if (!is_int) return false; /* the tree path says "not an integer" */
+      *(int64_t *)at = i;
+    } else {
+      *(double *)at = is_int ? (double)i : d;
+    }
+    return true;
   }
   case MISCACHE__F_BOOL:
     if (literal(r, "true", 4)) return *(bool *)at = true, true;
@@ -494,7 +516,8 @@ miscache_status_t miscache__payload_decode_text(const miscache__payload_t *d,
                 .err = err,
                 .errlen = sizeof err};
   uint64_t seen = 0;
-  bool ok = d->nfields <= 64 && buf;
+  size_t next = 0; /* the field expected next */
+  bool ok = d->nfields <= 64 && buf && d->nfields;
   if (ok) {
     skip_ws(&r);
     ok = r.p < r.end && *r.p == '{';
@@ -515,10 +538,19 @@ miscache_status_t miscache__payload_decode_text(const miscache__payload_t *d,
         size_t klen;
         size_t fi = d->nfields;
         if (read_string(&r, &k, &klen))
-          for (fi = 0; fi < d->nfields; fi++)
-            if (strlen(d->fields[fi].name) == klen &&
-                memcmp(d->fields[fi].name, k, klen) == 0)
+          /* members usually come in table order: start after the last */
+          for (size_t t = 0; t < d->nfields; t++) {
+            size_t c = (next + t) % d->nfields;
+            const char *name = d->fields[c].name;
+            /* k holds no NUL (the reader refuses one), so a match of
+             * klen bytes stays inside name */
+            if (klen && name[0] == k[0] && strncmp(name, k, klen) == 0 &&
+                name[klen] == 0) {
+              fi = c;
+              next = c + 1;
               break;
+            }
+          }
         /* an unknown member (or a repeated one): the tree keeps it */
         if (fi == d->nfields || (seen >> fi) & 1u) {
           ok = false;
