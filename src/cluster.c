@@ -328,6 +328,12 @@ const char *miscache__cluster_master_addr(miscache__cluster_t *c, size_t i) {
   return i < c->nmasters ? miscache__node_addr(c->nodes[c->masters[i]]) : "";
 }
 
+const char *miscache__cluster_master_host(miscache__cluster_t *c, size_t i,
+                                          int *port) {
+  *port = i < c->nmasters ? miscache__node_port(c->nodes[c->masters[i]]) : 0;
+  return i < c->nmasters ? miscache__node_host(c->nodes[c->masters[i]]) : "";
+}
+
 /* ---- planning a batch ------------------------------------------------------- */
 
 typedef struct {

@@ -41,6 +41,10 @@ struct miscache__dispatcher {
   bool resolve;            /* ask the sentinels before the next command */
   int64_t next_resolve_ms; /* not before this (CLOCK_MONOTONIC ms) */
   int64_t check_at_ms;     /* ask again even if all is well after this */
+  int check_ms;            /* that period: MASTER_CHECK_MS, or the near
+                              cache's ping interval on its subscriber */
+  int64_t vouched_ms;      /* when the sentinels last named the master in
+                              use (asked at), 0: never */
   miscache__cluster_t *cluster; /* Redis Cluster: the router */
   bool push; /* the near cache's subscriber (miscache__push_send) */
   miscache_link_stats_t stats;
@@ -79,6 +83,7 @@ miscache_status_t miscache__dispatcher_new(miscache_t *mc,
   } else if (ep->kind == MISCACHE__EP_SENTINEL) {
     d->sentinel = true;
     d->resolve = true;
+    d->check_ms = MASTER_CHECK_MS;
     d->sentinels = calloc(ep->naddrs, sizeof *d->sentinels);
     if (!d->sentinels) goto oom;
     miscache__node_conf_t sc = d->data_conf;
@@ -180,8 +185,8 @@ static miscache_status_t resolve_master(miscache_t *mc, int64_t deadline) {
     size_t i = (d->next_sentinel + k) % d->nsentinels;
     miscache__node_t *s = d->sentinels[i];
     /* one sentinel that hangs must leave time to ask the others */
-    int64_t now = miscache__mono_ms();
-    int64_t share = now + mc->opts.command_timeout_ms / 2;
+    int64_t asked = miscache__mono_ms();
+    int64_t share = asked + mc->opts.command_timeout_ms / 2;
     miscache__reply_t *r = NULL;
     miscache_status_t st =
         ask(s, 3, argv, share < deadline ? share : deadline, &r);
@@ -232,7 +237,8 @@ static miscache_status_t resolve_master(miscache_t *mc, int64_t deadline) {
              : check_role(mc, d->master, miscache__node_addr(s), deadline);
     if (st == MISCACHE_OK) {
       d->resolve = false;
-      d->check_at_ms = miscache__mono_ms() + MASTER_CHECK_MS;
+      d->vouched_ms = asked;
+      d->check_at_ms = miscache__mono_ms() + d->check_ms;
       return MISCACHE_OK;
     }
     snprintf(last, sizeof last, "%s", mc->err);
@@ -302,7 +308,7 @@ static miscache_status_t ensure_master(miscache_t *mc, unsigned flags,
   if (st != MISCACHE_OK && periodic) {
     /* the sentinels are unreachable but the master answers: keep it */
     memcpy(mc->err, saved, sizeof saved);
-    d->check_at_ms = now + MASTER_CHECK_MS;
+    d->check_at_ms = now + d->check_ms;
     return MISCACHE_OK;
   }
   return st;
@@ -317,6 +323,42 @@ size_t miscache__dispatch_nodes(miscache_t *mc) {
 
 bool miscache__is_cluster(const miscache_t *mc) {
   return mc->disp->cluster != NULL;
+}
+
+const char *miscache__dispatch_master_name(const miscache_t *mc) {
+  return mc->disp->stats.master;
+}
+
+static int cmp_master(const void *a, const void *b) {
+  const miscache__master_addr_t *x = a, *y = b;
+  int c = strcmp(x->host, y->host);
+  return c ? c : (x->port > y->port) - (x->port < y->port);
+}
+
+miscache__master_addr_t *miscache__dispatch_cluster_masters(miscache_t *mc,
+                                                            size_t *n) {
+  miscache__dispatcher_t *d = mc->disp;
+  *n = 0;
+  if (!d->cluster) {
+    miscache__set_err(mc, "not a Redis Cluster");
+    return NULL;
+  }
+  int64_t deadline = miscache__mono_ms() + mc->opts.command_timeout_ms;
+  if (miscache__cluster_connect(d->cluster, deadline) != MISCACHE_OK)
+    return NULL; /* message set */
+  size_t k = miscache__cluster_masters(d->cluster, deadline);
+  miscache__master_addr_t *m = k ? calloc(k, sizeof *m) : NULL;
+  if (!m) {
+    miscache__set_err(mc, k ? "out of memory" : "cluster: no master");
+    return NULL;
+  }
+  for (size_t i = 0; i < k; i++) {
+    const char *h = miscache__cluster_master_host(d->cluster, i, &m[i].port);
+    snprintf(m[i].host, sizeof m[i].host, "%s", h);
+  }
+  qsort(m, k, sizeof *m, cmp_master);
+  *n = k;
+  return m;
 }
 
 miscache_status_t miscache__dispatcher_connect(miscache_t *mc) {
@@ -412,6 +454,15 @@ miscache_status_t miscache__push_read(miscache_t *mc, int timeout_ms,
   if (st != MISCACHE_OK && st != MISCACHE_MISS && d->sentinel)
     d->resolve = true; /* lost: ask the sentinels before reconnecting */
   return st;
+}
+
+void miscache__push_check_every(miscache_t *mc, int ms) {
+  if (mc->disp->sentinel) mc->disp->check_ms = ms;
+}
+
+int64_t miscache__push_vouched_ms(const miscache_t *mc) {
+  const miscache__dispatcher_t *d = mc->disp;
+  return d->sentinel ? d->vouched_ms : INT64_MAX;
 }
 
 void miscache__push_drop(miscache_t *mc) {

@@ -186,8 +186,21 @@ miscache_status_t miscache__dispatch(miscache_t *mc, int db, size_t n,
 size_t miscache__dispatch_nodes(miscache_t *mc);
 /* Whether the handle is on a Redis Cluster (db 0 only, no SELECT). */
 bool miscache__is_cluster(const miscache_t *mc);
+/* The master in use, as miscache_link_stats() names it ("host:port",
+ * "cluster", or "" before Sentinel named one). Borrowed. */
+const char *miscache__dispatch_master_name(const miscache_t *mc);
+typedef struct miscache__master_addr {
+  char host[256];
+  int port;
+} miscache__master_addr_t;
+/* Redis Cluster: the slot map read again now, and its masters sorted by
+ * host and port (malloc'd, *n of them). NULL (message set) when no node
+ * gave a map, or not a cluster. */
+miscache__master_addr_t *miscache__dispatch_cluster_masters(miscache_t *mc,
+                                                            size_t *n);
 /* The near cache's subscriber connection (standalone or Sentinel's
- * master; ERR_INVALID on a cluster): send n commands without reading
+ * master; ERR_INVALID on a cluster, whose near cache subscribes to each
+ * master with a standalone handle): send n commands without reading
  * their replies, only on the live connection (ERR_UNAVAILABLE when there
  * is none: nothing sent); read the next reply or message (MISS: none
  * within timeout_ms); close the connection. */
@@ -196,6 +209,12 @@ miscache_status_t miscache__push_send(miscache_t *mc, size_t n,
 miscache_status_t miscache__push_read(miscache_t *mc, int timeout_ms,
                                       miscache__reply_t **reply);
 void miscache__push_drop(miscache_t *mc);
+/* Sentinel: the subscriber asks the sentinels for the master every ms
+ * (not every second), and when they last named the one it is on
+ * (CLOCK_MONOTONIC ms at the question, 0: never). INT64_MAX elsewhere:
+ * nobody else names the master. */
+void miscache__push_check_every(miscache_t *mc, int ms);
+int64_t miscache__push_vouched_ms(const miscache_t *mc);
 /* The replay step of miscache__dispatch alone (keeps mc->err as it was). */
 void miscache__replay_pending(miscache_t *mc);
 
@@ -411,8 +430,8 @@ void miscache__lease_release(miscache_t *mc, miscache_db_t db, const char *key,
 bool miscache__xfetch_due(miscache_t *mc, int64_t pttl_ms, int early_ms);
 
 /* ---- near cache (near.c) ------------------------------------------------- */
-/* A store with its invalidation thread for the options' endpoint (o->near
- * filled in). ERR_INVALID on a cluster, ERR_NOMEM; err set. */
+/* A store with its invalidation threads for the options' endpoint (o->near
+ * filled in). ERR_NOMEM; err set. */
 miscache_status_t miscache__near_new(const miscache_options_t *o,
                                      miscache__near_t **out, char *err,
                                      size_t errlen);

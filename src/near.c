@@ -61,6 +61,20 @@ typedef struct prefix {
   bool exact; /* a family without ids: the key is the prefix itself */
 } prefix_t;
 
+/* One invalidation connection and its thread: the server's (standalone,
+ * Sentinel's master) or one master's of a cluster. */
+typedef struct link {
+  miscache__near_t *s;
+  miscache_t *sub; /* private handle: the subscriber connection */
+  pthread_t thread;
+  bool started;
+  atomic_int stop;
+  /* under s->mu */
+  bool up;         /* tracking and subscription confirmed */
+  int64_t until;   /* CLOCK_MONOTONIC ms: confirmed until then */
+  char master[96]; /* the master it is on, when it came up */
+} link_t;
+
 struct miscache__near {
   pthread_mutex_t mu;
   unsigned refs;
@@ -71,8 +85,13 @@ struct miscache__near {
   lru_t lru;       /* list head */
   size_t entries, bytes;
   uint64_t epoch;
-  bool up;               /* tracking and subscription confirmed */
-  int64_t confirmed_until; /* CLOCK_MONOTONIC ms: serve until then */
+  bool up;                 /* every link (and a cluster's map) confirmed */
+  int64_t confirmed_until; /* CLOCK_MONOTONIC ms: serve until then (the
+                              earliest of the links' and the map's) */
+  link_t **links;          /* replaced by the mapper thread only */
+  size_t nlinks;
+  bool map_ok;       /* cluster: the masters are those of the links */
+  int64_t map_until; /* cluster: the map confirmed until then */
   uint32_t stripes[STRIPES];
   miscache_near_stats_t st;
   /* fixed after creation */
@@ -81,10 +100,13 @@ struct miscache__near {
   bool copy;
   prefix_t prefixes[MAX_PREFIXES];
   size_t nprefixes;
-  /* the thread */
-  miscache_t *sub; /* private handle: the subscriber connection */
-  pthread_t thread;
-  bool started;
+  bool cluster;                 /* one link per master, and the mapper thread */
+  bool sentinel;                /* the link's master must be the reader's */
+  miscache_options_t link_opts; /* for the links' handles (near off) */
+  /* cluster: the mapper, a private handle that reads the slot map */
+  miscache_t *mapper;
+  pthread_t map_thread;
+  bool map_started;
   atomic_int stop;
 };
 
@@ -166,27 +188,54 @@ static entry_t **link_of(miscache__near_t *s, entry_t *e) {
   return link;
 }
 
-/* ---- the thread -------------------------------------------------------------- */
+/* ---- the links ------------------------------------------------------------ */
 
-static void set_down(miscache__near_t *s) {
-  pthread_mutex_lock(&s->mu);
+/* Serving state from the links (and the map), after any of them changed. */
+static void recompute_locked(miscache__near_t *s) {
+  bool up = s->nlinks > 0 && (!s->cluster || s->map_ok);
+  int64_t until = s->cluster ? s->map_until : INT64_MAX;
+  for (size_t i = 0; i < s->nlinks; i++) {
+    up = up && s->links[i]->up;
+    if (s->links[i]->until < until) until = s->links[i]->until;
+  }
+  s->up = up;
+  s->confirmed_until = until;
+  s->st.connected = up;
+  if (up) s->st.error[0] = 0;
+}
+
+/* Nothing may be served until it is confirmed again: empty the store. */
+static void down_locked(miscache__near_t *s) {
   if (s->up || s->entries) flush_locked(s);
-  s->up = false;
-  s->st.connected = false;
+  recompute_locked(s);
+}
+
+static void link_down(link_t *l, const char *why) {
+  miscache__near_t *s = l->s;
+  pthread_mutex_lock(&s->mu);
+  if (why) snprintf(s->st.error, sizeof s->st.error, "%.159s", why);
+  l->up = false;
+  down_locked(s);
   pthread_mutex_unlock(&s->mu);
 }
 
-/* A PING sent at sent_ms was answered: serve until sent_ms + 2 * ping. */
-static void confirm(miscache__near_t *s, int64_t sent_ms, bool first) {
+/* A PING sent at sent_ms was answered: this link is confirmed until
+ * sent_ms + 2 * ping (behind Sentinel, counted from when the sentinels last
+ * named its master if that is earlier). */
+static void confirm(link_t *l, int64_t sent_ms, bool first) {
+  miscache__near_t *s = l->s;
+  int64_t vouched = miscache__push_vouched_ms(l->sub);
+  int64_t from = vouched < sent_ms ? vouched : sent_ms;
   pthread_mutex_lock(&s->mu);
   if (first) {
     s->epoch++; /* nothing read before this moment is trusted */
-    s->up = true;
-    s->st.connected = true;
+    l->up = true;
     s->st.reconnects++;
+    snprintf(l->master, sizeof l->master, "%s",
+             miscache__dispatch_master_name(l->sub));
   }
-  s->confirmed_until = sent_ms + 2 * (int64_t)s->ping_ms;
-  s->st.error[0] = 0;
+  l->until = from + 2 * (int64_t)s->ping_ms;
+  recompute_locked(s);
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -215,9 +264,9 @@ static bool is_str(const miscache__reply_t *r, const char *s) {
   return p && len == strlen(s) && strncasecmp(p, s, len) == 0;
 }
 
-/* Sleep ms unless stopped. */
-static void pause_ms(miscache__near_t *s, int ms) {
-  while (ms > 0 && !s->stop) {
+/* Sleep ms unless the store or the link (may be NULL) is stopped. */
+static void pause_ms(miscache__near_t *s, link_t *l, int ms) {
+  while (ms > 0 && !s->stop && !(l && l->stop)) {
     int step = ms < 20 ? ms : 20;
     struct timespec ts = {0, step * 1000000L};
     nanosleep(&ts, NULL);
@@ -228,8 +277,7 @@ static void pause_ms(miscache__near_t *s, int ms) {
 /* CLIENT ID, then CLIENT TRACKING ... and SUBSCRIBE in one write (the
  * server runs them back to back: no write of another client can fall
  * between them). OK once both are confirmed. */
-static miscache_status_t subscribe(miscache__near_t *s) {
-  miscache_t *mc = s->sub;
+static miscache_status_t subscribe(miscache__near_t *s, miscache_t *mc) {
   miscache__push_drop(mc); /* always a fresh connection */
   const char *ia[2] = {"CLIENT", "ID"};
   size_t il[2] = {6, 2};
@@ -296,15 +344,16 @@ static miscache_status_t subscribe(miscache__near_t *s) {
 
 /* Reads messages and keeps the PING going until the connection fails or
  * a PING is not answered within ping_ms. */
-static void serve(miscache__near_t *s) {
-  miscache_t *mc = s->sub;
+static void serve(link_t *l) {
+  miscache__near_t *s = l->s;
+  miscache_t *mc = l->sub;
   const char *pa[1] = {"PING"};
   size_t pl[1] = {4};
   miscache__cmd_t ping = {1, pa, pl};
   int64_t sent = 0;      /* the unanswered PING's send time; 0: none */
   int64_t next_ping = 0; /* send the next one then */
   bool first = true;
-  while (!s->stop) {
+  while (!s->stop && !l->stop) {
     int64_t now = miscache__mono_ms();
     if (sent && now - sent >= s->ping_ms) { /* not answered in time */
       miscache__set_err(mc, "near cache: PING not answered within %d ms",
@@ -329,7 +378,7 @@ static void serve(miscache__near_t *s) {
       if (is_str(kind, "message")) {
         on_message(s, r);
       } else if (is_str(kind, "pong") && sent) {
-        confirm(s, sent, first);
+        confirm(l, sent, first);
         first = false;
         sent = 0;
       }
@@ -338,23 +387,163 @@ static void serve(miscache__near_t *s) {
   }
 }
 
-static void *run(void *arg) {
+static void *link_run(void *arg) {
+  link_t *l = arg;
+  miscache__near_t *s = l->s;
+  int backoff = 10;
+  while (!s->stop && !l->stop) {
+    if (subscribe(s, l->sub) == MISCACHE_OK) {
+      backoff = 10;
+      serve(l); /* entries are served only after its first PONG */
+    }
+    /* why it is down, for miscache_near_stats */
+    link_down(l, s->stop || l->stop ? NULL : l->sub->err);
+    miscache__push_drop(l->sub);
+    pause_ms(s, l, backoff);
+    backoff = backoff * 2 > s->ping_ms ? s->ping_ms : backoff * 2;
+  }
+  return NULL;
+}
+
+static void link_free(link_t *l) {
+  if (!l) return;
+  bool child = l->s->gen != miscache__fork_gen();
+  if (l->started && !child) {
+    l->stop = 1;
+    pthread_join(l->thread, NULL);
+  }
+  miscache_free(l->sub); /* a child only closes its copy of the socket */
+  free(l);
+}
+
+/* A link on the options' endpoint, or (m not NULL) on that cluster master,
+ * its thread started, in *out; else a status with err set. */
+static miscache_status_t link_new(miscache__near_t *s,
+                                  const miscache__master_addr_t *m,
+                                  link_t **out, char *err, size_t errlen) {
+  *out = NULL;
+  link_t *l = calloc(1, sizeof *l);
+  miscache_options_t o;
+  if (!l || miscache__options_copy(&o, &s->link_opts) != MISCACHE_OK) {
+    free(l);
+    snprintf(err, errlen, "out of memory");
+    return MISCACHE_ERR_NOMEM;
+  }
+  l->s = s;
+  miscache_status_t st = MISCACHE_OK;
+  if (m) { /* that master alone, with the cluster's credentials and TLS */
+    free(o.ep.host);
+    for (size_t i = 0; i < o.ep.naddrs; i++)
+      free(o.ep.addrs[i].host);
+    free(o.ep.addrs);
+    o.ep.addrs = NULL;
+    o.ep.naddrs = 0;
+    o.ep.kind = MISCACHE__EP_TCP;
+    o.ep.port = m->port;
+    o.ep.host = strdup(m->host);
+    if (!o.ep.host) st = MISCACHE_ERR_NOMEM;
+  }
+  if (st == MISCACHE_OK) st = miscache_open(&o, &l->sub, err, errlen);
+  miscache__options_clear(&o);
+  if (st != MISCACHE_OK) {
+    if (st == MISCACHE_ERR_NOMEM) snprintf(err, errlen, "out of memory");
+    free(l);
+    return st;
+  }
+  /* behind Sentinel: asked which master is in use at the ping interval */
+  miscache__push_check_every(l->sub, s->ping_ms);
+  if (pthread_create(&l->thread, NULL, link_run, l) != 0) {
+    snprintf(err, errlen, "near cache: cannot start its thread: %s",
+             strerror(errno));
+    link_free(l);
+    return MISCACHE_ERR_NOMEM;
+  }
+  l->started = true;
+  *out = l;
+  return MISCACHE_OK;
+}
+
+/* Stops and frees every link (the mapper thread, or the last reference). */
+static void links_clear(miscache__near_t *s) {
+  bool child = s->gen != miscache__fork_gen();
+  if (!child) pthread_mutex_lock(&s->mu);
+  link_t **old = s->links;
+  size_t n = s->nlinks;
+  s->links = NULL;
+  s->nlinks = 0;
+  if (!child) {
+    down_locked(s);
+    pthread_mutex_unlock(&s->mu);
+  }
+  for (size_t i = 0; i < n; i++)
+    link_free(old[i]);
+  free(old);
+}
+
+/* Whether the links are on exactly these masters (both sorted). */
+static bool same_masters(miscache__near_t *s, const miscache__master_addr_t *m,
+                         size_t n) {
+  if (n != s->nlinks) return false;
+  for (size_t i = 0; i < n; i++) {
+    const miscache__endpoint_t *ep = &s->links[i]->sub->opts.ep;
+    if (ep->port != m[i].port || strcmp(ep->host, m[i].host) != 0) return false;
+  }
+  return true;
+}
+
+/* Redis Cluster: every ping_ms / 2 the slot map is read again; the store
+ * is served only while it names the masters the links are subscribed to
+ * (a write on a master nobody here subscribed to would go unseen). A new
+ * set of masters (failover, a node added) replaces every link. */
+static void *map_run(void *arg) {
   miscache__near_t *s = arg;
   int backoff = 10;
   while (!s->stop) {
-    if (subscribe(s) == MISCACHE_OK) {
-      backoff = 10;
-      serve(s); /* entries are served only after its first PONG */
-    }
-    if (!s->stop) { /* why it is down, for miscache_near_stats */
+    int64_t sent = miscache__mono_ms();
+    size_t n = 0;
+    miscache__master_addr_t *m =
+        miscache__dispatch_cluster_masters(s->mapper, &n);
+    bool same = m && same_masters(s, m, n);
+    if (!same) {
       pthread_mutex_lock(&s->mu);
-      snprintf(s->st.error, sizeof s->st.error, "%.159s", s->sub->err);
+      if (s->map_ok || !m)
+        snprintf(s->st.error, sizeof s->st.error, "%.159s",
+                 m ? "cluster masters changed: subscribing again"
+                   : s->mapper->err);
+      s->map_ok = false;
+      down_locked(s);
       pthread_mutex_unlock(&s->mu);
     }
-    set_down(s);
-    miscache__push_drop(s->sub);
-    pause_ms(s, backoff);
-    backoff = backoff * 2 > s->ping_ms ? s->ping_ms : backoff * 2;
+    if (m && !same) {
+      links_clear(s);
+      link_t **nl = calloc(n, sizeof *nl);
+      size_t k = 0;
+      char err[MISCACHE_ERRMSG_SIZE] = "out of memory";
+      while (nl && k < n &&
+             link_new(s, &m[k], &nl[k], err, sizeof err) == MISCACHE_OK)
+        k++;
+      pthread_mutex_lock(&s->mu);
+      s->links = nl;
+      s->nlinks = nl ? k : 0;
+      same = nl && k == n;
+      if (!same) snprintf(s->st.error, sizeof s->st.error, "%.159s", err);
+      pthread_mutex_unlock(&s->mu);
+      if (!same) links_clear(s); /* try again after the pause */
+    }
+    free(m);
+    if (same) {
+      pthread_mutex_lock(&s->mu);
+      s->map_ok = true;
+      s->map_until = sent + 2 * (int64_t)s->ping_ms;
+      recompute_locked(s);
+      pthread_mutex_unlock(&s->mu);
+      backoff = 10;
+      int left = (int)(sent + s->ping_ms / 2 - miscache__mono_ms());
+      pause_ms(s, NULL, left);
+    } else {
+      pause_ms(s, NULL, backoff);
+      backoff = backoff * 2 > s->ping_ms ? s->ping_ms : backoff * 2;
+    }
   }
   return NULL;
 }
@@ -363,11 +552,11 @@ static void *run(void *arg) {
 
 static void near_free(miscache__near_t *s) {
   bool child = s->gen != miscache__fork_gen();
-  if (s->started && !child) {
-    s->stop = 1;
-    pthread_join(s->thread, NULL);
-  }
-  miscache_free(s->sub); /* a child only closes its copy of the socket */
+  s->stop = 1;
+  if (s->map_started && !child) pthread_join(s->map_thread, NULL);
+  links_clear(s);
+  miscache_free(s->mapper);
+  miscache__options_clear(&s->link_opts);
   if (s->buckets)
     for (size_t b = 0; b < s->nbuckets; b++)
       while (s->buckets[b]) entry_remove(s, &s->buckets[b]);
@@ -381,11 +570,6 @@ miscache_status_t miscache__near_new(const miscache_options_t *o,
                                      miscache__near_t **out, char *err,
                                      size_t errlen) {
   *out = NULL;
-  if (o->ep.kind == MISCACHE__EP_CLUSTER) {
-    snprintf(err, errlen, "the near cache is not available on Redis Cluster "
-                          "yet (miscache_options_set_near_cache)");
-    return MISCACHE_ERR_INVALID;
-  }
   miscache__near_t *s = calloc(1, sizeof *s);
   if (!s) goto oom;
   /* readers hold the lock for a hash lookup: spin a little before
@@ -402,6 +586,8 @@ miscache_status_t miscache__near_new(const miscache_options_t *o,
   s->max_bytes = o->near.max_bytes;
   s->ping_ms = o->near.ping_ms;
   s->copy = o->near.copy_values;
+  s->cluster = o->ep.kind == MISCACHE__EP_CLUSTER;
+  s->sentinel = o->ep.kind == MISCACHE__EP_SENTINEL;
   s->st.enabled = true;
   s->nbuckets = 16;
   while (s->nbuckets < s->max_entries && s->nbuckets < ((size_t)1 << 24))
@@ -419,26 +605,36 @@ miscache_status_t miscache__near_new(const miscache_options_t *o,
              p->exact ? "" : ":");
     s->nprefixes++;
   }
-  /* the subscriber: a private handle with the same endpoint */
-  miscache_options_t so;
-  miscache_status_t st = miscache__options_copy(&so, o);
-  if (st != MISCACHE_OK) goto oom;
-  memset(&so.near, 0, sizeof so.near);
-  so.lazy = true;
-  so.stampede.single_flight = false;
-  st = miscache_open(&so, &s->sub, err, errlen);
-  miscache__options_clear(&so);
+  /* the links' handles: private, same endpoint, no near cache of their own */
+  if (miscache__options_copy(&s->link_opts, o) != MISCACHE_OK) goto oom;
+  memset(&s->link_opts.near, 0, sizeof s->link_opts.near);
+  s->link_opts.lazy = true;
+  s->link_opts.stampede.single_flight = false;
+  miscache_status_t st;
+  if (s->cluster) { /* the mapper thread makes the links */
+    st = miscache_open(&s->link_opts, &s->mapper, err, errlen);
+    if (st == MISCACHE_OK && pthread_create(&s->map_thread, NULL, map_run, s)) {
+      snprintf(err, errlen, "near cache: cannot start its thread: %s",
+               strerror(errno));
+      st = MISCACHE_ERR_NOMEM;
+    }
+    s->map_started = st == MISCACHE_OK;
+  } else {
+    link_t *l = NULL;
+    if (!(s->links = malloc(sizeof *s->links))) goto oom;
+    st = link_new(s, NULL, &l, err, errlen);
+    if (st == MISCACHE_OK) {
+      pthread_mutex_lock(&s->mu);
+      s->links[0] = l;
+      s->nlinks = 1;
+      recompute_locked(s);
+      pthread_mutex_unlock(&s->mu);
+    }
+  }
   if (st != MISCACHE_OK) {
     near_free(s);
     return st;
   }
-  if (pthread_create(&s->thread, NULL, run, s) != 0) {
-    near_free(s);
-    snprintf(err, errlen, "near cache: cannot start its thread: %s",
-             strerror(errno));
-    return MISCACHE_ERR_NOMEM;
-  }
-  s->started = true;
   *out = s;
   return MISCACHE_OK;
 oom:
@@ -546,9 +742,13 @@ void miscache__near_put(miscache_t *mc, miscache_db_t db, const char *full,
   e->expires_ms = pttl > 0 ? miscache__mono_ms() + pttl : INT64_MAX;
   memcpy(e->key, full, len);
   e->key[len] = 0;
+  /* behind Sentinel the value must come from the master the link is
+   * subscribed to: during a failover the two can differ for a moment */
+  const char *from = s->sentinel ? miscache__dispatch_master_name(mc) : NULL;
   pthread_mutex_lock(&s->mu);
   if (!s->up || s->epoch != t->epoch ||
-      s->stripes[t->hash % STRIPES] != t->stripe) {
+      s->stripes[t->hash % STRIPES] != t->stripe ||
+      (from && strcmp(from, s->links[0]->master) != 0)) {
     /* invalidated (or the connection lost) since the GET was sent */
     pthread_mutex_unlock(&s->mu);
     json_decref(keep);
@@ -575,7 +775,7 @@ void miscache__near_evict(miscache_t *mc, const char *full, size_t len) {
   if (!s) return;
   uint64_t h = hash_key(full, len);
   pthread_mutex_lock(&s->mu);
-  s->st.invalidations += evict_name(s, full, len, h);
+  s->st.local_evictions += evict_name(s, full, len, h);
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -588,7 +788,7 @@ void miscache__near_evict_pattern(miscache_t *mc, const char *full_pattern) {
     while (*link) {
       if (miscache__glob_match(full_pattern, (*link)->key)) {
         entry_remove(s, link);
-        s->st.invalidations++;
+        s->st.local_evictions++;
       } else {
         link = &(*link)->hnext;
       }
@@ -609,6 +809,7 @@ miscache_status_t miscache_near_stats(miscache_t *mc, miscache_near_stats_t *out
     v.entries = s->entries;
     v.bytes = s->bytes;
     v.connected = s->up && miscache__mono_ms() < s->confirmed_until;
+    v.links = (uint32_t)s->nlinks;
     pthread_mutex_unlock(&s->mu);
   }
   memcpy(out, &v, size < sizeof v ? size : sizeof v);
@@ -629,10 +830,14 @@ size_t miscache_near_prometheus(const miscache_near_stats_t *s, char *buf,
       "# HELP miscache_near_evictions_total Entries dropped for space or TTL.\n"
       "# TYPE miscache_near_evictions_total counter\n"
       "miscache_near_evictions_total %llu\n"
-      "# HELP miscache_near_invalidations_total Keys invalidated by the server "
-      "or by local writes.\n"
+      "# HELP miscache_near_invalidations_total Keys named by the server's "
+      "invalidation messages.\n"
       "# TYPE miscache_near_invalidations_total counter\n"
       "miscache_near_invalidations_total %llu\n"
+      "# HELP miscache_near_local_evictions_total Entries dropped by this "
+      "process's own writes.\n"
+      "# TYPE miscache_near_local_evictions_total counter\n"
+      "miscache_near_local_evictions_total %llu\n"
       "# HELP miscache_near_flushes_total Whole near cache dropped.\n"
       "# TYPE miscache_near_flushes_total counter\n"
       "miscache_near_flushes_total %llu\n"
@@ -649,13 +854,12 @@ size_t miscache_near_prometheus(const miscache_near_stats_t *s, char *buf,
       "# HELP miscache_near_connected 1 while entries may be served.\n"
       "# TYPE miscache_near_connected gauge\n"
       "miscache_near_connected %d\n";
-  int n = snprintf(buf, buf ? len : 0, fmt, (unsigned long long)s->hits,
-                   (unsigned long long)s->misses,
-                   (unsigned long long)s->evictions,
-                   (unsigned long long)s->invalidations,
-                   (unsigned long long)s->flushes,
-                   (unsigned long long)s->reconnects,
-                   (unsigned long long)s->entries,
-                   (unsigned long long)s->bytes, s->connected ? 1 : 0);
+  int n = snprintf(
+      buf, buf ? len : 0, fmt, (unsigned long long)s->hits,
+      (unsigned long long)s->misses, (unsigned long long)s->evictions,
+      (unsigned long long)s->invalidations,
+      (unsigned long long)s->local_evictions, (unsigned long long)s->flushes,
+      (unsigned long long)s->reconnects, (unsigned long long)s->entries,
+      (unsigned long long)s->bytes, s->connected ? 1 : 0);
   return n < 0 ? 0 : (size_t)n;
 }

@@ -124,6 +124,8 @@ const char *miscache__node_host(const miscache__node_t *n) {
   return n->host ? n->host : "";
 }
 
+int miscache__node_port(const miscache__node_t *n) { return n->port; }
+
 bool miscache__node_is(const miscache__node_t *n, const char *host,
                        int port) {
   return n->host && port == n->port && strcmp(n->host, host) == 0;

@@ -100,5 +100,6 @@ const char *miscache__node_addr(const miscache__node_t *n);
 bool miscache__node_is(const miscache__node_t *n, const char *host, int port);
 /* The host name or IP the node was made with ("" for a unix socket). */
 const char *miscache__node_host(const miscache__node_t *n);
+int miscache__node_port(const miscache__node_t *n);
 
 #endif /* MISCACHE_NODE_H */

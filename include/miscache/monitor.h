@@ -76,7 +76,7 @@ typedef struct miscache_near_stats {
   uint64_t misses;        /* reads of near-cached families sent to Redis */
   uint64_t evictions;     /* entries dropped for space (LRU) or expiry */
   uint64_t invalidations; /* keys named by the server's invalidation
-                             messages, and local writes */
+                             messages (received) */
   uint64_t flushes;       /* the whole cache dropped: connection lost or
                              unconfirmed, FLUSHDB/FLUSHALL */
   uint64_t entries;       /* now */
@@ -87,6 +87,10 @@ typedef struct miscache_near_stats {
   char error[160];        /* why the invalidation connection last failed
                              ("" while confirmed), e.g. a server refusing
                              CLIENT TRACKING or an ACL without SUBSCRIBE */
+  uint64_t local_evictions; /* entries dropped by this process's own
+                               writes (read your writes) */
+  uint32_t links;           /* invalidation connections: 1, or one per
+                               master on a Redis Cluster */
 } miscache_near_stats_t;
 
 /* Fill *out with min(size, sizeof *out) bytes (pass sizeof *out). No I/O.

@@ -44,25 +44,10 @@ static miscache_t *open_on(const char *url, bool tags) {
   return mc;
 }
 
-/* Index (in c) of the master serving slot s, from CLUSTER SLOTS. */
 static int owner_of(const mt_cluster_t *c, unsigned s) {
-  redisContext *rc = NULL;
-  for (int i = 0; i < c->n && !rc; i++)
-    if (c->node[i].pid > 0) rc = mt_raw(&c->node[i], NULL);
-  assert_non_null(rc);
-  redisReply *r = redisCommand(rc, "CLUSTER SLOTS");
-  int port = -1;
-  for (size_t i = 0; r && i < r->elements; i++) {
-    redisReply *e = r->element[i];
-    if ((unsigned)e->element[0]->integer <= s &&
-        s <= (unsigned)e->element[1]->integer)
-      port = (int)e->element[2]->element[1]->integer;
-  }
-  freeReplyObject(r);
-  redisFree(rc);
-  for (int i = 0; i < c->n; i++)
-    if (c->node[i].port == port) return i;
-  return -1;
+  int i = mt_cluster_owner(c, s);
+  assert_true(i >= 0);
+  return i;
 }
 
 static unsigned full_slot(miscache_t *mc, const char *key) {
@@ -210,53 +195,8 @@ static void *rloop(void *arg) {
   return NULL;
 }
 
-static void node_id(const mt_server_t *s, char *id, size_t n) {
-  redisContext *rc = mt_raw(s, NULL);
-  redisReply *r = redisCommand(rc, "CLUSTER MYID");
-  snprintf(id, n, "%s", r->str);
-  freeReplyObject(r);
-  redisFree(rc);
-}
-
-static void raw_on(const mt_server_t *s, const char *fmt, ...) {
-  redisContext *rc = mt_raw(s, NULL);
-  assert_non_null(rc);
-  va_list ap;
-  va_start(ap, fmt);
-  redisReply *r = redisvCommand(rc, fmt, ap);
-  va_end(ap);
-  assert_non_null(r);
-  if (r->type == REDIS_REPLY_ERROR) fail_msg("%s: %s", fmt, r->str);
-  freeReplyObject(r);
-  redisFree(rc);
-}
-
-/* Moves slot s from master a to master b the way redis-cli does, one key
- * at a time with a pause, so the loop meets ASK while the slot is half
- * moved. */
 static void move_slot(int a, int b, unsigned s) {
-  char ida[64], idb[64];
-  node_id(&cl.node[a], ida, sizeof ida);
-  node_id(&cl.node[b], idb, sizeof idb);
-  raw_on(&cl.node[b], "CLUSTER SETSLOT %u IMPORTING %s", s, ida);
-  raw_on(&cl.node[a], "CLUSTER SETSLOT %u MIGRATING %s", s, idb);
-  redisContext *rc = mt_raw(&cl.node[a], NULL);
-  for (;;) {
-    redisReply *r = redisCommand(rc, "CLUSTER GETKEYSINSLOT %u 1", s);
-    size_t n = r->elements;
-    if (n) {
-      redisReply *m = redisCommand(rc, "MIGRATE 127.0.0.1 %d %s 0 5000",
-                                   cl.node[b].port, r->element[0]->str);
-      if (m->type == REDIS_REPLY_ERROR) fail_msg("MIGRATE: %s", m->str);
-      freeReplyObject(m);
-    }
-    freeReplyObject(r);
-    if (!n) break;
-    mt_sleep_ms(20);
-  }
-  redisFree(rc);
-  for (int i = 0; i < cl.n; i++)
-    raw_on(&cl.node[i], "CLUSTER SETSLOT %u NODE %s", s, idb);
+  assert_int_equal(mt_cluster_move_slot(&cl, a, b, s, 20), 0);
 }
 
 static void test_resharding_under_load(void **state) {

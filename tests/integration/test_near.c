@@ -6,7 +6,11 @@
  * TTL; shared by a pool. And the stale-read test: a writer process bumps a
  * version while reader threads read through the near cache; no read that
  * starts one invalidation interval after a write was acknowledged returns
- * an older version, across CLIENT KILL and a server restart. */
+ * an older version, across CLIENT KILL and a server restart.
+ * Under MT_CLUSTER=1 the same on a 3-master cluster (one invalidation
+ * connection per master), the restart replaced by moving the key's slot
+ * to another master and back; and a cluster with replicas of its own whose
+ * master of the key is SIGKILLed mid-run. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cluster.h" /* miscache__key_slot */
 #include "fixture.h"
 
 #define PERM_KEY "permissions:user:1"
@@ -54,6 +59,19 @@ static long long read_v(miscache_t *mc, const char *key) {
   if (st != MISCACHE_OK) return -2;
   long long n = json_integer_value(json_object_get(v, "v"));
   json_decref(v);
+  return n;
+}
+
+/* GET calls the server (every master of a cluster) has run. */
+static long long gets_total(void) {
+  if (!mt_is_cluster()) return mt_cmdstat_calls(mt_rc, "get");
+  long long n = 0;
+  for (int i = 0; i < mt_cluster_active->n; i++) {
+    redisContext *c = mt_raw(&mt_cluster_active->node[i], NULL);
+    assert_non_null(c);
+    n += mt_cmdstat_calls(c, "get");
+    redisFree(c);
+  }
   return n;
 }
 
@@ -116,14 +134,15 @@ static void test_hit_and_invalidation(void **state) {
   raw_set_v(mc, PERM_KEY, 1);
   mt_sleep_ms(20); /* the write's own invalidation message passes by */
   assert_int_equal(read_v(mc, PERM_KEY), 1); /* miss: from Redis */
-  long long gets = mt_cmdstat_calls(mt_rc, "get");
+  long long gets = gets_total();
   for (int i = 0; i < 100; i++) assert_int_equal(read_v(mc, PERM_KEY), 1);
   /* no GET reached the server for those 100 reads */
-  assert_int_equal(mt_cmdstat_calls(mt_rc, "get"), gets);
+  assert_int_equal(gets_total(), gets);
   miscache_near_stats_t s = stats_of(mc);
   assert_int_equal(s.hits, 100);
   assert_int_equal(s.misses, 1);
   assert_int_equal(s.entries, 1);
+  assert_int_equal(s.links, mt_is_cluster() ? 3 : 1);
   /* the read counters count near hits as hits */
   miscache_counters_t c;
   miscache_counters_get(mc, MISCACHE_DB_CACHE, &c);
@@ -136,12 +155,19 @@ static void test_hit_and_invalidation(void **state) {
   assert_true(ms >= 0);
   assert_true(stats_of(mc).invalidations >= 1);
 
-  /* a write through the library: read your writes at once */
+  /* a write through the library: read your writes at once (the write's
+   * own message may evict it first: one of the two counts it) */
+  cache_it(mc, PERM_KEY, 2);
+  miscache_near_stats_t s0 = stats_of(mc);
   json_t *nv = json_pack("{s:i}", "v", 3);
   assert_int_equal(miscache_set(mc, MISCACHE_DB_CACHE, PERM_KEY, nv,
                                 MISCACHE_TTL_PERMISSIONS),
                    MISCACHE_OK);
   json_decref(nv);
+  s = stats_of(mc);
+  assert_true(s.local_evictions + s.invalidations >=
+              s0.local_evictions + s0.invalidations + 1);
+  assert_int_equal(s.entries, 0);
   assert_int_equal(read_v(mc, PERM_KEY), 3);
   bool deleted = false;
   assert_int_equal(miscache_delete(mc, MISCACHE_DB_CACHE, PERM_KEY, &deleted),
@@ -162,7 +188,7 @@ static void test_hit_and_invalidation(void **state) {
   char cmd[64];
   snprintf(cmd, sizeof cmd, "SELECT %d",
            miscache_db_number(mc, MISCACHE_DB_CACHE));
-  mt_raw_cmd(cmd);
+  if (!mt_is_cluster()) mt_raw_cmd(cmd); /* a cluster has db 0 only */
   mt_raw_cmd("FLUSHDB");
   for (int i = 0; i < 200 && stats_of(mc).flushes == f0; i++) mt_sleep_ms(10);
   assert_true(stats_of(mc).flushes > f0);
@@ -239,13 +265,22 @@ static void test_ttl_and_bounds(void **state) {
   miscache_free(mc);
 }
 
-/* Kill the near cache's invalidation connection (the pubsub clients). */
-static void kill_subscriber(void) {
-  redisReply *r = redisCommand(mt_rc, "CLIENT KILL TYPE pubsub");
-  assert_non_null(r);
-  assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-  assert_true(r->integer >= 1);
-  freeReplyObject(r);
+/* Kill the near cache's invalidation connections (the pubsub clients):
+ * on a cluster, on every node (at least one per master). */
+static void kill_subscriber(const mt_cluster_t *c) {
+  long long killed = 0;
+  for (int i = 0; i < (c ? c->n : 1); i++) {
+    if (c && c->node[i].pid <= 0) continue;
+    redisContext *rc = c ? mt_raw(&c->node[i], NULL) : mt_rc;
+    assert_non_null(rc);
+    redisReply *r = redisCommand(rc, "CLIENT KILL TYPE pubsub");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    killed += r->integer;
+    freeReplyObject(r);
+    if (c) redisFree(rc);
+  }
+  assert_true(killed >= (c ? 3 : 1));
 }
 
 static void test_connection_loss(void **state) {
@@ -260,7 +295,7 @@ static void test_connection_loss(void **state) {
   miscache_near_stats_t s0 = stats_of(mc);
   assert_int_equal(s0.entries, 1);
   /* kill the invalidation connection: the cache is emptied at once */
-  kill_subscriber();
+  kill_subscriber(mt_cluster_active);
   /* within one interval (2 pings) nothing is served from it any more */
   mt_sleep_ms(2 * 100 + 20);
   assert_false(stats_of(mc).connected && stats_of(mc).entries);
@@ -292,32 +327,90 @@ static int64_t interval_ns;
 static char full_key[128];
 static int phys_db;
 
-/* Writer process: SET the version, record the ack time, again. */
-static void writer(void) {
-  redisContext *c = NULL;
+/* Where the writer writes: the test server, a cluster (c), or Sentinel's
+ * master (sn); with wait, an acknowledgement is a SET its replica has too
+ * (WAIT 1), so a failover cannot lose it. */
+typedef struct {
+  const mt_cluster_t *c;
+  const mt_sentinels_t *sn;
+  bool wait;
+} target_t;
+
+/* The server to connect to: node at of a cluster, the master the sentinels
+ * name, or the test server. NULL when nobody can say. */
+static const mt_server_t *node_of(const target_t *t, int at) {
+  if (t->c) return &t->c->node[at];
+  if (!t->sn) return &mt_srv;
+  int port = mt_sentinel_master_port(t->sn, at % 3);
+  return port == t->sn->master.port    ? &t->sn->master
+         : port == t->sn->replica.port ? &t->sn->replica
+                                       : NULL;
+}
+
+/* Node of c (or the test server when c is NULL) to write to after reply
+ * r: the one a MOVED names, else the next. */
+static int next_node(const mt_cluster_t *c, int at, const redisReply *r) {
+  if (!c) return at + 1; /* Sentinel: ask the next sentinel */
+  const char *colon =
+      r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "MOVED", 5)
+          ? strrchr(r->str, ':')
+          : NULL;
+  for (int i = 0; colon && i < c->n; i++)
+    if (c->node[i].port == atoi(colon + 1)) return i;
+  return (at + 1) % c->n;
+}
+
+/* Writer process: SET the version, record the ack time, again. On a
+ * cluster it follows MOVED (and a dead master's replica); behind Sentinel
+ * it goes where the sentinels say after a failed write. */
+static void writer(const target_t *t) {
+  const mt_cluster_t *c = t->c;
+  redisContext *rc = NULL;
+  int at = 0;
   pid_t parent = getppid();
   for (long long v = 1; v < MAXV && !atomic_load(&sh->stop) &&
                         getppid() == parent;) {
-    if (!c || c->err) {
-      if (c) redisFree(c);
-      c = mt_raw(&mt_srv, NULL);
-      if (!c || c->err) {
+    if (!rc || rc->err) {
+      if (rc) redisFree(rc);
+      const mt_server_t *srv = node_of(t, at);
+      rc = srv ? mt_raw(srv, NULL) : NULL;
+      if (!rc || rc->err) {
+        at = next_node(c, at, NULL);
         mt_sleep_ms(5);
         continue;
       }
     }
-    redisReply *r = redisCommand(c, "SELECT %d", phys_db);
-    if (r) freeReplyObject(r);
-    r = redisCommand(c, "SET %s {\"v\":%lld} EX 600", full_key, v);
+    redisReply *r = NULL;
+    if (!c) {
+      r = redisCommand(rc, "SELECT %d", phys_db);
+      if (r) freeReplyObject(r);
+    }
+    r = redisCommand(rc, "SET %s {\"v\":%lld} EX 600", full_key, v);
     bool ok = r && r->type == REDIS_REPLY_STATUS;
-    if (r) freeReplyObject(r);
-    if (!ok) continue; /* try the same version again */
+    if (!ok) { /* try the same version again, elsewhere on a cluster */
+      int to = next_node(c, at, r);
+      if (r) freeReplyObject(r);
+      if (to != at && (c || t->sn)) {
+        redisFree(rc);
+        rc = NULL;
+      }
+      at = t->sn ? to : to % (c ? c->n : 1);
+      mt_sleep_ms(1);
+      continue;
+    }
+    freeReplyObject(r);
+    if (t->wait) {
+      r = redisCommand(rc, "WAIT 1 200");
+      ok = r && r->type == REDIS_REPLY_INTEGER && r->integer >= 1;
+      if (r) freeReplyObject(r);
+      if (!ok) continue;
+    }
     atomic_store(&sh->acked[v], mt_now_ns());
     atomic_store(&sh->latest, v);
     v++;
     mt_sleep_ms(0);
   }
-  if (c) redisFree(c);
+  if (rc) redisFree(rc);
   mt_child_exit(0);
 }
 
@@ -336,26 +429,38 @@ static void *reader(void *arg) {
       need--;
     long long got = read_v(r->mc, PERM_KEY);
     r->reads++;
-    if (got == -2) r->errors++;
-    else if (got >= 0 && got < need) r->stale++;
+    if (got == -2) { /* an outage: let the writer and the servers run */
+      r->errors++;
+      mt_sleep_ms(1);
+    } else if (got >= 0 && got < need) {
+      r->stale++;
+    }
   }
   return NULL;
 }
 
-static void test_stale_reads(void **state) {
-  (void)state;
+typedef struct {
+  long reads, stale, errors;
+  long long latest;
+  miscache_near_stats_t st;
+} stale_t;
+
+/* The stale-read run: a pool of 4 readers (ping_ms 25) on url, the writer
+ * process on c (NULL: the test server), faults() in the middle. */
+static void stale_run(const char *url, const target_t *target,
+                      void (*faults)(miscache_t *mc), stale_t *out) {
   miscache_near_t n = near_opts(25);
   interval_ns = 2 * 25 * 1000000LL; /* served only 2 pings long */
   miscache_options_t *o = miscache_options_new();
   miscache_options_set_near_cache(o, &n);
   miscache_options_set_command_timeout(o, 500);
   miscache_options_set_backoff(o, 10, 50);
-  miscache_options_set_url(o, mt_srv.url);
+  miscache_options_set_url(o, url);
   miscache_options_set_namespace(o, mt_namespace());
   miscache_pool_t *pool = NULL;
   char err[256];
-  assert_int_equal(miscache_pool_new(o, 4, &pool, err, sizeof err),
-                   MISCACHE_OK);
+  if (miscache_pool_new(o, 4, &pool, err, sizeof err) != MISCACHE_OK)
+    fail_msg("pool: %s", err);
   miscache_options_free(o);
   reader_t rd[4] = {{0}};
   for (int i = 0; i < 4; i++)
@@ -369,48 +474,191 @@ static void test_stale_reads(void **state) {
   assert_true(sh != MAP_FAILED);
   memset(sh, 0, sizeof *sh);
   pid_t w = fork();
-  if (w == 0) writer();
+  if (w == 0) writer(target);
   pthread_t t[4];
   for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, reader, &rd[i]);
   mt_sleep_ms(1000);
-  /* kill the invalidation connection */
-  kill_subscriber();
+  faults(rd[0].mc);
+  atomic_store(&sh->stop, 1);
+  memset(out, 0, sizeof *out);
+  for (int i = 0; i < 4; i++) {
+    pthread_join(t[i], NULL);
+    out->reads += rd[i].reads, out->stale += rd[i].stale;
+    out->errors += rd[i].errors;
+  }
+  int status;
+  waitpid(w, &status, 0);
+  out->st = stats_of(rd[0].mc);
+  out->latest = atomic_load(&sh->latest);
+  printf("  writer acknowledged %lld versions; 4 readers: %ld reads, %llu "
+         "near hits, %ld stale, %ld errors; %llu invalidations, %llu "
+         "flushes, %llu reconnects, %u links\n",
+         out->latest, out->reads, (unsigned long long)out->st.hits, out->stale,
+         out->errors, (unsigned long long)out->st.invalidations,
+         (unsigned long long)out->st.flushes,
+         (unsigned long long)out->st.reconnects, (unsigned)out->st.links);
+  for (int i = 0; i < 4; i++) miscache_pool_release(pool, rd[i].mc);
+  miscache_pool_free(pool);
+  munmap(sh, sizeof *sh);
+}
+
+/* Standalone: CLIENT KILL of the invalidation connection, then the server
+ * killed and restarted (it comes back empty). */
+static void kill_and_restart(miscache_t *mc) {
+  (void)mc;
+  kill_subscriber(NULL);
   mt_sleep_ms(1000);
-  /* restart the server (it comes back empty) */
   mt_server_kill(&mt_srv);
   mt_sleep_ms(200);
   assert_int_equal(mt_server_restart(&mt_srv), 0);
   redisFree(mt_rc);
   mt_rc = mt_raw(&mt_srv, NULL);
   mt_sleep_ms(1500);
-  atomic_store(&sh->stop, 1);
-  long reads = 0, stale = 0, errors = 0;
-  for (int i = 0; i < 4; i++) {
-    pthread_join(t[i], NULL);
-    reads += rd[i].reads, stale += rd[i].stale, errors += rd[i].errors;
+}
+
+/* Cluster: CLIENT KILL on every node, then the key's slot moved to
+ * another master and back (its writes come from the new owner's link). */
+static void kill_and_move(miscache_t *mc) {
+  (void)mc;
+  const mt_cluster_t *c = mt_cluster_active;
+  kill_subscriber(c);
+  mt_sleep_ms(700);
+  unsigned slot = miscache__key_slot(full_key, strlen(full_key));
+  int a = mt_cluster_owner(c, slot), b = (a + 1) % c->n;
+  assert_true(a >= 0);
+  assert_int_equal(mt_cluster_move_slot(c, a, b, slot, 20), 0);
+  assert_int_equal(mt_cluster_owner(c, slot), b);
+  mt_sleep_ms(700);
+  assert_int_equal(mt_cluster_move_slot(c, b, a, slot, 20), 0);
+  mt_sleep_ms(700);
+}
+
+static void test_stale_reads(void **state) {
+  (void)state;
+  stale_t r;
+  target_t t = {.c = mt_cluster_active};
+  stale_run(mt_srv.url, &t, mt_is_cluster() ? kill_and_move : kill_and_restart,
+            &r);
+  assert_int_equal(r.stale, 0);
+  assert_true(r.st.hits > 1000); /* the near cache did serve */
+  /* first, after the kill, after the restart (on every master) */
+  assert_true(r.st.reconnects >= (mt_is_cluster() ? 6 : 3));
+  assert_true(r.st.connected);
+}
+
+/* ---- a cluster master SIGKILLed (its replica takes over) ------------------
+ */
+
+static mt_cluster_t fc; /* with replicas, for this test alone */
+static atomic_llong failover_ms;
+
+static void kill_master(miscache_t *mc) {
+  unsigned slot = miscache__key_slot(full_key, strlen(full_key));
+  int a = mt_cluster_owner(&fc, slot);
+  assert_true(a >= 0);
+  long long before = atomic_load(&sh->latest);
+  int64_t t0 = mt_now_ns(), limit = 30LL * 1000000000;
+  mt_server_kill(&fc.node[a]);
+  /* until its replica owns the slot */
+  int b = -1;
+  while (((b = mt_cluster_owner(&fc, slot)) < 0 || b == a) &&
+         mt_now_ns() - t0 < limit)
+    mt_sleep_ms(10);
+  atomic_store(&failover_ms, (mt_now_ns() - t0) / 1000000);
+  assert_true(b >= 0 && b != a);
+  /* the old master comes back as the new one's replica (the writer's
+   * WAIT 1 needs one), and the writer's acknowledged writes go on */
+  assert_int_equal(mt_server_restart(&fc.node[a]), 0);
+  while (atomic_load(&sh->latest) < before + 50 && mt_now_ns() - t0 < limit)
+    mt_sleep_ms(10);
+  if (atomic_load(&sh->latest) < before + 50) {
+    redisContext *rc = mt_raw(&fc.node[b], NULL);
+    redisReply *r = rc ? redisCommand(rc, "INFO replication") : NULL;
+    fail_msg("the writer's writes did not go on (%lld, then %lld); the new "
+             "master says: %s",
+             before, atomic_load(&sh->latest),
+             r && r->type == REDIS_REPLY_STRING ? r->str : "nothing");
   }
-  int status;
-  waitpid(w, &status, 0);
-  miscache_near_stats_t s = stats_of(rd[0].mc);
-  printf("  writer acknowledged %lld versions; 4 readers: %ld reads, %llu "
-         "near hits, %ld stale, %ld errors (restart); %llu invalidations, "
-         "%llu flushes, %llu reconnects\n",
-         atomic_load(&sh->latest), reads, (unsigned long long)s.hits, stale,
-         errors, (unsigned long long)s.invalidations,
-         (unsigned long long)s.flushes, (unsigned long long)s.reconnects);
-  assert_int_equal(stale, 0);
-  assert_true(s.hits > 1000); /* the near cache did serve */
-  assert_true(s.reconnects >= 3); /* first, after the kill, after restart */
-  for (int i = 0; i < 4; i++) miscache_pool_release(pool, rd[i].mc);
-  miscache_pool_free(pool);
-  munmap(sh, sizeof *sh);
+  /* and the near cache serves again, on the new master */
+  wait_connected(mc);
+  mt_sleep_ms(1000);
+}
+
+static void test_cluster_failover(void **state) {
+  (void)state;
+  if (!mt_is_cluster()) skip();
+  assert_int_equal(mt_cluster_start(&fc, 3, true), 0);
+  const mt_cluster_t *saved = mt_cluster_active;
+  mt_cluster_active = &fc;
+  stale_t r;
+  target_t t = {.c = &fc, .wait = true};
+  stale_run(fc.url, &t, kill_master, &r);
+  printf("  master SIGKILLed: its replica owned the slot after %lld ms\n",
+         (long long)atomic_load(&failover_ms));
+  mt_cluster_active = saved;
+  mt_cluster_stop(&fc);
+  assert_int_equal(r.stale, 0);
+  assert_true(r.st.hits > 1000);
+  assert_int_equal(r.st.links, 3);
+  assert_true(r.st.reconnects >= 6); /* 3, then 3 on the new masters */
+}
+
+/* ---- Sentinel: SENTINEL FAILOVER, then the master SIGKILLed ---------------
+ */
+
+static mt_sentinels_t dep; /* for this test alone */
+
+/* Until the sentinels name a master other than old and the writer's
+ * replicated writes go on (the old master must come back as a replica);
+ * then the near cache serves again. */
+static void until_switched(miscache_t *mc, int old, mt_server_t *restart) {
+  long long before = atomic_load(&sh->latest);
+  int64_t t0 = mt_now_ns(), limit = 30LL * 1000000000;
+  int now = old;
+  while ((now = mt_sentinel_master_port(&dep, 1)) == old &&
+         mt_now_ns() - t0 < limit)
+    mt_sleep_ms(5);
+  printf("  sentinels named %d instead of %d after %lld ms\n", now, old,
+         (long long)((mt_now_ns() - t0) / 1000000));
+  assert_int_not_equal(now, old);
+  if (restart) assert_int_equal(mt_server_restart(restart), 0);
+  while (atomic_load(&sh->latest) < before + 50 && mt_now_ns() - t0 < limit)
+    mt_sleep_ms(10);
+  assert_true(atomic_load(&sh->latest) >= before + 50);
+  wait_connected(mc);
+  mt_sleep_ms(500);
+}
+
+static void sentinel_faults(miscache_t *mc) {
+  int old = mt_sentinel_master_port(&dep, 0);
+  redisReply *r = mt_sentinel_cmd(&dep, 0, "SENTINEL FAILOVER mymaster");
+  assert_non_null(r);
+  assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+  freeReplyObject(r);
+  until_switched(mc, old, NULL);
+  old = mt_sentinel_master_port(&dep, 0);
+  mt_server_t *m = old == dep.master.port ? &dep.master : &dep.replica;
+  mt_server_kill(m);
+  until_switched(mc, old, m);
+}
+
+static void test_sentinel_failover(void **state) {
+  (void)state;
+  if (mt_is_cluster() || mt_srv.tls) skip();
+  assert_int_equal(mt_sentinels_start(&dep), 0);
+  stale_t r;
+  target_t t = {.sn = &dep, .wait = true};
+  stale_run(dep.url, &t, sentinel_faults, &r);
+  mt_sentinels_stop(&dep);
+  assert_int_equal(r.stale, 0);
+  assert_true(r.st.hits > 1000);
+  assert_true(r.st.reconnects >= 3); /* first, on each new master */
 }
 
 /* The Flask app's writes: redis-py SETs versions, each acknowledged time
  * fed to the same check as above. */
 static void test_redis_py_writer(void **state) {
   (void)state;
-  if (mt_is_cluster()) skip();
   miscache_near_t n = near_opts(25);
   interval_ns = 2 * 25 * 1000000LL;
   reader_t rd = {.mc = open_near(&n)};
@@ -419,17 +667,26 @@ static void test_redis_py_writer(void **state) {
             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   assert_true(sh != MAP_FAILED);
   memset(sh, 0, sizeof *sh);
-  char cmd[1024];
+  /* on a cluster through redis-py's own cluster client */
+  char conn[256], cmd[1024];
+  if (mt_is_cluster())
+    snprintf(conn, sizeof conn,
+             "from redis.cluster import RedisCluster\n"
+             "r = RedisCluster(host=\"127.0.0.1\", port=%d)\n",
+             mt_cluster_active->node[0].port);
+  else
+    snprintf(conn, sizeof conn,
+             "r = redis.Redis(unix_socket_path=\"%s\", db=%d)\n", mt_srv.sock,
+             miscache_db_number(rd.mc, MISCACHE_DB_CACHE));
   snprintf(cmd, sizeof cmd,
            "/usr/bin/python3 -c '\n"
            "import redis, time\n"
-           "r = redis.Redis(unix_socket_path=\"%s\", db=%d)\n"
+           "%s"
            "for v in range(1, 301):\n"
            "    r.set(\"%s%s\", \"{\\\"v\\\": %%d}\" %% v, ex=600)\n"
            "    print(v, time.monotonic_ns(), flush=True)\n"
            "    time.sleep(0.002)\n'",
-           mt_srv.sock, miscache_db_number(rd.mc, MISCACHE_DB_CACHE),
-           miscache_namespace(rd.mc), PERM_KEY);
+           conn, miscache_namespace(rd.mc), PERM_KEY);
   pthread_t t;
   pthread_create(&t, NULL, reader, &rd);
   FILE *p = popen(cmd, "r");
@@ -467,6 +724,8 @@ int main(void) {
       cmocka_unit_test(test_connection_loss),
       cmocka_unit_test(test_redis_py_writer),
       cmocka_unit_test(test_stale_reads),
+      cmocka_unit_test(test_cluster_failover),
+      cmocka_unit_test(test_sentinel_failover),
   };
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
 }

@@ -520,3 +520,83 @@ fail:
 void mt_cluster_stop(mt_cluster_t *c) {
   for (int i = 0; i < c->n; i++) mt_server_stop(&c->node[i]);
 }
+
+int mt_cluster_owner(const mt_cluster_t *c, unsigned slot) {
+  redisReply *r = NULL;
+  for (int i = 0; i < c->n && !r; i++) {
+    if (c->node[i].pid <= 0) continue;
+    redisContext *rc = mt_raw(&c->node[i], NULL);
+    if (rc) r = redisCommand(rc, "CLUSTER SLOTS");
+    if (rc) redisFree(rc);
+    if (r && r->type != REDIS_REPLY_ARRAY) freeReplyObject(r), r = NULL;
+  }
+  int port = -1;
+  for (size_t i = 0; r && i < r->elements; i++) {
+    redisReply *e = r->element[i];
+    if ((unsigned)e->element[0]->integer <= slot &&
+        slot <= (unsigned)e->element[1]->integer)
+      port = (int)e->element[2]->element[1]->integer;
+  }
+  if (r) freeReplyObject(r);
+  for (int i = 0; i < c->n; i++)
+    if (c->node[i].port == port) return i;
+  return -1;
+}
+
+/* A command on node s; 0 unless it failed or was refused (printed). */
+static int on_node(const mt_server_t *s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *r = vcmd_on(s, fmt, ap);
+  va_end(ap);
+  int rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;
+  if (rc)
+    fprintf(stderr, "%s on %d: %s\n", fmt, s->port, r ? r->str : "no reply");
+  if (r) freeReplyObject(r);
+  return rc;
+}
+
+int mt_cluster_move_slot(const mt_cluster_t *c, int a, int b, unsigned slot,
+                         int pause_ms) {
+  char ida[64] = "", idb[64] = "";
+  redisReply *r = NULL;
+  for (int k = 0; k < 2; k++) {
+    redisContext *rc = mt_raw(&c->node[k ? b : a], NULL);
+    r = rc ? redisCommand(rc, "CLUSTER MYID") : NULL;
+    if (rc) redisFree(rc);
+    if (!r || r->type != REDIS_REPLY_STRING) {
+      if (r) freeReplyObject(r);
+      return -1;
+    }
+    snprintf(k ? idb : ida, sizeof ida, "%s", r->str);
+    freeReplyObject(r);
+  }
+  if (on_node(&c->node[b], "CLUSTER SETSLOT %u IMPORTING %s", slot, ida) ||
+      on_node(&c->node[a], "CLUSTER SETSLOT %u MIGRATING %s", slot, idb))
+    return -1;
+  redisContext *rc = mt_raw(&c->node[a], NULL);
+  if (!rc) return -1;
+  int rv = 0;
+  for (;;) {
+    r = redisCommand(rc, "CLUSTER GETKEYSINSLOT %u 1", slot);
+    size_t n = r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    if (n) {
+      redisReply *m = redisCommand(rc, "MIGRATE 127.0.0.1 %d %s 0 5000",
+                                   c->node[b].port, r->element[0]->str);
+      if (!m || m->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "MIGRATE: %s\n", m ? m->str : "no reply");
+        rv = -1;
+      }
+      if (m) freeReplyObject(m);
+    }
+    if (r) freeReplyObject(r);
+    if (!n || rv) break;
+    struct timespec ts = {0, pause_ms * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  redisFree(rc);
+  for (int i = 0; i < c->n && !rv; i++)
+    if (c->node[i].pid > 0)
+      rv = on_node(&c->node[i], "CLUSTER SETSLOT %u NODE %s", slot, idb);
+  return rv;
+}

@@ -89,6 +89,15 @@ void mt_cluster_stop(mt_cluster_t *c);
  * The reply (free it) or NULL. */
 redisReply *mt_cluster_cmd(const mt_cluster_t *c, bool all, const char *fmt,
                            ...);
+/* Index (in c) of the master serving slot, from CLUSTER SLOTS; -1 when
+ * no node says. */
+int mt_cluster_owner(const mt_cluster_t *c, unsigned slot);
+/* Moves slot from master a to master b the way redis-cli does (IMPORTING,
+ * MIGRATING, MIGRATE one key at a time with pause_ms between, SETSLOT NODE
+ * on every node), so clients meet ASK while it is half moved. 0 on
+ * success. */
+int mt_cluster_move_slot(const mt_cluster_t *c, int a, int b, unsigned slot,
+                         int pause_ms);
 
 /* A raw hiredis connection on the unix socket, for checking what the
  * library did. Authenticates with password when not NULL. */
