@@ -6,6 +6,8 @@ echo "=== miscache_demo: the core tour"
 "$bin/miscache_demo"
 echo; echo "=== session_demo: login, permissions, invalidation"
 "$bin/session_demo"
+echo; echo "=== near_cache: permission checks from the process, invalidated by the server"
+"$bin/near_cache"
 echo; echo "=== batch_executor: nightly batch of company 1, with a second instance started meanwhile"
 "$bin/batch_executor" --company 1 --pages 100 --delay-ms 10 &
 first=$!
