@@ -611,13 +611,21 @@ static void test_stale_reads(void **state) {
 static mt_cluster_t fc; /* with replicas, for this test alone */
 static atomic_llong failover_ms;
 
-/* Until the writer's replicated writes go on (50 more than before): the
- * old master must be back as a replica for its WAIT 1. */
-static bool writes_go_on(long long before, int64_t t0) {
+/* After a failover: restart (may be NULL) the old master, which comes back
+ * as the new one's replica; then until the writer's replicated writes go
+ * on (50 more than before: its WAIT 1 needs that replica) and the near
+ * cache is confirmed again, on the new master. */
+static void resumed(miscache_t *mc, mt_server_t *restart, long long before,
+                    int64_t t0, fault_t *f) {
+  FCHECK(f, !restart || mt_server_restart(restart) == 0, "no restart");
   while (atomic_load(&sh->latest) < before + 50 &&
          mt_now_ns() - t0 < 60LL * 1000000000)
     mt_sleep_ms(10);
-  return atomic_load(&sh->latest) >= before + 50;
+  FCHECK(f, atomic_load(&sh->latest) >= before + 50,
+         "the writer's writes did not go on (%lld, then %lld)", before,
+         atomic_load(&sh->latest));
+  FCHECK(f, connected_within(mc), "not confirmed again: %s",
+         stats_of(mc).error);
 }
 
 static void kill_master(miscache_t *mc, fault_t *f) {
@@ -634,14 +642,7 @@ static void kill_master(miscache_t *mc, fault_t *f) {
     mt_sleep_ms(10);
   atomic_store(&failover_ms, (mt_now_ns() - t0) / 1000000);
   FCHECK(f, b >= 0 && b != a, "no failover within 30 s");
-  /* the old master comes back as the new one's replica */
-  FCHECK(f, mt_server_restart(&fc.node[a]) == 0, "no restart");
-  FCHECK(f, writes_go_on(before, t0),
-         "the writer's writes did not go on (%lld, then %lld)", before,
-         atomic_load(&sh->latest));
-  /* and the near cache serves again, on the new master */
-  FCHECK(f, connected_within(mc), "not confirmed again: %s",
-         stats_of(mc).error);
+  resumed(mc, &fc.node[a], before, t0, f);
   mt_sleep_ms(1000);
 }
 
@@ -682,12 +683,7 @@ static void until_switched(miscache_t *mc, int old, mt_server_t *restart,
   printf("  sentinels named %d instead of %d after %lld ms\n", now, old,
          (long long)((mt_now_ns() - t0) / 1000000));
   FCHECK(f, now != old, "no failover within 30 s");
-  FCHECK(f, !restart || mt_server_restart(restart) == 0, "no restart");
-  FCHECK(f, writes_go_on(before, t0),
-         "the writer's writes did not go on (%lld, then %lld)", before,
-         atomic_load(&sh->latest));
-  FCHECK(f, connected_within(mc), "not confirmed again: %s",
-         stats_of(mc).error);
+  resumed(mc, restart, before, t0, f);
   mt_sleep_ms(500);
 }
 
