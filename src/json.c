@@ -509,12 +509,11 @@ static bool direct_field(reader_t *r, const miscache__field_t *f, void *st) {
 miscache_status_t miscache__payload_decode_text(const miscache__payload_t *d,
                                                 const char *buf, size_t len,
                                                 void *st) {
-  char err[8];
+  /* no message: a value this path refuses goes to the tree path, which
+   * says why */
   reader_t r = {.p = (const unsigned char *)buf,
                 .end = (const unsigned char *)buf + len,
-                .start = (const unsigned char *)buf,
-                .err = err,
-                .errlen = sizeof err};
+                .start = (const unsigned char *)buf};
   uint64_t seen = 0;
   size_t next = 0; /* the field expected next */
   bool ok = d->nfields <= 64 && buf && d->nfields;
