@@ -200,7 +200,6 @@ static void recompute_locked(miscache__near_t *s) {
   }
   s->up = up;
   s->confirmed_until = until;
-  s->st.connected = up;
   if (up) s->st.error[0] = 0;
 }
 

@@ -361,10 +361,12 @@ static const mt_server_t *node_of(const target_t *t, int at) {
                                        : NULL;
 }
 
-/* Node of c (or the test server when c is NULL) to write to after reply
- * r: the one a MOVED names, else the next. */
-static int next_node(const mt_cluster_t *c, int at, const redisReply *r) {
-  if (!c) return at + 1; /* Sentinel: ask the next sentinel */
+/* Where to write after reply r (NULL: no connection): on a cluster the
+ * node a MOVED names, else the next node; behind Sentinel the next
+ * sentinel to ask; the test server stays 0. */
+static int next_node(const target_t *t, int at, const redisReply *r) {
+  const mt_cluster_t *c = t->c;
+  if (!c) return t->sn ? (at + 1) % 3 : 0;
   const char *colon =
       r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "MOVED", 5)
           ? strrchr(r->str, ':')
@@ -390,7 +392,7 @@ static void writer(const target_t *t) {
       const mt_server_t *srv = node_of(t, at);
       rc = srv ? mt_raw(srv, NULL) : NULL;
       if (!rc || rc->err) {
-        at = next_node(c, at, NULL);
+        at = next_node(t, at, NULL);
         mt_sleep_ms(5);
         continue;
       }
@@ -403,13 +405,13 @@ static void writer(const target_t *t) {
     r = redisCommand(rc, "SET %s {\"v\":%lld} EX 600", full_key, v);
     bool ok = r && r->type == REDIS_REPLY_STATUS;
     if (!ok) { /* try the same version again, elsewhere on a cluster */
-      int to = next_node(c, at, r);
+      int to = next_node(t, at, r);
       if (r) freeReplyObject(r);
-      if (to != at && (c || t->sn)) {
+      if (to != at) { /* elsewhere: a new connection */
         redisFree(rc);
         rc = NULL;
       }
-      at = t->sn ? to : to % (c ? c->n : 1);
+      at = to;
       mt_sleep_ms(1);
       continue;
     }
