@@ -324,10 +324,6 @@ size_t miscache__cluster_masters(miscache__cluster_t *c, int64_t deadline) {
   return c->nmasters;
 }
 
-const char *miscache__cluster_master_addr(miscache__cluster_t *c, size_t i) {
-  return i < c->nmasters ? miscache__node_addr(c->nodes[c->masters[i]]) : "";
-}
-
 const char *miscache__cluster_master_host(miscache__cluster_t *c, size_t i,
                                           int *port) {
   *port = i < c->nmasters ? miscache__node_port(c->nodes[c->masters[i]]) : 0;

@@ -47,8 +47,6 @@ miscache_status_t miscache__cluster_exec(miscache__cluster_t *c, size_t n,
  * when it cannot be loaded, message set). */
 size_t miscache__cluster_masters(miscache__cluster_t *c, int64_t deadline);
 
-/* "host:port" of master i (as numbered by miscache__cluster_masters). */
-const char *miscache__cluster_master_addr(miscache__cluster_t *c, size_t i);
 /* Host name (or IP) and port of master i. */
 const char *miscache__cluster_master_host(miscache__cluster_t *c, size_t i,
                                           int *port);

@@ -70,6 +70,8 @@ miscache_status_t miscache__dispatcher_new(miscache_t *mc,
   }
   d->data_conf = (miscache__node_conf_t){
       .connect_timeout_ms = mc->opts.connect_timeout_ms,
+      .command_timeout_ms = mc->opts.command_timeout_ms,
+      .limits = mc->opts.limits,
       .backoff_min_ms = mc->opts.backoff_min_ms,
       .backoff_max_ms = mc->opts.backoff_max_ms,
       .user = ep->user,

@@ -65,6 +65,15 @@ miscache_status_t miscache__tls_conf_copy(miscache__tls_conf_t *dst,
                                           const miscache__tls_conf_t *src);
 
 /* ---- options (options.c) ---------------------------------------------- */
+/* Limits on one reply (reply.c): elements of an array, bytes of a bulk
+ * string, memory of the whole reply. */
+typedef struct miscache__limits {
+  size_t max_elements;
+  size_t max_bulk;
+  size_t max_bytes;
+} miscache__limits_t;
+void miscache__limits_default(miscache__limits_t *l);
+
 struct miscache_options {
   miscache__endpoint_t ep;
   bool ep_set;
@@ -89,6 +98,8 @@ struct miscache_options {
   char *sentinel_password;
   int backoff_min_ms;
   int backoff_max_ms;
+  miscache__limits_t limits; /* on every reply */
+  int scan_timeout_ms;       /* a whole SCAN loop */
   char err[MISCACHE_ERRMSG_SIZE]; /* why the last setter refused */
 };
 
@@ -118,7 +129,10 @@ typedef enum {
   MISCACHE__R_OTHER
 } miscache__rtype_t;
 
+/* Every accessor accepts NULL (a missing element) and any shape: type
+ * R_OTHER, "" and 0 for what is not there. */
 miscache__rtype_t miscache__reply_type(const miscache__reply_t *r);
+bool miscache__reply_is(const miscache__reply_t *r, miscache__rtype_t type);
 const char *miscache__reply_str(const miscache__reply_t *r, size_t *len);
 long long miscache__reply_int(const miscache__reply_t *r);
 size_t miscache__reply_count(const miscache__reply_t *r);
@@ -133,7 +147,12 @@ miscache__reply_t *miscache__reply_new_int(long long v);
 miscache__reply_t *miscache__reply_take(miscache__reply_t *array, size_t i);
 void miscache__reply_put(miscache__reply_t *array, size_t i,
                          miscache__reply_t *e);
-/* Map an error reply to a status and write "what: <redis text>" to err. */
+/* Bytes a server sent, as text fit for a message: control characters and
+ * backslashes escaped (\n, \x1b...); cut to dstlen - 1. Its length. */
+size_t miscache__escape(char *dst, size_t dstlen, const char *src, size_t len);
+
+/* Map an error reply to a status and write "what: <redis text>" to err
+ * (the text escaped). */
 miscache_status_t miscache__reply_error(const miscache__reply_t *r,
                                         const char *what, char *err,
                                         size_t errlen);

@@ -85,6 +85,28 @@ static void describe_holder(miscache_t *mc, miscache_db_t db, const char *key) {
   snprintf(mc->err, sizeof mc->err, "%s", saved);
 }
 
+static miscache_status_t run_script(miscache_t *mc, miscache_lock_t *lock,
+                                    const char *src, const char *sha,
+                                    const char *arg, unsigned flags,
+                                    long long *result);
+
+/* An acquire whose reply was lost (timeout, dropped connection, a reply
+ * that could not be read) may have taken the lock: give it back by its
+ * token, so it is not held until its TTL by nobody. The acquire's own
+ * message is kept. */
+static void release_if_taken(miscache_t *mc, miscache_lock_t *lock,
+                             miscache_status_t st) {
+  if (st != MISCACHE_ERR_UNAVAILABLE && st != MISCACHE_ERR_REPLY &&
+      st != MISCACHE_ERR_NOMEM)
+    return;
+  char saved[MISCACHE_ERRMSG_SIZE];
+  memcpy(saved, mc->err, sizeof saved);
+  long long res = 0;
+  (void)run_script(mc, lock, miscache__lua_release, miscache__lua_release_sha,
+                   NULL, 0, &res);
+  memcpy(mc->err, saved, sizeof saved);
+}
+
 miscache_status_t miscache_lock_acquire(miscache_t *mc, miscache_db_t db,
                                         const char *key, int64_t ttl_ms,
                                         const char *locked_by,
@@ -134,21 +156,21 @@ miscache_status_t miscache_lock_acquire(miscache_t *mc, miscache_db_t db,
   /* not idempotent: a resend after a lost reply would find our own lock */
   st = miscache__exec_key(mc, db, &fk, &cmd, &r, 0);
   if (st == MISCACHE_OK) {
-    switch (miscache__reply_type(r)) {
-    case MISCACHE__R_STATUS:
+    size_t rl;
+    const char *rs = miscache__reply_str(r, &rl);
+    if (miscache__reply_is(r, MISCACHE__R_STATUS) && rl == 2 &&
+        memcmp(rs, "OK", 2) == 0) { /* only +OK is a taken lock */
       *out = lock;
       lock = NULL;
-      break;
-    case MISCACHE__R_NIL:
+    } else if (miscache__reply_is(r, MISCACHE__R_NIL)) {
       st = MISCACHE_ERR_LOCKED;
-      break;
-    default: {
+    } else {
       char what[300];
       snprintf(what, sizeof what, "SET NX %s", key);
       st = miscache__unexpected(mc, db, key, r, what);
     }
-    }
   }
+  if (lock) release_if_taken(mc, lock, st);
   miscache__reply_free(r);
   free(val);
   miscache_lock_free(lock);
@@ -366,6 +388,7 @@ miscache_status_t miscache__fenced_lock_acquire(
     *out = lock;
     return MISCACHE_OK;
   }
+  release_if_taken(mc, lock, st);
   miscache_lock_free(lock);
   if (st != MISCACHE_OK) return st;
   if (res == -2) {

@@ -31,6 +31,8 @@ struct miscache__node {
   char *password;
   miscache__tls_t *tls;
   int connect_timeout_ms;
+  int command_timeout_ms;
+  miscache__limits_t limits;
   int backoff_min_ms, backoff_max_ms;
   miscache__transport_t *t;
   pid_t pid;       /* process that opened t */
@@ -79,6 +81,8 @@ miscache__node_t *miscache__node_new(const char *host, int port,
   n->port = port;
   n->tls = path ? NULL : conf->tls;
   n->connect_timeout_ms = conf->connect_timeout_ms;
+  n->command_timeout_ms = conf->command_timeout_ms;
+  n->limits = conf->limits;
   n->backoff_min_ms = conf->backoff_min_ms;
   n->backoff_max_ms = conf->backoff_max_ms;
   n->cur_db = -1;
@@ -227,6 +231,8 @@ static bool ob_select(miscache__node_t *n, int db) {
 
 /* ---- requests -------------------------------------------------------------- */
 
+/* timeout_ms: the budget the call had, for the message (never negative:
+ * not the time that was left). */
 static miscache_status_t transport_status(miscache__node_t *n,
                                           miscache__tstatus_t t,
                                           const char *cmd, int timeout_ms) {
@@ -244,6 +250,9 @@ static miscache_status_t transport_status(miscache__node_t *n,
   case MISCACHE__T_TLS:
     node_err(n, "%s: %s", cmd, why);
     return MISCACHE_ERR_TLS;
+  case MISCACHE__T_NOMEM:
+    node_err(n, "%s: %s (the connection is dropped)", cmd, why);
+    return MISCACHE_ERR_NOMEM;
   case MISCACHE__T_LOST:
     node_err(n, "%s: connection lost: %s", cmd, why[0] ? why : "closed");
     return MISCACHE_ERR_UNAVAILABLE;
@@ -268,6 +277,16 @@ static miscache_status_t simple_command(miscache__node_t *n, int argc,
     miscache_status_t st = transport_status(n, t, argv[0], timeout_ms);
     miscache__node_drop(n);
     return st;
+  }
+  size_t extra = miscache__transport_pending(n->t);
+  if (extra) {
+    miscache__reply_free(*out);
+    *out = NULL;
+    node_err(n, "%s: the server sent %zu byte%s more than the reply: "
+                "connection out of step, dropped",
+             argv[0], extra, extra == 1 ? "" : "s");
+    miscache__node_drop(n);
+    return MISCACHE_ERR_REPLY;
   }
   return MISCACHE_OK;
 }
@@ -303,8 +322,8 @@ static miscache_status_t connect_now(miscache__node_t *n) {
   char why[MISCACHE_ERRMSG_SIZE];
   n->stats->connects++;
   miscache_status_t st =
-      miscache__transport_open(n->host, n->port, n->path, n->tls, deadline,
-                               &n->t, why, sizeof why);
+      miscache__transport_open(n->host, n->port, n->path, n->tls, &n->limits,
+                               deadline, &n->t, why, sizeof why);
   if (st != MISCACHE_OK) {
     node_err(n, "%s", why);
     return st;
@@ -418,9 +437,15 @@ miscache_status_t miscache__node_send(miscache__node_t *n, int db,
   p->fresh = false;
   p->resendable = false;
   p->unconnected = false;
-  p->timeout_ms = (int)(p->deadline - miscache__mono_ms());
+  p->push = (flags & MISCACHE__PUSH) != 0;
   p->what = ncmd ? cmds[0].argv[0] : "";
   if (ncmd == 0) return MISCACHE_OK;
+  if (miscache__mono_ms() >= p->deadline) { /* spent (a long redirection
+                                               chain): send nothing */
+    node_err(n, "%s timed out: the call's %d ms command timeout passed "
+                "before it could be sent", p->what, n->command_timeout_ms);
+    return MISCACHE_ERR_UNAVAILABLE;
+  }
   /* a child after fork() never touches its parent's connection */
   if (n->t && n->pid != getpid()) miscache__node_drop(n);
   if (n->t && !(flags & MISCACHE__PUSH) && miscache__transport_broken(n->t))
@@ -444,7 +469,8 @@ miscache_status_t miscache__node_send(miscache__node_t *n, int db,
     p->fresh = true;
   }
   if (db >= 0 && db != n->cur_db && !(db < 64 && (n->dbs_ok >> db) & 1u)) {
-    miscache_status_t st = select_alone(n, db, p->deadline, p->timeout_ms);
+    miscache_status_t st =
+        select_alone(n, db, p->deadline, n->command_timeout_ms);
     if (st != MISCACHE_OK) {
       p->resendable = !n->t && !p->fresh; /* an old connection, found lost */
       return st;
@@ -461,7 +487,8 @@ miscache_status_t miscache__node_send(miscache__node_t *n, int db,
       miscache__transport_write(n->t, n->obuf, n->olen, p->deadline);
   ob_done(n);
   if (t != MISCACHE__T_OK) {
-    miscache_status_t st = transport_status(n, t, p->what, p->timeout_ms);
+    miscache_status_t st =
+        transport_status(n, t, p->what, n->command_timeout_ms);
     miscache__node_drop(n);
     p->resendable = t == MISCACHE__T_LOST && !p->fresh;
     return st;
@@ -491,10 +518,25 @@ miscache_status_t miscache__node_recv(miscache__node_t *n,
     miscache__reply_free(sel_reply);
     for (size_t j = 0; j < got; j++) miscache__reply_free(replies[j]);
     memset(replies, 0, ncmd * sizeof *replies);
-    miscache_status_t st = transport_status(n, t, p->what, p->timeout_ms);
+    miscache_status_t st =
+        transport_status(n, t, p->what, n->command_timeout_ms);
     miscache__node_drop(n);
     p->resendable = t == MISCACHE__T_LOST && !p->fresh;
     return st;
+  }
+  size_t extra = p->push ? 0 : miscache__transport_pending(n->t);
+  if (extra) {
+    /* bytes nobody asked for: these replies may not be the answers to
+     * these commands (a desynced proxy): hand out none of them */
+    miscache__reply_free(sel_reply);
+    for (size_t j = 0; j < ncmd; j++) miscache__reply_free(replies[j]);
+    memset(replies, 0, ncmd * sizeof *replies);
+    node_err(n, "%s: the server sent %zu byte%s more than the replies asked "
+                "for: connection out of step, dropped",
+             p->what, extra, extra == 1 ? "" : "s");
+    miscache__node_drop(n);
+    p->resendable = true;
+    return MISCACHE_ERR_REPLY;
   }
   if (p->sel) {
     miscache_status_t st = MISCACHE_OK;

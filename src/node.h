@@ -13,6 +13,8 @@
 
 typedef struct miscache__node_conf {
   int connect_timeout_ms;
+  int command_timeout_ms; /* for messages: the budget a call had */
+  miscache__limits_t limits; /* on every reply */
   int backoff_min_ms;
   int backoff_max_ms;
   const char *user;     /* copied by miscache__node_new */
@@ -53,17 +55,21 @@ typedef struct miscache__pipe {
   size_t ncmd;
   int db;
   bool sel, fresh;
-  bool resendable;  /* failed on an old connection found lost */
+  bool push;        /* MISCACHE__PUSH: bytes beyond the replies are normal */
+  bool resendable;  /* failed on an old connection found lost, or the
+                       connection was out of step: nothing of it can be
+                       trusted, a fresh one may be */
   bool unconnected; /* MISCACHE__NO_CONNECT and no live connection: nothing
                        was sent */
-  int timeout_ms;
   const char *what;
 } miscache__pipe_t;
 /* Send n commands in one write (after a SELECT db when db >= 0 differs from
  * the connection's), read n replies into replies[] (the caller's, free each
  * with miscache__reply_free), all before deadline (extended by the time a
  * connect took). OK when every reply was read (replies may be error
- * replies); else a status with every replies[i] NULL, and in *info (may be
+ * replies; on a request/reply connection nothing may follow the last one:
+ * bytes beyond it mean the connection is out of step, and it is dropped
+ * with ERR_REPLY); else a status with every replies[i] NULL, and in *info (may be
  * NULL) resendable when the connection was an old one found lost (resending
  * on a fresh one is the dispatcher's choice) or unconnected (see
  * MISCACHE__NO_CONNECT). flags: MISCACHE__SAME_CONN, MISCACHE__NO_CONNECT. */

@@ -20,6 +20,8 @@ void miscache__options_defaults(miscache_options_t *o) {
   o->stampede.single_flight = true;
   o->stampede.lease_ms = 2000;
   o->stampede.early_ms = 100;
+  miscache__limits_default(&o->limits);
+  o->scan_timeout_ms = 30000;
 }
 
 miscache_options_t *miscache_options_new(void) {
@@ -367,5 +369,34 @@ miscache_status_t miscache_options_set_backoff(miscache_options_t *opts,
     return MISCACHE_ERR_INVALID;
   opts->backoff_min_ms = min_ms;
   opts->backoff_max_ms = max_ms;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_options_set_reply_limits(miscache_options_t *opts,
+                                                   size_t max_elements,
+                                                   size_t max_bulk,
+                                                   size_t max_reply_bytes) {
+  if (!opts) return MISCACHE_ERR_INVALID;
+  miscache__limits_t l;
+  miscache__limits_default(&l);
+  if (max_elements) l.max_elements = max_elements;
+  if (max_bulk) l.max_bulk = max_bulk;
+  if (max_reply_bytes) l.max_bytes = max_reply_bytes;
+  if ((uint64_t)l.max_elements > UINT64_C(1) << 31 || l.max_bulk < 1024 ||
+      (uint64_t)l.max_bulk > UINT64_C(1) << 32 || l.max_bytes < 4096 ||
+      (uint64_t)l.max_bytes > UINT64_C(1) << 34 || l.max_bytes < l.max_bulk) {
+    snprintf(opts->err, sizeof opts->err,
+             "reply limits: elements 1..2^31, bulk 1 KiB..4 GiB, reply 4 "
+             "KiB..16 GiB and at least the bulk limit");
+    return MISCACHE_ERR_INVALID;
+  }
+  opts->limits = l;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_options_set_scan_timeout(miscache_options_t *opts,
+                                                   int ms) {
+  if (!opts || ms < 1 || ms > 3600000) return MISCACHE_ERR_INVALID;
+  opts->scan_timeout_ms = ms;
   return MISCACHE_OK;
 }

@@ -1,8 +1,8 @@
 /*
  * The transport: one non-blocking socket, its table of functions (plain
- * here, TLS in tls.c) and hiredis's redisReader for the replies. The
- * connect is ours too (getaddrinfo, a non-blocking connect() per address,
- * poll() until the deadline), so hiredis is used for parsing only.
+ * here, TLS in tls.c) and the reply reader (reply.c) with its limits. The
+ * connect is ours (getaddrinfo, a non-blocking connect() per address,
+ * poll() until the deadline); hiredis is not used.
  *
  * Writes use send(MSG_NOSIGNAL): a closed socket gives EPIPE, never
  * SIGPIPE. Reads wait first (right after a request the reply is rarely
@@ -21,8 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <hiredis/hiredis.h>
-
+#include "reply_reader.h"
 #include "transport_ops.h"
 
 miscache__tstatus_t miscache__poll_fd(miscache__transport_t *t,
@@ -186,12 +185,13 @@ static int open_unix(const char *path, int64_t deadline, char *err,
 miscache_status_t miscache__transport_open(const char *host, int port,
                                            const char *path,
                                            miscache__tls_t *tls,
+                                           const miscache__limits_t *limits,
                                            int64_t deadline,
                                            miscache__transport_t **out,
                                            char *err, size_t errlen) {
   *out = NULL;
   miscache__transport_t *t = calloc(1, sizeof *t);
-  redisReader *rd = t ? redisReaderCreate() : NULL;
+  miscache__reader_t *rd = t ? miscache__reader_new(limits) : NULL;
   if (!rd) {
     free(t);
     snprintf(err, errlen, "connect: out of memory");
@@ -201,13 +201,12 @@ miscache_status_t miscache__transport_open(const char *host, int port,
   t->fd = path ? open_unix(path, deadline, err, errlen)
                : open_tcp(host, port, deadline, err, errlen);
   if (t->fd < 0) {
-    redisReaderFree(rd);
+    miscache__reader_free(rd);
     free(t);
     return MISCACHE_ERR_UNAVAILABLE;
   }
-  t->ops = tls ? &miscache__tls_ops : &plain_ops;
+  t->ops = tls && !path ? &miscache__tls_ops : &plain_ops;
   t->tls = tls;
-  if (path) t->ops = &plain_ops;
   miscache_status_t st = t->ops->connect(t, host, deadline, err, errlen);
   if (st != MISCACHE_OK) {
     miscache__transport_close(t);
@@ -221,16 +220,12 @@ void miscache__transport_close(miscache__transport_t *t) {
   if (!t) return;
   t->ops->close(t);
   close(t->fd); /* close() writes nothing: safe after fork() */
-  redisReaderFree(t->reader);
+  miscache__reader_free(t->reader);
   free(t);
 }
 
 const char *miscache__transport_errstr(const miscache__transport_t *t) {
   return t->errstr;
-}
-
-const char *miscache__transport_kind(const miscache__transport_t *t) {
-  return t->ops == &plain_ops ? "tcp" : t->ops->name;
 }
 
 /* ---- I/O ------------------------------------------------------------------ */
@@ -255,41 +250,53 @@ miscache__tstatus_t miscache__transport_write(miscache__transport_t *t,
 miscache__tstatus_t miscache__transport_read(miscache__transport_t *t,
                                              int64_t deadline,
                                              miscache__reply_t **out) {
-  redisReader *rd = t->reader;
-  bool full = false; /* the last read filled the buffer: more is likely */
-  char buf[65536];
+  miscache__reader_t *rd = t->reader;
+  bool full = false; /* the last read filled the space: more is likely */
   for (;;) {
-    void *r = NULL;
-    if (redisReaderGetReply(rd, &r) != REDIS_OK) {
-      snprintf(t->errstr, sizeof t->errstr, "%s", rd->errstr);
-      return MISCACHE__T_PROTOCOL;
+    int k = miscache__reader_get(rd, out);
+    if (k < 0) {
+      snprintf(t->errstr, sizeof t->errstr, "%s",
+               miscache__reader_errstr(rd));
+      return miscache__reader_oom(rd) ? MISCACHE__T_NOMEM
+                                      : MISCACHE__T_PROTOCOL;
     }
-    if (r) {
-      *out = r;
+    if (k > 0) {
+      miscache__reader_trim(rd);
       return MISCACHE__T_OK;
+    }
+    size_t avail = 0;
+    char *space = miscache__reader_space(rd, &avail);
+    if (!space) {
+      snprintf(t->errstr, sizeof t->errstr, "%s",
+               miscache__reader_errstr(rd));
+      return miscache__reader_oom(rd) ? MISCACHE__T_NOMEM
+                                      : MISCACHE__T_PROTOCOL;
     }
     ssize_t n = MISCACHE__IO_AGAIN;
     t->want = POLLIN;
     if (full && miscache__mono_ms() < deadline)
-      n = t->ops->read(t, buf, sizeof buf);
+      n = t->ops->read(t, space, avail);
     while (n == MISCACHE__IO_AGAIN) {
       miscache__tstatus_t s = t->ops->wait(t, deadline);
       if (s != MISCACHE__T_OK) return s;
-      n = t->ops->read(t, buf, sizeof buf);
+      n = t->ops->read(t, space, avail);
     }
     if (n == MISCACHE__IO_ERROR) return t->failure;
     if (n == 0) {
       snprintf(t->errstr, sizeof t->errstr, "server closed the connection");
       return MISCACHE__T_LOST;
     }
-    full = (size_t)n == sizeof buf;
-    if (redisReaderFeed(rd, buf, (size_t)n) != REDIS_OK) {
-      snprintf(t->errstr, sizeof t->errstr, "%s", rd->errstr);
-      return MISCACHE__T_PROTOCOL;
-    }
+    full = (size_t)n == avail;
+    miscache__reader_commit(rd, (size_t)n);
   }
 }
 
+size_t miscache__transport_pending(const miscache__transport_t *t) {
+  return miscache__reader_pending(t->reader);
+}
+
 bool miscache__transport_broken(miscache__transport_t *t) {
-  return t->ops->broken(t);
+  /* bytes the reader holds already are as much out of step as bytes in
+   * the socket */
+  return miscache__reader_pending(t->reader) > 0 || t->ops->broken(t);
 }

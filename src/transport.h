@@ -1,7 +1,7 @@
 /*
  * Layer 1, the transport: one socket (TCP, unix, or TLS over TCP) behind a
- * small table of functions, with hiredis's standalone redisReader parsing
- * replies. Every wait is bounded by the caller's deadline (CLOCK_MONOTONIC
+ * small table of functions, with the reply reader of reply.c (its limits
+ * given at open) parsing replies. Every wait is bounded by the caller's deadline (CLOCK_MONOTONIC
  * ms) for the whole call. Only node.c includes this header.
  */
 #ifndef MISCACHE_TRANSPORT_H
@@ -25,7 +25,8 @@ typedef enum {
   MISCACHE__T_LOST,     /* closed, reset, or a socket error */
   MISCACHE__T_TIMEOUT,  /* the deadline passed */
   MISCACHE__T_PROTOCOL, /* bytes that are not RESP */
-  MISCACHE__T_TLS       /* a TLS alert or error (e.g. client cert refused) */
+  MISCACHE__T_TLS,      /* a TLS alert or error (e.g. client cert refused) */
+  MISCACHE__T_NOMEM     /* no memory for the reply */
 } miscache__tstatus_t;
 
 /* Connect to host:port (path NULL) or to the unix socket path, then, with
@@ -36,6 +37,7 @@ typedef enum {
 miscache_status_t miscache__transport_open(const char *host, int port,
                                            const char *path,
                                            miscache__tls_t *tls,
+                                           const miscache__limits_t *limits,
                                            int64_t deadline,
                                            miscache__transport_t **out,
                                            char *err, size_t errlen);
@@ -51,11 +53,14 @@ miscache__tstatus_t miscache__transport_read(miscache__transport_t *t,
                                              int64_t deadline,
                                              miscache__reply_t **out);
 /* An idle connection that is readable (EOF from a closed server, or stray
- * bytes) is not fit for the next request. */
+ * bytes), or whose reader holds bytes not handed out yet, is not fit for
+ * the next request. */
 bool miscache__transport_broken(miscache__transport_t *t);
+/* Bytes received beyond the replies read so far (see
+ * miscache__reader_pending): after the last reply of a request, anything
+ * but 0 means the connection is out of step. */
+size_t miscache__transport_pending(const miscache__transport_t *t);
 /* Why the last write or read failed. Borrowed. */
 const char *miscache__transport_errstr(const miscache__transport_t *t);
-/* "tcp", "unix" or "tls". */
-const char *miscache__transport_kind(const miscache__transport_t *t);
 
 #endif /* MISCACHE_TRANSPORT_H */

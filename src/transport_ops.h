@@ -33,7 +33,7 @@ struct miscache__transport {
   const miscache__transport_ops_t *ops;
   int fd;
   short want;        /* POLLIN or POLLOUT after IO_AGAIN */
-  void *reader;      /* hiredis redisReader */
+  struct miscache__reader *reader;
   void *ssl;         /* TLS: the SSL object */
   miscache__tls_t *tls;
   miscache__tstatus_t failure; /* what an IO_ERROR was */

@@ -182,6 +182,33 @@ miscache_options_set_near_cache(miscache_options_t *opts,
  * 600000. */
 MISCACHE_EXPORT miscache_status_t
 miscache_options_set_backoff(miscache_options_t *opts, int min_ms, int max_ms);
+
+/* Defaults of the reply limits below. */
+#define MISCACHE_DEFAULT_MAX_ELEMENTS 1048576u              /* per array */
+#define MISCACHE_DEFAULT_MAX_BULK (64u * 1024 * 1024)       /* one string */
+#define MISCACHE_DEFAULT_MAX_REPLY_BYTES (256u * 1024 * 1024) /* one reply */
+/* Limits on every reply a server (or a proxy in front of it) sends, so that
+ * none can make the library take more memory or time than it should:
+ * elements of one array (1 .. 2^31; default 1,048,576), bytes of one bulk
+ * string (1 KiB .. 4 GiB; default 64 MiB) and memory of one whole reply
+ * (its strings plus about 48 bytes per element; 4 KiB .. 16 GiB, at least
+ * max_bulk; default 256 MiB). 0 keeps a limit's default. Fixed besides:
+ * arrays nest at most 16 deep, a status or error line is at most 1 MiB.
+ * A reply over a limit fails the call with MISCACHE_ERR_REPLY and drops
+ * the connection (its next call reconnects). Added in 0.3.0. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_reply_limits(miscache_options_t *opts,
+                                  size_t max_elements, size_t max_bulk,
+                                  size_t max_reply_bytes);
+/* The longest one SCAN loop may take (miscache_invalidate, miscache_scan,
+ * the event helpers, each master of a cluster in turn), in ms: 1 ..
+ * 3,600,000, default 30,000. Each of its round trips is also bounded by
+ * the command timeout. A loop past it, or a server whose cursor comes back
+ * to one it gave already, fails with MISCACHE_ERR_UNAVAILABLE or
+ * MISCACHE_ERR_REPLY (an invalidation then stays pending). Added in
+ * 0.3.0. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_scan_timeout(miscache_options_t *opts, int ms);
 /* Timeouts in milliseconds, > 0. The connect timeout bounds a connect. The
  * command timeout bounds a whole call, not each read: however slowly a
  * server sends its reply (or if it hangs), a call returns

@@ -109,6 +109,8 @@ static int scenario(const char *ns) {
     miscache_status_t s_ = (x);                                                \
     check(mc, s_, #x);                                                         \
     bad += s_ != MISCACHE_OK;                                                  \
+    if (s_ && getenv("MT_SWEEP_FROM")) /* debugging one N: say what */       \
+      fprintf(stderr, "%s: %s\n", #x, miscache_errmsg(mc));                  \
   } while (0)
   miscache_session_t s = {.user_id = 5, .username = "kim"};
   CALL(miscache_session_set(mc, &s));

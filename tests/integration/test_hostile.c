@@ -1,0 +1,304 @@
+/* Issue 17: what a broken or hostile server (or a proxy in front of one)
+ * may send, from the scripted fake server of tests/support/fake.c. Each
+ * test failed (a crash, a shifted answer, an unbounded wait or allocation)
+ * on the code before its fix. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "fake.h"
+#include "miscache/miscache.h"
+#include "server.h"
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* A handle on the fake (or another URL) with a short command timeout. */
+static miscache_t *open_url(const char *url, int timeout_ms,
+                            miscache_options_t *o) {
+  miscache_options_t *own = o ? NULL : miscache_options_new();
+  if (!o) o = own;
+  assert_int_equal(miscache_options_set_url(o, url), MISCACHE_OK);
+  assert_int_equal(miscache_options_set_command_timeout(o, timeout_ms),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_options_set_connect_timeout(o, timeout_ms),
+                   MISCACHE_OK);
+  miscache_t *mc = NULL;
+  char err[MISCACHE_ERRMSG_SIZE];
+  miscache_status_t st = miscache_open(o, &mc, err, sizeof err);
+  if (st != MISCACHE_OK) fail_msg("open %s: %s", url, err);
+  miscache_options_free(own);
+  return mc;
+}
+
+static miscache_t *open_fake(mt_fake_t *f, int timeout_ms) {
+  return open_url(mt_fake_url(f), timeout_ms, NULL);
+}
+
+/* No byte below 0x20 (nor DEL) in a message. */
+static void assert_printable(const char *msg) {
+  for (const char *p = msg; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f)
+      fail_msg("control character 0x%02x in message: %s", (unsigned char)*p,
+               msg);
+}
+
+/* GET answered with the key's own name as a JSON string, so a shifted
+ * answer shows: {"k":"<key>"}. With extra set, the first answer is
+ * followed by the bytes of a further (unasked) reply. */
+typedef struct {
+  int calls;
+  const char *extra;
+} echo_t;
+
+static char *echo_get(void *ud, int argc, char **argv, size_t *lens,
+                      size_t *len) {
+  echo_t *e = ud;
+  (void)lens;
+  if (argc < 2) return NULL;
+  char body[256], *out = malloc(600);
+  int n = snprintf(body, sizeof body, "{\"k\":\"%s\"}", argv[1]);
+  int m = snprintf(out, 600, "$%d\r\n%s\r\n%s", n, body,
+                   e->calls++ == 0 && e->extra ? e->extra : "");
+  *len = (size_t)m;
+  return out;
+}
+
+/* Reads key with mc: OK only with the key's own value. */
+static miscache_status_t get_own(miscache_t *mc, const char *key) {
+  json_t *v = NULL;
+  miscache_status_t st = miscache_get(mc, MISCACHE_DB_CACHE, key, &v);
+  if (st == MISCACHE_OK) {
+    const char *k = json_string_value(json_object_get(v, "k"));
+    if (!k || !strstr(k, key))
+      fail_msg("get %s returned another call's answer: %s", key,
+               k ? k : "(not ours)");
+  }
+  json_decref(v);
+  return st;
+}
+
+/* ---- item 1: shifted answers --------------------------------------------- */
+
+static void test_extra_bytes_never_shift_answers(void **state) {
+  (void)state;
+  mt_fake_t *f = mt_fake_start();
+  echo_t e = {0, "$10\r\n{\"k\":\"xx\"}\r\n"}; /* a reply nobody asked for */
+  mt_fake_on_fn(f, "GET", echo_get, &e);
+  miscache_t *mc = open_fake(f, 1000);
+  /* the first answer came with unasked bytes: it may fail (the connection
+   * is out of step), or be resent on a fresh one, never hand out "xx" */
+  miscache_status_t st = get_own(mc, "k1");
+  assert_true(st == MISCACHE_OK || st == MISCACHE_ERR_REPLY);
+  assert_int_equal(get_own(mc, "k2"), MISCACHE_OK);
+  assert_int_equal(get_own(mc, "k3"), MISCACHE_OK);
+  assert_true(mt_fake_connections(f) >= 2); /* the desynced one was dropped */
+
+  /* bytes that come later, between two calls, are seen before the next
+   * request is written */
+  mt_fake_push(f, "$10\r\n{\"k\":\"yy\"}\r\n", 18);
+  sleep_ms(50);
+  assert_int_equal(get_own(mc, "k4"), MISCACHE_OK);
+  assert_int_equal(get_own(mc, "k5"), MISCACHE_OK);
+  miscache_free(mc);
+  mt_fake_stop(f);
+}
+
+static void test_pipeline_extra_bytes_fail_whole_batch(void **state) {
+  (void)state;
+  mt_fake_t *f = mt_fake_start();
+  /* MGET of two keys answered, then a stray integer */
+  mt_fake_on_str(f, "MGET",
+                 "*2\r\n$7\r\n{\"a\":1}\r\n$7\r\n{\"b\":2}\r\n:1\r\n");
+  miscache_t *mc = open_fake(f, 1000);
+  const char *keys[2] = {"a", "b"};
+  json_t *vals[2] = {NULL, NULL};
+  miscache_status_t sts[2];
+  miscache_status_t st =
+      miscache_mget(mc, MISCACHE_DB_CACHE, 2, keys, vals, sts);
+  assert_int_equal(st, MISCACHE_ERR_REPLY);
+  assert_null(vals[0]);
+  assert_null(vals[1]);
+  assert_non_null(strstr(miscache_errmsg(mc), "out of step"));
+  miscache_free(mc);
+  mt_fake_stop(f);
+}
+
+static void test_one_byte_writes_work(void **state) {
+  (void)state;
+  mt_fake_t *f = mt_fake_start();
+  echo_t e = {0, NULL};
+  mt_fake_on_fn(f, "GET", echo_get, &e);
+  mt_fake_dribble(f, true);
+  miscache_t *mc = open_fake(f, 2000);
+  for (int i = 0; i < 5; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "key%d", i);
+    assert_int_equal(get_own(mc, k), MISCACHE_OK);
+  }
+  miscache_free(mc);
+  mt_fake_stop(f);
+}
+
+/* ---- item 3: memory a server can make the library take ------------------- */
+
+static long rss_kb(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+static void expect_refused(const char *reply, const char *words) {
+  mt_fake_t *f = mt_fake_start();
+  mt_fake_on_str(f, "GET", reply);
+  miscache_t *mc = open_fake(f, 3000);
+  long before = rss_kb();
+  int64_t t0 = now_ms();
+  json_t *v = NULL;
+  miscache_status_t st = miscache_get(mc, MISCACHE_DB_CACHE, "k", &v);
+  int64_t took = now_ms() - t0;
+  assert_int_equal(st, MISCACHE_ERR_REPLY);
+  assert_null(v);
+  if (!strstr(miscache_errmsg(mc), words))
+    fail_msg("message \"%s\" does not say \"%s\"", miscache_errmsg(mc), words);
+  /* refused at the header: not after the 3 s timeout, nothing allocated */
+  assert_true(took < 2500);
+  assert_true(rss_kb() - before < 64 * 1024);
+  miscache_free(mc);
+  mt_fake_stop(f);
+}
+
+static void test_huge_array_header_refused(void **state) {
+  (void)state;
+  expect_refused("*2147483647\r\n", "over the limit");
+}
+
+static void test_huge_bulk_header_refused(void **state) {
+  (void)state;
+  expect_refused("$9999999999\r\n", "over the limit");
+}
+
+static void test_nested_and_bad_headers_refused(void **state) {
+  (void)state;
+  char deep[200] = "";
+  for (int i = 0; i < 20; i++)
+    strcat(deep, "*1\r\n");
+  expect_refused(deep, "nested");
+  expect_refused("$-5\r\n", "protocol error");
+  expect_refused(":12x\r\n", "protocol error");
+  expect_refused("$3\r\nabcXY", "CRLF");
+  expect_refused("%1\r\n", "unexpected byte");
+}
+
+/* Many elements, each small: the whole reply's memory is bounded too. */
+static char *many_elements(void *ud, int argc, char **argv, size_t *lens,
+                           size_t *len) {
+  (void)ud, (void)argc, (void)argv, (void)lens;
+  size_t n = 300000;
+  char *out = malloc(n * 4 + 32);
+  size_t o = (size_t)sprintf(out, "*%zu\r\n", n);
+  for (size_t i = 0; i < n; i++) {
+    memcpy(out + o, ":1\r\n", 4);
+    o += 4;
+  }
+  *len = o;
+  return out;
+}
+
+static void test_limits_are_options(void **state) {
+  (void)state;
+  mt_fake_t *f = mt_fake_start();
+  mt_fake_on_fn(f, "MGET", many_elements, NULL);
+  mt_fake_on_str(f, "GET", "$2000000\r\n");
+  miscache_options_t *o = miscache_options_new();
+  assert_int_equal(miscache_options_set_reply_limits(o, 0, 0, 100),
+                   MISCACHE_ERR_INVALID);
+  assert_int_equal(miscache_options_set_reply_limits(o, 0, 8 << 20, 4 << 20),
+                   MISCACHE_ERR_INVALID); /* reply limit below the bulk limit */
+  assert_int_equal(
+      miscache_options_set_reply_limits(o, 100000, 1 << 20, 4 << 20),
+      MISCACHE_OK);
+  miscache_t *mc = open_url(mt_fake_url(f), 2000, o);
+  miscache_options_free(o);
+  json_t *v = NULL;
+  assert_int_equal(miscache_get(mc, MISCACHE_DB_CACHE, "k", &v),
+                   MISCACHE_ERR_REPLY);
+  assert_non_null(strstr(miscache_errmsg(mc), "2000000 bytes over the limit"));
+  const char *keys[2] = {"a", "b"};
+  json_t *vals[2];
+  miscache_status_t sts[2];
+  assert_int_equal(miscache_mget(mc, MISCACHE_DB_CACHE, 2, keys, vals, sts),
+                   MISCACHE_ERR_REPLY);
+  assert_non_null(strstr(miscache_errmsg(mc), "300000 elements"));
+  miscache_free(mc);
+  mt_fake_stop(f);
+}
+
+/* ---- item 7: server text in messages ---------------------------------- */
+
+static void test_server_text_escaped(void **state) {
+  (void)state;
+  mt_fake_t *f = mt_fake_start();
+  mt_fake_on_str(f, "GET", "-ERR bad\x1b[31mred\x07\nnext line\r\n");
+  miscache_t *mc = open_fake(f, 1000);
+  json_t *v = NULL;
+  assert_int_equal(miscache_get(mc, MISCACHE_DB_CACHE, "k", &v),
+                   MISCACHE_ERR_SERVER);
+  assert_printable(miscache_errmsg(mc));
+  assert_non_null(strstr(miscache_errmsg(mc), "bad\\x1b[31mred\\x07\\nnext"));
+  miscache_free(mc);
+  mt_fake_stop(f);
+}
+
+/* ---- item 8: only +OK takes a lock ------------------------------------ */
+
+static void test_lock_needs_ok(void **state) {
+  (void)state;
+  mt_fake_t *f = mt_fake_start();
+  mt_fake_on_str(f, "SET", "+QUEUED\r\n");
+  mt_fake_on_str(f, "EVALSHA", ":1\r\n");
+  miscache_t *mc = open_fake(f, 1000);
+  miscache_lock_t *l = NULL;
+  assert_int_equal(miscache_lock_acquire(mc, MISCACHE_DB_CACHE, "lock:x", 5000,
+                                         "me", NULL, &l),
+                   MISCACHE_ERR_REPLY);
+  assert_null(l);
+  mt_fake_on_str(f, "SET", "+OK\r\n");
+  assert_int_equal(miscache_lock_acquire(mc, MISCACHE_DB_CACHE, "lock:x", 5000,
+                                         "me", NULL, &l),
+                   MISCACHE_OK);
+  assert_non_null(l);
+  miscache_lock_free(l);
+  miscache_free(mc);
+  mt_fake_stop(f);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_extra_bytes_never_shift_answers),
+      cmocka_unit_test(test_pipeline_extra_bytes_fail_whole_batch),
+      cmocka_unit_test(test_one_byte_writes_work),
+      cmocka_unit_test(test_huge_array_header_refused),
+      cmocka_unit_test(test_huge_bulk_header_refused),
+      cmocka_unit_test(test_nested_and_bad_headers_refused),
+      cmocka_unit_test(test_limits_are_options),
+      cmocka_unit_test(test_server_text_escaped),
+      cmocka_unit_test(test_lock_needs_ok),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
