@@ -290,11 +290,12 @@ static miscache_status_t reload(miscache__cluster_t *c, int64_t deadline) {
       continue;
     }
     bool ok = apply_slots(c, r, h);
+    char text[256];
     if (!ok)
       snprintf(last, sizeof last, "redis %s: CLUSTER SLOTS: %s",
                miscache__node_addr(n),
                miscache__reply_type(r) == MISCACHE__R_ERROR
-                   ? miscache__reply_str(r, NULL)
+                   ? miscache__reply_text(r, text, sizeof text)
                    : "not a slot map");
     miscache__reply_free(r);
     if (ok) {

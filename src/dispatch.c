@@ -161,8 +161,9 @@ static miscache_status_t check_role(miscache_t *mc, miscache__node_t *n,
   miscache_status_t st = ask(n, 1, argv, deadline, &r);
   if (st != MISCACHE_OK) return st;
   const miscache__reply_t *role = miscache__reply_at(r, 0);
-  const char *name = role ? miscache__reply_str(role, NULL) : "?";
-  if (role && strcmp(name, "master") == 0) {
+  char name[64] = "?";
+  if (role) miscache__reply_text(role, name, sizeof name);
+  if (role && strcmp(miscache__reply_str(role, NULL), "master") == 0) {
     miscache__reply_free(r);
     return MISCACHE_OK;
   }

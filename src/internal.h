@@ -150,6 +150,9 @@ void miscache__reply_put(miscache__reply_t *array, size_t i,
 /* Bytes a server sent, as text fit for a message: control characters and
  * backslashes escaped (\n, \x1b...); cut to dstlen - 1. Its length. */
 size_t miscache__escape(char *dst, size_t dstlen, const char *src, size_t len);
+/* A reply's string escaped so into buf; returns buf. */
+const char *miscache__reply_text(const miscache__reply_t *r, char *buf,
+                                 size_t buflen);
 
 /* Map an error reply to a status and write "what: <redis text>" to err
  * (the text escaped). */
@@ -459,6 +462,7 @@ void miscache__near_unref(miscache__near_t *s); /* accepts NULL */
 /* What a reader saw before it sent its GET: the store takes the value only
  * if nothing invalidated that key since. */
 typedef struct miscache__near_ticket {
+  int64_t taken_ms; /* CLOCK_MONOTONIC, just before the GET was sent */
   uint64_t hash;
   uint64_t epoch;
   uint32_t stripe;
@@ -470,7 +474,8 @@ typedef struct miscache__near_ticket {
 json_t *miscache__near_get(miscache_t *mc, miscache_db_t db, const char *full,
                            size_t len, miscache__near_ticket_t *t,
                            int64_t *pttl);
-/* Store v (its JSON text vlen bytes) read with its PTTL under ticket t. */
+/* Store v (its JSON text vlen bytes) read with its PTTL under ticket t;
+ * the entry expires pttl ms after the ticket was taken. */
 void miscache__near_put(miscache_t *mc, miscache_db_t db, const char *full,
                         size_t len, json_t *v, size_t vlen, int64_t pttl,
                         const miscache__near_ticket_t *t);

@@ -38,6 +38,9 @@
 #define STRIPES 1024u
 #define MAX_PREFIXES MISCACHE_KEY_FAMILY_COUNT
 #define CHANNEL "__redis__:invalidate"
+/* miscache_near_flush_all() publishes here: every near cache on the server
+ * drops its store (SWAPDB, a restore: changes tracking does not report) */
+#define FLUSH_CHANNEL MISCACHE_NEAR_FLUSH_CHANNEL
 
 typedef struct lru {
   struct lru *prev, *next; /* most recent first */
@@ -238,29 +241,40 @@ static void confirm(link_t *l, int64_t sent_ms, bool first) {
   pthread_mutex_unlock(&s->mu);
 }
 
-/* An invalidation message: ["message", channel, [keys...] or nil]. */
-static void on_message(miscache__near_t *s, const miscache__reply_t *r) {
-  const miscache__reply_t *keys = miscache__reply_at(r, 2);
-  pthread_mutex_lock(&s->mu);
-  if (miscache__reply_type(keys) == MISCACHE__R_ARRAY) {
-    size_t n = miscache__reply_count(keys);
-    for (size_t i = 0; i < n; i++) {
-      size_t len;
-      const char *k = miscache__reply_str(miscache__reply_at(keys, i), &len);
-      if (!k) continue;
-      evict_name(s, k, len, hash_key(k, len));
-      s->st.invalidations++;
-    }
-  } else { /* nil: FLUSHDB / FLUSHALL (or the server's table overflowed) */
-    flush_locked(s);
-  }
-  pthread_mutex_unlock(&s->mu);
-}
-
 static bool is_str(const miscache__reply_t *r, const char *s) {
   size_t len;
   const char *p = miscache__reply_str(r, &len);
-  return p && len == strlen(s) && strncasecmp(p, s, len) == 0;
+  return miscache__reply_is(r, MISCACHE__R_STRING) && len == strlen(s) &&
+         strncasecmp(p, s, len) == 0;
+}
+
+/* A message: ["message", channel, [keys...] or nil]. Anything else on the
+ * invalidation channel (a short array, keys that are not strings) says
+ * something changed without saying what: everything goes. */
+static void on_message(miscache__near_t *s, const miscache__reply_t *r) {
+  const miscache__reply_t *ch = miscache__reply_at(r, 1);
+  const miscache__reply_t *keys = miscache__reply_at(r, 2);
+  bool flush_all = !is_str(ch, CHANNEL) || miscache__reply_count(r) != 3 ||
+                   !miscache__reply_is(keys, MISCACHE__R_ARRAY);
+  if (is_str(ch, CHANNEL) && !flush_all)
+    for (size_t i = 0; i < miscache__reply_count(keys); i++)
+      flush_all = flush_all || !miscache__reply_is(miscache__reply_at(keys, i),
+                                                   MISCACHE__R_STRING);
+  pthread_mutex_lock(&s->mu);
+  if (flush_all) {
+    /* nil (FLUSHDB / FLUSHALL, or the server's table overflowed), the
+     * flush channel, or a shape that names nothing for sure */
+    if (is_str(ch, FLUSH_CHANNEL)) s->st.flush_requests++;
+    flush_locked(s);
+  } else {
+    for (size_t i = 0; i < miscache__reply_count(keys); i++) {
+      size_t len;
+      const char *k = miscache__reply_str(miscache__reply_at(keys, i), &len);
+      evict_name(s, k, len, hash_key(k, len));
+      s->st.invalidations++;
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
 }
 
 /* Sleep ms unless the store or the link (may be NULL) is stopped. */
@@ -302,9 +316,9 @@ static miscache_status_t subscribe(miscache__near_t *s, miscache_t *mc) {
   for (size_t i = 0; i < s->nprefixes; i++)
     ARG("PREFIX", 6), ARG(s->prefixes[i].s, s->prefixes[i].len);
 #undef ARG
-  const char *sa[2] = {"SUBSCRIBE", CHANNEL};
-  size_t sl[2] = {9, strlen(CHANNEL)};
-  miscache__cmd_t cmds[2] = {{tc, ta, tl}, {2, sa, sl}};
+  const char *sa[3] = {"SUBSCRIBE", CHANNEL, FLUSH_CHANNEL};
+  size_t sl[3] = {9, strlen(CHANNEL), strlen(FLUSH_CHANNEL)};
+  miscache__cmd_t cmds[2] = {{tc, ta, tl}, {3, sa, sl}};
   st = miscache__push_send(mc, 2, cmds);
   if (st != MISCACHE_OK) return st;
   /* +OK (or an error) for TRACKING, then the subscribe confirmation */
@@ -328,8 +342,9 @@ static miscache_status_t subscribe(miscache__near_t *s, miscache_t *mc) {
         return st == MISCACHE_OK ? MISCACHE_ERR_REPLY : st;
       }
       tracking = true;
-    } else if (t == MISCACHE__R_ARRAY &&
-               is_str(miscache__reply_at(r, 0), "subscribe")) {
+    } else if (miscache__reply_count(r) == 3 &&
+               is_str(miscache__reply_at(r, 0), "subscribe") &&
+               is_str(miscache__reply_at(r, 1), CHANNEL)) {
       miscache__reply_free(r);
       return MISCACHE_OK;
     } else {
@@ -707,6 +722,7 @@ json_t *miscache__near_get(miscache_t *mc, miscache_db_t db, const char *full,
   } else {
     s->st.misses++;
     t->use = serving;
+    t->taken_ms = now; /* the GET goes out right after this */
     t->hash = h;
     t->epoch = s->epoch;
     t->stripe = s->stripes[h % STRIPES];
@@ -738,7 +754,9 @@ void miscache__near_put(miscache_t *mc, miscache_db_t db, const char *full,
   e->klen = len;
   e->bytes = bytes;
   e->v = keep;
-  e->expires_ms = pttl > 0 ? miscache__mono_ms() + pttl : INT64_MAX;
+  /* the PTTL counts from when the server answered, which is some time
+   * after the ticket: counting from the ticket never outlives the key */
+  e->expires_ms = pttl > 0 ? t->taken_ms + pttl : INT64_MAX;
   memcpy(e->key, full, len);
   e->key[len] = 0;
   /* behind Sentinel the value must come from the master the link is
@@ -797,6 +815,30 @@ void miscache__near_evict_pattern(miscache_t *mc, const char *full_pattern) {
   pthread_mutex_unlock(&s->mu);
 }
 
+miscache_status_t miscache_near_flush_all(miscache_t *mc, uint64_t *receivers) {
+  if (receivers) *receivers = 0;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  miscache__near_t *s = mc->near;
+  if (s && s->gen == miscache__fork_gen()) { /* this process at once */
+    pthread_mutex_lock(&s->mu);
+    flush_locked(s);
+    pthread_mutex_unlock(&s->mu);
+  }
+  const char *argv[3] = {"PUBLISH", FLUSH_CHANNEL, "all"};
+  size_t lens[3] = {7, strlen(FLUSH_CHANNEL), 3};
+  miscache__cmd_t cmd = {3, argv, lens};
+  miscache__reply_t *r = NULL;
+  miscache_status_t st =
+      miscache__dispatch(mc, MISCACHE__NO_DB, 1, &cmd, &r, 0);
+  if (st != MISCACHE_OK) return st;
+  if (!miscache__reply_is(r, MISCACHE__R_INTEGER))
+    st = miscache__unexpected(mc, MISCACHE_DB_CACHE, NULL, r, "PUBLISH");
+  else if (receivers)
+    *receivers = (uint64_t)miscache__reply_int(r);
+  miscache__reply_free(r);
+  return st;
+}
+
 miscache_status_t miscache_near_stats(miscache_t *mc, miscache_near_stats_t *out,
                                       size_t size) {
   if (!mc || !out) return MISCACHE_ERR_INVALID;
@@ -852,13 +894,18 @@ size_t miscache_near_prometheus(const miscache_near_stats_t *s, char *buf,
       "miscache_near_bytes %llu\n"
       "# HELP miscache_near_connected 1 while entries may be served.\n"
       "# TYPE miscache_near_connected gauge\n"
-      "miscache_near_connected %d\n";
+      "miscache_near_connected %d\n"
+      "# HELP miscache_near_flush_requests_total miscache_near_flush_all() "
+      "messages received.\n"
+      "# TYPE miscache_near_flush_requests_total counter\n"
+      "miscache_near_flush_requests_total %llu\n";
   int n = snprintf(
       buf, buf ? len : 0, fmt, (unsigned long long)s->hits,
       (unsigned long long)s->misses, (unsigned long long)s->evictions,
       (unsigned long long)s->invalidations,
       (unsigned long long)s->local_evictions, (unsigned long long)s->flushes,
       (unsigned long long)s->reconnects, (unsigned long long)s->entries,
-      (unsigned long long)s->bytes, s->connected ? 1 : 0);
+      (unsigned long long)s->bytes, s->connected ? 1 : 0,
+      (unsigned long long)s->flush_requests);
   return n < 0 ? 0 : (size_t)n;
 }

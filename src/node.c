@@ -245,7 +245,7 @@ static miscache_status_t transport_status(miscache__node_t *n,
                 "timeout", cmd, timeout_ms);
     return MISCACHE_ERR_UNAVAILABLE;
   case MISCACHE__T_PROTOCOL:
-    node_err(n, "%s: protocol error: %s", cmd, why);
+    node_err(n, "%s: %s", cmd, why); /* the reader says which */
     return MISCACHE_ERR_REPLY;
   case MISCACHE__T_TLS:
     node_err(n, "%s: %s", cmd, why);
@@ -362,8 +362,10 @@ static miscache_status_t connect_now(miscache__node_t *n) {
   if (st != MISCACHE_OK) return st;
   if (miscache__reply_type(r) == MISCACHE__R_ERROR) {
     if (n->password) {
+      char text[256];
       node_err(n, "AUTH%s%s refused: %s", n->user ? " as " : "",
-               n->user ? n->user : "", miscache__reply_str(r, NULL));
+               n->user ? n->user : "",
+               miscache__reply_text(r, text, sizeof text));
       st = MISCACHE_ERR_AUTH;
     } else {
       st = miscache__reply_error(r, "PING", n->err, n->errlen);

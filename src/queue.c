@@ -339,8 +339,13 @@ static miscache_status_t take_entries(miscache_t *mc, qkeys_t *k,
   miscache_status_t st = MISCACHE_OK;
   for (size_t i = 0; i < n && *got < max; i++) {
     const miscache__reply_t *e = miscache__reply_at(list, i);
-    if (miscache__reply_type(miscache__reply_at(e, 1)) != MISCACHE__R_ARRAY)
-      continue; /* an entry deleted while pending */
+    /* [id, [field, value...]]; fields nil: an entry deleted while
+     * pending. Another shape is no entry: it stays pending and comes back
+     * through the reclaim (dead-lettered after max_deliveries) */
+    if (miscache__reply_count(e) != 2 ||
+        !miscache__reply_is(miscache__reply_at(e, 0), MISCACHE__R_STRING) ||
+        !miscache__reply_is(miscache__reply_at(e, 1), MISCACHE__R_ARRAY))
+      continue;
     char why[160] = "";
     miscache_queue_msg_t *m = &out[*got];
     if (entry_to_msg(e, m, why, sizeof why)) {
@@ -410,9 +415,22 @@ miscache_status_t miscache_queue_pull(miscache_t *mc, const char *name,
       st = err_reply(mc, r, "XREADGROUP");
       r = NULL;
     } else if (miscache__reply_type(r) == MISCACHE__R_ARRAY) {
+      /* [[stream, [entry...]]] for the one stream asked */
       const miscache__reply_t *s0 = miscache__reply_at(r, 0);
-      st = take_entries(mc, &k, group, miscache__reply_at(s0, 1), 1, out, max,
-                        got);
+      const miscache__reply_t *list = miscache__reply_at(s0, 1);
+      if (miscache__reply_count(r) == 0) {
+        /* no stream: nothing came */
+      } else if (miscache__reply_count(r) != 1 ||
+                 miscache__reply_count(s0) != 2 ||
+                 !miscache__reply_is(list, MISCACHE__R_ARRAY)) {
+        st = miscache__unexpected(mc, MISCACHE_DB_QUEUE, k.lk[0], r,
+                                  "XREADGROUP");
+      } else {
+        st = take_entries(mc, &k, group, list, 1, out, max, got);
+      }
+    } else if (!miscache__reply_is(r, MISCACHE__R_NIL)) {
+      st = miscache__unexpected(mc, MISCACHE_DB_QUEUE, k.lk[0], r,
+                                "XREADGROUP");
     } /* nil: nothing came within block_ms */
   }
   miscache__reply_free(r);

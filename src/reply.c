@@ -105,14 +105,21 @@ size_t miscache__escape(char *dst, size_t dstlen, const char *src, size_t len) {
   return o;
 }
 
+const char *miscache__reply_text(const miscache__reply_t *r, char *buf,
+                                 size_t buflen) {
+  size_t len;
+  const char *s = miscache__reply_str(r, &len);
+  miscache__escape(buf, buflen, s, len);
+  return buf;
+}
+
 miscache_status_t miscache__reply_error(const miscache__reply_t *r,
                                         const char *what, char *err,
                                         size_t errlen) {
-  size_t len;
-  const char *text = miscache__reply_str(r, &len);
+  const char *text = miscache__reply_str(r, NULL);
   char safe[MISCACHE_ERRMSG_SIZE];
-  miscache__escape(safe, sizeof safe, text, len);
-  snprintf(err, errlen, "%s: %s", what, safe);
+  snprintf(err, errlen, "%s: %s", what,
+           miscache__reply_text(r, safe, sizeof safe));
   if (starts_with(text, "NOAUTH") || starts_with(text, "WRONGPASS"))
     return MISCACHE_ERR_AUTH;
   if (starts_with(text, "WRONGTYPE")) return MISCACHE_ERR_DECODE;

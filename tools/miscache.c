@@ -591,6 +591,19 @@ static int cmd_refresh(miscache_t *mc, int argc, char **argv) {
   return EX_OK;
 }
 
+/* ---- near-flush ---------------------------------------------------------------- */
+
+static int cmd_near_flush(miscache_t *mc, int argc, char **argv) {
+  (void)argv;
+  if (argc) return usage("near-flush takes no arguments");
+  uint64_t n = 0;
+  miscache_status_t st = miscache_near_flush_all(mc, &n);
+  if (st != MISCACHE_OK) return failed(mc, st, "near-flush");
+  printf("near caches told to drop their stores: %llu subscriber%s\n",
+         (unsigned long long)n, n == 1 ? "" : "s");
+  return EX_OK;
+}
+
 /* ---- main -------------------------------------------------------------------------- */
 
 static const struct command {
@@ -637,6 +650,12 @@ static const struct command {
      "day's gift analytics recomputed and replaced in place): a request on\n"
      "the \"refresh\" queue, served by the services that hold the loaders\n"
      "(miscache_refresh_post_batch)."},
+    {"near-flush", cmd_near_flush, "near-flush",
+     "Make every process's near cache on this server drop its whole store\n"
+     "(a message on " MISCACHE_NEAR_FLUSH_CHANNEL " that each one's\n"
+     "invalidation connection receives). Needed after SWAPDB, which sends no\n"
+     "invalidation, and after any bulk load made around CLIENT TRACKING.\n"
+     "Prints how many subscribers the server handed the message to."},
     {"classify", cmd_classify, "classify --company N < products.jsonl",
      "Classify products given as JSON lines {product_code, product_name,\n"
      "supply_price} with the company's cached gift rules and master, through\n"

@@ -91,6 +91,8 @@ typedef struct miscache_near_stats {
                                writes (read your writes) */
   uint32_t links;           /* invalidation connections: 1, or one per
                                master on a Redis Cluster */
+  uint64_t flush_requests;  /* miscache_near_flush_all() messages received
+                               (each also counts in flushes) */
 } miscache_near_stats_t;
 
 /* Fill *out with min(size, sizeof *out) bytes (pass sizeof *out). No I/O.
@@ -105,6 +107,22 @@ MISCACHE_EXPORT miscache_status_t miscache_near_stats(miscache_t *mc,
  * snprintf: a result >= len means it was cut. */
 MISCACHE_EXPORT size_t miscache_near_prometheus(const miscache_near_stats_t *s,
                                                 char *buf, size_t len);
+
+/* The channel every near cache's invalidation connection also subscribes
+ * to; a message on it makes each drop its whole store. */
+#define MISCACHE_NEAR_FLUSH_CHANNEL "miscache:near-flush"
+
+/* Makes every near cache connected to this server (every process, every
+ * namespace; on a Redis Cluster, every node's subscribers) drop its whole
+ * store, and this handle's own at once: after SWAPDB (which sends no
+ * invalidation: Redis 7.0 tells only WATCHed keys), a restore, or any bulk
+ * change made around tracking. Within two ping intervals of the call's
+ * return no near hit serves a value read before it. *receivers (optional):
+ * subscribers the server handed the message to (PUBLISH's count; on a
+ * cluster, those of the node asked). OK, transport statuses. Also the
+ * miscache tool's `near-flush`. Added in 0.3.0. */
+MISCACHE_EXPORT miscache_status_t miscache_near_flush_all(miscache_t *mc,
+                                                          uint64_t *receivers);
 
 typedef enum miscache_health {
   MISCACHE_HEALTH_HEALTHY = 0,

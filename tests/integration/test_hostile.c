@@ -288,6 +288,165 @@ static void test_lock_needs_ok(void **state) {
   mt_fake_stop(f);
 }
 
+/* ---- item 2: reply shapes that crashed the process ----------------------- */
+
+#define SUB_OK "*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n"
+#define MSG_HEAD "$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n"
+
+/* A fake that plays the near cache's server: CLIENT ID, TRACKING,
+ * SUBSCRIBE, and PING answered as on a subscribed connection. */
+static mt_fake_t *near_fake(const char *subscribe_reply) {
+  mt_fake_t *f = mt_fake_start();
+  mt_fake_on_str(f, "CLIENT ID", ":7\r\n");
+  mt_fake_on_str(f, "SUBSCRIBE", subscribe_reply);
+  mt_fake_on_str(f, "PING", "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+  mt_fake_on_str(f, "GET", "$13\r\n{\"r\":{\"x\":1}}\r\n");
+  mt_fake_on_str(f, "PTTL", ":600000\r\n");
+  return f;
+}
+
+static miscache_t *open_near(mt_fake_t *f, int ping_ms) {
+  miscache_options_t *o = miscache_options_new();
+  miscache_near_t n = {.enabled = true, .ping_ms = ping_ms};
+  assert_int_equal(miscache_options_set_near_cache(o, &n), MISCACHE_OK);
+  miscache_t *mc = open_url(mt_fake_url(f), 1000, o);
+  miscache_options_free(o);
+  return mc;
+}
+
+static bool near_connected(miscache_t *mc, int wait_ms) {
+  for (int waited = 0; waited <= wait_ms; waited += 10) {
+    miscache_near_stats_t st;
+    miscache_near_stats(mc, &st, sizeof st);
+    if (st.connected) return true;
+    sleep_ms(10);
+  }
+  return false;
+}
+
+static void read_perm(miscache_t *mc) {
+  json_t *v = NULL;
+  miscache_status_t st =
+      miscache_get(mc, MISCACHE_DB_CACHE, "permissions:user:1", &v);
+  if (st != MISCACHE_OK)
+    fail_msg("get: %s: %s", miscache_strerror(st), miscache_errmsg(mc));
+  json_decref(v);
+}
+
+static void test_near_odd_pushes_flush_not_crash(void **state) {
+  (void)state;
+  mt_fake_t *f = near_fake(SUB_OK);
+  miscache_t *mc = open_near(f, 200);
+  assert_true(near_connected(mc, 3000));
+  static const char *const shapes[] = {
+      "*2\r\n" MSG_HEAD,                       /* no keys element */
+      "*0\r\n",                                /* empty push */
+      "*3\r\n" MSG_HEAD ":5\r\n",              /* keys not an array */
+      "*3\r\n" MSG_HEAD "*2\r\n:5\r\n$-1\r\n", /* keys not strings */
+      "*1\r\n$7\r\nmessage\r\n",               /* message alone */
+      "*3\r\n:1\r\n:2\r\n:3\r\n",              /* integers */
+      "$-1\r\n",
+      ":1\r\n",
+      "+OK\r\n",
+      "*-1\r\n",
+      "-ERR what\r\n"};
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    read_perm(mc); /* a miss: loaded from the fake and kept */
+    long gets = mt_fake_count(f, "GET");
+    read_perm(mc); /* a near hit: no GET */
+    assert_int_equal(mt_fake_count(f, "GET"), gets);
+    mt_fake_push(f, shapes[i], strlen(shapes[i]));
+    sleep_ms(100);
+    /* a malformed invalidation names nothing for sure: all goes */
+    assert_true(near_connected(mc, 3000));
+    read_perm(mc);
+    long after = mt_fake_count(f, "GET");
+    bool invalidation = strstr(shapes[i], "__redis__") != NULL;
+    if (invalidation && after == gets)
+      fail_msg("shape %zu: the near cache kept serving", i);
+  }
+  miscache_near_stats_t st;
+  miscache_near_stats(mc, &st, sizeof st);
+  assert_true(st.flushes >= 4);
+  miscache_free(mc);
+  mt_fake_stop(f);
+}
+
+static void test_near_odd_subscribe_reply(void **state) {
+  (void)state;
+  static const char *const replies[] = {"*1\r\n$9\r\nsubscribe\r\n", ":1\r\n",
+                                        "*0\r\n", "$-1\r\n",
+                                        "*3\r\n:1\r\n:1\r\n:1\r\n"};
+  for (size_t i = 0; i < sizeof replies / sizeof *replies; i++) {
+    mt_fake_t *f = near_fake(replies[i]);
+    miscache_t *mc = open_near(f, 100);
+    sleep_ms(300);
+    miscache_near_stats_t st;
+    miscache_near_stats(mc, &st, sizeof st);
+    if (i < 4) assert_false(st.connected); /* [..] has no "subscribe" */
+    read_perm(mc); /* served by the server, never a crash */
+    miscache_free(mc);
+    mt_fake_stop(f);
+  }
+}
+
+static void test_queue_pull_odd_shapes(void **state) {
+  (void)state;
+  static const char *const replies[] = {
+      "*0\r\n",                                           /* no stream */
+      "*1\r\n*1\r\n$1\r\ns\r\n",                          /* [["s"]] */
+      "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n$1\r\nx\r\n",         /* entry a string */
+      "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*1\r\n$3\r\n1-1\r\n", /* [id] */
+      "*1\r\n*2\r\n$1\r\ns\r\n:5\r\n", /* entries an integer */
+      "*2\r\n:1\r\n:2\r\n", ":3\r\n", "+OK\r\n",
+      /* fields of odd count and not strings */
+      "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*3\r\n$4\r\n"
+      "body\r\n:1\r\n*0\r\n"};
+  for (size_t i = 0; i < sizeof replies / sizeof *replies; i++) {
+    mt_fake_t *f = mt_fake_start();
+    mt_fake_on_str(f, "XREADGROUP", replies[i]);
+    mt_fake_on_str(f, "EVALSHA", ":1\r\n");
+    miscache_t *mc = open_fake(f, 1000);
+    miscache_queue_msg_t m[4];
+    size_t got = 99;
+    miscache_status_t st =
+        miscache_queue_pull(mc, "q", "g", "c", 4, 0, m, &got);
+    assert_true(st == MISCACHE_OK || st == MISCACHE_ERR_REPLY);
+    assert_true(got <= 1);
+    for (size_t j = 0; j < got; j++)
+      miscache_queue_msg_clear(&m[j]);
+    miscache_free(mc);
+    mt_fake_stop(f);
+  }
+}
+
+/* ---- item 19: a near entry lives no longer than its key ------------------ */
+
+static char *slow_get(void *ud, int argc, char **argv, size_t *lens,
+                      size_t *len) {
+  (void)argc, (void)argv, (void)lens;
+  sleep_ms(*(int *)ud);
+  return mt_fake_on_reply_copy("$13\r\n{\"r\":{\"x\":1}}\r\n", len);
+}
+
+static void test_near_ttl_counts_from_the_send(void **state) {
+  (void)state;
+  mt_fake_t *f = near_fake(SUB_OK);
+  int delay = 300;
+  mt_fake_on_fn(f, "GET", slow_get, &delay);
+  mt_fake_on_str(f, "PTTL", ":400\r\n"); /* the key dies 400 ms after */
+  miscache_t *mc = open_near(f, 2000);
+  assert_true(near_connected(mc, 3000));
+  int64_t t0 = now_ms();
+  read_perm(mc);                        /* sent at t0, answered at t0 + 300 */
+  sleep_ms((int)(t0 + 550 - now_ms())); /* the key is gone at t0 + 400 */
+  long gets = mt_fake_count(f, "GET");
+  read_perm(mc); /* must not be a near hit */
+  assert_int_equal(mt_fake_count(f, "GET"), gets + 1);
+  miscache_free(mc);
+  mt_fake_stop(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_extra_bytes_never_shift_answers),
@@ -299,6 +458,10 @@ int main(void) {
       cmocka_unit_test(test_limits_are_options),
       cmocka_unit_test(test_server_text_escaped),
       cmocka_unit_test(test_lock_needs_ok),
+      cmocka_unit_test(test_near_odd_pushes_flush_not_crash),
+      cmocka_unit_test(test_near_odd_subscribe_reply),
+      cmocka_unit_test(test_queue_pull_odd_shapes),
+      cmocka_unit_test(test_near_ttl_counts_from_the_send),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

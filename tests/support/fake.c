@@ -140,6 +140,11 @@ char *mt_fake_bulk(const char *s) {
   return out;
 }
 
+char *mt_fake_on_reply_copy(const char *reply, size_t *len) {
+  *len = strlen(reply);
+  return strdup(reply);
+}
+
 static void send_all(int fd, const char *p, size_t len, bool dribble) {
   size_t off = 0;
   while (off < len) {

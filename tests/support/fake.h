@@ -46,7 +46,9 @@ long mt_fake_count(mt_fake_t *f, const char *match);
 /* Connections accepted so far. */
 int mt_fake_connections(mt_fake_t *f);
 
-/* RESP helpers for building replies: a bulk string "$<n>\r\n<s>\r\n". */
+/* RESP helpers for building replies: a bulk string "$<n>\r\n<s>\r\n";
+ * a malloc'd copy of a reply for an mt_fake_fn (its length in *len). */
 char *mt_fake_bulk(const char *s);
+char *mt_fake_on_reply_copy(const char *reply, size_t *len);
 
 #endif
