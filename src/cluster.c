@@ -37,6 +37,7 @@
 #define MAX_RETRIES 6     /* TRYAGAIN / CLUSTERDOWN per command */
 #define RELOAD_PAUSE_MS 100
 #define NO_NODE 0xFFFFu
+#define ASK_MASTERS 3 /* known masters asked for the map before the seeds */
 
 /* ---- key slots ---------------------------------------------------------- */
 
@@ -122,8 +123,14 @@ struct miscache__cluster {
   miscache_link_stats_t *stats;
   char *err;
   size_t errlen;
-  miscache__node_t **nodes; /* every node ever seen; freed with the router */
+  miscache__node_t **nodes; /* the masters of the map, and nodes in use
+                               (seeds asked, redirection targets); NULL
+                               holes where a reload freed one */
   size_t nnodes, cap;
+  uint32_t *index; /* open addressing over nodes by host:port: 1 + index */
+  size_t icap;     /* a power of two, at least four times the nodes */
+  size_t free_hint; /* no hole below this index */
+  size_t reload_turn; /* which known master a reload asks first */
   uint16_t slots[MISCACHE__SLOTS]; /* slot -> index in nodes, NO_NODE */
   bool loaded;                     /* a map was loaded once */
   bool stale;                      /* reload before the next batch */
@@ -151,6 +158,7 @@ void miscache__cluster_free(miscache__cluster_t *c) {
   if (!c) return;
   for (size_t i = 0; i < c->nnodes; i++) miscache__node_free(c->nodes[i]);
   free(c->nodes);
+  free(c->index);
   free(c->masters);
   free(c);
 }
@@ -164,52 +172,139 @@ static void cl_err(miscache__cluster_t *c, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* The node for host:port, created when new. NO_NODE when out of memory. */
-static unsigned node_for(miscache__cluster_t *c, const char *host, int port) {
-  for (size_t i = 0; i < c->nnodes; i++)
-    if (miscache__node_is(c->nodes[i], host, port)) return (unsigned)i;
-  if (c->nnodes >= NO_NODE - 1) return NO_NODE;
-  if (c->nnodes == c->cap) {
-    size_t cap = c->cap ? 2 * c->cap : 8;
-    miscache__node_t **p = miscache__realloc_array(c->nodes, cap, sizeof *p);
-    if (!p) return NO_NODE;
-    c->nodes = p;
-    c->cap = cap;
-  }
-  miscache__node_t *n =
-      miscache__node_new(host, port, NULL, &c->conf, c->stats, c->err,
-                         c->errlen);
-  if (!n) return NO_NODE;
-  c->nodes[c->nnodes] = n;
-  return (unsigned)c->nnodes++;
+static size_t addr_hash(const char *host, int port) {
+  uint64_t h = 1469598103934665603ull ^ (uint64_t)port;
+  for (const char *p = host; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  return (size_t)(h ^ (h >> 29));
 }
 
-/* "host:port" at the end of a MOVED/ASK error: "MOVED 3999 10.0.0.1:6381". */
+/* Rebuilds the index for a table of icap slots. false when out of memory
+ * (the old one stays). */
+static bool index_build(miscache__cluster_t *c, size_t icap) {
+  uint32_t *ix = calloc(icap, sizeof *ix);
+  if (!ix) return false;
+  for (size_t i = 0; i < c->nnodes; i++) {
+    if (!c->nodes[i]) continue;
+    size_t j = addr_hash(miscache__node_host(c->nodes[i]),
+                         miscache__node_port(c->nodes[i])) & (icap - 1);
+    while (ix[j]) j = (j + 1) & (icap - 1);
+    ix[j] = (uint32_t)i + 1;
+  }
+  free(c->index);
+  c->index = ix;
+  c->icap = icap;
+  return true;
+}
+
+/* The node for host:port (valid: checked by the caller), created when new,
+ * in O(1). NO_NODE when out of memory. */
+static unsigned node_for(miscache__cluster_t *c, const char *host, int port) {
+  if (c->icap) {
+    for (size_t j = addr_hash(host, port) & (c->icap - 1); c->index[j];
+         j = (j + 1) & (c->icap - 1)) {
+      size_t i = c->index[j] - 1;
+      if (c->nodes[i] && miscache__node_is(c->nodes[i], host, port))
+        return (unsigned)i;
+    }
+  }
+  size_t slot = c->nnodes; /* a hole a reload left, else a new one */
+  for (size_t i = c->free_hint; i < c->nnodes; i++)
+    if (!c->nodes[i]) {
+      slot = i;
+      break;
+    }
+  if (slot == c->nnodes) {
+    if (c->nnodes >= NO_NODE - 1) return NO_NODE;
+    if (c->nnodes == c->cap) {
+      size_t cap = c->cap ? 2 * c->cap : 8;
+      miscache__node_t **p = miscache__realloc_array(c->nodes, cap, sizeof *p);
+      if (!p) return NO_NODE;
+      c->nodes = p;
+      c->cap = cap;
+    }
+  }
+  if (4 * (c->nnodes + 1) > c->icap && !index_build(c, c->icap ? 2 * c->icap : 64))
+    return NO_NODE;
+  miscache__node_t *n = miscache__node_new(host, port, NULL, &c->conf, c->stats,
+                                           c->err, c->errlen);
+  if (!n) return NO_NODE;
+  c->nodes[slot] = n;
+  if (slot == c->nnodes) c->nnodes++;
+  c->free_hint = slot + 1;
+  size_t j = addr_hash(host, port) & (c->icap - 1);
+  while (c->index[j]) j = (j + 1) & (c->icap - 1);
+  c->index[j] = (uint32_t)slot + 1;
+  return (unsigned)slot;
+}
+
+/* After a new map: frees every node that is neither one of its masters nor
+ * marked busy (busy: nbusy flags by index, a batch's targets; may be
+ * NULL), leaving holes so that the indices in use stay valid. */
+static void prune(miscache__cluster_t *c, const bool *busy, size_t nbusy) {
+  bool *keep = calloc(c->nnodes ? c->nnodes : 1, sizeof *keep);
+  if (!keep) return; /* keeping them is correct, only wasteful */
+  for (size_t i = 0; i < c->nmasters; i++) keep[c->masters[i]] = true;
+  for (size_t i = 0; busy && i < nbusy && i < c->nnodes; i++)
+    keep[i] = keep[i] || busy[i];
+  bool freed = false;
+  for (size_t i = 0; i < c->nnodes; i++)
+    if (c->nodes[i] && !keep[i]) {
+      miscache__node_free(c->nodes[i]);
+      c->nodes[i] = NULL;
+      freed = true;
+    }
+  while (c->nnodes && !c->nodes[c->nnodes - 1]) c->nnodes--;
+  free(keep);
+  c->free_hint = 0;
+  if (freed) (void)index_build(c, c->icap); /* same size: cannot grow */
+}
+
+/* "MOVED 3999 10.0.0.1:6381" (or ASK): the slot and a valid address; why
+ * says what is wrong otherwise. */
 static bool parse_redirect(const char *text, unsigned *slot, char *host,
-                           size_t hostlen, int *port) {
+                           size_t hostlen, int *port, char *why,
+                           size_t whylen) {
+  snprintf(why, whylen, "not \"MOVED|ASK <slot> <host>:<port>\"");
   const char *sp1 = strchr(text, ' ');
   if (!sp1) return false;
-  *slot = (unsigned)atoi(sp1 + 1);
   const char *sp2 = strchr(sp1 + 1, ' ');
   if (!sp2) return false;
-  const char *colon = strrchr(sp2 + 1, ':');
-  if (!colon || *slot >= MISCACHE__SLOTS) return false;
-  size_t hl = (size_t)(colon - sp2 - 1);
-  if (hl == 0 || hl >= hostlen) return false;
-  memcpy(host, sp2 + 1, hl);
+  unsigned long v = 0;
+  for (const char *q = sp1 + 1; q < sp2; q++) {
+    if (*q < '0' || *q > '9' || v >= MISCACHE__SLOTS) return false;
+    v = v * 10 + (unsigned long)(*q - '0');
+  }
+  if (sp2 == sp1 + 1 || v >= MISCACHE__SLOTS) return false;
+  *slot = (unsigned)v;
+  const char *addr = sp2 + 1, *colon = strrchr(addr, ':');
+  if (!colon) return false;
+  size_t hl = (size_t)(colon - addr);
+  if (!miscache__parse_port(colon + 1, strlen(colon + 1), port)) {
+    snprintf(why, whylen, "port \"%.8s\" not in 1..65535", colon + 1);
+    return false;
+  }
+  if (hl >= hostlen || !miscache__peer_addr_ok(addr, hl, *port, why, whylen)) {
+    if (hl >= hostlen) snprintf(why, whylen, "a host name of %zu bytes", hl);
+    return false;
+  }
+  memcpy(host, addr, hl);
   host[hl] = 0;
-  *port = atoi(colon + 1);
-  return *port > 0 && *port < 65536;
+  return true;
 }
 
 /* Apply one CLUSTER SLOTS reply asked of node `from` (its host stands in for
- * an empty one). false when the reply is not a slot map. */
+ * an empty one), in O(slots + masters). false when the reply is not a slot
+ * map (why says what is wrong; the map in use is kept). */
 static bool apply_slots(miscache__cluster_t *c, const miscache__reply_t *r,
-                        const char *from_host) {
+                        const char *from_host, char *why, size_t whylen) {
   size_t n = miscache__reply_count(r);
-  if (miscache__reply_type(r) != MISCACHE__R_ARRAY || n == 0) return false;
+  snprintf(why, whylen, "not a slot map");
+  if (n == 0) return false;
   uint16_t *map = malloc(sizeof c->slots);
-  if (!map) return false;
+  if (!map) {
+    snprintf(why, whylen, "out of memory");
+    return false;
+  }
   for (size_t i = 0; i < MISCACHE__SLOTS; i++) map[i] = NO_NODE;
   bool ok = true;
   for (size_t i = 0; i < n && ok; i++) {
@@ -217,93 +312,139 @@ static bool apply_slots(miscache__cluster_t *c, const miscache__reply_t *r,
     const miscache__reply_t *lo = miscache__reply_at(e, 0);
     const miscache__reply_t *hi = miscache__reply_at(e, 1);
     const miscache__reply_t *m = miscache__reply_at(e, 2);
-    const miscache__reply_t *mh = m ? miscache__reply_at(m, 0) : NULL;
-    const miscache__reply_t *mp = m ? miscache__reply_at(m, 1) : NULL;
-    if (!lo || !hi || !mh || !mp ||
-        miscache__reply_type(lo) != MISCACHE__R_INTEGER ||
-        miscache__reply_type(hi) != MISCACHE__R_INTEGER ||
-        miscache__reply_type(mp) != MISCACHE__R_INTEGER) {
+    const miscache__reply_t *mh = miscache__reply_at(m, 0);
+    const miscache__reply_t *mp = miscache__reply_at(m, 1);
+    long long a = miscache__reply_int(lo), b = miscache__reply_int(hi);
+    if (!miscache__reply_is(lo, MISCACHE__R_INTEGER) ||
+        !miscache__reply_is(hi, MISCACHE__R_INTEGER) ||
+        !miscache__reply_is(mh, MISCACHE__R_STRING) ||
+        !miscache__reply_is(mp, MISCACHE__R_INTEGER) || a < 0 ||
+        b >= MISCACHE__SLOTS || a > b) {
       ok = false;
       break;
     }
-    long long a = miscache__reply_int(lo), b = miscache__reply_int(hi);
-    const char *host = miscache__reply_str(mh, NULL);
-    if (!host[0] || strcmp(host, "?") == 0) host = from_host;
+    size_t hl;
+    const char *host = miscache__reply_str(mh, &hl);
+    if (hl == 0 || (hl == 1 && host[0] == '?')) host = from_host, hl = strlen(host);
+    char bad[96];
+    if (strlen(host) != hl ||
+        !miscache__peer_addr_ok(host, hl, miscache__reply_int(mp), bad,
+                                sizeof bad)) {
+      snprintf(why, whylen, "entry %zu names a master not to connect to: %s", i,
+               strlen(host) != hl ? "a host name with a NUL byte" : bad);
+      ok = false;
+      break;
+    }
     unsigned idx = node_for(c, host, (int)miscache__reply_int(mp));
-    if (idx == NO_NODE || a < 0 || b >= MISCACHE__SLOTS || a > b) {
+    if (idx == NO_NODE) {
+      snprintf(why, whylen, "out of memory");
       ok = false;
       break;
     }
     for (long long s = a; s <= b; s++) map[s] = (uint16_t)idx;
   }
+  size_t *masters = NULL;
+  bool *mark = NULL;
   if (ok) {
-    size_t *masters = calloc(c->nnodes ? c->nnodes : 1, sizeof *masters);
-    ok = masters != NULL;
-    if (ok) {
-      memcpy(c->slots, map, sizeof c->slots);
-      size_t k = 0;
-      for (size_t i = 0; i < c->nnodes; i++)
-        for (size_t s = 0; s < MISCACHE__SLOTS; s++)
-          if (c->slots[s] == i) {
-            masters[k++] = i;
-            break;
-          }
-      free(c->masters);
-      c->masters = masters;
-      c->nmasters = k;
-    }
+    masters = calloc(c->nnodes ? c->nnodes : 1, sizeof *masters);
+    mark = calloc(c->nnodes ? c->nnodes : 1, sizeof *mark);
+    ok = masters && mark;
+    if (!ok) snprintf(why, whylen, "out of memory");
   }
+  if (ok) {
+    memcpy(c->slots, map, sizeof c->slots);
+    size_t k = 0; /* masters in the order their first slot comes */
+    for (size_t s = 0; s < MISCACHE__SLOTS; s++)
+      if (c->slots[s] != NO_NODE && !mark[c->slots[s]]) {
+        mark[c->slots[s]] = true;
+        masters[k++] = c->slots[s];
+      }
+    free(c->masters);
+    c->masters = masters;
+    c->nmasters = k;
+    masters = NULL;
+  }
+  free(masters);
+  free(mark);
   free(map);
   return ok;
 }
 
-/* Reload the slot map from any node that answers. */
-static miscache_status_t reload(miscache__cluster_t *c, int64_t deadline) {
+/* Reload the slot map from any node that answers, within deadline; then
+ * free the nodes it no longer names unless busy (see prune). */
+static miscache_status_t reload(miscache__cluster_t *c, int64_t deadline,
+                                const bool *busy, size_t nbusy) {
   static const char *const argv[] = {"CLUSTER", "SLOTS"};
   static const size_t lens[] = {7, 5};
   miscache__cmd_t cmd = {2, argv, lens};
   c->next_reload_ms = miscache__mono_ms() + RELOAD_PAUSE_MS;
   c->stats->master_lookups++;
   char last[MISCACHE_ERRMSG_SIZE] = "no node answered";
-  /* known masters first, then every other known node, then the seeds */
-  size_t nm = c->nmasters, nn = c->nnodes;
-  size_t tries = nm + nn + c->ep->naddrs;
+  /* a few known masters first (in turn: not always the same one), then
+   * the seeds, then every other known node: a map of many masters that
+   * are gone must not keep the seeds waiting past the deadline */
+  size_t nm = c->nmasters < ASK_MASTERS ? c->nmasters : ASK_MASTERS;
+  size_t ns = c->ep->naddrs, nn = c->nnodes;
+  size_t tries = nm + ns + nn, turn = c->reload_turn++;
+  bool *tried = calloc(nn ? nn : 1, sizeof *tried);
+  if (!tried) {
+    cl_err(c, "cluster: out of memory loading the slot map");
+    return MISCACHE_ERR_NOMEM;
+  }
   for (size_t k = 0; k < tries; k++) {
-    miscache__node_t *n;
-    if (k < nm) {
-      n = c->nodes[c->masters[k]];
-    } else if (k < nm + nn) {
-      n = c->nodes[k - nm];
-    } else {
-      const miscache__hostport_t *s = &c->ep->addrs[k - nm - nn];
-      unsigned idx = node_for(c, s->host, s->port);
-      if (idx == NO_NODE) return MISCACHE_ERR_NOMEM;
-      n = c->nodes[idx];
+    if (k > 0 && miscache__mono_ms() >= deadline) {
+      snprintf(last + strlen(last), sizeof last - strlen(last),
+               "; the call's deadline passed after %zu nodes", k);
+      break;
     }
+    size_t idx;
+    if (k < nm) {
+      idx = c->masters[(turn + k) % c->nmasters];
+    } else if (k < nm + ns) {
+      const miscache__hostport_t *s = &c->ep->addrs[k - nm];
+      idx = node_for(c, s->host, s->port);
+      if (idx == NO_NODE) {
+        free(tried);
+        cl_err(c, "cluster: out of memory loading the slot map");
+        return MISCACHE_ERR_NOMEM;
+      }
+      if (idx < nn && tried[idx]) continue;
+    } else {
+      idx = k - nm - ns;
+      if (idx >= c->nnodes || !c->nodes[idx] || tried[idx]) continue;
+    }
+    if (idx < nn) tried[idx] = true;
+    miscache__node_t *n = c->nodes[idx];
     if (miscache__node_down(n)) continue;
     const char *h = miscache__node_host(n);
     miscache__reply_t *r = NULL;
     miscache_status_t st = miscache__node_ask(n, &cmd, &r, deadline);
     if (st != MISCACHE_OK) {
       snprintf(last, sizeof last, "%s", c->err);
-      if (st == MISCACHE_ERR_AUTH || st == MISCACHE_ERR_TLS) return st;
+      if (st == MISCACHE_ERR_AUTH || st == MISCACHE_ERR_TLS) {
+        free(tried);
+        return st;
+      }
       continue;
     }
-    bool ok = apply_slots(c, r, h);
-    char text[256];
+    char why[160], text[256];
+    bool ok = apply_slots(c, r, h, why, sizeof why);
     if (!ok)
       snprintf(last, sizeof last, "redis %s: CLUSTER SLOTS: %s",
                miscache__node_addr(n),
                miscache__reply_type(r) == MISCACHE__R_ERROR
                    ? miscache__reply_text(r, text, sizeof text)
-                   : "not a slot map");
+                   : why);
     miscache__reply_free(r);
     if (ok) {
+      free(tried);
       c->loaded = true;
       c->stale = false;
+      prune(c, busy, nbusy);
       return MISCACHE_OK;
     }
   }
+  free(tried);
   cl_err(c, "cluster: no slot map (last: %s)", last);
   return MISCACHE_ERR_UNAVAILABLE;
 }
@@ -311,18 +452,24 @@ static miscache_status_t reload(miscache__cluster_t *c, int64_t deadline) {
 static miscache_status_t ensure_map(miscache__cluster_t *c, int64_t deadline) {
   if (c->loaded && !c->stale) return MISCACHE_OK;
   if (c->loaded && miscache__mono_ms() < c->next_reload_ms) return MISCACHE_OK;
-  miscache_status_t st = reload(c, deadline);
+  miscache_status_t st = reload(c, deadline, NULL, 0);
   return c->loaded && st == MISCACHE_ERR_UNAVAILABLE ? MISCACHE_OK : st;
 }
 
 miscache_status_t miscache__cluster_connect(miscache__cluster_t *c,
                                             int64_t deadline) {
-  return reload(c, deadline);
+  return reload(c, deadline, NULL, 0);
 }
 
 size_t miscache__cluster_masters(miscache__cluster_t *c, int64_t deadline) {
   if (ensure_map(c, deadline) != MISCACHE_OK) return 0;
   return c->nmasters;
+}
+
+size_t miscache__cluster_node_count(const miscache__cluster_t *c) {
+  size_t n = 0;
+  for (size_t i = 0; i < c->nnodes; i++) n += c->nodes[i] != NULL;
+  return n;
 }
 
 const char *miscache__cluster_master_host(miscache__cluster_t *c, size_t i,
@@ -621,9 +768,18 @@ static bool redirect(miscache__cluster_t *c, part_t *pt, int64_t deadline) {
   if (moved || ask) {
     if (pt->redirects >= MAX_REDIRECTS) return false;
     unsigned slot;
-    char host[256];
+    char host[256], why[96];
     int port;
-    if (!parse_redirect(text, &slot, host, sizeof host, &port)) return false;
+    if (!parse_redirect(text, &slot, host, sizeof host, &port, why,
+                        sizeof why)) {
+      char shown[128];
+      cl_err(c, "cluster: a redirection not to follow (%s): %s", why,
+             miscache__reply_text(pt->reply, shown, sizeof shown));
+      miscache__reply_free(pt->reply);
+      pt->reply = NULL;
+      pt->st = MISCACHE_ERR_REPLY;
+      return false;
+    }
     unsigned node = node_for(c, host, port);
     if (node == NO_NODE) return false;
     pt->redirects++;
@@ -725,8 +881,14 @@ miscache_status_t miscache__cluster_exec(miscache__cluster_t *c, size_t n,
       }
     }
     if (!rerun || miscache__mono_ms() >= deadline) break;
-    if (c->stale && miscache__mono_ms() >= c->next_reload_ms &&
-        reload(c, deadline) == MISCACHE_OK) {
+    bool *busy = c->stale ? calloc(c->nnodes ? c->nnodes : 1, sizeof *busy)
+                          : NULL;
+    for (size_t i = 0; busy && i < p.nparts; i++)
+      if (p.parts[i].node < c->nnodes) busy[p.parts[i].node] = true;
+    size_t nbusy = c->nnodes;
+    /* without the busy marks a reload would free nodes the parts use */
+    if (busy && miscache__mono_ms() >= c->next_reload_ms &&
+        reload(c, deadline, busy, nbusy) == MISCACHE_OK) {
       /* parts that lost their connection go to the slot's owner now */
       for (size_t i = 0; i < p.nparts; i++)
         if (!p.parts[i].reply && !p.parts[i].st && p.parts[i].slot >= 0 &&
@@ -735,6 +897,7 @@ miscache_status_t miscache__cluster_exec(miscache__cluster_t *c, size_t n,
                                 ? p.parts[i].node
                                 : c->slots[p.parts[i].slot];
     }
+    free(busy);
     run_parts(c, &p, flags, deadline, true);
   }
   for (size_t i = 0; i < p.nparts; i++)

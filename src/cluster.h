@@ -47,6 +47,8 @@ miscache_status_t miscache__cluster_exec(miscache__cluster_t *c, size_t n,
  * when it cannot be loaded, message set). */
 size_t miscache__cluster_masters(miscache__cluster_t *c, int64_t deadline);
 
+/* Nodes the router holds now (the map's masters, and those in use). */
+size_t miscache__cluster_node_count(const miscache__cluster_t *c);
 /* Host name (or IP) and port of master i. */
 const char *miscache__cluster_master_host(miscache__cluster_t *c, size_t i,
                                           int *port);

@@ -154,3 +154,35 @@ size_t miscache__i64toa(char *buf, int64_t v) {
   buf[len] = 0;
   return len;
 }
+
+bool miscache__parse_port(const char *s, size_t n, int *port) {
+  if (n == 0 || n > 5) return false;
+  int v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  if (v < 1 || v > 65535) return false;
+  *port = v;
+  return true;
+}
+
+bool miscache__peer_addr_ok(const char *host, size_t hostlen, long long port,
+                            char *why, size_t whylen) {
+  if (port < 1 || port > 65535) {
+    snprintf(why, whylen, "port %lld out of range 1..65535", port);
+    return false;
+  }
+  if (hostlen == 0 || hostlen > 255) {
+    snprintf(why, whylen, "a host name of %zu bytes (1..255)", hostlen);
+    return false;
+  }
+  for (size_t i = 0; i < hostlen; i++) {
+    unsigned char c = (unsigned char)host[i];
+    if (c <= ' ' || c == 0x7f) {
+      snprintf(why, whylen, "a host name with a control character or space");
+      return false;
+    }
+  }
+  return true;
+}

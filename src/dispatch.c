@@ -216,9 +216,25 @@ static miscache_status_t resolve_master(miscache_t *mc, int64_t deadline) {
       miscache__reply_free(r);
       continue;
     }
+    size_t hlen, plen;
+    const char *host = miscache__reply_str(h, &hlen);
+    const char *ps = miscache__reply_str(p, &plen);
+    int port = 0;
+    char why[96] = "a host name with a NUL byte";
+    if (!miscache__parse_port(ps, plen, &port) || strlen(host) != hlen ||
+        !miscache__peer_addr_ok(host, hlen, port, why, sizeof why)) {
+      char shown[48];
+      miscache__escape(shown, sizeof shown, ps, plen);
+      if (!port)
+        snprintf(why, sizeof why, "port \"%s\" not in 1..65535", shown);
+      snprintf(last, sizeof last,
+               "sentinel %s: named for \"%s\" an address not to connect to: "
+               "%s",
+               miscache__node_addr(s), name, why);
+      miscache__reply_free(r);
+      continue;
+    }
     d->next_sentinel = i;
-    const char *host = miscache__reply_str(h, NULL);
-    int port = atoi(miscache__reply_str(p, NULL));
     if (!d->master || !miscache__node_is(d->master, host, port)) {
       miscache__node_t *m = miscache__node_new(
           host, port, NULL, &d->data_conf, &d->stats, mc->err, sizeof mc->err);
@@ -322,6 +338,12 @@ size_t miscache__dispatch_nodes(miscache_t *mc) {
   if (!d->cluster) return 1;
   return miscache__cluster_masters(
       d->cluster, miscache__mono_ms() + mc->opts.command_timeout_ms);
+}
+
+size_t miscache__dispatch_node_count(const miscache_t *mc) {
+  const miscache__dispatcher_t *d = mc->disp;
+  return d->cluster ? miscache__cluster_node_count(d->cluster)
+                    : 1 + d->nsentinels;
 }
 
 bool miscache__is_cluster(const miscache_t *mc) {

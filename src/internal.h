@@ -206,6 +206,9 @@ miscache_status_t miscache__dispatch(miscache_t *mc, int db, size_t n,
  * loaded if needed; 0 when it cannot be, message set), else 1. A SCAN
  * must run on each (MISCACHE__ON_NODE). */
 size_t miscache__dispatch_nodes(miscache_t *mc);
+/* Node objects the dispatcher holds now (a cluster's: its map's masters
+ * and those in use; tests check that a reload frees the others). */
+size_t miscache__dispatch_node_count(const miscache_t *mc);
 /* Whether the handle is on a Redis Cluster (db 0 only, no SELECT). */
 bool miscache__is_cluster(const miscache_t *mc);
 /* The master in use, as miscache_link_stats() names it ("host:port",
@@ -552,6 +555,14 @@ void miscache__deadline_after(struct timespec *ts, int64_t ms);
  * getrandom() once per handle and after fork): unique, not secret; no
  * system call. Lock tokens and queue message ids. */
 void miscache__uuid(miscache_t *mc, char out[37]);
+
+/* A port as decimal text (n bytes): 1..65535 only. */
+bool miscache__parse_port(const char *s, size_t n, int *port);
+/* Whether a host and port a server named (Sentinel, CLUSTER SLOTS,
+ * MOVED/ASK) may be connected to: port 1..65535, host 1..255 bytes with no
+ * control character or space. false with why. */
+bool miscache__peer_addr_ok(const char *host, size_t hostlen, long long port,
+                            char *why, size_t whylen);
 
 /* The next number of an xorshift64* generator (state never 0). */
 uint64_t miscache__xorshift(uint64_t *state);

@@ -18,8 +18,62 @@ typedef struct {
   void *userdata;
   uint64_t count;
   bool stopped;
-  size_t node; /* Cluster: the master this SCAN runs on */
+  size_t node;       /* Cluster: the master this SCAN runs on */
+  int64_t deadline;  /* the whole call's (scan timeout) */
+  uint64_t steps;    /* round trips so far */
 } scan_job_t;
+
+/* The cursors one SCAN loop was given (open addressing, cursor + 1, 0 is
+ * empty): a server whose cursor comes back to one it gave (5 -> 7 -> 5)
+ * would keep the loop going for ever. */
+typedef struct {
+  uint64_t *slot;
+  size_t cap, n;
+} cursor_set_t;
+
+/* Adds c: 1 when new, 0 when seen already, -1 when out of memory. */
+static int cursor_add(cursor_set_t *s, uint64_t c) {
+  if (2 * (s->n + 1) > s->cap) {
+    size_t cap = s->cap ? 2 * s->cap : 64;
+    uint64_t *slot = calloc(cap, sizeof *slot);
+    if (!slot) return -1;
+    for (size_t i = 0; i < s->cap; i++)
+      if (s->slot[i])
+        for (size_t j = s->slot[i] * 0x9E3779B97F4A7C15u & (cap - 1);;
+             j = (j + 1) & (cap - 1))
+          if (!slot[j]) {
+            slot[j] = s->slot[i];
+            break;
+          }
+    free(s->slot);
+    s->slot = slot;
+    s->cap = cap;
+  }
+  uint64_t v = c + 1 ? c + 1 : 1; /* UINT64_MAX shares 0's stand-in */
+  for (size_t j = v * 0x9E3779B97F4A7C15u & (s->cap - 1);;
+       j = (j + 1) & (s->cap - 1)) {
+    if (s->slot[j] == v) return 0;
+    if (!s->slot[j]) {
+      s->slot[j] = v;
+      s->n++;
+      return 1;
+    }
+  }
+}
+
+/* A cursor as Redis gives it: decimal digits of a 64-bit number. */
+static bool parse_cursor(const char *p, size_t n, uint64_t *out) {
+  if (n == 0 || n > 20) return false;
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] < '0' || p[i] > '9') return false;
+    uint64_t d = (uint64_t)(p[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return true;
+}
 
 /* Growable argv for the UNLINK commands of one step. */
 typedef struct {
@@ -62,6 +116,7 @@ static miscache_status_t scan_node(scan_job_t *job, const char *full,
   size_t cmds_cap = 0;
   miscache_status_t st = MISCACHE_OK;
   bool first = true;
+  cursor_set_t seen = {0};
 
   for (;;) {
     bool more = first || !(cursor_len == 1 && cursor[0] == '0');
@@ -82,6 +137,16 @@ static miscache_status_t scan_node(scan_job_t *job, const char *full,
       cmds_cap = ncmds;
     }
     if (!argbuf_reserve(&ab, nkeys + nunlink + 6)) goto nomem;
+    if (more && job->steps > 0 && miscache__mono_ms() >= job->deadline) {
+      st = MISCACHE_ERR_UNAVAILABLE;
+      miscache__set_err(mc, "SCAN %s: not finished within the %d ms scan "
+                            "timeout (%llu round trips)",
+                        job->pattern, mc->opts.scan_timeout_ms,
+                        (unsigned long long)job->steps);
+      more = false; /* the UNLINKs of what was found still go */
+      ncmds = nunlink;
+      if (ncmds == 0) break;
+    }
     size_t ai = 0, ci = 0;
     for (size_t k = 0; k < nkeys; k += batch) {
       size_t m = nkeys - k < batch ? nkeys - k : batch;
@@ -106,10 +171,21 @@ static miscache_status_t scan_node(scan_job_t *job, const char *full,
       argv[5] = count_s, lens[5] = (size_t)count_len;
       cmds[ci++] = (miscache__cmd_t){6, argv, lens};
     }
+    miscache_status_t late = st; /* the scan timeout, if it passed */
     st = miscache__dispatch(mc, (int)job->db, ncmds, cmds, rs,
                             MISCACHE__IDEMPOTENT | MISCACHE__ON_NODE(job->node));
+    job->steps++;
     miscache__reply_free(pending); /* its strings were argv until now */
     pending = NULL;
+    if (st == MISCACHE_OK && late != MISCACHE_OK) {
+      for (size_t i = 0; i < nunlink; i++) {
+        if (miscache__reply_is(rs[i], MISCACHE__R_INTEGER))
+          job->count += (uint64_t)miscache__reply_int(rs[i]);
+        miscache__reply_free(rs[i]);
+      }
+      st = late;
+      break;
+    }
     if (st != MISCACHE_OK) {
       miscache__count(mc, job->db, job->pattern, MISCACHE__ERROR);
       break;
@@ -131,6 +207,26 @@ static miscache_status_t scan_node(scan_job_t *job, const char *full,
     if (st != MISCACHE_OK || !cstr || clen == 0 || clen >= sizeof cursor ||
         !arr || miscache__reply_type(arr) != MISCACHE__R_ARRAY) {
       if (st == MISCACHE_OK) st = bad_reply(job, sr, "SCAN");
+      miscache__reply_free(sr);
+      break;
+    }
+    uint64_t cv;
+    int fresh = 0;
+    if (!parse_cursor(cstr, clen, &cv) ||
+        (cv != 0 && (fresh = cursor_add(&seen, cv)) <= 0)) {
+      if (fresh < 0) {
+        miscache__reply_free(sr);
+        goto nomem;
+      }
+      st = MISCACHE_ERR_REPLY;
+      miscache__count(mc, job->db, job->pattern, MISCACHE__ERROR);
+      char shown[32];
+      miscache__escape(shown, sizeof shown, cstr, clen);
+      miscache__set_err(mc, "SCAN %s: the server's cursor \"%s\" %s",
+                        job->pattern, shown,
+                        parse_cursor(cstr, clen, &cv)
+                            ? "came back after it was given once (a cycle)"
+                            : "is not a number");
       miscache__reply_free(sr);
       break;
     }
@@ -158,6 +254,7 @@ nomem:
   miscache__set_err(mc, "out of memory scanning %s", job->pattern);
 out:
   miscache__reply_free(pending);
+  free(seen.slot);
   free(ab.argv);
   free(ab.lens);
   free(cmds);
@@ -182,6 +279,7 @@ static miscache_status_t scan_all(scan_job_t *job) {
   if (st != MISCACHE_OK) return st;
   /* a cluster: every master holds a part of the keys (a replica would
    * only repeat its master's; one node would miss the rest) */
+  job->deadline = miscache__mono_ms() + mc->opts.scan_timeout_ms;
   size_t nodes = miscache__dispatch_nodes(mc);
   if (nodes == 0) st = MISCACHE_ERR_UNAVAILABLE; /* no slot map: message set */
   for (size_t i = 0; i < nodes && st == MISCACHE_OK && !job->stopped; i++) {

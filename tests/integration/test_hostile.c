@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "fake.h"
+#include "internal.h" /* miscache__dispatch_node_count */
 #include "miscache/miscache.h"
 #include "server.h"
 
@@ -447,6 +448,228 @@ static void test_near_ttl_counts_from_the_send(void **state) {
   mt_fake_stop(f);
 }
 
+/* ---- item 4: a SCAN that never ends ---------------------------------------
+ */
+
+typedef struct {
+  const char *const *cursors; /* given in turn; NULL: counting up forever */
+  int n, at;
+} scan_script_t;
+
+static char *scripted_scan(void *ud, int argc, char **argv, size_t *lens,
+                           size_t *len) {
+  (void)argc, (void)argv, (void)lens;
+  scan_script_t *sc = ud;
+  char cur[32];
+  if (sc->cursors)
+    snprintf(cur, sizeof cur, "%s", sc->cursors[sc->at++ % sc->n]);
+  else
+    snprintf(cur, sizeof cur, "%d", ++sc->at);
+  char *out = malloc(64);
+  *len =
+      (size_t)snprintf(out, 64, "*2\r\n$%zu\r\n%s\r\n*0\r\n", strlen(cur), cur);
+  return out;
+}
+
+static miscache_t *open_scan_fake(mt_fake_t *f, int scan_timeout_ms) {
+  miscache_options_t *o = miscache_options_new();
+  assert_int_equal(miscache_options_set_scan_timeout(o, scan_timeout_ms),
+                   MISCACHE_OK);
+  miscache_t *mc = open_url(mt_fake_url(f), 1000, o);
+  miscache_options_free(o);
+  return mc;
+}
+
+static void test_scan_cursor_cycle_detected(void **state) {
+  (void)state;
+  static const char *const cycle[] = {"5", "7"};
+  scan_script_t sc = {cycle, 2, 0};
+  mt_fake_t *f = mt_fake_start();
+  mt_fake_on_fn(f, "SCAN", scripted_scan, &sc);
+  miscache_t *mc = open_scan_fake(f, 30000);
+  uint64_t n = 0;
+  assert_int_equal(miscache_invalidate(mc, MISCACHE_DB_CACHE, "x:*", &n),
+                   MISCACHE_ERR_REPLY);
+  assert_non_null(strstr(miscache_errmsg(mc), "cycle"));
+  assert_int_equal(mt_fake_count(f, "SCAN"), 3); /* 5, 7, then 5 again */
+  miscache_free(mc);
+  mt_fake_stop(f);
+
+  static const char *const junk[] = {"12a"};
+  scan_script_t sj = {junk, 1, 0};
+  f = mt_fake_start();
+  mt_fake_on_fn(f, "SCAN", scripted_scan, &sj);
+  mc = open_scan_fake(f, 30000);
+  uint64_t count = 0;
+  assert_int_equal(
+      miscache_scan(mc, MISCACHE_DB_CACHE, "x:*", NULL, NULL, &count),
+      MISCACHE_ERR_INVALID); /* fn NULL: refused first */
+  assert_int_equal(miscache_invalidate(mc, MISCACHE_DB_CACHE, "x:*", &n),
+                   MISCACHE_ERR_REPLY);
+  assert_non_null(strstr(miscache_errmsg(mc), "not a number"));
+  miscache_free(mc);
+  mt_fake_stop(f);
+}
+
+static void test_scan_bounded_by_its_timeout(void **state) {
+  (void)state;
+  scan_script_t sc = {NULL, 0, 0}; /* 1, 2, 3, ... never 0 */
+  mt_fake_t *f = mt_fake_start();
+  mt_fake_on_fn(f, "SCAN", scripted_scan, &sc);
+  miscache_t *mc = open_scan_fake(f, 300);
+  int64_t t0 = now_ms();
+  uint64_t n = 0;
+  assert_int_equal(miscache_invalidate(mc, MISCACHE_DB_CACHE, "x:*", &n),
+                   MISCACHE_ERR_UNAVAILABLE);
+  int64_t took = now_ms() - t0;
+  assert_non_null(strstr(miscache_errmsg(mc), "300 ms scan timeout"));
+  assert_true(took >= 300);
+  assert_true(took < 300 + 1000 + 1500); /* + one command timeout, slack */
+  miscache_free(mc);
+  mt_fake_stop(f);
+}
+
+/* ---- items 5 and 6: slot maps, ports ------------------------------------- */
+
+/* CLUSTER SLOTS with one master per slot, each its own address (127.1.x.y
+ * at the fake's port: nobody listens there, connects are refused). */
+static char *many_masters(void *ud, int argc, char **argv, size_t *lens,
+                          size_t *len) {
+  (void)argc, (void)argv, (void)lens;
+  int port = *(int *)ud;
+  size_t cap = 16384 * 96 + 32, o = 0;
+  char *out = malloc(cap);
+  o += (size_t)sprintf(out, "*16384\r\n");
+  for (int i = 0; i < 16384; i++) {
+    char host[32];
+    int hl = snprintf(host, sizeof host, "127.1.%d.%d", i / 256, i % 256);
+    o += (size_t)sprintf(out + o,
+                         "*3\r\n:%d\r\n:%d\r\n*2\r\n$%d\r\n%s\r\n:%d\r\n", i, i,
+                         hl, host, port);
+  }
+  *len = o;
+  return out;
+}
+
+static char *one_master(void *ud, int argc, char **argv, size_t *lens,
+                        size_t *len) {
+  (void)argc, (void)argv, (void)lens;
+  char *out = malloc(128);
+  *len = (size_t)snprintf(
+      out, 128, "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:%d\r\n",
+      *(int *)ud);
+  return out;
+}
+
+/* Digits after a minus sign: a negative time in a message. */
+static void assert_no_negative_number(const char *msg) {
+  for (const char *p = msg; *p; p++)
+    if (*p == '-' && p[1] >= '0' && p[1] <= '9' && (p == msg || p[-1] == ' '))
+      fail_msg("a negative number in: %s", msg);
+}
+
+static void test_slot_map_linear_and_freed(void **state) {
+  (void)state;
+  mt_fake_t *f = mt_fake_start();
+  int port = mt_fake_port(f);
+  mt_fake_on_fn(f, "CLUSTER SLOTS", many_masters, &port);
+  mt_fake_on_str(f, "GET", "$2\r\n{}\r\n");
+  char url[96];
+  snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", port);
+  int64_t t0 = now_ms();
+  miscache_t *mc = open_url(url, 400, NULL);
+  int64_t opened = now_ms() - t0;
+  assert_int_equal(miscache__dispatch_node_count(mc), 16384);
+  /* the key's master refuses: the call fails within its deadline */
+  json_t *v = NULL;
+  t0 = now_ms();
+  miscache_status_t st = miscache_get(mc, MISCACHE_DB_CACHE, "k", &v);
+  int64_t took = now_ms() - t0;
+  assert_int_equal(st, MISCACHE_ERR_UNAVAILABLE);
+  assert_no_negative_number(miscache_errmsg(mc));
+  assert_true(took < 400 + 400 + 1500);
+  /* the map changes to one master: the 16,384 others are freed */
+  mt_fake_on_fn(f, "CLUSTER SLOTS", one_master, &port);
+  sleep_ms(150); /* past the pause between reloads */
+  t0 = now_ms();
+  for (int i = 0; i < 20; i++) {
+    st = miscache_get(mc, MISCACHE_DB_CACHE, "k", &v);
+    if (st == MISCACHE_OK) break;
+    sleep_ms(120);
+  }
+  took = now_ms() - t0;
+  if (st != MISCACHE_OK) fail_msg("after the new map: %s", miscache_errmsg(mc));
+  json_decref(v);
+  assert_int_equal(miscache__dispatch_node_count(mc), 1);
+  print_message("16384-master map: open %lld ms; reload and get %lld ms\n",
+                (long long)opened, (long long)took);
+  miscache_free(mc);
+  mt_fake_stop(f);
+}
+
+static void expect_open_refused(const char *url, const char *words) {
+  miscache_options_t *o = miscache_options_new();
+  assert_int_equal(miscache_options_set_url(o, url), MISCACHE_OK);
+  assert_int_equal(miscache_options_set_command_timeout(o, 500), MISCACHE_OK);
+  miscache_t *mc = NULL;
+  char err[MISCACHE_ERRMSG_SIZE] = "";
+  assert_int_not_equal(miscache_open(o, &mc, err, sizeof err), MISCACHE_OK);
+  assert_null(mc);
+  if (!strstr(err, words)) fail_msg("\"%s\" does not say \"%s\"", err, words);
+  assert_printable(err);
+  miscache_options_free(o);
+}
+
+static void test_ports_out_of_range_refused(void **state) {
+  (void)state;
+  mt_fake_t *f = mt_fake_start();
+  int port = mt_fake_port(f);
+  char map[256], url[96];
+  /* CLUSTER SLOTS naming 65536 + port: an (int) cast made it port */
+  snprintf(map, sizeof map,
+           "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:%d\r\n",
+           65536 + port);
+  mt_fake_on(f, "CLUSTER SLOTS", map, strlen(map), 1);
+  snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", port);
+  expect_open_refused(url, "out of range 1..65535");
+  /* a host of 300 bytes */
+  char host[301];
+  memset(host, 'h', 300);
+  host[300] = 0;
+  char big[512];
+  snprintf(big, sizeof big,
+           "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$300\r\n%s\r\n:%d\r\n", host,
+           port);
+  mt_fake_on(f, "CLUSTER SLOTS", big, strlen(big), 1);
+  expect_open_refused(url, "300 bytes");
+  /* MOVED to 70000 + ...: refused, not followed */
+  snprintf(map, sizeof map,
+           "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:%d\r\n",
+           port);
+  mt_fake_on_str(f, "CLUSTER SLOTS", map);
+  snprintf(map, sizeof map, "-MOVED 12539 127.0.0.1:%d\r\n", 65536 + port);
+  mt_fake_on_str(f, "GET", map);
+  miscache_t *mc = open_url(url, 500, NULL);
+  json_t *v = NULL;
+  assert_int_equal(miscache_get(mc, MISCACHE_DB_CACHE, "k", &v),
+                   MISCACHE_ERR_REPLY);
+  assert_non_null(strstr(miscache_errmsg(mc), "redirection not to follow"));
+  assert_int_equal(mt_fake_count(f, "GET"), 1); /* never sent elsewhere */
+  mt_fake_on_str(f, "GET", "-ASK 12539 127.0.0.1:0\r\n");
+  assert_int_equal(miscache_get(mc, MISCACHE_DB_CACHE, "k", &v),
+                   MISCACHE_ERR_REPLY);
+  miscache_free(mc);
+  /* a sentinel naming 65536 + port */
+  snprintf(map, sizeof map, "*2\r\n$9\r\n127.0.0.1\r\n$5\r\n%d\r\n",
+           65536 + port);
+  mt_fake_on_str(f, "SENTINEL", map);
+  snprintf(url, sizeof url, "redis+sentinel://127.0.0.1:%d/mymaster", port);
+  expect_open_refused(url, "not in 1..65535");
+  mt_fake_on_str(f, "SENTINEL", "*2\r\n$0\r\n\r\n$4\r\n6380\r\n");
+  expect_open_refused(url, "0 bytes");
+  mt_fake_stop(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_extra_bytes_never_shift_answers),
@@ -462,6 +685,10 @@ int main(void) {
       cmocka_unit_test(test_near_odd_subscribe_reply),
       cmocka_unit_test(test_queue_pull_odd_shapes),
       cmocka_unit_test(test_near_ttl_counts_from_the_send),
+      cmocka_unit_test(test_scan_cursor_cycle_detected),
+      cmocka_unit_test(test_scan_bounded_by_its_timeout),
+      cmocka_unit_test(test_slot_map_linear_and_freed),
+      cmocka_unit_test(test_ports_out_of_range_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
