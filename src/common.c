@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/sha.h>
+
 #include "internal.h"
 
 const char *miscache_strerror(miscache_status_t status) {
@@ -185,4 +187,15 @@ bool miscache__peer_addr_ok(const char *host, size_t hostlen, long long port,
     }
   }
   return true;
+}
+
+void miscache__sha1_hex(const char *src, char out[41]) {
+  static const char hex[] = "0123456789abcdef";
+  unsigned char d[SHA_DIGEST_LENGTH];
+  SHA1((const unsigned char *)src, strlen(src), d);
+  for (int i = 0; i < SHA_DIGEST_LENGTH; i++) {
+    out[2 * i] = hex[d[i] >> 4];
+    out[2 * i + 1] = hex[d[i] & 15];
+  }
+  out[40] = 0;
 }

@@ -432,6 +432,19 @@ miscache_status_t miscache__cache_aside_direct(
 miscache_status_t miscache__queue_stream_key(miscache_t *mc, const char *name,
                                              miscache__fullkey_t *fk);
 
+/* miscache_queue_pull / miscache_queue_reclaim that also give each
+ * message's "seq" field (0 without one) in seqs[] beside out[]. */
+miscache_status_t miscache__queue_pull_seq(miscache_t *mc, const char *name,
+                                           const char *group,
+                                           const char *consumer, size_t max,
+                                           int block_ms,
+                                           miscache_queue_msg_t *out,
+                                           uint64_t *seqs, size_t *got);
+miscache_status_t miscache__queue_reclaim_seq(
+    miscache_t *mc, const char *name, const char *group, const char *consumer,
+    size_t max, const miscache_queue_opts_t *opts, miscache_queue_msg_t *out,
+    uint64_t *seqs, size_t *got, size_t *dead);
+
 /* ---- stampede protection (stampede.c) ------------------------------------ */
 typedef struct miscache__flight miscache__flight_t;
 /* Join the in-process flight of (handle's namespace, db, key): *leader
@@ -445,7 +458,15 @@ void miscache__flight_done(miscache__flight_t *f, const json_t *value);
 /* A follower waits at most wait_ms: a new copy of the value, or NULL
  * (failed or timed out: load yourself). */
 json_t *miscache__flight_wait(miscache__flight_t *f, int wait_ms);
-/* SET NX PX on "stampede:lease:<key>" with a new token. */
+/* SET NX PX of a lease (logical key lease_key, value {"token": new
+ * token}): *taken only on +OK (nil: held by another). Release: deleted
+ * only while it still holds token (message kept as it was). */
+miscache_status_t miscache__lease_key_take(miscache_t *mc, miscache_db_t db,
+                                           const char *lease_key, int lease_ms,
+                                           char token[33], bool *taken);
+void miscache__lease_key_release(miscache_t *mc, miscache_db_t db,
+                                 const char *lease_key, const char *token);
+/* The same on "stampede:lease:<key>". */
 miscache_status_t miscache__lease_take(miscache_t *mc, miscache_db_t db,
                                        const char *key, int lease_ms,
                                        char token[33], bool *taken);
@@ -513,6 +534,9 @@ extern const char miscache__lua_fenced_set_sha[];
 extern const char miscache__lua_takeover[];
 extern const char miscache__lua_takeover_sha[];
 
+/* The SHA1 of a script's text, as EVALSHA takes it (40 hex digits). */
+void miscache__sha1_hex(const char *src, char out[41]);
+
 /* EVALSHA sha over nkeys logical keys (namespaced here) and nargs
  * arguments; EVAL with src on NOSCRIPT. *result gets the script's integer
  * reply. Transport and error-reply statuses as usual (message set). */
@@ -521,6 +545,14 @@ miscache_status_t miscache__eval(miscache_t *mc, miscache_db_t db,
                                  const char *const *keys, int nargs,
                                  const char *const *args, unsigned flags,
                                  long long *result);
+/* The same (at most 4 keys, 8 arguments) with the script's reply, whatever
+ * its shape, in *out (the caller's); an error reply is a status (message
+ * set) with *out NULL. */
+miscache_status_t miscache__eval_reply(miscache_t *mc, miscache_db_t db,
+                                       const char *src, const char *sha,
+                                       int nkeys, const char *const *keys,
+                                       int nargs, const char *const *args,
+                                       unsigned flags, miscache__reply_t **out);
 
 /* Fenced lock at key (lock.c): like miscache_lock_acquire, but the value
  * also holds host, pid, "fence" (INCR of fence_key, taken in the same

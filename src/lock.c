@@ -185,12 +185,13 @@ nomem:
   return MISCACHE_ERR_NOMEM;
 }
 
-miscache_status_t miscache__eval(miscache_t *mc, miscache_db_t db,
-                                 const char *src, const char *sha, int nkeys,
-                                 const char *const *keys, int nargs,
-                                 const char *const *args, unsigned flags,
-                                 long long *result) {
-  enum { MAX_KEYS = 4, MAX_ARGS = 6 };
+miscache_status_t miscache__eval_reply(miscache_t *mc, miscache_db_t db,
+                                       const char *src, const char *sha,
+                                       int nkeys, const char *const *keys,
+                                       int nargs, const char *const *args,
+                                       unsigned flags, miscache__reply_t **out) {
+  enum { MAX_KEYS = 4, MAX_ARGS = 8 };
+  *out = NULL;
   if (nkeys < 1 || nkeys > MAX_KEYS || nargs < 0 || nargs > MAX_ARGS) {
     miscache__set_err(mc, "script: %d keys, %d args", nkeys, nargs);
     return MISCACHE_ERR_INVALID;
@@ -226,18 +227,35 @@ miscache_status_t miscache__eval(miscache_t *mc, miscache_db_t db,
       argv[1] = src, lens[1] = strlen(src);
       st = miscache__exec_key(mc, db, &fk[0], &cmd, &r, flags);
     }
-    if (st == MISCACHE_OK) {
-      if (miscache__reply_type(r) == MISCACHE__R_INTEGER) {
-        *result = miscache__reply_int(r);
-      } else {
-        char what[300];
-        snprintf(what, sizeof what, "script on %s", keys[0]);
-        st = miscache__unexpected(mc, db, keys[0], r, what);
-      }
+    if (st == MISCACHE_OK && miscache__reply_is(r, MISCACHE__R_ERROR)) {
+      char what[300];
+      snprintf(what, sizeof what, "script on %s", keys[0]);
+      st = miscache__unexpected(mc, db, keys[0], r, what);
+      miscache__reply_free(r);
+      r = NULL;
     }
-    miscache__reply_free(r);
+    *out = r;
   }
   for (int i = 0; i < got; i++) miscache__fullkey_done(&fk[i]);
+  return st;
+}
+
+miscache_status_t miscache__eval(miscache_t *mc, miscache_db_t db,
+                                 const char *src, const char *sha, int nkeys,
+                                 const char *const *keys, int nargs,
+                                 const char *const *args, unsigned flags,
+                                 long long *result) {
+  miscache__reply_t *r = NULL;
+  miscache_status_t st = miscache__eval_reply(mc, db, src, sha, nkeys, keys,
+                                              nargs, args, flags, &r);
+  if (st == MISCACHE_OK && miscache__reply_is(r, MISCACHE__R_INTEGER)) {
+    *result = miscache__reply_int(r);
+  } else if (st == MISCACHE_OK) {
+    char what[300];
+    snprintf(what, sizeof what, "script on %s", keys[0]);
+    st = miscache__unexpected(mc, db, keys[0], r, what);
+  }
+  miscache__reply_free(r);
   return st;
 }
 

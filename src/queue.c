@@ -4,7 +4,6 @@
  * move of an entry to the dead-letter stream is a script too (both through
  * miscache__eval's EVALSHA, EVAL on NOSCRIPT), so each is one atomic step.
  */
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,19 +39,27 @@ static const char lua_dead[] =
     "redis.call('HDEL', KEYS[3], ARGV[2])\n"
     "return #e\n";
 
-static char sha_trim[41], sha_dead[41];
+/* KEYS: stream. ARGV: group, consumer, min idle ms, count. Claims the
+ * entries idle that long for consumer and gives, for each, the delivery
+ * count the server holds after this claim, read in the same step:
+ * {entries, counts}. */
+static const char lua_claim[] =
+    "local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3],"
+    " '0-0', 'COUNT', ARGV[4])\n"
+    "local counts = {}\n"
+    "for i, e in ipairs(r[2]) do\n"
+    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)\n"
+    "  counts[i] = p[1] and p[1][4] or 0\n"
+    "end\n"
+    "return {r[2], counts}\n";
+
+static char sha_trim[41], sha_dead[41], sha_claim[41];
 static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
 
-static void sha_hex(const char *src, char out[41]) {
-  unsigned char d[SHA_DIGEST_LENGTH];
-  SHA1((const unsigned char *)src, strlen(src), d);
-  for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
-    snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
-
 static void make_shas(void) {
-  sha_hex(lua_trim, sha_trim);
-  sha_hex(lua_dead, sha_dead);
+  miscache__sha1_hex(lua_trim, sha_trim);
+  miscache__sha1_hex(lua_dead, sha_dead);
+  miscache__sha1_hex(lua_claim, sha_claim);
 }
 
 /* ---- names and keys --------------------------------------------------- */
@@ -152,6 +159,13 @@ static miscache_status_t err_reply(miscache_t *mc, miscache__reply_t *r,
 
 /* ---- enqueue -------------------------------------------------------------- */
 
+/* What pull says of a body it refuses, and enqueue of one it will not
+ * queue: the same words. */
+static void body_refused(char *out, size_t outlen, const char *why) {
+  snprintf(out, outlen, "body is not JSON: %s", why);
+}
+
+
 miscache_status_t miscache_queue_enqueue(miscache_t *mc, const char *name,
                                          size_t n, const json_t *const bodies[],
                                          const char *const msg_ids[],
@@ -207,6 +221,18 @@ miscache_status_t miscache_queue_enqueue(miscache_t *mc, const char *name,
                         bodies[i] ? "cannot be encoded as JSON" : "NULL body");
       goto done;
     }
+    /* what the consumer's pull would refuse (nesting too deep, a \u0000)
+     * is refused here, in the same words, not dead-lettered later */
+    char why[160] = "";
+    json_t *back = miscache__decode(bufs[i], blen, why, sizeof why);
+    if (!back) {
+      char what[200];
+      body_refused(what, sizeof what, why);
+      st = MISCACHE_ERR_ENCODE;
+      miscache__set_err(mc, "message %zu of queue %s: %s", i, name, what);
+      goto done;
+    }
+    json_decref(back);
     const char **a = argv + XA * i;
     size_t *l = lens + XA * i;
     a[0] = "XADD", l[0] = 4;
@@ -274,15 +300,17 @@ void miscache_queue_msg_clear(miscache_queue_msg_t *m) {
   memset(m, 0, sizeof *m);
 }
 
-/* Fill m from one entry [id, [field, value, ...]]. false when its body is
- * not JSON (why says so). */
+/* Fill m from one entry [id, [field, value, ...]], and *seq (may be NULL)
+ * from its "seq" field (0 without one). false when its body is not JSON
+ * (why says so). */
 static bool entry_to_msg(const miscache__reply_t *e, miscache_queue_msg_t *m,
-                         char *why, size_t whylen) {
+                         uint64_t *seq, char *why, size_t whylen) {
   memset(m, 0, sizeof *m);
-  const miscache__reply_t *id = miscache__reply_at(e, 0);
+  if (seq) *seq = 0;
   const miscache__reply_t *f = miscache__reply_at(e, 1);
-  snprintf(m->id, sizeof m->id, "%s", id ? miscache__reply_str(id, NULL) : "");
-  size_t nf = f ? miscache__reply_count(f) : 0;
+  snprintf(m->id, sizeof m->id, "%s",
+           miscache__reply_str(miscache__reply_at(e, 0), NULL));
+  size_t nf = miscache__reply_count(f);
   for (size_t i = 0; i + 1 < nf; i += 2) {
     const char *name = miscache__reply_str(miscache__reply_at(f, i), NULL);
     size_t vlen;
@@ -293,6 +321,8 @@ static bool entry_to_msg(const miscache__reply_t *e, miscache_queue_msg_t *m,
       m->enqueued_ms = strtoll(v, NULL, 10);
     else if (strcmp(name, "deliveries") == 0)
       m->deliveries = strtoull(v, NULL, 10);
+    else if (strcmp(name, "seq") == 0 && seq)
+      *seq = strtoull(v, NULL, 10);
     else if (strcmp(name, "body") == 0 && !m->body)
       m->body = miscache__decode(v, vlen, why, whylen);
   }
@@ -327,17 +357,28 @@ static miscache_status_t create_group(miscache_t *mc, qkeys_t *k,
   return MISCACHE_OK;
 }
 
-/* The entries of an XREADGROUP/XAUTOCLAIM list into out[], dead-lettering
- * those whose body is not JSON. */
+/* Where taken entries go: out[] (and seqs[], may be NULL) from *got on,
+ * at most max. */
+typedef struct {
+  miscache_queue_msg_t *out;
+  uint64_t *seqs;
+  size_t max, *got;
+} sink_t;
+
+/* The entries of an XREADGROUP/XAUTOCLAIM list into the sink,
+ * dead-lettering those whose body is not JSON and, with counts (the
+ * server's delivery count of each, after this delivery), those delivered
+ * more than max_deliveries times. Without counts each was delivered once.
+ * *dead (may be NULL) counts the dead-lettered. */
 static miscache_status_t take_entries(miscache_t *mc, qkeys_t *k,
                                       const char *group,
                                       const miscache__reply_t *list,
-                                      uint64_t deliveries,
-                                      miscache_queue_msg_t *out, size_t max,
-                                      size_t *got) {
+                                      const miscache__reply_t *counts,
+                                      uint64_t max_deliveries, sink_t *sk,
+                                      size_t *dead) {
   size_t n = miscache__reply_count(list);
   miscache_status_t st = MISCACHE_OK;
-  for (size_t i = 0; i < n && *got < max; i++) {
+  for (size_t i = 0; i < n && *sk->got < sk->max && st == MISCACHE_OK; i++) {
     const miscache__reply_t *e = miscache__reply_at(list, i);
     /* [id, [field, value...]]; fields nil: an entry deleted while
      * pending. Another shape is no entry: it stays pending and comes back
@@ -346,17 +387,35 @@ static miscache_status_t take_entries(miscache_t *mc, qkeys_t *k,
         !miscache__reply_is(miscache__reply_at(e, 0), MISCACHE__R_STRING) ||
         !miscache__reply_is(miscache__reply_at(e, 1), MISCACHE__R_ARRAY))
       continue;
+    uint64_t d = 1;
+    if (counts) {
+      const miscache__reply_t *c = miscache__reply_at(counts, i);
+      if (!miscache__reply_is(c, MISCACHE__R_INTEGER) ||
+          miscache__reply_int(c) < 1)
+        continue; /* no longer pending: somebody acked it meanwhile */
+      d = (uint64_t)miscache__reply_int(c);
+    }
     char why[160] = "";
-    miscache_queue_msg_t *m = &out[*got];
-    if (entry_to_msg(e, m, why, sizeof why)) {
-      m->deliveries = deliveries;
-      (*got)++;
+    size_t at = *sk->got;
+    miscache_queue_msg_t *m = &sk->out[at];
+    bool ok = entry_to_msg(e, m, sk->seqs ? &sk->seqs[at] : NULL, why,
+                           sizeof why);
+    if (ok && d <= max_deliveries) {
+      m->deliveries = d;
+      (*sk->got)++;
       continue;
     }
     char what[200];
-    snprintf(what, sizeof what, "body is not JSON: %s", why);
-    st = dead_letter(mc, k, group, m->id, deliveries, what);
-    if (st != MISCACHE_OK) break;
+    if (ok) /* handed over max_deliveries times (this claim not counted) */
+      snprintf(what, sizeof what, "delivered max_deliveries times without "
+                                  "an ack");
+    else
+      body_refused(what, sizeof what, why);
+    char id[MISCACHE_QUEUE_ID_SIZE];
+    snprintf(id, sizeof id, "%s", m->id);
+    miscache_queue_msg_clear(m);
+    st = dead_letter(mc, k, group, id, ok ? d - 1 : d, what);
+    if (st == MISCACHE_OK && dead) (*dead)++;
   }
   return st;
 }
@@ -375,10 +434,12 @@ static miscache_status_t check_args(miscache_t *mc, const char *group,
   return MISCACHE_OK;
 }
 
-miscache_status_t miscache_queue_pull(miscache_t *mc, const char *name,
-                                      const char *group, const char *consumer,
-                                      size_t max, int block_ms,
-                                      miscache_queue_msg_t *out, size_t *got) {
+miscache_status_t miscache__queue_pull_seq(miscache_t *mc, const char *name,
+                                           const char *group,
+                                           const char *consumer, size_t max,
+                                           int block_ms,
+                                           miscache_queue_msg_t *out,
+                                           uint64_t *seqs, size_t *got) {
   if (!mc) return MISCACHE_ERR_INVALID;
   miscache_status_t st = check_args(mc, group, consumer, max, out, got);
   if (st == MISCACHE_OK && (!consumer || block_ms < 0)) {
@@ -411,6 +472,7 @@ miscache_status_t miscache_queue_pull(miscache_t *mc, const char *name,
     break;
   }
   if (st == MISCACHE_OK) {
+    sink_t sk = {out, seqs, max, got};
     if (miscache__reply_type(r) == MISCACHE__R_ERROR) {
       st = err_reply(mc, r, "XREADGROUP");
       r = NULL;
@@ -426,7 +488,7 @@ miscache_status_t miscache_queue_pull(miscache_t *mc, const char *name,
         st = miscache__unexpected(mc, MISCACHE_DB_QUEUE, k.lk[0], r,
                                   "XREADGROUP");
       } else {
-        st = take_entries(mc, &k, group, list, 1, out, max, got);
+        st = take_entries(mc, &k, group, list, NULL, UINT64_MAX, &sk, NULL);
       }
     } else if (!miscache__reply_is(r, MISCACHE__R_NIL)) {
       st = miscache__unexpected(mc, MISCACHE_DB_QUEUE, k.lk[0], r,
@@ -438,12 +500,18 @@ miscache_status_t miscache_queue_pull(miscache_t *mc, const char *name,
   return st;
 }
 
-miscache_status_t miscache_queue_reclaim(miscache_t *mc, const char *name,
-                                         const char *group,
-                                         const char *consumer, size_t max,
-                                         const miscache_queue_opts_t *opts,
-                                         miscache_queue_msg_t *out, size_t *got,
-                                         size_t *dead) {
+miscache_status_t miscache_queue_pull(miscache_t *mc, const char *name,
+                                      const char *group, const char *consumer,
+                                      size_t max, int block_ms,
+                                      miscache_queue_msg_t *out, size_t *got) {
+  return miscache__queue_pull_seq(mc, name, group, consumer, max, block_ms,
+                                  out, NULL, got);
+}
+
+miscache_status_t miscache__queue_reclaim_seq(
+    miscache_t *mc, const char *name, const char *group, const char *consumer,
+    size_t max, const miscache_queue_opts_t *opts, miscache_queue_msg_t *out,
+    uint64_t *seqs, size_t *got, size_t *dead) {
   if (dead) *dead = 0;
   if (!mc) return MISCACHE_ERR_INVALID;
   miscache_status_t st = check_args(mc, group, consumer, max, out, got);
@@ -456,63 +524,47 @@ miscache_status_t miscache_queue_reclaim(miscache_t *mc, const char *name,
   opts_or_defaults(opts, &o);
   qkeys_t k;
   if ((st = qkeys(mc, name, &k)) != MISCACHE_OK) return st;
+  pthread_once(&sha_once, make_shas);
   char idle[24], count[24];
   snprintf(idle, sizeof idle, "%lld", (long long)o.reclaim_idle_ms);
   snprintf(count, sizeof count, "%zu", max);
-  /* 1. who is pending long enough, and how often was each delivered */
-  const char *pa[8] = {"XPENDING", k.stream.ptr, group, "IDLE", idle,
-                       "-",        "+",          count};
-  miscache__reply_t *pr = NULL, *cr = NULL;
-  st = cmd1(mc, 8, pa, &pr, MISCACHE__IDEMPOTENT);
-  if (st != MISCACHE_OK) goto done;
-  if (miscache__reply_type(pr) == MISCACHE__R_ERROR) {
-    if (strncmp(miscache__reply_str(pr, NULL), "NOGROUP", 7) == 0) goto done;
-    st = err_reply(mc, pr, "XPENDING");
-    pr = NULL;
-    goto done;
-  }
-  size_t np = miscache__reply_count(pr);
-  /* 2. the ones tried max_deliveries times: dead letters */
-  for (size_t i = 0; i < np; i++) {
-    const miscache__reply_t *e = miscache__reply_at(pr, i);
-    uint64_t d = (uint64_t)miscache__reply_int(miscache__reply_at(e, 3));
-    if (d < o.max_deliveries) continue;
-    st = dead_letter(mc, &k, group,
-                     miscache__reply_str(miscache__reply_at(e, 0), NULL), d,
-                     "delivered max_deliveries times without an ack");
-    if (st != MISCACHE_OK) goto done;
-    if (dead) (*dead)++;
-  }
-  if (np == 0) goto done;
-  /* 3. the rest to this consumer */
-  const char *ca[9] = {"XAUTOCLAIM", k.stream.ptr, group, consumer, idle,
-                       "0-0",        "COUNT",      count, NULL};
-  st = cmd1(mc, 8, ca, &cr, 0);
-  if (st != MISCACHE_OK) goto done;
-  if (miscache__reply_type(cr) == MISCACHE__R_ERROR) {
-    st = err_reply(mc, cr, "XAUTOCLAIM");
-    cr = NULL;
-    goto done;
-  }
-  const miscache__reply_t *list = miscache__reply_at(cr, 1);
-  size_t before = *got;
-  st = take_entries(mc, &k, group, list, 0, out, max, got);
-  /* deliveries: XPENDING's count, plus this claim */
-  for (size_t i = before; i < *got; i++) {
-    out[i].deliveries = 1;
-    for (size_t j = 0; j < np; j++) {
-      const miscache__reply_t *e = miscache__reply_at(pr, j);
-      if (strcmp(miscache__reply_str(miscache__reply_at(e, 0), NULL),
-                 out[i].id) == 0)
-        out[i].deliveries =
-            (uint64_t)miscache__reply_int(miscache__reply_at(e, 3)) + 1;
+  /* claimed, with the delivery count the server has for each after the
+   * claim, in one step: a count read before (XPENDING) could be stale */
+  const char *keys[1] = {k.lk[0]};
+  const char *args[4] = {group, consumer, idle, count};
+  miscache__reply_t *r = NULL;
+  st = miscache__eval_reply(mc, MISCACHE_DB_QUEUE, lua_claim, sha_claim, 1,
+                            keys, 4, args, 0, &r);
+  if (st != MISCACHE_OK && strstr(mc->err, "NOGROUP")) {
+    st = MISCACHE_OK; /* no group yet: nothing to reclaim */
+  } else if (st == MISCACHE_OK) {
+    const miscache__reply_t *list = miscache__reply_at(r, 0);
+    const miscache__reply_t *counts = miscache__reply_at(r, 1);
+    if (miscache__reply_count(r) != 2 ||
+        !miscache__reply_is(list, MISCACHE__R_ARRAY) ||
+        !miscache__reply_is(counts, MISCACHE__R_ARRAY) ||
+        miscache__reply_count(list) != miscache__reply_count(counts)) {
+      st = miscache__unexpected(mc, MISCACHE_DB_QUEUE, k.lk[0], r,
+                                "XAUTOCLAIM");
+    } else {
+      sink_t sk = {out, seqs, max, got};
+      st = take_entries(mc, &k, group, list, counts, o.max_deliveries, &sk,
+                        dead);
     }
   }
-done:
-  miscache__reply_free(pr);
-  miscache__reply_free(cr);
+  miscache__reply_free(r);
   qkeys_done(&k);
   return st;
+}
+
+miscache_status_t miscache_queue_reclaim(miscache_t *mc, const char *name,
+                                         const char *group,
+                                         const char *consumer, size_t max,
+                                         const miscache_queue_opts_t *opts,
+                                         miscache_queue_msg_t *out, size_t *got,
+                                         size_t *dead) {
+  return miscache__queue_reclaim_seq(mc, name, group, consumer, max, opts,
+                                     out, NULL, got, dead);
 }
 
 miscache_status_t miscache_queue_ack(miscache_t *mc, const char *name,
@@ -650,6 +702,20 @@ miscache_status_t miscache_queue_info(miscache_t *mc, const char *name,
   st = miscache__dispatch(mc, MISCACHE_DB_QUEUE, 6, cmds, r,
                           MISCACHE__IDEMPOTENT);
   if (st != MISCACHE_OK) goto done;
+  /* a key of the queue that holds another type (WRONGTYPE) is the same
+   * ERR_DECODE as for every other queue call; XINFO's "no such key" is an
+   * empty queue */
+  static const char *const what[6] = {"XLEN", "XINFO GROUPS", "XRANGE",
+                                      "XLEN", "GET", "TIME"};
+  for (int i = 0; i < 6; i++) {
+    if (!miscache__reply_is(r[i], MISCACHE__R_ERROR)) continue;
+    if (i == 1 && !strstr(miscache__reply_str(r[i], NULL), "WRONGTYPE"))
+      continue;
+    char ctx[96];
+    snprintf(ctx, sizeof ctx, "%s %s", what[i], a[i][1] ? a[i][1] : "");
+    st = miscache__unexpected(mc, MISCACHE_DB_QUEUE, k.lk[0], r[i], ctx);
+    goto done;
+  }
   out->length = (uint64_t)miscache__reply_int(r[0]);
   out->dead = (uint64_t)miscache__reply_int(r[3]);
   out->trimmed = strtoull(miscache__reply_str(r[4], NULL), NULL, 10);
@@ -718,7 +784,7 @@ miscache_status_t miscache_queue_dead(miscache_t *mc, const char *name,
     const miscache__reply_t *e = miscache__reply_at(r, i);
     char why[160] = "";
     miscache_queue_msg_t *m = &out[*got];
-    entry_to_msg(e, m, why, sizeof why); /* a dead letter's body may be bad */
+    entry_to_msg(e, m, NULL, why, sizeof why); /* its body may be bad */
     if (errors) {
       errors[*got] = NULL;
       const miscache__reply_t *f = miscache__reply_at(e, 1);

