@@ -691,12 +691,13 @@ miscache_status_t miscache__cache_aside_direct(
   miscache__flight_t *f =
       sp->single_flight ? miscache__flight_join(mc, db, key, &leader) : NULL;
   if (!leader) {
+    miscache_source_t lsrc = MISCACHE_SOURCE_NONE;
     json_t *v = miscache__flight_wait(
-        f, sp->wait_ms ? sp->wait_ms : mc->opts.command_timeout_ms);
+        f, sp->wait_ms ? sp->wait_ms : mc->opts.command_timeout_ms, &lsrc);
     /* accept() also fills the caller's own typed struct */
     if (v && (!accept || accept(accept_ud, v, why, sizeof why) == MISCACHE_OK)) {
       *out = v;
-      if (source) *source = MISCACHE_SOURCE_LOADED; /* by another thread */
+      if (source) *source = lsrc; /* the leader's: stored by it, or not */
       return MISCACHE_OK;
     }
     json_decref(v);
@@ -712,12 +713,14 @@ miscache_status_t miscache__cache_aside_direct(
       wait_for_value(mc, db, key, sp->lease_ms, accept, accept_ud, out) ==
           MISCACHE_OK) {
     if (source) *source = MISCACHE_SOURCE_CACHE;
-    if (leader) miscache__flight_done(f, *out);
+    if (leader) miscache__flight_done(f, *out, MISCACHE_SOURCE_CACHE);
     return MISCACHE_OK;
   }
+  miscache_source_t src = MISCACHE_SOURCE_NONE;
   st = load_and_store(mc, db, key, ttl_ms, loader, userdata, accept,
-                      accept_ud, store, cache_err, out, source);
+                      accept_ud, store, cache_err, out, &src);
+  if (source) *source = src;
   if (taken) miscache__lease_release(mc, db, key, token);
-  if (leader) miscache__flight_done(f, st == MISCACHE_OK ? *out : NULL);
+  if (leader) miscache__flight_done(f, st == MISCACHE_OK ? *out : NULL, src);
   return st;
 }

@@ -56,6 +56,9 @@ miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
 void miscache__endpoint_clear(miscache__endpoint_t *ep);
 /* *dst = a copy of src (NULL stays NULL); false when out of memory. */
 bool miscache__dup(char **dst, const char *src);
+/* Zero n bytes so that a secret does not stay in memory (not optimised
+ * away). */
+void miscache__wipe(void *p, size_t n);
 /* Wipe and free a secret string. Accepts NULL. */
 void miscache__secret_free(char *secret);
 miscache_status_t miscache__endpoint_copy(miscache__endpoint_t *dst,
@@ -453,11 +456,15 @@ typedef struct miscache__flight miscache__flight_t;
  * memory (load without a flight). */
 miscache__flight_t *miscache__flight_join(miscache_t *mc, miscache_db_t db,
                                           const char *key, bool *leader);
-/* The leader's value (copied for the followers; NULL: it failed). */
-void miscache__flight_done(miscache__flight_t *f, const json_t *value);
-/* A follower waits at most wait_ms: a new copy of the value, or NULL
- * (failed or timed out: load yourself). */
-json_t *miscache__flight_wait(miscache__flight_t *f, int wait_ms);
+/* The leader's value (copied for the followers; NULL: it failed) and
+ * where it came from (a follower reports the same: UNCACHED when the
+ * leader could not store it). */
+void miscache__flight_done(miscache__flight_t *f, const json_t *value,
+                           miscache_source_t source);
+/* A follower waits at most wait_ms: a new copy of the value and its source,
+ * or NULL (failed or timed out: load yourself). */
+json_t *miscache__flight_wait(miscache__flight_t *f, int wait_ms,
+                              miscache_source_t *source);
 /* SET NX PX of a lease (logical key lease_key, value {"token": new
  * token}): *taken only on +OK (nil: held by another). Release: deleted
  * only while it still holds token (message kept as it was). */

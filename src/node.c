@@ -271,6 +271,8 @@ static miscache_status_t simple_command(miscache__node_t *n, int argc,
   if (!ob_command(n, argc, argv, lens)) return nomem(n, argv[0]);
   miscache__tstatus_t t =
       miscache__transport_write(n->t, n->obuf, n->olen, deadline);
+  /* the buffer held AUTH's password: no copy of it stays in memory */
+  miscache__wipe(n->obuf, n->olen);
   ob_done(n);
   if (t == MISCACHE__T_OK) t = miscache__transport_read(n->t, deadline, out);
   if (t != MISCACHE__T_OK) {

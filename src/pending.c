@@ -89,61 +89,72 @@ miscache_status_t miscache__pending_add(miscache__pending_t *p,
   return MISCACHE_OK;
 }
 
-/* Redis's glob (stringmatch): * ? [abc] [^a-z] and \x. */
-bool miscache__glob_match(const char *pat, const char *s) {
-  while (*pat) {
-    switch (*pat) {
-    case '*':
-      while (pat[1] == '*')
-        pat++;
-      if (!pat[1]) return true;
-      for (; *s; s++)
-        if (miscache__glob_match(pat + 1, s)) return true;
-      return miscache__glob_match(pat + 1, s);
-    case '?':
-      if (!*s) return false;
-      s++;
-      pat++;
-      break;
-    case '[': {
-      if (!*s) return false;
-      pat++;
-      bool neg = *pat == '^';
-      if (neg) pat++;
-      bool match = false;
-      while (*pat && *pat != ']') {
-        if (*pat == '\\' && pat[1]) {
-          pat++;
-          if (*pat == *s) match = true;
-        } else if (pat[1] == '-' && pat[2] && pat[2] != ']') {
-          unsigned char lo = (unsigned char)pat[0], hi = (unsigned char)pat[2];
-          if (lo > hi) {
-            unsigned char t = lo;
-            lo = hi;
-            hi = t;
-          }
-          if ((unsigned char)*s >= lo && (unsigned char)*s <= hi) match = true;
-          pat += 2;
-        } else if (*pat == *s) {
-          match = true;
+/* One element of a glob at p (?, [class], \x or a byte) against byte c:
+ * whether it matches; *next is just after it. */
+static bool elem_match(const char *p, const char **next, char c) {
+  switch (*p) {
+  case '?': *next = p + 1; return true;
+  case '[': {
+    p++;
+    bool neg = *p == '^';
+    if (neg) p++;
+    bool match = false;
+    while (*p && *p != ']') {
+      if (*p == '\\' && p[1]) {
+        p++;
+        if (*p == c) match = true;
+      } else if (p[1] == '-' && p[2] && p[2] != ']') {
+        unsigned char lo = (unsigned char)p[0], hi = (unsigned char)p[2];
+        if (lo > hi) {
+          unsigned char t = lo;
+          lo = hi;
+          hi = t;
         }
-        pat++;
+        if ((unsigned char)c >= lo && (unsigned char)c <= hi) match = true;
+        p += 2;
+      } else if (*p == c) {
+        match = true;
       }
-      if (*pat == ']') pat++;
-      if (match == neg) return false;
-      s++;
-      break;
+      p++;
     }
-    case '\\':
-      if (pat[1]) pat++;
-      /* fall through */
-    default:
-      if (*pat != *s) return false;
-      pat++;
+    *next = *p == ']' ? p + 1 : p;
+    return match != neg;
+  }
+  case '\\':
+    if (p[1]) p++;
+    /* fall through */
+  default: *next = p + 1; return *p == c;
+  }
+}
+
+/* Redis's glob (stringmatch): * ? [abc] [^a-z] and \x. Iterative, with
+ * one saved star: on a mismatch the last star takes one more byte and the
+ * rest is matched again from there, never a recursion per star (the old
+ * one took 4.6 s for 8 x "*a" plus "*b" against 40 bytes: exponential);
+ * at most pattern x string steps. */
+bool miscache__glob_match(const char *pat, const char *s) {
+  const char *star = NULL, *resume = NULL;
+  while (*s) {
+    if (*pat == '*') {
+      while (*pat == '*') pat++;
+      if (!*pat) return true;
+      star = pat; /* the elements after the star */
+      resume = s;
+      continue;
+    }
+    const char *next;
+    if (*pat && elem_match(pat, &next, *s)) {
+      pat = next;
       s++;
+    } else if (star) {
+      pat = star;
+      s = ++resume;
+    } else {
+      return false;
     }
   }
-  return !*s;
+  while (*pat == '*') pat++;
+  return !*pat;
 }
 
 bool miscache__pending_covers(miscache__pending_t *p, miscache_db_t db,

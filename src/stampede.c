@@ -20,6 +20,7 @@ struct miscache__flight {
   unsigned refs;
   bool done;
   json_t *value; /* the leader's result, never modified: followers copy it */
+  miscache_source_t source; /* where the leader's value came from */
   pthread_cond_t cv;
 };
 
@@ -92,12 +93,14 @@ static void flight_unref_locked(miscache__flight_t *f) {
   free(f);
 }
 
-void miscache__flight_done(miscache__flight_t *f, const json_t *value) {
+void miscache__flight_done(miscache__flight_t *f, const json_t *value,
+                           miscache_source_t source) {
   if (!f) return;
   json_t *copy = value ? json_deep_copy(value) : NULL;
   pthread_mutex_lock(&flights_mu);
   f->done = true;
   f->value = copy;
+  f->source = source;
   /* unlink now: a later miss starts a new flight */
   for (miscache__flight_t **p = &flights; *p; p = &(*p)->next)
     if (*p == f) {
@@ -110,13 +113,15 @@ void miscache__flight_done(miscache__flight_t *f, const json_t *value) {
   pthread_mutex_unlock(&flights_mu);
 }
 
-json_t *miscache__flight_wait(miscache__flight_t *f, int wait_ms) {
+json_t *miscache__flight_wait(miscache__flight_t *f, int wait_ms,
+                              miscache_source_t *source) {
   struct timespec until;
   miscache__deadline_after(&until, wait_ms);
   pthread_mutex_lock(&flights_mu);
   while (!f->done)
     if (pthread_cond_timedwait(&f->cv, &flights_mu, &until) != 0) break;
   json_t *v = f->done && f->value ? json_deep_copy(f->value) : NULL;
+  *source = f->source;
   flight_unref_locked(f); /* after a timeout the leader still holds one */
   pthread_mutex_unlock(&flights_mu);
   return v;

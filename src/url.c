@@ -11,12 +11,30 @@
 
 #include "internal.h"
 
+void miscache__wipe(void *p, size_t n) {
+  volatile unsigned char *v = p; /* not optimised away before a free */
+  while (n--) *v++ = 0;
+}
+
 void miscache__secret_free(char *secret) {
   if (!secret) return;
   /* do not leave the secret in freed memory */
-  volatile char *p = secret;
-  while (*p) *p++ = 0;
+  miscache__wipe(secret, strlen(secret));
   free(secret);
+}
+
+/* url for a message: whatever stands before its last '@' (the userinfo,
+ * or what a mistyped scheme makes of it: "rediss//app:Hunter2@host") is
+ * replaced by "***"; cut to 64 characters. */
+static void redacted(const char *url, char *out, size_t outlen) {
+  const char *at = strrchr(url, '@');
+  if (!at) {
+    snprintf(out, outlen, "%.64s", url);
+    return;
+  }
+  const char *sep = strstr(url, "://");
+  int keep = sep && sep < at ? (int)(sep + 3 - url) : 0;
+  snprintf(out, outlen, "%.*s***@%.48s", keep > 24 ? 24 : keep, url, at + 1);
 }
 
 void miscache__tls_conf_clear(miscache__tls_conf_t *t) {
@@ -301,11 +319,14 @@ miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
       e.tls = schemes[i].tls;
       e.kind = schemes[i].kind;
     }
-  if (!p)
-    URL_FAIL("unsupported URL scheme in \"%.64s\": use redis://, rediss://, "
+  if (!p) {
+    char shown[96];
+    redacted(url, shown, sizeof shown);
+    URL_FAIL("unsupported URL scheme in \"%s\": use redis://, rediss://, "
              "redis+sentinel://, redis+cluster:// (or their rediss+ forms) "
              "or unix://",
-             url);
+             shown);
+  }
   bool sentinel = e.kind == MISCACHE__EP_SENTINEL;
   /* userinfo: everything up to the last '@' (a password may hold '/' or
    * '?'; an '@' in a parameter value must be written %40) */
@@ -338,7 +359,7 @@ miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
       free(e.password);
       e.password = NULL;
     } else if (!e.password[0]) {
-      URL_FAIL("URL names user \"%s\" without a password", e.user);
+      URL_FAIL("URL names a user without a password");
     }
   }
   const char *hosts_end = slash ? slash : end;

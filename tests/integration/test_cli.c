@@ -48,6 +48,11 @@ static void test_usage_and_connection_errors(void **state) {
   assert_int_equal(run(NULL, "get session"), 2);
   assert_int_equal(run(NULL, "get nope 1"), 2);
   assert_int_equal(run(NULL, "health abc"), 2);
+  /* issue 17 item 14: a mistyped scheme never prints the password */
+  assert_int_equal(run(NULL, "--url rediss//app:Hunter2@host stats"), 2);
+  assert_non_null(strstr(out, "scheme"));
+  assert_null(strstr(out, "Hunter2"));
+  assert_null(strstr(out, "app"));
 }
 
 static void test_get_and_invalidate(void **state) {

@@ -363,6 +363,73 @@ static void test_reclaimed_deliveries_are_the_servers(void **state) {
   miscache_free(mc);
 }
 
+/* ---- item 18: a value that was not stored is UNCACHED --------------------- */
+
+static miscache_status_t slow_perm(void *ud, const char *key, json_t **out) {
+  (void)ud, (void)key;
+  mt_sleep_ms(5); /* long enough for other threads to join the flight */
+  *out = json_pack("{s:{s:b,s:b,s:b,s:b}}", "orders", "create", 1, "read", 1,
+                   "update", 0, "delete", 0);
+  return MISCACHE_OK;
+}
+
+typedef struct {
+  miscache_pool_t *pool;
+  int loaded, uncached, other, failed;
+} src_count_t;
+
+static void *checker(void *arg) {
+  src_count_t *c = arg;
+  int loaded = 0, uncached = 0, other = 0, failed = 0;
+  for (int i = 0; i < 200; i++) {
+    miscache_t *mc = NULL;
+    if (miscache_pool_acquire(c->pool, -1, &mc) != MISCACHE_OK) {
+      failed++;
+      continue;
+    }
+    bool allowed = false;
+    miscache_source_t src = MISCACHE_SOURCE_NONE;
+    miscache_status_t st = miscache_permissions_check(
+        mc, 7 + i % 4, "orders", MISCACHE_PERM_READ, slow_perm, NULL, &allowed,
+        &src);
+    miscache_pool_release(c->pool, mc);
+    if (st != MISCACHE_OK || !allowed) failed++;
+    else if (src == MISCACHE_SOURCE_LOADED) loaded++;
+    else if (src == MISCACHE_SOURCE_UNCACHED) uncached++;
+    else other++;
+  }
+  __atomic_add_fetch(&c->loaded, loaded, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&c->uncached, uncached, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&c->other, other, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&c->failed, failed, __ATOMIC_RELAXED);
+  return NULL;
+}
+
+static void test_server_down_source_uncached(void **state) {
+  (void)state;
+  int port = mt_free_port(NULL); /* nobody listens there */
+  char url[64];
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+  miscache_options_t *o = miscache_options_new();
+  assert_int_equal(miscache_options_set_url(o, url), MISCACHE_OK);
+  assert_int_equal(miscache_options_set_lazy_connect(o, true), MISCACHE_OK);
+  src_count_t c = {0};
+  assert_int_equal(miscache_pool_new(o, 8, &c.pool, NULL, 0), MISCACHE_OK);
+  miscache_options_free(o);
+  pthread_t t[8];
+  for (int i = 0; i < 8; i++)
+    assert_int_equal(pthread_create(&t[i], NULL, checker, &c), 0);
+  for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+  miscache_pool_free(c.pool);
+  print_message("  1600 checks with the server down: %d uncached, %d said "
+                "loaded, %d other, %d failed\n",
+                c.uncached, c.loaded, c.other, c.failed);
+  assert_int_equal(c.loaded, 0);
+  assert_int_equal(c.other, 0);
+  assert_int_equal(c.failed, 0);
+  assert_int_equal(c.uncached, 1600);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_retry_and_reclaim_never_write_older),
@@ -372,6 +439,7 @@ int main(void) {
       cmocka_unit_test(test_queue_info_wrongtype),
       cmocka_unit_test(test_enqueue_refuses_what_pull_refuses),
       cmocka_unit_test(test_reclaimed_deliveries_are_the_servers),
+      cmocka_unit_test(test_server_down_source_uncached),
   };
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
 }

@@ -670,6 +670,35 @@ static void test_ports_out_of_range_refused(void **state) {
   mt_fake_stop(f);
 }
 
+/* ---- item 14: no message holds a URL's userinfo ---------------------------- */
+
+static void test_url_secrets_never_in_messages(void **state) {
+  (void)state;
+  static const char *const urls[] = {
+      "rediss//app:Hunter2@host", "redis:/app:Hunter2@host:6379",
+      "http://app:Hunter2@host", "redis+sentinal://app:Hunter2@h:1/m",
+      "redis://app:Hunter2@", "rediss://app:Hunter2@host:99999",
+      "redis://app:Hunter2@host?cacert=x", "redis://:Hunter2@h/3"};
+  for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
+    miscache_options_t *o = miscache_options_new();
+    miscache_status_t st = miscache_options_set_url(o, urls[i]);
+    assert_int_not_equal(st, MISCACHE_OK);
+    const char *msg = miscache_options_errmsg(o);
+    if (strstr(msg, "Hunter2") || strstr(msg, "app:"))
+      fail_msg("set_url(%s) says: %s", urls[i], msg);
+    miscache_options_free(o);
+    /* through MISCACHE_URL: the open's message */
+    setenv("MISCACHE_URL", urls[i], 1);
+    miscache_t *mc = NULL;
+    char err[MISCACHE_ERRMSG_SIZE] = "";
+    assert_int_not_equal(miscache_open(NULL, &mc, err, sizeof err),
+                         MISCACHE_OK);
+    unsetenv("MISCACHE_URL");
+    if (strstr(err, "Hunter2") || strstr(err, "app:"))
+      fail_msg("open(MISCACHE_URL=%s) says: %s", urls[i], err);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_extra_bytes_never_shift_answers),
@@ -689,6 +718,7 @@ int main(void) {
       cmocka_unit_test(test_scan_bounded_by_its_timeout),
       cmocka_unit_test(test_slot_map_linear_and_freed),
       cmocka_unit_test(test_ports_out_of_range_refused),
+      cmocka_unit_test(test_url_secrets_never_in_messages),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
