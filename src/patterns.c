@@ -170,6 +170,8 @@ done:
 
 /* ---- the flush worker ------------------------------------------------- */
 
+#define WB_LEASE_MIN_MS 5000 /* the shortest per-key lease of a flush */
+
 typedef struct {
   bool ok; /* a write-behind change */
   miscache_db_t db;
@@ -275,9 +277,12 @@ static miscache_status_t flush_key(flush_t *f, miscache_queue_msg_t *m,
            c0->key);
   snprintf(f->lease, sizeof f->lease, "queue:{%s}:lease:%s", f->queue,
            f->field);
+  /* as long as a dead flusher's entries wait before a reclaim, and never
+   * so short that an ordinary write outlives it */
   int64_t lease_ms = f->opts && f->opts->reclaim_idle_ms
                          ? f->opts->reclaim_idle_ms
                          : 60000;
+  if (lease_ms < WB_LEASE_MIN_MS) lease_ms = WB_LEASE_MIN_MS;
   bool taken = false;
   miscache_status_t st = take_lease(f, lease_ms, &taken);
   if (st != MISCACHE_OK) return st;

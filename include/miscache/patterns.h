@@ -98,7 +98,8 @@ typedef miscache_status_t (*miscache_wb_writer_fn)(
  * retry (dead-lettered after opts->max_deliveries).
  *
  * Order: the changes of one key are written under a per-key lease
- * (queue:{NAME}:lease:<db>:<key>, held at most opts->reclaim_idle_ms), in
+ * (queue:{NAME}:lease:<db>:<key>, held at most opts->reclaim_idle_ms, at
+ * least 5 s), in
  * seq order; a change whose seq is not above the newest one recorded as
  * written (queue:{NAME}:written, recorded after the writer returned OK and
  * while the lease was still held) is acked without a write; a coalesced
