@@ -21,15 +21,6 @@ static void copy_err(char *errbuf, size_t errlen, const char *msg) {
   if (errbuf && errlen) snprintf(errbuf, errlen, "%s", msg);
 }
 
-/* Bumped in every child after fork(): handles reseed their generator. */
-static volatile unsigned fork_generation;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static void on_fork_child(void) { fork_generation++; }
-
-unsigned miscache__fork_gen(void) { return fork_generation; }
-static void register_atfork(void) {
-  (void)pthread_atfork(NULL, NULL, on_fork_child);
-}
 
 static uint64_t seed_rng(const miscache_t *mc) {
   uint64_t r = 0;
@@ -42,9 +33,9 @@ static uint64_t seed_rng(const miscache_t *mc) {
 }
 
 uint64_t miscache__rand(miscache_t *mc) {
-  if (mc->rng_gen != fork_generation) { /* a child after fork() */
+  if (mc->rng_gen != miscache__fork_gen()) { /* a child after fork() */
     mc->rng = seed_rng(mc);
-    mc->rng_gen = fork_generation;
+    mc->rng_gen = miscache__fork_gen();
   }
   return miscache__xorshift(&mc->rng);
 }
@@ -99,9 +90,9 @@ miscache_status_t miscache_open(const miscache_options_t *opts,
     mc->opts.ep_set = true;
   }
   mc->ns_len = strlen(mc->opts.ns);
-  pthread_once(&atfork_once, register_atfork);
+  miscache__fork_watch();
   mc->rng = seed_rng(mc);
-  mc->rng_gen = fork_generation;
+  mc->rng_gen = miscache__fork_gen();
   mc->pending = miscache__pending_new(mc->opts.pending_max);
   if (!mc->pending) {
     miscache_free(mc);

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <stdatomic.h>
+
 #include <openssl/sha.h>
 
 #include "internal.h"
@@ -198,4 +200,71 @@ void miscache__sha1_hex(const char *src, char out[41]) {
     out[2 * i + 1] = hex[d[i] & 15];
   }
   out[40] = 0;
+}
+
+/* ---- fork() ------------------------------------------------------------------
+ * Every mutex the library shares between threads (a pool's, a pending
+ * list's, a near cache's) is registered here. Around fork() the prepare
+ * handler takes them all (none is held across I/O, and none is taken while
+ * holding another, so this cannot deadlock: it waits for the holders to
+ * finish), so the child starts with each in a known state; the child
+ * handler then releases them and makes each condition variable anew (a
+ * parent thread waiting on one left state that its destroy would wait on
+ * for ever). The child's generation counter moves on: handles reseed their
+ * generator and drop their parent's connections. */
+
+static pthread_mutex_t guards_mu = PTHREAD_MUTEX_INITIALIZER;
+static miscache__fork_guard_t guards = {.next = &guards, .prev = &guards};
+static atomic_uint fork_generation;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void) {
+  pthread_mutex_lock(&guards_mu);
+  for (miscache__fork_guard_t *g = guards.next; g != &guards; g = g->next)
+    pthread_mutex_lock(g->mu);
+}
+
+static void fork_parent(void) {
+  for (miscache__fork_guard_t *g = guards.prev; g != &guards; g = g->prev)
+    pthread_mutex_unlock(g->mu);
+  pthread_mutex_unlock(&guards_mu);
+}
+
+static void fork_child(void) {
+  atomic_fetch_add(&fork_generation, 1);
+  for (miscache__fork_guard_t *g = guards.prev; g != &guards; g = g->prev) {
+    pthread_mutex_unlock(g->mu);
+    if (g->cv) miscache__cond_init_monotonic(g->cv);
+  }
+  pthread_mutex_unlock(&guards_mu);
+}
+
+static void fork_register(void) {
+  (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+void miscache__fork_watch(void) { pthread_once(&fork_once, fork_register); }
+
+unsigned miscache__fork_gen(void) { return atomic_load(&fork_generation); }
+
+void miscache__fork_guard_add(miscache__fork_guard_t *g, pthread_mutex_t *mu,
+                              pthread_cond_t *cv) {
+  miscache__fork_watch();
+  g->mu = mu;
+  g->cv = cv;
+  pthread_mutex_lock(&guards_mu);
+  g->next = &guards;
+  g->prev = guards.prev;
+  guards.prev->next = g;
+  guards.prev = g;
+  pthread_mutex_unlock(&guards_mu);
+}
+
+void miscache__fork_guard_remove(miscache__fork_guard_t *g) {
+  if (!g->mu) return;
+  pthread_mutex_lock(&guards_mu);
+  g->prev->next = g->next;
+  g->next->prev = g->prev;
+  pthread_mutex_unlock(&guards_mu);
+  g->mu = NULL;
 }

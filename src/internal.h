@@ -513,8 +513,23 @@ void miscache__near_put(miscache_t *mc, miscache_db_t db, const char *full,
 /* A write through this process: drop the key (every db) at once. */
 void miscache__near_evict(miscache_t *mc, const char *full, size_t len);
 void miscache__near_evict_pattern(miscache_t *mc, const char *full_pattern);
-/* Incremented in a child after fork() (client.c). */
+/* Incremented in a child after fork() (common.c). */
 unsigned miscache__fork_gen(void);
+/* Registers the fork handlers (once; every object that needs them calls
+ * it). */
+void miscache__fork_watch(void);
+/* A mutex shared between threads (and its condition variable, or NULL),
+ * held across fork() and released in the child (the condition variable
+ * made anew), so a child can go on using the object whatever the parent's
+ * threads were doing. g lives in the object; remove before destroying. */
+typedef struct miscache__fork_guard {
+  struct miscache__fork_guard *next, *prev;
+  pthread_mutex_t *mu;
+  pthread_cond_t *cv;
+} miscache__fork_guard_t;
+void miscache__fork_guard_add(miscache__fork_guard_t *g, pthread_mutex_t *mu,
+                              pthread_cond_t *cv);
+void miscache__fork_guard_remove(miscache__fork_guard_t *g);
 
 /* ---- codec (codec.c) --------------------------------------------------- */
 /* Decode a stored value (any JSON type). NULL and a message on failure. */

@@ -80,6 +80,7 @@ typedef struct link {
 
 struct miscache__near {
   pthread_mutex_t mu;
+  miscache__fork_guard_t guard; /* mu across fork() */
   unsigned refs;
   unsigned gen; /* fork generation it was made in */
   /* under mu */
@@ -576,6 +577,7 @@ static void near_free(miscache__near_t *s) {
       while (s->buckets[b]) entry_remove(s, &s->buckets[b]);
   free(s->buckets);
   for (size_t i = 0; i < s->nprefixes; i++) free(s->prefixes[i].s);
+  miscache__fork_guard_remove(&s->guard);
   if (!child) pthread_mutex_destroy(&s->mu);
   free(s);
 }
@@ -593,6 +595,7 @@ miscache_status_t miscache__near_new(const miscache_options_t *o,
   pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
   pthread_mutex_init(&s->mu, &ma);
   pthread_mutexattr_destroy(&ma);
+  miscache__fork_guard_add(&s->guard, &s->mu, NULL);
   s->refs = 1;
   s->gen = miscache__fork_gen();
   s->lru.next = s->lru.prev = &s->lru;

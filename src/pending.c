@@ -22,6 +22,7 @@ typedef struct {
 
 struct miscache__pending {
   pthread_mutex_t mu;
+  miscache__fork_guard_t guard; /* mu across fork() */
   atomic_size_t count;
   atomic_int refs;
   size_t cap;
@@ -38,6 +39,7 @@ miscache__pending_t *miscache__pending_new(size_t cap) {
     return NULL;
   }
   pthread_mutex_init(&p->mu, NULL);
+  miscache__fork_guard_add(&p->guard, &p->mu, NULL);
   atomic_init(&p->count, 0);
   atomic_init(&p->refs, 1);
   p->cap = cap;
@@ -56,6 +58,7 @@ void miscache__pending_unref(miscache__pending_t *p) {
   for (size_t i = 0; i < n; i++)
     free(p->items[i].key);
   free(p->items);
+  miscache__fork_guard_remove(&p->guard);
   pthread_mutex_destroy(&p->mu);
   free(p);
 }

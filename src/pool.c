@@ -14,6 +14,7 @@
 struct miscache_pool {
   pthread_mutex_t mu;
   pthread_cond_t cv;
+  miscache__fork_guard_t guard; /* mu and cv across fork() */
   miscache_options_t opts;
   unsigned size;
   unsigned opened;
@@ -111,6 +112,7 @@ miscache_status_t miscache_pool_new(const miscache_options_t *opts,
   p->size = size;
   pthread_mutex_init(&p->mu, NULL);
   miscache__cond_init_monotonic(&p->cv);
+  miscache__fork_guard_add(&p->guard, &p->mu, &p->cv);
   *out = p;
   return MISCACHE_OK;
 }
@@ -118,6 +120,7 @@ miscache_status_t miscache_pool_new(const miscache_options_t *opts,
 void miscache_pool_free(miscache_pool_t *pool) {
   if (!pool) return;
   for (unsigned i = 0; i < pool->nfree; i++) miscache_free(pool->free_list[i]);
+  miscache__fork_guard_remove(&pool->guard);
   pthread_cond_destroy(&pool->cv);
   pthread_mutex_destroy(&pool->mu);
   pool_dealloc(pool);

@@ -363,7 +363,8 @@ static void test_reclaimed_deliveries_are_the_servers(void **state) {
   miscache_free(mc);
 }
 
-/* ---- item 18: a value that was not stored is UNCACHED --------------------- */
+/* ---- item 18: a value that was not stored is UNCACHED ---------------------
+ */
 
 static miscache_status_t slow_perm(void *ud, const char *key, json_t **out) {
   (void)ud, (void)key;
@@ -389,14 +390,18 @@ static void *checker(void *arg) {
     }
     bool allowed = false;
     miscache_source_t src = MISCACHE_SOURCE_NONE;
-    miscache_status_t st = miscache_permissions_check(
-        mc, 7 + i % 4, "orders", MISCACHE_PERM_READ, slow_perm, NULL, &allowed,
-        &src);
+    miscache_status_t st =
+        miscache_permissions_check(mc, 7 + i % 4, "orders", MISCACHE_PERM_READ,
+                                   slow_perm, NULL, &allowed, &src);
     miscache_pool_release(c->pool, mc);
-    if (st != MISCACHE_OK || !allowed) failed++;
-    else if (src == MISCACHE_SOURCE_LOADED) loaded++;
-    else if (src == MISCACHE_SOURCE_UNCACHED) uncached++;
-    else other++;
+    if (st != MISCACHE_OK || !allowed)
+      failed++;
+    else if (src == MISCACHE_SOURCE_LOADED)
+      loaded++;
+    else if (src == MISCACHE_SOURCE_UNCACHED)
+      uncached++;
+    else
+      other++;
   }
   __atomic_add_fetch(&c->loaded, loaded, __ATOMIC_RELAXED);
   __atomic_add_fetch(&c->uncached, uncached, __ATOMIC_RELAXED);
@@ -419,7 +424,8 @@ static void test_server_down_source_uncached(void **state) {
   pthread_t t[8];
   for (int i = 0; i < 8; i++)
     assert_int_equal(pthread_create(&t[i], NULL, checker, &c), 0);
-  for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < 8; i++)
+    pthread_join(t[i], NULL);
   miscache_pool_free(c.pool);
   print_message("  1600 checks with the server down: %d uncached, %d said "
                 "loaded, %d other, %d failed\n",
@@ -428,6 +434,150 @@ static void test_server_down_source_uncached(void **state) {
   assert_int_equal(c.other, 0);
   assert_int_equal(c.failed, 0);
   assert_int_equal(c.uncached, 1600);
+}
+
+/* ---- item 16: fork() while threads hold the library's locks ---------------
+ */
+
+typedef struct {
+  miscache_pool_t *pool;
+  atomic_int stop;
+  atomic_long calls;
+} hammer_t;
+
+static miscache_status_t perm_loader(void *ud, const char *key, json_t **out) {
+  (void)ud, (void)key;
+  *out = json_pack("{s:{s:b}}", "orders", "read", 1);
+  return MISCACHE_OK;
+}
+
+static void *hammer(void *arg) {
+  hammer_t *h = arg;
+  unsigned seed = (unsigned)(uintptr_t)&seed;
+  while (!h->stop) {
+    miscache_t *mc = NULL;
+    if (miscache_pool_acquire(h->pool, 1000, &mc) != MISCACHE_OK) continue;
+    bool allowed;
+    int64_t user = rand_r(&seed) % 50;
+    (void)miscache_permissions_check(mc, user, "orders", MISCACHE_PERM_READ,
+                                     perm_loader, NULL, &allowed, NULL);
+    if (rand_r(&seed) % 8 == 0) {
+      uint64_t n;
+      (void)miscache_invalidate_permissions(mc, user, &n);
+    }
+    json_t *v = json_pack("{s:i}", "n", (int)user);
+    (void)miscache_set(mc, MISCACHE_DB_CACHE, "master:brands", v,
+                       MISCACHE_TTL_MASTER_DATA);
+    json_decref(v);
+    miscache_pool_release(h->pool, mc);
+    h->calls++;
+  }
+  return NULL;
+}
+
+/* Borrow and give back with no I/O: the pool's lock is held most of the
+ * time, so forks land while a parent thread holds it. */
+static void *churn(void *arg) {
+  hammer_t *h = arg;
+  while (!h->stop) {
+    miscache_t *mc = NULL;
+    if (miscache_pool_acquire(h->pool, 0, &mc) == MISCACHE_OK)
+      miscache_pool_release(h->pool, mc);
+  }
+  return NULL;
+}
+
+/* The child: a new pool (with a near cache) and a new handle, used, then
+ * the inherited pool let go of; exits 0 when all worked. */
+static _Noreturn void fork_child(const char *ns, miscache_pool_t *inherited) {
+  alarm(20); /* a deadlock ends the child with SIGALRM */
+  miscache_options_t *o = miscache_options_new();
+  miscache_options_set_url(o, mt_srv.url);
+  miscache_options_set_namespace(o, ns);
+  miscache_near_t n = {.enabled = true};
+  miscache_options_set_near_cache(o, &n);
+  miscache_pool_t *pool = NULL;
+  int bad = miscache_pool_new(o, 2, &pool, NULL, 0) != MISCACHE_OK;
+  miscache_t *mc = NULL;
+  bad += !bad && miscache_pool_acquire(pool, 1000, &mc) != MISCACHE_OK;
+  if (!bad) {
+    bool allowed = false;
+    bad += miscache_permissions_check(mc, 1, "orders", MISCACHE_PERM_READ,
+                                      perm_loader, NULL, &allowed,
+                                      NULL) != MISCACHE_OK ||
+           !allowed;
+    uint64_t removed;
+    bad += miscache_invalidate_permissions(mc, 1, &removed) != MISCACHE_OK;
+    miscache_pool_release(pool, mc);
+  }
+  miscache_pool_free(pool);
+  miscache_t *h = mt_open_in(o, ns);
+  json_t *v = NULL, *one = json_integer(1);
+  bad += !h || miscache_set(h, MISCACHE_DB_CACHE, "master:brands", one,
+                            MISCACHE_TTL_MASTER_DATA) != MISCACHE_OK;
+  bad += !h ||
+         miscache_get(h, MISCACHE_DB_CACHE, "master:brands", &v) != MISCACHE_OK;
+  json_decref(v);
+  json_decref(one);
+  miscache_free(h);
+  miscache_options_free(o);
+  /* the inherited pool goes on working in the child (a handle a parent
+   * thread held at the fork never comes back: BUSY is fair then) */
+  miscache_status_t st = miscache_pool_acquire(inherited, 200, &mc);
+  if (st == MISCACHE_OK) {
+    bool allowed = false;
+    bad += miscache_permissions_check(mc, 2, "orders", MISCACHE_PERM_READ,
+                                      perm_loader, NULL, &allowed,
+                                      NULL) != MISCACHE_OK;
+    miscache_pool_release(inherited, mc);
+  } else {
+    bad += st != MISCACHE_ERR_BUSY;
+  }
+  miscache_pool_free(inherited);
+  mt_child_exit(bad ? 1 : 0);
+}
+
+static void test_fork_while_threads_hammer_a_pool(void **state) {
+  (void)state;
+  char ns[64];
+  snprintf(ns, sizeof ns, "%s", mt_namespace());
+  miscache_options_t *o = miscache_options_new();
+  miscache_options_set_url(o, mt_srv.url);
+  miscache_options_set_namespace(o, ns);
+  miscache_near_t n = {.enabled = true};
+  miscache_options_set_near_cache(o, &n);
+  hammer_t h = {0};
+  assert_int_equal(miscache_pool_new(o, 8, &h.pool, NULL, 0), MISCACHE_OK);
+  miscache_options_free(o);
+  pthread_t t[10];
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(pthread_create(&t[i], NULL, i < 8 ? hammer : churn, &h),
+                     0);
+  int ok = 0, hung = 0, failed = 0;
+  for (int i = 0; i < 40; i++) {
+    mt_sleep_ms(3 + i % 5);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) fork_child(ns, h.pool);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      ok++;
+    else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+      hung++;
+    else
+      failed++;
+  }
+  h.stop = 1;
+  for (int i = 0; i < 10; i++)
+    pthread_join(t[i], NULL);
+  miscache_pool_free(h.pool);
+  print_message("  40 forks while 8 threads made %ld calls (2 more borrowing "
+                "and giving back): %d children "
+                "worked, %d deadlocked, %d failed\n",
+                (long)h.calls, ok, hung, failed);
+  assert_int_equal(hung, 0);
+  assert_int_equal(failed, 0);
 }
 
 int main(void) {
@@ -440,6 +590,7 @@ int main(void) {
       cmocka_unit_test(test_enqueue_refuses_what_pull_refuses),
       cmocka_unit_test(test_reclaimed_deliveries_are_the_servers),
       cmocka_unit_test(test_server_down_source_uncached),
+      cmocka_unit_test(test_fork_while_threads_hammer_a_pool),
   };
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
 }
