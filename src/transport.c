@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,21 +118,119 @@ static void tune_tcp(int fd) {
   (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
 }
 
+/* ---- name resolution within the deadline --------------------------------
+ * getaddrinfo() has no timeout of its own, and a slow resolver would hold
+ * the call past its connect timeout. An address is taken as it is; a name
+ * is resolved on a short-lived thread that the caller waits for until the
+ * deadline, then leaves to finish alone (whoever lets go last frees it). */
+
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int refs; /* the caller's and the thread's */
+  bool done;
+  int gai, sys_errno;
+  struct addrinfo *res;
+  char service[16];
+  char host[]; /* copied: the caller's may be gone by the time it runs */
+} resolve_t;
+
+static const struct addrinfo tcp_hints = {.ai_family = AF_UNSPEC,
+                                          .ai_socktype = SOCK_STREAM,
+                                          .ai_flags = AI_NUMERICSERV};
+
+static void resolve_unref(resolve_t *r) {
+  pthread_mutex_lock(&r->mu);
+  int left = --r->refs;
+  pthread_mutex_unlock(&r->mu);
+  if (left) return;
+  if (r->res) freeaddrinfo(r->res);
+  pthread_cond_destroy(&r->cv);
+  pthread_mutex_destroy(&r->mu);
+  free(r);
+}
+
+static void *resolve_run(void *arg) {
+  resolve_t *r = arg;
+  struct addrinfo *res = NULL;
+  int gai = getaddrinfo(r->host, r->service, &tcp_hints, &res);
+  int e = errno;
+  pthread_mutex_lock(&r->mu);
+  r->gai = gai;
+  r->sys_errno = e;
+  r->res = res;
+  r->done = true;
+  pthread_cond_signal(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+  resolve_unref(r);
+  return NULL;
+}
+
+/* host:service into *out (freeaddrinfo it) before deadline: 0, or -1 with
+ * err set. */
+static int resolve(const char *host, const char *service, int64_t deadline,
+                   struct addrinfo **out, char *err, size_t errlen) {
+  struct addrinfo hints = tcp_hints;
+  hints.ai_flags |= AI_NUMERICHOST; /* an address: no resolver, no wait */
+  int gai = getaddrinfo(host, service, &hints, out);
+  if (gai == 0) return 0;
+  size_t hl = strlen(host);
+  resolve_t *r = gai == EAI_NONAME ? calloc(1, sizeof *r + hl + 1) : NULL;
+  if (!r) {
+    snprintf(err, errlen, "connect failed: cannot resolve host: %s",
+             gai == EAI_NONAME ? "out of memory" : gai_strerror(gai));
+    return -1;
+  }
+  memcpy(r->host, host, hl + 1);
+  snprintf(r->service, sizeof r->service, "%s", service);
+  pthread_mutex_init(&r->mu, NULL);
+  miscache__cond_init_monotonic(&r->cv);
+  r->refs = 2;
+  pthread_attr_t attr;
+  pthread_t th;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int rc = pthread_create(&th, &attr, resolve_run, r);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    r->refs = 1;
+    resolve_unref(r);
+    snprintf(err, errlen, "connect failed: cannot start name resolution: %s",
+             strerror(rc));
+    return -1;
+  }
+  int64_t left = deadline - miscache__mono_ms();
+  struct timespec until;
+  miscache__deadline_after(&until, left > 0 ? left : 0);
+  pthread_mutex_lock(&r->mu);
+  while (!r->done)
+    if (pthread_cond_timedwait(&r->cv, &r->mu, &until) != 0) break;
+  bool done = r->done;
+  gai = r->gai;
+  int e = r->sys_errno;
+  *out = done && gai == 0 ? r->res : NULL;
+  if (*out) r->res = NULL; /* ours now */
+  pthread_mutex_unlock(&r->mu);
+  resolve_unref(r);
+  if (!done) {
+    snprintf(err, errlen, "connect failed: resolving the host name took "
+                          "longer than the connect timeout");
+    return -1;
+  }
+  if (gai != 0) {
+    snprintf(err, errlen, "connect failed: cannot resolve host: %s",
+             gai == EAI_SYSTEM ? strerror(e) : gai_strerror(gai));
+    return -1;
+  }
+  return 0;
+}
+
 static int open_tcp(const char *host, int port, int64_t deadline, char *err,
                     size_t errlen) {
   char service[16];
   snprintf(service, sizeof service, "%d", port);
-  struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                           .ai_socktype = SOCK_STREAM,
-                           .ai_flags = AI_NUMERICSERV};
   struct addrinfo *res = NULL;
-  /* note: getaddrinfo() has no timeout of its own */
-  int gai = getaddrinfo(host, service, &hints, &res);
-  if (gai != 0) {
-    snprintf(err, errlen, "connect failed: cannot resolve host: %s",
-             gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
-    return -1;
-  }
+  if (resolve(host, service, deadline, &res, err, errlen) != 0) return -1;
   int last = ECONNREFUSED;
   int fd = -1;
   for (struct addrinfo *a = res; a; a = a->ai_next) {

@@ -2,6 +2,7 @@
  * system of record (items 9-13), the source of a loaded value (18), fork()
  * while threads hold the library's locks (16), SWAPDB and near-flush (20).
  * Each test failed on the code before its fix. */
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -580,6 +581,142 @@ static void test_fork_while_threads_hammer_a_pool(void **state) {
   assert_int_equal(failed, 0);
 }
 
+/* ---- item 17: name resolution within the connect timeout ----------------- */
+
+/* The test is linked with --wrap=getaddrinfo: "slow.example" takes 3 s,
+ * "here.example" is 127.0.0.1, everything else goes to the real one. */
+int __real_getaddrinfo(const char *node, const char *service,
+                       const struct addrinfo *hints, struct addrinfo **res);
+int __wrap_getaddrinfo(const char *node, const char *service,
+                       const struct addrinfo *hints, struct addrinfo **res) {
+  if (node && strcmp(node, "slow.example") == 0) {
+    if (hints && (hints->ai_flags & AI_NUMERICHOST)) return EAI_NONAME;
+    sleep(3);
+    return EAI_AGAIN;
+  }
+  if (node && strcmp(node, "here.example") == 0) {
+    if (hints && (hints->ai_flags & AI_NUMERICHOST)) return EAI_NONAME;
+    mt_sleep_ms(20);
+    node = "127.0.0.1";
+  }
+  return __real_getaddrinfo(node, service, hints, res);
+}
+
+static miscache_status_t open_host(const char *host, int connect_ms,
+                                   miscache_t **mc, char *err, size_t errlen) {
+  char url[128];
+  snprintf(url, sizeof url, "redis://%s:%d", host, mt_srv.port);
+  miscache_options_t *o = miscache_options_new();
+  assert_int_equal(miscache_options_set_url(o, url), MISCACHE_OK);
+  assert_int_equal(miscache_options_set_connect_timeout(o, connect_ms),
+                   MISCACHE_OK);
+  miscache_status_t st = miscache_open(o, mc, err, errlen);
+  miscache_options_free(o);
+  return st;
+}
+
+static void test_name_resolution_bounded(void **state) {
+  (void)state;
+  if (mt_is_cluster() || mt_srv.tls) skip();
+  char err[MISCACHE_ERRMSG_SIZE];
+  miscache_t *mc = NULL;
+  int64_t t0 = mt_now_ns();
+  assert_int_equal(open_host("slow.example", 300, &mc, err, sizeof err),
+                   MISCACHE_ERR_UNAVAILABLE);
+  int64_t took = (mt_now_ns() - t0) / 1000000;
+  assert_non_null(strstr(err, "longer than the connect timeout"));
+  assert_true(took < 2500); /* not the resolver's 3 s */
+  /* a name that resolves in time: the thread's answer is used */
+  assert_int_equal(open_host("here.example", 2000, &mc, err, sizeof err),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_ping(mc), MISCACHE_OK);
+  miscache_free(mc);
+  print_message("  a 3 s resolver under a 300 ms connect timeout: the open "
+                "failed after %lld ms\n",
+                (long long)took);
+  mt_sleep_ms(3000); /* let the abandoned lookup end before the exit */
+}
+
+/* ---- item 20: SWAPDB, then near-flush -------------------------------------
+ */
+
+static json_t *near_read(miscache_t *mc) {
+  json_t *v = NULL;
+  assert_int_equal(miscache_get(mc, MISCACHE_DB_CACHE, "master:brands", &v),
+                   MISCACHE_OK);
+  return v;
+}
+
+static void test_swapdb_then_near_flush(void **state) {
+  (void)state;
+  if (mt_is_cluster()) skip(); /* one db there: no SWAPDB */
+  miscache_options_t *o = miscache_options_new();
+  miscache_near_t n = {.enabled = true, .ping_ms = 100};
+  assert_int_equal(miscache_options_set_near_cache(o, &n), MISCACHE_OK);
+  miscache_t *mc = mt_open(o);
+  miscache_options_free(o);
+  for (int i = 0; i < 300; i++) { /* until its invalidation link is up */
+    miscache_near_stats_t st;
+    miscache_near_stats(mc, &st, sizeof st);
+    if (st.connected) break;
+    mt_sleep_ms(10);
+  }
+  int cache_db = miscache_db_number(mc, MISCACHE_DB_CACHE), spare = 11;
+  const char *ns = miscache_namespace(mc);
+  mt_raw_set(mc, MISCACHE_DB_CACHE, "master:brands", "[{\"v\":1}]");
+  /* master data loaded into the spare db (its writes invalidate the name
+   * in every db: the next read caches db 1's value again) */
+  redisReply *r =
+      mt_cmd_in(mt_rc, spare, "SET %smaster:brands [{\"v\":2}]", ns);
+  freeReplyObject(r);
+  mt_sleep_ms(100);           /* the invalidations of both writes have come */
+  json_decref(near_read(mc)); /* a miss: stored in the near cache */
+  json_t *v = near_read(mc);  /* a near hit */
+  assert_int_equal(
+      json_integer_value(json_object_get(json_array_get(v, 0), "v")), 1);
+  json_decref(v);
+  miscache_near_stats_t st;
+  miscache_near_stats(mc, &st, sizeof st);
+  assert_true(st.hits >= 1);
+  /* swapped in: Redis 7.0 sends no invalidation for SWAPDB */
+  r = mt_cmd_in(mt_rc, 0, "SWAPDB %d %d", cache_db, spare);
+  assert_non_null(r);
+  assert_int_equal(r->type, REDIS_REPLY_STATUS);
+  freeReplyObject(r);
+  mt_sleep_ms(300);
+  v = near_read(mc);
+  json_int_t before =
+      json_integer_value(json_object_get(json_array_get(v, 0), "v"));
+  json_decref(v);
+  /* the operator's command */
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "MISCACHE_URL='%s' %s near-flush", mt_srv.url,
+           MT_CLI);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  char out[256] = "";
+  size_t got = fread(out, 1, sizeof out - 1, p);
+  out[got] = 0;
+  assert_int_equal(pclose(p), 0);
+  assert_non_null(strstr(out, "1 subscriber"));
+  mt_sleep_ms(2 * 100); /* the bound: two ping intervals */
+  v = near_read(mc);
+  json_int_t after =
+      json_integer_value(json_object_get(json_array_get(v, 0), "v"));
+  json_decref(v);
+  miscache_near_stats(mc, &st, sizeof st);
+  print_message("  after SWAPDB the near cache served v%lld; after near-flush "
+                "v%lld (flush requests %llu)\n",
+                (long long)before, (long long)after,
+                (unsigned long long)st.flush_requests);
+  assert_int_equal(before, 1); /* why near-flush is needed */
+  assert_int_equal(after, 2);
+  assert_int_equal(st.flush_requests, 1);
+  r = mt_cmd_in(mt_rc, 0, "SWAPDB %d %d", cache_db, spare); /* put back */
+  freeReplyObject(r);
+  miscache_free(mc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_retry_and_reclaim_never_write_older),
@@ -591,6 +728,8 @@ int main(void) {
       cmocka_unit_test(test_reclaimed_deliveries_are_the_servers),
       cmocka_unit_test(test_server_down_source_uncached),
       cmocka_unit_test(test_fork_while_threads_hammer_a_pool),
+      cmocka_unit_test(test_name_resolution_bounded),
+      cmocka_unit_test(test_swapdb_then_near_flush),
   };
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
 }
