@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then builds and runs the whole
-# suite twice, plain and under AddressSanitizer + UndefinedBehaviorSanitizer,
-# and checks the ABI of the plain build against abi/libmiscache.abi.
-# Each integration test program starts and stops its own redis-server.
+# suite twice, plain (gcc) and under AddressSanitizer + UndefinedBehaviorSanitizer,
+# checks the ABI of the plain build against abi/libmiscache.abi, and builds
+# the whole tree (tests and examples) with clang under ThreadSanitizer, with
+# warnings as errors, to run the threaded tests (pool, near cache,
+# stampede) under it. Each integration test program starts and stops its
+# own redis-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+bash scripts/deps.sh clang libclang-rt-14-dev
 jobs=${JOBS:-2}
-for variant in plain asan; do
+for variant in plain asan tsan; do
   dir=build-test-$variant
   flags=(-DMISCACHE_BUILD_TESTS=ON -DMISCACHE_BUILD_EXAMPLES=ON)
+  cc=()
   [[ $variant == asan ]] && flags+=(-DMISCACHE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+  [[ $variant == tsan ]] && flags+=(-DMISCACHE_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug) && cc=(env CC=clang)
   echo "== $variant build"
-  cmake -S . -B "$dir" "${flags[@]}" >/dev/null
+  "${cc[@]}" cmake -S . -B "$dir" "${flags[@]}" >/dev/null
   cmake --build "$dir" -j "$jobs" >/dev/null
   echo "== $variant tests"
+  if [[ $variant == tsan ]]; then
+    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
+      ctest --test-dir "$dir" --output-on-failure -j "$jobs" \
+      -R '^integration_(pool|near|stampede)(_cluster)?$'
+    continue
+  fi
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir "$dir" --output-on-failure -j "$jobs"
   if [[ $variant == plain ]]; then

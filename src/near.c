@@ -137,13 +137,24 @@ static void lru_front(miscache__near_t *s, entry_t *e) {
   s->lru.next = &e->l;
 }
 
+/* The store's reference to a value that readers may hold too, dropped with
+ * an acquire-release decrement: jansson's json_decref releases only, so a
+ * store freeing a value would not be ordered after a reader's last use of
+ * it (harmless on x86, not promised by C11; ThreadSanitizer reports it).
+ * Readers' own json_decref stays jansson's (see docs/near-cache.md). */
+static void shared_decref(json_t *v) {
+  if (v && __atomic_load_n(&v->refcount, __ATOMIC_RELAXED) != (size_t)-1 &&
+      __atomic_sub_fetch(&v->refcount, 1, __ATOMIC_ACQ_REL) == 0)
+    json_delete(v);
+}
+
 static void entry_remove(miscache__near_t *s, entry_t **link) {
   entry_t *e = *link;
   *link = e->hnext;
   lru_unlink(e);
   s->entries--;
   s->bytes -= e->bytes;
-  json_decref(e->v);
+  shared_decref(e->v);
   free(e);
 }
 
@@ -897,18 +908,15 @@ size_t miscache_near_prometheus(const miscache_near_stats_t *s, char *buf,
       "miscache_near_bytes %llu\n"
       "# HELP miscache_near_connected 1 while entries may be served.\n"
       "# TYPE miscache_near_connected gauge\n"
-      "miscache_near_connected %d\n"
-      "# HELP miscache_near_flush_requests_total miscache_near_flush_all() "
-      "messages received.\n"
-      "# TYPE miscache_near_flush_requests_total counter\n"
-      "miscache_near_flush_requests_total %llu\n";
+      "miscache_near_connected %d\n";
+  /* members added after 0.3.0's first release (flush_requests) are not
+   * read here: a caller built against the shorter struct passes it */
   int n = snprintf(
       buf, buf ? len : 0, fmt, (unsigned long long)s->hits,
       (unsigned long long)s->misses, (unsigned long long)s->evictions,
       (unsigned long long)s->invalidations,
       (unsigned long long)s->local_evictions, (unsigned long long)s->flushes,
       (unsigned long long)s->reconnects, (unsigned long long)s->entries,
-      (unsigned long long)s->bytes, s->connected ? 1 : 0,
-      (unsigned long long)s->flush_requests);
+      (unsigned long long)s->bytes, s->connected ? 1 : 0);
   return n < 0 ? 0 : (size_t)n;
 }

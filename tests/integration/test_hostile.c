@@ -401,8 +401,8 @@ static void test_queue_pull_odd_shapes(void **state) {
       "*1\r\n*2\r\n$1\r\ns\r\n:5\r\n", /* entries an integer */
       "*2\r\n:1\r\n:2\r\n", ":3\r\n", "+OK\r\n",
       /* fields of odd count and not strings */
-      "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*3\r\n$4\r\n"
-      "body\r\n:1\r\n*0\r\n"};
+      ("*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*3\r\n$4\r\n"
+       "body\r\n:1\r\n*0\r\n")};
   for (size_t i = 0; i < sizeof replies / sizeof *replies; i++) {
     mt_fake_t *f = mt_fake_start();
     mt_fake_on_str(f, "XREADGROUP", replies[i]);

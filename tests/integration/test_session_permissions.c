@@ -235,7 +235,11 @@ static void test_python_reads_payloads(void **state) {
                                 .start_time = "2026-11-24T02:00:00Z",
                                 .batch_id = "1-20261124T020000Z",
                                 .current_step = "data_collection",
-                                .progress = {50, 23, 1500, 690, 125}};
+                                .progress = {.total_pages = 50,
+                                             .processed_pages = 23,
+                                             .total_records = 1500,
+                                             .processed_records = 690,
+                                             .classified_gifts = 125}};
   miscache_strings_push(&bs.errors, "page 3: timeout");
   assert_int_equal(miscache_batch_status_set(mc, 1, &bs), MISCACHE_OK);
   miscache_strings_clear(&bs.errors);
@@ -252,7 +256,9 @@ static void test_python_reads_payloads(void **state) {
   assert_int_equal(miscache_upload_create(mc, "u1", 1000), MISCACHE_OK);
   assert_int_equal(miscache_upload_advance(mc, "u1", 500, 5), MISCACHE_OK);
   miscache_daily_sales_t d = {.total_amount = 1000000, .order_count = 150,
-                              .gift_stats = {85, 56.7, 125000}};
+                              .gift_stats = {.gift_order_count = 85,
+                                             .gift_attachment_rate = 56.7,
+                                             .total_gift_cost = 125000}};
   assert_int_equal(miscache_stats_daily_sales_set(mc, "20261124", &d),
                    MISCACHE_OK);
   char cmd[1024];

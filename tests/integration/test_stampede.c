@@ -135,6 +135,9 @@ static void child_process(const char *ns) {
                             .lease_categories = 1u << MISCACHE_CAT_MASTER,
                             .lease_ms = 3000};
   miscache_options_set_stampede(o, &sp);
+  /* a slow machine (ThreadSanitizer, 64 threads on 2 cores) must not turn
+   * a waiter's poll into a timeout, which loads on its own */
+  miscache_options_set_command_timeout(o, 5000);
   worker_t w[8];
   pthread_t t[8];
   for (int i = 0; i < 8; i++) {
