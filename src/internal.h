@@ -298,6 +298,7 @@ struct miscache {
   bool replaying;
   int64_t replay_after_ms;
   miscache_pool_t *pool; /* the pool that opened it, NULL if standalone */
+  unsigned borrow_gen;    /* fork generation it was last borrowed in */
   char err[MISCACHE_ERRMSG_SIZE];
 };
 

@@ -117,8 +117,22 @@ miscache_status_t miscache_pool_new(const miscache_options_t *opts,
   return MISCACHE_OK;
 }
 
+/* Whether h is in the free list. */
+static bool is_free(const miscache_pool_t *p, const miscache_t *h) {
+  for (unsigned i = 0; i < p->nfree; i++)
+    if (p->free_list[i] == h) return true;
+  return false;
+}
+
 void miscache_pool_free(miscache_pool_t *pool) {
   if (!pool) return;
+  /* in a child after fork(), a handle a parent thread had borrowed can
+   * never come back (that thread is not in the child): freed too */
+  unsigned gen = miscache__fork_gen();
+  for (unsigned i = 0; i < pool->size; i++) {
+    miscache_t *h = pool->all[i];
+    if (h && !is_free(pool, h) && h->borrow_gen != gen) miscache_free(h);
+  }
   for (unsigned i = 0; i < pool->nfree; i++) miscache_free(pool->free_list[i]);
   miscache__fork_guard_remove(&pool->guard);
   pthread_cond_destroy(&pool->cv);
@@ -137,6 +151,7 @@ miscache_status_t miscache_pool_acquire(miscache_pool_t *pool, int timeout_ms,
   for (;;) {
     if (pool->nfree > 0) {
       *out = pool->free_list[--pool->nfree];
+      (*out)->borrow_gen = miscache__fork_gen();
       pthread_mutex_unlock(&pool->mu);
       return MISCACHE_OK;
     }
@@ -149,6 +164,7 @@ miscache_status_t miscache_pool_acquire(miscache_pool_t *pool, int timeout_ms,
         pool->opened--;
         pthread_cond_signal(&pool->cv);
       } else {
+        (*out)->borrow_gen = miscache__fork_gen();
         for (unsigned i = 0; i < pool->size; i++)
           if (!pool->all[i]) {
             pool->all[i] = *out;

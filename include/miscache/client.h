@@ -350,7 +350,9 @@ MISCACHE_EXPORT miscache_status_t
 miscache_pool_new(const miscache_options_t *opts, unsigned size,
                   miscache_pool_t **out, char *errbuf, size_t errbuf_len);
 /* Frees the pool and all handles. Every acquired handle must have been
- * released first. Accepts NULL. */
+ * released first; in a child after fork(), the handles the parent's other
+ * threads had borrowed (they can never come back) are freed as well.
+ * Accepts NULL. */
 MISCACHE_EXPORT void miscache_pool_free(miscache_pool_t *pool);
 /* Borrow a handle, waiting up to timeout_ms (0 = do not wait, <0 = forever)
  * for one to be free. The handle belongs to the caller's thread until
