@@ -415,8 +415,9 @@ int miscache__reader_get(miscache__reader_t *rd, miscache__reply_t **out) {
       continue;
     }
     size_t have = rd->len - rd->pos;
+    if (have == 0) return 0; /* (buf may still be NULL) */
     const char *p = rd->buf + rd->pos;
-    const char *cr = have ? memchr(p, '\r', have) : NULL;
+    const char *cr = memchr(p, '\r', have);
     if (!cr || (size_t)(cr - p) + 1 >= have) { /* no complete line yet */
       size_t line = cr ? (size_t)(cr - p) : have;
       if (line > MAX_LINE)
