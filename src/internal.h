@@ -449,6 +449,17 @@ miscache_status_t miscache__queue_reclaim_seq(
     size_t max, const miscache_queue_opts_t *opts, miscache_queue_msg_t *out,
     uint64_t *seqs, size_t *got, size_t *dead);
 
+/* Hands entries (ids[n], delivered deliveries[i] times) back to the
+ * reclaim at once: still pending with consumer, idle for idle_ms, their
+ * delivery count as before this delivery (XCLAIM IDLE RETRYCOUNT), so an
+ * entry put aside unprocessed is not counted towards max_deliveries. */
+miscache_status_t miscache__queue_defer(miscache_t *mc, const char *name,
+                                       const char *group,
+                                       const char *consumer, size_t n,
+                                       const char *const ids[],
+                                       const uint64_t deliveries[],
+                                       int64_t idle_ms);
+
 /* ---- stampede protection (stampede.c) ------------------------------------ */
 typedef struct miscache__flight miscache__flight_t;
 /* Join the in-process flight of (handle's namespace, db, key): *leader

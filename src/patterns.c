@@ -197,8 +197,9 @@ static void decode_change(const miscache_queue_msg_t *m, uint64_t seq,
 
 typedef struct {
   miscache_t *mc;
-  const char *queue, *group;
+  const char *queue, *group, *consumer;
   const miscache_queue_opts_t *opts;
+  int wait_left_ms; /* waiting for other flushers' leases, this round */
   miscache_wb_writer_fn writer;
   void *ud;
   size_t written, acked;
@@ -217,18 +218,20 @@ static miscache_status_t settle(flush_t *f, const miscache_queue_msg_t *m,
   return qs;
 }
 
-/* Takes the key's lease, trying a few times while another flusher holds
- * it (its write is usually quick). */
+/* Takes the key's lease, trying again while another flusher holds it (its
+ * write is usually quick), within the round's waiting budget. */
 static miscache_status_t take_lease(flush_t *f, int64_t lease_ms,
                                     bool *taken) {
   int wait = 5;
-  for (int i = 0;; i++) {
+  for (;;) {
     miscache_status_t st = miscache__lease_key_take(
         f->mc, MISCACHE_DB_QUEUE, f->lease, (int)lease_ms, f->token, taken);
-    if (st != MISCACHE_OK || *taken || i == 6) return st;
-    struct timespec ts = {0, wait * 1000000L};
+    if (st != MISCACHE_OK || *taken || f->wait_left_ms <= 0) return st;
+    int ms = wait < f->wait_left_ms ? wait : f->wait_left_ms;
+    struct timespec ts = {0, ms * 1000000L};
     nanosleep(&ts, NULL);
-    wait *= 2; /* 5 .. 160 ms: about 0.3 s in all */
+    f->wait_left_ms -= ms;
+    wait = wait < 80 ? wait * 2 : 80;
   }
 }
 
@@ -286,7 +289,23 @@ static miscache_status_t flush_key(flush_t *f, miscache_queue_msg_t *m,
   bool taken = false;
   miscache_status_t st = take_lease(f, lease_ms, &taken);
   if (st != MISCACHE_OK) return st;
-  if (!taken) return MISCACHE_OK; /* left pending: the holder goes first */
+  if (!taken) {
+    /* the holder goes first; these go back to the next reclaim at once,
+     * and this delivery does not count towards max_deliveries */
+    const char **ids = calloc(n, sizeof *ids);
+    uint64_t *dv = calloc(n, sizeof *dv);
+    if (ids && dv) {
+      for (size_t j = 0; j < n; j++) {
+        ids[j] = m[idx[j]].id;
+        dv[j] = deliveries[idx[j]];
+      }
+      st = miscache__queue_defer(mc, f->queue, f->group, f->consumer, n, ids,
+                                 dv, lease_ms);
+    } /* else left pending until the reclaim: slower, still correct */
+    free(ids);
+    free(dv);
+    return st;
+  }
   /* the newest change the system of record has (its seq) */
   uint64_t written = 0;
   const char *wk = f->written_key;
@@ -372,6 +391,8 @@ miscache_status_t miscache_write_behind_flush_changes(
   flush_t f = {.mc = mc,
                .queue = queue,
                .group = group,
+               .consumer = consumer,
+               .wait_left_ms = 500,
                .opts = opts,
                .writer = writer,
                .ud = userdata};

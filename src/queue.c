@@ -567,6 +567,55 @@ miscache_status_t miscache_queue_reclaim(miscache_t *mc, const char *name,
                                      out, NULL, got, dead);
 }
 
+miscache_status_t miscache__queue_defer(miscache_t *mc, const char *name,
+                                       const char *group,
+                                       const char *consumer, size_t n,
+                                       const char *const ids[],
+                                       const uint64_t deliveries[],
+                                       int64_t idle_ms) {
+  if (n == 0) return MISCACHE_OK;
+  qkeys_t k;
+  miscache_status_t st = qkeys(mc, name, &k);
+  if (st != MISCACHE_OK) return st;
+  enum { A = 10 };
+  const char **argv = calloc(n * A, sizeof *argv);
+  size_t *lens = calloc(n * A, sizeof *lens);
+  char (*num)[2][24] = calloc(n, sizeof *num);
+  miscache__cmd_t *cmds = calloc(n, sizeof *cmds);
+  miscache__reply_t **rs = calloc(n, sizeof *rs);
+  if (!argv || !lens || !num || !cmds || !rs) {
+    st = MISCACHE_ERR_NOMEM;
+    miscache__set_err(mc, "out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    snprintf(num[i][0], sizeof num[i][0], "%lld", (long long)idle_ms);
+    snprintf(num[i][1], sizeof num[i][1], "%llu",
+             (unsigned long long)(deliveries[i] ? deliveries[i] - 1 : 0));
+    const char *a[A] = {"XCLAIM", k.stream.ptr, group, consumer, "0", ids[i],
+                        "IDLE", num[i][0], "RETRYCOUNT", num[i][1]};
+    for (int j = 0; j < A; j++) {
+      argv[i * A + (size_t)j] = a[j];
+      lens[i * A + (size_t)j] = strlen(a[j]);
+    }
+    cmds[i] = (miscache__cmd_t){A, argv + i * A, lens + i * A};
+  }
+  st = miscache__dispatch(mc, MISCACHE_DB_QUEUE, n, cmds, rs,
+                          MISCACHE__IDEMPOTENT);
+  for (size_t i = 0; st == MISCACHE_OK && i < n; i++)
+    if (miscache__reply_is(rs[i], MISCACHE__R_ERROR))
+      st = miscache__reply_error(rs[i], "XCLAIM", mc->err, sizeof mc->err);
+done:
+  for (size_t i = 0; rs && i < n; i++) miscache__reply_free(rs[i]);
+  free(argv);
+  free(lens);
+  free(num);
+  free(cmds);
+  free(rs);
+  qkeys_done(&k);
+  return st;
+}
+
 miscache_status_t miscache_queue_ack(miscache_t *mc, const char *name,
                                      const char *group, const char *id) {
   if (!mc) return MISCACHE_ERR_INVALID;

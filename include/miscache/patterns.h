@@ -109,8 +109,8 @@ typedef miscache_status_t (*miscache_wb_writer_fn)(
  * is drained it holds the latest value miscache_write_behind acknowledged,
  * whatever refusals, retries, reclaims, killed workers and restarts came
  * between (docs/patterns.md says what each leaves behind). A key whose
- * lease another flusher holds is left pending this round (after waiting
- * about 0.3 s for it). A writer call that outlived its lease may have
+ * lease another flusher holds (after waiting at most 0.5 s per round) is
+ * handed back to the next reclaim, its delivery not counted. A writer call that outlived its lease may have
  * overtaken a newer write: the round returns MISCACHE_ERR_NOT_OWNER and the
  * entry stays pending; miscache_write_behind_flush_changes gives the writer
  * each change's seq to refuse such a write itself. *written (optional):

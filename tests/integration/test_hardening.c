@@ -112,6 +112,50 @@ static void test_retry_and_reclaim_never_write_older(void **state) {
   miscache_free(mc);
 }
 
+/* A key another flusher holds is put back for the next reclaim, its
+ * delivery not counted: held over more rounds than max_deliveries, the
+ * change is still written once the lease is free, never dead-lettered. */
+static void test_held_key_deferred_not_dead(void **state) {
+  (void)state;
+  if (mt_is_cluster()) skip();
+  miscache_t *mc = mt_open(NULL);
+  const char *ns = miscache_namespace(mc);
+  sor_t s = {.rc = mt_rc, .ns = ns};
+  const char *k = "temp:excel_upload:held";
+  wb_set(mc, k, 7);
+  redisReply *r = mt_cmd_in(mt_rc, 3,
+                            "SET %squeue:{wb}:lease:temp:%s "
+                            "{\"token\":\"other\"} PX 30000",
+                            ns, k);
+  freeReplyObject(r);
+  miscache_queue_opts_t o = {.reclaim_idle_ms = 1000, .max_deliveries = 2};
+  size_t written = 0, acked = 0;
+  for (int round = 0; round < 4; round++)
+    assert_int_equal(miscache_write_behind_flush(mc, "wb", "sor", "w1", 10, 0,
+                                                 &o, sor_write, &s, &written,
+                                                 &acked),
+                     MISCACHE_OK);
+  assert_int_equal(s.calls, 0);
+  miscache_queue_info_t qi;
+  assert_int_equal(miscache_queue_info(mc, "wb", "sor", &qi), MISCACHE_OK);
+  assert_int_equal(qi.dead, 0);
+  assert_int_equal(qi.pending, 1);
+  r = mt_cmd_in(mt_rc, 3, "DEL %squeue:{wb}:lease:temp:%s", ns, k);
+  freeReplyObject(r);
+  assert_int_equal(miscache_write_behind_flush(mc, "wb", "sor", "w1", 10, 0,
+                                               &o, sor_write, &s, &written,
+                                               &acked),
+                   MISCACHE_OK);
+  assert_int_equal(written, 1);
+  char *v = sor_get(ns, k);
+  assert_string_equal(v, "{\"v\":7}");
+  free(v);
+  assert_int_equal(miscache_queue_info(mc, "wb", "sor", &qi), MISCACHE_OK);
+  assert_int_equal(qi.pending, 0);
+  assert_int_equal(qi.dead, 0);
+  miscache_free(mc);
+}
+
 /* A flusher process: rounds until SIGKILLed or told to stop (the stop key
  * is set). */
 static void flusher(const char *ns, int id) {
@@ -741,6 +785,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_retry_and_reclaim_never_write_older),
       cmocka_unit_test(test_killed_flushers_converge),
+      cmocka_unit_test(test_held_key_deferred_not_dead),
       cmocka_unit_test(test_writer_given_seq),
       cmocka_unit_test(test_write_behind_checks_the_queue_write),
       cmocka_unit_test(test_queue_info_wrongtype),
