@@ -203,7 +203,9 @@ typedef struct {
   miscache_wb_writer_fn writer;
   void *ud;
   size_t written, acked;
-  char lease[MISCACHE_KEY_BUFSIZE + 128], written_key[96], field[320];
+  char *lease, *field; /* of the key being flushed (malloc'd: any length,
+                          never cut, so two keys never share them) */
+  char written_key[96];
   char token[33];
 } flush_t;
 
@@ -276,10 +278,18 @@ static miscache_status_t flush_key(flush_t *f, miscache_queue_msg_t *m,
                                    const uint64_t *deliveries) {
   miscache_t *mc = f->mc;
   const change_t *c0 = &c[idx[0]];
-  snprintf(f->field, sizeof f->field, "%s:%s", miscache_db_name(c0->db),
-           c0->key);
-  snprintf(f->lease, sizeof f->lease, "queue:{%s}:lease:%s", f->queue,
-           f->field);
+  size_t fl = strlen(miscache_db_name(c0->db)) + strlen(c0->key) + 2;
+  size_t ll = fl + strlen(f->queue) + 16;
+  free(f->field);
+  free(f->lease);
+  f->field = malloc(fl);
+  f->lease = malloc(ll);
+  if (!f->field || !f->lease) {
+    miscache__set_err(mc, "out of memory flushing %s", c0->key);
+    return MISCACHE_ERR_NOMEM;
+  }
+  snprintf(f->field, fl, "%s:%s", miscache_db_name(c0->db), c0->key);
+  snprintf(f->lease, ll, "queue:{%s}:lease:%s", f->queue, f->field);
   /* as long as a dead flusher's entries wait before a reclaim, and never
    * so short that an ordinary write outlives it */
   int64_t lease_ms = f->opts && f->opts->reclaim_idle_ms
@@ -430,6 +440,8 @@ miscache_status_t miscache_write_behind_flush_changes(
   }
   for (size_t i = 0; i < batch; i++) miscache_queue_msg_clear(&m[i]);
   free(m), free(seqs), free(dl), free(c), free(idx);
+  free(f.field);
+  free(f.lease);
   if (written) *written = f.written;
   if (acked) *acked = f.acked;
   return st;
