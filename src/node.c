@@ -260,6 +260,20 @@ static miscache_status_t transport_status(miscache__node_t *n,
   return MISCACHE_ERR_UNAVAILABLE;
 }
 
+/* After the last reply of a request: whether nothing more came. Bytes
+ * nobody asked for (a buggy proxy, a desynced connection) mean the replies
+ * read may answer other commands: the connection is dropped (message
+ * set). */
+static bool in_step(miscache__node_t *n, const char *what) {
+  size_t extra = miscache__transport_pending(n->t);
+  if (!extra) return true;
+  node_err(n, "%s: the server sent %zu byte%s more than the replies asked "
+              "for: connection out of step, dropped",
+           what, extra, extra == 1 ? "" : "s");
+  miscache__node_drop(n);
+  return false;
+}
+
 /* One command alone, for AUTH, PING and a lone SELECT. A transport failure
  * drops the connection. */
 static miscache_status_t simple_command(miscache__node_t *n, int argc,
@@ -280,14 +294,9 @@ static miscache_status_t simple_command(miscache__node_t *n, int argc,
     miscache__node_drop(n);
     return st;
   }
-  size_t extra = miscache__transport_pending(n->t);
-  if (extra) {
+  if (!in_step(n, argv[0])) {
     miscache__reply_free(*out);
     *out = NULL;
-    node_err(n, "%s: the server sent %zu byte%s more than the reply: "
-                "connection out of step, dropped",
-             argv[0], extra, extra == 1 ? "" : "s");
-    miscache__node_drop(n);
     return MISCACHE_ERR_REPLY;
   }
   return MISCACHE_OK;
@@ -528,17 +537,12 @@ miscache_status_t miscache__node_recv(miscache__node_t *n,
     p->resendable = t == MISCACHE__T_LOST && !p->fresh;
     return st;
   }
-  size_t extra = p->push ? 0 : miscache__transport_pending(n->t);
-  if (extra) {
-    /* bytes nobody asked for: these replies may not be the answers to
-     * these commands (a desynced proxy): hand out none of them */
+  if (!p->push && !in_step(n, p->what)) {
+    /* these replies may not be the answers to these commands: none goes
+     * out; a fresh connection may do */
     miscache__reply_free(sel_reply);
     for (size_t j = 0; j < ncmd; j++) miscache__reply_free(replies[j]);
     memset(replies, 0, ncmd * sizeof *replies);
-    node_err(n, "%s: the server sent %zu byte%s more than the replies asked "
-                "for: connection out of step, dropped",
-             p->what, extra, extra == 1 ? "" : "s");
-    miscache__node_drop(n);
     p->resendable = true;
     return MISCACHE_ERR_REPLY;
   }

@@ -408,6 +408,7 @@ miscache_status_t miscache_write_behind_flush_changes(
                .ud = userdata};
   wb_key(f.written_key, sizeof f.written_key, queue ? queue : "", "written");
   size_t got = 0, more = 0;
+  char lost[MISCACHE_ERRMSG_SIZE] = ""; /* a key whose lease was lost */
   miscache_status_t st = miscache__queue_reclaim_seq(
       mc, queue, group, consumer, batch, opts, m, seqs, &got, NULL);
   if (st == MISCACHE_OK && got < batch) {
@@ -437,6 +438,14 @@ miscache_status_t miscache_write_behind_flush_changes(
       }
     sort_by_seq(idx, n, c);
     st = flush_key(&f, m, c, idx, n, dl);
+    if (st == MISCACHE_ERR_NOT_OWNER) { /* that key only: go on */
+      snprintf(lost, sizeof lost, "%s", mc->err);
+      st = MISCACHE_OK;
+    }
+  }
+  if (st == MISCACHE_OK && lost[0]) {
+    miscache__set_err(mc, "%s", lost);
+    st = MISCACHE_ERR_NOT_OWNER;
   }
   for (size_t i = 0; i < batch; i++) miscache_queue_msg_clear(&m[i]);
   free(m), free(seqs), free(dl), free(c), free(idx);

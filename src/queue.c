@@ -165,7 +165,6 @@ static void body_refused(char *out, size_t outlen, const char *why) {
   snprintf(out, outlen, "body is not JSON: %s", why);
 }
 
-
 miscache_status_t miscache_queue_enqueue(miscache_t *mc, const char *name,
                                          size_t n, const json_t *const bodies[],
                                          const char *const msg_ids[],
