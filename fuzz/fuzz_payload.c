@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "payload.h"
+#include "domain/domain.h"
 
 /* Storage big enough and aligned for any payload struct. */
 typedef union {

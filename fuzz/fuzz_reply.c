@@ -15,8 +15,8 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "internal.h"
-#include "reply_reader.h"
+#include "conn/conn.h"
+#include "conn/reply_reader.h"
 
 typedef struct {
   char *p;

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "internal.h"
+#include "base/base.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *url = malloc(size + 1);

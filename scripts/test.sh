@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then builds and runs the whole
 # suite twice, plain (gcc) and under AddressSanitizer + UndefinedBehaviorSanitizer,
-# checks the ABI of the plain build against abi/libmiscache.abi, and builds
+# checks the ABI of the plain build against abi/libmiscache.abi and its
+# object files against the layers of src/ (scripts/check-layers.py: no loop
+# among the source files, no call to a higher folder), and builds
 # the whole tree (tests and examples) with clang under ThreadSanitizer, with
 # warnings as errors, to run the threaded tests (pool, near cache,
 # stampede) under it. Each integration test program starts and stops its
@@ -31,5 +33,7 @@ for variant in plain asan tsan; do
   if [[ $variant == plain ]]; then
     echo "== ABI check"
     bash scripts/abi-check.sh "$dir"
+    echo "== layer check"
+    python3 scripts/check-layers.py "$dir/CMakeFiles/miscache_objects.dir"
   fi
 done

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
-#include "internal.h"
+#include "ops/ops.h"
 
 static void today(char d[9]) {
   time_t now = time(NULL);

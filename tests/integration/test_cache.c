@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "fixture.h"
-#include "internal.h"
+#include "ops/ops.h"
 
 static void test_round_trip_exact_bytes(void **state) {
   (void)state;

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster.h"
+#include "conn/cluster.h"
 #include "fixture.h"
 
 static mt_cluster_t cl;

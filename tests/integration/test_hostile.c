@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "fake.h"
-#include "internal.h" /* miscache__dispatch_node_count */
+#include "core/core.h" /* miscache__dispatch_node_count */
 #include "miscache/miscache.h"
 #include "server.h"
 

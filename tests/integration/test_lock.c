@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
-#include "internal.h"
+#include "ops/ops.h"
 
 #define KEY "batch:lock:1"
 

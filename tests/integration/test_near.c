@@ -21,7 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cluster.h" /* miscache__key_slot */
+#include "conn/cluster.h" /* miscache__key_slot */
 #include "fixture.h"
 
 #define PERM_KEY "permissions:user:1"

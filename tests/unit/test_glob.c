@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "base/base.h"
 
 /* The recursive matcher as it was (a star tries every suffix): the
  * reference for small inputs. */

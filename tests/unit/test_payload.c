@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "payload.h"
+#include "domain/domain.h"
 
 typedef struct {
   int64_t total_pages, processed_pages;

@@ -8,7 +8,8 @@
 
 #include <cmocka.h>
 
-#include "cluster.h"
+#include "conn/cluster.h"
+#include "core/core.h"
 
 static unsigned slot(const char *k) {
   return miscache__key_slot(k, strlen(k));

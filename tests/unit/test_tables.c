@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "domain/domain.h"
 
 static void test_strerror_all(void **state) {
   (void)state;

@@ -1,0 +1,209 @@
+/* The base layer (src/base): pure code with no handle and no I/O, on which
+ * every other layer stands: URLs and endpoints, options, key building and
+ * the keyspace table, the JSON reader and writer, payload tables, clocks,
+ * fork guards. A base file includes this header and nothing of the layers
+ * above (docs/design.md, "Layers"). Not installed. */
+#ifndef MISCACHE_BASE_H
+#define MISCACHE_BASE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "miscache/miscache.h"
+
+#define MISCACHE__NS_MAX 64
+
+/* ---- endpoint / URL (url.c) ------------------------------------------- */
+typedef enum {
+  MISCACHE__EP_TCP = 0,
+  MISCACHE__EP_UNIX = 1,
+  MISCACHE__EP_SENTINEL = 2, /* addrs are sentinels, master names the set */
+  MISCACHE__EP_CLUSTER = 3   /* addrs are seed nodes of a Redis Cluster */
+} miscache__ep_kind_t;
+
+typedef struct miscache__hostport {
+  char *host; /* name or IP (no brackets) */
+  int port;
+} miscache__hostport_t;
+
+/* TLS settings: files NULL = not given. */
+typedef struct miscache__tls_conf {
+  char *cacert; /* PEM CA bundle; NULL: the system trust store */
+  char *cert;   /* client certificate (mutual TLS) */
+  char *key;    /* its private key */
+  bool insecure_skip_verify;
+} miscache__tls_conf_t;
+
+typedef struct miscache__endpoint {
+  miscache__ep_kind_t kind;
+  char *host; /* TCP: host name or IP (no brackets) */
+  int port;   /* TCP */
+  char *path; /* UNIX */
+  char *user;     /* NULL: none */
+  char *password; /* NULL: no AUTH */
+  bool tls;       /* rediss:// */
+  miscache__tls_conf_t tls_conf; /* from URL parameters */
+  char *master;                  /* SENTINEL: the master's name */
+  miscache__hostport_t *addrs;   /* SENTINEL: the sentinels; CLUSTER: seeds */
+  size_t naddrs;
+  char *sentinel_user;     /* AUTH for the sentinels (URL parameters) */
+  char *sentinel_password;
+} miscache__endpoint_t;
+
+/* Parse url into ep (fields heap-allocated). On error ep is untouched and
+ * err gets a message. */
+miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
+                                      char *err, size_t errlen);
+void miscache__endpoint_clear(miscache__endpoint_t *ep);
+/* *dst = a copy of src (NULL stays NULL); false when out of memory. */
+bool miscache__dup(char **dst, const char *src);
+/* Zero n bytes so that a secret does not stay in memory (not optimised
+ * away). */
+void miscache__wipe(void *p, size_t n);
+/* Wipe and free a secret string. Accepts NULL. */
+void miscache__secret_free(char *secret);
+miscache_status_t miscache__endpoint_copy(miscache__endpoint_t *dst,
+                                          const miscache__endpoint_t *src);
+void miscache__tls_conf_clear(miscache__tls_conf_t *t);
+miscache_status_t miscache__tls_conf_copy(miscache__tls_conf_t *dst,
+                                          const miscache__tls_conf_t *src);
+
+/* ---- options (options.c) ---------------------------------------------- */
+/* Limits on one reply (conn/reply.c): elements of an array, bytes of a bulk
+ * string, memory of the whole reply. */
+typedef struct miscache__limits {
+  size_t max_elements;
+  size_t max_bulk;
+  size_t max_bytes;
+} miscache__limits_t;
+void miscache__limits_default(miscache__limits_t *l);
+
+struct miscache_options {
+  miscache__endpoint_t ep;
+  bool ep_set;
+  int connect_timeout_ms;
+  int command_timeout_ms;
+  int db[MISCACHE_DB_COUNT];
+  int64_t ttl[MISCACHE_TTL_CLASS_COUNT];
+  unsigned jitter_pct;
+  char ns[MISCACHE__NS_MAX + 1];
+  unsigned scan_count;
+  unsigned unlink_batch;
+  bool lazy;
+  bool hash_tags; /* company ids of company-scoped keys in {braces} */
+  miscache_stampede_t stampede;
+  miscache_near_t near; /* families filled in by the setter */
+  bool near_external;   /* a pool's handle: the pool gives it its store */
+  unsigned pending_max;
+  /* set by the option setters; they win over the URL's (also MISCACHE_URL) */
+  bool tls_on;
+  miscache__tls_conf_t tls;
+  char *sentinel_user;
+  char *sentinel_password;
+  int backoff_min_ms;
+  int backoff_max_ms;
+  miscache__limits_t limits; /* on every reply */
+  int scan_timeout_ms;       /* a whole SCAN loop */
+  char err[MISCACHE_ERRMSG_SIZE]; /* why the last setter refused */
+};
+
+void miscache__options_defaults(miscache_options_t *o);
+/* Deep copy into an uninitialised dst. */
+miscache_status_t miscache__options_copy(miscache_options_t *dst,
+                                         const miscache_options_t *src);
+void miscache__options_clear(miscache_options_t *o);
+/* The endpoint a handle uses: o's (or url's when given) with the setters'
+ * TLS and sentinel settings laid over it. */
+miscache_status_t miscache__options_endpoint(const miscache_options_t *o,
+                                             const char *url,
+                                             miscache__endpoint_t *out,
+                                             char *err, size_t errlen);
+
+/* ---- codec (codec.c) --------------------------------------------------- */
+/* Decode a stored value (any JSON type). NULL and a message on failure. */
+json_t *miscache__decode(const char *buf, size_t len, char *err, size_t errlen);
+/* json.c: the reader behind miscache__decode; accepts what
+ * json_loadb(buf, len, JSON_DECODE_ANY) accepts, and builds the same value. */
+json_t *miscache__json_parse(const char *buf, size_t len, char *err,
+                             size_t errlen);
+/* Encode compact UTF-8 JSON; free with free(). NULL if not encodable. */
+char *miscache__encode(const json_t *v, size_t *len);
+
+/* ---- clocks (common.c) ---------------------------------------------------- */
+/* Now on CLOCK_MONOTONIC, in ms. */
+int64_t miscache__mono_ms(void);
+/* A condition variable whose timed waits use CLOCK_MONOTONIC, and the
+ * absolute time ms from now on that clock for pthread_cond_timedwait. */
+void miscache__cond_init_monotonic(pthread_cond_t *cv);
+void miscache__deadline_after(struct timespec *ts, int64_t ms);
+
+/* A port as decimal text (n bytes): 1..65535 only. */
+bool miscache__parse_port(const char *s, size_t n, int *port);
+/* Whether a host and port a server named (Sentinel, CLUSTER SLOTS,
+ * MOVED/ASK) may be connected to: port 1..65535, host 1..255 bytes with no
+ * control character or space. false with why. */
+bool miscache__peer_addr_ok(const char *host, size_t hostlen, long long port,
+                            char *why, size_t whylen);
+
+/* The next number of an xorshift64* generator (state never 0). */
+uint64_t miscache__xorshift(uint64_t *state);
+
+/* Decimal text of v into buf (>= 21 bytes, terminated); its length. No
+ * locale, no printf. */
+size_t miscache__i64toa(char *buf, int64_t v);
+
+/* realloc(p, n * size), NULL (p untouched) when n * size overflows. */
+void *miscache__realloc_array(void *p, size_t n, size_t size);
+
+/* Bytes a server sent, as text fit for a message: control characters and
+ * backslashes escaped (\n, \x1b...); cut to dstlen - 1. Its length. */
+size_t miscache__escape(char *dst, size_t dstlen, const char *src, size_t len);
+
+/* The SHA1 of a script's text, as EVALSHA takes it (40 hex digits). */
+void miscache__sha1_hex(const char *src, char out[41]);
+
+/* Redis SCAN MATCH glob semantics (keys.c). */
+bool miscache__glob_match(const char *pattern, const char *s);
+
+/* Whether a logical db / a TTL class is in range (common.c). */
+bool miscache__db_valid(miscache_db_t db);
+bool miscache__ttl_valid(miscache_ttl_class_t cls);
+
+/* ---- fork (common.c) ----------------------------------------------------- */
+/* Incremented in a child after fork() (common.c). */
+unsigned miscache__fork_gen(void);
+/* Registers the fork handlers (once; every object that needs them calls
+ * it). */
+void miscache__fork_watch(void);
+/* A mutex shared between threads (and its condition variable, or NULL),
+ * held across fork() and released in the child (the condition variable
+ * made anew), so a child can go on using the object whatever the parent's
+ * threads were doing. g lives in the object; remove before destroying. */
+typedef struct miscache__fork_guard {
+  struct miscache__fork_guard *next, *prev;
+  pthread_mutex_t *mu;
+  pthread_cond_t *cv;
+} miscache__fork_guard_t;
+void miscache__fork_guard_add(miscache__fork_guard_t *g, pthread_mutex_t *mu,
+                              pthread_cond_t *cv);
+void miscache__fork_guard_remove(miscache__fork_guard_t *g);
+
+/* ---- the keyspace table (keyspace.c) ----------------------------------- */
+miscache_db_t miscache__kf_db(miscache_key_family_id_t f);
+miscache_ttl_class_t miscache__kf_class(miscache_key_family_id_t f);
+/* Key (or, with pattern, a SCAN pattern where an id is NULL) of family f
+ * from its nids ids into buf (MISCACHE_KEY_BUFSIZE), the company id in
+ * {braces} with hash_tags. ERR_KEY with a message in err (may be NULL). */
+miscache_status_t miscache__family_key(miscache_key_family_id_t f, char *buf,
+                                       bool pattern, const char *const ids[],
+                                       bool hash_tags, char *err,
+                                       size_t errlen);
+
+/* ---- time (util) ------------------------------------------------------- */
+/* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ" into buf (>= 21 bytes). */
+void miscache__iso8601_now(char *buf, size_t size);
+
+#endif /* MISCACHE_BASE_H */

@@ -1,0 +1,66 @@
+/*
+ * Layer 1, the transport: one socket (TCP, unix, or TLS over TCP) behind a
+ * small table of functions, with the reply reader of reply.c (its limits
+ * given at open) parsing replies. Every wait is bounded by the caller's deadline (CLOCK_MONOTONIC
+ * ms) for the whole call. Only node.c includes this header.
+ */
+#ifndef MISCACHE_TRANSPORT_H
+#define MISCACHE_TRANSPORT_H
+
+#include "conn/conn.h"
+
+/* A TLS client context (certificates loaded once), shared by the nodes of
+ * one handle. ERR_TLS (file unreadable, key does not match the
+ * certificate) or ERR_NOMEM, err set. */
+typedef struct miscache__tls miscache__tls_t;
+miscache_status_t miscache__tls_new(const miscache__tls_conf_t *conf,
+                                    miscache__tls_t **out, char *err,
+                                    size_t errlen);
+void miscache__tls_free(miscache__tls_t *tls); /* accepts NULL */
+
+typedef struct miscache__transport miscache__transport_t;
+
+typedef enum {
+  MISCACHE__T_OK,
+  MISCACHE__T_LOST,     /* closed, reset, or a socket error */
+  MISCACHE__T_TIMEOUT,  /* the deadline passed */
+  MISCACHE__T_PROTOCOL, /* bytes that are not RESP */
+  MISCACHE__T_TLS,      /* a TLS alert or error (e.g. client cert refused) */
+  MISCACHE__T_NOMEM     /* no memory for the reply */
+} miscache__tstatus_t;
+
+/* Connect to host:port (path NULL) or to the unix socket path, then, with
+ * tls, run the handshake (SNI and certificate check against host), all
+ * before deadline. OK; ERR_UNAVAILABLE (resolve, refused, timeout), ERR_TLS
+ * (err names the reason: expired, unknown CA, name mismatch...), ERR_NOMEM.
+ * err gets the reason without the address. */
+miscache_status_t miscache__transport_open(const char *host, int port,
+                                           const char *path,
+                                           miscache__tls_t *tls,
+                                           const miscache__limits_t *limits,
+                                           int64_t deadline,
+                                           miscache__transport_t **out,
+                                           char *err, size_t errlen);
+/* Close without writing a byte (no TLS close_notify), so a forked child can
+ * let go of its parent's connection. Accepts NULL. */
+void miscache__transport_close(miscache__transport_t *t);
+/* Write all of buf before deadline. */
+miscache__tstatus_t miscache__transport_write(miscache__transport_t *t,
+                                              const char *buf, size_t len,
+                                              int64_t deadline);
+/* The next reply (free with miscache__reply_free) before deadline. */
+miscache__tstatus_t miscache__transport_read(miscache__transport_t *t,
+                                             int64_t deadline,
+                                             miscache__reply_t **out);
+/* An idle connection that is readable (EOF from a closed server, or stray
+ * bytes), or whose reader holds bytes not handed out yet, is not fit for
+ * the next request. */
+bool miscache__transport_broken(miscache__transport_t *t);
+/* Bytes received beyond the replies read so far (see
+ * miscache__reader_pending): after the last reply of a request, anything
+ * but 0 means the connection is out of step. */
+size_t miscache__transport_pending(const miscache__transport_t *t);
+/* Why the last write or read failed. Borrowed. */
+const char *miscache__transport_errstr(const miscache__transport_t *t);
+
+#endif /* MISCACHE_TRANSPORT_H */

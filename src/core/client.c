@@ -1,0 +1,372 @@
+/* Handle: open/free, last error, counters, namespaced keys, TTL; the door
+ * to the dispatcher (miscache__send, miscache__exec_key). */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+void miscache__set_err(miscache_t *mc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(mc->err, sizeof mc->err, fmt, ap);
+  va_end(ap);
+}
+
+static void copy_err(char *errbuf, size_t errlen, const char *msg) {
+  if (errbuf && errlen) snprintf(errbuf, errlen, "%s", msg);
+}
+
+
+static uint64_t seed_rng(const miscache_t *mc) {
+  uint64_t r = 0;
+  if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) r = 0;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t s = r ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
+               ((uint64_t)getpid() << 16) ^ (uint64_t)(uintptr_t)mc;
+  return s ? s : 0x9E3779B97F4A7C15u;
+}
+
+uint64_t miscache__rand(miscache_t *mc) {
+  if (mc->rng_gen != miscache__fork_gen()) { /* a child after fork() */
+    mc->rng = seed_rng(mc);
+    mc->rng_gen = miscache__fork_gen();
+  }
+  return miscache__xorshift(&mc->rng);
+}
+
+miscache_status_t miscache_open(const miscache_options_t *opts,
+                                miscache_t **out, char *errbuf,
+                                size_t errbuf_len) {
+  if (errbuf && errbuf_len) errbuf[0] = 0;
+  if (!out) {
+    copy_err(errbuf, errbuf_len, "miscache_open: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  *out = NULL;
+  miscache_t *mc = calloc(1, sizeof *mc);
+  if (!mc) {
+    copy_err(errbuf, errbuf_len, "out of memory");
+    return MISCACHE_ERR_NOMEM;
+  }
+  miscache_status_t st;
+  if (opts)
+    st = miscache__options_copy(&mc->opts, opts);
+  else {
+    miscache__options_defaults(&mc->opts);
+    st = MISCACHE_OK;
+  }
+  if (st != MISCACHE_OK) {
+    free(mc);
+    copy_err(errbuf, errbuf_len, "out of memory");
+    return st;
+  }
+  {
+    /* the endpoint: the options', else MISCACHE_URL, else the default; with
+     * the setters' credentials, TLS and Sentinel settings laid over it */
+    const char *env = getenv("MISCACHE_URL");
+    const char *url = mc->opts.ep_set ? NULL
+                      : env && env[0] ? env
+                                      : "redis://127.0.0.1:6379";
+    miscache__endpoint_t ep;
+    st = miscache__options_endpoint(&mc->opts, url, &ep, mc->err,
+                                    sizeof mc->err);
+    if (st != MISCACHE_OK) {
+      char msg[MISCACHE_ERRMSG_SIZE + 16];
+      snprintf(msg, sizeof msg, "%s%s", url && url == env ? "MISCACHE_URL: " : "",
+               mc->err);
+      copy_err(errbuf, errbuf_len, msg);
+      miscache__options_clear(&mc->opts);
+      free(mc);
+      return st;
+    }
+    miscache__endpoint_clear(&mc->opts.ep);
+    mc->opts.ep = ep;
+    mc->opts.ep_set = true;
+  }
+  mc->ns_len = strlen(mc->opts.ns);
+  miscache__fork_watch();
+  mc->rng = seed_rng(mc);
+  mc->rng_gen = miscache__fork_gen();
+  mc->pending = miscache__pending_new(mc->opts.pending_max);
+  if (!mc->pending) {
+    miscache_free(mc);
+    copy_err(errbuf, errbuf_len, "out of memory");
+    return MISCACHE_ERR_NOMEM;
+  }
+  st = miscache__disp_new(&mc->opts, mc->err, sizeof mc->err, &mc->disp);
+  if (st != MISCACHE_OK) {
+    copy_err(errbuf, errbuf_len, mc->err);
+    miscache_free(mc);
+    return st;
+  }
+  if (mc->opts.near.enabled && !mc->opts.near_external) {
+    st = miscache__near_new(&mc->opts, &mc->near, mc->err, sizeof mc->err);
+    if (st != MISCACHE_OK) {
+      copy_err(errbuf, errbuf_len, mc->err);
+      miscache_free(mc);
+      return st;
+    }
+  }
+  if (!mc->opts.lazy) {
+    st = miscache__disp_connect(mc->disp);
+    if (st != MISCACHE_OK) {
+      copy_err(errbuf, errbuf_len, mc->err);
+      miscache_free(mc);
+      return st;
+    }
+  }
+  *out = mc;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_open_url(const char *url, miscache_t **out,
+                                    char *errbuf, size_t errbuf_len) {
+  if (!url) return miscache_open(NULL, out, errbuf, errbuf_len);
+  miscache_options_t o;
+  miscache__options_defaults(&o);
+  miscache_status_t st = miscache_options_set_url(&o, url);
+  if (st != MISCACHE_OK) {
+    if (out) *out = NULL;
+    copy_err(errbuf, errbuf_len, o.err[0] ? o.err : miscache_strerror(st));
+    return st;
+  }
+  st = miscache_open(&o, out, errbuf, errbuf_len);
+  miscache__options_clear(&o);
+  return st;
+}
+
+void miscache_free(miscache_t *mc) {
+  if (!mc) return;
+  miscache__disp_free(mc->disp);
+  miscache__pending_unref(mc->pending);
+  miscache__near_unref(mc->near);
+  miscache__options_clear(&mc->opts);
+  free(mc);
+}
+
+size_t miscache_pending_invalidations(const miscache_t *mc) {
+  return mc ? miscache__pending_count(mc->pending) : 0;
+}
+
+miscache_status_t miscache__pend(miscache_t *mc, miscache_db_t db,
+                                 const char *key, bool pattern,
+                                 miscache_status_t st) {
+  switch (st) {
+  case MISCACHE_ERR_UNAVAILABLE:
+  case MISCACHE_ERR_SERVER:
+  case MISCACHE_ERR_REPLY:
+  case MISCACHE_ERR_AUTH: break;
+  default: return st; /* refused before anything was sent */
+  }
+  miscache_status_t ps = miscache__pending_add(mc->pending, db, key, pattern);
+  if (ps == MISCACHE_OK) return st;
+  char cause[MISCACHE_ERRMSG_SIZE];
+  snprintf(cause, sizeof cause, "%s", mc->err);
+  miscache__set_err(mc, "invalidation of %s in db %s failed and could not be "
+                        "kept pending (%s): stale until its TTL; cause: %s",
+                    key, miscache_db_name(db),
+                    ps == MISCACHE_ERR_PENDING_FULL ? "list full"
+                                                    : "out of memory",
+                    cause);
+  return ps == MISCACHE_ERR_PENDING_FULL ? ps : MISCACHE_ERR_NOMEM;
+}
+
+const char *miscache_errmsg(const miscache_t *mc) {
+  return mc ? mc->err : "miscache handle is NULL";
+}
+
+int miscache_db_number(const miscache_t *mc, miscache_db_t db) {
+  return mc && miscache__db_valid(db) ? mc->opts.db[db] : -1;
+}
+
+int64_t miscache_ttl_seconds(const miscache_t *mc, miscache_ttl_class_t cls) {
+  return mc && miscache__ttl_valid(cls) ? mc->opts.ttl[cls] : 0;
+}
+
+const char *miscache_namespace(const miscache_t *mc) {
+  return mc ? mc->opts.ns : "";
+}
+
+int64_t miscache__ttl_ms(miscache_t *mc, miscache_ttl_class_t cls) {
+  int64_t ms = mc->opts.ttl[cls] * 1000;
+  unsigned pct = mc->opts.jitter_pct;
+  if (pct) {
+    int64_t span = ms * (int64_t)pct / 100; /* +-span */
+    int64_t off = (int64_t)(miscache__rand(mc) % (uint64_t)(2 * span + 1));
+    ms += off - span;
+    if (ms < 1) ms = 1;
+  }
+  return ms;
+}
+
+/* ---- counters ------------------------------------------------------------ */
+
+miscache_status_t miscache_counters_get(const miscache_t *mc, miscache_db_t db,
+                                        miscache_counters_t *out) {
+  if (!mc || !out || !miscache__db_valid(db)) return MISCACHE_ERR_INVALID;
+  *out = mc->counters[db];
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_counters_total(const miscache_t *mc,
+                                          miscache_counters_t *out) {
+  if (!mc || !out) return MISCACHE_ERR_INVALID;
+  miscache_counters_t t = {0, 0, 0};
+  for (int i = 0; i < MISCACHE_DB_COUNT; i++) {
+    t.hits += mc->counters[i].hits;
+    t.misses += mc->counters[i].misses;
+    t.errors += mc->counters[i].errors;
+  }
+  *out = t;
+  return MISCACHE_OK;
+}
+
+void miscache_counters_reset(miscache_t *mc) {
+  if (!mc) return;
+  memset(mc->counters, 0, sizeof mc->counters);
+  memset(mc->categories, 0, sizeof mc->categories);
+}
+
+/* ---- keys and commands --------------------------------------------------- */
+
+miscache_status_t miscache__fullkey(miscache_t *mc, const char *key,
+                                    miscache__fullkey_t *fk) {
+  fk->heap = NULL;
+  if (!key || !key[0]) {
+    miscache__set_err(mc, "key is NULL or empty");
+    return MISCACHE_ERR_INVALID;
+  }
+  size_t klen = strlen(key);
+  size_t total = mc->ns_len + klen;
+  char *dst = fk->buf;
+  if (total + 1 > sizeof fk->buf) {
+    dst = fk->heap = malloc(total + 1);
+    if (!dst) {
+      miscache__set_err(mc, "out of memory building key");
+      return MISCACHE_ERR_NOMEM;
+    }
+  }
+  memcpy(dst, mc->opts.ns, mc->ns_len);
+  memcpy(dst + mc->ns_len, key, klen + 1);
+  fk->ptr = dst;
+  fk->len = total;
+  return MISCACHE_OK;
+}
+
+void miscache__fullkey_done(miscache__fullkey_t *fk) {
+  free(fk->heap);
+  fk->heap = NULL;
+}
+
+miscache_status_t miscache__send(miscache_t *mc, int db, size_t n,
+                                 const miscache__cmd_t *cmds,
+                                 miscache__reply_t **replies, unsigned flags) {
+  return miscache__disp_run(mc->disp, db, n, cmds, replies, flags);
+}
+
+miscache_status_t miscache__exec_key(miscache_t *mc, miscache_db_t db,
+                                     const char *key,
+                                     const miscache__cmd_t *cmd,
+                                     miscache__reply_t **reply,
+                                     unsigned flags) {
+  miscache_status_t st =
+      miscache__disp_run(mc->disp, (int)db, 1, cmd, reply, flags);
+  if (st != MISCACHE_OK) miscache__count(mc, db, key, MISCACHE__ERROR);
+  return st;
+}
+
+size_t miscache__dispatch_nodes(miscache_t *mc) {
+  return miscache__disp_nodes(mc->disp);
+}
+
+size_t miscache__dispatch_node_count(const miscache_t *mc) {
+  return miscache__disp_node_count(mc->disp);
+}
+
+bool miscache__is_cluster(const miscache_t *mc) {
+  return miscache__disp_is_cluster(mc->disp);
+}
+
+miscache_status_t miscache_link_stats(miscache_t *mc, miscache_link_stats_t *out,
+                                      size_t size) {
+  if (!mc || !out) return MISCACHE_ERR_INVALID;
+  miscache_link_stats_t s;
+  miscache__disp_stats(mc->disp, &s);
+  memcpy(out, &s, size < sizeof s ? size : sizeof s);
+  return MISCACHE_OK;
+}
+
+static const char *const category_names[MISCACHE_CATEGORY_COUNT] = {
+    "session", "permissions", "master", "stats", "temp",
+    "batch",   "gift",        "lock",   "other"};
+
+const char *miscache_category_name(miscache_category_t cat) {
+  return (unsigned)cat < MISCACHE_CATEGORY_COUNT ? category_names[cat] : NULL;
+}
+
+/* The category of a logical key: its first segment. */
+miscache_category_t miscache__category_of(const char *key) {
+  if (!key) return MISCACHE_CAT_OTHER;
+  size_t n = strcspn(key, ":");
+  for (int i = 0; i < MISCACHE_CAT_OTHER; i++)
+    if (strlen(category_names[i]) == n &&
+        strncmp(key, category_names[i], n) == 0)
+      return (miscache_category_t)i;
+  return MISCACHE_CAT_OTHER;
+}
+
+void miscache__count(miscache_t *mc, miscache_db_t db, const char *key,
+                     miscache__event_t ev) {
+  if (mc->quiet) return;
+  miscache_counters_t *d = &mc->counters[db];
+  miscache_counters_t *c = &mc->categories[miscache__category_of(key)];
+  switch (ev) {
+  case MISCACHE__HIT: d->hits++, c->hits++; break;
+  case MISCACHE__MISS: d->misses++, c->misses++; break;
+  case MISCACHE__ERROR: d->errors++, c->errors++; break;
+  case MISCACHE__UNHIT: d->hits--, c->hits--; break;
+  }
+}
+
+void miscache__hit_unusable(miscache_t *mc, miscache_db_t db,
+                            const char *key) {
+  miscache__count(mc, db, key, MISCACHE__UNHIT);
+  miscache__count(mc, db, key, MISCACHE__MISS);
+  miscache__count(mc, db, key, MISCACHE__ERROR);
+}
+
+miscache_status_t miscache_counters_category(const miscache_t *mc,
+                                             miscache_category_t cat,
+                                             miscache_counters_t *out) {
+  if (!mc || !out || (unsigned)cat >= MISCACHE_CATEGORY_COUNT)
+    return MISCACHE_ERR_INVALID;
+  *out = mc->categories[cat];
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache__unexpected(miscache_t *mc, miscache_db_t db,
+                                       const char *key,
+                                       const miscache__reply_t *r,
+                                       const char *what) {
+  miscache__count(mc, db, key, MISCACHE__ERROR);
+  if (r && miscache__reply_type(r) == MISCACHE__R_ERROR)
+    return miscache__reply_error(r, what, mc->err, sizeof mc->err);
+  miscache__set_err(mc, "%s: unexpected reply", what);
+  return MISCACHE_ERR_REPLY;
+}
+
+void miscache__uuid(miscache_t *mc, char out[37]) {
+  uint64_t a = miscache__rand(mc), b = miscache__rand(mc);
+  a = (a & ~UINT64_C(0xF000)) | UINT64_C(0x4000);       /* version 4 */
+  b = (b & ~(UINT64_C(3) << 62)) | (UINT64_C(2) << 62); /* variant */
+  snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(a >> 32),
+           (unsigned)(a >> 16) & 0xFFFF, (unsigned)a & 0xFFFF,
+           (unsigned)(b >> 48), (unsigned long long)(b & 0xFFFFFFFFFFFFull));
+}

@@ -1,0 +1,192 @@
+/* The core layer (src/core): the handle (client.c, the only door to the
+ * connection layer), pools, the pending-invalidation store, and the near
+ * cache with its threads. Not installed. */
+#ifndef MISCACHE_CORE_H
+#define MISCACHE_CORE_H
+
+#include "conn/conn.h"
+
+/* ---- pending invalidations (pending.c): a store ------------------------ */
+typedef struct miscache__pending miscache__pending_t;
+/* A store for at most cap entries, one reference. NULL if out of memory. */
+miscache__pending_t *miscache__pending_new(size_t cap);
+miscache__pending_t *miscache__pending_ref(miscache__pending_t *p);
+void miscache__pending_unref(miscache__pending_t *p); /* accepts NULL */
+size_t miscache__pending_count(const miscache__pending_t *p);
+/* Keep a delete (pattern false) or a pattern invalidation of a logical key
+ * in db. OK (also when already there), ERR_PENDING_FULL, ERR_NOMEM. */
+miscache_status_t miscache__pending_add(miscache__pending_t *p,
+                                        miscache_db_t db, const char *key,
+                                        bool pattern);
+/* Whether a pending entry of db covers the logical key. */
+bool miscache__pending_covers(miscache__pending_t *p, miscache_db_t db,
+                              const char *key);
+/* A copy of the entries now (*n of them, free with
+ * miscache__pending_entries_free), so that other handles keep seeing them
+ * as pending until each replay has succeeded. ERR_NOMEM (*out NULL). */
+typedef struct miscache__pending_entry {
+  uint64_t id;
+  miscache_db_t db;
+  bool pattern;
+  char *key; /* logical key or pattern (no namespace) */
+} miscache__pending_entry_t;
+miscache_status_t miscache__pending_snapshot(miscache__pending_t *p,
+                                             miscache__pending_entry_t **out,
+                                             size_t *n);
+void miscache__pending_entries_free(miscache__pending_entry_t *e, size_t n);
+/* Removes the entry with this id, if still there (its replay succeeded). */
+void miscache__pending_done(miscache__pending_t *p, uint64_t id);
+
+typedef struct miscache__near miscache__near_t; /* near.c */
+
+/* ---- handle (client.c) ------------------------------------------------ */
+struct miscache {
+  miscache_options_t opts;
+  miscache__dispatcher_t *disp;
+  size_t ns_len;
+  uint64_t rng;
+  unsigned rng_gen; /* fork generation the generator was seeded in */
+  miscache_counters_t counters[MISCACHE_DB_COUNT];
+  miscache_counters_t categories[MISCACHE_CATEGORY_COUNT];
+  bool quiet; /* internal reads that are not cache reads: not counted */
+  miscache_key_visit_fn dry_run; /* events: list instead of delete */
+  void *dry_run_userdata;
+  miscache__pending_t *pending; /* own, or shared with the pool's handles */
+  miscache__near_t *near;       /* own, the pool's, or NULL (off) */
+  int64_t replay_after_ms;
+  miscache_pool_t *pool; /* the pool that opened it, NULL if standalone */
+  unsigned borrow_gen;    /* fork generation it was last borrowed in */
+  char err[MISCACHE_ERRMSG_SIZE];
+};
+
+void miscache__set_err(miscache_t *mc, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* TTL in ms for a class, jitter applied. */
+int64_t miscache__ttl_ms(miscache_t *mc, miscache_ttl_class_t cls);
+/* The next pseudo-random number of the handle (xorshift64*), seeded from
+ * getrandom() and reseeded in a child after fork(), so a parent and its
+ * child never produce the same ids. */
+uint64_t miscache__rand(miscache_t *mc);
+
+typedef enum {
+  MISCACHE__HIT,
+  MISCACHE__MISS,
+  MISCACHE__ERROR,
+  MISCACHE__UNHIT /* take back a hit */
+} miscache__event_t;
+/* The category of a logical key (its first segment). */
+miscache_category_t miscache__category_of(const char *key);
+/* Count a read outcome or an error for db and for key's category (the
+ * first segment of the logical key or pattern; NULL counts as "other"). */
+void miscache__count(miscache_t *mc, miscache_db_t db, const char *key,
+                     miscache__event_t ev);
+
+/* A reply that is not what the call expected: counts an error for db and
+ * returns the mapped status of an error reply (message "what: <redis
+ * text>") or ERR_REPLY ("what: unexpected reply"). r may be NULL. */
+miscache_status_t miscache__unexpected(miscache_t *mc, miscache_db_t db,
+                                       const char *key,
+                                       const miscache__reply_t *r,
+                                       const char *what);
+
+/* A read counted as a hit turned out unusable (wrong shape): count it as a
+ * miss and an error instead. */
+void miscache__hit_unusable(miscache_t *mc, miscache_db_t db,
+                            const char *key);
+
+/* Namespaced key: points into buf (size bytes) or into a heap copy in
+ * *heap (free it). ERR_INVALID for NULL/empty, ERR_NOMEM. */
+typedef struct miscache__fullkey {
+  char *ptr;
+  size_t len;
+  char *heap;
+  char buf[256];
+} miscache__fullkey_t;
+miscache_status_t miscache__fullkey(miscache_t *mc, const char *key,
+                                    miscache__fullkey_t *fk);
+void miscache__fullkey_done(miscache__fullkey_t *fk);
+
+/* One command on the node serving logical key (the call's, for the
+ * counters), no replay: on a transport failure count an error for db.
+ * *reply is the caller's to free. */
+miscache_status_t miscache__exec_key(miscache_t *mc, miscache_db_t db,
+                                     const char *key,
+                                     const miscache__cmd_t *cmd,
+                                     miscache__reply_t **reply, unsigned flags);
+
+/* n commands on the handle's dispatcher, no replay (ops' miscache__run
+ * replays first). Status and message as miscache__disp_run. */
+miscache_status_t miscache__send(miscache_t *mc, int db, size_t n,
+                                 const miscache__cmd_t *cmds,
+                                 miscache__reply_t **replies, unsigned flags);
+/* The dispatcher's answers for the handle (conn.h). */
+size_t miscache__dispatch_nodes(miscache_t *mc);
+size_t miscache__dispatch_node_count(const miscache_t *mc);
+bool miscache__is_cluster(const miscache_t *mc);
+
+/* After a failed delete or invalidation with status st: keep it pending when
+ * its outcome is unknown. Returns st, or ERR_PENDING_FULL (message set) when
+ * it could not be kept. */
+miscache_status_t miscache__pend(miscache_t *mc, miscache_db_t db,
+                                 const char *key, bool pattern,
+                                 miscache_status_t st);
+
+
+/* A version-4 UUID text from the handle's generator (seeded from
+ * getrandom() once per handle and after fork): unique, not secret; no
+ * system call. Lock tokens and queue message ids. */
+void miscache__uuid(miscache_t *mc, char out[37]);
+
+/* ---- keys of the keyspace table on a handle (family.c) ------------------ */
+/* The family's TTL in ms on this handle (its class, jitter applied). */
+int64_t miscache__kf_ttl_ms(miscache_t *mc, miscache_key_family_id_t f);
+/* Key (or, with pattern, a SCAN pattern where an id is NULL) of family f
+ * from its nids ids into buf (MISCACHE_KEY_BUFSIZE), hash tags as the
+ * handle's options say. ERR_KEY with the handle's message (mc may be
+ * NULL). */
+miscache_status_t miscache__kf_build(miscache_t *mc, miscache_key_family_id_t f,
+                                     char *buf, bool pattern,
+                                     const char *const ids[]);
+/* Key of family f from its ids given as const char * arguments (exactly
+ * nids of them; NULL is ERR_INVALID). */
+miscache_status_t miscache__kf_key(miscache_t *mc, miscache_key_family_id_t f,
+                                   char *buf, ...);
+/* Key of a family with one integer id. */
+miscache_status_t miscache__kf_key_int(miscache_t *mc,
+                                       miscache_key_family_id_t f, char *buf,
+                                       int64_t id);
+
+/* ---- near cache (near.c) ------------------------------------------------- */
+/* A store with its invalidation threads for the options' endpoint (o->near
+ * filled in). ERR_NOMEM; err set. */
+miscache_status_t miscache__near_new(const miscache_options_t *o,
+                                     miscache__near_t **out, char *err,
+                                     size_t errlen);
+miscache__near_t *miscache__near_ref(miscache__near_t *s);
+void miscache__near_unref(miscache__near_t *s); /* accepts NULL */
+/* What a reader saw before it sent its GET: the store takes the value only
+ * if nothing invalidated that key since. */
+typedef struct miscache__near_ticket {
+  int64_t taken_ms; /* CLOCK_MONOTONIC, just before the GET was sent */
+  uint64_t hash;
+  uint64_t epoch;
+  uint32_t stripe;
+  bool use; /* false: do not store */
+} miscache__near_ticket_t;
+/* A hit on the namespaced key full of a near-cached family: a new
+ * reference (read-only unless copy_values), *pttl (may be NULL) the ms
+ * left (-1: no TTL). NULL on a miss, with *t filled for miscache__near_put. */
+json_t *miscache__near_get(miscache_t *mc, miscache_db_t db, const char *full,
+                           size_t len, miscache__near_ticket_t *t,
+                           int64_t *pttl);
+/* Store v (its JSON text vlen bytes) read with its PTTL under ticket t;
+ * the entry expires pttl ms after the ticket was taken. */
+void miscache__near_put(miscache_t *mc, miscache_db_t db, const char *full,
+                        size_t len, json_t *v, size_t vlen, int64_t pttl,
+                        const miscache__near_ticket_t *t);
+/* A write through this process: drop the key (every db) at once. */
+void miscache__near_evict(miscache_t *mc, const char *full, size_t len);
+void miscache__near_evict_pattern(miscache_t *mc, const char *full_pattern);
+/* Empty this process's store at once (miscache_near_flush_all). */
+void miscache__near_flush_local(miscache_t *mc);
+#endif /* MISCACHE_CORE_H */

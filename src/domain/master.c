@@ -1,0 +1,130 @@
+/* Master data: JSON arrays in db cache. */
+#include <stdio.h>
+
+#include "domain/domain.h"
+
+static const miscache_key_family_id_t list_families[] = {
+    MISCACHE_KF_MASTER_DEPARTMENTS, MISCACHE_KF_MASTER_BRANDS,
+    MISCACHE_KF_MASTER_COMPANIES};
+
+typedef struct {
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_db_t db;
+  int64_t ttl_ms;
+} target_t;
+
+static miscache_status_t list_target(miscache_t *mc, miscache_master_list_t l,
+                                     target_t *t) {
+  if ((unsigned)l > MISCACHE_MASTER_COMPANIES) {
+    miscache__set_err(mc, "master list %d out of range", (int)l);
+    return MISCACHE_ERR_INVALID;
+  }
+  t->db = miscache__kf_db(list_families[l]);
+  t->ttl_ms = miscache__kf_ttl_ms(mc, list_families[l]);
+  return miscache__kf_key(mc, list_families[l], t->key);
+}
+
+static miscache_status_t products_target(miscache_t *mc, int64_t category,
+                                         target_t *t) {
+  t->db = miscache__kf_db(MISCACHE_KF_MASTER_PRODUCTS);
+  t->ttl_ms = miscache__kf_ttl_ms(mc, MISCACHE_KF_MASTER_PRODUCTS);
+  return miscache__kf_key_int(mc, MISCACHE_KF_MASTER_PRODUCTS, t->key,
+                              category);
+}
+
+static miscache_status_t put(miscache_t *mc, const target_t *t,
+                             const json_t *list) {
+  if (!json_is_array(list)) {
+    miscache__set_err(mc, "%s: value must be a JSON array", t->key);
+    return MISCACHE_ERR_INVALID;
+  }
+  return miscache_set_ttl_ms(mc, t->db, t->key, list, t->ttl_ms);
+}
+
+static miscache_status_t fetch(miscache_t *mc, const target_t *t,
+                               json_t **out) {
+  if (out) *out = NULL;
+  if (!out) {
+    miscache__set_err(mc, "%s: out is NULL", t->key);
+    return MISCACHE_ERR_INVALID;
+  }
+  json_t *v = NULL;
+  miscache_status_t st = miscache_get(mc, t->db, t->key, &v);
+  if (st == MISCACHE_OK && !json_is_array(v)) {
+    json_decref(v);
+    miscache__hit_unusable(mc, t->db, t->key);
+    miscache__set_err(mc, "value of %s is not a JSON array", t->key);
+    return MISCACHE_ERR_DECODE;
+  }
+  if (st == MISCACHE_OK) *out = v;
+  return st;
+}
+
+/* Master data are JSON arrays: anything else cached is a miss, and a
+ * loader value that is not an array is refused before it is cached. */
+static miscache_status_t accept_array(void *ud, json_t *v, char *why,
+                                      size_t whylen) {
+  (void)ud;
+  if (json_is_array(v)) return MISCACHE_OK;
+  snprintf(why, whylen, "not a JSON array");
+  return MISCACHE_ERR_DECODE;
+}
+
+static miscache_status_t through(miscache_t *mc, const target_t *t,
+                                 miscache_loader_fn loader, void *userdata,
+                                 json_t **out, miscache_source_t *source) {
+  if (!loader) {
+    miscache__set_err(mc, "%s: loader is NULL", t->key);
+    return MISCACHE_ERR_INVALID;
+  }
+  return miscache__cache_aside(mc, t->db, t->key, t->ttl_ms,
+                               loader, userdata, accept_array, NULL, out,
+                               source);
+}
+
+#define WITH_TARGET(make, call)                                                \
+  do {                                                                         \
+    if (!mc) return MISCACHE_ERR_INVALID;                                      \
+    target_t t;                                                                \
+    miscache_status_t st_ = (make);                                            \
+    if (st_ != MISCACHE_OK) return st_;                                        \
+    return (call);                                                             \
+  } while (0)
+
+miscache_status_t miscache_master_set(miscache_t *mc, miscache_master_list_t l,
+                                      const json_t *list) {
+  WITH_TARGET(list_target(mc, l, &t), put(mc, &t, list));
+}
+
+miscache_status_t miscache_master_get(miscache_t *mc, miscache_master_list_t l,
+                                      json_t **out) {
+  WITH_TARGET(list_target(mc, l, &t), fetch(mc, &t, out));
+}
+
+miscache_status_t miscache_master_get_or_load(miscache_t *mc,
+                                              miscache_master_list_t l,
+                                              miscache_loader_fn loader,
+                                              void *userdata, json_t **out,
+                                              miscache_source_t *source) {
+  WITH_TARGET(list_target(mc, l, &t),
+              through(mc, &t, loader, userdata, out, source));
+}
+
+miscache_status_t miscache_master_products_set(miscache_t *mc,
+                                               int64_t category_id,
+                                               const json_t *list) {
+  WITH_TARGET(products_target(mc, category_id, &t), put(mc, &t, list));
+}
+
+miscache_status_t miscache_master_products_get(miscache_t *mc,
+                                               int64_t category_id,
+                                               json_t **out) {
+  WITH_TARGET(products_target(mc, category_id, &t), fetch(mc, &t, out));
+}
+
+miscache_status_t miscache_master_products_get_or_load(
+    miscache_t *mc, int64_t category_id, miscache_loader_fn loader,
+    void *userdata, json_t **out, miscache_source_t *source) {
+  WITH_TARGET(products_target(mc, category_id, &t),
+              through(mc, &t, loader, userdata, out, source));
+}

@@ -1,0 +1,123 @@
+/* Permissions: permissions:user:{id}, db cache, TTL class permissions. */
+#include <stdio.h>
+#include <string.h>
+
+#include "domain/domain.h"
+
+static const char *const perm_names[4] = {"create", "read", "update",
+                                          "delete"};
+
+const char *miscache_perm_name(miscache_perm_t perm) {
+  return (unsigned)perm < 4 ? perm_names[perm] : NULL;
+}
+
+/* The map must be {menu: {create?, read?, update?, delete?: bool}}. */
+static bool map_valid(const json_t *map, char *why, size_t len) {
+  if (!json_is_object(map)) {
+    snprintf(why, len, "permissions are not a JSON object");
+    return false;
+  }
+  const char *menu;
+  json_t *crud;
+  json_object_foreach((json_t *)map, menu, crud) {
+    if (!json_is_object(crud)) {
+      snprintf(why, len, "permissions of menu %s are not an object", menu);
+      return false;
+    }
+    for (int i = 0; i < 4; i++) {
+      json_t *b = json_object_get(crud, perm_names[i]);
+      if (b && !json_is_boolean(b)) {
+        snprintf(why, len, "%s.%s is not a boolean", menu, perm_names[i]);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+static miscache_status_t perm_key(miscache_t *mc, int64_t user_id,
+                                  char key[MISCACHE_KEY_BUFSIZE]) {
+  return miscache__kf_key_int(mc, MISCACHE_KF_PERMISSIONS, key, user_id);
+}
+
+miscache_status_t miscache_permissions_set(miscache_t *mc, int64_t user_id,
+                                           const json_t *map) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  char why[256];
+  if (!map_valid(map, why, sizeof why)) {
+    miscache__set_err(mc, "miscache_permissions_set: %s", why);
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = perm_key(mc, user_id, key);
+  if (st != MISCACHE_OK) return st;
+  return miscache_set_ttl_ms(mc, miscache__kf_db(MISCACHE_KF_PERMISSIONS), key,
+                             map, miscache__kf_ttl_ms(mc, MISCACHE_KF_PERMISSIONS));
+}
+
+miscache_status_t miscache_permissions_get(miscache_t *mc, int64_t user_id,
+                                           json_t **out) {
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "miscache_permissions_get: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = perm_key(mc, user_id, key);
+  if (st != MISCACHE_OK) return st;
+  json_t *v = NULL;
+  st = miscache_get(mc, miscache__kf_db(MISCACHE_KF_PERMISSIONS), key, &v);
+  if (st != MISCACHE_OK) return st;
+  char why[256];
+  if (!map_valid(v, why, sizeof why)) {
+    json_decref(v);
+    miscache__hit_unusable(mc, miscache__kf_db(MISCACHE_KF_PERMISSIONS), key);
+    miscache__set_err(mc, "value of %s: %s", key, why);
+    return MISCACHE_ERR_DECODE;
+  }
+  *out = v;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_permissions_delete(miscache_t *mc, int64_t user_id,
+                                              bool *deleted) {
+  if (deleted) *deleted = false;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = perm_key(mc, user_id, key);
+  if (st != MISCACHE_OK) return st;
+  return miscache_delete(mc, miscache__kf_db(MISCACHE_KF_PERMISSIONS), key, deleted);
+}
+
+static miscache_status_t accept_map(void *ud, json_t *v, char *why,
+                                    size_t whylen) {
+  (void)ud;
+  return map_valid(v, why, whylen) ? MISCACHE_OK : MISCACHE_ERR_DECODE;
+}
+
+miscache_status_t miscache_permissions_check(
+    miscache_t *mc, int64_t user_id, const char *menu, miscache_perm_t perm,
+    miscache_loader_fn loader, void *userdata, bool *allowed,
+    miscache_source_t *source) {
+  if (allowed) *allowed = false;
+  if (source) *source = MISCACHE_SOURCE_NONE;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!menu || !allowed || !loader || !miscache_perm_name(perm)) {
+    miscache__set_err(mc, "miscache_permissions_check: bad argument");
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = perm_key(mc, user_id, key);
+  if (st != MISCACHE_OK) return st;
+  /* a cached map of the wrong shape is a miss that the loader replaces */
+  json_t *map = NULL;
+  st = miscache__cache_aside(mc, miscache__kf_db(MISCACHE_KF_PERMISSIONS), key,
+                             miscache__kf_ttl_ms(mc, MISCACHE_KF_PERMISSIONS),
+                             loader, userdata, accept_map, NULL, &map, source);
+  if (st != MISCACHE_OK) return st;
+  *allowed = json_is_true(
+      json_object_get(json_object_get(map, menu), perm_names[perm]));
+  json_decref(map);
+  return MISCACHE_OK;
+}

@@ -1,0 +1,89 @@
+/* Sessions: session:user:{id}, db session, TTL class session. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain/domain.h"
+
+static const miscache__field_t session_fields[] = {
+    MISCACHE__FIELD_REQ(miscache_session_t, user_id, MISCACHE__F_INT),
+    MISCACHE__FIELD(miscache_session_t, username, MISCACHE__F_STRING),
+    MISCACHE__FIELD(miscache_session_t, dept_id, MISCACHE__F_INT),
+    MISCACHE__FIELD(miscache_session_t, current_company_id, MISCACHE__F_INT),
+    MISCACHE__FIELD(miscache_session_t, permissions, MISCACHE__F_JSON),
+    MISCACHE__FIELD(miscache_session_t, last_activity, MISCACHE__F_STRING),
+};
+const miscache__payload_t miscache__session_payload =
+    MISCACHE__PAYLOAD("session", miscache_session_t, session_fields);
+
+void miscache_session_clear(miscache_session_t *s) {
+  if (s) miscache__payload_clear(&miscache__session_payload, s);
+}
+
+miscache_status_t miscache_session_set(miscache_t *mc,
+                                       const miscache_session_t *s) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!s) {
+    miscache__set_err(mc, "miscache_session_set: session is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st =
+      miscache__kf_key_int(mc, MISCACHE_KF_SESSION, key, s->user_id);
+  if (st != MISCACHE_OK) return st;
+  miscache_session_t copy = *s; /* shallow: only last_activity may change */
+  char now[32];
+  if (!copy.last_activity) {
+    miscache__iso8601_now(now, sizeof now);
+    copy.last_activity = now;
+  }
+  return miscache__typed_set(mc, miscache__kf_db(MISCACHE_KF_SESSION), key,
+                             &miscache__session_payload, &copy,
+                             miscache__kf_ttl_ms(mc, MISCACHE_KF_SESSION));
+}
+
+miscache_status_t miscache_session_get(miscache_t *mc, int64_t user_id,
+                                       miscache_session_t *out) {
+  if (out) memset(out, 0, sizeof *out);
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "miscache_session_get: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st =
+      miscache__kf_key_int(mc, MISCACHE_KF_SESSION, key, user_id);
+  if (st != MISCACHE_OK) return st;
+  return miscache__typed_get(mc, miscache__kf_db(MISCACHE_KF_SESSION), key,
+                             &miscache__session_payload, out);
+}
+
+miscache_status_t miscache_session_delete(miscache_t *mc, int64_t user_id,
+                                          bool *deleted) {
+  if (deleted) *deleted = false;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st =
+      miscache__kf_key_int(mc, MISCACHE_KF_SESSION, key, user_id);
+  if (st != MISCACHE_OK) return st;
+  return miscache_delete(mc, miscache__kf_db(MISCACHE_KF_SESSION), key, deleted);
+}
+
+static miscache_status_t stamp_now(miscache_t *mc, void *ud, json_t *obj) {
+  (void)mc;
+  (void)ud;
+  char now[32];
+  miscache__iso8601_now(now, sizeof now);
+  return miscache__json_set_str(obj, "last_activity", now);
+}
+
+miscache_status_t miscache_session_touch(miscache_t *mc, int64_t user_id) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  char key[MISCACHE_KEY_BUFSIZE]; /* from the argument, never the value */
+  miscache_status_t st =
+      miscache__kf_key_int(mc, MISCACHE_KF_SESSION, key, user_id);
+  if (st != MISCACHE_OK) return st;
+  return miscache__typed_update(mc, miscache__kf_db(MISCACHE_KF_SESSION), key,
+                                &miscache__session_payload,
+                                miscache__kf_ttl_ms(mc, MISCACHE_KF_SESSION),
+                                stamp_now, NULL);
+}

@@ -1,0 +1,719 @@
+/* Generic JSON operations and cache-aside on top of the routed connection. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ops/ops.h"
+
+#define CHECK_DB(mc, db)                                                       \
+  do {                                                                         \
+    if (!miscache__db_valid(db)) {                                             \
+      miscache__set_err(mc, "logical db %d out of range", (int)(db));          \
+      return MISCACHE_ERR_INVALID;                                             \
+    }                                                                          \
+  } while (0)
+
+/* Turns a GET-style reply into a value: OK, MISS or ERR_DECODE/ERR_SERVER.
+ * Counts the hit or miss. */
+static miscache_status_t value_from_reply(miscache_t *mc, miscache_db_t db,
+                                          const char *key,
+                                          const miscache__reply_t *r,
+                                          json_t **out) {
+  *out = NULL;
+  switch (miscache__reply_type(r)) {
+  case MISCACHE__R_NIL:
+    miscache__count(mc, db, key, MISCACHE__MISS);
+    return MISCACHE_MISS;
+  case MISCACHE__R_STRING: {
+    size_t len;
+    const char *s = miscache__reply_str(r, &len);
+    char why[200];
+    *out = miscache__decode(s, len, why, sizeof why);
+    if (*out) {
+      miscache__count(mc, db, key, MISCACHE__HIT);
+      return MISCACHE_OK;
+    }
+    miscache__count(mc, db, key, MISCACHE__MISS);
+    miscache__count(mc, db, key, MISCACHE__ERROR);
+    miscache__set_err(mc, "value of %s (%zu bytes) in db %s: %s", key, len,
+                      miscache_db_name(db), why);
+    return MISCACHE_ERR_DECODE;
+  }
+  default: {
+    char what[300];
+    snprintf(what, sizeof what, "GET %s", key);
+    miscache_status_t st = miscache__unexpected(mc, db, key, r, what);
+    if (st == MISCACHE_ERR_DECODE) /* WRONGTYPE */
+      miscache__count(mc, db, key, MISCACHE__MISS);
+    return st;
+  }
+  }
+}
+
+/* A read of a key that a pending invalidation covers: a miss, whatever the
+ * server holds (it may still hold the value the invalidation removes). */
+static bool covered(miscache_t *mc, miscache_db_t db, const char *key) {
+  if (!miscache__pending_covers(mc->pending, db, key)) return false;
+  miscache__count(mc, db, key, MISCACHE__MISS);
+  miscache__set_err(mc, "%s in db %s: an invalidation of it is pending; "
+                        "not read from the cache", key, miscache_db_name(db));
+  return true;
+}
+
+/* A string reply decoded straight into a typed struct (d->done). */
+static bool direct_text(miscache__direct_t *d, const miscache__reply_t *e) {
+  size_t len = 0;
+  const char *text = miscache__reply_type(e) == MISCACHE__R_STRING
+                         ? miscache__reply_str(e, &len)
+                         : NULL;
+  d->done = text &&
+            miscache__payload_decode_text(d->d, text, len, d->out) == MISCACHE_OK;
+  return d->done;
+}
+
+/* GET of key (and, with pttl, its PTTL in the same round trip: early
+ * refresh needs the time left). */
+static miscache_status_t read_key(miscache_t *mc, miscache_db_t db,
+                                  const char *key, json_t **out,
+                                  int64_t *pttl, miscache__direct_t *direct) {
+  if (out) *out = NULL;
+  if (pttl) *pttl = -1;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "miscache_get: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  CHECK_DB(mc, db);
+  miscache__fullkey_t fk;
+  miscache_status_t st = miscache__fullkey(mc, key, &fk);
+  if (st != MISCACHE_OK) return st;
+  miscache__replay_pending(mc);
+  if (covered(mc, db, key)) {
+    miscache__fullkey_done(&fk);
+    return MISCACHE_MISS;
+  }
+  miscache__near_ticket_t nt = {.use = false};
+  if (mc->near) {
+    *out = miscache__near_get(mc, db, fk.ptr, fk.len, &nt, pttl);
+    if (*out) { /* no system call on this path */
+      miscache__count(mc, db, key, MISCACHE__HIT);
+      miscache__fullkey_done(&fk);
+      return MISCACHE_OK;
+    }
+  }
+  const char *ga[2] = {"GET", fk.ptr}, *pa[2] = {"PTTL", fk.ptr};
+  size_t gl[2] = {3, fk.len}, pl[2] = {4, fk.len};
+  miscache__cmd_t cmds[2] = {{2, ga, gl}, {2, pa, pl}};
+  miscache__reply_t *r[2] = {NULL, NULL};
+  /* the near cache bounds an entry by the key's TTL: it needs the PTTL */
+  if (pttl || nt.use) {
+    st = miscache__send(mc, (int)db, 2, cmds, r, MISCACHE__IDEMPOTENT);
+    if (st != MISCACHE_OK) miscache__count(mc, db, key, MISCACHE__ERROR);
+  } else { /* replayed above: once per call */
+    st = miscache__exec_key(mc, db, key, &cmds[0], &r[0], MISCACHE__IDEMPOTENT);
+  }
+  /* typed, not for the near cache: straight into the struct if it can */
+  if (st == MISCACHE_OK && direct && !nt.use && direct_text(direct, r[0])) {
+    miscache__count(mc, db, key, MISCACHE__HIT);
+    if (pttl && r[1] && miscache__reply_type(r[1]) == MISCACHE__R_INTEGER)
+      *pttl = miscache__reply_int(r[1]);
+  } else if (st == MISCACHE_OK) {
+    st = value_from_reply(mc, db, key, r[0], out);
+    long long left = r[1] && miscache__reply_type(r[1]) == MISCACHE__R_INTEGER
+                         ? miscache__reply_int(r[1])
+                         : -2;
+    if (pttl) *pttl = left;
+    if (st == MISCACHE_OK && nt.use) {
+      size_t vlen = 0;
+      miscache__reply_str(r[0], &vlen);
+      miscache__near_put(mc, db, fk.ptr, fk.len, *out, vlen, left, &nt);
+    }
+  }
+  miscache__reply_free(r[0]);
+  miscache__reply_free(r[1]);
+  miscache__fullkey_done(&fk);
+  return st;
+}
+
+miscache_status_t miscache_get(miscache_t *mc, miscache_db_t db,
+                               const char *key, json_t **out) {
+  return read_key(mc, db, key, out, NULL, NULL);
+}
+
+miscache_status_t miscache__get_payload(miscache_t *mc, miscache_db_t db,
+                                        const char *key,
+                                        const miscache__payload_t *d,
+                                        void *out) {
+  miscache__direct_t direct = {d, out, false};
+  json_t *v = NULL;
+  miscache_status_t st = read_key(mc, db, key, &v, NULL, &direct);
+  if (st != MISCACHE_OK || direct.done) return st;
+  char why[256] = "";
+  st = miscache__payload_decode(d, v, out, why, sizeof why);
+  json_decref(v);
+  if (st == MISCACHE_ERR_DECODE) {
+    /* the read was counted as a hit; a value we cannot use is a miss */
+    miscache__hit_unusable(mc, db, key);
+  }
+  if (st != MISCACHE_OK) miscache__set_err(mc, "value of %s: %s", key, why);
+  return st;
+}
+
+/* Checks a reply that must be a status "OK". */
+static miscache_status_t expect_ok(miscache_t *mc, miscache_db_t db,
+                                   const miscache__reply_t *r,
+                                   const char *what, const char *key) {
+  if (miscache__reply_type(r) == MISCACHE__R_STATUS) return MISCACHE_OK;
+  char ctx[300];
+  snprintf(ctx, sizeof ctx, "%s %s", what, key);
+  return miscache__unexpected(mc, db, key, r, ctx);
+}
+
+/* Decimal text of v into buf (>= 21 bytes); returns its length. */
+static size_t fmt_i64(char *buf, int64_t v) { return miscache__i64toa(buf, v); }
+
+miscache_status_t miscache__set_text(miscache_t *mc, miscache_db_t db,
+                                     const char *key, const char *val,
+                                     size_t vlen, int64_t ttl_ms) {
+  miscache__fullkey_t fk;
+  miscache_status_t st = miscache__fullkey(mc, key, &fk);
+  if (st != MISCACHE_OK) return st;
+  char ttl[24];
+  const char *argv[5] = {"SET", fk.ptr, val, "PX", ttl};
+  size_t lens[5] = {3, fk.len, vlen, 2, fmt_i64(ttl, ttl_ms)};
+  miscache__cmd_t cmd = {5, argv, lens};
+  miscache__reply_t *r = NULL;
+  st = miscache__run_key(mc, db, key, &cmd, &r, MISCACHE__IDEMPOTENT);
+  miscache__near_evict(mc, fk.ptr, fk.len); /* read your writes */
+  if (st == MISCACHE_OK) st = expect_ok(mc, db, r, "SET", key);
+  miscache__reply_free(r);
+  miscache__fullkey_done(&fk);
+  return st;
+}
+
+static miscache_status_t set_ms(miscache_t *mc, miscache_db_t db,
+                                const char *key, const json_t *value,
+                                int64_t ttl_ms) {
+  if (!value) {
+    miscache__set_err(mc, "value for %s is NULL", key ? key : "(null)");
+    return MISCACHE_ERR_INVALID;
+  }
+  size_t vlen;
+  char *val = miscache__encode(value, &vlen);
+  if (!val) {
+    miscache__set_err(mc, "value for %s cannot be encoded as JSON",
+                      key ? key : "(null)");
+    return MISCACHE_ERR_ENCODE;
+  }
+  miscache_status_t st = miscache__set_text(mc, db, key, val, vlen, ttl_ms);
+  free(val);
+  return st;
+}
+
+miscache_status_t miscache_set(miscache_t *mc, miscache_db_t db,
+                               const char *key, const json_t *value,
+                               miscache_ttl_class_t cls) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  CHECK_DB(mc, db);
+  if (!miscache__ttl_valid(cls)) {
+    miscache__set_err(mc, "TTL class %d out of range", (int)cls);
+    return MISCACHE_ERR_INVALID;
+  }
+  return set_ms(mc, db, key, value, miscache__ttl_ms(mc, cls));
+}
+
+miscache_status_t miscache_set_ttl_ms(miscache_t *mc, miscache_db_t db,
+                                      const char *key, const json_t *value,
+                                      int64_t ttl_ms) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  CHECK_DB(mc, db);
+  if (ttl_ms <= 0) {
+    miscache__set_err(mc, "TTL %lld ms is not positive", (long long)ttl_ms);
+    return MISCACHE_ERR_INVALID;
+  }
+  return set_ms(mc, db, key, value, ttl_ms);
+}
+
+/* One command on key whose reply must be an integer. */
+static miscache_status_t int_command(miscache_t *mc, miscache_db_t db,
+                                     const char *verb, const char *key,
+                                     long long *result) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  CHECK_DB(mc, db);
+  miscache__fullkey_t fk;
+  miscache_status_t st = miscache__fullkey(mc, key, &fk);
+  if (st != MISCACHE_OK) return st;
+  const char *argv[2] = {verb, fk.ptr};
+  size_t lens[2] = {strlen(verb), fk.len};
+  miscache__cmd_t cmd = {2, argv, lens};
+  miscache__reply_t *r = NULL;
+  st = miscache__run_key(mc, db, key, &cmd, &r, MISCACHE__IDEMPOTENT);
+  if (st == MISCACHE_OK) {
+    if (miscache__reply_type(r) == MISCACHE__R_INTEGER) {
+      *result = miscache__reply_int(r);
+    } else {
+      char what[300];
+      snprintf(what, sizeof what, "%s %s", verb, key);
+      st = miscache__unexpected(mc, db, key, r, what);
+    }
+  }
+  miscache__reply_free(r);
+  miscache__fullkey_done(&fk);
+  return st;
+}
+
+miscache_status_t miscache_delete(miscache_t *mc, miscache_db_t db,
+                                  const char *key, bool *deleted) {
+  if (deleted) *deleted = false;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  miscache__replay_pending(mc);
+  miscache_status_t st = miscache__delete_now(mc, db, key, deleted);
+  return st == MISCACHE_OK ? st : miscache__pend(mc, db, key, false, st);
+}
+
+miscache_status_t miscache_exists(miscache_t *mc, miscache_db_t db,
+                                  const char *key, bool *exists) {
+  if (exists) *exists = false;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!exists) {
+    miscache__set_err(mc, "miscache_exists: exists is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  long long n = 0;
+  miscache_status_t st = int_command(mc, db, "EXISTS", key, &n);
+  *exists = st == MISCACHE_OK && n > 0;
+  return st;
+}
+
+miscache_status_t miscache_ttl_ms(miscache_t *mc, miscache_db_t db,
+                                  const char *key, int64_t *ttl_ms) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!ttl_ms) {
+    miscache__set_err(mc, "miscache_ttl_ms: ttl_ms is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  long long n = -2;
+  miscache_status_t st = int_command(mc, db, "PTTL", key, &n);
+  *ttl_ms = st == MISCACHE_OK ? n : -2;
+  return st;
+}
+
+/* ---- multi-key ----------------------------------------------------------- */
+
+/* Namespaced copies of n keys in one allocation: ptrs[i], lens[i]. */
+typedef struct {
+  const char **ptrs;
+  size_t *lens;
+  char *store;
+} keyset_t;
+
+static miscache_status_t keyset_make(miscache_t *mc, size_t n,
+                                     const char *const keys[], size_t lead,
+                                     keyset_t *ks) {
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!keys[i] || !keys[i][0]) {
+      miscache__set_err(mc, "key %zu is NULL or empty", i);
+      return MISCACHE_ERR_INVALID;
+    }
+    total += mc->ns_len + strlen(keys[i]) + 1;
+  }
+  ks->ptrs = miscache__realloc_array(NULL, n + lead, sizeof *ks->ptrs);
+  ks->lens = miscache__realloc_array(NULL, n + lead, sizeof *ks->lens);
+  ks->store = malloc(total ? total : 1);
+  if (!ks->ptrs || !ks->lens || !ks->store) {
+    free(ks->ptrs);
+    free(ks->lens);
+    free(ks->store);
+    miscache__set_err(mc, "out of memory for %zu keys", n);
+    return MISCACHE_ERR_NOMEM;
+  }
+  char *p = ks->store;
+  for (size_t i = 0; i < n; i++) {
+    size_t kl = strlen(keys[i]);
+    memcpy(p, mc->opts.ns, mc->ns_len);
+    memcpy(p + mc->ns_len, keys[i], kl + 1);
+    ks->ptrs[lead + i] = p;
+    ks->lens[lead + i] = mc->ns_len + kl;
+    p += mc->ns_len + kl + 1;
+  }
+  return MISCACHE_OK;
+}
+
+static void keyset_free(keyset_t *ks) {
+  free(ks->ptrs);
+  free(ks->lens);
+  free(ks->store);
+}
+
+/* The core of mget and mset, and of a page of bulk classification: nset
+ * SETs (PX, the class's TTL with jitter per key) and then one MGET of nget
+ * keys, all in one round trip. Returns the round trip's status; *set_st
+ * (when nset) the first failed SET's; values/statuses as miscache_mget. */
+static miscache_status_t mset_mget(
+    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
+    const json_t *const set_vals[], const char *const set_texts[],
+    const size_t set_lens[], miscache_ttl_class_t cls,
+    miscache_status_t *set_st, size_t nget, const char *const get_keys[],
+    json_t *values[], miscache_status_t statuses[],
+    miscache__direct_t direct[]) {
+  for (size_t i = 0; i < nget; i++) values[i] = NULL;
+  if (set_st) *set_st = MISCACHE_OK;
+  if (nset == 0 && nget == 0) return MISCACHE_OK;
+  if (nset > (size_t)INT32_MAX / 5 || nget > (size_t)INT32_MAX - 1) {
+    miscache__set_err(mc, "%zu values is too many for one call",
+                      nset > nget ? nset : nget);
+    return MISCACHE_ERR_INVALID;
+  }
+  keyset_t ss = {0}, gs = {0};
+  miscache_status_t st = MISCACHE_OK;
+  if (nset && (st = keyset_make(mc, nset, set_keys, 0, &ss)) != MISCACHE_OK)
+    return st;
+  if (nget && (st = keyset_make(mc, nget, get_keys, 1, &gs)) != MISCACHE_OK) {
+    if (nset) keyset_free(&ss);
+    return st;
+  }
+  size_t ncmd = nset + (nget ? 1 : 0);
+  /* per SET: SET key val PX ttl */
+  const char **argv = calloc(nset * 5 + 1, sizeof *argv);
+  size_t *lens = calloc(nset * 5 + 1, sizeof *lens);
+  char **vals = calloc(nset + 1, sizeof *vals);
+  char (*ttls)[24] = calloc(nset + 1, sizeof *ttls);
+  miscache__cmd_t *cmds = calloc(ncmd, sizeof *cmds);
+  miscache__reply_t **rs = calloc(ncmd, sizeof *rs);
+  if (!argv || !lens || !vals || !ttls || !cmds || !rs) {
+    st = MISCACHE_ERR_NOMEM;
+    miscache__set_err(mc, "out of memory for %zu values", nset + nget);
+    goto done;
+  }
+  for (size_t i = 0; i < nset; i++) {
+    size_t vlen = set_texts ? set_lens[i] : 0;
+    const char *text = set_texts ? set_texts[i]
+                                 : (vals[i] = miscache__encode(set_vals[i], &vlen));
+    if (!text) {
+      st = MISCACHE_ERR_ENCODE;
+      miscache__set_err(mc, "value for %s cannot be encoded as JSON",
+                        set_keys[i]);
+      goto done;
+    }
+    const char **av = argv + 5 * i;
+    size_t *l = lens + 5 * i;
+    av[0] = "SET", l[0] = 3;
+    av[1] = ss.ptrs[i], l[1] = ss.lens[i];
+    av[2] = text, l[2] = vlen;
+    av[3] = "PX", l[3] = 2;
+    av[4] = ttls[i], l[4] = fmt_i64(ttls[i], miscache__ttl_ms(mc, cls));
+    cmds[i] = (miscache__cmd_t){5, av, l};
+  }
+  if (nget) {
+    gs.ptrs[0] = "MGET";
+    gs.lens[0] = 4;
+    cmds[nset] = (miscache__cmd_t){(int)(nget + 1), gs.ptrs, gs.lens};
+  }
+  st = miscache__run(mc, (int)db, ncmd, cmds, rs, MISCACHE__IDEMPOTENT);
+  for (size_t i = 0; i < nset; i++) /* read your writes */
+    miscache__near_evict(mc, ss.ptrs[i], ss.lens[i]);
+  if (st != MISCACHE_OK) {
+    miscache__count(mc, db, nget ? get_keys[0] : set_keys[0], MISCACHE__ERROR);
+    if (set_st) *set_st = st;
+    goto done;
+  }
+  for (size_t i = 0; i < nset; i++) {
+    miscache_status_t one = expect_ok(mc, db, rs[i], "SET", set_keys[i]);
+    if (set_st && *set_st == MISCACHE_OK) *set_st = one;
+  }
+  if (!nget) goto done;
+  const miscache__reply_t *r = rs[nset];
+  if (miscache__reply_type(r) == MISCACHE__R_ARRAY &&
+      miscache__reply_count(r) == nget) {
+    for (size_t i = 0; i < nget; i++) {
+      const miscache__reply_t *e = miscache__reply_at(r, i);
+      miscache_status_t one;
+      if (covered(mc, db, get_keys[i])) {
+        one = MISCACHE_MISS;
+      } else if (direct && direct_text(&direct[i], e)) {
+        miscache__count(mc, db, get_keys[i], MISCACHE__HIT);
+        one = MISCACHE_OK;
+      } else {
+        one = value_from_reply(mc, db, get_keys[i], e, &values[i]);
+      }
+      if (statuses) statuses[i] = one;
+    }
+  } else {
+    st = miscache__unexpected(mc, db, get_keys[0], r, "MGET");
+  }
+done:
+  if (rs)
+    for (size_t i = 0; i < ncmd; i++) miscache__reply_free(rs[i]);
+  if (vals)
+    for (size_t i = 0; i < nset; i++) free(vals[i]);
+  free(rs);
+  free(cmds);
+  free(ttls);
+  free(vals);
+  free(lens);
+  free(argv);
+  if (nset) keyset_free(&ss);
+  if (nget) keyset_free(&gs);
+  return st;
+}
+
+miscache_status_t miscache__mset_mget(
+    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
+    const json_t *const set_vals[], miscache_ttl_class_t cls,
+    miscache_status_t *set_st, size_t nget, const char *const get_keys[],
+    json_t *values[], miscache_status_t statuses[]) {
+  return mset_mget(mc, db, nset, set_keys, set_vals, NULL, NULL, cls, set_st,
+                   nget, get_keys, values, statuses, NULL);
+}
+
+miscache_status_t miscache__mset_mget_text(
+    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
+    const char *const set_texts[], const size_t set_lens[],
+    miscache_ttl_class_t cls, miscache_status_t *set_st, size_t nget,
+    const char *const get_keys[], json_t *values[],
+    miscache_status_t statuses[], miscache__direct_t direct[]) {
+  return mset_mget(mc, db, nset, set_keys, NULL, set_texts, set_lens, cls,
+                   set_st, nget, get_keys, values, statuses, direct);
+}
+
+miscache_status_t miscache_mget(miscache_t *mc, miscache_db_t db, size_t n,
+                                const char *const keys[], json_t *values[],
+                                miscache_status_t statuses[]) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (n && (!keys || !values)) {
+    miscache__set_err(mc, "miscache_mget: keys or values is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  for (size_t i = 0; i < n; i++) values[i] = NULL;
+  CHECK_DB(mc, db);
+  return miscache__mset_mget(mc, db, 0, NULL, NULL, MISCACHE_TTL_SESSION,
+                             NULL, n, keys, values, statuses);
+}
+
+miscache_status_t miscache_mset(miscache_t *mc, miscache_db_t db, size_t n,
+                                const char *const keys[],
+                                const json_t *const values[],
+                                miscache_ttl_class_t cls) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (n && (!keys || !values)) {
+    miscache__set_err(mc, "miscache_mset: keys or values is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  CHECK_DB(mc, db);
+  if (!miscache__ttl_valid(cls)) {
+    miscache__set_err(mc, "TTL class %d out of range", (int)cls);
+    return MISCACHE_ERR_INVALID;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (!values[i]) {
+      miscache__set_err(mc, "value %zu is NULL", i);
+      return MISCACHE_ERR_INVALID;
+    }
+  miscache_status_t set_st = MISCACHE_OK;
+  miscache_status_t st = miscache__mset_mget(mc, db, n, keys, values, cls,
+                                             &set_st, 0, NULL, NULL, NULL);
+  return st != MISCACHE_OK ? st : set_st;
+}
+
+/* ---- cache-aside ----------------------------------------------------------- */
+
+miscache_status_t miscache_get_or_load(miscache_t *mc, miscache_db_t db,
+                                       const char *key,
+                                       miscache_ttl_class_t cls,
+                                       miscache_loader_fn loader,
+                                       void *userdata, json_t **out,
+                                       miscache_source_t *source) {
+  bool cls_ok = miscache__ttl_valid(cls);
+  if (mc && !cls_ok) miscache__set_err(mc, "TTL class %d out of range", (int)cls);
+  /* a bad class goes through as TTL 0, which the callee refuses */
+  return miscache__get_or_load_ms(mc, db, key,
+                                  mc && cls_ok ? miscache__ttl_ms(mc, cls) : 0,
+                                  loader, userdata, out, source);
+}
+
+miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
+                                           const char *key, int64_t ttl_ms,
+                                           miscache_loader_fn loader,
+                                           void *userdata, json_t **out,
+                                           miscache_source_t *source) {
+  return miscache__cache_aside(mc, db, key, ttl_ms, loader, userdata, NULL,
+                               NULL, out, source);
+}
+
+/* Load key with the loader and store it (the miss path of cache-aside,
+ * and the early refresh). store false: the value is not cached (a pending
+ * invalidation, or the server failed). */
+static miscache_status_t load_and_store(miscache_t *mc, miscache_db_t db,
+                                        const char *key, int64_t ttl_ms,
+                                        miscache_loader_fn loader,
+                                        void *userdata,
+                                        miscache__accept_fn accept,
+                                        void *accept_ud, bool store,
+                                        const char *cache_err, json_t **out,
+                                        miscache_source_t *source) {
+  char why[256] = "";
+  json_t *v = NULL;
+  miscache_status_t ls = loader(userdata, key, &v);
+  if (ls == MISCACHE_MISS) {
+    json_decref(v);
+    miscache__set_err(mc, "%s: the loader found no record", key);
+    return MISCACHE_MISS;
+  }
+  if (ls == MISCACHE_OK && v && accept &&
+      accept(accept_ud, v, why, sizeof why) != MISCACHE_OK)
+    ls = MISCACHE_ERR_DECODE;
+  if (ls != MISCACHE_OK || !v) {
+    json_decref(v);
+    miscache__set_err(mc, "loader for %s failed: %s%s%s", key,
+                      ls == MISCACHE_OK ? "returned no value"
+                                        : miscache_strerror(ls),
+                      ls == MISCACHE_ERR_DECODE ? ": " : "",
+                      ls == MISCACHE_ERR_DECODE ? why : "");
+    return MISCACHE_ERR_LOADER;
+  }
+  miscache_source_t src = MISCACHE_SOURCE_UNCACHED;
+  if (store) {
+    if (miscache_set_ttl_ms(mc, db, key, v, ttl_ms) == MISCACHE_OK)
+      src = MISCACHE_SOURCE_LOADED;
+  } else {
+    /* keep the cache error for the caller: the value is not cached */
+    snprintf(mc->err, sizeof mc->err, "%s", cache_err);
+  }
+  *out = v;
+  if (source) *source = src;
+  return MISCACHE_OK;
+}
+
+/* Another process holds the lease: poll the value every 10 ms while it
+ * lasts. OK with the value, or MISS (load yourself). */
+static miscache_status_t wait_for_value(miscache_t *mc, miscache_db_t db,
+                                        const char *key, int lease_ms,
+                                        miscache__accept_fn accept,
+                                        void *accept_ud, json_t **out) {
+  char why[256];
+  for (int waited = 0; waited < lease_ms; waited += 10) {
+    struct timespec ts = {0, 10000000L};
+    nanosleep(&ts, NULL);
+    miscache_status_t st = miscache_get(mc, db, key, out);
+    if (st == MISCACHE_OK) {
+      if (!accept || accept(accept_ud, *out, why, sizeof why) == MISCACHE_OK)
+        return MISCACHE_OK;
+      json_decref(*out);
+      *out = NULL;
+    } else if (st != MISCACHE_MISS) {
+      return MISCACHE_MISS; /* the server fails: stop waiting, load */
+    }
+  }
+  return MISCACHE_MISS;
+}
+
+miscache_status_t miscache__cache_aside(miscache_t *mc, miscache_db_t db,
+                                        const char *key, int64_t ttl_ms,
+                                        miscache_loader_fn loader,
+                                        void *userdata,
+                                        miscache__accept_fn accept,
+                                        void *accept_ud, json_t **out,
+                                        miscache_source_t *source) {
+  return miscache__cache_aside_direct(mc, db, key, ttl_ms, loader, userdata,
+                                      accept, accept_ud, NULL, out, source);
+}
+
+miscache_status_t miscache__cache_aside_direct(
+    miscache_t *mc, miscache_db_t db, const char *key, int64_t ttl_ms,
+    miscache_loader_fn loader, void *userdata, miscache__accept_fn accept,
+    void *accept_ud, miscache__direct_t *direct, json_t **out,
+    miscache_source_t *source) {
+  if (source) *source = MISCACHE_SOURCE_NONE;
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (ttl_ms <= 0) return MISCACHE_ERR_INVALID; /* message set by caller */
+  if (!out || !loader) {
+    miscache__set_err(mc, "miscache_get_or_load: out or loader is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  const miscache_stampede_t *sp = &mc->opts.stampede;
+  unsigned cat = (unsigned)miscache__category_of(key);
+  bool early = (sp->early_categories >> cat) & 1u;
+  bool lease = (sp->lease_categories >> cat) & 1u;
+  char why[256] = "";
+  int64_t pttl = -1;
+  miscache_status_t st =
+      read_key(mc, db, key, out, early ? &pttl : NULL, direct);
+  if (st == MISCACHE_OK) {
+    if ((direct && direct->done) || !accept ||
+        accept(accept_ud, *out, why, sizeof why) == MISCACHE_OK) {
+      if (source) *source = MISCACHE_SOURCE_CACHE;
+      if (early && miscache__xfetch_due(mc, pttl, sp->early_ms)) {
+        /* reload before it expires: one caller, the lease holder */
+        char token[33];
+        bool taken = false;
+        if (miscache__lease_take(mc, db, key, sp->lease_ms, token, &taken) ==
+                MISCACHE_OK &&
+            taken) {
+          json_t *fresh = NULL;
+          miscache_source_t s2;
+          if (load_and_store(mc, db, key, ttl_ms, loader, userdata, accept,
+                             accept_ud, true, "", &fresh, &s2) == MISCACHE_OK) {
+            json_decref(*out);
+            *out = fresh;
+          }
+          miscache__lease_release(mc, db, key, token);
+        }
+      }
+      return MISCACHE_OK;
+    }
+    /* valid JSON the caller cannot use: a miss that the loader replaces */
+    json_decref(*out);
+    *out = NULL;
+    miscache__hit_unusable(mc, db, key);
+    miscache__set_err(mc, "value of %s: %s", key, why);
+    st = MISCACHE_ERR_DECODE;
+  }
+  if (st == MISCACHE_ERR_INVALID || st == MISCACHE_ERR_NOMEM) return st;
+  /* MISS, a value that does not decode, or the server failing: load. A key
+   * under a pending invalidation is a MISS that must not be stored again
+   * before the invalidation has run. */
+  bool store = (st == MISCACHE_MISS || st == MISCACHE_ERR_DECODE) &&
+               !miscache__pending_covers(mc->pending, db, key);
+  char cache_err[MISCACHE_ERRMSG_SIZE];
+  snprintf(cache_err, sizeof cache_err, "%s", mc->err);
+  /* single flight: one loader per key in the process */
+  bool leader = true;
+  miscache__flight_t *f =
+      sp->single_flight ? miscache__flight_join(mc, db, key, &leader) : NULL;
+  if (!leader) {
+    miscache_source_t lsrc = MISCACHE_SOURCE_NONE;
+    json_t *v = miscache__flight_wait(
+        f, sp->wait_ms ? sp->wait_ms : mc->opts.command_timeout_ms, &lsrc);
+    /* accept() also fills the caller's own typed struct */
+    if (v && (!accept || accept(accept_ud, v, why, sizeof why) == MISCACHE_OK)) {
+      *out = v;
+      if (source) *source = lsrc; /* the leader's: stored by it, or not */
+      return MISCACHE_OK;
+    }
+    json_decref(v);
+    /* the leader failed or took too long: load ourselves */
+  }
+  /* across processes: a recompute lease, or wait for whoever holds it */
+  char token[33];
+  bool taken = false;
+  if (lease && store &&
+      miscache__lease_take(mc, db, key, sp->lease_ms, token, &taken) ==
+          MISCACHE_OK &&
+      !taken &&
+      wait_for_value(mc, db, key, sp->lease_ms, accept, accept_ud, out) ==
+          MISCACHE_OK) {
+    if (source) *source = MISCACHE_SOURCE_CACHE;
+    if (leader) miscache__flight_done(f, *out, MISCACHE_SOURCE_CACHE);
+    return MISCACHE_OK;
+  }
+  miscache_source_t src = MISCACHE_SOURCE_NONE;
+  st = load_and_store(mc, db, key, ttl_ms, loader, userdata, accept,
+                      accept_ud, store, cache_err, out, &src);
+  if (source) *source = src;
+  if (taken) miscache__lease_release(mc, db, key, token);
+  if (leader) miscache__flight_done(f, st == MISCACHE_OK ? *out : NULL, src);
+  return st;
+}

@@ -1,0 +1,363 @@
+/*
+ * Locks: SET NX PX with a JSON value carrying a UUID token; release and
+ * extend check the token in a Lua script (EVALSHA, EVAL on NOSCRIPT).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <unistd.h>
+
+
+#include "ops/ops.h"
+
+struct miscache_lock {
+  miscache_db_t db;
+  char token[37];
+  char *key;
+  int64_t fence; /* 0: a plain lock without a fencing token */
+};
+
+int64_t miscache_lock_fence(const miscache_lock_t *lock) {
+  return lock ? lock->fence : 0;
+}
+
+const char *miscache_lock_token(const miscache_lock_t *lock) {
+  return lock ? lock->token : "";
+}
+
+const char *miscache_lock_key(const miscache_lock_t *lock) {
+  return lock ? lock->key : "";
+}
+
+void miscache_lock_free(miscache_lock_t *lock) {
+  if (!lock) return;
+  free(lock->key);
+  free(lock);
+}
+
+static json_t *str_or_null(const char *s) {
+  return s ? json_string(s) : json_null();
+}
+
+/* Describes the current holder of key into mc->err after a refused SET NX. */
+static void describe_holder(miscache_t *mc, miscache_db_t db, const char *key) {
+  json_t *v = NULL;
+  char saved[MISCACHE_ERRMSG_SIZE];
+  bool quiet = mc->quiet;
+  mc->quiet = true; /* not a cache read: keep it out of the counters */
+  miscache_status_t st = miscache_get(mc, db, key, &v);
+  mc->quiet = quiet;
+  if (st == MISCACHE_OK && json_is_object(v)) {
+    const char *by = json_string_value(json_object_get(v, "locked_by"));
+    const char *at = json_string_value(json_object_get(v, "locked_at"));
+    snprintf(saved, sizeof saved, "lock %s is held by %s since %s", key,
+             by ? by : "(unknown)", at ? at : "(unknown)");
+  } else {
+    snprintf(saved, sizeof saved, "lock %s is held by another owner", key);
+  }
+  json_decref(v);
+  snprintf(mc->err, sizeof mc->err, "%s", saved);
+}
+
+static miscache_status_t run_script(miscache_t *mc, miscache_lock_t *lock,
+                                    const char *src, const char *sha,
+                                    const char *arg, unsigned flags,
+                                    long long *result);
+
+/* An acquire whose reply was lost (timeout, dropped connection, a reply
+ * that could not be read) may have taken the lock: give it back by its
+ * token, so it is not held until its TTL by nobody. The acquire's own
+ * message is kept. */
+static void release_if_taken(miscache_t *mc, miscache_lock_t *lock,
+                             miscache_status_t st) {
+  if (st != MISCACHE_ERR_UNAVAILABLE && st != MISCACHE_ERR_REPLY &&
+      st != MISCACHE_ERR_NOMEM)
+    return;
+  char saved[MISCACHE_ERRMSG_SIZE];
+  memcpy(saved, mc->err, sizeof saved);
+  long long res = 0;
+  (void)run_script(mc, lock, miscache__lua_release, miscache__lua_release_sha,
+                   NULL, 0, &res);
+  memcpy(mc->err, saved, sizeof saved);
+}
+
+miscache_status_t miscache_lock_acquire(miscache_t *mc, miscache_db_t db,
+                                        const char *key, int64_t ttl_ms,
+                                        const char *locked_by,
+                                        const char *batch_id,
+                                        miscache_lock_t **out) {
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out || !miscache__db_valid(db) || ttl_ms <= 0) {
+    miscache__set_err(mc, "miscache_lock_acquire: bad argument");
+    return MISCACHE_ERR_INVALID;
+  }
+  miscache__fullkey_t fk;
+  miscache_status_t st = miscache__fullkey(mc, key, &fk);
+  if (st != MISCACHE_OK) return st;
+
+  miscache_lock_t *lock = calloc(1, sizeof *lock);
+  char *val = NULL;
+  json_t *obj = NULL;
+  if (!lock || !(lock->key = strdup(key))) goto nomem;
+  lock->db = db;
+  miscache__uuid(mc, lock->token); /* no system call per acquire */
+  char now[32];
+  miscache__iso8601_now(now, sizeof now);
+  obj = json_object();
+  if (!obj || json_object_set_new(obj, "token", json_string(lock->token)) ||
+      json_object_set_new(obj, "locked_by", str_or_null(locked_by)) ||
+      json_object_set_new(obj, "locked_at", json_string(now)) ||
+      json_object_set_new(obj, "batch_id", str_or_null(batch_id))) {
+    /* json_string() fails on invalid UTF-8 as well as on no memory */
+    json_decref(obj);
+    miscache_lock_free(lock);
+    miscache__fullkey_done(&fk);
+    miscache__set_err(mc, "lock %s: metadata is not valid UTF-8", key);
+    return MISCACHE_ERR_ENCODE;
+  }
+  size_t vlen;
+  val = miscache__encode(obj, &vlen);
+  json_decref(obj);
+  if (!val) goto nomem;
+
+  char ttl[24];
+  int tl = snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+  const char *argv[6] = {"SET", fk.ptr, val, "NX", "PX", ttl};
+  size_t lens[6] = {3, fk.len, vlen, 2, 2, (size_t)tl};
+  miscache__cmd_t cmd = {6, argv, lens};
+  miscache__reply_t *r = NULL;
+  /* not idempotent: a resend after a lost reply would find our own lock */
+  st = miscache__run_key(mc, db, key, &cmd, &r, 0);
+  if (st == MISCACHE_OK) {
+    size_t rl;
+    const char *rs = miscache__reply_str(r, &rl);
+    if (miscache__reply_is(r, MISCACHE__R_STATUS) && rl == 2 &&
+        memcmp(rs, "OK", 2) == 0) { /* only +OK is a taken lock */
+      *out = lock;
+      lock = NULL;
+    } else if (miscache__reply_is(r, MISCACHE__R_NIL)) {
+      st = MISCACHE_ERR_LOCKED;
+    } else {
+      char what[300];
+      snprintf(what, sizeof what, "SET NX %s", key);
+      st = miscache__unexpected(mc, db, key, r, what);
+    }
+  }
+  if (lock) release_if_taken(mc, lock, st);
+  miscache__reply_free(r);
+  free(val);
+  miscache_lock_free(lock);
+  miscache__fullkey_done(&fk);
+  if (st == MISCACHE_ERR_LOCKED) describe_holder(mc, db, key);
+  return st;
+nomem:
+  free(val);
+  miscache_lock_free(lock);
+  miscache__fullkey_done(&fk);
+  miscache__set_err(mc, "out of memory taking lock %s", key);
+  return MISCACHE_ERR_NOMEM;
+}
+
+/* The token script (release/extend) on the lock's key. */
+static miscache_status_t run_script(miscache_t *mc, miscache_lock_t *lock,
+                                    const char *src, const char *sha,
+                                    const char *arg, unsigned flags,
+                                    long long *result) {
+  const char *keys[1] = {lock->key};
+  const char *args[2] = {lock->token, arg};
+  return miscache__eval(mc, lock->db, src, sha, 1, keys, arg ? 2 : 1, args,
+                        flags, result);
+}
+
+static miscache_status_t owner_status(miscache_t *mc, miscache_lock_t *lock,
+                                      long long res, const char *verb) {
+  if (res == 1) return MISCACHE_OK;
+  miscache__set_err(mc, "cannot %s lock %s: %s", verb, lock->key,
+                    res == -1 ? "it expired and nobody holds it"
+                              : "it expired and another owner holds it now");
+  return MISCACHE_ERR_NOT_OWNER;
+}
+
+miscache_status_t miscache_lock_release(miscache_t *mc, miscache_lock_t *lock) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!lock) {
+    miscache__set_err(mc, "miscache_lock_release: lock is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  long long res = 0;
+  /* not idempotent: a resend after a lost reply would report "not owner" */
+  miscache_status_t st = run_script(mc, lock, miscache__lua_release,
+                                    miscache__lua_release_sha, NULL, 0, &res);
+  return st == MISCACHE_OK ? owner_status(mc, lock, res, "release") : st;
+}
+
+miscache_status_t miscache_lock_extend(miscache_t *mc, miscache_lock_t *lock,
+                                       int64_t ttl_ms) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!lock || ttl_ms <= 0) {
+    miscache__set_err(mc, "miscache_lock_extend: bad argument");
+    return MISCACHE_ERR_INVALID;
+  }
+  char ttl[24];
+  snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+  long long res = 0;
+  miscache_status_t st =
+      run_script(mc, lock, miscache__lua_extend, miscache__lua_extend_sha, ttl,
+                 MISCACHE__IDEMPOTENT, &res);
+  return st == MISCACHE_OK ? owner_status(mc, lock, res, "extend") : st;
+}
+
+miscache_status_t miscache_lock_info(miscache_t *mc, miscache_db_t db,
+                                     const char *key, json_t **out) {
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out) {
+    miscache__set_err(mc, "miscache_lock_info: out is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  json_t *v = NULL;
+  miscache_status_t st = miscache_get(mc, db, key, &v);
+  if (st != MISCACHE_OK) return st;
+  if (!json_is_object(v) || !json_is_string(json_object_get(v, "token"))) {
+    json_decref(v);
+    miscache__set_err(mc, "%s does not hold a miscache lock value", key);
+    return MISCACHE_ERR_DECODE;
+  }
+  *out = v;
+  return MISCACHE_OK;
+}
+
+/* ---- fenced locks (the batch lock) -------------------------------------- */
+
+/* The lock value's JSON object without its closing brace: the script adds
+ * "fence" and "heartbeat_ms" (server time). NULL: not UTF-8 / no memory. */
+static char *fenced_value_head(const char *token, const char *locked_by,
+                               const char *batch_id) {
+  char now[32], host[256] = "";
+  miscache__iso8601_now(now, sizeof now);
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = 0;
+  json_t *obj = json_object();
+  char *val = NULL;
+  if (obj && !json_object_set_new(obj, "token", json_string(token)) &&
+      !json_object_set_new(obj, "locked_by", str_or_null(locked_by)) &&
+      !json_object_set_new(obj, "locked_at", json_string(now)) &&
+      !json_object_set_new(obj, "batch_id", str_or_null(batch_id)) &&
+      !json_object_set_new(obj, "host", json_string(host)) &&
+      !json_object_set_new(obj, "pid", json_integer((json_int_t)getpid())))
+    val = miscache__encode(obj, NULL);
+  json_decref(obj);
+  if (val) val[strlen(val) - 1] = 0; /* drop the closing brace */
+  return val;
+}
+
+/* The fenced scripts touch a company's lock, fence and data keys at once:
+ * on a Redis Cluster they must share a slot, which only the hash-tagged
+ * key format guarantees. */
+static bool fenced_keys_fit(miscache_t *mc, const char *key) {
+  if (!miscache__is_cluster(mc) || mc->opts.hash_tags) return true;
+  miscache__set_err(mc,
+                    "%s: the fenced batch lock on a Redis Cluster needs the "
+                    "hash-tagged key format (miscache_options_set_hash_tags; "
+                    "see docs/scaling.md)",
+                    key);
+  return false;
+}
+
+miscache_status_t miscache__fenced_lock_acquire(
+    miscache_t *mc, miscache_db_t db, const char *key, const char *fence_key,
+    int64_t ttl_ms, const char *locked_by, const char *batch_id,
+    const char *stale_token, int64_t stale_ms, miscache_lock_t **out) {
+  *out = NULL;
+  if (!fenced_keys_fit(mc, key)) return MISCACHE_ERR_INVALID;
+  miscache_lock_t *lock = calloc(1, sizeof *lock);
+  if (!lock || !(lock->key = strdup(key))) {
+    miscache_lock_free(lock);
+    miscache__set_err(mc, "out of memory taking lock %s", key);
+    return MISCACHE_ERR_NOMEM;
+  }
+  lock->db = db;
+  miscache__uuid(mc, lock->token); /* no system call per acquire */
+  char *head = fenced_value_head(lock->token, locked_by, batch_id);
+  if (!head) {
+    miscache_lock_free(lock);
+    miscache__set_err(mc, "lock %s: metadata is not valid UTF-8", key);
+    return MISCACHE_ERR_ENCODE;
+  }
+  char ttl[24], stale[24];
+  snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+  snprintf(stale, sizeof stale, "%lld", (long long)stale_ms);
+  const char *keys[2] = {key, fence_key};
+  long long res = 0;
+  miscache_status_t st;
+  if (stale_token) {
+    const char *args[4] = {stale_token, head, ttl, stale};
+    st = miscache__eval(mc, db, miscache__lua_takeover,
+                        miscache__lua_takeover_sha, 2, keys, 4, args, 0, &res);
+  } else {
+    const char *args[2] = {head, ttl};
+    st = miscache__eval(mc, db, miscache__lua_fence_acquire,
+                        miscache__lua_fence_acquire_sha, 2, keys, 2, args, 0,
+                        &res);
+  }
+  free(head);
+  if (st == MISCACHE_OK && res > 0) {
+    lock->fence = res;
+    *out = lock;
+    return MISCACHE_OK;
+  }
+  release_if_taken(mc, lock, st);
+  miscache_lock_free(lock);
+  if (st != MISCACHE_OK) return st;
+  if (res == -2) {
+    miscache__set_err(mc, "lock %s: its holder renewed it recently; not "
+                          "taken over", key);
+  } else {
+    describe_holder(mc, db, key);
+    if (stale_token)
+      snprintf(mc->err + strlen(mc->err), sizeof mc->err - strlen(mc->err),
+               " (not the token %.40s)", stale_token);
+  }
+  return MISCACHE_ERR_LOCKED;
+}
+
+miscache_status_t miscache__lock_heartbeat(miscache_t *mc,
+                                           miscache_lock_t *lock,
+                                           int64_t ttl_ms) {
+  char ttl[24];
+  snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+  long long res = 0;
+  miscache_status_t st = run_script(mc, lock, miscache__lua_heartbeat,
+                                    miscache__lua_heartbeat_sha, ttl,
+                                    MISCACHE__IDEMPOTENT, &res);
+  return st == MISCACHE_OK ? owner_status(mc, lock, res, "renew") : st;
+}
+
+miscache_status_t miscache__fenced_set(miscache_t *mc, miscache_db_t db,
+                                       const miscache_lock_t *lock,
+                                       const char *fence_key, const char *key,
+                                       const char *value, int64_t ttl_ms) {
+  if (!fenced_keys_fit(mc, key)) return MISCACHE_ERR_INVALID;
+  char fence[24], ttl[24];
+  snprintf(fence, sizeof fence, "%lld", (long long)lock->fence);
+  snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+  const char *keys[3] = {lock->key, fence_key, key};
+  const char *args[4] = {lock->token, fence, value, ttl};
+  long long res = 0;
+  /* not resent: a lost reply is an unknown outcome, reported as such */
+  miscache_status_t st =
+      miscache__eval(mc, db, miscache__lua_fenced_set,
+                     miscache__lua_fenced_set_sha, 3, keys, 4, args, 0, &res);
+  miscache__fullkey_t fk; /* read your writes */
+  if (miscache__fullkey(mc, key, &fk) == MISCACHE_OK) {
+    miscache__near_evict(mc, fk.ptr, fk.len);
+    miscache__fullkey_done(&fk);
+  }
+  if (st == MISCACHE_OK && res != 1) {
+    miscache__set_err(mc, "%s not written: lock %s (fence %lld) is held by a "
+                          "newer run", key, lock->key, (long long)lock->fence);
+    st = MISCACHE_ERR_NOT_OWNER;
+  }
+  return st;
+}
