@@ -285,30 +285,140 @@ static miscache_status_t parse_hostlist(const char *p, const char *end,
   return MISCACHE_OK;
 }
 
+/* unix:///path (path: what follows "unix://"). */
+static miscache_status_t parse_unix(const char *path, miscache__endpoint_t *e,
+                                    char *err, size_t errlen) {
+  miscache_status_t st;
+  bool nomem = false;
+  if (path[0] != '/')
+    URL_FAIL("unix URL needs an absolute path: unix:///path/to/socket");
+  if (strchr(path, '?') || strchr(path, '#'))
+    URL_FAIL("unix URL takes no query or fragment");
+  e->kind = MISCACHE__EP_UNIX;
+  e->path = pct_decode(path, strlen(path), &nomem);
+  if (!e->path && nomem) {
+    snprintf(err, errlen, "out of memory parsing URL");
+    return MISCACHE_ERR_NOMEM;
+  }
+  if (!e->path) URL_FAIL("bad percent escape in unix socket path");
+  return MISCACHE_OK;
+fail:
+  return st;
+}
+
+/* "[user:]password" in [p, at). */
+static miscache_status_t parse_userinfo(const char *p, const char *at,
+                                        miscache__endpoint_t *e, char *err,
+                                        size_t errlen) {
+  miscache_status_t st;
+  bool nomem = false;
+  const char *colon = memchr(p, ':', (size_t)(at - p));
+  if (!colon) {
+    /* "redis://secret@host": a lone password, as redis-cli reads it */
+    e->password = pct_decode(p, (size_t)(at - p), &nomem);
+  } else {
+    if (colon > p) {
+      e->user = pct_decode(p, (size_t)(colon - p), &nomem);
+      if (!e->user) {
+        if (nomem) goto oom;
+        URL_FAIL("bad percent escape in URL user name");
+      }
+    }
+    e->password = pct_decode(colon + 1, (size_t)(at - colon - 1), &nomem);
+  }
+  if (!e->password) {
+    if (nomem) goto oom;
+    URL_FAIL("bad percent escape in URL password");
+  }
+  if (!e->password[0] && !e->user) {
+    free(e->password);
+    e->password = NULL;
+  } else if (!e->password[0]) {
+    URL_FAIL("URL names a user without a password");
+  }
+  return MISCACHE_OK;
+oom:
+  snprintf(err, errlen, "out of memory parsing URL");
+  return MISCACHE_ERR_NOMEM;
+fail:
+  return st;
+}
+
+/* The hosts in [hostpart, end) and the path after slash (NULL: none), as
+ * the scheme wants them. */
+static miscache_status_t parse_hosts(const char *hostpart, const char *slash,
+                                     const char *end, miscache__endpoint_t *e,
+                                     char *err, size_t errlen) {
+  miscache_status_t st;
+  bool nomem = false;
+  const char *hosts_end = slash ? slash : end;
+  if (e->kind == MISCACHE__EP_SENTINEL) {
+    if (!slash || slash + 1 == end)
+      URL_FAIL("redis+sentinel URL needs the master name as its path: "
+               "redis+sentinel://host:26379[,host:port...]/mymaster");
+    e->master = pct_decode(slash + 1, (size_t)(end - slash - 1), &nomem);
+    if (!e->master && nomem) {
+      snprintf(err, errlen, "out of memory parsing URL");
+      return MISCACHE_ERR_NOMEM;
+    }
+    if (!e->master) URL_FAIL("bad percent escape in the master name");
+    if (strchr(e->master, '/')) URL_FAIL("master name holds a '/'");
+    return parse_hostlist(hostpart, hosts_end, 26379, e, err, errlen);
+  }
+  if (e->kind == MISCACHE__EP_CLUSTER) {
+    if (slash && slash + 1 != end)
+      URL_FAIL("a cluster URL takes no path: a cluster has only db 0");
+    return parse_hostlist(hostpart, hosts_end, 6379, e, err, errlen);
+  }
+  if (slash && slash + 1 != end)
+    URL_FAIL("database numbers in the URL are not used: databases are "
+             "chosen per logical name (miscache_options_set_db)");
+  if (memchr(hostpart, ',', (size_t)(hosts_end - hostpart)))
+    URL_FAIL("a list of hosts needs redis+sentinel:// or redis+cluster://");
+  miscache__hostport_t hp;
+  st = parse_hostport(hostpart, hosts_end, 6379, &hp, err, errlen);
+  if (st != MISCACHE_OK) return st;
+  e->host = hp.host;
+  e->port = hp.port;
+  return MISCACHE_OK;
+fail:
+  return st;
+}
+
+/* "name=value&..." after the '?' at query. */
+static miscache_status_t parse_query(const char *query,
+                                     miscache__endpoint_t *e, char *err,
+                                     size_t errlen) {
+  miscache_status_t st;
+  const char *q = query + 1;
+  const char *qend = q + strlen(q);
+  if (q == qend) URL_FAIL("empty URL query");
+  while (q <= qend) {
+    const char *amp = memchr(q, '&', (size_t)(qend - q));
+    const char *item_end = amp ? amp : qend;
+    if (item_end == q) URL_FAIL("empty URL parameter");
+    st = parse_param(q, item_end, e, err, errlen);
+    if (st != MISCACHE_OK) return st;
+    q = item_end + 1;
+  }
+  return MISCACHE_OK;
+fail:
+  return st;
+}
+
 miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
                                       char *err, size_t errlen) {
   miscache__endpoint_t e = {0};
   miscache_status_t st = MISCACHE_OK;
-  bool nomem = false;
   if (!url) {
     snprintf(err, errlen, "URL is NULL");
     return MISCACHE_ERR_INVALID;
   }
   if (has_ctl_or_space(url))
     URL_FAIL("URL holds a space or control character");
-
   if (strncmp(url, "unix://", 7) == 0) {
-    const char *path = url + 7;
-    if (path[0] != '/')
-      URL_FAIL("unix URL needs an absolute path: unix:///path/to/socket");
-    if (strchr(path, '?') || strchr(path, '#'))
-      URL_FAIL("unix URL takes no query or fragment");
-    e.kind = MISCACHE__EP_UNIX;
-    e.path = pct_decode(path, strlen(path), &nomem);
-    if (!e.path) {
-      if (nomem) goto oom;
-      URL_FAIL("bad percent escape in unix socket path");
-    }
+    st = parse_unix(url + 7, &e, err, errlen);
+    if (st != MISCACHE_OK) goto fail;
     *ep = e;
     return MISCACHE_OK;
   }
@@ -327,7 +437,6 @@ miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
              "or unix://",
              shown);
   }
-  bool sentinel = e.kind == MISCACHE__EP_SENTINEL;
   /* userinfo: everything up to the last '@' (a password may hold '/' or
    * '?'; an '@' in a parameter value must be written %40) */
   const char *at = strrchr(p, '@');
@@ -336,83 +445,17 @@ miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
   const char *query = strchr(hostpart, '?');
   const char *end = query ? query : hostpart + strlen(hostpart);
   const char *slash = memchr(hostpart, '/', (size_t)(end - hostpart));
-  if (at) {
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    if (!colon) {
-      /* "redis://secret@host": a lone password, as redis-cli reads it */
-      e.password = pct_decode(p, (size_t)(at - p), &nomem);
-    } else {
-      if (colon > p) {
-        e.user = pct_decode(p, (size_t)(colon - p), &nomem);
-        if (!e.user) {
-          if (nomem) goto oom;
-          URL_FAIL("bad percent escape in URL user name");
-        }
-      }
-      e.password = pct_decode(colon + 1, (size_t)(at - colon - 1), &nomem);
-    }
-    if (!e.password) {
-      if (nomem) goto oom;
-      URL_FAIL("bad percent escape in URL password");
-    }
-    if (!e.password[0] && !e.user) {
-      free(e.password);
-      e.password = NULL;
-    } else if (!e.password[0]) {
-      URL_FAIL("URL names a user without a password");
-    }
-  }
-  const char *hosts_end = slash ? slash : end;
-  if (sentinel) {
-    if (!slash || slash + 1 == end)
-      URL_FAIL("redis+sentinel URL needs the master name as its path: "
-               "redis+sentinel://host:26379[,host:port...]/mymaster");
-    e.master = pct_decode(slash + 1, (size_t)(end - slash - 1), &nomem);
-    if (!e.master) {
-      if (nomem) goto oom;
-      URL_FAIL("bad percent escape in the master name");
-    }
-    if (strchr(e.master, '/')) URL_FAIL("master name holds a '/'");
-    st = parse_hostlist(hostpart, hosts_end, 26379, &e, err, errlen);
-    if (st != MISCACHE_OK) goto fail;
-  } else if (e.kind == MISCACHE__EP_CLUSTER) {
-    if (slash && slash + 1 != end)
-      URL_FAIL("a cluster URL takes no path: a cluster has only db 0");
-    st = parse_hostlist(hostpart, hosts_end, 6379, &e, err, errlen);
-    if (st != MISCACHE_OK) goto fail;
-  } else {
-    if (slash && slash + 1 != end)
-      URL_FAIL("database numbers in the URL are not used: databases are "
-               "chosen per logical name (miscache_options_set_db)");
-    if (memchr(hostpart, ',', (size_t)(hosts_end - hostpart)))
-      URL_FAIL("a list of hosts needs redis+sentinel:// or redis+cluster://");
-    miscache__hostport_t hp;
-    st = parse_hostport(hostpart, hosts_end, 6379, &hp, err, errlen);
-    if (st != MISCACHE_OK) goto fail;
-    e.host = hp.host;
-    e.port = hp.port;
-  }
-  if (query) {
-    const char *q = query + 1;
-    const char *qend = q + strlen(q);
-    if (q == qend) URL_FAIL("empty URL query");
-    while (q <= qend) {
-      const char *amp = memchr(q, '&', (size_t)(qend - q));
-      const char *item_end = amp ? amp : qend;
-      if (item_end == q) URL_FAIL("empty URL parameter");
-      st = parse_param(q, item_end, &e, err, errlen);
-      if (st != MISCACHE_OK) goto fail;
-      q = item_end + 1;
-    }
-  }
+  if (at && (st = parse_userinfo(p, at, &e, err, errlen)) != MISCACHE_OK)
+    goto fail;
+  st = parse_hosts(hostpart, slash, end, &e, err, errlen);
+  if (st != MISCACHE_OK) goto fail;
+  if (query && (st = parse_query(query, &e, err, errlen)) != MISCACHE_OK)
+    goto fail;
   if (!e.tls_conf.cert != !e.tls_conf.key)
     URL_FAIL("URL parameters cert and key go together (client certificate "
              "and its private key)");
   *ep = e;
   return MISCACHE_OK;
-oom:
-  snprintf(err, errlen, "out of memory parsing URL");
-  st = MISCACHE_ERR_NOMEM;
 fail:
   miscache__endpoint_clear(&e);
   return st;

@@ -206,6 +206,14 @@ int64_t miscache__ttl_ms(miscache_t *mc, miscache_ttl_class_t cls) {
   return ms;
 }
 
+int64_t miscache__ttl_resolve(miscache_t *mc, int64_t ttl) {
+  if (ttl >= 0) return ttl;
+  int64_t cls = -ttl - 1;
+  return miscache__ttl_valid((miscache_ttl_class_t)cls)
+             ? miscache__ttl_ms(mc, (miscache_ttl_class_t)cls)
+             : 0;
+}
+
 /* ---- counters ------------------------------------------------------------ */
 
 miscache_status_t miscache_counters_get(const miscache_t *mc, miscache_db_t db,

@@ -63,6 +63,12 @@ void miscache__set_err(miscache_t *mc, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* TTL in ms for a class, jitter applied. */
 int64_t miscache__ttl_ms(miscache_t *mc, miscache_ttl_class_t cls);
+/* A TTL resolved only when a value is stored (the cache-aside calls): > 0
+ * is ms as given; MISCACHE__TTL_OF(cls) (< 0) is the class, its jitter
+ * drawn then, so a read that stores nothing draws no random number. 0 is
+ * no TTL (refused). */
+#define MISCACHE__TTL_OF(cls) (-(int64_t)(cls)-1)
+int64_t miscache__ttl_resolve(miscache_t *mc, int64_t ttl);
 /* The next pseudo-random number of the handle (xorshift64*), seeded from
  * getrandom() and reseeded in a child after fork(), so a parent and its
  * child never produce the same ids. */
@@ -140,6 +146,8 @@ void miscache__uuid(miscache_t *mc, char out[37]);
 /* ---- keys of the keyspace table on a handle (family.c) ------------------ */
 /* The family's TTL in ms on this handle (its class, jitter applied). */
 int64_t miscache__kf_ttl_ms(miscache_t *mc, miscache_key_family_id_t f);
+/* The same, resolved when stored (MISCACHE__TTL_OF its class). */
+#define MISCACHE__KF_TTL(f) MISCACHE__TTL_OF(miscache__kf_class(f))
 /* Key (or, with pattern, a SCAN pattern where an id is NULL) of family f
  * from its nids ids into buf (MISCACHE_KEY_BUFSIZE), hash tags as the
  * handle's options say. ERR_KEY with the handle's message (mc may be

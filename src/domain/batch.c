@@ -599,6 +599,88 @@ static void renew_stop(miscache_batch_run_t *run) {
   run->renew_mc = NULL;
 }
 
+/* Steps 3 and 4: the status "running", then the work, never unprotected
+ * (no renewal, no work). config_st: how reading the config went. Returns
+ * the work's status, or what kept it from starting. */
+static miscache_status_t run_work(miscache_batch_run_t *run,
+                                  const char *start_iso,
+                                  miscache_status_t config_st,
+                                  miscache_batch_work_fn work, void *ud) {
+  miscache_t *mc = run->mc;
+  miscache_status_t st = config_st, work_st;
+  run->status.status = strdup("running");
+  run->status.start_time = strdup(start_iso);
+  run->status.batch_id = strdup(run->batch_id);
+  run->status.current_step = strdup(st == MISCACHE_OK ? "started" : "config");
+  if (!run->status.status || !run->status.start_time ||
+      !run->status.batch_id || !run->status.current_step) {
+    st = MISCACHE_ERR_NOMEM;
+    miscache__set_err(mc, "out of memory starting the batch");
+  }
+  if (st == MISCACHE_OK) st = put_status(run);
+  if (st == MISCACHE_OK) st = renew_start(run);
+  if (st != MISCACHE_OK) { /* could not start: the batch failed */
+    miscache_strings_push(&run->status.errors, miscache_errmsg(mc));
+    return st;
+  }
+  work_st = work(ud, run);
+  renew_stop(run);
+  if (work_st != MISCACHE_OK) {
+    char line[MISCACHE_ERRMSG_SIZE + 64];
+    snprintf(line, sizeof line, "work failed: %s",
+             miscache_strerror(work_st));
+    miscache_strings_push(&run->status.errors, line);
+  }
+  return work_st;
+}
+
+/* Step 5: the final status and the day's history, through the fence (a
+ * run that lost its lock to a newer one writes neither). *h: the history
+ * as written, borrowing run's strings. */
+static miscache_status_t write_outcome(miscache_batch_run_t *run,
+                                       const char *start_iso,
+                                       const char *date, int64_t t0, bool ok,
+                                       miscache_batch_history_t *h) {
+  char end_iso[32], end_date[9];
+  utc_now(end_iso, sizeof end_iso, end_date);
+  free(run->status.status);
+  run->status.status = strdup(ok ? "completed" : "failed");
+  run->status.end_time = strdup(end_iso);
+  miscache_status_t fin = run->status.status && run->status.end_time
+                              ? put_status(run)
+                              : MISCACHE_ERR_NOMEM;
+  memset(h, 0, sizeof *h);
+  h->execution_time = (char *)start_iso;
+  h->duration_seconds = (miscache__mono_ms() - t0 + 500) / 1000;
+  h->status = run->status.status;
+  h->total_records = run->status.progress.total_records;
+  h->gift_classified = run->status.progress.classified_gifts;
+  h->errors = run->status.errors; /* borrowed for the write */
+  h->summary = run->summary;
+  char hkey[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t hist =
+      h->status
+          ? miscache__key_company_date(run->mc, hkey, MISCACHE_KF_BATCH_HISTORY,
+                                       run->company, date)
+          : MISCACHE_ERR_NOMEM;
+  if (hist == MISCACHE_OK)
+    hist = fenced_put(run, hkey, &miscache__batch_history_payload, h,
+                      MISCACHE_KF_BATCH_HISTORY);
+  return fin == MISCACHE_OK ? hist : fin;
+}
+
+/* A deep copy of h through the codec, owned by the caller. */
+static void copy_history(const miscache_batch_history_t *h,
+                         miscache_batch_history_t *out) {
+  char why[256];
+  json_t *j = miscache__payload_encode(&miscache__batch_history_payload, h,
+                                       why, sizeof why);
+  if (j)
+    miscache__payload_decode(&miscache__batch_history_payload, j, out, why,
+                             sizeof why);
+  json_decref(j);
+}
+
 miscache_status_t miscache_batch_run(
     miscache_t *mc, int64_t company, const char *locked_by,
     miscache_batch_config_loader_fn config_loader, void *config_userdata,
@@ -633,85 +715,23 @@ miscache_status_t miscache_batch_run(
   pthread_mutex_init(&run.mu, NULL);
   miscache__cond_init_monotonic(&run.cv);
 
-  /* 2. config */
+  /* 2. config; 3. status running; 4. the work */
   st = miscache_batch_config_get_or_load(mc, company, config_loader,
                                          config_userdata, &run.config, NULL);
-  /* 3. status running */
-  miscache_status_t work_st = MISCACHE_OK;
-  run.status.status = strdup("running");
-  run.status.start_time = strdup(start_iso);
-  run.status.batch_id = strdup(run.batch_id);
-  run.status.current_step = strdup(st == MISCACHE_OK ? "started" : "config");
-  if (!run.status.status || !run.status.start_time || !run.status.batch_id ||
-      !run.status.current_step) {
-    st = MISCACHE_ERR_NOMEM;
-    miscache__set_err(mc, "out of memory starting the batch");
-  }
-  if (st == MISCACHE_OK) st = put_status(&run);
-  /* 4. the work, never unprotected: no renewal, no work */
-  if (st == MISCACHE_OK) st = renew_start(&run);
-  if (st == MISCACHE_OK) {
-    work_st = work(work_userdata, &run);
-    renew_stop(&run);
-  } else {
-    work_st = st; /* could not start: the batch failed */
-    miscache_strings_push(&run.status.errors, miscache_errmsg(mc));
-  }
-  if (work_st != MISCACHE_OK && st == MISCACHE_OK) {
-    char line[MISCACHE_ERRMSG_SIZE + 64];
-    snprintf(line, sizeof line, "work failed: %s",
-             miscache_strerror(work_st));
-    miscache_strings_push(&run.status.errors, line);
-  }
+  miscache_status_t work_st =
+      run_work(&run, start_iso, st, work, work_userdata);
   bool lost = run_lost(&run);
   char lost_msg[MISCACHE_ERRMSG_SIZE];
   snprintf(lost_msg, sizeof lost_msg, "%s", mc->err);
   if (lost) miscache_strings_push(&run.status.errors, run.cause_msg);
 
-  /* 5. final status and the day's history, through the fence: a run that
-   * lost its lock to a newer run writes neither */
-  char end_iso[32], end_date[9];
-  utc_now(end_iso, sizeof end_iso, end_date);
-  free(run.status.status);
-  run.status.status =
-      strdup(work_st == MISCACHE_OK && !lost ? "completed" : "failed");
-  run.status.end_time = strdup(end_iso);
-  miscache_status_t fin = run.status.status && run.status.end_time
-                              ? put_status(&run)
-                              : MISCACHE_ERR_NOMEM;
+  /* 5. final status and history; 6. release, only if still ours */
   miscache_batch_history_t h;
-  memset(&h, 0, sizeof h);
-  h.execution_time = start_iso;
-  h.duration_seconds = (miscache__mono_ms() - t0 + 500) / 1000;
-  h.status = run.status.status;
-  h.total_records = run.status.progress.total_records;
-  h.gift_classified = run.status.progress.classified_gifts;
-  h.errors = run.status.errors; /* borrowed for the write */
-  h.summary = run.summary;
-  char hkey[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t hist =
-      h.status ? miscache__key_company_date(mc, hkey, MISCACHE_KF_BATCH_HISTORY,
-                                            company, date)
-               : MISCACHE_ERR_NOMEM;
-  if (hist == MISCACHE_OK)
-    hist = fenced_put(&run, hkey, &miscache__batch_history_payload, &h,
-                      MISCACHE_KF_BATCH_HISTORY);
-  if (fin == MISCACHE_OK) fin = hist;
-
-  /* 6. release, only if still ours */
+  miscache_status_t fin = write_outcome(&run, start_iso, date, t0,
+                                        work_st == MISCACHE_OK && !lost, &h);
   miscache_status_t rel = miscache_lock_release(mc, run.lock);
   miscache_lock_free(run.lock);
-
-  if (history_out && h.status) {
-    /* a deep copy through the codec, owned by the caller */
-    char why[256];
-    json_t *j = miscache__payload_encode(&miscache__batch_history_payload, &h,
-                                         why, sizeof why);
-    if (j)
-      miscache__payload_decode(&miscache__batch_history_payload, j, history_out,
-                               why, sizeof why);
-    json_decref(j);
-  }
+  if (history_out && h.status) copy_history(&h, history_out);
   miscache_status_t cause = run.cause;
   miscache_batch_config_clear(&run.config);
   miscache_batch_status_clear(&run.status);

@@ -728,6 +728,6 @@ miscache_status_t miscache_gift_analytics_get_or_load(
   }
   return miscache__get_or_load_ms(
       mc, miscache__kf_db(MISCACHE_KF_GIFT_ANALYTICS), key,
-      miscache__kf_ttl_ms(mc, MISCACHE_KF_GIFT_ANALYTICS), loader, userdata,
-      out, source);
+      MISCACHE__KF_TTL(MISCACHE_KF_GIFT_ANALYTICS), loader, userdata, out,
+      source);
 }

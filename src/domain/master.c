@@ -10,7 +10,7 @@ static const miscache_key_family_id_t list_families[] = {
 typedef struct {
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_db_t db;
-  int64_t ttl_ms;
+  int64_t ttl; /* MISCACHE__KF_TTL: drawn when stored */
 } target_t;
 
 static miscache_status_t list_target(miscache_t *mc, miscache_master_list_t l,
@@ -20,14 +20,14 @@ static miscache_status_t list_target(miscache_t *mc, miscache_master_list_t l,
     return MISCACHE_ERR_INVALID;
   }
   t->db = miscache__kf_db(list_families[l]);
-  t->ttl_ms = miscache__kf_ttl_ms(mc, list_families[l]);
+  t->ttl = MISCACHE__KF_TTL(list_families[l]);
   return miscache__kf_key(mc, list_families[l], t->key);
 }
 
 static miscache_status_t products_target(miscache_t *mc, int64_t category,
                                          target_t *t) {
   t->db = miscache__kf_db(MISCACHE_KF_MASTER_PRODUCTS);
-  t->ttl_ms = miscache__kf_ttl_ms(mc, MISCACHE_KF_MASTER_PRODUCTS);
+  t->ttl = MISCACHE__KF_TTL(MISCACHE_KF_MASTER_PRODUCTS);
   return miscache__kf_key_int(mc, MISCACHE_KF_MASTER_PRODUCTS, t->key,
                               category);
 }
@@ -38,7 +38,8 @@ static miscache_status_t put(miscache_t *mc, const target_t *t,
     miscache__set_err(mc, "%s: value must be a JSON array", t->key);
     return MISCACHE_ERR_INVALID;
   }
-  return miscache_set_ttl_ms(mc, t->db, t->key, list, t->ttl_ms);
+  return miscache_set_ttl_ms(mc, t->db, t->key, list,
+                             miscache__ttl_resolve(mc, t->ttl));
 }
 
 static miscache_status_t fetch(miscache_t *mc, const target_t *t,
@@ -77,7 +78,7 @@ static miscache_status_t through(miscache_t *mc, const target_t *t,
     miscache__set_err(mc, "%s: loader is NULL", t->key);
     return MISCACHE_ERR_INVALID;
   }
-  return miscache__cache_aside(mc, t->db, t->key, t->ttl_ms,
+  return miscache__cache_aside(mc, t->db, t->key, t->ttl,
                                loader, userdata, accept_array, NULL, out,
                                source);
 }

@@ -113,8 +113,8 @@ miscache_status_t miscache_permissions_check(
   /* a cached map of the wrong shape is a miss that the loader replaces */
   json_t *map = NULL;
   st = miscache__cache_aside(mc, miscache__kf_db(MISCACHE_KF_PERMISSIONS), key,
-                             miscache__kf_ttl_ms(mc, MISCACHE_KF_PERMISSIONS),
-                             loader, userdata, accept_map, NULL, &map, source);
+                             MISCACHE__KF_TTL(MISCACHE_KF_PERMISSIONS), loader,
+                             userdata, accept_map, NULL, &map, source);
   if (st != MISCACHE_OK) return st;
   *allowed = json_is_true(
       json_object_get(json_object_get(map, menu), perm_names[perm]));

@@ -529,8 +529,8 @@ miscache_status_t miscache_get_or_load(miscache_t *mc, miscache_db_t db,
   if (mc && !cls_ok) miscache__set_err(mc, "TTL class %d out of range", (int)cls);
   /* a bad class goes through as TTL 0, which the callee refuses */
   return miscache__get_or_load_ms(mc, db, key,
-                                  mc && cls_ok ? miscache__ttl_ms(mc, cls) : 0,
-                                  loader, userdata, out, source);
+                                  cls_ok ? MISCACHE__TTL_OF(cls) : 0, loader,
+                                  userdata, out, source);
 }
 
 miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
@@ -575,7 +575,8 @@ static miscache_status_t load_and_store(miscache_t *mc, miscache_db_t db,
   }
   miscache_source_t src = MISCACHE_SOURCE_UNCACHED;
   if (store) {
-    if (miscache_set_ttl_ms(mc, db, key, v, ttl_ms) == MISCACHE_OK)
+    if (miscache_set_ttl_ms(mc, db, key, v, miscache__ttl_resolve(mc, ttl_ms)) ==
+        MISCACHE_OK)
       src = MISCACHE_SOURCE_LOADED;
   } else {
     /* keep the cache error for the caller: the value is not cached */
@@ -628,7 +629,7 @@ miscache_status_t miscache__cache_aside_direct(
   if (source) *source = MISCACHE_SOURCE_NONE;
   if (out) *out = NULL;
   if (!mc) return MISCACHE_ERR_INVALID;
-  if (ttl_ms <= 0) return MISCACHE_ERR_INVALID; /* message set by caller */
+  if (ttl_ms == 0) return MISCACHE_ERR_INVALID; /* message set by caller */
   if (!out || !loader) {
     miscache__set_err(mc, "miscache_get_or_load: out or loader is NULL");
     return MISCACHE_ERR_INVALID;

@@ -103,42 +103,151 @@ static miscache_status_t bad_reply(scan_job_t *job, const miscache__reply_t *r,
   return miscache__unexpected(job->mc, job->db, job->pattern, r, what);
 }
 
+/* What one SCAN loop keeps between its steps. */
+typedef struct {
+  const char *full; /* the namespaced pattern */
+  size_t full_len;
+  char count_s[16];
+  size_t count_len;
+  char cursor[32];
+  size_t cursor_len;
+  size_t batch; /* keys per UNLINK */
+  argbuf_t ab;
+  miscache__cmd_t *cmds;
+  miscache__reply_t **rs;
+  size_t cmds_cap;
+  cursor_set_t seen;
+} scan_state_t;
+
+/* Room for ncmds commands over nargs arguments. */
+static bool step_room(scan_state_t *s, size_t ncmds, size_t nargs) {
+  if (ncmds > s->cmds_cap) {
+    miscache__cmd_t *c2 = miscache__realloc_array(s->cmds, ncmds, sizeof *c2);
+    if (!c2) return false;
+    s->cmds = c2;
+    miscache__reply_t **r2 = miscache__realloc_array(s->rs, ncmds, sizeof *r2);
+    if (!r2) return false;
+    s->rs = r2;
+    s->cmds_cap = ncmds;
+  }
+  return argbuf_reserve(&s->ab, nargs);
+}
+
+/* One step's commands: UNLINKs of the keys the last SCAN gave (their
+ * strings are that reply's), then the next SCAN if more. Their count. */
+static size_t step_cmds(scan_state_t *s, const miscache__reply_t *keys,
+                        size_t nkeys, bool more) {
+  size_t ai = 0, ci = 0;
+  for (size_t k = 0; k < nkeys; k += s->batch) {
+    size_t m = nkeys - k < s->batch ? nkeys - k : s->batch;
+    const char **argv = s->ab.argv + ai;
+    size_t *lens = s->ab.lens + ai;
+    argv[0] = "UNLINK";
+    lens[0] = 6;
+    for (size_t j = 0; j < m; j++)
+      argv[1 + j] = miscache__reply_str(miscache__reply_at(keys, k + j),
+                                        &lens[1 + j]);
+    s->cmds[ci++] = (miscache__cmd_t){(int)(m + 1), argv, lens};
+    ai += m + 1;
+  }
+  if (more) {
+    const char **argv = s->ab.argv + ai;
+    size_t *lens = s->ab.lens + ai;
+    argv[0] = "SCAN", lens[0] = 4;
+    argv[1] = s->cursor, lens[1] = s->cursor_len;
+    argv[2] = "MATCH", lens[2] = 5;
+    argv[3] = s->full, lens[3] = s->full_len;
+    argv[4] = "COUNT", lens[4] = 5;
+    argv[5] = s->count_s, lens[5] = s->count_len;
+    s->cmds[ci++] = (miscache__cmd_t){6, argv, lens};
+  }
+  return ci;
+}
+
+/* Adds what the n UNLINK replies deleted and frees them; with st, the
+ * first that is not an integer sets it (else such replies are skipped). */
+static void count_unlinks(scan_job_t *job, miscache__reply_t **rs, size_t n,
+                          miscache_status_t *st) {
+  for (size_t i = 0; i < n; i++) {
+    if (miscache__reply_is(rs[i], MISCACHE__R_INTEGER))
+      job->count += (uint64_t)miscache__reply_int(rs[i]);
+    else if (st && *st == MISCACHE_OK)
+      *st = bad_reply(job, rs[i], "UNLINK");
+    miscache__reply_free(rs[i]);
+  }
+}
+
+/* The cursor of SCAN reply sr, checked (a number, never one given before)
+ * and kept for the next step. ERR_REPLY / ERR_NOMEM with the message. */
+static miscache_status_t take_cursor(scan_job_t *job, scan_state_t *s,
+                                     const miscache__reply_t *sr) {
+  miscache_t *mc = job->mc;
+  const miscache__reply_t *cur = miscache__reply_at(sr, 0);
+  const miscache__reply_t *arr = miscache__reply_at(sr, 1);
+  size_t clen = 0;
+  const char *cstr = cur ? miscache__reply_str(cur, &clen) : NULL;
+  if (!cstr || clen == 0 || clen >= sizeof s->cursor ||
+      miscache__reply_type(arr) != MISCACHE__R_ARRAY)
+    return bad_reply(job, sr, "SCAN");
+  uint64_t cv;
+  bool number = parse_cursor(cstr, clen, &cv);
+  int fresh = number && cv != 0 ? cursor_add(&s->seen, cv) : 1;
+  if (fresh < 0) {
+    miscache__set_err(mc, "out of memory scanning %s", job->pattern);
+    return MISCACHE_ERR_NOMEM;
+  }
+  if (!number || fresh == 0) {
+    miscache__count(mc, job->db, job->pattern, MISCACHE__ERROR);
+    char shown[32];
+    miscache__escape(shown, sizeof shown, cstr, clen);
+    miscache__set_err(mc, "SCAN %s: the server's cursor \"%s\" %s",
+                      job->pattern, shown,
+                      number ? "came back after it was given once (a cycle)"
+                             : "is not a number");
+    return MISCACHE_ERR_REPLY;
+  }
+  memcpy(s->cursor, cstr, clen);
+  s->cursor[clen] = 0;
+  s->cursor_len = clen;
+  return MISCACHE_OK;
+}
+
+/* miscache_scan: each key of a SCAN reply's array to the caller's fn. */
+static void visit_keys(scan_job_t *job, const miscache__reply_t *arr) {
+  size_t ns = job->mc->ns_len;
+  for (size_t i = 0; i < miscache__reply_count(arr) && !job->stopped; i++) {
+    size_t len;
+    const char *k = miscache__reply_str(miscache__reply_at(arr, i), &len);
+    job->count++;
+    if (len >= ns && job->fn(job->userdata, k + ns, len - ns) != 0)
+      job->stopped = true;
+  }
+}
+
+/* The SCAN loop on one node: each step is one round trip that UNLINKs what
+ * the previous SCAN found and asks for the next page, until the cursor is
+ * 0, the caller stops, or the scan timeout passes. */
 static miscache_status_t scan_node(scan_job_t *job, const char *full,
                                    size_t full_len) {
   miscache_t *mc = job->mc;
-  char count_s[16];
-  int count_len = snprintf(count_s, sizeof count_s, "%u", mc->opts.scan_count);
-  char cursor[32] = "0";
-  size_t cursor_len = 1;
-  size_t batch = mc->opts.unlink_batch;
+  scan_state_t s = {.full = full, .full_len = full_len, .cursor = "0",
+                    .cursor_len = 1, .batch = mc->opts.unlink_batch};
+  s.count_len = (size_t)snprintf(s.count_s, sizeof s.count_s, "%u",
+                                 mc->opts.scan_count);
   miscache__reply_t *pending = NULL; /* SCAN reply whose keys await UNLINK */
-  argbuf_t ab = {0};
-  miscache__cmd_t *cmds = NULL;
-  miscache__reply_t **rs = NULL;
-  size_t cmds_cap = 0;
   miscache_status_t st = MISCACHE_OK;
-  bool first = true;
-  cursor_set_t seen = {0};
-
-  for (;;) {
-    bool more = first || !(cursor_len == 1 && cursor[0] == '0');
-    more = more && !job->stopped;
-    const miscache__reply_t *keys = pending ? miscache__reply_at(pending, 1)
-                                            : NULL;
-    size_t nkeys = keys ? miscache__reply_count(keys) : 0;
-    size_t nunlink = (nkeys + batch - 1) / batch;
-    size_t ncmds = nunlink + (more ? 1 : 0);
-    if (ncmds == 0) break;
-    if (ncmds > cmds_cap) {
-      miscache__cmd_t *c2 = miscache__realloc_array(cmds, ncmds, sizeof *c2);
-      if (c2) cmds = c2;
-      miscache__reply_t **r2 =
-          c2 ? miscache__realloc_array(rs, ncmds, sizeof *r2) : NULL;
-      if (r2) rs = r2;
-      if (!c2 || !r2) goto nomem;
-      cmds_cap = ncmds;
+  for (bool first = true;; first = false) {
+    bool more = (first || !(s.cursor_len == 1 && s.cursor[0] == '0')) &&
+                !job->stopped;
+    const miscache__reply_t *keys = miscache__reply_at(pending, 1);
+    size_t nkeys = miscache__reply_count(keys);
+    size_t nunlink = (nkeys + s.batch - 1) / s.batch;
+    if (nunlink == 0 && !more) break;
+    if (!step_room(&s, nunlink + 1, nkeys + nunlink + 6)) {
+      st = MISCACHE_ERR_NOMEM;
+      miscache__set_err(mc, "out of memory scanning %s", job->pattern);
+      break;
     }
-    if (!argbuf_reserve(&ab, nkeys + nunlink + 6)) goto nomem;
     if (more && job->steps > 0 && miscache__mono_ms() >= job->deadline) {
       st = MISCACHE_ERR_UNAVAILABLE;
       miscache__set_err(mc, "SCAN %s: not finished within the %d ms scan "
@@ -146,121 +255,42 @@ static miscache_status_t scan_node(scan_job_t *job, const char *full,
                         job->pattern, mc->opts.scan_timeout_ms,
                         (unsigned long long)job->steps);
       more = false; /* the UNLINKs of what was found still go */
-      ncmds = nunlink;
-      if (ncmds == 0) break;
+      if (nunlink == 0) break;
     }
-    size_t ai = 0, ci = 0;
-    for (size_t k = 0; k < nkeys; k += batch) {
-      size_t m = nkeys - k < batch ? nkeys - k : batch;
-      const char **argv = ab.argv + ai;
-      size_t *lens = ab.lens + ai;
-      argv[0] = "UNLINK";
-      lens[0] = 6;
-      for (size_t j = 0; j < m; j++)
-        argv[1 + j] = miscache__reply_str(miscache__reply_at(keys, k + j),
-                                          &lens[1 + j]);
-      cmds[ci++] = (miscache__cmd_t){(int)(m + 1), argv, lens};
-      ai += m + 1;
-    }
-    if (more) {
-      const char **argv = ab.argv + ai;
-      size_t *lens = ab.lens + ai;
-      argv[0] = "SCAN", lens[0] = 4;
-      argv[1] = cursor, lens[1] = cursor_len;
-      argv[2] = "MATCH", lens[2] = 5;
-      argv[3] = full, lens[3] = full_len;
-      argv[4] = "COUNT", lens[4] = 5;
-      argv[5] = count_s, lens[5] = (size_t)count_len;
-      cmds[ci++] = (miscache__cmd_t){6, argv, lens};
-    }
+    size_t ncmds = step_cmds(&s, keys, nkeys, more);
     miscache_status_t late = st; /* the scan timeout, if it passed */
-    st = miscache__send(mc, (int)job->db, ncmds, cmds, rs,
+    st = miscache__send(mc, (int)job->db, ncmds, s.cmds, s.rs,
                         MISCACHE__IDEMPOTENT | MISCACHE__ON_NODE(job->node));
     job->steps++;
     miscache__reply_free(pending); /* its strings were argv until now */
     pending = NULL;
-    if (st == MISCACHE_OK && late != MISCACHE_OK) {
-      for (size_t i = 0; i < nunlink; i++) {
-        if (miscache__reply_is(rs[i], MISCACHE__R_INTEGER))
-          job->count += (uint64_t)miscache__reply_int(rs[i]);
-        miscache__reply_free(rs[i]);
-      }
-      st = late;
-      break;
-    }
     if (st != MISCACHE_OK) {
       miscache__count(mc, job->db, job->pattern, MISCACHE__ERROR);
       break;
     }
-    for (size_t i = 0; i < nunlink; i++) {
-      if (miscache__reply_type(rs[i]) != MISCACHE__R_INTEGER) {
-        if (st == MISCACHE_OK) st = bad_reply(job, rs[i], "UNLINK");
-      } else {
-        job->count += (uint64_t)miscache__reply_int(rs[i]);
-      }
-      miscache__reply_free(rs[i]);
+    if (late != MISCACHE_OK) {
+      count_unlinks(job, s.rs, nunlink, NULL);
+      st = late;
+      break;
     }
+    count_unlinks(job, s.rs, nunlink, &st);
     if (!more) break;
-    miscache__reply_t *sr = rs[nunlink];
-    const miscache__reply_t *cur = miscache__reply_at(sr, 0);
-    const miscache__reply_t *arr = miscache__reply_at(sr, 1);
-    size_t clen = 0;
-    const char *cstr = cur ? miscache__reply_str(cur, &clen) : NULL;
-    if (st != MISCACHE_OK || !cstr || clen == 0 || clen >= sizeof cursor ||
-        !arr || miscache__reply_type(arr) != MISCACHE__R_ARRAY) {
-      if (st == MISCACHE_OK) st = bad_reply(job, sr, "SCAN");
-      miscache__reply_free(sr);
-      break;
-    }
-    uint64_t cv;
-    int fresh = 0;
-    if (!parse_cursor(cstr, clen, &cv) ||
-        (cv != 0 && (fresh = cursor_add(&seen, cv)) <= 0)) {
-      if (fresh < 0) {
-        miscache__reply_free(sr);
-        goto nomem;
-      }
-      st = MISCACHE_ERR_REPLY;
-      miscache__count(mc, job->db, job->pattern, MISCACHE__ERROR);
-      char shown[32];
-      miscache__escape(shown, sizeof shown, cstr, clen);
-      miscache__set_err(mc, "SCAN %s: the server's cursor \"%s\" %s",
-                        job->pattern, shown,
-                        parse_cursor(cstr, clen, &cv)
-                            ? "came back after it was given once (a cycle)"
-                            : "is not a number");
-      miscache__reply_free(sr);
-      break;
-    }
-    memcpy(cursor, cstr, clen);
-    cursor[clen] = 0;
-    cursor_len = clen;
-    first = false;
-    if (job->unlink) {
+    miscache__reply_t *sr = s.rs[nunlink];
+    if (st == MISCACHE_OK) st = take_cursor(job, &s, sr);
+    if (st == MISCACHE_OK && job->unlink) {
       pending = sr;
       continue;
     }
-    for (size_t i = 0; i < miscache__reply_count(arr) && !job->stopped; i++) {
-      size_t len;
-      const char *k = miscache__reply_str(miscache__reply_at(arr, i), &len);
-      job->count++;
-      if (len >= mc->ns_len && job->fn(job->userdata, k + mc->ns_len,
-                                       len - mc->ns_len) != 0)
-        job->stopped = true;
-    }
+    if (st == MISCACHE_OK) visit_keys(job, miscache__reply_at(sr, 1));
     miscache__reply_free(sr);
+    if (st != MISCACHE_OK) break;
   }
-  goto out;
-nomem:
-  st = MISCACHE_ERR_NOMEM;
-  miscache__set_err(mc, "out of memory scanning %s", job->pattern);
-out:
   miscache__reply_free(pending);
-  free(seen.slot);
-  free(ab.argv);
-  free(ab.lens);
-  free(cmds);
-  free(rs);
+  free(s.seen.slot);
+  free(s.ab.argv);
+  free(s.ab.lens);
+  free(s.cmds);
+  free(s.rs);
   return st;
 }
 

@@ -71,7 +71,9 @@ miscache_status_t miscache__mset_mget_text(
 miscache_status_t miscache__set_text(miscache_t *mc, miscache_db_t db,
                                      const char *key, const char *val,
                                      size_t vlen, int64_t ttl_ms);
-/* miscache_get_or_load with an explicit TTL in ms (> 0). */
+/* miscache_get_or_load with an explicit TTL: ms (> 0), or
+ * MISCACHE__TTL_OF(cls) (core.h), resolved only if the loader's value is
+ * stored. The same for the cache-aside calls below. */
 miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
                                            const char *key, int64_t ttl_ms,
                                            miscache_loader_fn loader,

@@ -116,7 +116,7 @@ miscache_status_t miscache__typed_get_or_load(
   miscache__direct_t direct = {d, out, false};
   json_t *v = NULL;
   miscache_status_t st = miscache__cache_aside_direct(
-      mc, miscache__kf_db(f), key, miscache__kf_ttl_ms(mc, f), load_typed_json,
+      mc, miscache__kf_db(f), key, MISCACHE__KF_TTL(f), load_typed_json,
       &tl, accept_typed, &ta, &direct, &v, source);
   json_decref(v);
   return st;
