@@ -548,14 +548,18 @@ static miscache_status_t page_resolve(miscache_t *mc, page_t *pg,
 static bool page_round_trip(miscache_t *mc, page_t *prev, page_t *pg) {
   size_t nset = prev ? prev->n_new : 0, nget = pg ? pg->n_ok : 0;
   /* a failed store is not fatal: the next run recomputes those lines */
-  miscache_status_t st = miscache__mset_mget_text(
-      mc, CLASS_DB, nset, prev ? prev->new_keys : NULL,
-      prev ? (const char *const *)prev->new_texts : NULL,
-      prev ? prev->new_lens : NULL,
-      (miscache_ttl_class_t)miscache_key_family(MISCACHE_KF_GIFT_CLASSIFICATION)
-          ->ttl_class,
-      NULL, nget, pg ? pg->kp : NULL, pg ? pg->vals : NULL,
-      pg ? pg->sts : NULL, pg ? pg->direct : NULL);
+  miscache__sets_t sets = {
+      .n = nset,
+      .keys = prev ? prev->new_keys : NULL,
+      .texts = prev ? (const char *const *)prev->new_texts : NULL,
+      .lens = prev ? prev->new_lens : NULL,
+      .cls = miscache__kf_class(MISCACHE_KF_GIFT_CLASSIFICATION)};
+  miscache__gets_t gets = {.n = nget,
+                           .keys = pg ? pg->kp : NULL,
+                           .values = pg ? pg->vals : NULL,
+                           .statuses = pg ? pg->sts : NULL,
+                           .direct = pg ? pg->direct : NULL};
+  miscache_status_t st = miscache__mset_mget(mc, CLASS_DB, &sets, &gets);
   return st == MISCACHE_OK;
 }
 

@@ -78,9 +78,10 @@ static miscache_status_t through(miscache_t *mc, const target_t *t,
     miscache__set_err(mc, "%s: loader is NULL", t->key);
     return MISCACHE_ERR_INVALID;
   }
-  return miscache__cache_aside(mc, t->db, t->key, t->ttl,
-                               loader, userdata, accept_array, NULL, out,
-                               source);
+  miscache__aside_t a = {.db = t->db, .key = t->key, .ttl = t->ttl,
+                         .loader = loader, .userdata = userdata,
+                         .accept = accept_array};
+  return miscache__cache_aside(mc, &a, out, source);
 }
 
 #define WITH_TARGET(make, call)                                                \

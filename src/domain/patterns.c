@@ -269,6 +269,69 @@ static miscache_status_t hget_u64(miscache_t *mc, const char *key,
   return st;
 }
 
+/* The key's field in queue:{N}:written ("<db>:<key>") and its lease key,
+ * at their full length (a cut could let two long keys share one). */
+static miscache_status_t key_names(flush_t *f, const change_t *c0) {
+  size_t fl = strlen(miscache_db_name(c0->db)) + strlen(c0->key) + 2;
+  size_t ll = fl + strlen(f->queue) + 16;
+  free(f->field);
+  free(f->lease);
+  f->field = malloc(fl);
+  f->lease = malloc(ll);
+  if (!f->field || !f->lease) {
+    miscache__set_err(f->mc, "out of memory flushing %s", c0->key);
+    return MISCACHE_ERR_NOMEM;
+  }
+  snprintf(f->field, fl, "%s:%s", miscache_db_name(c0->db), c0->key);
+  snprintf(f->lease, ll, "queue:{%s}:lease:%s", f->queue, f->field);
+  return MISCACHE_OK;
+}
+
+/* Another flusher holds the key: its n entries go back to the next
+ * reclaim at once, this delivery not counted towards max_deliveries. */
+static miscache_status_t defer_held(flush_t *f, const miscache_queue_msg_t *m,
+                                    const size_t *idx, size_t n,
+                                    const uint64_t *deliveries,
+                                    int64_t lease_ms) {
+  miscache_status_t st = MISCACHE_OK;
+  const char **ids = calloc(n, sizeof *ids);
+  uint64_t *dv = calloc(n, sizeof *dv);
+  if (ids && dv) {
+    for (size_t j = 0; j < n; j++) {
+      ids[j] = m[idx[j]].id;
+      dv[j] = deliveries[idx[j]];
+    }
+    st = miscache__queue_defer(f->mc, f->queue, f->group, f->consumer, n, ids,
+                               dv, lease_ms);
+  } /* else left pending until the reclaim: slower, still correct */
+  free(ids);
+  free(dv);
+  return st;
+}
+
+/* After change cj was written: its seq recorded in queue:{N}:written, in
+ * one script step with the check that this flush still holds the lease.
+ * ERR_NOT_OWNER (entry left pending) when it does not. */
+static miscache_status_t record_written(flush_t *f, const change_t *cj,
+                                        int64_t lease_ms) {
+  const char *keys[2] = {f->lease, f->written_key};
+  char seq[24];
+  snprintf(seq, sizeof seq, "%llu", (unsigned long long)cj->seq);
+  const char *args[3] = {f->token, f->field, seq};
+  long long kept = 0;
+  miscache_status_t st =
+      miscache__eval(f->mc, MISCACHE_DB_QUEUE, lua_wb_record, sha_record, 2,
+                     keys, 3, args, 0, &kept);
+  if (st != MISCACHE_OK || kept) return st; /* not recorded: done again */
+  miscache__set_err(f->mc,
+                    "write-behind %s: the flush lost the key's lease while "
+                    "its writer ran (longer than %lld ms); a newer change "
+                    "may have been written before this one (seq %llu): the "
+                    "entry stays pending",
+                    cj->key, (long long)lease_ms, (unsigned long long)cj->seq);
+  return MISCACHE_ERR_NOT_OWNER;
+}
+
 /* The changes of one key (idx[0..n), seq order) under its lease: those not
  * newer than what the system of record has are acked unwritten; the rest
  * written in order (a coalesced one only if no later change follows),
@@ -277,19 +340,8 @@ static miscache_status_t flush_key(flush_t *f, miscache_queue_msg_t *m,
                                    change_t *c, const size_t *idx, size_t n,
                                    const uint64_t *deliveries) {
   miscache_t *mc = f->mc;
-  const change_t *c0 = &c[idx[0]];
-  size_t fl = strlen(miscache_db_name(c0->db)) + strlen(c0->key) + 2;
-  size_t ll = fl + strlen(f->queue) + 16;
-  free(f->field);
-  free(f->lease);
-  f->field = malloc(fl);
-  f->lease = malloc(ll);
-  if (!f->field || !f->lease) {
-    miscache__set_err(mc, "out of memory flushing %s", c0->key);
-    return MISCACHE_ERR_NOMEM;
-  }
-  snprintf(f->field, fl, "%s:%s", miscache_db_name(c0->db), c0->key);
-  snprintf(f->lease, ll, "queue:{%s}:lease:%s", f->queue, f->field);
+  miscache_status_t st = key_names(f, &c[idx[0]]);
+  if (st != MISCACHE_OK) return st;
   /* as long as a dead flusher's entries wait before a reclaim, and never
    * so short that an ordinary write outlives it */
   int64_t lease_ms = f->opts && f->opts->reclaim_idle_ms
@@ -297,29 +349,12 @@ static miscache_status_t flush_key(flush_t *f, miscache_queue_msg_t *m,
                          : 60000;
   if (lease_ms < WB_LEASE_MIN_MS) lease_ms = WB_LEASE_MIN_MS;
   bool taken = false;
-  miscache_status_t st = take_lease(f, lease_ms, &taken);
+  st = take_lease(f, lease_ms, &taken);
   if (st != MISCACHE_OK) return st;
-  if (!taken) {
-    /* the holder goes first; these go back to the next reclaim at once,
-     * and this delivery does not count towards max_deliveries */
-    const char **ids = calloc(n, sizeof *ids);
-    uint64_t *dv = calloc(n, sizeof *dv);
-    if (ids && dv) {
-      for (size_t j = 0; j < n; j++) {
-        ids[j] = m[idx[j]].id;
-        dv[j] = deliveries[idx[j]];
-      }
-      st = miscache__queue_defer(mc, f->queue, f->group, f->consumer, n, ids,
-                                 dv, lease_ms);
-    } /* else left pending until the reclaim: slower, still correct */
-    free(ids);
-    free(dv);
-    return st;
-  }
+  if (!taken) return defer_held(f, m, idx, n, deliveries, lease_ms);
   /* the newest change the system of record has (its seq) */
   uint64_t written = 0;
-  const char *wk = f->written_key;
-  st = hget_u64(mc, wk, f->field, &written);
+  st = hget_u64(mc, f->written_key, f->field, &written);
   size_t from = 0; /* superseded coalesced changes wait from here: they
                       share the outcome of the write that covers them */
   for (size_t j = 0; j < n && st == MISCACHE_OK; j++) {
@@ -347,24 +382,9 @@ static miscache_status_t flush_key(flush_t *f, miscache_queue_msg_t *m,
     }
     f->written++;
     if (cj->seq) {
-      const char *keys[2] = {f->lease, wk};
-      char seq[24];
-      snprintf(seq, sizeof seq, "%llu", (unsigned long long)cj->seq);
-      const char *args[3] = {f->token, f->field, seq};
-      long long kept = 0;
-      st = miscache__eval(mc, MISCACHE_DB_QUEUE, lua_wb_record, sha_record, 2,
-                          keys, 3, args, 0, &kept);
-      if (st != MISCACHE_OK) break; /* written, not recorded: done again */
-      if (!kept) {
-        miscache__set_err(mc,
-                          "write-behind %s: the flush lost the key's lease "
-                          "while its writer ran (longer than %lld ms); a "
-                          "newer change may have been written before this "
-                          "one (seq %llu): the entry stays pending",
-                          cj->key, (long long)lease_ms,
-                          (unsigned long long)cj->seq);
-        return MISCACHE_ERR_NOT_OWNER;
-      }
+      st = record_written(f, cj, lease_ms);
+      if (st == MISCACHE_ERR_NOT_OWNER) return st;
+      if (st != MISCACHE_OK) break;
       written = cj->seq;
     }
     for (size_t r = from; r <= j && st == MISCACHE_OK; r++)

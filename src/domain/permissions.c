@@ -112,9 +112,13 @@ miscache_status_t miscache_permissions_check(
   if (st != MISCACHE_OK) return st;
   /* a cached map of the wrong shape is a miss that the loader replaces */
   json_t *map = NULL;
-  st = miscache__cache_aside(mc, miscache__kf_db(MISCACHE_KF_PERMISSIONS), key,
-                             MISCACHE__KF_TTL(MISCACHE_KF_PERMISSIONS), loader,
-                             userdata, accept_map, NULL, &map, source);
+  miscache__aside_t a = {.db = miscache__kf_db(MISCACHE_KF_PERMISSIONS),
+                         .key = key,
+                         .ttl = MISCACHE__KF_TTL(MISCACHE_KF_PERMISSIONS),
+                         .loader = loader,
+                         .userdata = userdata,
+                         .accept = accept_map};
+  st = miscache__cache_aside(mc, &a, &map, source);
   if (st != MISCACHE_OK) return st;
   *allowed = json_is_true(
       json_object_get(json_object_get(map, menu), perm_names[perm]));

@@ -165,6 +165,48 @@ static void body_refused(char *out, size_t outlen, const char *why) {
   snprintf(out, outlen, "body is not JSON: %s", why);
 }
 
+/* Message i's body as JSON text (malloc'd, *len bytes). What the
+ * consumer's pull would refuse (nesting too deep, a \u0000) is refused
+ * here, in the same words, not dead-lettered later. */
+static miscache_status_t body_text(miscache_t *mc, const char *name, size_t i,
+                                   const json_t *body, char **out,
+                                   size_t *len) {
+  if (!body || !(*out = miscache__encode(body, len))) {
+    miscache__set_err(mc, "message %zu of queue %s: %s", i, name,
+                      body ? "cannot be encoded as JSON" : "NULL body");
+    return body ? MISCACHE_ERR_ENCODE : MISCACHE_ERR_INVALID;
+  }
+  char why[160] = "";
+  json_t *back = miscache__decode(*out, *len, why, sizeof why);
+  if (!back) {
+    char what[200];
+    body_refused(what, sizeof what, why);
+    miscache__set_err(mc, "message %zu of queue %s: %s", i, name, what);
+    return MISCACHE_ERR_ENCODE;
+  }
+  json_decref(back);
+  return MISCACHE_OK;
+}
+
+/* The n XADD replies: each an entry id (copied to ids_out, may be NULL),
+ * else the status with its message. */
+static miscache_status_t xadd_ids(miscache_t *mc, miscache__reply_t **rs,
+                                  size_t n,
+                                  char (*ids_out)[MISCACHE_QUEUE_ID_SIZE]) {
+  for (size_t i = 0; i < n; i++) {
+    if (miscache__reply_type(rs[i]) == MISCACHE__R_ERROR)
+      return miscache__reply_error(rs[i], "XADD", mc->err, sizeof mc->err);
+    if (miscache__reply_type(rs[i]) != MISCACHE__R_STRING) {
+      miscache__set_err(mc, "XADD: bad reply");
+      return MISCACHE_ERR_REPLY;
+    }
+    if (ids_out)
+      snprintf(ids_out[i], MISCACHE_QUEUE_ID_SIZE, "%s",
+               miscache__reply_str(rs[i], NULL));
+  }
+  return MISCACHE_OK;
+}
+
 miscache_status_t miscache_queue_enqueue(miscache_t *mc, const char *name,
                                          size_t n, const json_t *const bodies[],
                                          const char *const msg_ids[],
@@ -214,24 +256,8 @@ miscache_status_t miscache_queue_enqueue(miscache_t *mc, const char *name,
       mid = uuids[i];
     }
     size_t blen = 0;
-    if (!bodies[i] || !(bufs[i] = miscache__encode(bodies[i], &blen))) {
-      st = bodies[i] ? MISCACHE_ERR_ENCODE : MISCACHE_ERR_INVALID;
-      miscache__set_err(mc, "message %zu of queue %s: %s", i, name,
-                        bodies[i] ? "cannot be encoded as JSON" : "NULL body");
-      goto done;
-    }
-    /* what the consumer's pull would refuse (nesting too deep, a \u0000)
-     * is refused here, in the same words, not dead-lettered later */
-    char why[160] = "";
-    json_t *back = miscache__decode(bufs[i], blen, why, sizeof why);
-    if (!back) {
-      char what[200];
-      body_refused(what, sizeof what, why);
-      st = MISCACHE_ERR_ENCODE;
-      miscache__set_err(mc, "message %zu of queue %s: %s", i, name, what);
-      goto done;
-    }
-    json_decref(back);
+    st = body_text(mc, name, i, bodies[i], &bufs[i], &blen);
+    if (st != MISCACHE_OK) goto done;
     const char **a = argv + XA * i;
     size_t *l = lens + XA * i;
     a[0] = "XADD", l[0] = 4;
@@ -258,18 +284,8 @@ miscache_status_t miscache_queue_enqueue(miscache_t *mc, const char *name,
   cmds[n] = (miscache__cmd_t){6, t, tl};
   st = miscache__run(mc, MISCACHE_DB_QUEUE, n + 1, cmds, rs, 0);
   if (st != MISCACHE_OK) goto done;
-  for (size_t i = 0; i < n; i++)
-    if (miscache__reply_type(rs[i]) != MISCACHE__R_STRING) {
-      st = miscache__reply_type(rs[i]) == MISCACHE__R_ERROR
-               ? miscache__reply_error(rs[i], "XADD", mc->err, sizeof mc->err)
-               : MISCACHE_ERR_REPLY;
-      if (st == MISCACHE_ERR_REPLY) miscache__set_err(mc, "XADD: bad reply");
-      goto done;
-    } else if (ids_out) {
-      snprintf(ids_out[i], MISCACHE_QUEUE_ID_SIZE, "%s",
-               miscache__reply_str(rs[i], NULL));
-    }
-  if (miscache__reply_type(rs[n]) == MISCACHE__R_ERROR) {
+  st = xadd_ids(mc, rs, n, ids_out);
+  if (st == MISCACHE_OK && miscache__reply_type(rs[n]) == MISCACHE__R_ERROR) {
     /* NOSCRIPT: the trim again through the usual EVALSHA-then-EVAL (the
      * messages are in) */
     const char *keys[2] = {k.lk[0], k.lk[2]};

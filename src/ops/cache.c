@@ -351,15 +351,68 @@ static void keyset_free(keyset_t *ks) {
  * SETs (PX, the class's TTL with jitter per key) and then one MGET of nget
  * keys, all in one round trip. Returns the round trip's status; *set_st
  * (when nset) the first failed SET's; values/statuses as miscache_mget. */
-static miscache_status_t mset_mget(
-    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
-    const json_t *const set_vals[], const char *const set_texts[],
-    const size_t set_lens[], miscache_ttl_class_t cls,
-    miscache_status_t *set_st, size_t nget, const char *const get_keys[],
-    json_t *values[], miscache_status_t statuses[],
-    miscache__direct_t direct[]) {
-  for (size_t i = 0; i < nget; i++) values[i] = NULL;
-  if (set_st) *set_st = MISCACHE_OK;
+/* The SET commands of sets into cmds (SET key val PX ttl: argv 5 per
+ * key, the keys namespaced in ss; vals[i] owns an encoded tree's text). */
+static miscache_status_t set_cmds(miscache_t *mc, const miscache__sets_t *sets,
+                                  const keyset_t *ss, const char **argv,
+                                  size_t *lens, char **vals, char (*ttls)[24],
+                                  miscache__cmd_t *cmds) {
+  for (size_t i = 0; i < sets->n; i++) {
+    size_t vlen = sets->texts ? sets->lens[i] : 0;
+    const char *text =
+        sets->texts ? sets->texts[i]
+                    : (vals[i] = miscache__encode(sets->vals[i], &vlen));
+    if (!text) {
+      miscache__set_err(mc, "value for %s cannot be encoded as JSON",
+                        sets->keys[i]);
+      return MISCACHE_ERR_ENCODE;
+    }
+    const char **av = argv + 5 * i;
+    size_t *l = lens + 5 * i;
+    av[0] = "SET", l[0] = 3;
+    av[1] = ss->ptrs[i], l[1] = ss->lens[i];
+    av[2] = text, l[2] = vlen;
+    av[3] = "PX", l[3] = 2;
+    av[4] = ttls[i], l[4] = fmt_i64(ttls[i], miscache__ttl_ms(mc, sets->cls));
+    cmds[i] = (miscache__cmd_t){5, av, l};
+  }
+  return MISCACHE_OK;
+}
+
+/* Each value of an MGET reply r into gets (values, statuses, direct). */
+static miscache_status_t take_mget(miscache_t *mc, miscache_db_t db,
+                                   const miscache__gets_t *gets,
+                                   const miscache__reply_t *r) {
+  if (miscache__reply_type(r) != MISCACHE__R_ARRAY ||
+      miscache__reply_count(r) != gets->n)
+    return miscache__unexpected(mc, db, gets->keys[0], r, "MGET");
+  for (size_t i = 0; i < gets->n; i++) {
+    const miscache__reply_t *e = miscache__reply_at(r, i);
+    const char *key = gets->keys[i];
+    miscache_status_t one;
+    if (covered(mc, db, key)) {
+      one = MISCACHE_MISS;
+    } else if (gets->direct && direct_text(&gets->direct[i], e)) {
+      miscache__count(mc, db, key, MISCACHE__HIT);
+      one = MISCACHE_OK;
+    } else {
+      one = value_from_reply(mc, db, key, e, &gets->values[i]);
+    }
+    if (gets->statuses) gets->statuses[i] = one;
+  }
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache__mset_mget(miscache_t *mc, miscache_db_t db,
+                                      const miscache__sets_t *sets,
+                                      const miscache__gets_t *gets) {
+  static const miscache__sets_t no_sets = {0};
+  static const miscache__gets_t no_gets = {0};
+  if (!sets) sets = &no_sets;
+  if (!gets) gets = &no_gets;
+  size_t nset = sets->n, nget = gets->n;
+  for (size_t i = 0; i < nget; i++) gets->values[i] = NULL;
+  if (sets->st) *sets->st = MISCACHE_OK;
   if (nset == 0 && nget == 0) return MISCACHE_OK;
   if (nset > (size_t)INT32_MAX / 5 || nget > (size_t)INT32_MAX - 1) {
     miscache__set_err(mc, "%zu values is too many for one call",
@@ -368,14 +421,14 @@ static miscache_status_t mset_mget(
   }
   keyset_t ss = {0}, gs = {0};
   miscache_status_t st = MISCACHE_OK;
-  if (nset && (st = keyset_make(mc, nset, set_keys, 0, &ss)) != MISCACHE_OK)
+  if (nset && (st = keyset_make(mc, nset, sets->keys, 0, &ss)) != MISCACHE_OK)
     return st;
-  if (nget && (st = keyset_make(mc, nget, get_keys, 1, &gs)) != MISCACHE_OK) {
+  if (nget &&
+      (st = keyset_make(mc, nget, gets->keys, 1, &gs)) != MISCACHE_OK) {
     if (nset) keyset_free(&ss);
     return st;
   }
   size_t ncmd = nset + (nget ? 1 : 0);
-  /* per SET: SET key val PX ttl */
   const char **argv = calloc(nset * 5 + 1, sizeof *argv);
   size_t *lens = calloc(nset * 5 + 1, sizeof *lens);
   char **vals = calloc(nset + 1, sizeof *vals);
@@ -387,25 +440,8 @@ static miscache_status_t mset_mget(
     miscache__set_err(mc, "out of memory for %zu values", nset + nget);
     goto done;
   }
-  for (size_t i = 0; i < nset; i++) {
-    size_t vlen = set_texts ? set_lens[i] : 0;
-    const char *text = set_texts ? set_texts[i]
-                                 : (vals[i] = miscache__encode(set_vals[i], &vlen));
-    if (!text) {
-      st = MISCACHE_ERR_ENCODE;
-      miscache__set_err(mc, "value for %s cannot be encoded as JSON",
-                        set_keys[i]);
-      goto done;
-    }
-    const char **av = argv + 5 * i;
-    size_t *l = lens + 5 * i;
-    av[0] = "SET", l[0] = 3;
-    av[1] = ss.ptrs[i], l[1] = ss.lens[i];
-    av[2] = text, l[2] = vlen;
-    av[3] = "PX", l[3] = 2;
-    av[4] = ttls[i], l[4] = fmt_i64(ttls[i], miscache__ttl_ms(mc, cls));
-    cmds[i] = (miscache__cmd_t){5, av, l};
-  }
+  st = set_cmds(mc, sets, &ss, argv, lens, vals, ttls, cmds);
+  if (st != MISCACHE_OK) goto done;
   if (nget) {
     gs.ptrs[0] = "MGET";
     gs.lens[0] = 4;
@@ -415,34 +451,16 @@ static miscache_status_t mset_mget(
   for (size_t i = 0; i < nset; i++) /* read your writes */
     miscache__near_evict(mc, ss.ptrs[i], ss.lens[i]);
   if (st != MISCACHE_OK) {
-    miscache__count(mc, db, nget ? get_keys[0] : set_keys[0], MISCACHE__ERROR);
-    if (set_st) *set_st = st;
+    miscache__count(mc, db, nget ? gets->keys[0] : sets->keys[0],
+                    MISCACHE__ERROR);
+    if (sets->st) *sets->st = st;
     goto done;
   }
   for (size_t i = 0; i < nset; i++) {
-    miscache_status_t one = expect_ok(mc, db, rs[i], "SET", set_keys[i]);
-    if (set_st && *set_st == MISCACHE_OK) *set_st = one;
+    miscache_status_t one = expect_ok(mc, db, rs[i], "SET", sets->keys[i]);
+    if (sets->st && *sets->st == MISCACHE_OK) *sets->st = one;
   }
-  if (!nget) goto done;
-  const miscache__reply_t *r = rs[nset];
-  if (miscache__reply_type(r) == MISCACHE__R_ARRAY &&
-      miscache__reply_count(r) == nget) {
-    for (size_t i = 0; i < nget; i++) {
-      const miscache__reply_t *e = miscache__reply_at(r, i);
-      miscache_status_t one;
-      if (covered(mc, db, get_keys[i])) {
-        one = MISCACHE_MISS;
-      } else if (direct && direct_text(&direct[i], e)) {
-        miscache__count(mc, db, get_keys[i], MISCACHE__HIT);
-        one = MISCACHE_OK;
-      } else {
-        one = value_from_reply(mc, db, get_keys[i], e, &values[i]);
-      }
-      if (statuses) statuses[i] = one;
-    }
-  } else {
-    st = miscache__unexpected(mc, db, get_keys[0], r, "MGET");
-  }
+  if (nget) st = take_mget(mc, db, gets, rs[nset]);
 done:
   if (rs)
     for (size_t i = 0; i < ncmd; i++) miscache__reply_free(rs[i]);
@@ -459,25 +477,6 @@ done:
   return st;
 }
 
-miscache_status_t miscache__mset_mget(
-    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
-    const json_t *const set_vals[], miscache_ttl_class_t cls,
-    miscache_status_t *set_st, size_t nget, const char *const get_keys[],
-    json_t *values[], miscache_status_t statuses[]) {
-  return mset_mget(mc, db, nset, set_keys, set_vals, NULL, NULL, cls, set_st,
-                   nget, get_keys, values, statuses, NULL);
-}
-
-miscache_status_t miscache__mset_mget_text(
-    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
-    const char *const set_texts[], const size_t set_lens[],
-    miscache_ttl_class_t cls, miscache_status_t *set_st, size_t nget,
-    const char *const get_keys[], json_t *values[],
-    miscache_status_t statuses[], miscache__direct_t direct[]) {
-  return mset_mget(mc, db, nset, set_keys, NULL, set_texts, set_lens, cls,
-                   set_st, nget, get_keys, values, statuses, direct);
-}
-
 miscache_status_t miscache_mget(miscache_t *mc, miscache_db_t db, size_t n,
                                 const char *const keys[], json_t *values[],
                                 miscache_status_t statuses[]) {
@@ -488,8 +487,9 @@ miscache_status_t miscache_mget(miscache_t *mc, miscache_db_t db, size_t n,
   }
   for (size_t i = 0; i < n; i++) values[i] = NULL;
   CHECK_DB(mc, db);
-  return miscache__mset_mget(mc, db, 0, NULL, NULL, MISCACHE_TTL_SESSION,
-                             NULL, n, keys, values, statuses);
+  miscache__gets_t gets = {.n = n, .keys = keys, .values = values,
+                          .statuses = statuses};
+  return miscache__mset_mget(mc, db, NULL, &gets);
 }
 
 miscache_status_t miscache_mset(miscache_t *mc, miscache_db_t db, size_t n,
@@ -512,8 +512,9 @@ miscache_status_t miscache_mset(miscache_t *mc, miscache_db_t db, size_t n,
       return MISCACHE_ERR_INVALID;
     }
   miscache_status_t set_st = MISCACHE_OK;
-  miscache_status_t st = miscache__mset_mget(mc, db, n, keys, values, cls,
-                                             &set_st, 0, NULL, NULL, NULL);
+  miscache__sets_t sets = {.n = n, .keys = keys, .vals = values, .cls = cls,
+                          .st = &set_st};
+  miscache_status_t st = miscache__mset_mget(mc, db, &sets, NULL);
   return st != MISCACHE_OK ? st : set_st;
 }
 
@@ -538,35 +539,38 @@ miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
                                            miscache_loader_fn loader,
                                            void *userdata, json_t **out,
                                            miscache_source_t *source) {
-  return miscache__cache_aside(mc, db, key, ttl_ms, loader, userdata, NULL,
-                               NULL, out, source);
+  miscache__aside_t a = {.db = db, .key = key, .ttl = ttl_ms, .loader = loader,
+                         .userdata = userdata};
+  return miscache__cache_aside_direct(mc, &a, NULL, out, source);
 }
 
-/* Load key with the loader and store it (the miss path of cache-aside,
- * and the early refresh). store false: the value is not cached (a pending
- * invalidation, or the server failed). */
-static miscache_status_t load_and_store(miscache_t *mc, miscache_db_t db,
-                                        const char *key, int64_t ttl_ms,
-                                        miscache_loader_fn loader,
-                                        void *userdata,
-                                        miscache__accept_fn accept,
-                                        void *accept_ud, bool store,
+/* Whether a (its accept) takes v; why says why not. */
+static bool accepted(const miscache__aside_t *a, json_t *v, char *why,
+                     size_t whylen) {
+  return !a->accept || a->accept(a->accept_ud, v, why, whylen) == MISCACHE_OK;
+}
+
+/* Load the key with the loader and store it (the miss path of
+ * cache-aside, and the early refresh). store false: the value is not
+ * cached (a pending invalidation, or the server failed; cache_err is then
+ * the message left for the caller). */
+static miscache_status_t load_and_store(miscache_t *mc,
+                                        const miscache__aside_t *a, bool store,
                                         const char *cache_err, json_t **out,
                                         miscache_source_t *source) {
   char why[256] = "";
   json_t *v = NULL;
-  miscache_status_t ls = loader(userdata, key, &v);
+  miscache_status_t ls = a->loader(a->userdata, a->key, &v);
   if (ls == MISCACHE_MISS) {
     json_decref(v);
-    miscache__set_err(mc, "%s: the loader found no record", key);
+    miscache__set_err(mc, "%s: the loader found no record", a->key);
     return MISCACHE_MISS;
   }
-  if (ls == MISCACHE_OK && v && accept &&
-      accept(accept_ud, v, why, sizeof why) != MISCACHE_OK)
+  if (ls == MISCACHE_OK && v && !accepted(a, v, why, sizeof why))
     ls = MISCACHE_ERR_DECODE;
   if (ls != MISCACHE_OK || !v) {
     json_decref(v);
-    miscache__set_err(mc, "loader for %s failed: %s%s%s", key,
+    miscache__set_err(mc, "loader for %s failed: %s%s%s", a->key,
                       ls == MISCACHE_OK ? "returned no value"
                                         : miscache_strerror(ls),
                       ls == MISCACHE_ERR_DECODE ? ": " : "",
@@ -575,8 +579,8 @@ static miscache_status_t load_and_store(miscache_t *mc, miscache_db_t db,
   }
   miscache_source_t src = MISCACHE_SOURCE_UNCACHED;
   if (store) {
-    if (miscache_set_ttl_ms(mc, db, key, v, miscache__ttl_resolve(mc, ttl_ms)) ==
-        MISCACHE_OK)
+    if (miscache_set_ttl_ms(mc, a->db, a->key, v,
+                            miscache__ttl_resolve(mc, a->ttl)) == MISCACHE_OK)
       src = MISCACHE_SOURCE_LOADED;
   } else {
     /* keep the cache error for the caller: the value is not cached */
@@ -589,18 +593,16 @@ static miscache_status_t load_and_store(miscache_t *mc, miscache_db_t db,
 
 /* Another process holds the lease: poll the value every 10 ms while it
  * lasts. OK with the value, or MISS (load yourself). */
-static miscache_status_t wait_for_value(miscache_t *mc, miscache_db_t db,
-                                        const char *key, int lease_ms,
-                                        miscache__accept_fn accept,
-                                        void *accept_ud, json_t **out) {
+static miscache_status_t wait_for_value(miscache_t *mc,
+                                        const miscache__aside_t *a,
+                                        int lease_ms, json_t **out) {
   char why[256];
   for (int waited = 0; waited < lease_ms; waited += 10) {
     struct timespec ts = {0, 10000000L};
     nanosleep(&ts, NULL);
-    miscache_status_t st = miscache_get(mc, db, key, out);
+    miscache_status_t st = miscache_get(mc, a->db, a->key, out);
     if (st == MISCACHE_OK) {
-      if (!accept || accept(accept_ud, *out, why, sizeof why) == MISCACHE_OK)
-        return MISCACHE_OK;
+      if (accepted(a, *out, why, sizeof why)) return MISCACHE_OK;
       json_decref(*out);
       *out = NULL;
     } else if (st != MISCACHE_MISS) {
@@ -610,86 +612,53 @@ static miscache_status_t wait_for_value(miscache_t *mc, miscache_db_t db,
   return MISCACHE_MISS;
 }
 
-miscache_status_t miscache__cache_aside(miscache_t *mc, miscache_db_t db,
-                                        const char *key, int64_t ttl_ms,
-                                        miscache_loader_fn loader,
-                                        void *userdata,
-                                        miscache__accept_fn accept,
-                                        void *accept_ud, json_t **out,
+miscache_status_t miscache__cache_aside(miscache_t *mc,
+                                        const miscache__aside_t *a,
+                                        json_t **out,
                                         miscache_source_t *source) {
-  return miscache__cache_aside_direct(mc, db, key, ttl_ms, loader, userdata,
-                                      accept, accept_ud, NULL, out, source);
+  return miscache__cache_aside_direct(mc, a, NULL, out, source);
 }
 
-miscache_status_t miscache__cache_aside_direct(
-    miscache_t *mc, miscache_db_t db, const char *key, int64_t ttl_ms,
-    miscache_loader_fn loader, void *userdata, miscache__accept_fn accept,
-    void *accept_ud, miscache__direct_t *direct, json_t **out,
-    miscache_source_t *source) {
-  if (source) *source = MISCACHE_SOURCE_NONE;
-  if (out) *out = NULL;
-  if (!mc) return MISCACHE_ERR_INVALID;
-  if (ttl_ms == 0) return MISCACHE_ERR_INVALID; /* message set by caller */
-  if (!out || !loader) {
-    miscache__set_err(mc, "miscache_get_or_load: out or loader is NULL");
-    return MISCACHE_ERR_INVALID;
-  }
+/* A hit whose TTL is running out (XFetch): reload it now, only as the
+ * holder of the recompute lease; *out replaced when the reload worked. */
+static void refresh_early(miscache_t *mc, const miscache__aside_t *a,
+                          json_t **out) {
   const miscache_stampede_t *sp = &mc->opts.stampede;
-  unsigned cat = (unsigned)miscache__category_of(key);
-  bool early = (sp->early_categories >> cat) & 1u;
-  bool lease = (sp->lease_categories >> cat) & 1u;
-  char why[256] = "";
-  int64_t pttl = -1;
-  miscache_status_t st =
-      read_key(mc, db, key, out, early ? &pttl : NULL, direct);
-  if (st == MISCACHE_OK) {
-    if ((direct && direct->done) || !accept ||
-        accept(accept_ud, *out, why, sizeof why) == MISCACHE_OK) {
-      if (source) *source = MISCACHE_SOURCE_CACHE;
-      if (early && miscache__xfetch_due(mc, pttl, sp->early_ms)) {
-        /* reload before it expires: one caller, the lease holder */
-        char token[33];
-        bool taken = false;
-        if (miscache__lease_take(mc, db, key, sp->lease_ms, token, &taken) ==
-                MISCACHE_OK &&
-            taken) {
-          json_t *fresh = NULL;
-          miscache_source_t s2;
-          if (load_and_store(mc, db, key, ttl_ms, loader, userdata, accept,
-                             accept_ud, true, "", &fresh, &s2) == MISCACHE_OK) {
-            json_decref(*out);
-            *out = fresh;
-          }
-          miscache__lease_release(mc, db, key, token);
-        }
-      }
-      return MISCACHE_OK;
-    }
-    /* valid JSON the caller cannot use: a miss that the loader replaces */
+  char token[33];
+  bool taken = false;
+  if (miscache__lease_take(mc, a->db, a->key, sp->lease_ms, token, &taken) !=
+          MISCACHE_OK ||
+      !taken)
+    return;
+  json_t *fresh = NULL;
+  miscache_source_t s2;
+  if (load_and_store(mc, a, true, "", &fresh, &s2) == MISCACHE_OK) {
     json_decref(*out);
-    *out = NULL;
-    miscache__hit_unusable(mc, db, key);
-    miscache__set_err(mc, "value of %s: %s", key, why);
-    st = MISCACHE_ERR_DECODE;
+    *out = fresh;
   }
-  if (st == MISCACHE_ERR_INVALID || st == MISCACHE_ERR_NOMEM) return st;
-  /* MISS, a value that does not decode, or the server failing: load. A key
-   * under a pending invalidation is a MISS that must not be stored again
-   * before the invalidation has run. */
-  bool store = (st == MISCACHE_MISS || st == MISCACHE_ERR_DECODE) &&
-               !miscache__pending_covers(mc->pending, db, key);
+  miscache__lease_release(mc, a->db, a->key, token);
+}
+
+/* The miss path: one loader per key in the process (single flight), one
+ * across processes (the recompute lease, whose holder's value is waited
+ * for), else load here. store false: do not cache what is loaded. */
+static miscache_status_t load_once(miscache_t *mc, const miscache__aside_t *a,
+                                   bool store, json_t **out,
+                                   miscache_source_t *source) {
+  const miscache_stampede_t *sp = &mc->opts.stampede;
+  char why[256] = "";
   char cache_err[MISCACHE_ERRMSG_SIZE];
   snprintf(cache_err, sizeof cache_err, "%s", mc->err);
-  /* single flight: one loader per key in the process */
   bool leader = true;
-  miscache__flight_t *f =
-      sp->single_flight ? miscache__flight_join(mc, db, key, &leader) : NULL;
+  miscache__flight_t *f = sp->single_flight
+                              ? miscache__flight_join(mc, a->db, a->key, &leader)
+                              : NULL;
   if (!leader) {
     miscache_source_t lsrc = MISCACHE_SOURCE_NONE;
     json_t *v = miscache__flight_wait(
         f, sp->wait_ms ? sp->wait_ms : mc->opts.command_timeout_ms, &lsrc);
     /* accept() also fills the caller's own typed struct */
-    if (v && (!accept || accept(accept_ud, v, why, sizeof why) == MISCACHE_OK)) {
+    if (v && accepted(a, v, why, sizeof why)) {
       *out = v;
       if (source) *source = lsrc; /* the leader's: stored by it, or not */
       return MISCACHE_OK;
@@ -697,24 +666,65 @@ miscache_status_t miscache__cache_aside_direct(
     json_decref(v);
     /* the leader failed or took too long: load ourselves */
   }
-  /* across processes: a recompute lease, or wait for whoever holds it */
+  unsigned cat = (unsigned)miscache__category_of(a->key);
+  bool lease = (sp->lease_categories >> cat) & 1u;
   char token[33];
   bool taken = false;
   if (lease && store &&
-      miscache__lease_take(mc, db, key, sp->lease_ms, token, &taken) ==
+      miscache__lease_take(mc, a->db, a->key, sp->lease_ms, token, &taken) ==
           MISCACHE_OK &&
-      !taken &&
-      wait_for_value(mc, db, key, sp->lease_ms, accept, accept_ud, out) ==
-          MISCACHE_OK) {
+      !taken && wait_for_value(mc, a, sp->lease_ms, out) == MISCACHE_OK) {
     if (source) *source = MISCACHE_SOURCE_CACHE;
     if (leader) miscache__flight_done(f, *out, MISCACHE_SOURCE_CACHE);
     return MISCACHE_OK;
   }
   miscache_source_t src = MISCACHE_SOURCE_NONE;
-  st = load_and_store(mc, db, key, ttl_ms, loader, userdata, accept,
-                      accept_ud, store, cache_err, out, &src);
+  miscache_status_t st = load_and_store(mc, a, store, cache_err, out, &src);
   if (source) *source = src;
-  if (taken) miscache__lease_release(mc, db, key, token);
+  if (taken) miscache__lease_release(mc, a->db, a->key, token);
   if (leader) miscache__flight_done(f, st == MISCACHE_OK ? *out : NULL, src);
   return st;
+}
+
+miscache_status_t miscache__cache_aside_direct(miscache_t *mc,
+                                               const miscache__aside_t *a,
+                                               miscache__direct_t *direct,
+                                               json_t **out,
+                                               miscache_source_t *source) {
+  if (source) *source = MISCACHE_SOURCE_NONE;
+  if (out) *out = NULL;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (a->ttl == 0) return MISCACHE_ERR_INVALID; /* message set by caller */
+  if (!out || !a->loader) {
+    miscache__set_err(mc, "miscache_get_or_load: out or loader is NULL");
+    return MISCACHE_ERR_INVALID;
+  }
+  const miscache_stampede_t *sp = &mc->opts.stampede;
+  unsigned cat = (unsigned)miscache__category_of(a->key);
+  bool early = (sp->early_categories >> cat) & 1u;
+  char why[256] = "";
+  int64_t pttl = -1;
+  miscache_status_t st =
+      read_key(mc, a->db, a->key, out, early ? &pttl : NULL, direct);
+  if (st == MISCACHE_OK) {
+    if ((direct && direct->done) || accepted(a, *out, why, sizeof why)) {
+      if (source) *source = MISCACHE_SOURCE_CACHE;
+      if (early && miscache__xfetch_due(mc, pttl, sp->early_ms))
+        refresh_early(mc, a, out);
+      return MISCACHE_OK;
+    }
+    /* valid JSON the caller cannot use: a miss that the loader replaces */
+    json_decref(*out);
+    *out = NULL;
+    miscache__hit_unusable(mc, a->db, a->key);
+    miscache__set_err(mc, "value of %s: %s", a->key, why);
+    st = MISCACHE_ERR_DECODE;
+  }
+  if (st == MISCACHE_ERR_INVALID || st == MISCACHE_ERR_NOMEM) return st;
+  /* MISS, a value that does not decode, or the server failing: load. A key
+   * under a pending invalidation is a MISS that must not be stored again
+   * before the invalidation has run. */
+  bool store = (st == MISCACHE_MISS || st == MISCACHE_ERR_DECODE) &&
+               !miscache__pending_covers(mc->pending, a->db, a->key);
+  return load_once(mc, a, store, out, source);
 }

@@ -45,26 +45,35 @@ typedef struct miscache__direct {
   void *out;
   bool done;
 } miscache__direct_t;
-/* nset SETs (PX, class cls with jitter per key) then one MGET of nget keys
- * (logical), in one round trip; values/statuses as miscache_mget. Returns
- * the round trip's status (ERR_INVALID, ERR_NOMEM, ERR_ENCODE before
- * sending); *set_st (may be NULL) the first failed SET's. Keys and values
- * not checked for NULL here. */
-miscache_status_t miscache__mset_mget(
-    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
-    const json_t *const set_vals[], miscache_ttl_class_t cls,
-    miscache_status_t *set_st, size_t nget, const char *const get_keys[],
-    json_t *values[], miscache_status_t statuses[]);
-/* The same for typed pages: the SETs' values as JSON text (set_texts,
- * set_lens), and each found value offered first to direct[i] (its struct
- * filled straight from the bytes: values[i] stays NULL, done set); the
- * others decoded into values[] as usual. direct may be NULL. */
-miscache_status_t miscache__mset_mget_text(
-    miscache_t *mc, miscache_db_t db, size_t nset, const char *const set_keys[],
-    const char *const set_texts[], const size_t set_lens[],
-    miscache_ttl_class_t cls, miscache_status_t *set_st, size_t nget,
-    const char *const get_keys[], json_t *values[],
-    miscache_status_t statuses[], miscache__direct_t direct[]);
+/* The SETs of one round trip: n logical keys, their values as trees
+ * (vals) or as JSON text (texts, lens), PX of class cls with jitter per
+ * key; st (may be NULL) gets the first failed SET's status. */
+typedef struct miscache__sets {
+  size_t n;
+  const char *const *keys;
+  const json_t *const *vals;
+  const char *const *texts;
+  const size_t *lens;
+  miscache_ttl_class_t cls;
+  miscache_status_t *st;
+} miscache__sets_t;
+/* The MGET of the same round trip: n logical keys; values and statuses as
+ * miscache_mget; each found value offered first to direct[i] (may be
+ * NULL: its struct filled straight from the bytes, values[i] stays NULL,
+ * done set). */
+typedef struct miscache__gets {
+  size_t n;
+  const char *const *keys;
+  json_t **values;
+  miscache_status_t *statuses;
+  miscache__direct_t *direct;
+} miscache__gets_t;
+/* The SETs then the MGET (either may be NULL or empty) in one round trip.
+ * Returns the round trip's status (ERR_INVALID, ERR_NOMEM, ERR_ENCODE
+ * before sending). Keys and values not checked for NULL here. */
+miscache_status_t miscache__mset_mget(miscache_t *mc, miscache_db_t db,
+                                      const miscache__sets_t *sets,
+                                      const miscache__gets_t *gets);
 
 /* SET key (logical) to JSON text val PX ttl_ms (> 0), as miscache_set does
  * (the near cache evicts it here at once). */
@@ -92,23 +101,31 @@ miscache_status_t miscache__get_payload(miscache_t *mc, miscache_db_t db,
  * ERR_DECODE with why filled. May keep a decoded form in ud. */
 typedef miscache_status_t (*miscache__accept_fn)(void *ud, json_t *v,
                                                  char *why, size_t whylen);
+/* One cache-aside read: key (logical) in db, ttl as for
+ * miscache__get_or_load_ms, the loader, and accept (NULL takes any JSON). */
+typedef struct miscache__aside {
+  miscache_db_t db;
+  const char *key;
+  int64_t ttl;
+  miscache_loader_fn loader;
+  void *userdata;
+  miscache__accept_fn accept;
+  void *accept_ud;
+} miscache__aside_t;
 /* Cache-aside with one GET: a cached value accept() refuses is a miss (counted
  * as one miss and one error) that the loader replaces; the loader's value
- * must pass accept() too (else ERR_LOADER). accept NULL takes any JSON. */
-miscache_status_t miscache__cache_aside(miscache_t *mc, miscache_db_t db,
-                                        const char *key, int64_t ttl_ms,
-                                        miscache_loader_fn loader,
-                                        void *userdata,
-                                        miscache__accept_fn accept,
-                                        void *accept_ud, json_t **out,
+ * must pass accept() too (else ERR_LOADER). */
+miscache_status_t miscache__cache_aside(miscache_t *mc,
+                                        const miscache__aside_t *a,
+                                        json_t **out,
                                         miscache_source_t *source);
 /* The same with a typed target (direct may be NULL): a cached value that
  * direct decodes is a hit with *out NULL and direct->done set. */
-miscache_status_t miscache__cache_aside_direct(
-    miscache_t *mc, miscache_db_t db, const char *key, int64_t ttl_ms,
-    miscache_loader_fn loader, void *userdata, miscache__accept_fn accept,
-    void *accept_ud, miscache__direct_t *direct, json_t **out,
-    miscache_source_t *source);
+miscache_status_t miscache__cache_aside_direct(miscache_t *mc,
+                                               const miscache__aside_t *a,
+                                               miscache__direct_t *direct,
+                                               json_t **out,
+                                               miscache_source_t *source);
 
 /* ---- stampede protection (stampede.c) ------------------------------------ */
 typedef struct miscache__flight miscache__flight_t;

@@ -115,9 +115,12 @@ miscache_status_t miscache__typed_get_or_load(
   typed_accept_t ta = {d, out};
   miscache__direct_t direct = {d, out, false};
   json_t *v = NULL;
-  miscache_status_t st = miscache__cache_aside_direct(
-      mc, miscache__kf_db(f), key, MISCACHE__KF_TTL(f), load_typed_json,
-      &tl, accept_typed, &ta, &direct, &v, source);
+  miscache__aside_t a = {.db = miscache__kf_db(f), .key = key,
+                         .ttl = MISCACHE__KF_TTL(f), .loader = load_typed_json,
+                         .userdata = &tl, .accept = accept_typed,
+                         .accept_ud = &ta};
+  miscache_status_t st =
+      miscache__cache_aside_direct(mc, &a, &direct, &v, source);
   json_decref(v);
   return st;
 }
@@ -149,91 +152,94 @@ static void unwatch(miscache_t *mc, miscache_db_t db) {
 }
 
 /* One WATCH/GET ... EXEC round. *again when another writer won. */
-static miscache_status_t update_once(miscache_t *mc, miscache_db_t db,
-                                     const char *key,
-                                     const miscache__fullkey_t *fk,
-                                     const miscache__payload_t *d,
-                                     const char *ttl, size_t ttl_len,
-                                     miscache__modify_fn fn, void *ud,
-                                     bool *again) {
-  *again = false;
-  const char *wa[2] = {"WATCH", fk->ptr}, *ga[2] = {"GET", fk->ptr};
-  size_t wl[2] = {5, fk->len}, gl[2] = {3, fk->len};
+/* One read-modify-write of typed_update: its key and how to store. */
+typedef struct {
+  miscache_t *mc;
+  miscache_db_t db;
+  const char *key; /* logical */
+  miscache__fullkey_t fk;
+  const miscache__payload_t *d;
+  char ttl[24];
+  size_t ttl_len;
+} update_t;
+
+/* WATCH and GET: *obj the stored object, checked against the payload
+ * (a value of the wrong shape is ERR_DECODE, counted as a miss). */
+static miscache_status_t watch_get(const update_t *u, json_t **obj) {
+  miscache_t *mc = u->mc;
+  *obj = NULL;
+  const char *wa[2] = {"WATCH", u->fk.ptr}, *ga[2] = {"GET", u->fk.ptr};
+  size_t wl[2] = {5, u->fk.len}, gl[2] = {3, u->fk.len};
   miscache__cmd_t rd[2] = {{2, wa, wl}, {2, ga, gl}};
-  miscache__reply_t *r[3] = {NULL, NULL, NULL};
+  miscache__reply_t *r[2] = {NULL, NULL};
   miscache_status_t st =
-      miscache__run(mc, (int)db, 2, rd, r, MISCACHE__IDEMPOTENT);
+      miscache__run(mc, (int)u->db, 2, rd, r, MISCACHE__IDEMPOTENT);
   if (st != MISCACHE_OK) {
-    miscache__count(mc, db, key, MISCACHE__ERROR);
+    miscache__count(mc, u->db, u->key, MISCACHE__ERROR);
     return st;
   }
-  json_t *obj = NULL;
-  char *val = NULL;
   char why[256] = "";
   if (miscache__reply_type(r[0]) != MISCACHE__R_STATUS) {
-    st = miscache__unexpected(mc, db, key, r[0], "WATCH");
+    st = miscache__unexpected(mc, u->db, u->key, r[0], "WATCH");
   } else if (miscache__reply_type(r[1]) == MISCACHE__R_NIL) {
-    miscache__count(mc, db, key, MISCACHE__MISS);
-    miscache__set_err(mc, "%s: no value to update", key);
+    miscache__count(mc, u->db, u->key, MISCACHE__MISS);
+    miscache__set_err(mc, "%s: no value to update", u->key);
     st = MISCACHE_MISS;
   } else if (miscache__reply_type(r[1]) != MISCACHE__R_STRING) {
-    st = miscache__unexpected(mc, db, key, r[1], "GET for update");
+    st = miscache__unexpected(mc, u->db, u->key, r[1], "GET for update");
   } else {
     size_t len;
     const char *s = miscache__reply_str(r[1], &len);
-    obj = miscache__decode(s, len, why, sizeof why);
-    void *tmp = obj ? calloc(1, d->size) : NULL;
-    if (obj && !tmp) {
+    *obj = miscache__decode(s, len, why, sizeof why);
+    void *tmp = *obj ? calloc(1, u->d->size) : NULL;
+    if (*obj && !tmp) {
       st = MISCACHE_ERR_NOMEM;
-      miscache__set_err(mc, "%s: out of memory (not updated)", key);
-    } else if (!obj || (st = miscache__payload_decode(d, obj, tmp, why,
-                                                      sizeof why)) != MISCACHE_OK) {
+      miscache__set_err(mc, "%s: out of memory (not updated)", u->key);
+    } else if (!*obj || (st = miscache__payload_decode(u->d, *obj, tmp, why,
+                                                       sizeof why)) !=
+                            MISCACHE_OK) {
       if (st != MISCACHE_ERR_NOMEM) {
         st = MISCACHE_ERR_DECODE;
-        miscache__count(mc, db, key, MISCACHE__MISS);
-        miscache__count(mc, db, key, MISCACHE__ERROR);
+        miscache__count(mc, u->db, u->key, MISCACHE__MISS);
+        miscache__count(mc, u->db, u->key, MISCACHE__ERROR);
       }
-      miscache__set_err(mc, "value of %s: %s (not updated)", key, why);
+      miscache__set_err(mc, "value of %s: %s (not updated)", u->key, why);
     } else {
-      miscache__count(mc, db, key, MISCACHE__HIT);
+      miscache__count(mc, u->db, u->key, MISCACHE__HIT);
     }
-    if (tmp) miscache__payload_clear(d, tmp);
+    if (tmp) miscache__payload_clear(u->d, tmp);
     free(tmp);
   }
   miscache__reply_free(r[0]);
   miscache__reply_free(r[1]);
-  r[0] = r[1] = NULL;
-  if (st == MISCACHE_OK) {
-    st = fn(mc, ud, obj);
-    if (st == MISCACHE_ERR_NOMEM || st == MISCACHE_ERR_ENCODE)
-      miscache__set_err(mc, "%s: %s building the new value", key,
-                        miscache_strerror(st));
-  }
-  size_t vlen = 0;
-  if (st == MISCACHE_OK && !(val = miscache__encode(obj, &vlen))) {
-    st = MISCACHE_ERR_ENCODE;
-    miscache__set_err(mc, "%s: the new value cannot be encoded", key);
-  }
-  json_decref(obj);
   if (st != MISCACHE_OK) {
-    unwatch(mc, db);
-    return st;
+    json_decref(*obj);
+    *obj = NULL;
   }
+  return st;
+}
+
+/* MULTI, SET val PX ttl, EXEC on the connection that holds the WATCH:
+ * *again when another client wrote the key after our GET. */
+static miscache_status_t exec_set(const update_t *u, const char *val,
+                                  size_t vlen, bool *again) {
+  miscache_t *mc = u->mc;
   const char *ma[1] = {"MULTI"}, *ea[1] = {"EXEC"};
   size_t ml[1] = {5}, el[1] = {4};
-  const char *sa[5] = {"SET", fk->ptr, val, "PX", ttl};
-  size_t sl[5] = {3, fk->len, vlen, 2, ttl_len};
+  const char *sa[5] = {"SET", u->fk.ptr, val, "PX", u->ttl};
+  size_t sl[5] = {3, u->fk.len, vlen, 2, u->ttl_len};
   miscache__cmd_t wr[3] = {{1, ma, ml}, {5, sa, sl}, {1, ea, el}};
+  miscache__reply_t *r[3] = {NULL, NULL, NULL};
   /* on the connection that holds the WATCH, never resent elsewhere */
-  st = miscache__run(mc, (int)db, 3, wr, r, MISCACHE__SAME_CONN);
-  miscache__near_evict(mc, fk->ptr, fk->len); /* read your writes */
-  free(val);
+  miscache_status_t st =
+      miscache__run(mc, (int)u->db, 3, wr, r, MISCACHE__SAME_CONN);
+  miscache__near_evict(mc, u->fk.ptr, u->fk.len); /* read your writes */
   if (st != MISCACHE_OK) {
-    miscache__count(mc, db, key, MISCACHE__ERROR);
+    miscache__count(mc, u->db, u->key, MISCACHE__ERROR);
     return st;
   }
   if (miscache__reply_type(r[2]) == MISCACHE__R_NIL) {
-    *again = true; /* another client wrote the key after our GET */
+    *again = true;
   } else if (miscache__reply_type(r[2]) != MISCACHE__R_ARRAY ||
              miscache__reply_count(r[2]) != 1 ||
              miscache__reply_type(miscache__reply_at(r[2], 0)) !=
@@ -243,9 +249,38 @@ static miscache_status_t update_once(miscache_t *mc, miscache_db_t db,
         : miscache__reply_type(r[2]) == MISCACHE__R_ARRAY
             ? miscache__reply_at(r[2], 0)
             : r[2];
-    st = miscache__unexpected(mc, db, key, bad, "SET in MULTI/EXEC");
+    st = miscache__unexpected(mc, u->db, u->key, bad, "SET in MULTI/EXEC");
   }
   for (int i = 0; i < 3; i++) miscache__reply_free(r[i]);
+  return st;
+}
+
+static miscache_status_t update_once(const update_t *u,
+                                     miscache__modify_fn fn, void *ud,
+                                     bool *again) {
+  miscache_t *mc = u->mc;
+  *again = false;
+  json_t *obj;
+  miscache_status_t st = watch_get(u, &obj);
+  if (st == MISCACHE_OK) {
+    st = fn(mc, ud, obj);
+    if (st == MISCACHE_ERR_NOMEM || st == MISCACHE_ERR_ENCODE)
+      miscache__set_err(mc, "%s: %s building the new value", u->key,
+                        miscache_strerror(st));
+  }
+  size_t vlen = 0;
+  char *val = NULL;
+  if (st == MISCACHE_OK && !(val = miscache__encode(obj, &vlen))) {
+    st = MISCACHE_ERR_ENCODE;
+    miscache__set_err(mc, "%s: the new value cannot be encoded", u->key);
+  }
+  json_decref(obj);
+  if (st != MISCACHE_OK) {
+    unwatch(mc, u->db);
+    return st;
+  }
+  st = exec_set(u, val, vlen, again);
+  free(val);
   return st;
 }
 
@@ -254,11 +289,10 @@ miscache_status_t miscache__typed_update(miscache_t *mc, miscache_db_t db,
                                          const miscache__payload_t *d,
                                          int64_t ttl_ms, miscache__modify_fn fn,
                                          void *ud) {
-  miscache__fullkey_t fk;
-  miscache_status_t st = miscache__fullkey(mc, key, &fk);
+  update_t u = {.mc = mc, .db = db, .key = key, .d = d};
+  miscache_status_t st = miscache__fullkey(mc, key, &u.fk);
   if (st != MISCACHE_OK) return st;
-  char ttl[24];
-  size_t ttl_len = (size_t)snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+  u.ttl_len = (size_t)snprintf(u.ttl, sizeof u.ttl, "%lld", (long long)ttl_ms);
   bool again = true;
   for (int i = 0; i < UPDATE_TRIES && again && st == MISCACHE_OK; i++) {
     if (i > 0) { /* writers in lock step would collide forever: jitter */
@@ -267,13 +301,13 @@ miscache_status_t miscache__typed_update(miscache_t *mc, miscache_db_t db,
                                    1000L};
       nanosleep(&ts, NULL);
     }
-    st = update_once(mc, db, key, &fk, d, ttl, ttl_len, fn, ud, &again);
+    st = update_once(&u, fn, ud, &again);
   }
   if (st == MISCACHE_OK && again) {
     miscache__set_err(mc, "%s: other writers changed it %d times in a row; "
                           "not updated", key, UPDATE_TRIES);
     st = MISCACHE_ERR_BUSY;
   }
-  miscache__fullkey_done(&fk);
+  miscache__fullkey_done(&u.fk);
   return st;
 }
