@@ -124,15 +124,15 @@ int main(void) {
   sales.gift_stats.gift_order_count = 85;
   sales.gift_stats.gift_attachment_rate = 56.7;
   CHECK(miscache_stats_daily_sales_set(mc, "20261124", &sales));
-  CHECK(miscache_upload_create(mc, "upload-1", 1000));
-  CHECK(miscache_upload_advance(mc, "upload-1", 400, 2));
-  miscache_upload_t up;
-  CHECK(miscache_upload_get(mc, "upload-1", &up));
+  CHECK(miscache_temp_upload_create(mc, "upload-1", 1000));
+  CHECK(miscache_temp_upload_advance(mc, "upload-1", 400, 2));
+  miscache_temp_upload_t up;
+  CHECK(miscache_temp_upload_get(mc, "upload-1", &up));
   printf("5. serial count REAN today: %lld; upload-1 %s %lld/%lld rows, "
          "%lld errors\n",
          (long long)serial, up.status, (long long)up.processed_rows,
          (long long)up.total_rows, (long long)up.error_count);
-  miscache_upload_clear(&up);
+  miscache_temp_upload_clear(&up);
 
   miscache_counters_t c;
   CHECK(miscache_counters_total(mc, &c));

@@ -30,7 +30,7 @@ typedef union {
   miscache_gift_rules_t gift_rules;
   miscache_gift_classification_t gift_class;
   miscache_daily_sales_t daily_sales;
-  miscache_upload_t upload;
+  miscache_temp_upload_t upload;
 } any_payload_t;
 
 static void check_json(const json_t *v) {

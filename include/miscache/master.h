@@ -25,10 +25,6 @@ typedef enum miscache_master_list {
 } miscache_master_list_t;
 
 /* Companies live twice as long as the other master lists (DESIGN.md). */
-/* Deprecated: the default of TTL class MISCACHE_TTL_MASTER_COMPANIES. The library uses the
- * class, so miscache_options_set_ttl() changes it. */
-#define MISCACHE_COMPANIES_TTL_S 43200
-
 /* The list must be a JSON array (ERR_INVALID otherwise, nothing written). */
 MISCACHE_EXPORT miscache_status_t miscache_master_set(miscache_t *mc,
                                                       miscache_master_list_t l,

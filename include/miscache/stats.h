@@ -19,25 +19,23 @@
 extern "C" {
 #endif
 
-/* Deprecated: the default of TTL class MISCACHE_TTL_SERIAL_COUNT. The library uses the
- * class, so miscache_options_set_ttl() changes it. */
-#define MISCACHE_SERIAL_TTL_S 86400
-
+/* The gift figures of a day's sales (miscache_daily_sales_t.gift_stats). */
 typedef struct miscache_gift_stats {
   int64_t gift_order_count;
   double gift_attachment_rate; /* percent */
   double total_gift_cost;
   int64_t reserved_[3]; /* room to grow without an ABI break; keep zero */
-} miscache_gift_stats_t;
+} miscache_stats_gift_t;
+typedef miscache_stats_gift_t miscache_gift_stats_t; /* its name before 0.4 */
 
 /* Daily sales. brand_stats and channel_stats are open-ended JSON (owned
- * references, may be NULL). Clear with miscache_daily_sales_clear(). */
+ * references, may be NULL). Clear with miscache_stats_daily_sales_clear(). */
 typedef struct miscache_daily_sales {
   double total_amount;
   int64_t order_count;
   json_t *brand_stats;
   json_t *channel_stats;
-  miscache_gift_stats_t gift_stats;
+  miscache_stats_gift_t gift_stats;
   /* The object as it was read, when it had members this struct does
    * not name (NULL for a new value, and for a read value without any):
    * those members are written back by the set functions, so a
@@ -54,6 +52,8 @@ miscache_stats_daily_sales_set(miscache_t *mc, const char *yyyymmdd,
 MISCACHE_EXPORT miscache_status_t
 miscache_stats_daily_sales_get(miscache_t *mc, const char *yyyymmdd,
                                miscache_daily_sales_t *out);
+MISCACHE_EXPORT void miscache_stats_daily_sales_clear(miscache_daily_sales_t *s);
+/* Its name before 0.4, kept (ABI 1): the same function. */
 MISCACHE_EXPORT void miscache_daily_sales_clear(miscache_daily_sales_t *s);
 
 /* Monthly revenue: any JSON value (borrowed / new reference). */

@@ -19,11 +19,7 @@
 extern "C" {
 #endif
 
-/* Deprecated: the default of TTL class MISCACHE_TTL_EXCEL_UPLOAD. The library uses the
- * class, so miscache_options_set_ttl() changes it. */
-#define MISCACHE_UPLOAD_TTL_S 3600
-
-/* Upload progress; strings owned, clear with miscache_upload_clear(). */
+/* Upload progress; strings owned, clear with miscache_temp_upload_clear(). */
 typedef struct miscache_upload {
   char *status; /* "processing", "completed", "failed" */
   int64_t total_rows;
@@ -37,30 +33,45 @@ typedef struct miscache_upload {
    * releases it. Leave it as read, or NULL. */
   json_t *extra;
   void *reserved_[3]; /* room to grow without an ABI break; keep zero */
-} miscache_upload_t;
+} miscache_temp_upload_t;
+typedef miscache_temp_upload_t miscache_upload_t; /* its name before 0.4 */
 
 /* New upload: status processing, 0 processed, start_time now, TTL 1 h. */
-MISCACHE_EXPORT miscache_status_t miscache_upload_create(miscache_t *mc,
-                                                         const char *id,
-                                                         int64_t total_rows);
+MISCACHE_EXPORT miscache_status_t
+miscache_temp_upload_create(miscache_t *mc, const char *id, int64_t total_rows);
 /* Add to processed_rows and error_count; the TTL starts again. MISS if the
  * upload is unknown (expired). */
+MISCACHE_EXPORT miscache_status_t
+miscache_temp_upload_advance(miscache_t *mc, const char *id, int64_t processed,
+                             int64_t errors);
+/* Set the final status ("completed" or "failed"; any non-empty string). */
+MISCACHE_EXPORT miscache_status_t
+miscache_temp_upload_finish(miscache_t *mc, const char *id, const char *status);
+MISCACHE_EXPORT miscache_status_t
+miscache_temp_upload_get(miscache_t *mc, const char *id,
+                         miscache_temp_upload_t *out);
+MISCACHE_EXPORT void miscache_temp_upload_clear(miscache_temp_upload_t *u);
+
+/* Report result (e.g. {status, file_path, download_url}). */
+MISCACHE_EXPORT miscache_status_t
+miscache_temp_report_set(miscache_t *mc, const char *id, const json_t *result);
+MISCACHE_EXPORT miscache_status_t
+miscache_temp_report_get(miscache_t *mc, const char *id, json_t **out);
+
+/* The names before 0.4, kept (ABI 1): the same functions. */
+MISCACHE_EXPORT miscache_status_t
+miscache_upload_create(miscache_t *mc, const char *id, int64_t total_rows);
 MISCACHE_EXPORT miscache_status_t miscache_upload_advance(miscache_t *mc,
                                                           const char *id,
                                                           int64_t processed,
                                                           int64_t errors);
-/* Set the final status ("completed" or "failed"; any non-empty string). */
 MISCACHE_EXPORT miscache_status_t
 miscache_upload_finish(miscache_t *mc, const char *id, const char *status);
-MISCACHE_EXPORT miscache_status_t miscache_upload_get(miscache_t *mc,
-                                                      const char *id,
-                                                      miscache_upload_t *out);
+MISCACHE_EXPORT miscache_status_t
+miscache_upload_get(miscache_t *mc, const char *id, miscache_upload_t *out);
 MISCACHE_EXPORT void miscache_upload_clear(miscache_upload_t *u);
-
-/* Report result (e.g. {status, file_path, download_url}). */
-MISCACHE_EXPORT miscache_status_t miscache_report_set(miscache_t *mc,
-                                                      const char *id,
-                                                      const json_t *result);
+MISCACHE_EXPORT miscache_status_t
+miscache_report_set(miscache_t *mc, const char *id, const json_t *result);
 MISCACHE_EXPORT miscache_status_t miscache_report_get(miscache_t *mc,
                                                       const char *id,
                                                       json_t **out);

@@ -4,10 +4,10 @@
 #include "domain/domain.h"
 
 static const miscache__field_t gift_stats_fields[] = {
-    MISCACHE__FIELD(miscache_gift_stats_t, gift_order_count, MISCACHE__F_INT),
-    MISCACHE__FIELD(miscache_gift_stats_t, gift_attachment_rate,
+    MISCACHE__FIELD(miscache_stats_gift_t, gift_order_count, MISCACHE__F_INT),
+    MISCACHE__FIELD(miscache_stats_gift_t, gift_attachment_rate,
                     MISCACHE__F_DOUBLE),
-    MISCACHE__FIELD(miscache_gift_stats_t, total_gift_cost, MISCACHE__F_DOUBLE),
+    MISCACHE__FIELD(miscache_stats_gift_t, total_gift_cost, MISCACHE__F_DOUBLE),
 };
 static const miscache__payload_t gift_stats_payload =
     MISCACHE__PAYLOAD_NESTED("gift_stats", gift_stats_fields);
@@ -21,7 +21,7 @@ static const miscache__field_t daily_fields[] = {
 const miscache__payload_t miscache__daily_sales_payload =
     MISCACHE__PAYLOAD("daily sales", miscache_daily_sales_t, daily_fields);
 
-void miscache_daily_sales_clear(miscache_daily_sales_t *s) {
+void miscache_stats_daily_sales_clear(miscache_daily_sales_t *s) {
   if (s) miscache__payload_clear(&miscache__daily_sales_payload, s);
 }
 
@@ -163,4 +163,9 @@ miscache_status_t miscache_stats_serial_get(miscache_t *mc, const char *brand,
   }
   json_decref(v);
   return st;
+}
+
+/* Its name before 0.4 (ABI 1 keeps it). */
+void miscache_daily_sales_clear(miscache_daily_sales_t *s) {
+  miscache_stats_daily_sales_clear(s);
 }

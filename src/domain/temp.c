@@ -5,16 +5,16 @@
 #include "domain/domain.h"
 
 static const miscache__field_t upload_fields[] = {
-    MISCACHE__FIELD_REQ(miscache_upload_t, status, MISCACHE__F_STRING),
-    MISCACHE__FIELD(miscache_upload_t, total_rows, MISCACHE__F_INT),
-    MISCACHE__FIELD(miscache_upload_t, processed_rows, MISCACHE__F_INT),
-    MISCACHE__FIELD(miscache_upload_t, error_count, MISCACHE__F_INT),
-    MISCACHE__FIELD(miscache_upload_t, start_time, MISCACHE__F_STRING),
+    MISCACHE__FIELD_REQ(miscache_temp_upload_t, status, MISCACHE__F_STRING),
+    MISCACHE__FIELD(miscache_temp_upload_t, total_rows, MISCACHE__F_INT),
+    MISCACHE__FIELD(miscache_temp_upload_t, processed_rows, MISCACHE__F_INT),
+    MISCACHE__FIELD(miscache_temp_upload_t, error_count, MISCACHE__F_INT),
+    MISCACHE__FIELD(miscache_temp_upload_t, start_time, MISCACHE__F_STRING),
 };
 const miscache__payload_t miscache__upload_payload =
-    MISCACHE__PAYLOAD("excel upload", miscache_upload_t, upload_fields);
+    MISCACHE__PAYLOAD("excel upload", miscache_temp_upload_t, upload_fields);
 
-void miscache_upload_clear(miscache_upload_t *u) {
+void miscache_temp_upload_clear(miscache_temp_upload_t *u) {
   if (u) miscache__payload_clear(&miscache__upload_payload, u);
 }
 
@@ -24,13 +24,13 @@ static miscache_status_t id_key(miscache_t *mc, char *key,
 }
 
 static miscache_status_t upload_put(miscache_t *mc, const char *key,
-                                    const miscache_upload_t *u) {
+                                    const miscache_temp_upload_t *u) {
   return miscache__typed_set(mc, miscache__kf_db(MISCACHE_KF_EXCEL_UPLOAD), key,
                              &miscache__upload_payload, u,
                              miscache__kf_ttl_ms(mc, MISCACHE_KF_EXCEL_UPLOAD));
 }
 
-miscache_status_t miscache_upload_create(miscache_t *mc, const char *id,
+miscache_status_t miscache_temp_upload_create(miscache_t *mc, const char *id,
                                          int64_t total_rows) {
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
@@ -38,14 +38,14 @@ miscache_status_t miscache_upload_create(miscache_t *mc, const char *id,
   if (st != MISCACHE_OK) return st;
   char now[32];
   miscache__iso8601_now(now, sizeof now);
-  miscache_upload_t u = {.status = "processing",
+  miscache_temp_upload_t u = {.status = "processing",
                          .total_rows = total_rows,
                          .start_time = now};
   return upload_put(mc, key, &u);
 }
 
-miscache_status_t miscache_upload_get(miscache_t *mc, const char *id,
-                                      miscache_upload_t *out) {
+miscache_status_t miscache_temp_upload_get(miscache_t *mc, const char *id,
+                                      miscache_temp_upload_t *out) {
   if (out) memset(out, 0, sizeof *out);
   if (!mc) return MISCACHE_ERR_INVALID;
   if (!out) {
@@ -102,12 +102,12 @@ static miscache_status_t upload_update(miscache_t *mc, const char *id,
       miscache__kf_ttl_ms(mc, MISCACHE_KF_EXCEL_UPLOAD), change_upload, &c);
 }
 
-miscache_status_t miscache_upload_advance(miscache_t *mc, const char *id,
+miscache_status_t miscache_temp_upload_advance(miscache_t *mc, const char *id,
                                           int64_t processed, int64_t errors) {
   return upload_update(mc, id, processed, errors, NULL);
 }
 
-miscache_status_t miscache_upload_finish(miscache_t *mc, const char *id,
+miscache_status_t miscache_temp_upload_finish(miscache_t *mc, const char *id,
                                          const char *status) {
   if (!mc) return MISCACHE_ERR_INVALID;
   if (!status || !status[0]) {
@@ -117,7 +117,7 @@ miscache_status_t miscache_upload_finish(miscache_t *mc, const char *id,
   return upload_update(mc, id, 0, 0, status);
 }
 
-miscache_status_t miscache_report_set(miscache_t *mc, const char *id,
+miscache_status_t miscache_temp_report_set(miscache_t *mc, const char *id,
                                       const json_t *result) {
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
@@ -127,7 +127,7 @@ miscache_status_t miscache_report_set(miscache_t *mc, const char *id,
                              result, miscache__kf_ttl_ms(mc, MISCACHE_KF_REPORT));
 }
 
-miscache_status_t miscache_report_get(miscache_t *mc, const char *id,
+miscache_status_t miscache_temp_report_get(miscache_t *mc, const char *id,
                                       json_t **out) {
   if (out) *out = NULL;
   if (!mc) return MISCACHE_ERR_INVALID;
@@ -135,4 +135,40 @@ miscache_status_t miscache_report_get(miscache_t *mc, const char *id,
   miscache_status_t st = id_key(mc, key, MISCACHE_KF_REPORT, id);
   if (st != MISCACHE_OK) return st;
   return miscache_get(mc, miscache__kf_db(MISCACHE_KF_REPORT), key, out);
+}
+
+/* ---- the names before 0.4 (ABI 1 keeps them) ------------------------------ */
+
+miscache_status_t miscache_upload_create(miscache_t *mc, const char *id,
+                                         int64_t total_rows) {
+  return miscache_temp_upload_create(mc, id, total_rows);
+}
+
+miscache_status_t miscache_upload_advance(miscache_t *mc, const char *id,
+                                          int64_t processed, int64_t errors) {
+  return miscache_temp_upload_advance(mc, id, processed, errors);
+}
+
+miscache_status_t miscache_upload_finish(miscache_t *mc, const char *id,
+                                         const char *status) {
+  return miscache_temp_upload_finish(mc, id, status);
+}
+
+miscache_status_t miscache_upload_get(miscache_t *mc, const char *id,
+                                      miscache_upload_t *out) {
+  return miscache_temp_upload_get(mc, id, out);
+}
+
+void miscache_upload_clear(miscache_upload_t *u) {
+  miscache_temp_upload_clear(u);
+}
+
+miscache_status_t miscache_report_set(miscache_t *mc, const char *id,
+                                      const json_t *result) {
+  return miscache_temp_report_set(mc, id, result);
+}
+
+miscache_status_t miscache_report_get(miscache_t *mc, const char *id,
+                                      json_t **out) {
+  return miscache_temp_report_get(mc, id, out);
 }

@@ -612,6 +612,22 @@ static miscache_status_t wait_for_value(miscache_t *mc,
   return MISCACHE_MISS;
 }
 
+/* Whether the key holds a usable value now (*out), read once more; not
+ * counted (the call's miss was). */
+static bool stored_since(miscache_t *mc, const miscache__aside_t *a,
+                         json_t **out) {
+  char why[256];
+  bool quiet = mc->quiet;
+  mc->quiet = true;
+  miscache_status_t st = miscache_get(mc, a->db, a->key, out);
+  mc->quiet = quiet;
+  if (st != MISCACHE_OK) return false;
+  if (accepted(a, *out, why, sizeof why)) return true;
+  json_decref(*out);
+  *out = NULL;
+  return false;
+}
+
 miscache_status_t miscache__cache_aside(miscache_t *mc,
                                         const miscache__aside_t *a,
                                         json_t **out,
@@ -643,7 +659,7 @@ static void refresh_early(miscache_t *mc, const miscache__aside_t *a,
  * across processes (the recompute lease, whose holder's value is waited
  * for), else load here. store false: do not cache what is loaded. */
 static miscache_status_t load_once(miscache_t *mc, const miscache__aside_t *a,
-                                   bool store, json_t **out,
+                                   bool store, uint64_t epoch, json_t **out,
                                    miscache_source_t *source) {
   const miscache_stampede_t *sp = &mc->opts.stampede;
   char why[256] = "";
@@ -665,15 +681,26 @@ static miscache_status_t load_once(miscache_t *mc, const miscache__aside_t *a,
     }
     json_decref(v);
     /* the leader failed or took too long: load ourselves */
+  } else if (f && store && miscache__flight_epoch() != epoch &&
+             stored_since(mc, a, out)) {
+    /* a flight landed after our read: maybe this key's, already stored */
+    if (source) *source = MISCACHE_SOURCE_CACHE;
+    miscache__flight_done(f, *out, MISCACHE_SOURCE_CACHE);
+    return MISCACHE_OK;
   }
   unsigned cat = (unsigned)miscache__category_of(a->key);
   bool lease = (sp->lease_categories >> cat) & 1u;
   char token[33];
   bool taken = false;
-  if (lease && store &&
-      miscache__lease_take(mc, a->db, a->key, sp->lease_ms, token, &taken) ==
-          MISCACHE_OK &&
-      !taken && wait_for_value(mc, a, sp->lease_ms, out) == MISCACHE_OK) {
+  bool held = lease && store &&
+              miscache__lease_take(mc, a->db, a->key, sp->lease_ms, token,
+                                   &taken) == MISCACHE_OK;
+  /* held by another: wait for its value; taken: the last holder may have
+   * stored it between our read and our lease, so look once more */
+  if ((held && !taken && wait_for_value(mc, a, sp->lease_ms, out) ==
+                             MISCACHE_OK) ||
+      (taken && stored_since(mc, a, out))) {
+    if (taken) miscache__lease_release(mc, a->db, a->key, token);
     if (source) *source = MISCACHE_SOURCE_CACHE;
     if (leader) miscache__flight_done(f, *out, MISCACHE_SOURCE_CACHE);
     return MISCACHE_OK;
@@ -704,6 +731,7 @@ miscache_status_t miscache__cache_aside_direct(miscache_t *mc,
   bool early = (sp->early_categories >> cat) & 1u;
   char why[256] = "";
   int64_t pttl = -1;
+  uint64_t epoch = sp->single_flight ? miscache__flight_epoch() : 0;
   miscache_status_t st =
       read_key(mc, a->db, a->key, out, early ? &pttl : NULL, direct);
   if (st == MISCACHE_OK) {
@@ -726,5 +754,5 @@ miscache_status_t miscache__cache_aside_direct(miscache_t *mc,
    * before the invalidation has run. */
   bool store = (st == MISCACHE_MISS || st == MISCACHE_ERR_DECODE) &&
                !miscache__pending_covers(mc->pending, a->db, a->key);
-  return load_once(mc, a, store, out, source);
+  return load_once(mc, a, store, epoch, out, source);
 }

@@ -135,6 +135,10 @@ typedef struct miscache__flight miscache__flight_t;
  * memory (load without a flight). */
 miscache__flight_t *miscache__flight_join(miscache_t *mc, miscache_db_t db,
                                           const char *key, bool *leader);
+/* How many flights have landed (miscache__flight_done) so far: a reader
+ * that missed, then became a leader while this moved, looks at the cache
+ * once more (the flight it missed may have stored the value). */
+uint64_t miscache__flight_epoch(void);
 /* The leader's value (copied for the followers; NULL: it failed) and
  * where it came from (a follower reports the same: UNCACHED when the
  * leader could not store it). */

@@ -4,6 +4,7 @@
  * early ("XFetch") refresh. Used by miscache__cache_aside in cache.c.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,9 @@ struct miscache__flight {
 
 static pthread_mutex_t flights_mu = PTHREAD_MUTEX_INITIALIZER;
 static miscache__flight_t *flights;
+static _Atomic uint64_t flights_done; /* flights landed so far */
+
+uint64_t miscache__flight_epoch(void) { return atomic_load(&flights_done); }
 
 /* fork(): the table is locked across it, and a child starts with an empty
  * one (its leaders are in the parent; what they hold is left to the
@@ -99,6 +103,7 @@ void miscache__flight_done(miscache__flight_t *f, const json_t *value,
   json_t *copy = value ? json_deep_copy(value) : NULL;
   pthread_mutex_lock(&flights_mu);
   f->done = true;
+  atomic_fetch_add(&flights_done, 1);
   f->value = copy;
   f->source = source;
   /* unlink now: a later miss starts a new flight */

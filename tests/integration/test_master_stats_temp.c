@@ -255,6 +255,53 @@ static void test_temp(void **state) {
   miscache_free(mc);
 }
 
+/* The names that match temp.h and stats.h reach the same keys as the old
+ * ones: a value written through one name is read through the other. */
+static void test_temp_and_stats_new_names(void **state) {
+  (void)state;
+  miscache_t *mc = mt_open(NULL);
+  const char *id = "names-upload";
+  assert_int_equal(miscache_temp_upload_create(mc, id, 10), MISCACHE_OK);
+  assert_pttl(mc, MISCACHE_DB_TEMP, "temp:excel_upload:names-upload", 3600);
+  assert_int_equal(miscache_temp_upload_advance(mc, id, 4, 1), MISCACHE_OK);
+  assert_int_equal(miscache_temp_upload_finish(mc, id, "failed"), MISCACHE_OK);
+  miscache_upload_t old;
+  assert_int_equal(miscache_upload_get(mc, id, &old), MISCACHE_OK);
+  assert_string_equal(old.status, "failed");
+  assert_int_equal(old.processed_rows, 4);
+  assert_int_equal(old.error_count, 1);
+  miscache_upload_clear(&old);
+  miscache_temp_upload_t u;
+  assert_int_equal(miscache_temp_upload_get(mc, id, &u), MISCACHE_OK);
+  assert_int_equal(u.total_rows, 10);
+  miscache_temp_upload_clear(&u);
+  assert_null(u.status);
+
+  json_t *r = json_pack("{s:s}", "status", "completed");
+  assert_int_equal(miscache_temp_report_set(mc, "names-r", r), MISCACHE_OK);
+  assert_pttl(mc, MISCACHE_DB_TEMP, "temp:report:names-r", 1800);
+  json_t *out = NULL;
+  assert_int_equal(miscache_report_get(mc, "names-r", &out), MISCACHE_OK);
+  assert_true(json_equal(out, r));
+  json_decref(out);
+  assert_int_equal(miscache_temp_report_get(mc, "names-r", &out), MISCACHE_OK);
+  assert_true(json_equal(out, r));
+  json_decref(out);
+  json_decref(r);
+
+  miscache_daily_sales_t d = {.total_amount = 12.5, .order_count = 3};
+  d.gift_stats = (miscache_stats_gift_t){.gift_order_count = 2};
+  assert_int_equal(miscache_stats_daily_sales_set(mc, "20261202", &d),
+                   MISCACHE_OK);
+  miscache_daily_sales_t back;
+  assert_int_equal(miscache_stats_daily_sales_get(mc, "20261202", &back),
+                   MISCACHE_OK);
+  assert_int_equal(back.gift_stats.gift_order_count, 2);
+  miscache_stats_daily_sales_clear(&back);
+  assert_null(back.brand_stats);
+  miscache_free(mc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_master_lists),
@@ -262,6 +309,7 @@ int main(void) {
       cmocka_unit_test(test_daily_sales),
       cmocka_unit_test(test_serial_count),
       cmocka_unit_test(test_temp),
+      cmocka_unit_test(test_temp_and_stats_new_names),
   };
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
 }
