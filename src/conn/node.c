@@ -31,6 +31,8 @@ struct miscache__node {
   char *password;
   miscache__tls_t *tls;
   int connect_timeout_ms;
+  bool connecting; /* AUTH or PING of a new connection: its messages name
+                     the connect timeout */
   int command_timeout_ms;
   miscache__limits_t limits;
   int backoff_min_ms, backoff_max_ms;
@@ -241,8 +243,9 @@ static miscache_status_t transport_status(miscache__node_t *n,
   switch (t) {
   case MISCACHE__T_OK: return MISCACHE_OK;
   case MISCACHE__T_TIMEOUT:
-    node_err(n, "%s timed out: no complete reply within the %d ms command "
-                "timeout", cmd, timeout_ms);
+    node_err(n, "%s timed out: no complete reply within the %d ms %s "
+                "timeout", cmd, timeout_ms,
+             n->connecting ? "connect" : "command");
     return MISCACHE_ERR_UNAVAILABLE;
   case MISCACHE__T_PROTOCOL:
     node_err(n, "%s: %s", cmd, why); /* the reader says which */
@@ -358,7 +361,9 @@ static miscache_status_t connect_now(miscache__node_t *n) {
     return MISCACHE_OK;
   }
   miscache__reply_t *r = NULL;
+  n->connecting = true; /* its budget is the connect timeout's */
   st = simple_command(n, argc, argv, lens, deadline, n->connect_timeout_ms, &r);
+  n->connecting = false;
   if (st == MISCACHE_ERR_UNAVAILABLE && n->tls && n->last_t == MISCACHE__T_LOST) {
     /* closed right after the handshake: the alert saying why may be lost
      * with a reset (a slow client writes before it reads the alert) */

@@ -52,6 +52,8 @@ static void test_round_trip(void **state) {
   /* 3 MB through TLS takes a while under valgrind */
   miscache_options_t *o = miscache_options_new();
   assert_int_equal(miscache_options_set_command_timeout(o, 20000), MISCACHE_OK);
+  /* and the handshake with its PING, which the connect timeout bounds */
+  assert_int_equal(miscache_options_set_connect_timeout(o, 20000), MISCACHE_OK);
   miscache_t *mc = mt_open(o);
   miscache_options_free(o);
   miscache_link_stats_t ls;
