@@ -194,13 +194,12 @@ void miscache__fork_guard_remove(miscache__fork_guard_t *g);
 /* ---- the keyspace table (keyspace.c) ----------------------------------- */
 miscache_db_t miscache__kf_db(miscache_key_family_id_t f);
 miscache_ttl_class_t miscache__kf_class(miscache_key_family_id_t f);
-/* Key (or, with pattern, a SCAN pattern where an id is NULL) of family f
- * from its nids ids into buf (MISCACHE_KEY_BUFSIZE), the company id in
- * {braces} with hash_tags. ERR_KEY with a message in err (may be NULL). */
-miscache_status_t miscache__family_key(miscache_key_family_id_t f, char *buf,
-                                       bool pattern, const char *const ids[],
-                                       bool hash_tags, char *err,
-                                       size_t errlen);
+/* The table itself (indexed by family id), for the handle's key builders
+ * (core/family.c), and the company id of a key built from it put in
+ * {braces} (ERR_KEY when it does not fit). */
+extern const miscache_key_family_t miscache__families[MISCACHE_KEY_FAMILY_COUNT];
+miscache_status_t miscache__family_hash_tag(const miscache_key_family_t *k,
+                                           char *buf);
 
 /* ---- time (util) ------------------------------------------------------- */
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ" into buf (>= 21 bytes). */

@@ -8,7 +8,7 @@
 #define F(id, name, prefix, nids, ids, db, ttl, payload)                       \
   [MISCACHE_KF_##id] = {name, prefix, nids, ids, MISCACHE_DB_##db, ttl, payload}
 #define TTL(c) MISCACHE_TTL_##c
-static const miscache_key_family_t families[MISCACHE_KEY_FAMILY_COUNT] = {
+const miscache_key_family_t miscache__families[MISCACHE_KEY_FAMILY_COUNT] = {
     F(SESSION, "session", "session:user", 1, "USER_ID", SESSION, TTL(SESSION),
       "session"),
     F(PERMISSIONS, "permissions", "permissions:user", 1, "USER_ID", CACHE,
@@ -59,21 +59,21 @@ static const miscache_key_family_t families[MISCACHE_KEY_FAMILY_COUNT] = {
 };
 
 const miscache_key_family_t *miscache_key_family(miscache_key_family_id_t id) {
-  return (unsigned)id < MISCACHE_KEY_FAMILY_COUNT ? &families[id] : NULL;
+  return (unsigned)id < MISCACHE_KEY_FAMILY_COUNT ? &miscache__families[id] : NULL;
 }
 
 const miscache_key_family_t *miscache_key_family_by_name(const char *name) {
   for (int i = 0; name && i < MISCACHE_KEY_FAMILY_COUNT; i++)
-    if (strcmp(families[i].name, name) == 0) return &families[i];
+    if (strcmp(miscache__families[i].name, name) == 0) return &miscache__families[i];
   return NULL;
 }
 
 miscache_db_t miscache__kf_db(miscache_key_family_id_t f) {
-  return families[f].db;
+  return miscache__families[f].db;
 }
 
 miscache_ttl_class_t miscache__kf_class(miscache_key_family_id_t f) {
-  return (miscache_ttl_class_t)families[f].ttl_class;
+  return (miscache_ttl_class_t)miscache__families[f].ttl_class;
 }
 
 /* Which id of family k is the company (-1: none). */
@@ -100,8 +100,8 @@ static char *last_colon(char *buf, char *end) {
  * all of one company's keys share a Redis Cluster slot. Ids are
  * percent-encoded and hold no ':', so the id is found by counting
  * segments from the end. */
-static miscache_status_t hash_tag_company(const miscache_key_family_t *k,
-                                          char *buf) {
+miscache_status_t miscache__family_hash_tag(const miscache_key_family_t *k,
+                                           char *buf) {
   int ci = company_id_index(k);
   if (ci < 0) return MISCACHE_OK;
   size_t len = strlen(buf);
@@ -122,24 +122,3 @@ static miscache_status_t hash_tag_company(const miscache_key_family_t *k,
   return MISCACHE_OK;
 }
 
-miscache_status_t miscache__family_key(miscache_key_family_id_t f, char *buf,
-                                       bool pattern, const char *const ids[],
-                                       bool hash_tags, char *err,
-                                       size_t errlen) {
-  const miscache_key_family_t *k = &families[f];
-  miscache_status_t st =
-      pattern ? miscache_pattern_build(buf, MISCACHE_KEY_BUFSIZE, k->prefix,
-                                       k->nids, ids, NULL)
-              : miscache_key_build(buf, MISCACHE_KEY_BUFSIZE, k->prefix,
-                                   k->nids, ids, NULL);
-  if (st == MISCACHE_OK && hash_tags) st = hash_tag_company(k, buf);
-  if (st != MISCACHE_OK && err && errlen) {
-    char shown[80] = "";
-    for (size_t i = 0; i < k->nids; i++)
-      snprintf(shown + strlen(shown), sizeof shown - strlen(shown), ":%.30s",
-               ids[i] ? ids[i] : "*");
-    snprintf(err, errlen, "bad key %s%s (%s: an id is empty or too long)",
-             k->prefix, shown, k->ids);
-  }
-  return st;
-}

@@ -2,6 +2,7 @@
  * option, its TTL jitter and its error message. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/core.h"
 
@@ -12,13 +13,28 @@ int64_t miscache__kf_ttl_ms(miscache_t *mc, miscache_key_family_id_t f) {
 miscache_status_t miscache__kf_build(miscache_t *mc, miscache_key_family_id_t f,
                                      char *buf, bool pattern,
                                      const char *const ids[]) {
-  return miscache__family_key(f, buf, pattern, ids, mc && mc->opts.hash_tags,
-                              mc ? mc->err : NULL, mc ? sizeof mc->err : 0);
+  const miscache_key_family_t *k = &miscache__families[f];
+  miscache_status_t st =
+      pattern ? miscache_pattern_build(buf, MISCACHE_KEY_BUFSIZE, k->prefix,
+                                       k->nids, ids, NULL)
+              : miscache_key_build(buf, MISCACHE_KEY_BUFSIZE, k->prefix,
+                                   k->nids, ids, NULL);
+  if (st == MISCACHE_OK && mc && mc->opts.hash_tags)
+    st = miscache__family_hash_tag(k, buf);
+  if (st != MISCACHE_OK && mc) {
+    char shown[80] = "";
+    for (size_t i = 0; i < k->nids; i++)
+      snprintf(shown + strlen(shown), sizeof shown - strlen(shown), ":%.30s",
+               ids[i] ? ids[i] : "*");
+    miscache__set_err(mc, "bad key %s%s (%s: an id is empty or too long)",
+                      k->prefix, shown, k->ids);
+  }
+  return st;
 }
 
 miscache_status_t miscache__kf_key(miscache_t *mc, miscache_key_family_id_t f,
                                    char *buf, ...) {
-  const miscache_key_family_t *k = miscache_key_family(f);
+  const miscache_key_family_t *k = &miscache__families[f];
   const char *ids[4] = {NULL, NULL, NULL, NULL};
   va_list ap;
   va_start(ap, buf);

@@ -2,7 +2,7 @@
  * The near cache: decoded values of chosen key families kept in the
  * process, shared by the handles of a pool, kept correct by the server.
  *
- * A background thread holds one connection (a private handle's) that runs
+ * A background thread holds one connection (its own dispatcher) that runs
  * CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX <family>... and
  * SUBSCRIBE __redis__:invalidate, so the server names every key of those
  * families that anybody changes; the thread evicts it (in every db: the
@@ -33,178 +33,12 @@
 #include <strings.h>
 #include <time.h>
 
-#include "core/core.h"
+#include "core/near_store.h"
 
-#define STRIPES 1024u
-#define MAX_PREFIXES MISCACHE_KEY_FAMILY_COUNT
 #define CHANNEL "__redis__:invalidate"
 /* miscache_near_flush_all() publishes here: every near cache on the server
  * drops its store (SWAPDB, a restore: changes tracking does not report) */
 #define FLUSH_CHANNEL MISCACHE_NEAR_FLUSH_CHANNEL
-
-typedef struct lru {
-  struct lru *prev, *next; /* most recent first */
-} lru_t;
-
-typedef struct entry {
-  lru_t l;                  /* first: an lru_t * is its entry */
-  struct entry *hnext;      /* hash chain */
-  uint64_t hash;
-  int db;
-  size_t klen;
-  size_t bytes;
-  int64_t expires_ms; /* CLOCK_MONOTONIC; INT64_MAX: no TTL */
-  json_t *v;          /* never changed while cached */
-  char key[];         /* the namespaced key */
-} entry_t;
-
-typedef struct prefix {
-  char *s; /* namespaced family prefix */
-  size_t len;
-  bool exact; /* a family without ids: the key is the prefix itself */
-} prefix_t;
-
-/* One invalidation connection and its thread: the server's (standalone,
- * Sentinel's master) or one master's of a cluster. */
-typedef struct link {
-  miscache__near_t *s;
-  miscache_options_t o;        /* the endpoint (one master of a cluster) */
-  miscache__dispatcher_t *sub; /* on o: the subscriber connection */
-  char err[MISCACHE_ERRMSG_SIZE]; /* sub's messages */
-  pthread_t thread;
-  bool started;
-  atomic_int stop;
-  /* under s->mu */
-  bool up;         /* tracking and subscription confirmed */
-  int64_t until;   /* CLOCK_MONOTONIC ms: confirmed until then */
-  char master[96]; /* the master it is on, when it came up */
-} link_t;
-
-struct miscache__near {
-  pthread_mutex_t mu;
-  miscache__fork_guard_t guard; /* mu across fork() */
-  unsigned refs;
-  unsigned gen; /* fork generation it was made in */
-  /* under mu */
-  entry_t **buckets;
-  size_t nbuckets; /* a power of two */
-  lru_t lru;       /* list head */
-  size_t entries, bytes;
-  uint64_t epoch;
-  bool up;                 /* every link (and a cluster's map) confirmed */
-  int64_t confirmed_until; /* CLOCK_MONOTONIC ms: serve until then (the
-                              earliest of the links' and the map's) */
-  link_t **links;          /* replaced by the mapper thread only */
-  size_t nlinks;
-  bool map_ok;       /* cluster: the masters are those of the links */
-  int64_t map_until; /* cluster: the map confirmed until then */
-  uint32_t stripes[STRIPES];
-  miscache_near_stats_t st;
-  /* fixed after creation */
-  size_t max_entries, max_bytes;
-  int ping_ms;
-  bool copy;
-  prefix_t prefixes[MAX_PREFIXES];
-  size_t nprefixes;
-  bool cluster;                 /* one link per master, and the mapper thread */
-  bool sentinel;                /* the link's master must be the reader's */
-  miscache_options_t link_opts; /* for the links' dispatchers */
-  /* cluster: the mapper, a dispatcher that reads the slot map */
-  miscache__dispatcher_t *mapper;
-  char map_err[MISCACHE_ERRMSG_SIZE]; /* the mapper's messages */
-  pthread_t map_thread;
-  bool map_started;
-  atomic_int stop;
-};
-
-static uint64_t hash_key(const char *k, size_t len) {
-  uint64_t h = 1469598103934665603ull; /* FNV-1a */
-  for (size_t i = 0; i < len; i++) {
-    h ^= (unsigned char)k[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-/* ---- the store (caller holds mu) ------------------------------------------ */
-
-static void lru_unlink(entry_t *e) {
-  e->l.prev->next = e->l.next;
-  e->l.next->prev = e->l.prev;
-}
-
-static void lru_front(miscache__near_t *s, entry_t *e) {
-  e->l.next = s->lru.next;
-  e->l.prev = &s->lru;
-  s->lru.next->prev = &e->l;
-  s->lru.next = &e->l;
-}
-
-/* The store's reference to a value that readers may hold too, dropped with
- * an acquire-release decrement: jansson's json_decref releases only, so a
- * store freeing a value would not be ordered after a reader's last use of
- * it (harmless on x86, not promised by C11; ThreadSanitizer reports it).
- * Readers' own json_decref stays jansson's (see docs/near-cache.md). */
-static void shared_decref(json_t *v) {
-  if (v && __atomic_load_n(&v->refcount, __ATOMIC_RELAXED) != (size_t)-1 &&
-      __atomic_sub_fetch(&v->refcount, 1, __ATOMIC_ACQ_REL) == 0)
-    json_delete(v);
-}
-
-static void entry_remove(miscache__near_t *s, entry_t **link) {
-  entry_t *e = *link;
-  *link = e->hnext;
-  lru_unlink(e);
-  s->entries--;
-  s->bytes -= e->bytes;
-  shared_decref(e->v);
-  free(e);
-}
-
-/* Every entry of that key name, in every db. */
-static size_t evict_name(miscache__near_t *s, const char *k, size_t len,
-                         uint64_t h) {
-  size_t n = 0;
-  entry_t **link = &s->buckets[h & (s->nbuckets - 1)];
-  while (*link) {
-    entry_t *e = *link;
-    if (e->hash == h && e->klen == len && memcmp(e->key, k, len) == 0) {
-      entry_remove(s, link);
-      n++;
-    } else {
-      link = &e->hnext;
-    }
-  }
-  s->stripes[h % STRIPES]++;
-  return n;
-}
-
-static void flush_locked(miscache__near_t *s) {
-  for (size_t b = 0; b < s->nbuckets; b++)
-    while (s->buckets[b]) entry_remove(s, &s->buckets[b]);
-  s->epoch++;
-  s->st.flushes++;
-}
-
-static entry_t **find(miscache__near_t *s, int db, const char *k, size_t len,
-                      uint64_t h) {
-  entry_t **link = &s->buckets[h & (s->nbuckets - 1)];
-  while (*link) {
-    entry_t *e = *link;
-    if (e->hash == h && e->db == db && e->klen == len &&
-        memcmp(e->key, k, len) == 0)
-      return link;
-    link = &e->hnext;
-  }
-  return NULL;
-}
-
-/* The link that points at e (e is in the table). */
-static entry_t **link_of(miscache__near_t *s, entry_t *e) {
-  entry_t **link = &s->buckets[e->hash & (s->nbuckets - 1)];
-  while (*link != e) link = &(*link)->hnext;
-  return link;
-}
 
 /* ---- the links ------------------------------------------------------------ */
 
@@ -223,11 +57,11 @@ static void recompute_locked(miscache__near_t *s) {
 
 /* Nothing may be served until it is confirmed again: empty the store. */
 static void down_locked(miscache__near_t *s) {
-  if (s->up || s->entries) flush_locked(s);
+  if (s->up || s->entries) miscache__near_flush_locked(s);
   recompute_locked(s);
 }
 
-static void link_down(link_t *l, const char *why) {
+static void link_down(near_link_t *l, const char *why) {
   miscache__near_t *s = l->s;
   pthread_mutex_lock(&s->mu);
   if (why) snprintf(s->st.error, sizeof s->st.error, "%.159s", why);
@@ -239,7 +73,7 @@ static void link_down(link_t *l, const char *why) {
 /* A PING sent at sent_ms was answered: this link is confirmed until
  * sent_ms + 2 * ping (behind Sentinel, counted from when the sentinels last
  * named its master if that is earlier). */
-static void confirm(link_t *l, int64_t sent_ms, bool first) {
+static void confirm(near_link_t *l, int64_t sent_ms, bool first) {
   miscache__near_t *s = l->s;
   int64_t vouched = miscache__push_vouched_ms(l->sub);
   int64_t from = vouched < sent_ms ? vouched : sent_ms;
@@ -280,12 +114,12 @@ static void on_message(miscache__near_t *s, const miscache__reply_t *r) {
     /* nil (FLUSHDB / FLUSHALL, or the server's table overflowed), the
      * flush channel, or a shape that names nothing for sure */
     if (is_str(ch, FLUSH_CHANNEL)) s->st.flush_requests++;
-    flush_locked(s);
+    miscache__near_flush_locked(s);
   } else {
     for (size_t i = 0; i < miscache__reply_count(keys); i++) {
       size_t len;
       const char *k = miscache__reply_str(miscache__reply_at(keys, i), &len);
-      evict_name(s, k, len, hash_key(k, len));
+      miscache__near_evict_name(s, k, len, miscache__near_hash(k, len));
       s->st.invalidations++;
     }
   }
@@ -293,7 +127,7 @@ static void on_message(miscache__near_t *s, const miscache__reply_t *r) {
 }
 
 /* Sleep ms unless the store or the link (may be NULL) is stopped. */
-static void pause_ms(miscache__near_t *s, link_t *l, int ms) {
+static void pause_ms(miscache__near_t *s, near_link_t *l, int ms) {
   while (ms > 0 && !s->stop && !(l && l->stop)) {
     int step = ms < 20 ? ms : 20;
     struct timespec ts = {0, step * 1000000L};
@@ -305,7 +139,7 @@ static void pause_ms(miscache__near_t *s, link_t *l, int ms) {
 /* CLIENT ID, then CLIENT TRACKING ... and SUBSCRIBE in one write (the
  * server runs them back to back: no write of another client can fall
  * between them). OK once both are confirmed. */
-static miscache_status_t subscribe(miscache__near_t *s, link_t *l) {
+static miscache_status_t subscribe(miscache__near_t *s, near_link_t *l) {
   miscache__dispatcher_t *d = l->sub;
   miscache__push_drop(d); /* always a fresh connection */
   const char *ia[2] = {"CLIENT", "ID"};
@@ -376,7 +210,7 @@ static miscache_status_t subscribe(miscache__near_t *s, link_t *l) {
 
 /* Reads messages and keeps the PING going until the connection fails or
  * a PING is not answered within ping_ms. */
-static void serve(link_t *l) {
+static void serve(near_link_t *l) {
   miscache__near_t *s = l->s;
   miscache__dispatcher_t *d = l->sub;
   const char *pa[1] = {"PING"};
@@ -420,7 +254,7 @@ static void serve(link_t *l) {
 }
 
 static void *link_run(void *arg) {
-  link_t *l = arg;
+  near_link_t *l = arg;
   miscache__near_t *s = l->s;
   int backoff = 10;
   while (!s->stop && !l->stop) {
@@ -437,7 +271,7 @@ static void *link_run(void *arg) {
   return NULL;
 }
 
-static void link_free(link_t *l) {
+static void link_free(near_link_t *l) {
   if (!l) return;
   bool child = l->s->gen != miscache__fork_gen();
   if (l->started && !child) {
@@ -453,9 +287,9 @@ static void link_free(link_t *l) {
  * its thread started, in *out; else a status with err set. */
 static miscache_status_t link_new(miscache__near_t *s,
                                   const miscache__master_addr_t *m,
-                                  link_t **out, char *err, size_t errlen) {
+                                  near_link_t **out, char *err, size_t errlen) {
   *out = NULL;
-  link_t *l = calloc(1, sizeof *l);
+  near_link_t *l = calloc(1, sizeof *l);
   if (!l || miscache__options_copy(&l->o, &s->link_opts) != MISCACHE_OK) {
     free(l);
     snprintf(err, errlen, "out of memory");
@@ -502,7 +336,7 @@ static miscache_status_t link_new(miscache__near_t *s,
 static void links_clear(miscache__near_t *s) {
   bool child = s->gen != miscache__fork_gen();
   if (!child) pthread_mutex_lock(&s->mu);
-  link_t **old = s->links;
+  near_link_t **old = s->links;
   size_t n = s->nlinks;
   s->links = NULL;
   s->nlinks = 0;
@@ -551,7 +385,7 @@ static void *map_run(void *arg) {
     }
     if (m && !same) {
       links_clear(s);
-      link_t **nl = calloc(n, sizeof *nl);
+      near_link_t **nl = calloc(n, sizeof *nl);
       size_t k = 0;
       char err[MISCACHE_ERRMSG_SIZE] = "out of memory";
       while (nl && k < n &&
@@ -594,7 +428,7 @@ static void near_free(miscache__near_t *s) {
   miscache__options_clear(&s->link_opts);
   if (s->buckets)
     for (size_t b = 0; b < s->nbuckets; b++)
-      while (s->buckets[b]) entry_remove(s, &s->buckets[b]);
+      while (s->buckets[b]) miscache__near_entry_remove(s, &s->buckets[b]);
   free(s->buckets);
   for (size_t i = 0; i < s->nprefixes; i++) free(s->prefixes[i].s);
   miscache__fork_guard_remove(&s->guard);
@@ -634,7 +468,7 @@ miscache_status_t miscache__near_new(const miscache_options_t *o,
   for (int f = 0; f < MISCACHE_KEY_FAMILY_COUNT; f++) {
     if (!((o->near.families >> f) & 1u)) continue;
     const miscache_key_family_t *k = miscache_key_family(f);
-    prefix_t *p = &s->prefixes[s->nprefixes];
+    near_prefix_t *p = &s->prefixes[s->nprefixes];
     p->exact = k->nids == 0;
     p->len = strlen(o->ns) + strlen(k->prefix) + (p->exact ? 0 : 1);
     if (!(p->s = malloc(p->len + 1))) goto oom;
@@ -659,7 +493,7 @@ miscache_status_t miscache__near_new(const miscache_options_t *o,
     }
     s->map_started = st == MISCACHE_OK;
   } else {
-    link_t *l = NULL;
+    near_link_t *l = NULL;
     if (!(s->links = malloc(sizeof *s->links))) goto oom;
     st = link_new(s, NULL, &l, err, errlen);
     if (st == MISCACHE_OK) {
@@ -701,218 +535,4 @@ void miscache__near_unref(miscache__near_t *s) {
   unsigned left = --s->refs;
   pthread_mutex_unlock(&s->mu);
   if (left == 0) near_free(s);
-}
-
-/* ---- reads and writes -------------------------------------------------------- */
-
-/* The store for this key, or NULL (off, another family, a forked child). */
-static miscache__near_t *store_for(miscache_t *mc, const char *full,
-                                   size_t len) {
-  miscache__near_t *s = mc->near;
-  if (!s || s->gen != miscache__fork_gen()) return NULL;
-  for (size_t i = 0; i < s->nprefixes; i++) {
-    const prefix_t *p = &s->prefixes[i];
-    if (p->exact ? len == p->len && memcmp(full, p->s, len) == 0
-                 : len > p->len && memcmp(full, p->s, p->len) == 0)
-      return s;
-  }
-  return NULL;
-}
-
-json_t *miscache__near_get(miscache_t *mc, miscache_db_t db, const char *full,
-                           size_t len, miscache__near_ticket_t *t,
-                           int64_t *pttl) {
-  t->use = false;
-  miscache__near_t *s = store_for(mc, full, len);
-  if (!s) return NULL;
-  uint64_t h = hash_key(full, len);
-  int64_t now = miscache__mono_ms();
-  json_t *v = NULL;
-  pthread_mutex_lock(&s->mu);
-  bool serving = s->up && now < s->confirmed_until;
-  entry_t **link = serving ? find(s, (int)db, full, len, h) : NULL;
-  if (link && (*link)->expires_ms <= now) {
-    entry_remove(s, link);
-    s->st.evictions++;
-    link = NULL;
-  }
-  if (link) {
-    entry_t *e = *link;
-    lru_unlink(e);
-    lru_front(s, e);
-    v = json_incref(e->v);
-    if (pttl)
-      *pttl = e->expires_ms == INT64_MAX ? -1 : e->expires_ms - now;
-    s->st.hits++;
-  } else {
-    s->st.misses++;
-    t->use = serving;
-    t->taken_ms = now; /* the GET goes out right after this */
-    t->hash = h;
-    t->epoch = s->epoch;
-    t->stripe = s->stripes[h % STRIPES];
-  }
-  pthread_mutex_unlock(&s->mu);
-  if (v && s->copy) {
-    json_t *c = json_deep_copy(v);
-    json_decref(v);
-    v = c; /* NULL when out of memory: read from Redis */
-  }
-  return v;
-}
-
-void miscache__near_put(miscache_t *mc, miscache_db_t db, const char *full,
-                        size_t len, json_t *v, size_t vlen, int64_t pttl,
-                        const miscache__near_ticket_t *t) {
-  miscache__near_t *s = mc->near;
-  if (!t->use || !v || pttl == -2 || pttl == 0) return;
-  size_t bytes = len + vlen;
-  if (bytes > s->max_bytes / 4) return; /* one value would crowd out the rest */
-  json_t *keep = s->copy ? json_deep_copy(v) : json_incref(v);
-  entry_t *e = keep ? malloc(sizeof *e + len + 1) : NULL;
-  if (!e) {
-    json_decref(keep);
-    return;
-  }
-  e->hash = t->hash;
-  e->db = (int)db;
-  e->klen = len;
-  e->bytes = bytes;
-  e->v = keep;
-  /* the PTTL counts from when the server answered, which is some time
-   * after the ticket: counting from the ticket never outlives the key */
-  e->expires_ms = pttl > 0 ? t->taken_ms + pttl : INT64_MAX;
-  memcpy(e->key, full, len);
-  e->key[len] = 0;
-  /* behind Sentinel the value must come from the master the link is
-   * subscribed to: during a failover the two can differ for a moment */
-  const char *from =
-      s->sentinel ? miscache__disp_master_name(mc->disp) : NULL;
-  pthread_mutex_lock(&s->mu);
-  if (!s->up || s->epoch != t->epoch ||
-      s->stripes[t->hash % STRIPES] != t->stripe ||
-      (from && strcmp(from, s->links[0]->master) != 0)) {
-    /* invalidated (or the connection lost) since the GET was sent */
-    pthread_mutex_unlock(&s->mu);
-    json_decref(keep);
-    free(e);
-    return;
-  }
-  entry_t **old = find(s, (int)db, full, len, t->hash);
-  if (old) entry_remove(s, old);
-  entry_t **head = &s->buckets[t->hash & (s->nbuckets - 1)];
-  e->hnext = *head;
-  *head = e;
-  lru_front(s, e);
-  s->entries++;
-  s->bytes += bytes;
-  while (s->entries > s->max_entries || s->bytes > s->max_bytes) {
-    entry_remove(s, link_of(s, (entry_t *)s->lru.prev));
-    s->st.evictions++;
-  }
-  pthread_mutex_unlock(&s->mu);
-}
-
-void miscache__near_evict(miscache_t *mc, const char *full, size_t len) {
-  miscache__near_t *s = store_for(mc, full, len);
-  if (!s) return;
-  uint64_t h = hash_key(full, len);
-  pthread_mutex_lock(&s->mu);
-  s->st.local_evictions += evict_name(s, full, len, h);
-  pthread_mutex_unlock(&s->mu);
-}
-
-void miscache__near_evict_pattern(miscache_t *mc, const char *full_pattern) {
-  miscache__near_t *s = mc->near;
-  if (!s || s->gen != miscache__fork_gen()) return;
-  pthread_mutex_lock(&s->mu);
-  for (size_t b = 0; b < s->nbuckets; b++) {
-    entry_t **link = &s->buckets[b];
-    while (*link) {
-      if (miscache__glob_match(full_pattern, (*link)->key)) {
-        entry_remove(s, link);
-        s->st.local_evictions++;
-      } else {
-        link = &(*link)->hnext;
-      }
-    }
-  }
-  s->epoch++; /* a read of a matching key in flight must not store */
-  pthread_mutex_unlock(&s->mu);
-}
-
-void miscache__near_flush_local(miscache_t *mc) {
-  miscache__near_t *s = mc->near;
-  if (!s || s->gen != miscache__fork_gen()) return;
-  pthread_mutex_lock(&s->mu);
-  flush_locked(s);
-  pthread_mutex_unlock(&s->mu);
-}
-
-miscache_status_t miscache_near_stats(miscache_t *mc, miscache_near_stats_t *out,
-                                      size_t size) {
-  if (!mc || !out) return MISCACHE_ERR_INVALID;
-  miscache_near_stats_t v = {0};
-  miscache__near_t *s = mc->near;
-  if (s && s->gen == miscache__fork_gen()) {
-    pthread_mutex_lock(&s->mu);
-    v = s->st;
-    v.entries = s->entries;
-    v.bytes = s->bytes;
-    v.connected = s->up && miscache__mono_ms() < s->confirmed_until;
-    v.links = (uint32_t)s->nlinks;
-    pthread_mutex_unlock(&s->mu);
-  }
-  memcpy(out, &v, size < sizeof v ? size : sizeof v);
-  return MISCACHE_OK;
-}
-
-size_t miscache_near_prometheus(const miscache_near_stats_t *s, char *buf,
-                                size_t len) {
-  if (!s) {
-    if (buf && len) buf[0] = 0;
-    return 0;
-  }
-  static const char fmt[] =
-      "# HELP miscache_near_reads_total Reads of near-cached families.\n"
-      "# TYPE miscache_near_reads_total counter\n"
-      "miscache_near_reads_total{result=\"hit\"} %llu\n"
-      "miscache_near_reads_total{result=\"miss\"} %llu\n"
-      "# HELP miscache_near_evictions_total Entries dropped for space or TTL.\n"
-      "# TYPE miscache_near_evictions_total counter\n"
-      "miscache_near_evictions_total %llu\n"
-      "# HELP miscache_near_invalidations_total Keys named by the server's "
-      "invalidation messages.\n"
-      "# TYPE miscache_near_invalidations_total counter\n"
-      "miscache_near_invalidations_total %llu\n"
-      "# HELP miscache_near_local_evictions_total Entries dropped by this "
-      "process's own writes.\n"
-      "# TYPE miscache_near_local_evictions_total counter\n"
-      "miscache_near_local_evictions_total %llu\n"
-      "# HELP miscache_near_flushes_total Whole near cache dropped.\n"
-      "# TYPE miscache_near_flushes_total counter\n"
-      "miscache_near_flushes_total %llu\n"
-      "# HELP miscache_near_reconnects_total Invalidation connection "
-      "established.\n"
-      "# TYPE miscache_near_reconnects_total counter\n"
-      "miscache_near_reconnects_total %llu\n"
-      "# HELP miscache_near_entries Entries in the near cache.\n"
-      "# TYPE miscache_near_entries gauge\n"
-      "miscache_near_entries %llu\n"
-      "# HELP miscache_near_bytes JSON text and key bytes in the near cache.\n"
-      "# TYPE miscache_near_bytes gauge\n"
-      "miscache_near_bytes %llu\n"
-      "# HELP miscache_near_connected 1 while entries may be served.\n"
-      "# TYPE miscache_near_connected gauge\n"
-      "miscache_near_connected %d\n";
-  /* members added after 0.3.0's first release (flush_requests) are not
-   * read here: a caller built against the shorter struct passes it */
-  int n = snprintf(
-      buf, buf ? len : 0, fmt, (unsigned long long)s->hits,
-      (unsigned long long)s->misses, (unsigned long long)s->evictions,
-      (unsigned long long)s->invalidations,
-      (unsigned long long)s->local_evictions, (unsigned long long)s->flushes,
-      (unsigned long long)s->reconnects, (unsigned long long)s->entries,
-      (unsigned long long)s->bytes, s->connected ? 1 : 0);
-  return n < 0 ? 0 : (size_t)n;
 }
