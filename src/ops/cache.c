@@ -235,32 +235,12 @@ miscache_status_t miscache_set_ttl_ms(miscache_t *mc, miscache_db_t db,
   return set_ms(mc, db, key, value, ttl_ms);
 }
 
-/* One command on key whose reply must be an integer. */
+/* One command on key whose reply must be an integer, after the replay. */
 static miscache_status_t int_command(miscache_t *mc, miscache_db_t db,
                                      const char *verb, const char *key,
                                      long long *result) {
-  if (!mc) return MISCACHE_ERR_INVALID;
-  CHECK_DB(mc, db);
-  miscache__fullkey_t fk;
-  miscache_status_t st = miscache__fullkey(mc, key, &fk);
-  if (st != MISCACHE_OK) return st;
-  const char *argv[2] = {verb, fk.ptr};
-  size_t lens[2] = {strlen(verb), fk.len};
-  miscache__cmd_t cmd = {2, argv, lens};
-  miscache__reply_t *r = NULL;
-  st = miscache__run_key(mc, db, key, &cmd, &r, MISCACHE__IDEMPOTENT);
-  if (st == MISCACHE_OK) {
-    if (miscache__reply_type(r) == MISCACHE__R_INTEGER) {
-      *result = miscache__reply_int(r);
-    } else {
-      char what[300];
-      snprintf(what, sizeof what, "%s %s", verb, key);
-      st = miscache__unexpected(mc, db, key, r, what);
-    }
-  }
-  miscache__reply_free(r);
-  miscache__fullkey_done(&fk);
-  return st;
+  if (mc && miscache__db_valid(db)) miscache__replay_pending(mc);
+  return miscache__key_int_now(mc, db, verb, key, false, result);
 }
 
 miscache_status_t miscache_delete(miscache_t *mc, miscache_db_t db,

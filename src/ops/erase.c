@@ -348,9 +348,10 @@ miscache_status_t miscache__scan_now(miscache_t *mc, miscache_db_t db,
   return st;
 }
 
-miscache_status_t miscache__delete_now(miscache_t *mc, miscache_db_t db,
-                                       const char *key, bool *deleted) {
-  if (deleted) *deleted = false;
+miscache_status_t miscache__key_int_now(miscache_t *mc, miscache_db_t db,
+                                        const char *verb, const char *key,
+                                        bool writes, long long *result) {
+  if (!mc) return MISCACHE_ERR_INVALID;
   if (!miscache__db_valid(db)) {
     miscache__set_err(mc, "logical db %d out of range", (int)db);
     return MISCACHE_ERR_INVALID;
@@ -358,22 +359,31 @@ miscache_status_t miscache__delete_now(miscache_t *mc, miscache_db_t db,
   miscache__fullkey_t fk;
   miscache_status_t st = miscache__fullkey(mc, key, &fk);
   if (st != MISCACHE_OK) return st;
-  const char *argv[2] = {"UNLINK", fk.ptr};
-  size_t lens[2] = {6, fk.len};
+  const char *argv[2] = {verb, fk.ptr};
+  size_t lens[2] = {strlen(verb), fk.len};
   miscache__cmd_t cmd = {2, argv, lens};
   miscache__reply_t *r = NULL;
   st = miscache__exec_key(mc, db, key, &cmd, &r, MISCACHE__IDEMPOTENT);
-  miscache__near_evict(mc, fk.ptr, fk.len); /* read your writes */
+  if (writes) miscache__near_evict(mc, fk.ptr, fk.len); /* read your writes */
   if (st == MISCACHE_OK) {
     if (miscache__reply_type(r) == MISCACHE__R_INTEGER) {
-      if (deleted) *deleted = miscache__reply_int(r) > 0;
+      *result = miscache__reply_int(r);
     } else {
       char what[300];
-      snprintf(what, sizeof what, "UNLINK %s", key);
+      snprintf(what, sizeof what, "%s %s", verb, key);
       st = miscache__unexpected(mc, db, key, r, what);
     }
   }
   miscache__reply_free(r);
   miscache__fullkey_done(&fk);
+  return st;
+}
+
+miscache_status_t miscache__delete_now(miscache_t *mc, miscache_db_t db,
+                                       const char *key, bool *deleted) {
+  long long n = 0;
+  miscache_status_t st =
+      miscache__key_int_now(mc, db, "UNLINK", key, true, &n);
+  if (deleted) *deleted = st == MISCACHE_OK && n > 0;
   return st;
 }

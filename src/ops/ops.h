@@ -26,6 +26,11 @@ miscache_status_t miscache__run_key(miscache_t *mc, miscache_db_t db,
 
 /* ---- erase.c ------------------------------------------------------------- */
 /* The delete / pattern invalidation themselves, without pending bookkeeping. */
+/* One command "verb key" (EXISTS, PTTL, UNLINK) whose reply must be an
+ * integer (*result); writes: the key leaves the near cache. */
+miscache_status_t miscache__key_int_now(miscache_t *mc, miscache_db_t db,
+                                        const char *verb, const char *key,
+                                        bool writes, long long *result);
 miscache_status_t miscache__delete_now(miscache_t *mc, miscache_db_t db,
                                        const char *key, bool *deleted);
 miscache_status_t miscache__invalidate_now(miscache_t *mc, miscache_db_t db,
