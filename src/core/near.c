@@ -478,9 +478,6 @@ miscache_status_t miscache__near_new(const miscache_options_t *o,
   }
   /* the links' dispatchers: same endpoint and settings */
   if (miscache__options_copy(&s->link_opts, o) != MISCACHE_OK) goto oom;
-  memset(&s->link_opts.near, 0, sizeof s->link_opts.near);
-  s->link_opts.lazy = true;
-  s->link_opts.stampede.single_flight = false;
   miscache_status_t st;
   if (s->cluster) { /* the mapper thread makes the links */
     st = miscache__disp_new(&s->link_opts, s->map_err, sizeof s->map_err,
