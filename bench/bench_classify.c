@@ -29,8 +29,10 @@ static void make_products(void) {
              i % 10 == 0 ? "\xec\x82\xac\xec\x9d\x80\xed\x92\x88 pouch"
                          : "cushion compact",
              i);
-    products[i] = (miscache_gift_product_t){codes[i], names[i],
-                                            i % 13 == 0 ? 0.0 : 12000.0 + i};
+    products[i] = (miscache_gift_product_t){
+        .product_code = codes[i],
+        .product_name = names[i],
+        .supply_price = i % 13 == 0 ? 0.0 : 12000.0 + i};
   }
 }
 

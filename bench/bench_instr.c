@@ -61,8 +61,10 @@ int main(int argc, char **argv) {
     long total = count ? count : 2;
     for (long i = 0; i < total; i++) {
       snprintf(codes[i], sizeof codes[i], "I%06ld", i);
-      p[i] = (miscache_gift_product_t){codes[i], i % 10 ? "cushion" : "sample",
-                                       i % 13 ? 12000.0 + (double)i : 0.0};
+      p[i] = (miscache_gift_product_t){
+          .product_code = codes[i],
+          .product_name = i % 10 ? "cushion" : "sample",
+          .supply_price = i % 13 ? 12000.0 + (double)i : 0.0};
     }
     for (long i = 0; i < total; i += 2) { /* the even half cached */
       miscache_gift_classification_t c;

@@ -59,8 +59,10 @@ static miscache_status_t work(void *ud, miscache_batch_run_t *run) {
   for (int page = 1; page <= job->pages && st == MISCACHE_OK; page++) {
     int n = erp_page(job->company, page, size, lines);
     for (int i = 0; i < n; i++)
-      products[i] = (miscache_gift_product_t){lines[i].code, lines[i].name,
-                                              lines[i].supply_price};
+      products[i] =
+          (miscache_gift_product_t){.product_code = lines[i].code,
+                                    .product_name = lines[i].name,
+                                    .supply_price = lines[i].supply_price};
     st = miscache_gift_classify_bulk(mc, job->company, job->engine, products,
                                      (size_t)n, out, NULL, NULL);
     if (st != MISCACHE_OK) break;

@@ -30,8 +30,9 @@ static miscache_status_t compute(void *ud, const char *key, json_t **out) {
       bool gift = false;
       double amount = 0;
       for (int k = o; k < o + 2; k++) {
-        miscache_gift_product_t p = {lines[k].code, lines[k].name,
-                                     lines[k].supply_price};
+        miscache_gift_product_t p = {.product_code = lines[k].code,
+                                     .product_name = lines[k].name,
+                                     .supply_price = lines[k].supply_price};
         miscache_gift_classification_t c;
         if (miscache_gift_engine_classify(r->engine, &p, &c) != MISCACHE_OK)
           return MISCACHE_ERR_NOMEM;

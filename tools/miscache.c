@@ -481,8 +481,9 @@ static int cmd_classify(miscache_t *mc, int argc, char **argv) {
       continue;
     }
     miscache_gift_product_t p = {
-        code, json_string_value(json_object_get(in, "product_name")),
-        json_number_value(json_object_get(in, "supply_price"))};
+        .product_code = code,
+        .product_name = json_string_value(json_object_get(in, "product_name")),
+        .supply_price = json_number_value(json_object_get(in, "supply_price"))};
     miscache_gift_classification_t c;
     miscache_source_t src;
     st = miscache_gift_classify(mc, company, e, &p, &c, &src);

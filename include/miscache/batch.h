@@ -40,7 +40,7 @@ typedef struct miscache_batch_config {
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;
-  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_batch_config_t;
 
 typedef struct miscache_batch_progress {
@@ -49,7 +49,7 @@ typedef struct miscache_batch_progress {
   int64_t total_records;
   int64_t processed_records;
   int64_t classified_gifts;
-  int64_t reserved_[3]; /* room to grow without an ABI break; keep zero */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_batch_progress_t;
 
 typedef struct miscache_batch_status {
@@ -70,7 +70,7 @@ typedef struct miscache_batch_status {
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;
-  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_batch_status_t;
 
 typedef struct miscache_batch_summary {
@@ -78,7 +78,7 @@ typedef struct miscache_batch_summary {
   int64_t products_processed;
   int64_t gifts_identified;
   int64_t revenue_products;
-  int64_t reserved_[3]; /* room to grow without an ABI break; keep zero */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_batch_summary_t;
 
 typedef struct miscache_batch_history {
@@ -95,7 +95,7 @@ typedef struct miscache_batch_history {
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;
-  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_batch_history_t;
 
 MISCACHE_EXPORT void miscache_batch_config_clear(miscache_batch_config_t *c);
@@ -117,6 +117,13 @@ typedef miscache_status_t (*miscache_batch_config_loader_fn)(
 MISCACHE_EXPORT miscache_status_t miscache_batch_config_get_or_load(
     miscache_t *mc, int64_t company, miscache_batch_config_loader_fn loader,
     void *userdata, miscache_batch_config_t *out, miscache_source_t *source);
+/* The same with a loader of the 0.4.0 shape (cache.h): asked for family
+ * MISCACHE_KF_BATCH_CONFIG with the company, it gives the config as the JSON
+ * the library stores (docs/batch.md); a value that does not decode is
+ * ERR_LOADER and is not cached. Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t miscache_batch_config_get_or_load_ex(
+    miscache_t *mc, int64_t company, miscache_load_fn load, void *userdata,
+    miscache_batch_config_t *out, miscache_source_t *source);
 
 /* Status. */
 MISCACHE_EXPORT miscache_status_t
@@ -166,7 +173,7 @@ typedef struct miscache_batch_lock_state {
   int64_t fence;
   int64_t heartbeat_age_ms; /* server time - heartbeat; -1 if unknown */
   int64_t ttl_ms;           /* the lock's remaining TTL */
-  void *reserved_[4];       /* room to grow without an ABI break */
+  uint64_t reserved_[4];    /* room to grow without an ABI break; keep zero */
 } miscache_batch_lock_state_t;
 
 /* Fill *out (zeroed first). OK (held false when nobody holds it),
@@ -240,6 +247,14 @@ MISCACHE_EXPORT miscache_status_t miscache_batch_run(
     miscache_batch_config_loader_fn config_loader, void *config_userdata,
     miscache_batch_work_fn work, void *work_userdata,
     miscache_batch_history_t *history_out);
+/* The same with a config loader of the 0.4.0 shape (cache.h): asked for
+ * family MISCACHE_KF_BATCH_CONFIG with the company, it gives the config as
+ * the JSON the library stores. Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t
+miscache_batch_run_ex(miscache_t *mc, int64_t company, const char *locked_by,
+                      miscache_load_fn config_load, void *config_userdata,
+                      miscache_batch_work_fn work, void *work_userdata,
+                      miscache_batch_history_t *history_out);
 
 #ifdef __cplusplus
 }

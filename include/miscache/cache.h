@@ -82,9 +82,36 @@ MISCACHE_EXPORT miscache_status_t miscache_mset(miscache_t *mc,
  * Cache-aside
  * ---------------------------------------------------------------------- */
 
-/* Loads a value from the system of record. Return OK with *out a new
- * reference, MISCACHE_MISS if the record does not exist (nothing is cached),
- * or any other status to report failure. key is the logical key. */
+/* What a loader is asked for. Every *_get_or_load_ex call (and
+ * miscache_refresh, miscache_batch_run_ex) hands its loader one of these,
+ * borrowed for the call. The ids are the call's own arguments, never parsed
+ * back out of a key. Added in 0.4.0. */
+typedef struct miscache_load_req {
+  miscache_db_t db;      /* logical db of the key */
+  const char *key;       /* logical key (no namespace) */
+  int family;            /* a miscache_key_family_id_t (keys.h), or -1 when
+                            the call names no family (miscache_get_or_load_ex,
+                            miscache_refresh) */
+  int64_t company;       /* the call's company id, 0 if it has none */
+  int64_t id;            /* the call's other id (user, category), 0 if none */
+  const char *date;      /* the call's date (YYYYMMDD), NULL if none */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
+} miscache_load_req_t;
+
+/* The one loader shape (0.4.0). Return OK with *out a new reference,
+ * MISCACHE_MISS if the record does not exist (nothing is cached), or any
+ * other status to report failure; errbuf (errlen bytes, starts empty) may
+ * say why, and its text ends up in miscache_errmsg(). The typed calls
+ * (batch config, gift rules) take the value as the JSON the library stores
+ * (the same the Python side writes) and decode it as they decode a cached
+ * value; a value they cannot use is ERR_LOADER, never cached. */
+typedef miscache_status_t (*miscache_load_fn)(void *userdata,
+                                              const miscache_load_req_t *req,
+                                              json_t **out, char *errbuf,
+                                              size_t errlen);
+
+/* The loader of 0.1.0-0.3.0, still taken by the calls without _ex: the
+ * same contract with only the logical key and no message. */
 typedef miscache_status_t (*miscache_loader_fn)(void *userdata, const char *key,
                                                 json_t **out);
 
@@ -107,6 +134,12 @@ MISCACHE_EXPORT miscache_status_t
 miscache_get_or_load(miscache_t *mc, miscache_db_t db, const char *key,
                      miscache_ttl_class_t cls, miscache_loader_fn loader,
                      void *userdata, json_t **out, miscache_source_t *source);
+/* The same with the loader shape of 0.4.0 (req->family -1). Added in
+ * 0.4.0. */
+MISCACHE_EXPORT miscache_status_t miscache_get_or_load_ex(
+    miscache_t *mc, miscache_db_t db, const char *key, miscache_ttl_class_t cls,
+    miscache_load_fn load, void *userdata, json_t **out,
+    miscache_source_t *source);
 
 /* ------------------------------------------------------------------------
  * Invalidation

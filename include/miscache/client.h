@@ -137,7 +137,7 @@ typedef struct miscache_stampede {
    * sooner, so more often). Default: no category, early_ms 100. */
   uint32_t early_categories;
   int early_ms;
-  void *reserved_[2];
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_stampede_t;
 /* Copies s. NULL restores the defaults. */
 MISCACHE_EXPORT miscache_status_t
@@ -166,10 +166,11 @@ typedef struct miscache_near {
    * json_decref them as usual. true: every hit is a deep copy you may
    * change (slower). */
   bool copy_values;
-  void *reserved_[2];
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_near_t;
-/* Copies n (NULL: off). ERR_INVALID for a lock family or bad bounds. Not
- * available on Redis Cluster yet (miscache_open says ERR_INVALID). */
+/* Copies n (NULL: off). ERR_INVALID for a lock family or bad bounds. Works
+ * on standalone, Sentinel and Cluster (one invalidation link per master;
+ * docs/near-cache.md). */
 MISCACHE_EXPORT miscache_status_t
 miscache_options_set_near_cache(miscache_options_t *opts,
                                 const miscache_near_t *n);
@@ -308,6 +309,7 @@ typedef struct miscache_counters {
   uint64_t hits;
   uint64_t misses;
   uint64_t errors;
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_counters_t;
 
 MISCACHE_EXPORT miscache_status_t

@@ -48,7 +48,7 @@ typedef struct miscache_gift_rules {
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;
-  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_gift_rules_t;
 
 typedef struct miscache_gift_master_entry {
@@ -64,7 +64,7 @@ typedef struct miscache_gift_master_entry {
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;
-  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_gift_master_entry_t;
 
 typedef struct miscache_gift_classification {
@@ -80,7 +80,7 @@ typedef struct miscache_gift_classification {
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;
-  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_gift_classification_t;
 
 /* One product line to classify; strings borrowed. */
@@ -88,6 +88,7 @@ typedef struct miscache_gift_product {
   const char *product_code;
   const char *product_name;
   double supply_price;
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_gift_product_t;
 
 MISCACHE_EXPORT void miscache_gift_rules_clear(miscache_gift_rules_t *r);
@@ -109,6 +110,13 @@ typedef miscache_status_t (*miscache_gift_rules_loader_fn)(
 MISCACHE_EXPORT miscache_status_t miscache_gift_rules_get_or_load(
     miscache_t *mc, int64_t company, miscache_gift_rules_loader_fn loader,
     void *userdata, miscache_gift_rules_t *out, miscache_source_t *source);
+/* The same with a loader of the 0.4.0 shape (cache.h): asked for family
+ * MISCACHE_KF_GIFT_RULES with the company, it gives the rules as the JSON
+ * the library stores (docs/gift.md); a value that does not decode is
+ * ERR_LOADER and is not cached. Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t miscache_gift_rules_get_or_load_ex(
+    miscache_t *mc, int64_t company, miscache_load_fn load, void *userdata,
+    miscache_gift_rules_t *out, miscache_source_t *source);
 
 /* ---- gift master ---------------------------------------------------------- */
 MISCACHE_EXPORT miscache_status_t
@@ -178,6 +186,13 @@ miscache_gift_analytics_get(miscache_t *mc, int64_t company,
 MISCACHE_EXPORT miscache_status_t miscache_gift_analytics_get_or_load(
     miscache_t *mc, int64_t company, const char *yyyymmdd,
     miscache_loader_fn loader, void *userdata, json_t **out,
+    miscache_source_t *source);
+/* The same with a loader of the 0.4.0 shape (cache.h), asked for family
+ * MISCACHE_KF_GIFT_ANALYTICS with the company and the date. Added in
+ * 0.4.0. */
+MISCACHE_EXPORT miscache_status_t miscache_gift_analytics_get_or_load_ex(
+    miscache_t *mc, int64_t company, const char *yyyymmdd,
+    miscache_load_fn load, void *userdata, json_t **out,
     miscache_source_t *source);
 
 #ifdef __cplusplus

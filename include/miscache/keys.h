@@ -109,6 +109,7 @@ typedef struct miscache_key_family {
   miscache_db_t db;    /* logical db */
   int ttl_class;       /* a miscache_ttl_class_t, or -1: no TTL */
   const char *payload; /* "session", "batch status", "JSON array", ... */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_key_family_t;
 
 /* The description of a family; NULL if id is out of range. Static. */

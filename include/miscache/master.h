@@ -39,6 +39,11 @@ MISCACHE_EXPORT miscache_status_t
 miscache_master_get_or_load(miscache_t *mc, miscache_master_list_t l,
                             miscache_loader_fn loader, void *userdata,
                             json_t **out, miscache_source_t *source);
+/* The same with a loader of the 0.4.0 shape (cache.h), asked for the
+ * list's family (MISCACHE_KF_MASTER_BRANDS, ...). Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t miscache_master_get_or_load_ex(
+    miscache_t *mc, miscache_master_list_t l, miscache_load_fn load,
+    void *userdata, json_t **out, miscache_source_t *source);
 
 /* Products of one category: master:products:category:{category_id}. */
 MISCACHE_EXPORT miscache_status_t
@@ -49,6 +54,11 @@ miscache_master_products_get(miscache_t *mc, int64_t category_id, json_t **out);
 MISCACHE_EXPORT miscache_status_t miscache_master_products_get_or_load(
     miscache_t *mc, int64_t category_id, miscache_loader_fn loader,
     void *userdata, json_t **out, miscache_source_t *source);
+/* The same with a loader of the 0.4.0 shape, asked for family
+ * MISCACHE_KF_MASTER_PRODUCTS with id = category_id. Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t miscache_master_products_get_or_load_ex(
+    miscache_t *mc, int64_t category_id, miscache_load_fn load, void *userdata,
+    json_t **out, miscache_source_t *source);
 
 #ifdef __cplusplus
 }

@@ -31,6 +31,7 @@ typedef struct miscache_server_info {
   int64_t keyspace_hits;
   int64_t keyspace_misses;
   double hit_rate; /* hits / (hits + misses), 0 when both are 0 */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_server_info_t;
 
 /* One INFO round trip. OK, transport statuses, ERR_REPLY. */
@@ -60,6 +61,7 @@ typedef struct miscache_link_stats {
                                 "cluster" on a Redis Cluster */
   uint64_t redirects;        /* Cluster: MOVED and ASK followed */
   uint64_t cluster_retries;  /* Cluster: TRYAGAIN / CLUSTERDOWN retried */
+  uint64_t reserved_[4];     /* room to grow without an ABI break; keep zero */
 } miscache_link_stats_t;
 
 /* Fill *out with min(size, sizeof *out) bytes of the handle's link figures
@@ -93,6 +95,7 @@ typedef struct miscache_near_stats {
                                master on a Redis Cluster */
   uint64_t flush_requests;  /* miscache_near_flush_all() messages received
                                (each also counts in flushes) */
+  uint64_t reserved_[4];    /* room to grow without an ABI break; keep zero */
 } miscache_near_stats_t;
 
 /* Fill *out with min(size, sizeof *out) bytes (pass sizeof *out). No I/O.
@@ -151,6 +154,7 @@ typedef struct miscache_company_health {
   bool auto_classify;
   uint64_t keyword_count;
   miscache_health_t gift;
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_company_health_t;
 
 /* Health of company's caches; yyyymmdd is the day whose gift analytics to

@@ -83,7 +83,7 @@ typedef struct miscache_wb_change {
   uint64_t seq;
   uint64_t deliveries;  /* the server's delivery count of the entry */
   const char *entry_id; /* the stream entry */
-  void *reserved_[2];
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_wb_change_t;
 
 /* A writer that is given the whole change (its seq among the rest). OK, or
@@ -134,8 +134,11 @@ typedef struct miscache_refresh_item {
   miscache_db_t db;
   const char *key; /* logical key */
   miscache_ttl_class_t cls;
-  miscache_loader_fn loader;
-  void *userdata;
+  miscache_loader_fn loader; /* the old shape; ignored when load is set */
+  void *userdata;            /* given to either loader */
+  miscache_load_fn load;     /* 0.4.0: the one loader shape (req->family
+                                -1), used when not NULL */
+  uint64_t reserved_[4];     /* room to grow without an ABI break; keep zero */
 } miscache_refresh_item_t;
 
 /* Background refresh: for each item, the loader's value overwrites the key
@@ -160,6 +163,13 @@ miscache_refresh_post_batch(miscache_t *mc, int64_t company,
                             miscache_loader_fn status_loader,
                             miscache_loader_fn analytics_loader,
                             void *userdata, size_t *refreshed);
+/* The same with loaders of the 0.4.0 shape: status_load is asked for
+ * family MISCACHE_KF_BATCH_STATUS with the company, analytics_load for
+ * MISCACHE_KF_GIFT_ANALYTICS with the company and the date. Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t miscache_refresh_post_batch_ex(
+    miscache_t *mc, int64_t company, const char *yyyymmdd,
+    miscache_load_fn status_load, miscache_load_fn analytics_load,
+    void *userdata, size_t *refreshed);
 
 /* Queue name the miscache tool's `refresh` command writes requests to:
  * {"op":"refresh_post_batch","company":N,"date":"YYYYMMDD"}. A service

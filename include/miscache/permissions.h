@@ -49,6 +49,12 @@ MISCACHE_EXPORT miscache_status_t miscache_permissions_check(
     miscache_t *mc, int64_t user_id, const char *menu, miscache_perm_t perm,
     miscache_loader_fn loader, void *userdata, bool *allowed,
     miscache_source_t *source);
+/* The same with a loader of the 0.4.0 shape (cache.h), asked for family
+ * MISCACHE_KF_PERMISSIONS with id = user_id. Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t miscache_permissions_check_ex(
+    miscache_t *mc, int64_t user_id, const char *menu, miscache_perm_t perm,
+    miscache_load_fn load, void *userdata, bool *allowed,
+    miscache_source_t *source);
 
 #ifdef __cplusplus
 }

@@ -41,7 +41,7 @@ typedef struct miscache_queue_msg {
   int64_t enqueued_ms;                 /* enqueue time, ms since the epoch */
   uint64_t deliveries;                 /* 1 on the first delivery */
   json_t *body;                        /* new reference */
-  void *reserved_[2];
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_queue_msg_t;
 MISCACHE_EXPORT void miscache_queue_msg_clear(miscache_queue_msg_t *m);
 
@@ -51,7 +51,7 @@ typedef struct miscache_queue_opts {
   uint64_t maxlen;          /* approximate length cap [1,000,000] */
   uint32_t max_deliveries;  /* then dead-lettered [5] */
   int64_t reclaim_idle_ms;  /* pending longer: a dead consumer's [60,000] */
-  void *reserved_[2];
+  uint64_t reserved_[4];    /* room to grow without an ABI break; keep zero */
 } miscache_queue_opts_t;
 
 /* Append n JSON messages to queue NAME in one round trip (one script, so
@@ -125,7 +125,7 @@ typedef struct miscache_queue_info {
   int64_t oldest_age_ms;  /* of the oldest entry still in the stream; -1 */
   uint64_t dead;          /* entries in the dead-letter stream */
   uint64_t trimmed;       /* entries the length cap dropped, ever */
-  void *reserved_[2];
+  uint64_t reserved_[4];  /* room to grow without an ABI break; keep zero */
 } miscache_queue_info_t;
 
 /* Figures of queue NAME for group (NULL: the first group, if any). */

@@ -32,7 +32,7 @@ typedef struct miscache_session {
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;
-  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_session_t;
 
 /* Store s under session:user:{s->user_id} with the session TTL. s is

@@ -24,7 +24,7 @@ typedef struct miscache_gift_stats {
   int64_t gift_order_count;
   double gift_attachment_rate; /* percent */
   double total_gift_cost;
-  int64_t reserved_[3]; /* room to grow without an ABI break; keep zero */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_stats_gift_t;
 typedef miscache_stats_gift_t miscache_gift_stats_t; /* its name before 0.4 */
 
@@ -42,7 +42,7 @@ typedef struct miscache_daily_sales {
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;
-  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_daily_sales_t;
 
 MISCACHE_EXPORT miscache_status_t
@@ -53,7 +53,7 @@ MISCACHE_EXPORT miscache_status_t
 miscache_stats_daily_sales_get(miscache_t *mc, const char *yyyymmdd,
                                miscache_daily_sales_t *out);
 MISCACHE_EXPORT void miscache_stats_daily_sales_clear(miscache_daily_sales_t *s);
-/* Its name before 0.4, kept (ABI 1): the same function. */
+/* Its name before 0.4, kept: the same function. */
 MISCACHE_EXPORT void miscache_daily_sales_clear(miscache_daily_sales_t *s);
 
 /* Monthly revenue: any JSON value (borrowed / new reference). */

@@ -32,7 +32,7 @@ typedef struct miscache_upload {
    * value another program extended keeps its fields. Owned: *_clear()
    * releases it. Leave it as read, or NULL. */
   json_t *extra;
-  void *reserved_[3]; /* room to grow without an ABI break; keep zero */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
 } miscache_temp_upload_t;
 typedef miscache_temp_upload_t miscache_upload_t; /* its name before 0.4 */
 
@@ -58,7 +58,7 @@ miscache_temp_report_set(miscache_t *mc, const char *id, const json_t *result);
 MISCACHE_EXPORT miscache_status_t
 miscache_temp_report_get(miscache_t *mc, const char *id, json_t **out);
 
-/* The names before 0.4, kept (ABI 1): the same functions. */
+/* The names before 0.4, kept: the same functions. */
 MISCACHE_EXPORT miscache_status_t
 miscache_upload_create(miscache_t *mc, const char *id, int64_t total_rows);
 MISCACHE_EXPORT miscache_status_t miscache_upload_advance(miscache_t *mc,

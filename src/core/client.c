@@ -226,7 +226,7 @@ miscache_status_t miscache_counters_get(const miscache_t *mc, miscache_db_t db,
 miscache_status_t miscache_counters_total(const miscache_t *mc,
                                           miscache_counters_t *out) {
   if (!mc || !out) return MISCACHE_ERR_INVALID;
-  miscache_counters_t t = {0, 0, 0};
+  miscache_counters_t t = {.hits = 0};
   for (int i = 0; i < MISCACHE_DB_COUNT; i++) {
     t.hits += mc->counters[i].hits;
     t.misses += mc->counters[i].misses;

@@ -373,25 +373,35 @@ static miscache_status_t load_config(void *ud, void *out) {
   return cl->loader(cl->userdata, cl->company, out);
 }
 
+static const miscache__company_typed_t config_typed = {
+    MISCACHE_KF_BATCH_CONFIG, 0, &miscache__batch_config_payload,
+    sizeof(miscache_batch_config_t), "batch config"};
+
+/* The config cache-aside with a loader of either shape (old set: the old
+ * one, given as cl; load ignored). */
+static miscache_status_t config_aside(miscache_t *mc, int64_t company,
+                                      miscache_load_fn load, void *userdata,
+                                      config_loader_t *cl,
+                                      miscache_batch_config_t *out,
+                                      miscache_source_t *source) {
+  miscache__company_typed_t t = config_typed;
+  t.company = company;
+  return miscache__company_typed_aside(
+      mc, &t, load, userdata, cl && cl->loader ? load_config : NULL, cl, out,
+      source);
+}
+
 miscache_status_t miscache_batch_config_get_or_load(
     miscache_t *mc, int64_t company, miscache_batch_config_loader_fn loader,
     void *userdata, miscache_batch_config_t *out, miscache_source_t *source) {
-  if (out) memset(out, 0, sizeof *out);
-  if (source) *source = MISCACHE_SOURCE_NONE;
-  if (!mc) return MISCACHE_ERR_INVALID;
-  if (!out || !loader) {
-    miscache__set_err(mc, "batch config get_or_load: out or loader is NULL");
-    return MISCACHE_ERR_INVALID;
-  }
-  char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = company_key(mc, key, MISCACHE_KF_BATCH_CONFIG,
-                                     company);
-  if (st != MISCACHE_OK) return st;
   config_loader_t cl = {loader, userdata, company};
-  return miscache__typed_get_or_load(mc, MISCACHE_KF_BATCH_CONFIG, key,
-                                     &miscache__batch_config_payload,
-                                     sizeof *out, load_config, &cl, out,
-                                     source);
+  return config_aside(mc, company, NULL, NULL, &cl, out, source);
+}
+
+miscache_status_t miscache_batch_config_get_or_load_ex(
+    miscache_t *mc, int64_t company, miscache_load_fn load, void *userdata,
+    miscache_batch_config_t *out, miscache_source_t *source) {
+  return config_aside(mc, company, load, userdata, NULL, out, source);
 }
 
 /* ---- the run helper ------------------------------------------------------ */
@@ -681,14 +691,16 @@ static void copy_history(const miscache_batch_history_t *h,
   json_decref(j);
 }
 
-miscache_status_t miscache_batch_run(
-    miscache_t *mc, int64_t company, const char *locked_by,
-    miscache_batch_config_loader_fn config_loader, void *config_userdata,
-    miscache_batch_work_fn work, void *work_userdata,
-    miscache_batch_history_t *history_out) {
+/* The run, with a config loader of either shape (typed set: the old one,
+ * load ignored). */
+static miscache_status_t
+batch_run(miscache_t *mc, int64_t company, const char *locked_by,
+          miscache_load_fn load, void *config_userdata, config_loader_t *typed,
+          miscache_batch_work_fn work, void *work_userdata,
+          miscache_batch_history_t *history_out) {
   if (history_out) memset(history_out, 0, sizeof *history_out);
   if (!mc) return MISCACHE_ERR_INVALID;
-  if (!config_loader || !work) {
+  if ((typed ? !typed->loader : !load) || !work) {
     miscache__set_err(mc, "miscache_batch_run: loader or work is NULL");
     return MISCACHE_ERR_INVALID;
   }
@@ -716,8 +728,8 @@ miscache_status_t miscache_batch_run(
   miscache__cond_init_monotonic(&run.cv);
 
   /* 2. config; 3. status running; 4. the work */
-  st = miscache_batch_config_get_or_load(mc, company, config_loader,
-                                         config_userdata, &run.config, NULL);
+  st = config_aside(mc, company, load, config_userdata, typed, &run.config,
+                    NULL);
   miscache_status_t work_st =
       run_work(&run, start_iso, st, work, work_userdata);
   bool lost = run_lost(&run);
@@ -751,4 +763,23 @@ miscache_status_t miscache_batch_run(
     return MISCACHE_ERR_NOT_OWNER;
   }
   return fin;
+}
+
+miscache_status_t
+miscache_batch_run(miscache_t *mc, int64_t company, const char *locked_by,
+                   miscache_batch_config_loader_fn config_loader,
+                   void *config_userdata, miscache_batch_work_fn work,
+                   void *work_userdata, miscache_batch_history_t *history_out) {
+  config_loader_t cl = {config_loader, config_userdata, company};
+  return batch_run(mc, company, locked_by, NULL, NULL, &cl, work, work_userdata,
+                   history_out);
+}
+
+miscache_status_t
+miscache_batch_run_ex(miscache_t *mc, int64_t company, const char *locked_by,
+                      miscache_load_fn config_load, void *config_userdata,
+                      miscache_batch_work_fn work, void *work_userdata,
+                      miscache_batch_history_t *history_out) {
+  return batch_run(mc, company, locked_by, config_load, config_userdata, NULL,
+                   work, work_userdata, history_out);
 }

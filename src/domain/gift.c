@@ -110,23 +110,28 @@ static miscache_status_t load_rules(void *ud, void *out) {
   return rl->loader(rl->userdata, rl->company, out);
 }
 
+static const miscache__company_typed_t rules_typed = {
+    MISCACHE_KF_GIFT_RULES, 0, &miscache__gift_rules_payload,
+    sizeof(miscache_gift_rules_t), "gift rules"};
+
 miscache_status_t miscache_gift_rules_get_or_load(
     miscache_t *mc, int64_t company, miscache_gift_rules_loader_fn loader,
     void *userdata, miscache_gift_rules_t *out, miscache_source_t *source) {
-  if (out) memset(out, 0, sizeof *out);
-  if (source) *source = MISCACHE_SOURCE_NONE;
-  if (!mc) return MISCACHE_ERR_INVALID;
-  if (!out || !loader) {
-    miscache__set_err(mc, "gift rules get_or_load: out or loader is NULL");
-    return MISCACHE_ERR_INVALID;
-  }
-  char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = company_key(mc, key, MISCACHE_KF_GIFT_RULES, company);
-  if (st != MISCACHE_OK) return st;
   rules_loader_t rl = {loader, userdata, company};
-  return miscache__typed_get_or_load(mc, MISCACHE_KF_GIFT_RULES, key,
-                                     &miscache__gift_rules_payload, sizeof *out,
-                                     load_rules, &rl, out, source);
+  miscache__company_typed_t t = rules_typed;
+  t.company = company;
+  return miscache__company_typed_aside(mc, &t, NULL, NULL,
+                                       loader ? load_rules : NULL, &rl, out,
+                                       source);
+}
+
+miscache_status_t miscache_gift_rules_get_or_load_ex(
+    miscache_t *mc, int64_t company, miscache_load_fn load, void *userdata,
+    miscache_gift_rules_t *out, miscache_source_t *source) {
+  miscache__company_typed_t t = rules_typed;
+  t.company = company;
+  return miscache__company_typed_aside(mc, &t, load, userdata, NULL, NULL, out,
+                                       source);
 }
 
 /* ---- gift master -------------------------------------------------------------- */
@@ -716,22 +721,39 @@ miscache_status_t miscache_gift_analytics_get(miscache_t *mc, int64_t company,
                       out);
 }
 
-miscache_status_t miscache_gift_analytics_get_or_load(
+miscache_status_t miscache_gift_analytics_get_or_load_ex(
     miscache_t *mc, int64_t company, const char *yyyymmdd,
-    miscache_loader_fn loader, void *userdata, json_t **out,
+    miscache_load_fn load, void *userdata, json_t **out,
     miscache_source_t *source) {
   if (out) *out = NULL;
+  if (source) *source = MISCACHE_SOURCE_NONE;
   if (!mc) return MISCACHE_ERR_INVALID;
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = miscache__key_company_date(
       mc, key, MISCACHE_KF_GIFT_ANALYTICS, company, yyyymmdd);
   if (st != MISCACHE_OK) return st;
-  if (!loader) {
+  if (!load) {
     miscache__set_err(mc, "gift analytics get_or_load: loader is NULL");
     return MISCACHE_ERR_INVALID;
   }
-  return miscache__get_or_load_ms(
-      mc, miscache__kf_db(MISCACHE_KF_GIFT_ANALYTICS), key,
-      MISCACHE__KF_TTL(MISCACHE_KF_GIFT_ANALYTICS), loader, userdata, out,
+  miscache__aside_t a = {.db = miscache__kf_db(MISCACHE_KF_GIFT_ANALYTICS),
+                         .key = key,
+                         .ttl = MISCACHE__KF_TTL(MISCACHE_KF_GIFT_ANALYTICS),
+                         .load = load,
+                         .userdata = userdata,
+                         .family = MISCACHE_KF_GIFT_ANALYTICS,
+                         .company = company,
+                         .date = yyyymmdd};
+  return miscache__cache_aside(mc, &a, out, source);
+}
+
+miscache_status_t
+miscache_gift_analytics_get_or_load(miscache_t *mc, int64_t company,
+                                    const char *yyyymmdd,
+                                    miscache_loader_fn loader, void *userdata,
+                                    json_t **out, miscache_source_t *source) {
+  miscache__legacy_t old = {loader, userdata};
+  return miscache_gift_analytics_get_or_load_ex(
+      mc, company, yyyymmdd, loader ? miscache__legacy_load : NULL, &old, out,
       source);
 }

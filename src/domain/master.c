@@ -11,6 +11,8 @@ typedef struct {
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_db_t db;
   int64_t ttl; /* MISCACHE__KF_TTL: drawn when stored */
+  int family;
+  int64_t id; /* the category of products, else 0 */
 } target_t;
 
 static miscache_status_t list_target(miscache_t *mc, miscache_master_list_t l,
@@ -21,6 +23,8 @@ static miscache_status_t list_target(miscache_t *mc, miscache_master_list_t l,
   }
   t->db = miscache__kf_db(list_families[l]);
   t->ttl = MISCACHE__KF_TTL(list_families[l]);
+  t->family = list_families[l];
+  t->id = 0;
   return miscache__kf_key(mc, list_families[l], t->key);
 }
 
@@ -28,6 +32,8 @@ static miscache_status_t products_target(miscache_t *mc, int64_t category,
                                          target_t *t) {
   t->db = miscache__kf_db(MISCACHE_KF_MASTER_PRODUCTS);
   t->ttl = MISCACHE__KF_TTL(MISCACHE_KF_MASTER_PRODUCTS);
+  t->family = MISCACHE_KF_MASTER_PRODUCTS;
+  t->id = category;
   return miscache__kf_key_int(mc, MISCACHE_KF_MASTER_PRODUCTS, t->key,
                               category);
 }
@@ -72,16 +78,30 @@ static miscache_status_t accept_array(void *ud, json_t *v, char *why,
 }
 
 static miscache_status_t through(miscache_t *mc, const target_t *t,
-                                 miscache_loader_fn loader, void *userdata,
+                                 miscache_load_fn load, void *userdata,
                                  json_t **out, miscache_source_t *source) {
-  if (!loader) {
+  if (!load) {
     miscache__set_err(mc, "%s: loader is NULL", t->key);
     return MISCACHE_ERR_INVALID;
   }
-  miscache__aside_t a = {.db = t->db, .key = t->key, .ttl = t->ttl,
-                         .loader = loader, .userdata = userdata,
+  miscache__aside_t a = {.db = t->db,
+                         .key = t->key,
+                         .ttl = t->ttl,
+                         .load = load,
+                         .userdata = userdata,
+                         .family = t->family,
+                         .id = t->id,
                          .accept = accept_array};
   return miscache__cache_aside(mc, &a, out, source);
+}
+
+/* through() with a loader of the old shape. */
+static miscache_status_t through_old(miscache_t *mc, const target_t *t,
+                                     miscache_loader_fn loader, void *userdata,
+                                     json_t **out, miscache_source_t *source) {
+  miscache__legacy_t old = {loader, userdata};
+  return through(mc, t, loader ? miscache__legacy_load : NULL, &old, out,
+                 source);
 }
 
 #define WITH_TARGET(make, call)                                                \
@@ -109,7 +129,16 @@ miscache_status_t miscache_master_get_or_load(miscache_t *mc,
                                               void *userdata, json_t **out,
                                               miscache_source_t *source) {
   WITH_TARGET(list_target(mc, l, &t),
-              through(mc, &t, loader, userdata, out, source));
+              through_old(mc, &t, loader, userdata, out, source));
+}
+
+miscache_status_t miscache_master_get_or_load_ex(miscache_t *mc,
+                                                 miscache_master_list_t l,
+                                                 miscache_load_fn load,
+                                                 void *userdata, json_t **out,
+                                                 miscache_source_t *source) {
+  WITH_TARGET(list_target(mc, l, &t),
+              through(mc, &t, load, userdata, out, source));
 }
 
 miscache_status_t miscache_master_products_set(miscache_t *mc,
@@ -128,5 +157,12 @@ miscache_status_t miscache_master_products_get_or_load(
     miscache_t *mc, int64_t category_id, miscache_loader_fn loader,
     void *userdata, json_t **out, miscache_source_t *source) {
   WITH_TARGET(products_target(mc, category_id, &t),
-              through(mc, &t, loader, userdata, out, source));
+              through_old(mc, &t, loader, userdata, out, source));
+}
+
+miscache_status_t miscache_master_products_get_or_load_ex(
+    miscache_t *mc, int64_t category_id, miscache_load_fn load, void *userdata,
+    json_t **out, miscache_source_t *source) {
+  WITH_TARGET(products_target(mc, category_id, &t),
+              through(mc, &t, load, userdata, out, source));
 }

@@ -507,9 +507,57 @@ miscache_status_t miscache_write_behind_flush(
 
 /* ---- background refresh ------------------------------------------------- */
 
-miscache_status_t miscache_refresh(miscache_t *mc,
-                                   const miscache_refresh_item_t *items,
-                                   size_t n, size_t *refreshed) {
+/* What a refresh item's loader is told beyond db and key. */
+typedef struct {
+  int family;
+  int64_t company;
+  const char *date;
+} refresh_req_t;
+
+/* Loads one item (either loader shape) and writes it in place, deletes it
+ * (record gone) or leaves it (loader failed). */
+static miscache_status_t refresh_one(miscache_t *mc, size_t i,
+                                     const miscache_refresh_item_t *it,
+                                     const refresh_req_t *r) {
+  if (!it->key || (!it->load && !it->loader)) {
+    miscache__set_err(mc, "refresh item %zu: key or loader NULL", i);
+    return MISCACHE_ERR_INVALID;
+  }
+  json_t *v = NULL;
+  char why[256] = "";
+  miscache_status_t ls, st;
+  if (it->load) {
+    miscache_load_req_t req = {.db = it->db, .key = it->key, .family = -1};
+    if (r) {
+      req.family = r->family;
+      req.company = r->company;
+      req.date = r->date;
+    }
+    ls = it->load(it->userdata, &req, &v, why, sizeof why);
+    why[sizeof why - 1] = '\0';
+  } else {
+    ls = it->loader(it->userdata, it->key, &v);
+  }
+  if (ls == MISCACHE_OK && v) {
+    st = miscache_set(mc, it->db, it->key, v, it->cls); /* in place */
+  } else if (ls == MISCACHE_MISS) {
+    st = miscache_delete(mc, it->db, it->key, NULL); /* record gone */
+  } else {
+    miscache__set_err(mc,
+                      "refresh %s: loader failed (%s%s%s); the old value "
+                      "stays until its TTL",
+                      it->key, miscache_strerror(ls), why[0] ? ": " : "", why);
+    st = MISCACHE_ERR_LOADER;
+  }
+  json_decref(v);
+  return st;
+}
+
+/* miscache_refresh with each item's request (reqs NULL: family -1). */
+static miscache_status_t refresh_items(miscache_t *mc,
+                                       const miscache_refresh_item_t *items,
+                                       const refresh_req_t *reqs, size_t n,
+                                       size_t *refreshed) {
   if (refreshed) *refreshed = 0;
   if (!mc) return MISCACHE_ERR_INVALID;
   if (n && !items) {
@@ -519,26 +567,8 @@ miscache_status_t miscache_refresh(miscache_t *mc,
   miscache_status_t first = MISCACHE_OK;
   char first_msg[MISCACHE_ERRMSG_SIZE] = "";
   for (size_t i = 0; i < n; i++) {
-    const miscache_refresh_item_t *it = &items[i];
-    miscache_status_t st;
-    if (!it->key || !it->loader) {
-      miscache__set_err(mc, "refresh item %zu: key or loader NULL", i);
-      st = MISCACHE_ERR_INVALID;
-    } else {
-      json_t *v = NULL;
-      miscache_status_t ls = it->loader(it->userdata, it->key, &v);
-      if (ls == MISCACHE_OK && v) {
-        st = miscache_set(mc, it->db, it->key, v, it->cls); /* in place */
-      } else if (ls == MISCACHE_MISS) {
-        st = miscache_delete(mc, it->db, it->key, NULL); /* record gone */
-      } else {
-        miscache__set_err(mc, "refresh %s: loader failed (%s); the old value "
-                              "stays until its TTL",
-                          it->key, miscache_strerror(ls));
-        st = MISCACHE_ERR_LOADER;
-      }
-      json_decref(v);
-    }
+    miscache_status_t st =
+        refresh_one(mc, i, &items[i], reqs ? &reqs[i] : NULL);
     if (st == MISCACHE_OK && refreshed) (*refreshed)++;
     if (st != MISCACHE_OK && first == MISCACHE_OK) {
       first = st;
@@ -549,15 +579,22 @@ miscache_status_t miscache_refresh(miscache_t *mc,
   return first;
 }
 
-miscache_status_t miscache_refresh_post_batch(miscache_t *mc, int64_t company,
-                                              const char *yyyymmdd,
-                                              miscache_loader_fn status_loader,
-                                              miscache_loader_fn analytics_loader,
-                                              void *userdata,
-                                              size_t *refreshed) {
+miscache_status_t miscache_refresh(miscache_t *mc,
+                                   const miscache_refresh_item_t *items,
+                                   size_t n, size_t *refreshed) {
+  return refresh_items(mc, items, NULL, n, refreshed);
+}
+
+/* Both refresh_post_batch calls: the two items, each with a loader of one
+ * shape (load set: the new one). */
+static miscache_status_t post_batch(miscache_t *mc, int64_t company,
+                                    const char *yyyymmdd,
+                                    miscache_refresh_item_t items[2],
+                                    size_t *refreshed) {
   if (refreshed) *refreshed = 0;
   if (!mc) return MISCACHE_ERR_INVALID;
-  if (!status_loader || !analytics_loader || !yyyymmdd) {
+  if ((!items[0].loader && !items[0].load) ||
+      (!items[1].loader && !items[1].load) || !yyyymmdd) {
     miscache__set_err(mc, "refresh_post_batch: a loader or the date is NULL");
     return MISCACHE_ERR_INVALID;
   }
@@ -568,10 +605,33 @@ miscache_status_t miscache_refresh_post_batch(miscache_t *mc, int64_t company,
   if (st == MISCACHE_OK)
     st = miscache__kf_key(mc, MISCACHE_KF_GIFT_ANALYTICS, ak, cs, yyyymmdd);
   if (st != MISCACHE_OK) return st;
+  items[0].db = miscache__kf_db(MISCACHE_KF_BATCH_STATUS);
+  items[0].key = sk;
+  items[0].cls = MISCACHE_TTL_BATCH_STATUS;
+  items[1].db = miscache__kf_db(MISCACHE_KF_GIFT_ANALYTICS);
+  items[1].key = ak;
+  items[1].cls = MISCACHE_TTL_GIFT_ANALYTICS;
+  refresh_req_t reqs[2] = {{MISCACHE_KF_BATCH_STATUS, company, NULL},
+                           {MISCACHE_KF_GIFT_ANALYTICS, company, yyyymmdd}};
+  return refresh_items(mc, items, reqs, 2, refreshed);
+}
+
+miscache_status_t miscache_refresh_post_batch(
+    miscache_t *mc, int64_t company, const char *yyyymmdd,
+    miscache_loader_fn status_loader, miscache_loader_fn analytics_loader,
+    void *userdata, size_t *refreshed) {
   miscache_refresh_item_t items[2] = {
-      {miscache__kf_db(MISCACHE_KF_BATCH_STATUS), sk, MISCACHE_TTL_BATCH_STATUS,
-       status_loader, userdata},
-      {miscache__kf_db(MISCACHE_KF_GIFT_ANALYTICS), ak,
-       MISCACHE_TTL_GIFT_ANALYTICS, analytics_loader, userdata}};
-  return miscache_refresh(mc, items, 2, refreshed);
+      {.loader = status_loader, .userdata = userdata},
+      {.loader = analytics_loader, .userdata = userdata}};
+  return post_batch(mc, company, yyyymmdd, items, refreshed);
+}
+
+miscache_status_t miscache_refresh_post_batch_ex(
+    miscache_t *mc, int64_t company, const char *yyyymmdd,
+    miscache_load_fn status_load, miscache_load_fn analytics_load,
+    void *userdata, size_t *refreshed) {
+  miscache_refresh_item_t items[2] = {
+      {.load = status_load, .userdata = userdata},
+      {.load = analytics_load, .userdata = userdata}};
+  return post_batch(mc, company, yyyymmdd, items, refreshed);
 }

@@ -96,14 +96,16 @@ static miscache_status_t accept_map(void *ud, json_t *v, char *why,
   return map_valid(v, why, whylen) ? MISCACHE_OK : MISCACHE_ERR_DECODE;
 }
 
-miscache_status_t miscache_permissions_check(
-    miscache_t *mc, int64_t user_id, const char *menu, miscache_perm_t perm,
-    miscache_loader_fn loader, void *userdata, bool *allowed,
-    miscache_source_t *source) {
+miscache_status_t miscache_permissions_check_ex(miscache_t *mc, int64_t user_id,
+                                                const char *menu,
+                                                miscache_perm_t perm,
+                                                miscache_load_fn load,
+                                                void *userdata, bool *allowed,
+                                                miscache_source_t *source) {
   if (allowed) *allowed = false;
   if (source) *source = MISCACHE_SOURCE_NONE;
   if (!mc) return MISCACHE_ERR_INVALID;
-  if (!menu || !allowed || !loader || !miscache_perm_name(perm)) {
+  if (!menu || !allowed || !load || !miscache_perm_name(perm)) {
     miscache__set_err(mc, "miscache_permissions_check: bad argument");
     return MISCACHE_ERR_INVALID;
   }
@@ -115,8 +117,10 @@ miscache_status_t miscache_permissions_check(
   miscache__aside_t a = {.db = miscache__kf_db(MISCACHE_KF_PERMISSIONS),
                          .key = key,
                          .ttl = MISCACHE__KF_TTL(MISCACHE_KF_PERMISSIONS),
-                         .loader = loader,
+                         .load = load,
                          .userdata = userdata,
+                         .family = MISCACHE_KF_PERMISSIONS,
+                         .id = user_id,
                          .accept = accept_map};
   st = miscache__cache_aside(mc, &a, &map, source);
   if (st != MISCACHE_OK) return st;
@@ -124,4 +128,16 @@ miscache_status_t miscache_permissions_check(
       json_object_get(json_object_get(map, menu), perm_names[perm]));
   json_decref(map);
   return MISCACHE_OK;
+}
+
+miscache_status_t miscache_permissions_check(miscache_t *mc, int64_t user_id,
+                                             const char *menu,
+                                             miscache_perm_t perm,
+                                             miscache_loader_fn loader,
+                                             void *userdata, bool *allowed,
+                                             miscache_source_t *source) {
+  miscache__legacy_t old = {loader, userdata};
+  return miscache_permissions_check_ex(mc, user_id, menu, perm,
+                                       loader ? miscache__legacy_load : NULL,
+                                       &old, allowed, source);
 }

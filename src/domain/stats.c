@@ -165,7 +165,7 @@ miscache_status_t miscache_stats_serial_get(miscache_t *mc, const char *brand,
   return st;
 }
 
-/* Its name before 0.4 (ABI 1 keeps it). */
+/* Its name before 0.4, kept for the programs that use it. */
 void miscache_daily_sales_clear(miscache_daily_sales_t *s) {
   miscache_stats_daily_sales_clear(s);
 }

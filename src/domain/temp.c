@@ -137,7 +137,7 @@ miscache_status_t miscache_temp_report_get(miscache_t *mc, const char *id,
   return miscache_get(mc, miscache__kf_db(MISCACHE_KF_REPORT), key, out);
 }
 
-/* ---- the names before 0.4 (ABI 1 keeps them) ------------------------------ */
+/* ---- the names before 0.4, kept for the programs that use them --------- */
 
 miscache_status_t miscache_upload_create(miscache_t *mc, const char *id,
                                          int64_t total_rows) {

@@ -506,22 +506,48 @@ miscache_status_t miscache_get_or_load(miscache_t *mc, miscache_db_t db,
                                        miscache_loader_fn loader,
                                        void *userdata, json_t **out,
                                        miscache_source_t *source) {
+  miscache__legacy_t old = {loader, userdata};
+  return miscache_get_or_load_ex(mc, db, key, cls,
+                                 loader ? miscache__legacy_load : NULL, &old,
+                                 out, source);
+}
+
+miscache_status_t miscache_get_or_load_ex(miscache_t *mc, miscache_db_t db,
+                                          const char *key,
+                                          miscache_ttl_class_t cls,
+                                          miscache_load_fn load, void *userdata,
+                                          json_t **out,
+                                          miscache_source_t *source) {
   bool cls_ok = miscache__ttl_valid(cls);
   if (mc && !cls_ok) miscache__set_err(mc, "TTL class %d out of range", (int)cls);
   /* a bad class goes through as TTL 0, which the callee refuses */
   return miscache__get_or_load_ms(mc, db, key,
-                                  cls_ok ? MISCACHE__TTL_OF(cls) : 0, loader,
+                                  cls_ok ? MISCACHE__TTL_OF(cls) : 0, load,
                                   userdata, out, source);
 }
 
 miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
                                            const char *key, int64_t ttl_ms,
-                                           miscache_loader_fn loader,
+                                           miscache_load_fn load,
                                            void *userdata, json_t **out,
                                            miscache_source_t *source) {
-  miscache__aside_t a = {.db = db, .key = key, .ttl = ttl_ms, .loader = loader,
-                         .userdata = userdata};
+  miscache__aside_t a = {.db = db,
+                         .key = key,
+                         .ttl = ttl_ms,
+                         .load = load,
+                         .userdata = userdata,
+                         .family = -1};
   return miscache__cache_aside_direct(mc, &a, NULL, out, source);
+}
+
+miscache_status_t miscache__legacy_load(void *ud,
+                                        const miscache_load_req_t *req,
+                                        json_t **out, char *errbuf,
+                                        size_t errlen) {
+  (void)errbuf;
+  (void)errlen;
+  const miscache__legacy_t *old = ud;
+  return old->fn(old->userdata, req->key, out);
 }
 
 /* Whether a (its accept) takes v; why says why not. */
@@ -540,7 +566,14 @@ static miscache_status_t load_and_store(miscache_t *mc,
                                         miscache_source_t *source) {
   char why[256] = "";
   json_t *v = NULL;
-  miscache_status_t ls = a->loader(a->userdata, a->key, &v);
+  miscache_load_req_t req = {.db = a->db,
+                             .key = a->key,
+                             .family = a->family,
+                             .company = a->company,
+                             .id = a->id,
+                             .date = a->date};
+  miscache_status_t ls = a->load(a->userdata, &req, &v, why, sizeof why);
+  why[sizeof why - 1] = '\0'; /* whatever the loader left there */
   if (ls == MISCACHE_MISS) {
     json_decref(v);
     miscache__set_err(mc, "%s: the loader found no record", a->key);
@@ -553,8 +586,7 @@ static miscache_status_t load_and_store(miscache_t *mc,
     miscache__set_err(mc, "loader for %s failed: %s%s%s", a->key,
                       ls == MISCACHE_OK ? "returned no value"
                                         : miscache_strerror(ls),
-                      ls == MISCACHE_ERR_DECODE ? ": " : "",
-                      ls == MISCACHE_ERR_DECODE ? why : "");
+                      why[0] ? ": " : "", why);
     return MISCACHE_ERR_LOADER;
   }
   miscache_source_t src = MISCACHE_SOURCE_UNCACHED;
@@ -702,7 +734,7 @@ miscache_status_t miscache__cache_aside_direct(miscache_t *mc,
   if (out) *out = NULL;
   if (!mc) return MISCACHE_ERR_INVALID;
   if (a->ttl == 0) return MISCACHE_ERR_INVALID; /* message set by caller */
-  if (!out || !a->loader) {
+  if (!out || !a->load) {
     miscache__set_err(mc, "miscache_get_or_load: out or loader is NULL");
     return MISCACHE_ERR_INVALID;
   }

@@ -90,9 +90,19 @@ miscache_status_t miscache__set_text(miscache_t *mc, miscache_db_t db,
  * stored. The same for the cache-aside calls below. */
 miscache_status_t miscache__get_or_load_ms(miscache_t *mc, miscache_db_t db,
                                            const char *key, int64_t ttl_ms,
-                                           miscache_loader_fn loader,
+                                           miscache_load_fn load,
                                            void *userdata, json_t **out,
                                            miscache_source_t *source);
+/* A loader of the old shape (miscache_loader_fn) as a miscache_load_fn:
+ * give miscache__legacy_load with a miscache__legacy_t as its userdata. */
+typedef struct miscache__legacy {
+  miscache_loader_fn fn;
+  void *userdata;
+} miscache__legacy_t;
+miscache_status_t miscache__legacy_load(void *ud,
+                                        const miscache_load_req_t *req,
+                                        json_t **out, char *errbuf,
+                                        size_t errlen);
 
 /* miscache_get of a typed payload into out (zeroed): straight from the
  * bytes when it can, else through the tree; a value that does not decode
@@ -107,13 +117,19 @@ miscache_status_t miscache__get_payload(miscache_t *mc, miscache_db_t db,
 typedef miscache_status_t (*miscache__accept_fn)(void *ud, json_t *v,
                                                  char *why, size_t whylen);
 /* One cache-aside read: key (logical) in db, ttl as for
- * miscache__get_or_load_ms, the loader, and accept (NULL takes any JSON). */
+ * miscache__get_or_load_ms, the loader (and what its request says besides
+ * db and key: family, -1 for none, and the call's ids), and accept (NULL
+ * takes any JSON). */
 typedef struct miscache__aside {
   miscache_db_t db;
   const char *key;
   int64_t ttl;
-  miscache_loader_fn loader;
+  miscache_load_fn load;
   void *userdata;
+  int family;
+  int64_t company;
+  int64_t id;
+  const char *date;
   miscache__accept_fn accept;
   void *accept_ud;
 } miscache__aside_t;
@@ -261,16 +277,34 @@ miscache_status_t miscache__json_set_int(json_t *obj, const char *name,
                                          int64_t v);
 miscache_status_t miscache__json_set_str(json_t *obj, const char *name,
                                          const char *v);
-/* Fills a zeroed struct from the system of record. */
+/* Fills a zeroed struct from the system of record (the old typed shape). */
 typedef miscache_status_t (*miscache__typed_loader_fn)(void *userdata,
                                                        void *out);
-/* Typed cache-aside on a key of family f (its db and TTL): cached and
- * decodable, else loader -> store -> out, with one GET. A cached value of
- * the wrong shape is a miss the loader replaces. size = sizeof *out. */
-miscache_status_t miscache__typed_get_or_load(
-    miscache_t *mc, miscache_key_family_id_t f, const char *key,
-    const miscache__payload_t *d, size_t size,
-    miscache__typed_loader_fn loader, void *userdata, void *out,
+/* Typed cache-aside: a->key of family a->family (a->db, a->ttl and the
+ * request ids filled by the caller; a->accept is set here): cached and
+ * decodable, else load -> store -> out, with one GET. A cached or loaded
+ * value of the wrong shape is a miss the loader replaces (loaded: ERR_LOADER).
+ * With typed (not NULL) the loader of the old shape fills a struct of size
+ * bytes, given as typed_ud, and a->load is ignored. */
+miscache_status_t
+miscache__typed_get_or_load(miscache_t *mc, miscache__aside_t *a,
+                            const miscache__payload_t *d, size_t size,
+                            miscache__typed_loader_fn typed, void *typed_ud,
+                            void *out, miscache_source_t *source);
+/* A typed struct (payload d, size bytes, zeroed first) cached under family
+ * f's key of company (batch config, gift rules): the cache-aside above,
+ * with load (the 0.4.0 shape) or, when typed is not NULL, the old loader
+ * typed (given typed_ud). what names the call in messages. */
+typedef struct miscache__company_typed {
+  miscache_key_family_id_t f;
+  int64_t company;
+  const miscache__payload_t *d;
+  size_t size;
+  const char *what;
+} miscache__company_typed_t;
+miscache_status_t miscache__company_typed_aside(
+    miscache_t *mc, const miscache__company_typed_t *t, miscache_load_fn load,
+    void *userdata, miscache__typed_loader_fn typed, void *typed_ud, void *out,
     miscache_source_t *source);
 /* ERR_KEY unless s is `digits` digits (8: YYYYMMDD, 6: YYYYMM) with a
  * month 01..12 and (8 digits) a day 01..31. */

@@ -75,17 +75,19 @@ typedef struct {
   size_t size;
 } typed_loader_t;
 
-/* Runs the typed loader and hands get_or_load its value as JSON. */
-static miscache_status_t load_typed_json(void *ud, const char *key,
-                                         json_t **out) {
-  (void)key;
+/* Runs a typed loader of the old shape and hands the cache-aside its value
+ * as JSON. */
+static miscache_status_t load_typed_json(void *ud,
+                                         const miscache_load_req_t *req,
+                                         json_t **out, char *errbuf,
+                                         size_t errlen) {
+  (void)req;
   typed_loader_t *tl = ud;
   void *tmp = calloc(1, tl->size);
   if (!tmp) return MISCACHE_ERR_NOMEM;
   miscache_status_t st = tl->loader(tl->userdata, tmp);
   if (st == MISCACHE_OK) {
-    char why[256];
-    *out = miscache__payload_encode(tl->d, tmp, why, sizeof why);
+    *out = miscache__payload_encode(tl->d, tmp, errbuf, errlen);
     if (!*out) st = MISCACHE_ERR_ENCODE;
   }
   miscache__payload_clear(tl->d, tmp);
@@ -106,23 +108,47 @@ static miscache_status_t accept_typed(void *ud, json_t *v, char *why,
   return miscache__payload_decode(ta->d, v, ta->out, why, whylen);
 }
 
-miscache_status_t miscache__typed_get_or_load(
-    miscache_t *mc, miscache_key_family_id_t f, const char *key,
-    const miscache__payload_t *d, size_t size,
-    miscache__typed_loader_fn loader, void *userdata, void *out,
-    miscache_source_t *source) {
-  typed_loader_t tl = {loader, userdata, d, size};
+miscache_status_t
+miscache__typed_get_or_load(miscache_t *mc, miscache__aside_t *a,
+                            const miscache__payload_t *d, size_t size,
+                            miscache__typed_loader_fn typed, void *typed_ud,
+                            void *out, miscache_source_t *source) {
+  typed_loader_t tl = {typed, typed_ud, d, size};
   typed_accept_t ta = {d, out};
   miscache__direct_t direct = {d, out, false};
   json_t *v = NULL;
-  miscache__aside_t a = {.db = miscache__kf_db(f), .key = key,
-                         .ttl = MISCACHE__KF_TTL(f), .loader = load_typed_json,
-                         .userdata = &tl, .accept = accept_typed,
-                         .accept_ud = &ta};
+  if (typed) {
+    a->load = load_typed_json;
+    a->userdata = &tl;
+  }
+  a->accept = accept_typed;
+  a->accept_ud = &ta;
   miscache_status_t st =
-      miscache__cache_aside_direct(mc, &a, &direct, &v, source);
+      miscache__cache_aside_direct(mc, a, &direct, &v, source);
   json_decref(v);
   return st;
+}
+
+miscache_status_t miscache__company_typed_aside(
+    miscache_t *mc, const miscache__company_typed_t *t, miscache_load_fn load,
+    void *userdata, miscache__typed_loader_fn typed, void *typed_ud, void *out,
+    miscache_source_t *source) {
+  if (out) memset(out, 0, t->size);
+  if (source) *source = MISCACHE_SOURCE_NONE;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  if (!out || (!typed && !load)) {
+    miscache__set_err(mc, "%s get_or_load: out or loader is NULL", t->what);
+    return MISCACHE_ERR_INVALID;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = miscache__kf_key_int(mc, t->f, key, t->company);
+  if (st != MISCACHE_OK) return st;
+  miscache__aside_t a = {.db = miscache__kf_db(t->f), .key = key,
+                         .ttl = MISCACHE__KF_TTL(t->f), .load = load,
+                         .userdata = userdata, .family = (int)t->f,
+                         .company = t->company};
+  return miscache__typed_get_or_load(mc, &a, t->d, t->size, typed, typed_ud,
+                                     out, source);
 }
 
 miscache_status_t miscache__json_set_int(json_t *obj, const char *name,

@@ -547,7 +547,8 @@ static void test_required_null_is_decode_error(void **state) {
   miscache_gift_engine_t *eng = NULL;
   assert_int_equal(miscache_gift_engine_new(&rules, NULL, 0, &eng),
                    MISCACHE_OK);
-  miscache_gift_product_t p = {"Q1", "stroller", 100};
+  miscache_gift_product_t p = {
+      .product_code = "Q1", .product_name = "stroller", .supply_price = 100};
   miscache_gift_classification_t out;
   miscache_source_t src;
   assert_int_equal(miscache_gift_classify(mc, 2, eng, &p, &out, &src),
@@ -637,7 +638,8 @@ static void test_every_error_sets_message(void **state) {
   assert_int_equal(miscache_gift_engine_new(&rules, NULL, 0, &eng),
                    MISCACHE_OK);
   miscache_gift_classification_t cls;
-  miscache_gift_product_t bad = {NULL, "x", 1};
+  miscache_gift_product_t bad = {
+      .product_code = NULL, .product_name = "x", .supply_price = 1};
   miscache_batch_history_t h;
   EXPECT_OWN_MESSAGE(mc, miscache_exists(mc, MISCACHE_DB_CACHE, "k", NULL));
   EXPECT_OWN_MESSAGE(mc, miscache_ttl_ms(mc, MISCACHE_DB_CACHE, "k", NULL));
@@ -708,10 +710,11 @@ static void test_bulk_bad_line_own_status(void **state) {
   miscache_gift_engine_t *eng = NULL;
   assert_int_equal(miscache_gift_engine_new(&rules, NULL, 0, &eng),
                    MISCACHE_OK);
-  miscache_gift_product_t p[4] = {{"A1", "stroller", 100},
-                                  {"", "empty code", 0},
-                                  {"A2", "sample", 0},
-                                  {NULL, "no code", 0}};
+  miscache_gift_product_t p[4] = {
+      {.product_code = "A1", .product_name = "stroller", .supply_price = 100},
+      {.product_code = "", .product_name = "empty code", .supply_price = 0},
+      {.product_code = "A2", .product_name = "sample", .supply_price = 0},
+      {.product_code = NULL, .product_name = "no code", .supply_price = 0}};
   miscache_gift_classification_t out[4];
   miscache_status_t sts[4];
   size_t cached = 9;
@@ -743,7 +746,8 @@ static void test_huge_counts_refused(void **state) {
   miscache_gift_engine_t *eng = NULL;
   assert_int_equal(miscache_gift_engine_new(&rules, NULL, 0, &eng),
                    MISCACHE_OK);
-  miscache_gift_product_t p = {"A", "a", 1};
+  miscache_gift_product_t p = {
+      .product_code = "A", .product_name = "a", .supply_price = 1};
   miscache_gift_classification_t out;
   size_t huge = SIZE_MAX / 64;
   assert_int_equal(

@@ -88,7 +88,9 @@ static void test_single_classify(void **state) {
   (void)state;
   miscache_t *mc = mt_open(NULL);
   miscache_gift_engine_t *e = engine_for(mc, 1);
-  miscache_gift_product_t p = {"P*1", "[" SAEUNPUM "] wipes", 3000};
+  miscache_gift_product_t p = {.product_code = "P*1",
+                               .product_name = "[" SAEUNPUM "] wipes",
+                               .supply_price = 3000};
   miscache_gift_classification_t c;
   miscache_source_t src;
   assert_int_equal(miscache_gift_classify(mc, 1, e, &p, &c, &src), MISCACHE_OK);
@@ -135,7 +137,9 @@ static void test_bulk_equals_single(void **state) {
              i % 17 == 0 ? 1 : i);
     snprintf(names[i], sizeof names[i], "%s item %d",
              i % 5 == 0 ? SAEUNPUM : "plain", i);
-    p[i] = (miscache_gift_product_t){codes[i], names[i], i % 7 == 0 ? 0 : 100 + i};
+    p[i] = (miscache_gift_product_t){.product_code = codes[i],
+                                     .product_name = names[i],
+                                     .supply_price = i % 7 == 0 ? 0 : 100 + i};
   }
   for (int i = 0; i < N; i += 2) { /* pre-cache the even ones */
     miscache_gift_classification_t c;
@@ -191,7 +195,9 @@ static void test_pages_equal_bulk(void **state) {
     snprintf(codes[i], sizeof codes[i], "PG%d", i);
     snprintf(names[i], sizeof names[i], "%s item %d",
              i % 5 == 0 ? SAEUNPUM : "plain", i);
-    p[i] = (miscache_gift_product_t){codes[i], names[i], i % 7 == 0 ? 0 : 100 + i};
+    p[i] = (miscache_gift_product_t){.product_code = codes[i],
+                                     .product_name = names[i],
+                                     .supply_price = i % 7 == 0 ? 0 : 100 + i};
   }
   p[77].product_code = ""; /* a bad line: its own status, the rest go on */
   for (int i = 0; i < N; i += 3) { /* pre-cache every third */
@@ -302,7 +308,8 @@ static void test_every_field_round_trip(void **state) {
   miscache_gift_engine_t *e = NULL;
   assert_int_equal(miscache_gift_engine_new(&r, NULL, 0, &e), MISCACHE_OK);
   miscache_gift_rules_clear(&r);
-  miscache_gift_product_t p = {"P9", "plain", 2500};
+  miscache_gift_product_t p = {
+      .product_code = "P9", .product_name = "plain", .supply_price = 2500};
   miscache_gift_classification_t c, cb;
   assert_int_equal(miscache_gift_classify(mc, 4, e, &p, &c, NULL), MISCACHE_OK);
   raw = mt_raw_get(mc, MISCACHE_DB_GIFT, "gift:classification:P9:4");

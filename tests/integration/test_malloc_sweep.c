@@ -134,7 +134,9 @@ static int scenario(const char *ns) {
   check(NULL, st, "engine");
   if (st == MISCACHE_OK) {
     miscache_gift_product_t p[3] = {
-        {"A1", "유모차", 10}, {"A2", "샘플", 0}, {"A3", "x", 5}};
+        {.product_code = "A1", .product_name = "유모차", .supply_price = 10},
+        {.product_code = "A2", .product_name = "샘플", .supply_price = 0},
+        {.product_code = "A3", .product_name = "x", .supply_price = 5}};
     miscache_gift_classification_t out[3];
     CALL(miscache_gift_classify_bulk(mc, 1, e, p, 3, out, NULL, NULL));
     for (int i = 0; i < 3; i++)

@@ -248,7 +248,10 @@ static void test_python_reads_payloads(void **state) {
   miscache_gift_engine_t *e = NULL;
   assert_int_equal(miscache_gift_engine_new(&r, NULL, 0, &e), MISCACHE_OK);
   miscache_gift_rules_clear(&r);
-  miscache_gift_product_t p = {"P*1", "[\xec\x82\xac\xec\x9d\x80\xed\x92\x88] x", 10};
+  miscache_gift_product_t p = {.product_code = "P*1",
+                               .product_name =
+                                   "[\xec\x82\xac\xec\x9d\x80\xed\x92\x88] x",
+                               .supply_price = 10};
   miscache_gift_classification_t c;
   assert_int_equal(miscache_gift_classify(mc, 1, e, &p, &c, NULL), MISCACHE_OK);
   miscache_gift_classification_clear(&c);

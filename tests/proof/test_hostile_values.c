@@ -267,7 +267,8 @@ static void test_classifier_replaces_hostile_value(void **state) {
                                  .zero_price_rule = true};
   miscache_gift_engine_t *e = NULL;
   assert_int_equal(miscache_gift_engine_new(&rules, NULL, 0, &e), MISCACHE_OK);
-  miscache_gift_product_t p = {"P-1", "free sample", 0.0};
+  miscache_gift_product_t p = {
+      .product_code = "P-1", .product_name = "free sample", .supply_price = 0.0};
   miscache_gift_classification_t want;
   assert_int_equal(miscache_gift_engine_classify(e, &p, &want), MISCACHE_OK);
   for (size_t h = 0; h < n_hostile; h++) {

@@ -59,7 +59,9 @@ static void test_case_table(void **state) {
       {"P11", "", 100, NULL, NULL},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    miscache_gift_product_t p = {cases[i].code, cases[i].name, cases[i].price};
+    miscache_gift_product_t p = {.product_code = cases[i].code,
+                                 .product_name = cases[i].name,
+                                 .supply_price = cases[i].price};
     miscache_gift_classification_t c;
     assert_int_equal(miscache_gift_engine_classify(e, &p, &c), MISCACHE_OK);
     bool gift = cases[i].gift_type != NULL;
@@ -85,7 +87,8 @@ static void test_rule_switches(void **state) {
   (void)state;
   /* without exclude_from_revenue a gift still counts as revenue */
   miscache_gift_engine_t *e = make_engine(false, false);
-  miscache_gift_product_t p = {"P2", SAEUNPUM, 3000};
+  miscache_gift_product_t p = {
+      .product_code = "P2", .product_name = SAEUNPUM, .supply_price = 3000};
   miscache_gift_classification_t c;
   assert_int_equal(miscache_gift_engine_classify(e, &p, &c), MISCACHE_OK);
   assert_string_equal(c.product_type, "GIFT");
@@ -93,7 +96,8 @@ static void test_rule_switches(void **state) {
   assert_true(c.revenue_impact == 3000);
   miscache_gift_classification_clear(&c);
   /* without zero_price_rule a free item is revenue */
-  miscache_gift_product_t z = {"P1", "wipes", 0};
+  miscache_gift_product_t z = {
+      .product_code = "P1", .product_name = "wipes", .supply_price = 0};
   assert_int_equal(miscache_gift_engine_classify(e, &z, &c), MISCACHE_OK);
   assert_string_equal(c.product_type, "REVENUE");
   miscache_gift_classification_clear(&c);
@@ -105,7 +109,8 @@ static void test_rule_switches(void **state) {
   assert_int_equal(miscache_gift_engine_new(&r, NULL, 1, &e),
                    MISCACHE_ERR_INVALID);
   assert_int_equal(miscache_gift_engine_new(&r, NULL, 0, &e), MISCACHE_OK);
-  miscache_gift_product_t no_code = {NULL, "x", 1};
+  miscache_gift_product_t no_code = {
+      .product_code = NULL, .product_name = "x", .supply_price = 1};
   assert_int_equal(miscache_gift_engine_classify(e, &no_code, &c),
                    MISCACHE_ERR_INVALID);
   miscache_gift_engine_free(e);
