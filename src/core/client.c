@@ -1,10 +1,12 @@
 /* Handle: open/free, last error, counters, namespaced keys, TTL; the door
  * to the dispatcher (miscache__send, miscache__exec_key). */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -273,10 +275,45 @@ void miscache__fullkey_done(miscache__fullkey_t *fk) {
   fk->heap = NULL;
 }
 
+/* The number of keys of EVAL/EVALSHA in argv[2] (lens, not a NUL, bound
+ * it); 0 when it is not a count. */
+static size_t eval_nkeys(const miscache__cmd_t *c) {
+  size_t n = 0;
+  if (c->lens[2] == 0 || c->lens[2] > 4) return 0;
+  for (size_t i = 0; i < c->lens[2]; i++) {
+    char d = c->argv[2][i];
+    if (d < '0' || d > '9') return 0;
+    n = n * 10 + (size_t)(d - '0');
+  }
+  return n;
+}
+
+/* MISCACHE__WRITES (core.h): the near cache drops what cmds write. */
+static void evict_written(miscache_t *mc, size_t n,
+                          const miscache__cmd_t *cmds) {
+  for (size_t i = 0; i < n; i++) {
+    const miscache__cmd_t *c = &cmds[i];
+    if (c->argc < 2) continue;
+    bool eval = (c->lens[0] == 4 && strncasecmp(c->argv[0], "EVAL", 4) == 0) ||
+                (c->lens[0] == 7 &&
+                 strncasecmp(c->argv[0], "EVALSHA", 7) == 0);
+    if (!eval) {
+      miscache__near_evict(mc, c->argv[1], c->lens[1]);
+      continue;
+    }
+    size_t nk = c->argc > 2 ? eval_nkeys(c) : 0;
+    for (size_t k = 0; k < nk && 3 + k < (size_t)c->argc; k++)
+      miscache__near_evict(mc, c->argv[3 + k], c->lens[3 + k]);
+  }
+}
+
 miscache_status_t miscache__send(miscache_t *mc, int db, size_t n,
                                  const miscache__cmd_t *cmds,
                                  miscache__reply_t **replies, unsigned flags) {
-  return miscache__disp_run(mc->disp, db, n, cmds, replies, flags);
+  miscache_status_t st = miscache__disp_run(mc->disp, db, n, cmds, replies,
+                                            flags & ~MISCACHE__WRITES);
+  if ((flags & MISCACHE__WRITES) && mc->near) evict_written(mc, n, cmds);
+  return st;
 }
 
 miscache_status_t miscache__exec_key(miscache_t *mc, miscache_db_t db,
@@ -284,8 +321,9 @@ miscache_status_t miscache__exec_key(miscache_t *mc, miscache_db_t db,
                                      const miscache__cmd_t *cmd,
                                      miscache__reply_t **reply,
                                      unsigned flags) {
-  miscache_status_t st =
-      miscache__disp_run(mc->disp, (int)db, 1, cmd, reply, flags);
+  miscache_status_t st = miscache__disp_run(mc->disp, (int)db, 1, cmd, reply,
+                                            flags & ~MISCACHE__WRITES);
+  if ((flags & MISCACHE__WRITES) && mc->near) evict_written(mc, 1, cmd);
   if (st != MISCACHE_OK) miscache__count(mc, db, key, MISCACHE__ERROR);
   return st;
 }

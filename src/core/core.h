@@ -112,6 +112,14 @@ miscache_status_t miscache__fullkey(miscache_t *mc, const char *key,
                                     miscache__fullkey_t *fk);
 void miscache__fullkey_done(miscache__fullkey_t *fk);
 
+/* Read your writes, in one place: with MISCACHE__WRITES in the flags of
+ * miscache__exec_key or miscache__send, once the call has run (whatever it
+ * returned: a write may have landed though its reply was lost) the near
+ * cache drops every key the commands write: argv[1] of each command of two
+ * or more arguments (SET, UNLINK, PEXPIRE...; MULTI and EXEC have none),
+ * and each KEYS argument of EVAL / EVALSHA. The dispatcher never sees it. */
+#define MISCACHE__WRITES 32u
+
 /* One command on the node serving logical key (the call's, for the
  * counters), no replay: on a transport failure count an error for db.
  * *reply is the caller's to free. */

@@ -150,12 +150,7 @@ miscache_status_t miscache_write_behind(miscache_t *mc, miscache_db_t db,
   const char *args[7] = {cdb, qdb, val, ttl, mid, now, body};
   long long seq = 0;
   st = miscache__eval(mc, MISCACHE_DB_QUEUE, lua_write_behind, sha_wb, 3, keys,
-                      7, args, 0, &seq);
-  miscache__fullkey_t fk;
-  if (miscache__fullkey(mc, key, &fk) == MISCACHE_OK) {
-    miscache__near_evict(mc, fk.ptr, fk.len); /* read your writes */
-    miscache__fullkey_done(&fk);
-  }
+                      7, args, MISCACHE__WRITES, &seq);
   if (st == MISCACHE_OK && seq < 1) {
     miscache__set_err(mc, "write-behind %s: the script gave seq %lld", key,
                       seq);

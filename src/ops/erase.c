@@ -363,8 +363,8 @@ miscache_status_t miscache__key_int_now(miscache_t *mc, miscache_db_t db,
   size_t lens[2] = {strlen(verb), fk.len};
   miscache__cmd_t cmd = {2, argv, lens};
   miscache__reply_t *r = NULL;
-  st = miscache__exec_key(mc, db, key, &cmd, &r, MISCACHE__IDEMPOTENT);
-  if (writes) miscache__near_evict(mc, fk.ptr, fk.len); /* read your writes */
+  st = miscache__exec_key(mc, db, key, &cmd, &r,
+                          MISCACHE__IDEMPOTENT | (writes ? MISCACHE__WRITES : 0));
   if (st == MISCACHE_OK) {
     if (miscache__reply_type(r) == MISCACHE__R_INTEGER) {
       *result = miscache__reply_int(r);

@@ -348,12 +348,8 @@ miscache_status_t miscache__fenced_set(miscache_t *mc, miscache_db_t db,
   /* not resent: a lost reply is an unknown outcome, reported as such */
   miscache_status_t st =
       miscache__eval(mc, db, miscache__lua_fenced_set,
-                     miscache__lua_fenced_set_sha, 3, keys, 4, args, 0, &res);
-  miscache__fullkey_t fk; /* read your writes */
-  if (miscache__fullkey(mc, key, &fk) == MISCACHE_OK) {
-    miscache__near_evict(mc, fk.ptr, fk.len);
-    miscache__fullkey_done(&fk);
-  }
+                     miscache__lua_fenced_set_sha, 3, keys, 4, args,
+                     MISCACHE__WRITES, &res);
   if (st == MISCACHE_OK && res != 1) {
     miscache__set_err(mc, "%s not written: lock %s (fence %lld) is held by a "
                           "newer run", key, lock->key, (long long)lock->fence);

@@ -257,9 +257,8 @@ static miscache_status_t exec_set(const update_t *u, const char *val,
   miscache__cmd_t wr[3] = {{1, ma, ml}, {5, sa, sl}, {1, ea, el}};
   miscache__reply_t *r[3] = {NULL, NULL, NULL};
   /* on the connection that holds the WATCH, never resent elsewhere */
-  miscache_status_t st =
-      miscache__run(mc, (int)u->db, 3, wr, r, MISCACHE__SAME_CONN);
-  miscache__near_evict(mc, u->fk.ptr, u->fk.len); /* read your writes */
+  miscache_status_t st = miscache__run(mc, (int)u->db, 3, wr, r,
+                                      MISCACHE__SAME_CONN | MISCACHE__WRITES);
   if (st != MISCACHE_OK) {
     miscache__count(mc, u->db, u->key, MISCACHE__ERROR);
     return st;

@@ -104,6 +104,161 @@ static void cache_it(miscache_t *mc, const char *key, long long want) {
   fail_msg("%s never became a near hit", key);
 }
 
+/* processed_pages of company's batch status, -1 on a miss, -2 on error;
+ * *hit: whether the near cache answered. */
+static long long read_pages(miscache_t *mc, int64_t company, bool *hit) {
+  uint64_t h = stats_of(mc).hits;
+  miscache_batch_status_t s;
+  miscache_status_t st = miscache_batch_status_get(mc, company, &s);
+  if (hit) *hit = stats_of(mc).hits > h;
+  if (st == MISCACHE_MISS) return -1;
+  if (st != MISCACHE_OK) return -2;
+  long long n = s.progress.processed_pages;
+  miscache_batch_status_clear(&s);
+  return n;
+}
+
+/* Read until the status reads want (a stale copy may take the server's
+ * message to go), then until that is a near hit. */
+static void cache_pages(miscache_t *mc, int64_t company, long long want) {
+  for (int i = 0; i < 2000 && read_pages(mc, company, NULL) != want; i++)
+    mt_sleep_ms(1);
+  for (int i = 0; i < 200; i++) {
+    bool hit = false;
+    assert_int_equal(read_pages(mc, company, &hit), want);
+    if (hit) return;
+    mt_sleep_ms(5);
+  }
+  fail_msg("status of %lld never became a near hit", (long long)company);
+}
+
+enum { RYW_ROUNDS = 120 };
+
+typedef struct {
+  int stale;
+  int rounds;
+} ryw_work_t;
+
+/* Inside a batch run: each report (the fenced status write) is read back
+ * at once through the same handle. */
+static miscache_status_t ryw_work(void *ud, miscache_batch_run_t *run) {
+  ryw_work_t *w = ud;
+  miscache_t *mc = miscache_batch_run_handle(run);
+  for (int i = 1; i <= RYW_ROUNDS; i++) {
+    cache_pages(mc, 31, i - 1);
+    miscache_batch_progress_t p = {.total_pages = RYW_ROUNDS,
+                                   .processed_pages = i};
+    assert_int_equal(miscache_batch_run_report(run, &p, "step"), MISCACHE_OK);
+    if (read_pages(mc, 31, NULL) != i) w->stale++;
+    w->rounds++;
+  }
+  return MISCACHE_OK;
+}
+
+static miscache_status_t ryw_config(void *ud, int64_t company,
+                                    miscache_batch_config_t *out) {
+  (void)ud;
+  (void)company;
+  out->batch_enabled = true;
+  return MISCACHE_OK;
+}
+
+/* Every way the library writes a key evicts it from its own near cache
+ * before the call returns: a read right after the write never sees the old
+ * value, whatever the server's invalidation message is doing. Each path
+ * runs RYW_ROUNDS times (a missing eviction reads stale in most rounds:
+ * the message comes later than the next read). */
+static void test_every_write_reads_its_own(void **state) {
+  (void)state;
+  miscache_near_t n = near_opts(0);
+  n.families =
+      (1ull << MISCACHE_KF_PERMISSIONS) | (1ull << MISCACHE_KF_BATCH_STATUS);
+  miscache_t *mc = open_near(&n);
+  wait_connected(mc);
+  const char *paths[] = {"set",    "set_ttl_ms",   "mset",
+                         "delete", "write_behind", "status_progress"};
+  int stale[6] = {0};
+  /* on a cluster the write-behind script and the batch run's fenced writes
+   * span slots (they need hash-tagged keys, tested in their own files) */
+  bool cluster = mt_is_cluster();
+  for (int p = 0; p < 6; p++) {
+    if (cluster && p == 4) continue;
+    for (int i = 1; i <= RYW_ROUNDS; i++) {
+      long long want = i;
+      if (p < 5) {
+        raw_set_v(mc, PERM_KEY, i - 1); /* another client's write: seen */
+        assert_true(until_v(mc, PERM_KEY, i - 1) >=
+                    0); /* once its message came */
+        cache_it(mc, PERM_KEY, i - 1);
+      } else if (i == 1) {
+        miscache_batch_status_t s0 = {.status = "running"};
+        assert_int_equal(miscache_batch_status_set(mc, 32, &s0), MISCACHE_OK);
+        cache_pages(mc, 32, 0);
+      } else {
+        cache_pages(mc, 32, i - 1);
+      }
+      json_t *v = json_pack("{s:i}", "v", i);
+      const char *keys[1] = {PERM_KEY};
+      const json_t *vals[1] = {v};
+      miscache_batch_progress_t pr = {.processed_pages = i};
+      switch (p) {
+      case 0:
+        assert_int_equal(miscache_set(mc, MISCACHE_DB_CACHE, PERM_KEY, v,
+                                      MISCACHE_TTL_PERMISSIONS),
+                         MISCACHE_OK);
+        break;
+      case 1:
+        assert_int_equal(
+            miscache_set_ttl_ms(mc, MISCACHE_DB_CACHE, PERM_KEY, v, 60000),
+            MISCACHE_OK);
+        break;
+      case 2:
+        assert_int_equal(miscache_mset(mc, MISCACHE_DB_CACHE, 1, keys, vals,
+                                       MISCACHE_TTL_PERMISSIONS),
+                         MISCACHE_OK);
+        break;
+      case 3:
+        assert_int_equal(miscache_delete(mc, MISCACHE_DB_CACHE, PERM_KEY, NULL),
+                         MISCACHE_OK);
+        want = -1;
+        break;
+      case 4:
+        assert_int_equal(miscache_write_behind(mc, MISCACHE_DB_CACHE, PERM_KEY,
+                                               v, MISCACHE_TTL_PERMISSIONS,
+                                               "ryw", false),
+                         MISCACHE_OK);
+        break;
+      default:
+        assert_int_equal(miscache_batch_status_progress(mc, 32, &pr, NULL),
+                         MISCACHE_OK);
+        break;
+      }
+      json_decref(v);
+      long long got = p < 5 ? read_v(mc, PERM_KEY) : read_pages(mc, 32, NULL);
+      if (got != want) stale[p]++;
+    }
+  }
+  /* the fenced status writes of a batch run */
+  ryw_work_t w = {0};
+  miscache_batch_status_t s0 = {.status = "running"};
+  assert_int_equal(miscache_batch_status_set(mc, 31, &s0), MISCACHE_OK);
+  if (!cluster) {
+    assert_int_equal(miscache_batch_run(mc, 31, "ryw", ryw_config, NULL,
+                                        ryw_work, &w, NULL),
+                     MISCACHE_OK);
+    assert_int_equal(w.rounds, RYW_ROUNDS);
+  }
+  int bad = w.stale;
+  for (int p = 0; p < 6; p++) {
+    printf("  %s: %d of %d reads right after the write saw the old value\n",
+           paths[p], stale[p], RYW_ROUNDS);
+    bad += stale[p];
+  }
+  printf("  fenced status write: %d of %d\n", w.stale, RYW_ROUNDS);
+  assert_int_equal(bad, 0);
+  miscache_free(mc);
+}
+
 static void test_options(void **state) {
   (void)state;
   miscache_options_t *o = miscache_options_new();
@@ -781,6 +936,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_options),
       cmocka_unit_test(test_hit_and_invalidation),
+      cmocka_unit_test(test_every_write_reads_its_own),
       cmocka_unit_test(test_ttl_and_bounds),
       cmocka_unit_test(test_connection_loss),
       cmocka_unit_test(test_redis_py_writer),
