@@ -141,6 +141,16 @@ miscache_status_t miscache_get(miscache_t *mc, miscache_db_t db,
   return read_key(mc, db, key, out, NULL, NULL);
 }
 
+miscache_status_t miscache__get_uncounted(miscache_t *mc, miscache_db_t db,
+                                          const char *key, json_t **out) {
+  if (!mc) return MISCACHE_ERR_INVALID;
+  bool quiet = mc->quiet;
+  mc->quiet = true;
+  miscache_status_t st = read_key(mc, db, key, out, NULL, NULL);
+  mc->quiet = quiet;
+  return st;
+}
+
 miscache_status_t miscache__get_payload(miscache_t *mc, miscache_db_t db,
                                         const char *key,
                                         const miscache__payload_t *d,
@@ -630,10 +640,7 @@ static miscache_status_t wait_for_value(miscache_t *mc,
 static bool stored_since(miscache_t *mc, const miscache__aside_t *a,
                          json_t **out) {
   char why[256];
-  bool quiet = mc->quiet;
-  mc->quiet = true;
-  miscache_status_t st = miscache_get(mc, a->db, a->key, out);
-  mc->quiet = quiet;
+  miscache_status_t st = miscache__get_uncounted(mc, a->db, a->key, out);
   if (st != MISCACHE_OK) return false;
   if (accepted(a, *out, why, sizeof why)) return true;
   json_decref(*out);

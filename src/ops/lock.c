@@ -44,10 +44,8 @@ static json_t *str_or_null(const char *s) {
 static void describe_holder(miscache_t *mc, miscache_db_t db, const char *key) {
   json_t *v = NULL;
   char saved[MISCACHE_ERRMSG_SIZE];
-  bool quiet = mc->quiet;
-  mc->quiet = true; /* not a cache read: keep it out of the counters */
-  miscache_status_t st = miscache_get(mc, db, key, &v);
-  mc->quiet = quiet;
+  /* not a cache read: kept out of the counters */
+  miscache_status_t st = miscache__get_uncounted(mc, db, key, &v);
   if (st == MISCACHE_OK && json_is_object(v)) {
     const char *by = json_string_value(json_object_get(v, "locked_by"));
     const char *at = json_string_value(json_object_get(v, "locked_at"));

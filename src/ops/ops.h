@@ -80,6 +80,12 @@ miscache_status_t miscache__mset_mget(miscache_t *mc, miscache_db_t db,
                                       const miscache__sets_t *sets,
                                       const miscache__gets_t *gets);
 
+/* miscache_get that counts no hit, miss or error (a lock's holder, a
+ * cache-aside's second look): the one place that sets and restores the
+ * handle's quiet flag for a read. */
+miscache_status_t miscache__get_uncounted(miscache_t *mc, miscache_db_t db,
+                                          const char *key, json_t **out);
+
 /* SET key (logical) to JSON text val PX ttl_ms (> 0), as miscache_set does
  * (the near cache evicts it here at once). */
 miscache_status_t miscache__set_text(miscache_t *mc, miscache_db_t db,
