@@ -349,37 +349,106 @@ static int place(miscache__reader_t *rd, miscache__reply_t *r,
   }
 }
 
+/* Reads the body of the open bulk string and its CRLF: 1 when it is
+ * complete (rd->bulk closed, the string in *done), 0 for more bytes, -1. */
+static int bulk_body(miscache__reader_t *rd, miscache__reply_t **done) {
+  miscache__reply_t *b = rd->bulk;
+  size_t have = rd->len - rd->pos;
+  if (rd->bulk_have < b->len && have) {
+    size_t k = b->len - rd->bulk_have < have ? b->len - rd->bulk_have : have;
+    memcpy(b->str + rd->bulk_have, rd->buf + rd->pos, k);
+    rd->pos += k;
+    rd->bulk_have += k;
+    have -= k;
+  }
+  for (; have && rd->bulk_have >= b->len && rd->bulk_have < b->len + 2;
+       have--) {
+    char want = rd->bulk_have == b->len ? '\r' : '\n';
+    if (rd->buf[rd->pos] != want)
+      return fail(rd,
+                  "protocol error: bulk string of %zu bytes not followed by "
+                  "CRLF",
+                  b->len);
+    rd->pos++;
+    rd->bulk_have++;
+  }
+  if (rd->bulk_have < b->len + 2) return 0;
+  b->str[b->len] = 0;
+  rd->bulk = NULL;
+  rd->bulk_have = 0;
+  *done = b;
+  return 1;
+}
+
+/* The reply a header line of this type starts (body: n bytes after the
+ * type byte): 1 with *r a whole reply (NULL: out of memory), 0 when it
+ * opened a bulk string or an array whose rest is still to come, -1. */
+static int line_reply(miscache__reader_t *rd, char type, const char *body,
+                      size_t n, miscache__reply_t **r) {
+  long long v = 0;
+  *r = NULL;
+  switch (type) {
+  case '+':
+  case '-':
+    if (charge(rd, sizeof **r + n + 1)) return -1;
+    *r = new_str(type == '+' ? MISCACHE__R_STATUS : MISCACHE__R_ERROR, body,
+                 n);
+    return 1;
+  case ':':
+    if (!parse_ll(body, n, &v))
+      return fail(rd, "protocol error: bad integer reply");
+    if (charge(rd, sizeof **r)) return -1;
+    *r = miscache__reply_new_int(v);
+    return 1;
+  case '$':
+    if (header_len(rd, body, n, rd->lim.max_bulk, "bulk string", "bytes", &v))
+      return -1;
+    if (charge(rd, sizeof **r + (v > 0 ? (size_t)v : 0) + 1)) return -1;
+    if (v == -1) {
+      *r = calloc(1, sizeof **r);
+      if (*r) (*r)->type = MISCACHE__R_NIL;
+      return 1;
+    }
+    rd->bulk = new_str(MISCACHE__R_STRING, NULL, (size_t)v);
+    if (!rd->bulk) return oom(rd, "a bulk string reply");
+    rd->bulk_have = 0;
+    return 0;
+  case '*':
+    if (header_len(rd, body, n, rd->lim.max_elements, "array", "elements", &v))
+      return -1;
+    /* the slots it would need count at once (each element adds its own) */
+    if (v > 0 && (unsigned long long)v > rd->lim.max_bytes / sizeof *r)
+      return fail(rd, "reply over the limit of %zu bytes", rd->lim.max_bytes);
+    if (charge(rd, sizeof **r + (v > 0 ? (size_t)v * sizeof *r : 0)))
+      return -1;
+    *r = calloc(1, sizeof **r);
+    if (!*r) return 1;
+    (*r)->type = v == -1 ? MISCACHE__R_NIL : MISCACHE__R_ARRAY;
+    if (v <= 0) return 1;
+    if (rd->depth == MAX_DEPTH) {
+      free(*r);
+      *r = NULL;
+      return fail(rd, "protocol error: arrays nested over %d deep", MAX_DEPTH);
+    }
+    (*r)->integer = v; /* elements still to come, while open */
+    rd->stack[rd->depth++] = *r;
+    *r = NULL;
+    return 0;
+  default:
+    return fail(rd, "protocol error: unexpected byte 0x%02x",
+                (unsigned char)type);
+  }
+}
+
 int miscache__reader_get(miscache__reader_t *rd, miscache__reply_t **out) {
   *out = NULL;
   if (rd->failed) return -1;
   for (;;) {
+    miscache__reply_t *r = NULL;
     if (rd->bulk) { /* the body, then CRLF */
-      miscache__reply_t *b = rd->bulk;
-      size_t have = rd->len - rd->pos;
-      if (rd->bulk_have < b->len && have) {
-        size_t k =
-            b->len - rd->bulk_have < have ? b->len - rd->bulk_have : have;
-        memcpy(b->str + rd->bulk_have, rd->buf + rd->pos, k);
-        rd->pos += k;
-        rd->bulk_have += k;
-        have -= k;
-      }
-      for (; have && rd->bulk_have >= b->len && rd->bulk_have < b->len + 2;
-           have--) {
-        char want = rd->bulk_have == b->len ? '\r' : '\n';
-        if (rd->buf[rd->pos] != want)
-          return fail(rd,
-                      "protocol error: bulk string of %zu bytes not "
-                      "followed by CRLF",
-                      b->len);
-        rd->pos++;
-        rd->bulk_have++;
-      }
-      if (rd->bulk_have < b->len + 2) return 0;
-      b->str[b->len] = 0;
-      rd->bulk = NULL;
-      rd->bulk_have = 0;
-      int k = place(rd, b, out);
+      int k = bulk_body(rd, &r);
+      if (k <= 0) return k;
+      k = place(rd, r, out);
       if (k != 0) return k;
       continue;
     }
@@ -397,67 +466,12 @@ int miscache__reader_get(miscache__reader_t *rd, miscache__reply_t **out) {
       return 0;
     }
     if (cr[1] != '\n') return fail(rd, "protocol error: CR without LF");
-    size_t n = (size_t)(cr - p) - 1; /* after the type byte */
-    const char *body = p + 1;
-    char type = p[0];
     rd->pos += (size_t)(cr - p) + 2;
-    miscache__reply_t *r = NULL;
-    long long v = 0;
-    switch (type) {
-    case '+':
-    case '-':
-      if (charge(rd, sizeof *r + n + 1)) return -1;
-      r = new_str(type == '+' ? MISCACHE__R_STATUS : MISCACHE__R_ERROR, body,
-                  n);
-      break;
-    case ':':
-      if (!parse_ll(body, n, &v))
-        return fail(rd, "protocol error: bad integer reply");
-      if (charge(rd, sizeof *r)) return -1;
-      r = miscache__reply_new_int(v);
-      break;
-    case '$':
-      if (header_len(rd, body, n, rd->lim.max_bulk, "bulk string", "bytes", &v))
-        return -1;
-      if (charge(rd, sizeof *r + (v > 0 ? (size_t)v : 0) + 1)) return -1;
-      if (v == -1) {
-        r = calloc(1, sizeof *r);
-        if (r) r->type = MISCACHE__R_NIL;
-        break;
-      }
-      r = new_str(MISCACHE__R_STRING, NULL, (size_t)v);
-      if (!r) return oom(rd, "a bulk string reply");
-      rd->bulk = r;
-      rd->bulk_have = 0;
-      continue;
-    case '*':
-      if (header_len(rd, body, n, rd->lim.max_elements, "array", "elements",
-                     &v))
-        return -1;
-      /* the slots it would need count at once (each element adds its own) */
-      if (v > 0 && (unsigned long long)v > rd->lim.max_bytes / sizeof r)
-        return fail(rd, "reply over the limit of %zu bytes", rd->lim.max_bytes);
-      if (charge(rd, sizeof *r + (v > 0 ? (size_t)v * sizeof r : 0))) return -1;
-      r = calloc(1, sizeof *r);
-      if (!r) break;
-      r->type = v == -1 ? MISCACHE__R_NIL : MISCACHE__R_ARRAY;
-      if (v > 0) {
-        if (rd->depth == MAX_DEPTH) {
-          free(r);
-          return fail(rd, "protocol error: arrays nested over %d deep",
-                      MAX_DEPTH);
-        }
-        r->integer = v; /* elements still to come, while open */
-        rd->stack[rd->depth++] = r;
-        continue;
-      }
-      break;
-    default:
-      return fail(rd, "protocol error: unexpected byte 0x%02x",
-                  (unsigned char)type);
-    }
+    int k = line_reply(rd, p[0], p + 1, (size_t)(cr - p) - 1, &r);
+    if (k < 0) return -1;
+    if (k == 0) continue; /* a bulk string or an array is open */
     if (!r) return oom(rd, "a reply");
-    int k = place(rd, r, out);
+    k = place(rd, r, out);
     if (k != 0) return k;
   }
 }
