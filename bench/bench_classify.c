@@ -40,7 +40,7 @@ static miscache_gift_engine_t *make_engine(void) {
   const char *kw[] = {"\xec\x82\xac\xec\x9d\x80\xed\x92\x88", "sample"};
   miscache_gift_rules_t rules = {.auto_classify = true,
                                  .zero_price_rule = true,
-                                 .keywords = {(char **)kw, 2},
+                                 .keywords = {.items = (char **)kw, .count = 2},
                                  .exclude_from_revenue = true};
   miscache_gift_engine_t *e = NULL;
   if (miscache_gift_engine_new(&rules, NULL, 0, &e) != MISCACHE_OK) exit(1);

@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
     if (count > 100000) count = 100000;
     const char *kw[] = {"sample"};
     miscache_gift_rules_t rules = {.auto_classify = true, .zero_price_rule = true,
-                                   .keywords = {(char **)kw, 1}};
+                                   .keywords = {.items = (char **)kw, .count = 1}};
     miscache_gift_engine_t *e = NULL;
     if (miscache_gift_engine_new(&rules, NULL, 0, &e) != MISCACHE_OK) return 1;
     long total = count ? count : 2;

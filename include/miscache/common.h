@@ -121,7 +121,7 @@ MISCACHE_EXPORT int64_t miscache_ttl_default(miscache_ttl_class_t cls);
 typedef struct miscache_strings {
   char **items; /* count strings, each owned by the list */
   size_t count;
-  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
+  /* no reserved_: a list is items and count, nothing more will come */
 } miscache_strings_t;
 
 /* Append a copy of value. OK, ERR_INVALID, ERR_NOMEM. */

@@ -5,8 +5,10 @@
 
 #include "base/base.h"
 
-#define F(id, name, prefix, nids, ids, db, ttl, payload)                       \
-  [MISCACHE_KF_##id] = {name, prefix, nids, ids, MISCACHE_DB_##db, ttl, payload}
+#define F(id, nm, pfx, n, idn, dbn, ttl, pl)                                   \
+  [MISCACHE_KF_##id] = {.name = nm, .prefix = pfx, .nids = n, .ids = idn,     \
+                        .db = MISCACHE_DB_##dbn, .ttl_class = ttl,            \
+                        .payload = pl}
 #define TTL(c) MISCACHE_TTL_##c
 const miscache_key_family_t miscache__families[MISCACHE_KEY_FAMILY_COUNT] = {
     F(SESSION, "session", "session:user", 1, "USER_ID", SESSION, TTL(SESSION),

@@ -370,9 +370,14 @@ miscache_category_t miscache__category_of(const char *key) {
 
 void miscache__count(miscache_t *mc, miscache_db_t db, const char *key,
                      miscache__event_t ev) {
+  if (!mc->quiet) miscache__count_in(mc, db, miscache__category_of(key), ev);
+}
+
+void miscache__count_in(miscache_t *mc, miscache_db_t db,
+                        miscache_category_t cat, miscache__event_t ev) {
   if (mc->quiet) return;
   miscache_counters_t *d = &mc->counters[db];
-  miscache_counters_t *c = &mc->categories[miscache__category_of(key)];
+  miscache_counters_t *c = &mc->categories[cat];
   switch (ev) {
   case MISCACHE__HIT: d->hits++, c->hits++; break;
   case MISCACHE__MISS: d->misses++, c->misses++; break;

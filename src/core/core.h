@@ -86,6 +86,9 @@ miscache_category_t miscache__category_of(const char *key);
  * first segment of the logical key or pattern; NULL counts as "other"). */
 void miscache__count(miscache_t *mc, miscache_db_t db, const char *key,
                      miscache__event_t ev);
+/* The same for a caller that knows the category. */
+void miscache__count_in(miscache_t *mc, miscache_db_t db,
+                        miscache_category_t cat, miscache__event_t ev);
 
 /* A reply that is not what the call expected: counts an error for db and
  * returns the mapped status of an error reply (message "what: <redis
@@ -200,6 +203,23 @@ json_t *miscache__near_get(miscache_t *mc, miscache_db_t db, const char *full,
 void miscache__near_put(miscache_t *mc, miscache_db_t db, const char *full,
                         size_t len, json_t *v, size_t vlen, int64_t pttl,
                         const miscache__near_ticket_t *t);
+/* A form of a cached value that a reader answers from directly (a
+ * permission map as per-menu bits): make builds it from v (OK, or
+ * ERR_DECODE when v is not usable; anything else: not now), once per entry
+ * under the store's lock; read answers from it under the lock on every
+ * hit; free_view frees it with the entry. */
+typedef struct miscache__near_view {
+  miscache_status_t (*make)(const json_t *v, void **view);
+  void (*read)(const void *view, void *ud);
+  void (*free_view)(void *view);
+} miscache__near_view_t;
+/* A hit answered in place by vw->read(view, ud): no reference taken, no
+ * JSON walked after the first hit. 1: answered; 0: not answered (not
+ * cached, not serving, or the value refused by make): read the usual
+ * way. */
+int miscache__near_read_view(miscache_t *mc, miscache_db_t db,
+                             const char *full, size_t len,
+                             const miscache__near_view_t *vw, void *ud);
 /* A write through this process: drop the key (every db) at once. */
 void miscache__near_evict(miscache_t *mc, const char *full, size_t len);
 void miscache__near_evict_pattern(miscache_t *mc, const char *full_pattern);

@@ -52,7 +52,24 @@ miscache_status_t miscache__kf_key(miscache_t *mc, miscache_key_family_id_t f,
 miscache_status_t miscache__kf_key_int(miscache_t *mc,
                                        miscache_key_family_id_t f, char *buf,
                                        int64_t id) {
-  char num[24];
-  snprintf(num, sizeof num, "%lld", (long long)id);
-  return miscache__kf_key(mc, f, buf, num);
+  /* by hand: snprintf cost ~700 instructions of a ~4,500 near hit */
+  char num[24], *p = num + sizeof num;
+  uint64_t u = id < 0 ? 0 - (uint64_t)id : (uint64_t)id;
+  *--p = '\0';
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (id < 0) *--p = '-';
+  const miscache_key_family_t *k = &miscache__families[f];
+  size_t plen = strlen(k->prefix), nlen = (size_t)(num + sizeof num - 1 - p);
+  if (k->nids != 1 || plen + 1 + nlen >= MISCACHE_KEY_BUFSIZE)
+    return miscache__kf_key(mc, f, buf, p); /* (refuses what does not fit) */
+  /* "prefix:digits": digits and '-' need no encoding (as miscache_key_build
+   * would give them) */
+  memcpy(buf, k->prefix, plen);
+  buf[plen] = ':';
+  memcpy(buf + plen + 1, p, nlen + 1);
+  if (mc && mc->opts.hash_tags) return miscache__family_hash_tag(k, buf);
+  return MISCACHE_OK;
 }

@@ -41,6 +41,7 @@ void miscache__near_entry_remove(miscache__near_t *s, near_entry_t **link) {
   lru_unlink(e);
   s->entries--;
   s->bytes -= e->bytes;
+  if (e->view_of) e->view_of->free_view(e->view);
   shared_decref(e->v);
   free(e);
 }
@@ -148,6 +149,37 @@ json_t *miscache__near_get(miscache_t *mc, miscache_db_t db, const char *full,
   return v;
 }
 
+int miscache__near_read_view(miscache_t *mc, miscache_db_t db,
+                             const char *full, size_t len,
+                             const miscache__near_view_t *vw, void *ud) {
+  miscache__near_t *s = store_for(mc, full, len);
+  if (!s) return 0;
+  uint64_t h = miscache__near_hash(full, len);
+  int64_t now = miscache__mono_ms();
+  int answered = 0;
+  pthread_mutex_lock(&s->mu);
+  near_entry_t **link = s->up && now < s->confirmed_until
+                            ? find(s, (int)db, full, len, h)
+                            : NULL;
+  near_entry_t *e = link ? *link : NULL;
+  if (e && e->expires_ms > now && e->view_of != vw) {
+    void *view = NULL;
+    if (!e->view_of && vw->make(e->v, &view) == MISCACHE_OK) {
+      e->view_of = vw;
+      e->view = view;
+    }
+  }
+  if (e && e->expires_ms > now && e->view_of == vw) {
+    lru_unlink(e);
+    lru_front(s, e);
+    vw->read(e->view, ud);
+    s->st.hits++;
+    answered = 1;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return answered;
+}
+
 void miscache__near_put(miscache_t *mc, miscache_db_t db, const char *full,
                         size_t len, json_t *v, size_t vlen, int64_t pttl,
                         const miscache__near_ticket_t *t) {
@@ -166,6 +198,8 @@ void miscache__near_put(miscache_t *mc, miscache_db_t db, const char *full,
   e->klen = len;
   e->bytes = bytes;
   e->v = keep;
+  e->view_of = NULL;
+  e->view = NULL;
   /* the PTTL counts from when the server answered, which is some time
    * after the ticket: counting from the ticket never outlives the key */
   e->expires_ms = pttl > 0 ? t->taken_ms + pttl : INT64_MAX;

@@ -25,6 +25,10 @@ typedef struct entry {
   size_t bytes;
   int64_t expires_ms; /* CLOCK_MONOTONIC; INT64_MAX: no TTL */
   json_t *v;          /* never changed while cached */
+  /* A reader's form of v, built on the first hit that asks for it
+   * (miscache__near_read_view), freed with the entry. */
+  const miscache__near_view_t *view_of;
+  void *view;
   char key[];         /* the namespaced key */
 } near_entry_t;
 

@@ -1,5 +1,6 @@
 /* Permissions: permissions:user:{id}, db cache, TTL class permissions. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "domain/domain.h"
@@ -96,6 +97,80 @@ static miscache_status_t accept_map(void *ud, json_t *v, char *why,
   return map_valid(v, why, whylen) ? MISCACHE_OK : MISCACHE_ERR_DECODE;
 }
 
+/* ---- the near cache's form of a map: per-menu bits, sorted by name ---- */
+
+typedef struct {
+  const char *name; /* the map's own key: the entry keeps the map alive */
+  size_t len;
+  unsigned bits; /* 1 << perm for each true */
+} perm_menu_t;
+
+typedef struct {
+  size_t n;
+  perm_menu_t m[];
+} perm_view_t;
+
+static int menu_cmp(const char *a, size_t alen, const char *b, size_t blen) {
+  int c = memcmp(a, b, alen < blen ? alen : blen);
+  return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int menu_sort(const void *a, const void *b) {
+  const perm_menu_t *x = a, *y = b;
+  return menu_cmp(x->name, x->len, y->name, y->len);
+}
+
+static miscache_status_t perm_view_make(const json_t *v, void **out) {
+  char why[256];
+  if (!map_valid(v, why, sizeof why)) return MISCACHE_ERR_DECODE;
+  size_t n = json_object_size(v);
+  perm_view_t *pv = malloc(sizeof *pv + n * sizeof pv->m[0]);
+  if (!pv) return MISCACHE_ERR_NOMEM;
+  pv->n = 0;
+  for (void *it = json_object_iter((json_t *)v); it && pv->n < n;
+       it = json_object_iter_next((json_t *)v, it)) {
+    perm_menu_t *m = &pv->m[pv->n++];
+    m->name = json_object_iter_key(it);
+    m->len = json_object_iter_key_len(it);
+    m->bits = 0;
+    json_t *crud = json_object_iter_value(it);
+    for (unsigned p = 0; p < 4; p++)
+      if (json_is_true(json_object_get(crud, perm_names[p]))) m->bits |= 1u << p;
+  }
+  qsort(pv->m, pv->n, sizeof pv->m[0], menu_sort);
+  *out = pv;
+  return MISCACHE_OK;
+}
+
+typedef struct {
+  const char *menu;
+  size_t len;
+  unsigned bit;
+  bool *allowed;
+} perm_ask_t;
+
+static void perm_view_read(const void *view, void *ud) {
+  const perm_view_t *pv = view;
+  perm_ask_t *q = ud;
+  size_t lo = 0, hi = pv->n;
+  *q->allowed = false; /* a menu absent from the map denies */
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    int c = menu_cmp(q->menu, q->len, pv->m[mid].name, pv->m[mid].len);
+    if (c == 0) {
+      *q->allowed = (pv->m[mid].bits & q->bit) != 0;
+      return;
+    }
+    if (c < 0)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+}
+
+static const miscache__near_view_t perm_view = {perm_view_make, perm_view_read,
+                                                free};
+
 miscache_status_t miscache_permissions_check_ex(miscache_t *mc, int64_t user_id,
                                                 const char *menu,
                                                 miscache_perm_t perm,
@@ -112,6 +187,12 @@ miscache_status_t miscache_permissions_check_ex(miscache_t *mc, int64_t user_id,
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = perm_key(mc, user_id, key);
   if (st != MISCACHE_OK) return st;
+  perm_ask_t q = {menu, strlen(menu), 1u << perm, allowed};
+  if (miscache__near_view_get(mc, miscache__kf_db(MISCACHE_KF_PERMISSIONS), key,
+                              MISCACHE_CAT_PERMISSIONS, &perm_view, &q)) {
+    if (source) *source = MISCACHE_SOURCE_CACHE;
+    return MISCACHE_OK;
+  }
   /* a cached map of the wrong shape is a miss that the loader replaces */
   json_t *map = NULL;
   miscache__aside_t a = {.db = miscache__kf_db(MISCACHE_KF_PERMISSIONS),

@@ -141,6 +141,22 @@ miscache_status_t miscache_get(miscache_t *mc, miscache_db_t db,
   return read_key(mc, db, key, out, NULL, NULL);
 }
 
+bool miscache__near_view_get(miscache_t *mc, miscache_db_t db,
+                             const char *key, miscache_category_t cat,
+                             const miscache__near_view_t *vw, void *ud) {
+  /* pending invalidations (replay, "covered") and early refresh (the time
+   * left) are the usual path's */
+  if (!mc->near || miscache__pending_count(mc->pending) != 0 ||
+      ((mc->opts.stampede.early_categories >> cat) & 1u))
+    return false;
+  miscache__fullkey_t fk;
+  if (miscache__fullkey(mc, key, &fk) != MISCACHE_OK) return false;
+  int k = miscache__near_read_view(mc, db, fk.ptr, fk.len, vw, ud);
+  miscache__fullkey_done(&fk);
+  if (k) miscache__count_in(mc, db, cat, MISCACHE__HIT);
+  return k != 0;
+}
+
 miscache_status_t miscache__get_uncounted(miscache_t *mc, miscache_db_t db,
                                           const char *key, json_t **out) {
   if (!mc) return MISCACHE_ERR_INVALID;

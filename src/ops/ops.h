@@ -80,6 +80,14 @@ miscache_status_t miscache__mset_mget(miscache_t *mc, miscache_db_t db,
                                       const miscache__sets_t *sets,
                                       const miscache__gets_t *gets);
 
+/* A near-cache hit on key (logical, of category cat) answered by view vw
+ * (core.h) with ud, counted as a hit: true. false: not answered (no near
+ * cache, invalidations pending, not cached...): read the usual way, which
+ * counts. */
+bool miscache__near_view_get(miscache_t *mc, miscache_db_t db,
+                             const char *key, miscache_category_t cat,
+                             const miscache__near_view_t *vw, void *ud);
+
 /* miscache_get that counts no hit, miss or error (a lock's holder, a
  * cache-aside's second look): the one place that sets and restores the
  * handle's quiet flag for a read. */

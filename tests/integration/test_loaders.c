@@ -192,7 +192,7 @@ static void test_typed_ex_decode_the_stored_json(void **state) {
                    MISCACHE_OK);
   assert_int_equal(miscache_batch_config_set(mc, 1, &c), MISCACHE_OK);
   miscache_batch_config_clear(&c);
-  char *json = mt_raw_get(mc, MISCACHE_DB_BATCH, mt_key("batch:config:1"));
+  char *json = mt_raw_get(mc, MISCACHE_DB_BATCH, "batch:config:1");
   assert_non_null(json);
 
   rec_t r = {.json = json};
@@ -224,7 +224,7 @@ static void test_typed_ex_decode_the_stored_json(void **state) {
       miscache_batch_config_get_or_load_ex(mc, 3, rec_load, &r, &out, &src),
       MISCACHE_ERR_LOADER);
   assert_non_null(strstr(miscache_errmsg(mc), "batch_hour"));
-  assert_null(mt_raw_get(mc, MISCACHE_DB_BATCH, mt_key("batch:config:3")));
+  assert_null(mt_raw_get(mc, MISCACHE_DB_BATCH, "batch:config:3"));
   r = (rec_t){.json = "[1]"};
   assert_int_equal(
       miscache_gift_rules_get_or_load_ex(mc, 3, rec_load, &r, NULL, &src),
@@ -233,14 +233,14 @@ static void test_typed_ex_decode_the_stored_json(void **state) {
   assert_int_equal(
       miscache_gift_rules_get_or_load_ex(mc, 3, rec_load, &r, &rules, &src),
       MISCACHE_ERR_LOADER);
-  assert_null(mt_raw_get(mc, MISCACHE_DB_GIFT, mt_key("gift:rules:3")));
+  assert_null(mt_raw_get(mc, MISCACHE_DB_GIFT, "gift:rules:3"));
 
   /* gift rules the same way */
   miscache_gift_rules_t g = {.zero_price_rule = true};
   assert_int_equal(miscache_strings_push(&g.keywords, "gift"), MISCACHE_OK);
   assert_int_equal(miscache_gift_rules_set(mc, 4, &g), MISCACHE_OK);
   miscache_gift_rules_clear(&g);
-  json = mt_raw_get(mc, MISCACHE_DB_GIFT, mt_key("gift:rules:4"));
+  json = mt_raw_get(mc, MISCACHE_DB_GIFT, "gift:rules:4");
   assert_non_null(json);
   r = (rec_t){.json = json};
   assert_int_equal(
@@ -252,7 +252,7 @@ static void test_typed_ex_decode_the_stored_json(void **state) {
   miscache_gift_rules_clear(&rules);
   assert_req(&r, MISCACHE_DB_GIFT, mt_key("gift:rules:5"),
              MISCACHE_KF_GIFT_RULES, 5, 0, NULL);
-  assert_stored(mc, MISCACHE_DB_GIFT, mt_key("gift:rules:5"), 21600);
+  assert_stored(mc, MISCACHE_DB_GIFT, "gift:rules:5", 21600);
   free(json);
   miscache_free(mc);
 }
@@ -279,8 +279,7 @@ static void test_refresh_ex(void **state) {
              MISCACHE_KF_BATCH_STATUS, 6, 0, NULL);
   assert_req(&r[1], MISCACHE_DB_GIFT, mt_key("gift:analytics:6:20261124"),
              MISCACHE_KF_GIFT_ANALYTICS, 6, 0, "20261124");
-  char *raw =
-      mt_raw_get(mc, MISCACHE_DB_GIFT, mt_key("gift:analytics:6:20261124"));
+  char *raw = mt_raw_get(mc, MISCACHE_DB_GIFT, "gift:analytics:6:20261124");
   assert_non_null(raw);
   assert_string_equal(raw, "{\"total\":5}");
   free(raw);
@@ -334,6 +333,40 @@ static void test_batch_run_ex(void **state) {
   miscache_free(mc);
 }
 
+/* Integer ids land in the keys as their decimal text, at both ends of
+ * int64_t too (the key builder formats them by hand). */
+static void test_int_ids_in_keys(void **state) {
+  (void)state;
+  miscache_t *mc = mt_open(NULL);
+  const int64_t ids[] = {0, 1, -1, 42, 1234567890123LL, INT64_MAX, INT64_MIN};
+  for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+    char num[24], k[128];
+    snprintf(num, sizeof num, "%lld", (long long)ids[i]);
+    json_t *map = json_pack("{s:{s:b}}", "sales", "read", 1);
+    assert_int_equal(miscache_permissions_set(mc, ids[i], map), MISCACHE_OK);
+    json_decref(map);
+    snprintf(k, sizeof k, "permissions:user:%s", num);
+    char *raw = mt_raw_get(mc, MISCACHE_DB_CACHE, k);
+    if (!raw) fail_msg("no %s", k);
+    free(raw);
+    json_t *list = json_pack("[i]", 1);
+    assert_int_equal(miscache_master_products_set(mc, ids[i], list),
+                     MISCACHE_OK);
+    json_decref(list);
+    snprintf(k, sizeof k, "master:products:category:%s", num);
+    raw = mt_raw_get(mc, MISCACHE_DB_CACHE, k);
+    if (!raw) fail_msg("no %s", k);
+    free(raw);
+    miscache_batch_config_t c = {.page_size = 5};
+    assert_int_equal(miscache_batch_config_set(mc, ids[i], &c), MISCACHE_OK);
+    snprintf(k, sizeof k, "batch:config:%s", num);
+    raw = mt_raw_get(mc, MISCACHE_DB_BATCH, k);
+    if (!raw) fail_msg("no %s", k);
+    free(raw);
+  }
+  miscache_free(mc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_each_call_says_what_it_loads),
@@ -341,6 +374,7 @@ int main(void) {
       cmocka_unit_test(test_typed_ex_decode_the_stored_json),
       cmocka_unit_test(test_refresh_ex),
       cmocka_unit_test(test_batch_run_ex),
+      cmocka_unit_test(test_int_ids_in_keys),
   };
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
 }
