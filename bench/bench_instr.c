@@ -5,7 +5,9 @@
  *   typed   miscache_session_get of the bench_read session
  *   raw     hiredis GET of the same key + json_loadb
  *   near    miscache_permissions_check answered by the near cache
+ *   near5   the same with a 5-menu map (the issue 19 measure)
  *   rawperm hiredis GET of the permissions key + json_loadb
+ *   rawperm5 the same for the 5-menu map
  *   classify COUNT products through miscache_gift_classify_pages in pages
  *            of 30, the even half cached beforehand
  */
@@ -18,17 +20,31 @@ static miscache_status_t no_loader(void *ud, const char *key, json_t **out) {
 
 int main(int argc, char **argv) {
   if (argc != 3) {
-    fprintf(stderr, "usage: bench_instr typed|raw|near|rawperm COUNT\n");
+    fprintf(stderr,
+            "usage: bench_instr typed|raw|near|near5|rawperm|rawperm5|classify COUNT\n");
     return 2;
   }
   const char *mode = argv[1];
   long count = atol(argv[2]);
-  bool near = !strcmp(mode, "near") || !strcmp(mode, "rawperm");
+  bool near5 = !strcmp(mode, "near5");
+  bool near = !strcmp(mode, "near") || near5 || !strncmp(mode, "rawperm", 7);
+  /* the loop compares no strings: its own cost is the same in every mode */
+  enum { TYPED, NEAR, RAW } kind = !strcmp(mode, "typed") ? TYPED
+                                   : !strcmp(mode, "near") || near5 ? NEAR
+                                                                    : RAW;
+  int64_t user = near5 ? 43 : 42;
+  const char *menu = near5 ? "inventory" : "admin_batch";
+  const char *raw_key = !strcmp(mode, "raw")        ? "session:user:123"
+                        : !strcmp(mode, "rawperm5") ? "permissions:user:43"
+                                                    : "permissions:user:42";
   miscache_t *mc = bench_open_with(near);
   redisContext *rc = bench_raw();
   bench_session_set(mc);
   json_t *perms = bench_permissions();
   if (miscache_permissions_set(mc, 42, perms) != MISCACHE_OK) return 1;
+  json_decref(perms);
+  perms = bench_permissions5();
+  if (miscache_permissions_set(mc, 43, perms) != MISCACHE_OK) return 1;
   json_decref(perms);
   redisReply *sel = redisCommand(
       rc, "SELECT %d",
@@ -45,8 +61,8 @@ int main(int argc, char **argv) {
       nanosleep(&ts, NULL);
     }
     for (int i = 0; i < 2; i++)
-      miscache_permissions_check(mc, 42, "admin_batch", MISCACHE_PERM_READ,
-                                 no_loader, NULL, &allowed, NULL);
+      miscache_permissions_check(mc, user, menu, MISCACHE_PERM_READ, no_loader,
+                                 NULL, &allowed, NULL);
   }
   if (!strcmp(mode, "classify")) {
     static char codes[100000][16];
@@ -80,18 +96,17 @@ int main(int argc, char **argv) {
     count = 0;
   }
   for (long i = 0; i < count; i++) {
-    if (!strcmp(mode, "typed")) {
+    if (kind == TYPED) {
       miscache_session_t out;
       if (miscache_session_get(mc, 123, &out) != MISCACHE_OK) return 4;
       miscache_session_clear(&out);
-    } else if (!strcmp(mode, "near")) {
-      if (miscache_permissions_check(mc, 42, "admin_batch", MISCACHE_PERM_READ,
+    } else if (kind == NEAR) {
+      if (miscache_permissions_check(mc, user, menu, MISCACHE_PERM_READ,
                                      no_loader, NULL, &allowed,
                                      NULL) != MISCACHE_OK)
         return 4;
     } else {
-      const char *key = !strcmp(mode, "raw") ? "session:user:123"
-                                             : "permissions:user:42";
+      const char *key = raw_key;
       redisReply *r = redisCommand(rc, "GET %s", key);
       if (!r || r->type != REDIS_REPLY_STRING) return 4;
       json_error_t je;

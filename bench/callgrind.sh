@@ -28,10 +28,14 @@ bash scripts/with-redis.sh bash -c '
     echo $(( (b - a) / '"$COUNT"' ))
   }
   typed=$(per typed); raw=$(per raw); near=$(per near); rawperm=$(per rawperm)
+  near5=$(per near5); rawperm5=$(per rawperm5)
   echo "callgrind, instructions per operation ('"$COUNT"' operations, user space):"
-  awk -v t="$typed" -v r="$raw" -v n="$near" -v p="$rawperm" "BEGIN {
+  awk -v t="$typed" -v r="$raw" -v n="$near" -v p="$rawperm" -v n5="$near5" \
+    -v p5="$rawperm5" "BEGIN {
     printf \"  typed session read      %8d   raw GET + json_loadb %8d   ratio %.3f (target <= 0.5)\n\", t, r, t / r
     printf \"  permission check (near) %8d   raw GET + json_loadb %8d   ratio %.3f\n\", n, p, n / p
+    printf \"  same, 5-menu map        %8d   raw GET + json_loadb %8d   ratio %.3f (target <= 600 instructions)\n\", n5, p5, n5 / p5
+    printf \"@summary|instr near hit, 5 menus|%d instr|raw GET+json_loadb %d instr|%.4f|<= 600 instr|%s\n\", n5, p5, n5 / p5, (n5 <= 600 ? \"met\" : \"MISSED\")
     printf \"@summary|instr typed read|%d instr|raw GET+json_loadb %d instr|%.3f|<= 0.5|%s\n\", t, r, t / r, (t / r <= 0.5 ? \"met\" : \"MISSED\")
   }"
 '

@@ -213,11 +213,13 @@ typedef struct miscache__near_view {
   void (*read)(const void *view, void *ud);
   void (*free_view)(void *view);
 } miscache__near_view_t;
-/* A hit answered in place by vw->read(view, ud): no reference taken, no
+/* A hit on full, a key of family (0 .. MISCACHE_KEY_FAMILY_COUNT - 1, as
+ * the caller built it), answered in place by vw->read(view, ud): no
+ * reference taken, no
  * JSON walked after the first hit. 1: answered; 0: not answered (not
  * cached, not serving, or the value refused by make): read the usual
  * way. */
-int miscache__near_read_view(miscache_t *mc, miscache_db_t db,
+int miscache__near_read_view(miscache_t *mc, miscache_db_t db, int family,
                              const char *full, size_t len,
                              const miscache__near_view_t *vw, void *ud);
 /* A write through this process: drop the key (every db) at once. */

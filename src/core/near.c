@@ -475,6 +475,7 @@ miscache_status_t miscache__near_new(const miscache_options_t *o,
     snprintf(p->s, p->len + 1, "%s%s%s", o->ns, k->prefix,
              p->exact ? "" : ":");
     s->nprefixes++;
+    s->families |= 1ull << f;
   }
   /* the links' dispatchers: same endpoint and settings */
   if (miscache__options_copy(&s->link_opts, o) != MISCACHE_OK) goto oom;

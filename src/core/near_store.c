@@ -149,11 +149,12 @@ json_t *miscache__near_get(miscache_t *mc, miscache_db_t db, const char *full,
   return v;
 }
 
-int miscache__near_read_view(miscache_t *mc, miscache_db_t db,
+int miscache__near_read_view(miscache_t *mc, miscache_db_t db, int family,
                              const char *full, size_t len,
                              const miscache__near_view_t *vw, void *ud) {
-  miscache__near_t *s = store_for(mc, full, len);
-  if (!s) return 0;
+  miscache__near_t *s = mc->near;
+  if (!s || s->gen != miscache__fork_gen() || !((s->families >> family) & 1u))
+    return 0;
   uint64_t h = miscache__near_hash(full, len);
   int64_t now = miscache__mono_ms();
   int answered = 0;

@@ -6,6 +6,7 @@
 #define MISCACHE_NEAR_STORE_H
 
 #include <stdatomic.h>
+#include <string.h>
 
 #include "core/core.h"
 
@@ -80,6 +81,7 @@ struct miscache__near {
   bool copy;
   near_prefix_t prefixes[MAX_PREFIXES];
   size_t nprefixes;
+  uint64_t families; /* bit (1 << f) per cached family */
   bool cluster;                 /* one link per master, and the mapper thread */
   bool sentinel;                /* the link's master must be the reader's */
   miscache_options_t link_opts; /* for the links' dispatchers */
@@ -92,12 +94,19 @@ struct miscache__near {
 };
 
 static inline uint64_t miscache__near_hash(const char *k, size_t len) {
-  uint64_t h = 1469598103934665603ull; /* FNV-1a */
-  for (size_t i = 0; i < len; i++) {
-    h ^= (unsigned char)k[i];
-    h *= 1099511628211ull;
+  /* eight bytes a step, each mixed by a multiply and a shift (FNV-1a's
+   * byte a step cost ~4 instructions a byte, ~130 of a near hit) */
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)len;
+  for (; len >= 8; k += 8, len -= 8) {
+    uint64_t w;
+    memcpy(&w, k, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    h ^= h >> 32;
   }
-  return h;
+  uint64_t w = 0;
+  for (size_t i = 0; i < len; i++) w |= (uint64_t)(unsigned char)k[i] << (8 * i);
+  h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+  return h ^ (h >> 29);
 }
 
 

@@ -141,9 +141,10 @@ miscache_status_t miscache_get(miscache_t *mc, miscache_db_t db,
   return read_key(mc, db, key, out, NULL, NULL);
 }
 
-bool miscache__near_view_get(miscache_t *mc, miscache_db_t db,
+bool miscache__near_view_get(miscache_t *mc, miscache_key_family_id_t f,
                              const char *key, miscache_category_t cat,
                              const miscache__near_view_t *vw, void *ud) {
+  miscache_db_t db = miscache__kf_db(f);
   /* pending invalidations (replay, "covered") and early refresh (the time
    * left) are the usual path's */
   if (!mc->near || miscache__pending_count(mc->pending) != 0 ||
@@ -151,7 +152,7 @@ bool miscache__near_view_get(miscache_t *mc, miscache_db_t db,
     return false;
   miscache__fullkey_t fk;
   if (miscache__fullkey(mc, key, &fk) != MISCACHE_OK) return false;
-  int k = miscache__near_read_view(mc, db, fk.ptr, fk.len, vw, ud);
+  int k = miscache__near_read_view(mc, db, (int)f, fk.ptr, fk.len, vw, ud);
   miscache__fullkey_done(&fk);
   if (k) miscache__count_in(mc, db, cat, MISCACHE__HIT);
   return k != 0;

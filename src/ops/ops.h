@@ -80,11 +80,12 @@ miscache_status_t miscache__mset_mget(miscache_t *mc, miscache_db_t db,
                                       const miscache__sets_t *sets,
                                       const miscache__gets_t *gets);
 
-/* A near-cache hit on key (logical, of category cat) answered by view vw
+/* A near-cache hit on key (logical, of family f built by the caller, in
+ * f's db, of category cat) answered by view vw
  * (core.h) with ud, counted as a hit: true. false: not answered (no near
  * cache, invalidations pending, not cached...): read the usual way, which
  * counts. */
-bool miscache__near_view_get(miscache_t *mc, miscache_db_t db,
+bool miscache__near_view_get(miscache_t *mc, miscache_key_family_id_t f,
                              const char *key, miscache_category_t cat,
                              const miscache__near_view_t *vw, void *ud);
 
