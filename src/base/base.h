@@ -198,6 +198,8 @@ miscache_ttl_class_t miscache__kf_class(miscache_key_family_id_t f);
  * (core/family.c), and the company id of a key built from it put in
  * {braces} (ERR_KEY when it does not fit). */
 extern const miscache_key_family_t miscache__families[MISCACHE_KEY_FAMILY_COUNT];
+/* strlen of each family's prefix. */
+extern const size_t miscache__family_prefix_len[MISCACHE_KEY_FAMILY_COUNT];
 miscache_status_t miscache__family_hash_tag(const miscache_key_family_t *k,
                                            char *buf);
 

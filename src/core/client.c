@@ -43,6 +43,22 @@ uint64_t miscache__rand(miscache_t *mc) {
   return miscache__xorshift(&mc->rng);
 }
 
+/* mc->kf_head (core.h), once the namespace is known. */
+static void kf_heads(miscache_t *mc) {
+  for (int f = 0; f < MISCACHE_KEY_FAMILY_COUNT; f++) {
+    size_t plen = miscache__family_prefix_len[f];
+    size_t n = mc->ns_len + plen + 1;
+    mc->kf_head_len[f] = 0;
+    if (miscache__families[f].nids != 1 || mc->opts.hash_tags ||
+        n >= sizeof mc->kf_head[f])
+      continue;
+    memcpy(mc->kf_head[f], mc->opts.ns, mc->ns_len);
+    memcpy(mc->kf_head[f] + mc->ns_len, miscache__families[f].prefix, plen);
+    mc->kf_head[f][n - 1] = ':';
+    mc->kf_head_len[f] = (uint8_t)n;
+  }
+}
+
 miscache_status_t miscache_open(const miscache_options_t *opts,
                                 miscache_t **out, char *errbuf,
                                 size_t errbuf_len) {
@@ -93,6 +109,7 @@ miscache_status_t miscache_open(const miscache_options_t *opts,
     mc->opts.ep_set = true;
   }
   mc->ns_len = strlen(mc->opts.ns);
+  kf_heads(mc);
   miscache__fork_watch();
   mc->rng = seed_rng(mc);
   mc->rng_gen = miscache__fork_gen();
@@ -373,18 +390,6 @@ void miscache__count(miscache_t *mc, miscache_db_t db, const char *key,
   if (!mc->quiet) miscache__count_in(mc, db, miscache__category_of(key), ev);
 }
 
-void miscache__count_in(miscache_t *mc, miscache_db_t db,
-                        miscache_category_t cat, miscache__event_t ev) {
-  if (mc->quiet) return;
-  miscache_counters_t *d = &mc->counters[db];
-  miscache_counters_t *c = &mc->categories[cat];
-  switch (ev) {
-  case MISCACHE__HIT: d->hits++, c->hits++; break;
-  case MISCACHE__MISS: d->misses++, c->misses++; break;
-  case MISCACHE__ERROR: d->errors++, c->errors++; break;
-  case MISCACHE__UNHIT: d->hits--, c->hits--; break;
-  }
-}
 
 void miscache__hit_unusable(miscache_t *mc, miscache_db_t db,
                             const char *key) {

@@ -44,6 +44,10 @@ struct miscache {
   miscache_options_t opts;
   miscache__dispatcher_t *disp;
   size_t ns_len;
+  /* "ns" + prefix + ":" of each family with one id, made at open when it
+   * fits (len 0: build the key the usual way); hash tags on: none */
+  char kf_head[MISCACHE_KEY_FAMILY_COUNT][64];
+  uint8_t kf_head_len[MISCACHE_KEY_FAMILY_COUNT];
   uint64_t rng;
   unsigned rng_gen; /* fork generation the generator was seeded in */
   miscache_counters_t counters[MISCACHE_DB_COUNT];
@@ -86,9 +90,21 @@ miscache_category_t miscache__category_of(const char *key);
  * first segment of the logical key or pattern; NULL counts as "other"). */
 void miscache__count(miscache_t *mc, miscache_db_t db, const char *key,
                      miscache__event_t ev);
-/* The same for a caller that knows the category. */
-void miscache__count_in(miscache_t *mc, miscache_db_t db,
-                        miscache_category_t cat, miscache__event_t ev);
+/* The same for a caller that knows the category (inline: a near hit
+ * counts on its way out). */
+static inline void miscache__count_in(miscache_t *mc, miscache_db_t db,
+                                      miscache_category_t cat,
+                                      miscache__event_t ev) {
+  if (mc->quiet) return;
+  miscache_counters_t *d = &mc->counters[db];
+  miscache_counters_t *c = &mc->categories[cat];
+  switch (ev) {
+  case MISCACHE__HIT: d->hits++, c->hits++; break;
+  case MISCACHE__MISS: d->misses++, c->misses++; break;
+  case MISCACHE__ERROR: d->errors++, c->errors++; break;
+  case MISCACHE__UNHIT: d->hits--, c->hits--; break;
+  }
+}
 
 /* A reply that is not what the call expected: counts an error for db and
  * returns the mapped status of an error reply (message "what: <redis
@@ -114,6 +130,12 @@ typedef struct miscache__fullkey {
 miscache_status_t miscache__fullkey(miscache_t *mc, const char *key,
                                     miscache__fullkey_t *fk);
 void miscache__fullkey_done(miscache__fullkey_t *fk);
+/* The namespaced key of family f (one integer id, no hash tag) written
+ * straight into fk->buf: true. false when that does not apply (another
+ * shape, hash tags on, too long): build it the usual way. Nothing to free. */
+bool miscache__fullkey_int(miscache_t *mc, miscache_key_family_id_t f,
+                           int64_t id, miscache__fullkey_t *fk);
+
 
 /* Read your writes, in one place: with MISCACHE__WRITES in the flags of
  * miscache__exec_key or miscache__send, once the call has run (whatever it

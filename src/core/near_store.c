@@ -171,8 +171,10 @@ int miscache__near_read_view(miscache_t *mc, miscache_db_t db, int family,
     }
   }
   if (e && e->expires_ms > now && e->view_of == vw) {
-    lru_unlink(e);
-    lru_front(s, e);
+    if (s->lru.next != &e->l) { /* a hot key is at the front already */
+      lru_unlink(e);
+      lru_front(s, e);
+    }
     vw->read(e->view, ud);
     s->st.hits++;
     answered = 1;

@@ -179,28 +179,37 @@ static void perm_view_read(const void *view, void *ud) {
 static const miscache__near_view_t perm_view = {perm_view_make, perm_view_read,
                                                 free};
 
-miscache_status_t miscache_permissions_check_ex(miscache_t *mc, int64_t user_id,
-                                                const char *menu,
-                                                miscache_perm_t perm,
-                                                miscache_load_fn load,
-                                                void *userdata, bool *allowed,
-                                                miscache_source_t *source) {
+/* The near hit of both check calls, before anything else is set up:
+ * true with *allowed and *source set. */
+static bool check_near(miscache_t *mc, int64_t user_id, const char *menu,
+                       miscache_perm_t perm, bool *allowed,
+                       miscache_source_t *source) {
+  if (!mc || !mc->near || !menu || !allowed || (unsigned)perm >= 4)
+    return false;
+  perm_ask_t q = {menu, strlen(menu), 1u << perm, allowed};
+  if (!miscache__near_view_get(mc, MISCACHE_KF_PERMISSIONS, user_id,
+                               MISCACHE_CAT_PERMISSIONS, &perm_view, &q))
+    return false;
+  if (source) *source = MISCACHE_SOURCE_CACHE;
+  return true;
+}
+
+miscache_status_t miscache_permissions_check_ex(
+    miscache_t *mc, int64_t user_id, const char *menu, miscache_perm_t perm,
+    miscache_load_fn load, void *userdata, bool *allowed,
+    miscache_source_t *source) {
+  if (load && check_near(mc, user_id, menu, perm, allowed, source))
+    return MISCACHE_OK;
   if (allowed) *allowed = false;
   if (source) *source = MISCACHE_SOURCE_NONE;
   if (!mc) return MISCACHE_ERR_INVALID;
-  if (!menu || !allowed || !load || !miscache_perm_name(perm)) {
+  if (!menu || !allowed || !load || (unsigned)perm >= 4) {
     miscache__set_err(mc, "miscache_permissions_check: bad argument");
     return MISCACHE_ERR_INVALID;
   }
   char key[MISCACHE_KEY_BUFSIZE];
   miscache_status_t st = perm_key(mc, user_id, key);
   if (st != MISCACHE_OK) return st;
-  perm_ask_t q = {menu, strlen(menu), 1u << perm, allowed};
-  if (miscache__near_view_get(mc, MISCACHE_KF_PERMISSIONS, key,
-                              MISCACHE_CAT_PERMISSIONS, &perm_view, &q)) {
-    if (source) *source = MISCACHE_SOURCE_CACHE;
-    return MISCACHE_OK;
-  }
   /* a cached map of the wrong shape is a miss that the loader replaces */
   json_t *map = NULL;
   miscache__aside_t a = {.db = miscache__kf_db(MISCACHE_KF_PERMISSIONS),
@@ -225,6 +234,8 @@ miscache_status_t miscache_permissions_check(miscache_t *mc, int64_t user_id,
                                              miscache_loader_fn loader,
                                              void *userdata, bool *allowed,
                                              miscache_source_t *source) {
+  if (loader && check_near(mc, user_id, menu, perm, allowed, source))
+    return MISCACHE_OK;
   miscache__legacy_t old = {loader, userdata};
   return miscache_permissions_check_ex(mc, user_id, menu, perm,
                                        loader ? miscache__legacy_load : NULL,

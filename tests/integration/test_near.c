@@ -259,16 +259,119 @@ static void test_every_write_reads_its_own(void **state) {
   miscache_free(mc);
 }
 
+static miscache_status_t no_load(void *ud, const char *key, json_t **out) {
+  (void)ud, (void)key, (void)out;
+  return MISCACHE_ERR_UNAVAILABLE;
+}
+
+/* A permission check answered by the near cache's per-menu view gives the
+ * map's answer for every menu and permission (absent menus, names that are
+ * prefixes of others, maps of 5 and of 40 menus), is a
+ * near hit, and follows a write at once. */
+static void test_permission_view_matches_the_map(void **state) {
+  (void)state;
+  miscache_near_t n = near_opts(0);
+  miscache_t *mc = open_near(&n);
+  miscache_t *plain = mt_open_in(NULL, miscache_namespace(mc)); /* no near */
+  assert_non_null(plain);
+  wait_connected(mc);
+  static const char *const perms[4] = {"create", "read", "update", "delete"};
+  for (int round = 0; round < 2; round++) {
+    int menus = round == 0 ? 5 : 40;
+    json_t *map = json_object();
+    for (int m = 0; m < menus; m++) {
+      char name[32];
+      snprintf(name, sizeof name, m % 3 ? "menu_%d" : "m%d", m);
+      json_t *crud = json_object();
+      for (int p = 0; p < 4; p++)
+        if ((m + p) % 3)
+          json_object_set_new(crud, perms[p], json_boolean((m * 7 + p) % 2));
+      json_object_set_new(map, name, crud);
+    }
+    json_object_set_new(map, "abc", json_pack("{s:b}", "read", 1));
+    json_object_set_new(map, "ab", json_pack("{s:b}", "read", 0));
+    int64_t user = 500 + round;
+    assert_int_equal(miscache_permissions_set(mc, user, map), MISCACHE_OK);
+    bool a = false;
+    for (int i = 0; i < 100; i++) { /* until the map is a near hit */
+      uint64_t h = stats_of(mc).hits;
+      assert_int_equal(miscache_permissions_check(mc, user, "m0",
+                                                  MISCACHE_PERM_READ, no_load,
+                                                  NULL, &a, NULL),
+                       MISCACHE_OK);
+      if (stats_of(mc).hits > h) break;
+      mt_sleep_ms(5);
+    }
+    const char *extra[] = {"",   "m",          "menu_", "menu_1x",
+                           "ab", "ab\xc2\xb7", "zzz"};
+    int asked = 0;
+    for (int m = -7; m < menus; m++) {
+      char name[32];
+      if (m < 0)
+        snprintf(name, sizeof name, "%s", extra[m + 7]);
+      else
+        snprintf(name, sizeof name, m % 3 ? "menu_%d" : "m%d", m);
+      for (int p = 0; p < 4; p++) {
+        bool near = true, want = true;
+        uint64_t h = stats_of(mc).hits;
+        assert_int_equal(miscache_permissions_check(mc, user, name,
+                                                    (miscache_perm_t)p, no_load,
+                                                    NULL, &near, NULL),
+                         MISCACHE_OK);
+        assert_true(stats_of(mc).hits ==
+                    h + 1); /* answered by the near cache */
+        assert_int_equal(miscache_permissions_check(plain, user, name,
+                                                    (miscache_perm_t)p, no_load,
+                                                    NULL, &want, NULL),
+                         MISCACHE_OK);
+        json_t *crud = json_object_get(map, name);
+        bool truth = json_is_true(json_object_get(crud, perms[p]));
+        if (near != want || near != truth)
+          fail_msg("%d menus, %s.%s: near %d, plain %d, map %d", menus, name,
+                   perms[p], near, want, truth);
+        asked++;
+      }
+    }
+    assert_int_equal(asked, (menus + 7) * 4);
+    /* a write through the library: the next check answers from it */
+    for (int v = 1; v >= 0; v--) {
+      json_object_set_new(map, "m0", json_pack("{s:b}", "read", v));
+      assert_int_equal(miscache_permissions_set(mc, user, map), MISCACHE_OK);
+      assert_int_equal(miscache_permissions_check(mc, user, "m0",
+                                                  MISCACHE_PERM_READ, no_load,
+                                                  NULL, &a, NULL),
+                       MISCACHE_OK);
+      assert_int_equal(a, v);
+    }
+    json_decref(map);
+  }
+  /* a stored map of the wrong shape: never answered from a view, the
+   * loader's map replaces it */
+  mt_raw_set(mc, MISCACHE_DB_CACHE, "permissions:user:502",
+             "{\"sales\":{\"read\":\"yes\"}}");
+  bool a = true;
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(miscache_permissions_check(mc, 502, "sales",
+                                                MISCACHE_PERM_READ, no_load,
+                                                NULL, &a, NULL),
+                     MISCACHE_ERR_LOADER);
+  miscache_free(plain);
+  miscache_free(mc);
+}
+
 static void test_options(void **state) {
   (void)state;
   miscache_options_t *o = miscache_options_new();
   miscache_near_t n = near_opts(0);
   n.families = 1ull << MISCACHE_KF_BATCH_LOCK; /* never a lock */
-  assert_int_equal(miscache_options_set_near_cache(o, &n), MISCACHE_ERR_INVALID);
+  assert_int_equal(miscache_options_set_near_cache(o, &n),
+                   MISCACHE_ERR_INVALID);
   n.families = 1ull << 40;
-  assert_int_equal(miscache_options_set_near_cache(o, &n), MISCACHE_ERR_INVALID);
+  assert_int_equal(miscache_options_set_near_cache(o, &n),
+                   MISCACHE_ERR_INVALID);
   n = near_opts(5); /* below 10 ms */
-  assert_int_equal(miscache_options_set_near_cache(o, &n), MISCACHE_ERR_INVALID);
+  assert_int_equal(miscache_options_set_near_cache(o, &n),
+                   MISCACHE_ERR_INVALID);
   assert_int_equal(miscache_options_set_near_cache(o, NULL), MISCACHE_OK);
   miscache_options_free(o);
   /* off by default: no figures, every read goes to Redis */
@@ -937,6 +1040,7 @@ int main(void) {
       cmocka_unit_test(test_options),
       cmocka_unit_test(test_hit_and_invalidation),
       cmocka_unit_test(test_every_write_reads_its_own),
+      cmocka_unit_test(test_permission_view_matches_the_map),
       cmocka_unit_test(test_ttl_and_bounds),
       cmocka_unit_test(test_connection_loss),
       cmocka_unit_test(test_redis_py_writer),
