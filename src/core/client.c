@@ -47,14 +47,15 @@ uint64_t miscache__rand(miscache_t *mc) {
 static void kf_heads(miscache_t *mc) {
   for (int f = 0; f < MISCACHE_KEY_FAMILY_COUNT; f++) {
     size_t plen = miscache__family_prefix_len[f];
-    size_t n = mc->ns_len + plen + 1;
+    size_t nids = miscache__families[f].nids;
+    size_t n = mc->ns_len + plen + (nids == 1);
     mc->kf_head_len[f] = 0;
-    if (miscache__families[f].nids != 1 || mc->opts.hash_tags ||
+    if (nids > 1 || (nids == 1 && mc->opts.hash_tags) ||
         n >= sizeof mc->kf_head[f])
       continue;
     memcpy(mc->kf_head[f], mc->opts.ns, mc->ns_len);
     memcpy(mc->kf_head[f] + mc->ns_len, miscache__families[f].prefix, plen);
-    mc->kf_head[f][n - 1] = ':';
+    if (nids == 1) mc->kf_head[f][n - 1] = ':';
     mc->kf_head_len[f] = (uint8_t)n;
   }
 }

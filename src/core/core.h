@@ -44,8 +44,9 @@ struct miscache {
   miscache_options_t opts;
   miscache__dispatcher_t *disp;
   size_t ns_len;
-  /* "ns" + prefix + ":" of each family with one id, made at open when it
-   * fits (len 0: build the key the usual way); hash tags on: none */
+  /* made at open when it fits (len 0: build the key the usual way): the
+   * whole key of a family with no id (ns + prefix), the head of one with
+   * one id (ns + prefix + ":"; none with hash tags on) */
   char kf_head[MISCACHE_KEY_FAMILY_COUNT][64];
   uint8_t kf_head_len[MISCACHE_KEY_FAMILY_COUNT];
   uint64_t rng;
@@ -135,6 +136,9 @@ void miscache__fullkey_done(miscache__fullkey_t *fk);
  * shape, hash tags on, too long): build it the usual way. Nothing to free. */
 bool miscache__fullkey_int(miscache_t *mc, miscache_key_family_id_t f,
                            int64_t id, miscache__fullkey_t *fk);
+/* The same for a family with no id (master lists). */
+bool miscache__fullkey_fixed(miscache_t *mc, miscache_key_family_id_t f,
+                             miscache__fullkey_t *fk);
 
 
 /* Read your writes, in one place: with MISCACHE__WRITES in the flags of
@@ -234,6 +238,9 @@ typedef struct miscache__near_view {
   miscache_status_t (*make)(const json_t *v, void **view);
   void (*read)(const void *view, void *ud);
   void (*free_view)(void *view);
+  /* read hands the value itself out (a new reference): not with
+   * copy_values, whose hits must be copies */
+  bool hands_out;
 } miscache__near_view_t;
 /* A hit on full, a key of family (0 .. MISCACHE_KEY_FAMILY_COUNT - 1, as
  * the caller built it), answered in place by vw->read(view, ud): no

@@ -64,7 +64,7 @@ static char *put_int(char *end, int64_t id) {
 bool miscache__fullkey_int(miscache_t *mc, miscache_key_family_id_t f,
                            int64_t id, miscache__fullkey_t *fk) {
   size_t hl = mc->kf_head_len[f];
-  if (!hl) return false;
+  if (!hl || miscache__families[f].nids != 1) return false;
   char num[24];
   char *p = put_int(num + sizeof num, id);
   size_t nlen = (size_t)(num + sizeof num - p);
@@ -74,6 +74,18 @@ bool miscache__fullkey_int(miscache_t *mc, miscache_key_family_id_t f,
   fk->buf[total] = '\0';
   fk->ptr = fk->buf;
   fk->len = total;
+  fk->heap = NULL;
+  return true;
+}
+
+bool miscache__fullkey_fixed(miscache_t *mc, miscache_key_family_id_t f,
+                             miscache__fullkey_t *fk) {
+  size_t hl = mc->kf_head_len[f];
+  if (!hl || miscache__families[f].nids != 0) return false;
+  memcpy(fk->buf, mc->kf_head[f], hl);
+  fk->buf[hl] = '\0';
+  fk->ptr = fk->buf;
+  fk->len = hl;
   fk->heap = NULL;
   return true;
 }

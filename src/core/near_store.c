@@ -153,7 +153,8 @@ int miscache__near_read_view(miscache_t *mc, miscache_db_t db, int family,
                              const char *full, size_t len,
                              const miscache__near_view_t *vw, void *ud) {
   miscache__near_t *s = mc->near;
-  if (!s || s->gen != miscache__fork_gen() || !((s->families >> family) & 1u))
+  if (!s || s->gen != miscache__fork_gen() ||
+      !((s->families >> family) & 1u) || (vw->hands_out && s->copy))
     return 0;
   uint64_t h = miscache__near_hash(full, len);
   int64_t now = miscache__mono_ms();

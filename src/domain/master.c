@@ -118,8 +118,27 @@ miscache_status_t miscache_master_set(miscache_t *mc, miscache_master_list_t l,
   WITH_TARGET(list_target(mc, l, &t), put(mc, &t, list));
 }
 
+/* The near cache's form of a list: the array itself, checked once. */
+static miscache_status_t array_view_make(const json_t *v, void **view) {
+  if (!json_is_array(v)) return MISCACHE_ERR_DECODE;
+  *view = (void *)v; /* the entry's own: lives as long as the entry */
+  return MISCACHE_OK;
+}
+static void array_view_read(const void *view, void *ud) {
+  *(json_t **)ud = json_incref((json_t *)view);
+}
+static void array_view_free(void *view) { (void)view; }
+static const miscache__near_view_t array_view = {
+    array_view_make, array_view_read, array_view_free, true};
+
 miscache_status_t miscache_master_get(miscache_t *mc, miscache_master_list_t l,
                                       json_t **out) {
+  miscache__fullkey_t fk;
+  if (mc && mc->near && out && (unsigned)l <= MISCACHE_MASTER_COMPANIES &&
+      miscache__fullkey_fixed(mc, list_families[l], &fk) &&
+      miscache__near_view_get(mc, list_families[l], &fk, MISCACHE_CAT_MASTER,
+                              &array_view, out))
+    return MISCACHE_OK;
   WITH_TARGET(list_target(mc, l, &t), fetch(mc, &t, out));
 }
 

@@ -177,7 +177,7 @@ static void perm_view_read(const void *view, void *ud) {
 }
 
 static const miscache__near_view_t perm_view = {perm_view_make, perm_view_read,
-                                                free};
+                                                free, false};
 
 /* The near hit of both check calls, before anything else is set up:
  * true with *allowed and *source set. */
@@ -187,7 +187,9 @@ static bool check_near(miscache_t *mc, int64_t user_id, const char *menu,
   if (!mc || !mc->near || !menu || !allowed || (unsigned)perm >= 4)
     return false;
   perm_ask_t q = {menu, strlen(menu), 1u << perm, allowed};
-  if (!miscache__near_view_get(mc, MISCACHE_KF_PERMISSIONS, user_id,
+  miscache__fullkey_t fk;
+  if (!miscache__fullkey_int(mc, MISCACHE_KF_PERMISSIONS, user_id, &fk) ||
+      !miscache__near_view_get(mc, MISCACHE_KF_PERMISSIONS, &fk,
                                MISCACHE_CAT_PERMISSIONS, &perm_view, &q))
     return false;
   if (source) *source = MISCACHE_SOURCE_CACHE;

@@ -142,7 +142,8 @@ miscache_status_t miscache_get(miscache_t *mc, miscache_db_t db,
 }
 
 bool miscache__near_view_get(miscache_t *mc, miscache_key_family_id_t f,
-                             int64_t id, miscache_category_t cat,
+                             const miscache__fullkey_t *fk,
+                             miscache_category_t cat,
                              const miscache__near_view_t *vw, void *ud) {
   miscache_db_t db = miscache__kf_db(f);
   /* pending invalidations (replay, "covered") and early refresh (the time
@@ -150,9 +151,7 @@ bool miscache__near_view_get(miscache_t *mc, miscache_key_family_id_t f,
   if (!mc->near || miscache__pending_count(mc->pending) != 0 ||
       ((mc->opts.stampede.early_categories >> cat) & 1u))
     return false;
-  miscache__fullkey_t fk;
-  if (!miscache__fullkey_int(mc, f, id, &fk)) return false;
-  int k = miscache__near_read_view(mc, db, (int)f, fk.ptr, fk.len, vw, ud);
+  int k = miscache__near_read_view(mc, db, (int)f, fk->ptr, fk->len, vw, ud);
   if (k) miscache__count_in(mc, db, cat, MISCACHE__HIT);
   return k != 0;
 }

@@ -80,12 +80,14 @@ miscache_status_t miscache__mset_mget(miscache_t *mc, miscache_db_t db,
                                       const miscache__sets_t *sets,
                                       const miscache__gets_t *gets);
 
-/* A near-cache hit on the key of family f (one integer id) for id, in f's
- * db, of category cat, answered by view vw (core.h) with ud and counted as
- * a hit: true. false: not answered (no near cache, invalidations pending,
- * not cached, another key shape...): read the usual way, which counts. */
+/* A near-cache hit on fk, a key of family f (made by miscache__fullkey_int
+ * or _fixed), in f's db, of category cat, answered by view vw (core.h) with
+ * ud and counted as a hit: true. false: not answered (no near cache,
+ * invalidations pending, early refresh on, not cached...): read the usual
+ * way, which counts. */
 bool miscache__near_view_get(miscache_t *mc, miscache_key_family_id_t f,
-                             int64_t id, miscache_category_t cat,
+                             const miscache__fullkey_t *fk,
+                             miscache_category_t cat,
                              const miscache__near_view_t *vw, void *ud);
 
 /* miscache_get that counts no hit, miss or error (a lock's holder, a

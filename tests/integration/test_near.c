@@ -359,6 +359,61 @@ static void test_permission_view_matches_the_map(void **state) {
   miscache_free(mc);
 }
 
+/* A master list answered by the near cache is the stored array (a near
+ * hit, the same value each time; a copy each time with copy_values), and
+ * follows a write at once. */
+static void test_master_view(void **state) {
+  (void)state;
+  for (int copy = 0; copy < 2; copy++) {
+    miscache_near_t n = near_opts(0);
+    n.copy_values = copy;
+    miscache_t *mc = open_near(&n);
+    wait_connected(mc);
+    json_t *list = json_pack("[{s:i,s:s},{s:i,s:s}]", "id", 1, "code", "A",
+                             "id", 2, "code", "B");
+    assert_int_equal(miscache_master_set(mc, MISCACHE_MASTER_BRANDS, list),
+                     MISCACHE_OK);
+    json_t *first = NULL;
+    for (int i = 0; i < 100; i++) { /* until a near hit */
+      uint64_t h = stats_of(mc).hits;
+      json_t *v = NULL;
+      assert_int_equal(miscache_master_get(mc, MISCACHE_MASTER_BRANDS, &v),
+                       MISCACHE_OK);
+      assert_true(json_equal(v, list));
+      bool hit = stats_of(mc).hits > h;
+      if (hit && !first) {
+        first = v;
+        break;
+      }
+      json_decref(v);
+      mt_sleep_ms(5);
+    }
+    assert_non_null(first);
+    uint64_t h = stats_of(mc).hits;
+    json_t *again = NULL;
+    assert_int_equal(miscache_master_get(mc, MISCACHE_MASTER_BRANDS, &again),
+                     MISCACHE_OK);
+    assert_int_equal(stats_of(mc).hits, h + 1);
+    assert_true(json_equal(again, list));
+    if (copy)
+      assert_ptr_not_equal(again, first);
+    else
+      assert_ptr_equal(again, first);
+    json_decref(again);
+    json_decref(first);
+    json_t *two = json_pack("[{s:i,s:s}]", "id", 3, "code", "C");
+    assert_int_equal(miscache_master_set(mc, MISCACHE_MASTER_BRANDS, two),
+                     MISCACHE_OK);
+    assert_int_equal(miscache_master_get(mc, MISCACHE_MASTER_BRANDS, &again),
+                     MISCACHE_OK);
+    assert_true(json_equal(again, two));
+    json_decref(again);
+    json_decref(two);
+    json_decref(list);
+    miscache_free(mc);
+  }
+}
+
 static void test_options(void **state) {
   (void)state;
   miscache_options_t *o = miscache_options_new();
@@ -1041,6 +1096,7 @@ int main(void) {
       cmocka_unit_test(test_hit_and_invalidation),
       cmocka_unit_test(test_every_write_reads_its_own),
       cmocka_unit_test(test_permission_view_matches_the_map),
+      cmocka_unit_test(test_master_view),
       cmocka_unit_test(test_ttl_and_bounds),
       cmocka_unit_test(test_connection_loss),
       cmocka_unit_test(test_redis_py_writer),
