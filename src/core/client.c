@@ -50,9 +50,10 @@ static void kf_heads(miscache_t *mc) {
     size_t nids = miscache__families[f].nids;
     size_t n = mc->ns_len + plen + (nids == 1);
     mc->kf_head_len[f] = 0;
-    if (nids > 1 || (nids == 1 && mc->opts.hash_tags) ||
-        n >= sizeof mc->kf_head[f])
-      continue;
+    /* hash tags put a company id in braces: not in a head */
+    bool tagged =
+        mc->opts.hash_tags && strstr(miscache__families[f].ids, "COMPANY");
+    if (nids > 1 || tagged || n >= sizeof mc->kf_head[f]) continue;
     memcpy(mc->kf_head[f], mc->opts.ns, mc->ns_len);
     memcpy(mc->kf_head[f] + mc->ns_len, miscache__families[f].prefix, plen);
     if (nids == 1) mc->kf_head[f][n - 1] = ':';

@@ -46,7 +46,8 @@ struct miscache {
   size_t ns_len;
   /* made at open when it fits (len 0: build the key the usual way): the
    * whole key of a family with no id (ns + prefix), the head of one with
-   * one id (ns + prefix + ":"; none with hash tags on) */
+   * one id (ns + prefix + ":"; none for a company-scoped family with hash
+   * tags on) */
   char kf_head[MISCACHE_KEY_FAMILY_COUNT][64];
   uint8_t kf_head_len[MISCACHE_KEY_FAMILY_COUNT];
   uint64_t rng;
