@@ -87,11 +87,13 @@ static near_entry_t **find(miscache__near_t *s, int db, const char *k, size_t le
 /* The link that points at e (e is in the table). */
 static near_entry_t **link_of(miscache__near_t *s, near_entry_t *e) {
   near_entry_t **link = &s->buckets[e->hash & (s->nbuckets - 1)];
-  while (*link != e) link = &(*link)->hnext;
+  while (*link != e)
+    link = &(*link)->hnext;
   return link;
 }
 
-/* ---- reads and writes -------------------------------------------------------- */
+/* ---- reads and writes
+ * -------------------------------------------------------- */
 
 /* The store for this key, or NULL (off, another family, a forked child). */
 static miscache__near_t *store_for(miscache_t *mc, const char *full,
@@ -107,6 +109,27 @@ static miscache__near_t *store_for(miscache_t *mc, const char *full,
   return NULL;
 }
 
+/* Under s->mu: the unexpired entry of full while the store serves, moved
+ * to the LRU front; an expired one is dropped (an eviction). */
+static inline near_entry_t *live_entry(miscache__near_t *s, int db,
+                                       const char *full, size_t len, uint64_t h,
+                                       int64_t now) {
+  near_entry_t **link =
+      s->up && now < s->confirmed_until ? find(s, db, full, len, h) : NULL;
+  if (!link) return NULL;
+  near_entry_t *e = *link;
+  if (e->expires_ms <= now) {
+    miscache__near_entry_remove(s, link);
+    s->st.evictions++;
+    return NULL;
+  }
+  if (s->lru.next != &e->l) { /* a hot key is at the front already */
+    lru_unlink(e);
+    lru_front(s, e);
+  }
+  return e;
+}
+
 json_t *miscache__near_get(miscache_t *mc, miscache_db_t db, const char *full,
                            size_t len, miscache__near_ticket_t *t,
                            int64_t *pttl) {
@@ -118,16 +141,8 @@ json_t *miscache__near_get(miscache_t *mc, miscache_db_t db, const char *full,
   json_t *v = NULL;
   pthread_mutex_lock(&s->mu);
   bool serving = s->up && now < s->confirmed_until;
-  near_entry_t **link = serving ? find(s, (int)db, full, len, h) : NULL;
-  if (link && (*link)->expires_ms <= now) {
-    miscache__near_entry_remove(s, link);
-    s->st.evictions++;
-    link = NULL;
-  }
-  if (link) {
-    near_entry_t *e = *link;
-    lru_unlink(e);
-    lru_front(s, e);
+  near_entry_t *e = live_entry(s, (int)db, full, len, h, now);
+  if (e) {
     v = json_incref(e->v);
     if (pttl)
       *pttl = e->expires_ms == INT64_MAX ? -1 : e->expires_ms - now;
@@ -160,22 +175,15 @@ int miscache__near_read_view(miscache_t *mc, miscache_db_t db, int family,
   int64_t now = miscache__mono_ms();
   int answered = 0;
   pthread_mutex_lock(&s->mu);
-  near_entry_t **link = s->up && now < s->confirmed_until
-                            ? find(s, (int)db, full, len, h)
-                            : NULL;
-  near_entry_t *e = link ? *link : NULL;
-  if (e && e->expires_ms > now && e->view_of != vw) {
+  near_entry_t *e = live_entry(s, (int)db, full, len, h, now);
+  if (e && !e->view_of) {
     void *view = NULL;
-    if (!e->view_of && vw->make(e->v, &view) == MISCACHE_OK) {
+    if (vw->make(e->v, &view) == MISCACHE_OK) {
       e->view_of = vw;
       e->view = view;
     }
   }
-  if (e && e->expires_ms > now && e->view_of == vw) {
-    if (s->lru.next != &e->l) { /* a hot key is at the front already */
-      lru_unlink(e);
-      lru_front(s, e);
-    }
+  if (e && e->view_of == vw) {
     vw->read(e->view, ud);
     s->st.hits++;
     answered = 1;

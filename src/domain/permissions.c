@@ -196,12 +196,12 @@ static bool check_near(miscache_t *mc, int64_t user_id, const char *menu,
   return true;
 }
 
-miscache_status_t miscache_permissions_check_ex(
-    miscache_t *mc, int64_t user_id, const char *menu, miscache_perm_t perm,
-    miscache_load_fn load, void *userdata, bool *allowed,
-    miscache_source_t *source) {
-  if (load && check_near(mc, user_id, menu, perm, allowed, source))
-    return MISCACHE_OK;
+/* The check through the cache (its near hit already tried by the caller). */
+static miscache_status_t check_through(miscache_t *mc, int64_t user_id,
+                                       const char *menu, miscache_perm_t perm,
+                                       miscache_load_fn load, void *userdata,
+                                       bool *allowed,
+                                       miscache_source_t *source) {
   if (allowed) *allowed = false;
   if (source) *source = MISCACHE_SOURCE_NONE;
   if (!mc) return MISCACHE_ERR_INVALID;
@@ -230,6 +230,16 @@ miscache_status_t miscache_permissions_check_ex(
   return MISCACHE_OK;
 }
 
+miscache_status_t miscache_permissions_check_ex(
+    miscache_t *mc, int64_t user_id, const char *menu, miscache_perm_t perm,
+    miscache_load_fn load, void *userdata, bool *allowed,
+    miscache_source_t *source) {
+  if (load && check_near(mc, user_id, menu, perm, allowed, source))
+    return MISCACHE_OK;
+  return check_through(mc, user_id, menu, perm, load, userdata, allowed,
+                       source);
+}
+
 miscache_status_t miscache_permissions_check(miscache_t *mc, int64_t user_id,
                                              const char *menu,
                                              miscache_perm_t perm,
@@ -239,7 +249,7 @@ miscache_status_t miscache_permissions_check(miscache_t *mc, int64_t user_id,
   if (loader && check_near(mc, user_id, menu, perm, allowed, source))
     return MISCACHE_OK;
   miscache__legacy_t old = {loader, userdata};
-  return miscache_permissions_check_ex(mc, user_id, menu, perm,
-                                       loader ? miscache__legacy_load : NULL,
-                                       &old, allowed, source);
+  return check_through(mc, user_id, menu, perm,
+                       loader ? miscache__legacy_load : NULL, &old, allowed,
+                       source);
 }

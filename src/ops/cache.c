@@ -145,7 +145,7 @@ bool miscache__near_view_get(miscache_t *mc, miscache_key_family_id_t f,
                              const miscache__fullkey_t *fk,
                              miscache_category_t cat,
                              const miscache__near_view_t *vw, void *ud) {
-  miscache_db_t db = miscache__kf_db(f);
+  miscache_db_t db = miscache__families[f].db; /* (no call on a hit) */
   /* pending invalidations (replay, "covered") and early refresh (the time
    * left) are the usual path's */
   if (!mc->near || miscache__pending_count(mc->pending) != 0 ||

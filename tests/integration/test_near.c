@@ -345,6 +345,27 @@ static void test_permission_view_matches_the_map(void **state) {
     }
     json_decref(map);
   }
+  /* each user id's near key is its own: neighbours whose digits differ
+   * only in a sign or an end answer differently, every one a near hit */
+  const int64_t users[] = {1,  -1, 10, 0, 7, INT64_MAX, INT64_MIN,
+                           -10, 100};
+  size_t nu = sizeof users / sizeof *users;
+  for (size_t u = 0; u < nu; u++) {
+    json_t *m = json_pack("{s:{s:b}}", "sales", "read", (int)(u % 2));
+    assert_int_equal(miscache_permissions_set(mc, users[u], m), MISCACHE_OK);
+    json_decref(m);
+  }
+  for (int round = 0; round < 3; round++) /* misses, then near hits */
+    for (size_t u = 0; u < nu; u++) {
+      bool a = !(u % 2);
+      assert_int_equal(miscache_permissions_check(mc, users[u], "sales",
+                                                  MISCACHE_PERM_READ, no_load,
+                                                  NULL, &a, NULL),
+                       MISCACHE_OK);
+      if (a != (bool)(u % 2))
+        fail_msg("user %lld: read %d, want %d", (long long)users[u], a,
+                 (int)(u % 2));
+    }
   /* a stored map of the wrong shape: never answered from a view, the
    * loader's map replaces it */
   mt_raw_set(mc, MISCACHE_DB_CACHE, "permissions:user:502",
