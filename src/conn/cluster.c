@@ -653,24 +653,38 @@ static void sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
-/* Which node each part goes to. */
+/* Master number i (0 .. nmasters - 1) as a node, or NO_NODE with the
+ * message when the map no longer has it. */
+static unsigned master_node(miscache__cluster_t *c, size_t i) {
+  if (i < c->nmasters) return (unsigned)c->masters[i];
+  cl_err(c, "cluster: master %zu is gone (the map changed)", i);
+  c->stale = true;
+  return NO_NODE;
+}
+
+/* Which node each part goes to: its slot's master; a part without a key
+ * to master on_each[its command] when on_each is given, else on_node's,
+ * else the batch's first keyed command's, else the first master. */
 static miscache_status_t assign(miscache__cluster_t *c, plan_t *p,
-                                int on_node) {
+                                int on_node, const unsigned *on_each) {
   unsigned batch_node = NO_NODE;
-  if (on_node >= 0) {
-    if ((size_t)on_node >= c->nmasters) {
-      cl_err(c, "cluster: master %d is gone (the map changed)", on_node);
-      c->stale = true;
-      return MISCACHE_ERR_UNAVAILABLE;
-    }
-    batch_node = (unsigned)c->masters[on_node];
+  if (on_node >= 0 && !on_each) {
+    batch_node = master_node(c, (size_t)on_node);
+    if (batch_node == NO_NODE) return MISCACHE_ERR_UNAVAILABLE;
   }
   for (size_t i = 0; i < p->nparts && batch_node == NO_NODE; i++)
     if (p->parts[i].slot >= 0) batch_node = c->slots[p->parts[i].slot];
   if (batch_node == NO_NODE && c->nmasters) batch_node = (unsigned)c->masters[0];
   for (size_t i = 0; i < p->nparts; i++) {
     part_t *pt = &p->parts[i];
-    pt->node = pt->slot >= 0 ? c->slots[pt->slot] : batch_node;
+    if (pt->slot >= 0) {
+      pt->node = c->slots[pt->slot];
+    } else if (on_each) {
+      pt->node = master_node(c, on_each[pt->origin]);
+      if (pt->node == NO_NODE) return MISCACHE_ERR_UNAVAILABLE;
+    } else {
+      pt->node = batch_node;
+    }
     if (pt->node == NO_NODE) {
       c->stale = true;
       cl_err(c, "cluster: slot %d is not served by any master", pt->slot);
@@ -850,6 +864,7 @@ miscache_status_t miscache__cluster_exec(miscache__cluster_t *c, size_t n,
                                          const miscache__cmd_t *cmds,
                                          miscache__reply_t **replies,
                                          unsigned flags, int on_node,
+                                         const unsigned *on_each,
                                          int64_t deadline) {
   memset(replies, 0, n * sizeof *replies);
   if (n == 0) return MISCACHE_OK;
@@ -857,7 +872,7 @@ miscache_status_t miscache__cluster_exec(miscache__cluster_t *c, size_t n,
   if (st != MISCACHE_OK) return st;
   plan_t p;
   st = plan_batch(c, &p, n, cmds);
-  if (st == MISCACHE_OK) st = assign(c, &p, on_node);
+  if (st == MISCACHE_OK) st = assign(c, &p, on_node, on_each);
   if (st != MISCACHE_OK) {
     plan_free(&p);
     return st;

@@ -31,7 +31,8 @@ miscache_status_t miscache__cluster_connect(miscache__cluster_t *c,
 /* Runs a batch: each command goes to the master of its key's slot; a
  * multi-key MGET, DEL, UNLINK or EXISTS whose keys span slots is split by
  * slot and its replies merged in the caller's order; commands without a
- * key go to master number on_node (>= 0), else with the batch's first
+ * key go to master number on_each[i] (command i's, when on_each is not
+ * NULL), else to master number on_node (>= 0), else with the batch's first
  * keyed command, else to any master. Commands for several nodes are written
  * to all of them before any is read. MOVED and ASK are followed, TRYAGAIN
  * and CLUSTERDOWN retried with a short bounded backoff, all within the
@@ -41,6 +42,7 @@ miscache_status_t miscache__cluster_exec(miscache__cluster_t *c, size_t n,
                                          const miscache__cmd_t *cmds,
                                          miscache__reply_t **replies,
                                          unsigned flags, int on_node,
+                                         const unsigned *on_each,
                                          int64_t deadline);
 
 /* The number of masters that own slots now (loads the map if needed; 0

@@ -96,9 +96,18 @@ miscache_status_t miscache__disp_run(miscache__dispatcher_t *d, int db,
                                      size_t n, const miscache__cmd_t *cmds,
                                      miscache__reply_t **replies,
                                      unsigned flags);
+/* The same, where a cluster's command i without a key goes to master
+ * on_each[i] (0 .. miscache__disp_nodes - 1; NULL: as the flags say), so
+ * one batch works on every master at once. Standalone and Sentinel ignore
+ * on_each. */
+miscache_status_t miscache__disp_run_on(miscache__dispatcher_t *d, int db,
+                                        size_t n, const miscache__cmd_t *cmds,
+                                        const unsigned *on_each,
+                                        miscache__reply_t **replies,
+                                        unsigned flags);
 /* How many nodes hold the data: the masters of a cluster (the slot map is
  * loaded if needed; 0 when it cannot be, message set), else 1. A SCAN
- * must run on each (MISCACHE__ON_NODE). */
+ * must run on each (MISCACHE__ON_NODE, or on_each). */
 size_t miscache__disp_nodes(miscache__dispatcher_t *d);
 /* Node objects the dispatcher holds now (a cluster's: its map's masters
  * and those in use; tests check that a reload frees the others). */

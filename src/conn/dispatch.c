@@ -394,11 +394,19 @@ miscache_status_t miscache__disp_run(miscache__dispatcher_t *d, int db,
                                      size_t n, const miscache__cmd_t *cmds,
                                      miscache__reply_t **replies,
                                      unsigned flags) {
+  return miscache__disp_run_on(d, db, n, cmds, NULL, replies, flags);
+}
+
+miscache_status_t miscache__disp_run_on(miscache__dispatcher_t *d, int db,
+                                        size_t n, const miscache__cmd_t *cmds,
+                                        const unsigned *on_each,
+                                        miscache__reply_t **replies,
+                                        unsigned flags) {
   int physical = db < 0 ? MISCACHE__NO_DB : d->o->db[db];
   int64_t deadline = miscache__mono_ms() + d->o->command_timeout_ms;
   if (d->cluster) /* one db: no SELECT */
     return miscache__cluster_exec(d->cluster, n, cmds, replies, flags,
-                                  (int)(flags >> 8) - 1, deadline);
+                                  (int)(flags >> 8) - 1, on_each, deadline);
   int unsent = 0;
   for (int attempt = 0;; attempt++) {
     memset(replies, 0, n * sizeof *replies);

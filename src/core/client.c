@@ -329,8 +329,16 @@ static void evict_written(miscache_t *mc, size_t n,
 miscache_status_t miscache__send(miscache_t *mc, int db, size_t n,
                                  const miscache__cmd_t *cmds,
                                  miscache__reply_t **replies, unsigned flags) {
-  miscache_status_t st = miscache__disp_run(mc->disp, db, n, cmds, replies,
-                                            flags & ~MISCACHE__WRITES);
+  return miscache__send_on(mc, db, n, cmds, NULL, replies, flags);
+}
+
+miscache_status_t miscache__send_on(miscache_t *mc, int db, size_t n,
+                                    const miscache__cmd_t *cmds,
+                                    const unsigned *on_each,
+                                    miscache__reply_t **replies,
+                                    unsigned flags) {
+  miscache_status_t st = miscache__disp_run_on(
+      mc->disp, db, n, cmds, on_each, replies, flags & ~MISCACHE__WRITES);
   if ((flags & MISCACHE__WRITES) && mc->near) evict_written(mc, n, cmds);
   return st;
 }

@@ -163,6 +163,13 @@ miscache_status_t miscache__exec_key(miscache_t *mc, miscache_db_t db,
 miscache_status_t miscache__send(miscache_t *mc, int db, size_t n,
                                  const miscache__cmd_t *cmds,
                                  miscache__reply_t **replies, unsigned flags);
+/* The same with a master per command for a cluster's keyless commands
+ * (miscache__disp_run_on). */
+miscache_status_t miscache__send_on(miscache_t *mc, int db, size_t n,
+                                    const miscache__cmd_t *cmds,
+                                    const unsigned *on_each,
+                                    miscache__reply_t **replies,
+                                    unsigned flags);
 /* The dispatcher's answers for the handle (conn.h). */
 size_t miscache__dispatch_nodes(miscache_t *mc);
 size_t miscache__dispatch_node_count(const miscache_t *mc);

@@ -3,7 +3,9 @@
  * pending bookkeeping and no replay (replay.c replays with them;
  * invalidate.c and cache.c are the public calls). SCAN MATCH with a large
  * COUNT; the UNLINKs for the keys one SCAN returned travel in the same
- * write as the next SCAN, so each step is one round trip. Never KEYS.
+ * write as the next SCAN, so each step is one round trip, and on a cluster
+ * every master's step is in that one batch, so the masters scan at once.
+ * Never KEYS.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +22,13 @@ typedef struct {
   void *userdata;
   uint64_t count;
   bool stopped;
-  size_t node;       /* Cluster: the master this SCAN runs on */
   int64_t deadline;  /* the whole call's (scan timeout) */
   uint64_t steps;    /* round trips so far */
+  const char *full;  /* the namespaced pattern */
+  size_t full_len;
+  char count_s[16];  /* SCAN's COUNT */
+  size_t count_len;
+  size_t batch;      /* keys per UNLINK */
 } scan_job_t;
 
 /* The cursors one SCAN loop was given (open addressing, cursor + 1, 0 is
@@ -103,43 +109,39 @@ static miscache_status_t bad_reply(scan_job_t *job, const miscache__reply_t *r,
   return miscache__unexpected(job->mc, job->db, job->pattern, r, what);
 }
 
-/* What one SCAN loop keeps between its steps. */
+/* What one master's SCAN loop keeps between its steps. */
 typedef struct {
-  const char *full; /* the namespaced pattern */
-  size_t full_len;
-  char count_s[16];
-  size_t count_len;
+  size_t node; /* Cluster: the master it runs on (0 standalone) */
   char cursor[32];
   size_t cursor_len;
-  size_t batch; /* keys per UNLINK */
+  bool started, finished;
+  miscache__reply_t *pending; /* SCAN reply whose keys await UNLINK */
   argbuf_t ab;
   miscache__cmd_t *cmds;
-  miscache__reply_t **rs;
   size_t cmds_cap;
+  size_t ncmds, nunlink; /* this step's commands, its UNLINKs first */
+  bool more;             /* this step asks for the next page */
   cursor_set_t seen;
 } scan_state_t;
 
-/* Room for ncmds commands over nargs arguments. */
+/* Room in s for ncmds commands over nargs arguments. */
 static bool step_room(scan_state_t *s, size_t ncmds, size_t nargs) {
   if (ncmds > s->cmds_cap) {
     miscache__cmd_t *c2 = miscache__realloc_array(s->cmds, ncmds, sizeof *c2);
     if (!c2) return false;
     s->cmds = c2;
-    miscache__reply_t **r2 = miscache__realloc_array(s->rs, ncmds, sizeof *r2);
-    if (!r2) return false;
-    s->rs = r2;
     s->cmds_cap = ncmds;
   }
   return argbuf_reserve(&s->ab, nargs);
 }
 
 /* One step's commands: UNLINKs of the keys the last SCAN gave (their
- * strings are that reply's), then the next SCAN if more. Their count. */
-static size_t step_cmds(scan_state_t *s, const miscache__reply_t *keys,
-                        size_t nkeys, bool more) {
+ * strings are that reply's), then the next SCAN if more. */
+static void step_cmds(scan_job_t *job, scan_state_t *s,
+                      const miscache__reply_t *keys, size_t nkeys) {
   size_t ai = 0, ci = 0;
-  for (size_t k = 0; k < nkeys; k += s->batch) {
-    size_t m = nkeys - k < s->batch ? nkeys - k : s->batch;
+  for (size_t k = 0; k < nkeys; k += job->batch) {
+    size_t m = nkeys - k < job->batch ? nkeys - k : job->batch;
     const char **argv = s->ab.argv + ai;
     size_t *lens = s->ab.lens + ai;
     argv[0] = "UNLINK";
@@ -150,18 +152,18 @@ static size_t step_cmds(scan_state_t *s, const miscache__reply_t *keys,
     s->cmds[ci++] = (miscache__cmd_t){(int)(m + 1), argv, lens};
     ai += m + 1;
   }
-  if (more) {
+  if (s->more) {
     const char **argv = s->ab.argv + ai;
     size_t *lens = s->ab.lens + ai;
     argv[0] = "SCAN", lens[0] = 4;
     argv[1] = s->cursor, lens[1] = s->cursor_len;
     argv[2] = "MATCH", lens[2] = 5;
-    argv[3] = s->full, lens[3] = s->full_len;
+    argv[3] = job->full, lens[3] = job->full_len;
     argv[4] = "COUNT", lens[4] = 5;
-    argv[5] = s->count_s, lens[5] = s->count_len;
+    argv[5] = job->count_s, lens[5] = job->count_len;
     s->cmds[ci++] = (miscache__cmd_t){6, argv, lens};
   }
-  return ci;
+  s->ncmds = ci;
 }
 
 /* Adds what the n UNLINK replies deleted and frees them; with st, the
@@ -224,73 +226,138 @@ static void visit_keys(scan_job_t *job, const miscache__reply_t *arr) {
   }
 }
 
-/* The SCAN loop on one node: each step is one round trip that UNLINKs what
- * the previous SCAN found and asks for the next page, until the cursor is
- * 0, the caller stops, or the scan timeout passes. */
-static miscache_status_t scan_node(scan_job_t *job, const char *full,
-                                   size_t full_len) {
+/* Plans master s's next step (sets ncmds, 0 when it has finished): the
+ * UNLINKs of what its last SCAN found, and its next SCAN unless its cursor
+ * came back 0, the caller stopped, or the scan timeout passed (late). */
+static miscache_status_t plan_step(scan_job_t *job, scan_state_t *s,
+                                   bool late) {
+  s->ncmds = 0;
+  if (s->finished) return MISCACHE_OK;
+  bool zero = s->cursor_len == 1 && s->cursor[0] == '0';
+  s->more = (!s->started || !zero) && !job->stopped && !late;
+  const miscache__reply_t *keys = miscache__reply_at(s->pending, 1);
+  size_t nkeys = miscache__reply_count(keys);
+  s->nunlink = (nkeys + job->batch - 1) / job->batch;
+  if (s->nunlink == 0 && !s->more) {
+    s->finished = true;
+    return MISCACHE_OK;
+  }
+  if (!step_room(s, s->nunlink + 1, nkeys + s->nunlink + 6)) {
+    miscache__set_err(job->mc, "out of memory scanning %s", job->pattern);
+    return MISCACHE_ERR_NOMEM;
+  }
+  s->started = true;
+  step_cmds(job, s, keys, nkeys);
+  return MISCACHE_OK;
+}
+
+/* Master s's replies of the step just run: its UNLINK counts, then its
+ * SCAN page (kept for the next step's UNLINKs, or shown to the caller's
+ * fn). *st keeps the first error of the round. */
+static void take_step(scan_job_t *job, scan_state_t *s,
+                      miscache__reply_t **rs, miscache_status_t *st) {
+  count_unlinks(job, rs, s->nunlink, st);
+  if (!s->more) return;
+  miscache__reply_t *sr = rs[s->nunlink];
+  if (*st == MISCACHE_OK) *st = take_cursor(job, s, sr);
+  if (*st == MISCACHE_OK && job->unlink) {
+    s->pending = sr;
+    return;
+  }
+  if (*st == MISCACHE_OK) visit_keys(job, miscache__reply_at(sr, 1));
+  miscache__reply_free(sr);
+}
+
+/* One batch of a round: every master's step, and the master each keyless
+ * command (its SCAN) goes to. */
+typedef struct {
+  miscache__cmd_t *cmds;
+  unsigned *on;
+  miscache__reply_t **rs;
+  size_t cap, n;
+} round_t;
+
+static bool round_add(round_t *r, const scan_state_t *s) {
+  if (r->n + s->ncmds > r->cap) {
+    size_t cap = 2 * (r->n + s->ncmds);
+    miscache__cmd_t *c2 = miscache__realloc_array(r->cmds, cap, sizeof *c2);
+    if (!c2) return false;
+    r->cmds = c2;
+    unsigned *o2 = miscache__realloc_array(r->on, cap, sizeof *o2);
+    if (!o2) return false;
+    r->on = o2;
+    miscache__reply_t **r2 = miscache__realloc_array(r->rs, cap, sizeof *r2);
+    if (!r2) return false;
+    r->rs = r2;
+    r->cap = cap;
+  }
+  for (size_t i = 0; i < s->ncmds; i++) {
+    r->cmds[r->n] = s->cmds[i];
+    r->on[r->n++] = (unsigned)s->node;
+  }
+  return true;
+}
+
+/* The scan timeout has passed with pages still to ask for: the message,
+ * and ERR_UNAVAILABLE once the UNLINKs of what was found have gone. */
+static miscache_status_t timed_out(scan_job_t *job) {
+  miscache__set_err(job->mc, "SCAN %s: not finished within the %d ms scan "
+                             "timeout (%llu round trips)",
+                    job->pattern, job->mc->opts.scan_timeout_ms,
+                    (unsigned long long)job->steps);
+  return MISCACHE_ERR_UNAVAILABLE;
+}
+
+/* The SCAN loops of n masters in lockstep: each round is one batch that
+ * UNLINKs what every master's previous SCAN found and asks each for its
+ * next page, written to all the masters before any reply is read (they
+ * work at once), until every cursor is 0, the caller stops, an error, or
+ * the scan timeout. */
+static miscache_status_t scan_masters(scan_job_t *job, scan_state_t *ss,
+                                      size_t n) {
   miscache_t *mc = job->mc;
-  scan_state_t s = {.full = full, .full_len = full_len, .cursor = "0",
-                    .cursor_len = 1, .batch = mc->opts.unlink_batch};
-  s.count_len = (size_t)snprintf(s.count_s, sizeof s.count_s, "%u",
-                                 mc->opts.scan_count);
-  miscache__reply_t *pending = NULL; /* SCAN reply whose keys await UNLINK */
-  miscache_status_t st = MISCACHE_OK;
-  for (bool first = true;; first = false) {
-    bool more = (first || !(s.cursor_len == 1 && s.cursor[0] == '0')) &&
-                !job->stopped;
-    const miscache__reply_t *keys = miscache__reply_at(pending, 1);
-    size_t nkeys = miscache__reply_count(keys);
-    size_t nunlink = (nkeys + s.batch - 1) / s.batch;
-    if (nunlink == 0 && !more) break;
-    if (!step_room(&s, nunlink + 1, nkeys + nunlink + 6)) {
-      st = MISCACHE_ERR_NOMEM;
-      miscache__set_err(mc, "out of memory scanning %s", job->pattern);
-      break;
+  round_t r = {0};
+  miscache_status_t st = MISCACHE_OK, late = MISCACHE_OK;
+  while (st == MISCACHE_OK) {
+    bool any_more = false;
+    for (size_t i = 0; i < n; i++)
+      any_more |= !ss[i].finished &&
+                  !(ss[i].started && ss[i].cursor_len == 1 &&
+                    ss[i].cursor[0] == '0');
+    if (late == MISCACHE_OK && any_more && !job->stopped && job->steps > 0 &&
+        miscache__mono_ms() >= job->deadline)
+      late = timed_out(job); /* the UNLINKs of what was found still go */
+    r.n = 0;
+    for (size_t i = 0; i < n && st == MISCACHE_OK; i++) {
+      st = plan_step(job, &ss[i], late != MISCACHE_OK);
+      if (st == MISCACHE_OK && !round_add(&r, &ss[i])) {
+        miscache__set_err(mc, "out of memory scanning %s", job->pattern);
+        st = MISCACHE_ERR_NOMEM;
+      }
     }
-    if (more && job->steps > 0 && miscache__mono_ms() >= job->deadline) {
-      st = MISCACHE_ERR_UNAVAILABLE;
-      miscache__set_err(mc, "SCAN %s: not finished within the %d ms scan "
-                            "timeout (%llu round trips)",
-                        job->pattern, mc->opts.scan_timeout_ms,
-                        (unsigned long long)job->steps);
-      more = false; /* the UNLINKs of what was found still go */
-      if (nunlink == 0) break;
-    }
-    size_t ncmds = step_cmds(&s, keys, nkeys, more);
-    miscache_status_t late = st; /* the scan timeout, if it passed */
-    st = miscache__send(mc, (int)job->db, ncmds, s.cmds, s.rs,
-                        MISCACHE__IDEMPOTENT | MISCACHE__ON_NODE(job->node));
+    if (st != MISCACHE_OK || r.n == 0) break;
+    st = miscache__send_on(mc, (int)job->db, r.n, r.cmds, r.on, r.rs,
+                           MISCACHE__IDEMPOTENT);
     job->steps++;
-    miscache__reply_free(pending); /* its strings were argv until now */
-    pending = NULL;
+    for (size_t i = 0; i < n; i++) { /* their strings were argv until now */
+      miscache__reply_free(ss[i].pending);
+      ss[i].pending = NULL;
+    }
     if (st != MISCACHE_OK) {
       miscache__count(mc, job->db, job->pattern, MISCACHE__ERROR);
       break;
     }
-    if (late != MISCACHE_OK) {
-      count_unlinks(job, s.rs, nunlink, NULL);
-      st = late;
-      break;
+    miscache__reply_t **rs = r.rs;
+    for (size_t i = 0; i < n; i++) {
+      take_step(job, &ss[i], rs, &st);
+      rs += ss[i].ncmds;
     }
-    count_unlinks(job, s.rs, nunlink, &st);
-    if (!more) break;
-    miscache__reply_t *sr = s.rs[nunlink];
-    if (st == MISCACHE_OK) st = take_cursor(job, &s, sr);
-    if (st == MISCACHE_OK && job->unlink) {
-      pending = sr;
-      continue;
-    }
-    if (st == MISCACHE_OK) visit_keys(job, miscache__reply_at(sr, 1));
-    miscache__reply_free(sr);
-    if (st != MISCACHE_OK) break;
+    if (late != MISCACHE_OK) break;
   }
-  miscache__reply_free(pending);
-  free(s.seen.slot);
-  free(s.ab.argv);
-  free(s.ab.lens);
-  free(s.cmds);
-  free(s.rs);
+  if (st == MISCACHE_OK) st = late;
+  free(r.cmds);
+  free(r.on);
+  free(r.rs);
   return st;
 }
 
@@ -309,15 +376,37 @@ static miscache_status_t scan_all(scan_job_t *job) {
   miscache__fullkey_t fk;
   miscache_status_t st = miscache__fullkey(mc, job->pattern, &fk);
   if (st != MISCACHE_OK) return st;
+  job->full = fk.ptr;
+  job->full_len = fk.len;
+  job->batch = mc->opts.unlink_batch;
+  job->count_len = (size_t)snprintf(job->count_s, sizeof job->count_s, "%u",
+                                    mc->opts.scan_count);
   /* a cluster: every master holds a part of the keys (a replica would
    * only repeat its master's; one node would miss the rest) */
   job->deadline = miscache__mono_ms() + mc->opts.scan_timeout_ms;
   size_t nodes = miscache__dispatch_nodes(mc);
-  if (nodes == 0) st = MISCACHE_ERR_UNAVAILABLE; /* no slot map: message set */
-  for (size_t i = 0; i < nodes && st == MISCACHE_OK && !job->stopped; i++) {
-    job->node = i;
-    st = scan_node(job, fk.ptr, fk.len);
+  scan_state_t *ss = nodes ? calloc(nodes, sizeof *ss) : NULL;
+  if (nodes == 0) {
+    st = MISCACHE_ERR_UNAVAILABLE; /* no slot map: message set */
+  } else if (!ss) {
+    miscache__set_err(mc, "out of memory scanning %s", job->pattern);
+    st = MISCACHE_ERR_NOMEM;
+  } else {
+    for (size_t i = 0; i < nodes; i++) {
+      ss[i].node = i;
+      ss[i].cursor[0] = '0';
+      ss[i].cursor_len = 1;
+    }
+    st = scan_masters(job, ss, nodes);
   }
+  for (size_t i = 0; ss && i < nodes; i++) {
+    miscache__reply_free(ss[i].pending);
+    free(ss[i].seen.slot);
+    free(ss[i].ab.argv);
+    free(ss[i].ab.lens);
+    free(ss[i].cmds);
+  }
+  free(ss);
   miscache__fullkey_done(&fk);
   return st;
 }

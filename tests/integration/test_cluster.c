@@ -1,6 +1,7 @@
 /* Redis Cluster, started by the harness on loopback: multi-key reads split
  * by slot come back in order; one company's keys spread over every master
- * are all invalidated, another's stay, the count is exact; the fenced batch
+ * are all invalidated, another's stay, the count is exact; the masters are
+ * scanned at once (one paused master holds up only its own pages); the fenced batch
  * lock refuses clearly without the hash-tagged key format; slots move
  * between masters (CLUSTER SETSLOT + MIGRATE) under a read/write loop with
  * no wrong answer and no error; a SIGKILLed master is replaced by its
@@ -141,6 +142,88 @@ static void test_company_invalidation_precise(void **state) {
          "company 10's %d kept\n",
          PER, (unsigned long long)n, PER);
   miscache_free(mc);
+}
+
+/* An invalidation in its own thread (the main one watches the masters). */
+typedef struct {
+  miscache_t *mc;
+  uint64_t n;
+  miscache_status_t st;
+} inval_t;
+
+static void *inval_run(void *arg) {
+  inval_t *iv = arg;
+  iv->st = miscache_invalidate(iv->mc, MISCACHE_DB_CACHE,
+                               "master:products:category:*", &iv->n);
+  return NULL;
+}
+
+static long long scans_on(redisContext *n) {
+  return mt_info_int(n, "commandstats", "\r\ncmdstat_scan:calls=", 0);
+}
+
+/* The masters scan at once: while one master is paused (CLIENT PAUSE ALL,
+ * so its SCAN waits), the two others have already been asked for their
+ * pages, whichever master is the paused one (one after the other, the
+ * masters after it would wait for it). The count stays exact. */
+static void test_masters_scan_at_once(void **state) {
+  (void)state;
+  enum { PER = 600, PAUSE_MS = 2000 };
+  miscache_options_t *o = miscache_options_new();
+  assert_int_equal(miscache_options_set_url(o, cl.url), MISCACHE_OK);
+  assert_int_equal(miscache_options_set_namespace(o, mt_namespace()),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_options_set_command_timeout(o, 10000),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_options_set_scan(o, 50, 100), MISCACHE_OK);
+  inval_t iv = {0};
+  char err[MISCACHE_ERRMSG_SIZE];
+  if (miscache_open(o, &iv.mc, err, sizeof err) != MISCACHE_OK)
+    fail_msg("open: %s", err);
+  miscache_options_free(o);
+  redisContext *raw[3];
+  for (int i = 0; i < 3; i++) assert_non_null(raw[i] = mt_raw(&cl.node[i], NULL));
+  json_t *v = json_integer(1);
+  for (int paused = 0; paused < 3; paused++) {
+    bool on[3] = {false, false, false};
+    for (int i = 0; i < PER; i++) {
+      char k[64];
+      snprintf(k, sizeof k, "master:products:category:%d", i);
+      assert_int_equal(miscache_set(iv.mc, MISCACHE_DB_CACHE, k, v,
+                                    MISCACHE_TTL_MASTER_DATA),
+                       MISCACHE_OK);
+      on[owner_of(&cl, full_slot(iv.mc, k))] = true;
+    }
+    assert_true(on[0] && on[1] && on[2]);
+    long long before[3];
+    for (int i = 0; i < 3; i++) before[i] = scans_on(raw[i]);
+    redisReply *r = redisCommand(raw[paused], "CLIENT PAUSE %d ALL", PAUSE_MS);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    int64_t until = mt_now_ns() / 1000000 + PAUSE_MS;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, inval_run, &iv), 0);
+    bool others_asked = false;
+    while (!others_asked && mt_now_ns() / 1000000 < until - 200) {
+      others_asked = true;
+      for (int i = 0; i < 3; i++)
+        if (i != paused && scans_on(raw[i]) <= before[i]) others_asked = false;
+      if (!others_asked) mt_sleep_ms(5);
+    }
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(iv.st, MISCACHE_OK);
+    assert_int_equal(iv.n, PER);
+    assert_true(others_asked);
+    for (int i = 0; i < 3; i++) /* several pages each */
+      assert_true(scans_on(raw[i]) - before[i] >= 2);
+  }
+  json_decref(v);
+  printf("  %d keys on 3 masters, SCAN COUNT 50: with any one master paused "
+         "the two others were already scanning\n",
+         PER);
+  for (int i = 0; i < 3; i++) redisFree(raw[i]);
+  miscache_free(iv.mc);
 }
 
 static void test_batch_lock_needs_hash_tags(void **state) {
@@ -338,6 +421,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_mget_split_in_order),
       cmocka_unit_test(test_company_invalidation_precise),
+      cmocka_unit_test(test_masters_scan_at_once),
       cmocka_unit_test(test_batch_lock_needs_hash_tags),
       cmocka_unit_test(test_resharding_under_load),
       cmocka_unit_test(test_master_failover),
