@@ -147,9 +147,11 @@ MISCACHE_EXPORT miscache_status_t miscache_get_or_load_ex(
 
 /* Delete every key of db matching a SCAN MATCH pattern (see
  * miscache_pattern_build), using SCAN with the configured COUNT and UNLINK
- * in pipelined batches. Never KEYS. *deleted (optional) gets the number of
- * keys removed (counted by the server, so each key once). An empty pattern
- * is ERR_KEY. On a failure midway *deleted holds what was removed so far. */
+ * in pipelined batches; on a Redis Cluster every master at once (each step
+ * is one batch to all masters). Never KEYS. *deleted (optional) gets the
+ * number of keys removed (counted by the server, so each key once). An
+ * empty pattern is ERR_KEY. On a failure midway *deleted holds what was
+ * removed so far. */
 MISCACHE_EXPORT miscache_status_t miscache_invalidate(miscache_t *mc,
                                                       miscache_db_t db,
                                                       const char *pattern,

@@ -178,16 +178,25 @@ static void test_unknown_members_kept(void **state) {
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
 
-static const char *const pieces[] = {"a", "Z", " ", "\"", "\\", "/", "\n",
-                                     "\t", "\x01", "\x1f", "\x7f", "\xc3\xa9",
-                                     "\xea\xb4\x80", "\xf0\x9f\x98\x80", "0"};
+/* Runs of plain bytes of every length 1..9 too, so that the encoder's
+ * eight-bytes-a-step path meets each special byte at each offset. */
+static const char *const pieces[] = {
+    "a",  "Z",  " ",  "\"",  "\\",  "/",  "\n",  "\t",  "\x01",  "\x1f",
+    "\x7f", "\xc3\xa9", "\xea\xb4\x80", "\xf0\x9f\x98\x80", "0",
+    "bc", "def", "ghij", "klmno", "pqrstu", "vwxyz01", "23456789", "~!@#$%^&*"};
+/* Not UTF-8 (both paths must refuse); one string in twenty holds one. */
+static const char *const broken[] = {"\xe0\x80", "\x85", "\x9f", "\xff"};
 
 static char *random_string(void) {
-  char *s = malloc(64);
+  char *s = malloc(256);
   s[0] = 0;
-  int n = (int)(miscache__xorshift(&rng) % 8);
-  for (int i = 0; i < n; i++)
+  int n = (int)(miscache__xorshift(&rng) % 16);
+  int bad = miscache__xorshift(&rng) % 20 == 0 ? (int)(miscache__xorshift(&rng) % 16) : -1;
+  for (int i = 0; i < n || i == bad; i++) {
+    if (i == bad)
+      strcat(s, broken[miscache__xorshift(&rng) % (sizeof broken / sizeof *broken)]);
     strcat(s, pieces[miscache__xorshift(&rng) % (sizeof pieces / sizeof *pieces)]);
+  }
   return s;
 }
 
