@@ -191,11 +191,14 @@ static char *random_string(void) {
   char *s = malloc(256);
   s[0] = 0;
   int n = (int)(miscache__xorshift(&rng) % 16);
-  int bad = miscache__xorshift(&rng) % 20 == 0 ? (int)(miscache__xorshift(&rng) % 16) : -1;
+  int bad = -1; /* where the broken piece goes, if any */
+  if (miscache__xorshift(&rng) % 20 == 0)
+    bad = (int)(miscache__xorshift(&rng) % 16);
+  size_t nbroken = sizeof broken / sizeof *broken;
+  size_t npieces = sizeof pieces / sizeof *pieces;
   for (int i = 0; i < n || i == bad; i++) {
-    if (i == bad)
-      strcat(s, broken[miscache__xorshift(&rng) % (sizeof broken / sizeof *broken)]);
-    strcat(s, pieces[miscache__xorshift(&rng) % (sizeof pieces / sizeof *pieces)]);
+    if (i == bad) strcat(s, broken[miscache__xorshift(&rng) % nbroken]);
+    strcat(s, pieces[miscache__xorshift(&rng) % npieces]);
   }
   return s;
 }
