@@ -116,30 +116,51 @@ typedef struct {
   size_t cursor_len;
   bool started, finished;
   miscache__reply_t *pending; /* SCAN reply whose keys await UNLINK */
-  argbuf_t ab;
-  miscache__cmd_t *cmds;
-  size_t cmds_cap;
+  argbuf_t ab;           /* this step's arguments */
   size_t ncmds, nunlink; /* this step's commands, its UNLINKs first */
   bool more;             /* this step asks for the next page */
   cursor_set_t seen;
 } scan_state_t;
 
-/* Room in s for ncmds commands over nargs arguments. */
-static bool step_room(scan_state_t *s, size_t ncmds, size_t nargs) {
-  if (ncmds > s->cmds_cap) {
-    miscache__cmd_t *c2 = miscache__realloc_array(s->cmds, ncmds, sizeof *c2);
-    if (!c2) return false;
-    s->cmds = c2;
-    s->cmds_cap = ncmds;
-  }
-  return argbuf_reserve(&s->ab, nargs);
+/* Whether master s still has pages to ask for: not finished, and its
+ * cursor has not come back 0 (before its first SCAN it is "0" too). */
+static bool pages_left(const scan_state_t *s) {
+  return !s->finished &&
+         (!s->started || !(s->cursor_len == 1 && s->cursor[0] == '0'));
 }
 
-/* One step's commands: UNLINKs of the keys the last SCAN gave (their
- * strings are that reply's), then the next SCAN if more. */
-static void step_cmds(scan_job_t *job, scan_state_t *s,
+/* One batch of a round: every master's step, and the master each keyless
+ * command (its SCAN) goes to. */
+typedef struct {
+  miscache__cmd_t *cmds;
+  unsigned *on;
+  miscache__reply_t **rs;
+  size_t cap, n;
+} round_t;
+
+/* Room in r for extra more commands. */
+static bool round_room(round_t *r, size_t extra) {
+  if (r->n + extra <= r->cap) return true;
+  size_t cap = 2 * (r->n + extra);
+  miscache__cmd_t *c2 = miscache__realloc_array(r->cmds, cap, sizeof *c2);
+  if (!c2) return false;
+  r->cmds = c2;
+  unsigned *o2 = miscache__realloc_array(r->on, cap, sizeof *o2);
+  if (!o2) return false;
+  r->on = o2;
+  miscache__reply_t **r2 = miscache__realloc_array(r->rs, cap, sizeof *r2);
+  if (!r2) return false;
+  r->rs = r2;
+  r->cap = cap;
+  return true;
+}
+
+/* Master s's step, added to round r: UNLINKs of the keys its last SCAN
+ * gave (their strings are that reply's), then its next SCAN if more. */
+static void step_cmds(scan_job_t *job, scan_state_t *s, round_t *r,
                       const miscache__reply_t *keys, size_t nkeys) {
   size_t ai = 0, ci = 0;
+  miscache__cmd_t *cmds = r->cmds + r->n;
   for (size_t k = 0; k < nkeys; k += job->batch) {
     size_t m = nkeys - k < job->batch ? nkeys - k : job->batch;
     const char **argv = s->ab.argv + ai;
@@ -149,7 +170,7 @@ static void step_cmds(scan_job_t *job, scan_state_t *s,
     for (size_t j = 0; j < m; j++)
       argv[1 + j] = miscache__reply_str(miscache__reply_at(keys, k + j),
                                         &lens[1 + j]);
-    s->cmds[ci++] = (miscache__cmd_t){(int)(m + 1), argv, lens};
+    cmds[ci++] = (miscache__cmd_t){(int)(m + 1), argv, lens};
     ai += m + 1;
   }
   if (s->more) {
@@ -161,8 +182,9 @@ static void step_cmds(scan_job_t *job, scan_state_t *s,
     argv[3] = job->full, lens[3] = job->full_len;
     argv[4] = "COUNT", lens[4] = 5;
     argv[5] = job->count_s, lens[5] = job->count_len;
-    s->cmds[ci++] = (miscache__cmd_t){6, argv, lens};
+    cmds[ci++] = (miscache__cmd_t){6, argv, lens};
   }
+  for (size_t i = 0; i < ci; i++) r->on[r->n++] = (unsigned)s->node;
   s->ncmds = ci;
 }
 
@@ -226,15 +248,15 @@ static void visit_keys(scan_job_t *job, const miscache__reply_t *arr) {
   }
 }
 
-/* Plans master s's next step (sets ncmds, 0 when it has finished): the
- * UNLINKs of what its last SCAN found, and its next SCAN unless its cursor
- * came back 0, the caller stopped, or the scan timeout passed (late). */
+/* Adds master s's next step to round r (sets ncmds, 0 when it has
+ * finished): the UNLINKs of what its last SCAN found, and its next SCAN
+ * unless its cursor came back 0, the caller stopped, or the scan timeout
+ * passed (late). */
 static miscache_status_t plan_step(scan_job_t *job, scan_state_t *s,
-                                   bool late) {
+                                   round_t *r, bool late) {
   s->ncmds = 0;
   if (s->finished) return MISCACHE_OK;
-  bool zero = s->cursor_len == 1 && s->cursor[0] == '0';
-  s->more = (!s->started || !zero) && !job->stopped && !late;
+  s->more = pages_left(s) && !job->stopped && !late;
   const miscache__reply_t *keys = miscache__reply_at(s->pending, 1);
   size_t nkeys = miscache__reply_count(keys);
   s->nunlink = (nkeys + job->batch - 1) / job->batch;
@@ -242,12 +264,13 @@ static miscache_status_t plan_step(scan_job_t *job, scan_state_t *s,
     s->finished = true;
     return MISCACHE_OK;
   }
-  if (!step_room(s, s->nunlink + 1, nkeys + s->nunlink + 6)) {
+  if (!round_room(r, s->nunlink + 1) ||
+      !argbuf_reserve(&s->ab, nkeys + s->nunlink + 6)) {
     miscache__set_err(job->mc, "out of memory scanning %s", job->pattern);
     return MISCACHE_ERR_NOMEM;
   }
   s->started = true;
-  step_cmds(job, s, keys, nkeys);
+  step_cmds(job, s, r, keys, nkeys);
   return MISCACHE_OK;
 }
 
@@ -266,36 +289,6 @@ static void take_step(scan_job_t *job, scan_state_t *s,
   }
   if (*st == MISCACHE_OK) visit_keys(job, miscache__reply_at(sr, 1));
   miscache__reply_free(sr);
-}
-
-/* One batch of a round: every master's step, and the master each keyless
- * command (its SCAN) goes to. */
-typedef struct {
-  miscache__cmd_t *cmds;
-  unsigned *on;
-  miscache__reply_t **rs;
-  size_t cap, n;
-} round_t;
-
-static bool round_add(round_t *r, const scan_state_t *s) {
-  if (r->n + s->ncmds > r->cap) {
-    size_t cap = 2 * (r->n + s->ncmds);
-    miscache__cmd_t *c2 = miscache__realloc_array(r->cmds, cap, sizeof *c2);
-    if (!c2) return false;
-    r->cmds = c2;
-    unsigned *o2 = miscache__realloc_array(r->on, cap, sizeof *o2);
-    if (!o2) return false;
-    r->on = o2;
-    miscache__reply_t **r2 = miscache__realloc_array(r->rs, cap, sizeof *r2);
-    if (!r2) return false;
-    r->rs = r2;
-    r->cap = cap;
-  }
-  for (size_t i = 0; i < s->ncmds; i++) {
-    r->cmds[r->n] = s->cmds[i];
-    r->on[r->n++] = (unsigned)s->node;
-  }
-  return true;
 }
 
 /* The scan timeout has passed with pages still to ask for: the message,
@@ -320,21 +313,13 @@ static miscache_status_t scan_masters(scan_job_t *job, scan_state_t *ss,
   miscache_status_t st = MISCACHE_OK, late = MISCACHE_OK;
   while (st == MISCACHE_OK) {
     bool any_more = false;
-    for (size_t i = 0; i < n; i++)
-      any_more |= !ss[i].finished &&
-                  !(ss[i].started && ss[i].cursor_len == 1 &&
-                    ss[i].cursor[0] == '0');
+    for (size_t i = 0; i < n; i++) any_more |= pages_left(&ss[i]);
     if (late == MISCACHE_OK && any_more && !job->stopped && job->steps > 0 &&
         miscache__mono_ms() >= job->deadline)
       late = timed_out(job); /* the UNLINKs of what was found still go */
     r.n = 0;
-    for (size_t i = 0; i < n && st == MISCACHE_OK; i++) {
-      st = plan_step(job, &ss[i], late != MISCACHE_OK);
-      if (st == MISCACHE_OK && !round_add(&r, &ss[i])) {
-        miscache__set_err(mc, "out of memory scanning %s", job->pattern);
-        st = MISCACHE_ERR_NOMEM;
-      }
-    }
+    for (size_t i = 0; i < n && st == MISCACHE_OK; i++)
+      st = plan_step(job, &ss[i], &r, late != MISCACHE_OK);
     if (st != MISCACHE_OK || r.n == 0) break;
     st = miscache__send_on(mc, (int)job->db, r.n, r.cmds, r.on, r.rs,
                            MISCACHE__IDEMPOTENT);
@@ -404,7 +389,6 @@ static miscache_status_t scan_all(scan_job_t *job) {
     free(ss[i].seen.slot);
     free(ss[i].ab.argv);
     free(ss[i].ab.lens);
-    free(ss[i].cmds);
   }
   free(ss);
   miscache__fullkey_done(&fk);
