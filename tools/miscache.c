@@ -54,6 +54,82 @@ static void today(char d[9]) {
   strftime(d, 9, "%Y%m%d", &tm);
 }
 
+/* The id of family k (a pointer into the library's table). */
+static miscache_key_family_id_t family_id(const miscache_key_family_t *k) {
+  for (int f = 0; f < MISCACHE_KEY_FAMILY_COUNT; f++)
+    if (miscache_key_family((miscache_key_family_id_t)f) == k)
+      return (miscache_key_family_id_t)f;
+  return MISCACHE_KF_SESSION; /* not reached: k came from the table */
+}
+
+/* ---- config / key / keyspace (no server) ------------------------------------ */
+
+static miscache_options_t *g_opts; /* what main() built from the flags */
+
+static int cmd_config(miscache_t *mc, int argc, char **argv) {
+  (void)mc;
+  (void)argv;
+  if (argc) return usage("config takes no argument");
+  size_t need = 0;
+  miscache_options_describe(g_opts, NULL, 0, &need);
+  char *text = malloc(need + 1);
+  if (!text) return failed(NULL, MISCACHE_ERR_NOMEM, "config");
+  miscache_status_t st = miscache_options_describe(g_opts, text, need + 1, NULL);
+  if (st == MISCACHE_OK) fputs(text, stdout);
+  else fprintf(stderr, "miscache: config: %s\n", text);
+  free(text);
+  return st == MISCACHE_OK ? EX_OK : EX_USAGE;
+}
+
+static int cmd_key(miscache_t *mc, int argc, char **argv) {
+  if (argc < 1) return usage("key: FAMILY missing");
+  const miscache_key_family_t *k = miscache_key_family_by_name(argv[0]);
+  if (!k) return usage("key: unknown family \"%s\" (miscache keyspace lists them)", argv[0]);
+  if ((size_t)(argc - 1) != k->nids)
+    return usage("key %s takes %s", k->name, k->nids ? k->ids : "no id");
+  char key[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = miscache_family_key(
+      mc, family_id(k), (const char *const *)argv + 1, key, sizeof key, NULL);
+  if (st != MISCACHE_OK) return usage("key: %s", miscache_errmsg(mc));
+  printf("%s\n", key);
+  return EX_OK;
+}
+
+static int cmd_keyspace(miscache_t *mc, int argc, char **argv) {
+  bool as_json = argc == 1 && !strcmp(argv[0], "--json");
+  if (argc && !as_json) return usage("keyspace takes only --json");
+  if (as_json) {
+    char *text = miscache_keyspace_json();
+    if (!text) return failed(NULL, MISCACHE_ERR_NOMEM, "keyspace");
+    puts(text);
+    free(text);
+    return EX_OK;
+  }
+  printf("%-20s %-44s %-8s %-20s %-8s %s\n", "FAMILY", "KEY", "DB",
+         "TTL CLASS", "SECONDS", "VALUE");
+  for (int f = 0; f < MISCACHE_KEY_FAMILY_COUNT; f++) {
+    const miscache_key_family_t *k =
+        miscache_key_family((miscache_key_family_id_t)f);
+    char tmpl[128];
+    size_t n = (size_t)snprintf(tmpl, sizeof tmpl, "%s", k->prefix);
+    for (const char *p = k->ids; *p && n < sizeof tmpl;) {
+      size_t w = strcspn(p, " ");
+      n += (size_t)snprintf(tmpl + n, sizeof tmpl - n, ":<%.*s>", (int)w, p);
+      p += w + (p[w] == ' ');
+    }
+    const char *cls = k->ttl_class < 0 ? "-"
+                      : miscache_ttl_class_name((miscache_ttl_class_t)k->ttl_class);
+    char db[24];
+    snprintf(db, sizeof db, "%s/%d", miscache_db_name(k->db),
+             miscache_db_number(mc, k->db));
+    printf("%-20s %-44s %-8s %-20s %-8lld %s\n", k->name, tmpl, db, cls,
+           (long long)(k->ttl_class < 0 ? 0
+                       : miscache_ttl_seconds(mc, (miscache_ttl_class_t)k->ttl_class)),
+           k->payload);
+  }
+  return EX_OK;
+}
+
 /* ---- get --------------------------------------------------------------------- */
 
 /* KIND is a key family of the library's keyspace table, by its short name
@@ -74,11 +150,13 @@ static int cmd_get(miscache_t *mc, int argc, char **argv) {
   if (!k) return usage("get: unknown kind \"%s\"", argv[0]);
   if ((size_t)(argc - 1) != k->nids)
     return usage("get %s takes %s", k->name, k->nids ? k->ids : "no id");
-  char key[MISCACHE_KEY_BUFSIZE];
-  miscache_status_t st = miscache_key_build(key, sizeof key, k->prefix,
-                                            k->nids, (const char *const *)ids,
-                                            NULL);
-  if (st != MISCACHE_OK) return usage("get %s: bad identifier", k->name);
+  char full[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st =
+      miscache_family_key(mc, family_id(k), (const char *const *)ids, full,
+                          sizeof full, NULL);
+  if (st != MISCACHE_OK) return usage("get: %s", miscache_errmsg(mc));
+  /* the handle adds its namespace itself */
+  const char *key = full + strlen(miscache_namespace(mc));
   json_t *v = NULL;
   st = miscache_get(mc, k->db, key, &v);
   if (st == MISCACHE_MISS) {
@@ -612,7 +690,22 @@ static const struct command {
   int (*fn)(miscache_t *, int, char **);
   const char *synopsis;
   const char *help;
+  bool offline; /* needs no server: the handle is opened lazily */
 } commands[] = {
+    {"config", cmd_config, "config",
+     "Print the effective settings (the URL's parameters and the flags\n"
+     "combined, password shown as ***), one name=value per line, as\n"
+     "miscache_options_describe() gives them. Connects to nothing.", true},
+    {"key", cmd_key, "key FAMILY ID...",
+     "Print the full key the library uses for a family and ids (namespace\n"
+     "and hash tags from the URL applied), e.g. `key batch-history 7\n"
+     "20261124`. Ids are checked as the library checks them. Connects to\n"
+     "nothing.", true},
+    {"keyspace", cmd_keyspace, "keyspace [--json]",
+     "Print the keyspace table: every key family with its key, db, TTL\n"
+     "class and value; --json: the whole table (families, payload members,\n"
+     "invalidation events, URL parameters, lock scripts) as JSON, as the\n"
+     "Python package reads it. Connects to nothing.", true},
     {"get", cmd_get, "get KIND ID...",
      "Print a cached value as pretty JSON with its key, db and TTL left.\n"
      "KIND: a key family: session, permissions, departments, brands,\n"
@@ -620,57 +713,60 @@ static const struct command {
      "serial, upload, report, batch-config, batch-status, batch-history,\n"
      "batch-lock, batch-fence, gift-rules, gift-master, gift-classification,\n"
      "gift-analytics, serial-lock, process-lock, classification-lock.\n"
-     "Exit 1 if not cached."},
+     "Exit 1 if not cached.", false},
     {"invalidate", cmd_invalidate, "invalidate EVENT ARGS [--dry-run]",
      "Run an invalidation event and print how many keys it removed:\n"
      "  permissions USER | batch-config COMPANY | gift-rules COMPANY |\n"
      "  company COMPANY | brand BRAND | daily YYYYMMDD |\n"
      "  post-batch [--date=YYYYMMDD] COMPANY...\n"
-     "--dry-run lists the keys that would go and deletes nothing."},
+     "--dry-run lists the keys that would go and deletes nothing.", false},
     {"locks", cmd_locks, "locks [COMPANY]",
-     "List held batch, serial and gift locks: holder, since, batch id, TTL."},
+     "List held batch, serial and gift locks: holder, since, batch id, TTL.", false},
     {"unlock", cmd_unlock, "unlock KEY --force",
      "Remove a stuck lock (a key as `locks` prints it) and print what it\n"
-     "held. Refuses without --force. Exit 1 if there is no such lock."},
+     "held. Refuses without --force. Exit 1 if there is no such lock.", false},
     {"stats", cmd_stats, "stats [--json | --prometheus]",
      "Keys per logical db, memory, server hit rate and this client's\n"
-     "per-category counters: a table, JSON, or Prometheus text format."},
+     "per-category counters: a table, JSON, or Prometheus text format.", false},
     {"takeover", cmd_takeover, "takeover COMPANY TOKEN",
      "Take over the batch lock of a dead run (its heartbeat is older than\n"
      "the renewal period) if it still holds TOKEN, then release it. The\n"
-     "fencing token moves on, so the dead run can never write again."},
+     "fencing token moves on, so the dead run can never write again.", false},
     {"health", cmd_health, "health COMPANY [--date YYYYMMDD]",
      "Batch and gift cache health of a company. Exit 0 healthy, 1 partial,\n"
-     "2 missing."},
+     "2 missing.", false},
     {"queue", cmd_queue, "queue NAME [--group=G] [--dead]",
      "A work queue: length, pending (for group G, else the first group),\n"
      "consumers, age of the oldest entry, dead letters, what the length cap\n"
-     "trimmed. --dead lists up to 100 dead letters with their last error."},
+     "trimmed. --dead lists up to 100 dead letters with their last error.", false},
     {"refresh", cmd_refresh, "refresh COMPANY [--date YYYYMMDD]",
      "Ask for the post-batch refresh of a company (batch status and the\n"
      "day's gift analytics recomputed and replaced in place): a request on\n"
      "the \"refresh\" queue, served by the services that hold the loaders\n"
-     "(miscache_refresh_post_batch)."},
+     "(miscache_refresh_post_batch).", false},
     {"near-flush", cmd_near_flush, "near-flush",
      "Make every process's near cache on this server drop its whole store\n"
      "(a message on " MISCACHE_NEAR_FLUSH_CHANNEL " that each one's\n"
      "invalidation connection receives). Needed after SWAPDB, which sends no\n"
      "invalidation, and after any bulk load made around CLIENT TRACKING.\n"
-     "Prints how many subscribers the server handed the message to."},
+     "Prints how many subscribers the server handed the message to.", false},
     {"classify", cmd_classify, "classify --company N < products.jsonl",
      "Classify products given as JSON lines {product_code, product_name,\n"
      "supply_price} with the company's cached gift rules and master, through\n"
-     "the classification cache; one JSON line out per product."},
+     "the classification cache; one JSON line out per product.", false},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void help(FILE *f) {
-  fputs("usage: miscache [--url URL] [--hash-tags] [--near] COMMAND [ARGS]\n"
+  fputs("usage: miscache [--url URL] [--namespace NS] [--hash-tags] [--near]\n"
+        "                COMMAND [ARGS]\n"
         "       miscache COMMAND --help\n\n"
-        "The server is --url, else MISCACHE_URL, else redis://127.0.0.1:6379.\n"
-        "--hash-tags: company-scoped keys carry the company id in {braces}\n"
-        "(a deployment that set miscache_options_set_hash_tags). --near: the\n"
-        "tool's handle uses a near cache (its figures in stats --prometheus).\n"
+        "The server and every setting come from --url, else MISCACHE_URL, else\n"
+        "redis://127.0.0.1:6379; its parameters (namespace=, hash_tags=true,\n"
+        "db_cache=N, ... see docs/configuration.md) configure the tool as they\n"
+        "configure a service. The flags win over the URL: --namespace NS,\n"
+        "--hash-tags (company ids of company-scoped keys in {braces}), --near\n"
+        "(the tool's handle uses a near cache; figures in stats --prometheus).\n"
         "Exit status: 0 success, 1 negative answer, 2 usage error, 3 server\n"
         "unreachable.\n\ncommands:\n",
         f);
@@ -679,7 +775,7 @@ static void help(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-  const char *url = NULL;
+  const char *url = NULL, *ns = NULL;
   bool near = false, hash_tags = false;
   int i = 1;
   for (; i < argc && argv[i][0] == '-'; i++) {
@@ -693,6 +789,10 @@ int main(int argc, char **argv) {
       url = argv[++i];
     } else if (!strncmp(argv[i], "--url=", 6)) {
       url = argv[i] + 6;
+    } else if (!strcmp(argv[i], "--namespace") && i + 1 < argc) {
+      ns = argv[++i];
+    } else if (!strncmp(argv[i], "--namespace=", 12)) {
+      ns = argv[i] + 12;
     } else if (!strcmp(argv[i], "--near")) {
       near = true;
     } else if (!strcmp(argv[i], "--hash-tags")) {
@@ -721,21 +821,31 @@ int main(int argc, char **argv) {
     miscache_options_free(o);
     return rc;
   }
-  miscache_options_set_connect_timeout(o, 2000);
-  miscache_options_set_hash_tags(o, hash_tags);
+  if (ns && miscache_options_set_namespace(o, ns) != MISCACHE_OK) {
+    miscache_options_free(o);
+    return usage("bad --namespace \"%s\": letters, digits and _-.: only, at "
+                 "most 64 bytes", ns);
+  }
+  if (hash_tags) miscache_options_set_hash_tags(o, true);
   if (near) {
     miscache_near_t n = {.enabled = true};
     miscache_options_set_near_cache(o, &n);
   }
+  if (cmd->offline) miscache_options_set_lazy_connect(o, true);
+  g_opts = o;
   miscache_t *mc = NULL;
   char err[MISCACHE_ERRMSG_SIZE];
   miscache_status_t st = miscache_open(o, &mc, err, sizeof err);
-  miscache_options_free(o);
+  if (st != MISCACHE_OK && cmd->fn == cmd_config) /* config says why itself */
+    st = MISCACHE_OK, mc = NULL;
   if (st != MISCACHE_OK) {
     fprintf(stderr, "miscache: %s: %s\n", miscache_strerror(st), err);
-    return st == MISCACHE_ERR_URL ? EX_USAGE : EX_DOWN;
+    miscache_options_free(o);
+    return st == MISCACHE_ERR_URL || st == MISCACHE_ERR_INVALID ? EX_USAGE
+                                                                 : EX_DOWN;
   }
   int rc = cmd->fn(mc, argc - i - 1, argv + i + 1);
   miscache_free(mc);
+  miscache_options_free(o);
   return rc;
 }

@@ -63,6 +63,24 @@ MISCACHE_EXPORT void miscache_options_free(miscache_options_t *opts);
  * The option setters below win over the URL's parameters. */
 MISCACHE_EXPORT miscache_status_t
 miscache_options_set_url(miscache_options_t *opts, const char *url);
+/* The effective settings a handle opened with opts would use: the
+ * endpoint (the URL set, else MISCACHE_URL, else redis://127.0.0.1:6379;
+ * passwords shown as "***") and every URL parameter's value after the
+ * setters and the URL are combined (docs/configuration.md), one
+ * "name=value" line each, in a fixed order. opts NULL: the defaults. Writes
+ * at most size bytes, always terminated; *len_out (optional) gets the
+ * length the whole text needs, without the NUL (buf NULL and size 0 ask
+ * only for it). OK; ERR_INVALID when it does not fit (buf then holds the
+ * start); ERR_URL or ERR_INVALID when the URL or the settings are wrong
+ * (buf then holds why); ERR_NOMEM. Connects to nothing. Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_describe(const miscache_options_t *opts, char *buf,
+                          size_t size, size_t *len_out);
+/* The same for options holding only url (NULL: MISCACHE_URL, else the
+ * default), as `miscache config` prints it. Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t miscache_url_describe(const char *url,
+                                                        char *buf, size_t size,
+                                                        size_t *len_out);
 /* Why the last miscache_options_set_url() failed; "" if it did not.
  * Borrowed, lives with opts. */
 MISCACHE_EXPORT const char *

@@ -119,6 +119,33 @@ miscache_key_family(miscache_key_family_id_t id);
 MISCACHE_EXPORT const miscache_key_family_t *
 miscache_key_family_by_name(const char *name);
 
+/* The keyspace table as JSON text (free() it; NULL when out of memory),
+ * what `miscache keyspace --json` prints and the Python package reads:
+ * every family (name, prefix, id parts and their kinds, logical db and its
+ * default number, TTL class and default seconds, whether it is
+ * company-scoped and so hash-tagged, near-cache eligibility, the members
+ * and types its stored value must have), every invalidation event with
+ * the keys and patterns it removes, the URL parameters with their bounds
+ * and defaults, and the lock scripts. Defaults only: a handle's own
+ * settings are in miscache_options_describe(). Added in 0.4.0. */
+MISCACHE_EXPORT char *miscache_keyspace_json(void);
+
+typedef struct miscache miscache_t;
+/* The full key of family f for ids (k->nids of them, in the order of
+ * k->ids), byte for byte what the handle sends to the server: its
+ * namespace, the prefix, each id percent-encoded, the company id in braces
+ * when the handle uses hash tags. Ids are checked as the typed calls check
+ * them: COMPANY, USER_ID and CATEGORY must be whole numbers (written back
+ * in plain decimal: "007" gives "7"), YYYYMMDD and YYYYMM dates, the
+ * others any non-empty text. mc NULL: no namespace, no hash tags. Writes
+ * at most size bytes; *len_out (optional) gets the length. OK;
+ * ERR_INVALID (bad f, NULL buf or id); ERR_KEY (an id refused, or the key
+ * does not fit; miscache_errmsg says which). Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t
+miscache_family_key(miscache_t *mc, miscache_key_family_id_t f,
+                    const char *const ids[], char *buf, size_t size,
+                    size_t *len_out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,69 @@
 
 #define MISCACHE__NS_MAX 64
 
+/* ---- deployment settings (settings.c) ---------------------------------- */
+/* Every setting the URL's query can carry, one bit each: the URL parser
+ * records which it saw (miscache__endpoint_t.set, values in .val), each
+ * option setter which it set (miscache_options_t.set), and a setter wins. */
+typedef enum {
+  MISCACHE__SET_NAMESPACE,
+  MISCACHE__SET_HASH_TAGS,
+  MISCACHE__SET_CONNECT_TIMEOUT,
+  MISCACHE__SET_COMMAND_TIMEOUT,
+  MISCACHE__SET_DB_SESSION, /* .. DB_GIFT: in miscache_db_t order */
+  MISCACHE__SET_DB_CACHE,
+  MISCACHE__SET_DB_TEMP,
+  MISCACHE__SET_DB_QUEUE,
+  MISCACHE__SET_DB_BATCH,
+  MISCACHE__SET_DB_GIFT,
+  MISCACHE__SET_NEAR,
+  MISCACHE__SET_NEAR_PING,
+  MISCACHE__SET_NEAR_MAX_ENTRIES,
+  MISCACHE__SET_NEAR_MAX_BYTES,
+  MISCACHE__SET_NEAR_COPY,
+  MISCACHE__SET_BACKOFF_MIN,
+  MISCACHE__SET_BACKOFF_MAX,
+  MISCACHE__SET_SLOW_CALL,
+  MISCACHE__SET_JITTER,
+  MISCACHE__SET_SCAN_COUNT,
+  MISCACHE__SET_UNLINK_BATCH,
+  MISCACHE__SET_SCAN_TIMEOUT,
+  MISCACHE__SET_PENDING_MAX,
+  MISCACHE__SET_LAZY,
+  MISCACHE__SET_MAX_ELEMENTS,
+  MISCACHE__SET_MAX_BULK,
+  MISCACHE__SET_MAX_REPLY_BYTES,
+  MISCACHE__SET_SINGLE_FLIGHT,
+  MISCACHE__SET_STAMPEDE_WAIT,
+  MISCACHE__SET_LEASE,
+  MISCACHE__SET_LEASE_MS,
+  MISCACHE__SET_EARLY,
+  MISCACHE__SET_EARLY_MS,
+  MISCACHE__SET_TLS_INSECURE,
+  MISCACHE__SET_TTL_SESSION, /* .. TTL_EXCEL_UPLOAD: miscache_ttl_class_t order */
+  MISCACHE__SET_TTL_LAST = MISCACHE__SET_TTL_SESSION + MISCACHE_TTL_CLASS_COUNT - 1,
+  MISCACHE__SET_COUNT
+} miscache__set_t;
+#define MISCACHE__SET_BIT(s) (UINT64_C(1) << (s))
+/* A "near" value: this bit and the family bits (none: the default set). */
+#define MISCACHE__NEAR_ON (INT64_C(1) << 62)
+/* The near cache's default families, and those it never caches. */
+#define MISCACHE__NEAR_DEFAULT                                                 \
+  ((UINT64_C(1) << MISCACHE_KF_PERMISSIONS) |                                  \
+   (UINT64_C(1) << MISCACHE_KF_MASTER_DEPARTMENTS) |                           \
+   (UINT64_C(1) << MISCACHE_KF_MASTER_BRANDS) |                                \
+   (UINT64_C(1) << MISCACHE_KF_MASTER_COMPANIES) |                             \
+   (UINT64_C(1) << MISCACHE_KF_MASTER_PRODUCTS) |                              \
+   (UINT64_C(1) << MISCACHE_KF_BATCH_CONFIG) |                                 \
+   (UINT64_C(1) << MISCACHE_KF_GIFT_RULES) |                                   \
+   (UINT64_C(1) << MISCACHE_KF_GIFT_MASTER))
+#define MISCACHE__NEAR_NEVER                                                   \
+  ((UINT64_C(1) << MISCACHE_KF_BATCH_LOCK) |                                   \
+   (UINT64_C(1) << MISCACHE_KF_BATCH_FENCE) |                                  \
+   (UINT64_C(1) << MISCACHE_KF_LOCK_SERIAL) |                                  \
+   (UINT64_C(1) << MISCACHE_KF_LOCK_BATCH_PROCESS) |                           \
+   (UINT64_C(1) << MISCACHE_KF_LOCK_GIFT_CLASSIFICATION))
+
 /* ---- endpoint / URL (url.c) ------------------------------------------- */
 typedef enum {
   MISCACHE__EP_TCP = 0,
@@ -51,7 +114,23 @@ typedef struct miscache__endpoint {
   size_t naddrs;
   char *sentinel_user;     /* AUTH for the sentinels (URL parameters) */
   char *sentinel_password;
+  uint64_t set; /* the settings the query gave (MISCACHE__SET_BIT) */
+  int64_t val[MISCACHE__SET_COUNT];
+  char ns[MISCACHE__NS_MAX + 1]; /* the namespace one, when given */
 } miscache__endpoint_t;
+
+/* One settings parameter name=value of a URL query (value decoded) into e;
+ * ERR_URL with err for an unknown name, a bad value or a repeat. */
+miscache_status_t miscache__setting_parse(const char *name, size_t nlen,
+                                          const char *value,
+                                          miscache__endpoint_t *e, char *err,
+                                          size_t errlen);
+/* A setting's URL name (NULL out of range), and its bounds and kind
+ * ("int", "bool", "namespace", "near", "categories") for the keyspace
+ * table. */
+const char *miscache__setting_name(miscache__set_t s);
+bool miscache__setting_range(miscache__set_t s, int64_t *lo, int64_t *hi,
+                             const char **kind);
 
 /* Parse url into ep (fields heap-allocated). On error ep is untouched and
  * err gets a message. */
@@ -107,6 +186,8 @@ struct miscache_options {
   int backoff_max_ms;
   miscache__limits_t limits; /* on every reply */
   int scan_timeout_ms;       /* a whole SCAN loop */
+  int slow_call_ms;          /* 0: no slow-call events */
+  uint64_t set;              /* settings a setter chose (MISCACHE__SET_BIT) */
   char err[MISCACHE_ERRMSG_SIZE]; /* why the last setter refused */
 };
 
@@ -121,6 +202,26 @@ miscache_status_t miscache__options_endpoint(const miscache_options_t *o,
                                              const char *url,
                                              miscache__endpoint_t *out,
                                              char *err, size_t errlen);
+
+/* Lay the settings of e's URL query under o's: each one a setter did not
+ * choose takes the URL's value; then the near cache's zero fields get
+ * their defaults and settings that bound each other are checked
+ * (ERR_INVALID with err). */
+miscache_status_t miscache__options_apply(miscache_options_t *o,
+                                          const miscache__endpoint_t *e,
+                                          char *err, size_t errlen);
+/* Make o ready for a handle: its endpoint (the URL set, else MISCACHE_URL,
+ * else redis://127.0.0.1:6379, with the setters' credentials, TLS and
+ * Sentinel settings) and the URL's settings applied. Idempotent. ERR_URL,
+ * ERR_INVALID, ERR_NOMEM with err ("MISCACHE_URL: " in front when the
+ * environment's URL is at fault). */
+miscache_status_t miscache__options_resolve(miscache_options_t *o, char *err,
+                                            size_t errlen);
+/* "name=value" lines of o's effective settings (password masked) into buf
+ * (size bytes, always terminated when size > 0); the length the whole text
+ * needs. */
+size_t miscache__options_describe(const miscache_options_t *o, char *buf,
+                                  size_t size);
 
 /* ---- codec (codec.c) --------------------------------------------------- */
 /* Decode a stored value (any JSON type). NULL and a message on failure. */
@@ -164,6 +265,15 @@ size_t miscache__escape(char *dst, size_t dstlen, const char *src, size_t len);
 
 /* The SHA1 of a script's text, as EVALSHA takes it (40 hex digits). */
 void miscache__sha1_hex(const char *src, char out[41]);
+
+/* keys.c: whether s is a date of digits 8 (YYYYMMDD: month 1..12, day
+ * 1..31) or 6 (YYYYMM) digits, as the library's date ids are checked; a
+ * whole decimal int64 ("-" allowed, nothing else); the kind of a family's
+ * id part by its name ("integer": the C API takes an int64, "date",
+ * "month", "text"). */
+bool miscache__date_ok(const char *s, size_t digits);
+bool miscache__parse_i64(const char *s, int64_t *out);
+const char *miscache__id_kind(const char *name, size_t n);
 
 /* Redis SCAN MATCH glob semantics (keys.c). */
 bool miscache__glob_match(const char *pattern, const char *s);

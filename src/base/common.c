@@ -91,6 +91,14 @@ miscache_status_t miscache_ttl_class_from_name(const char *name,
   return MISCACHE_ERR_INVALID;
 }
 
+static const char *const category_names[MISCACHE_CATEGORY_COUNT] = {
+    "session", "permissions", "master", "stats", "temp",
+    "batch",   "gift",        "lock",   "other"};
+
+const char *miscache_category_name(miscache_category_t cat) {
+  return (unsigned)cat < MISCACHE_CATEGORY_COUNT ? category_names[cat] : NULL;
+}
+
 const char *miscache_version(void) { return MISCACHE_VERSION_STRING; }
 
 void *miscache__realloc_array(void *p, size_t n, size_t size) {

@@ -4,6 +4,45 @@
 
 #include "base/base.h"
 
+bool miscache__date_ok(const char *s, size_t digits) {
+  bool ok = s && strlen(s) == digits;
+  for (size_t i = 0; ok && i < digits; i++) ok = s[i] >= '0' && s[i] <= '9';
+  if (ok) {
+    int month = (s[4] - '0') * 10 + (s[5] - '0');
+    ok = month >= 1 && month <= 12;
+    if (ok && digits == 8) {
+      int day = (s[6] - '0') * 10 + (s[7] - '0');
+      ok = day >= 1 && day <= 31;
+    }
+  }
+  return ok;
+}
+
+bool miscache__parse_i64(const char *s, int64_t *out) {
+  bool neg = *s == '-';
+  const char *p = s + neg;
+  uint64_t v = 0, lim = neg ? UINT64_C(9223372036854775808)
+                            : UINT64_C(9223372036854775807);
+  if (!*p) return false;
+  for (; *p; p++) {
+    if (*p < '0' || *p > '9') return false;
+    unsigned d = (unsigned)(*p - '0');
+    if (v > (lim - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+  return true;
+}
+
+const char *miscache__id_kind(const char *name, size_t n) {
+#define IS(lit) (n == sizeof lit - 1 && memcmp(name, lit, n) == 0)
+  if (IS("USER_ID") || IS("COMPANY") || IS("CATEGORY")) return "integer";
+  if (IS("YYYYMMDD")) return "date";
+  if (IS("YYYYMM")) return "month";
+#undef IS
+  return "text";
+}
+
 static const char hexdig[] = "0123456789ABCDEF";
 
 static bool unreserved(unsigned char ch) {

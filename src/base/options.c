@@ -22,6 +22,9 @@ void miscache__options_defaults(miscache_options_t *o) {
   o->stampede.early_ms = 100;
   miscache__limits_default(&o->limits);
   o->scan_timeout_ms = 30000;
+  o->near.max_entries = 10000;
+  o->near.max_bytes = (size_t)64 << 20;
+  o->near.ping_ms = 100;
 }
 
 miscache_options_t *miscache_options_new(void) {
@@ -184,6 +187,7 @@ miscache_status_t miscache_options_set_connect_timeout(miscache_options_t *opts,
                                                        int ms) {
   if (!opts || ms <= 0) return MISCACHE_ERR_INVALID;
   opts->connect_timeout_ms = ms;
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_CONNECT_TIMEOUT);
   return MISCACHE_OK;
 }
 
@@ -191,6 +195,7 @@ miscache_status_t miscache_options_set_command_timeout(miscache_options_t *opts,
                                                        int ms) {
   if (!opts || ms <= 0) return MISCACHE_ERR_INVALID;
   opts->command_timeout_ms = ms;
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_COMMAND_TIMEOUT);
   return MISCACHE_OK;
 }
 
@@ -199,6 +204,7 @@ miscache_status_t miscache_options_set_db(miscache_options_t *opts,
   if (!opts || !miscache__db_valid(db) || number < 0 || number > 1000000)
     return MISCACHE_ERR_INVALID;
   opts->db[db] = number;
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_DB_SESSION + (int)db);
   return MISCACHE_OK;
 }
 
@@ -210,6 +216,7 @@ miscache_status_t miscache_options_set_ttl(miscache_options_t *opts,
       seconds > INT64_C(1) << 40)
     return MISCACHE_ERR_INVALID;
   opts->ttl[cls] = seconds;
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_TTL_SESSION + (int)cls);
   return MISCACHE_OK;
 }
 
@@ -217,6 +224,7 @@ miscache_status_t miscache_options_set_ttl_jitter(miscache_options_t *opts,
                                                   unsigned percent) {
   if (!opts || percent > 50) return MISCACHE_ERR_INVALID;
   opts->jitter_pct = percent;
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_JITTER);
   return MISCACHE_OK;
 }
 
@@ -233,6 +241,7 @@ miscache_status_t miscache_options_set_namespace(miscache_options_t *opts,
     if (!ok) return MISCACHE_ERR_KEY;
   }
   memcpy(opts->ns, ns, n + 1);
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_NAMESPACE);
   return MISCACHE_OK;
 }
 
@@ -244,6 +253,8 @@ miscache_status_t miscache_options_set_scan(miscache_options_t *opts,
     return MISCACHE_ERR_INVALID;
   opts->scan_count = scan_count;
   opts->unlink_batch = unlink_batch;
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_SCAN_COUNT) |
+               MISCACHE__SET_BIT(MISCACHE__SET_UNLINK_BATCH);
   return MISCACHE_OK;
 }
 
@@ -251,6 +262,7 @@ miscache_status_t miscache_options_set_lazy_connect(miscache_options_t *opts,
                                                     bool lazy) {
   if (!opts) return MISCACHE_ERR_INVALID;
   opts->lazy = lazy;
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_LAZY);
   return MISCACHE_OK;
 }
 
@@ -258,6 +270,7 @@ miscache_status_t miscache_options_set_pending_max(miscache_options_t *opts,
                                                    unsigned max) {
   if (!opts || max < 1 || max > 1000000) return MISCACHE_ERR_INVALID;
   opts->pending_max = max;
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_PENDING_MAX);
   return MISCACHE_OK;
 }
 
@@ -286,6 +299,7 @@ miscache_options_set_tls_insecure_skip_verify(miscache_options_t *opts,
                                               bool skip) {
   if (!opts) return MISCACHE_ERR_INVALID;
   opts->tls.insecure_skip_verify = skip;
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_TLS_INSECURE);
   return MISCACHE_OK;
 }
 
@@ -310,22 +324,37 @@ miscache_status_t miscache_options_set_hash_tags(miscache_options_t *opts,
                                                 bool on) {
   if (!opts) return MISCACHE_ERR_INVALID;
   opts->hash_tags = on;
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_HASH_TAGS);
   return MISCACHE_OK;
 }
 
 miscache_status_t miscache_options_set_stampede(miscache_options_t *opts,
                                                 const miscache_stampede_t *s) {
   if (!opts) return MISCACHE_ERR_INVALID;
-  if (!s) {
+  const uint64_t all = MISCACHE__SET_BIT(MISCACHE__SET_SINGLE_FLIGHT) |
+                       MISCACHE__SET_BIT(MISCACHE__SET_STAMPEDE_WAIT) |
+                       MISCACHE__SET_BIT(MISCACHE__SET_LEASE) |
+                       MISCACHE__SET_BIT(MISCACHE__SET_LEASE_MS) |
+                       MISCACHE__SET_BIT(MISCACHE__SET_EARLY) |
+                       MISCACHE__SET_BIT(MISCACHE__SET_EARLY_MS);
+  if (!s) { /* the defaults, chosen: the URL's stampede settings lose */
     miscache_options_t d;
     miscache__options_defaults(&d);
     opts->stampede = d.stampede;
+    opts->set |= all;
     return MISCACHE_OK;
   }
   if (s->wait_ms < 0 || s->lease_ms < 0 || s->early_ms < 0 ||
       s->lease_ms > 600000 || s->early_ms > 600000 || s->wait_ms > 600000)
     return MISCACHE_ERR_INVALID;
   opts->stampede = *s;
+  /* a field left 0 takes the URL's value, else the default */
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_SINGLE_FLIGHT);
+  if (s->wait_ms) opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_STAMPEDE_WAIT);
+  if (s->lease_categories) opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_LEASE);
+  if (s->lease_ms) opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_LEASE_MS);
+  if (s->early_categories) opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_EARLY);
+  if (s->early_ms) opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_EARLY_MS);
   if (!opts->stampede.lease_ms) opts->stampede.lease_ms = 2000;
   if (!opts->stampede.early_ms) opts->stampede.early_ms = 100;
   return MISCACHE_OK;
@@ -334,29 +363,26 @@ miscache_status_t miscache_options_set_stampede(miscache_options_t *opts,
 miscache_status_t miscache_options_set_near_cache(miscache_options_t *opts,
                                                   const miscache_near_t *n) {
   if (!opts) return MISCACHE_ERR_INVALID;
-  if (!n) {
-    memset(&opts->near, 0, sizeof opts->near);
+  miscache_options_t d;
+  miscache__options_defaults(&d);
+  if (!n) { /* off, chosen: a URL's near=on loses */
+    opts->near = d.near;
+    opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_NEAR);
     return MISCACHE_OK;
   }
-  const uint64_t never = (1ull << MISCACHE_KF_BATCH_LOCK) |
-                         (1ull << MISCACHE_KF_BATCH_FENCE) |
-                         (1ull << MISCACHE_KF_LOCK_SERIAL) |
-                         (1ull << MISCACHE_KF_LOCK_BATCH_PROCESS) |
-                         (1ull << MISCACHE_KF_LOCK_GIFT_CLASSIFICATION);
   uint64_t all = (1ull << MISCACHE_KEY_FAMILY_COUNT) - 1;
-  if ((n->families & never) || (n->families & ~all) ||
+  if ((n->families & MISCACHE__NEAR_NEVER) || (n->families & ~all) ||
       (n->ping_ms && (n->ping_ms < 10 || n->ping_ms > 60000)))
     return MISCACHE_ERR_INVALID;
   opts->near = *n;
-  if (!opts->near.families)
-    opts->near.families = (1ull << MISCACHE_KF_PERMISSIONS) |
-                          (1ull << MISCACHE_KF_MASTER_DEPARTMENTS) |
-                          (1ull << MISCACHE_KF_MASTER_BRANDS) |
-                          (1ull << MISCACHE_KF_MASTER_COMPANIES) |
-                          (1ull << MISCACHE_KF_MASTER_PRODUCTS) |
-                          (1ull << MISCACHE_KF_BATCH_CONFIG) |
-                          (1ull << MISCACHE_KF_GIFT_RULES) |
-                          (1ull << MISCACHE_KF_GIFT_MASTER);
+  /* a field left 0 takes the URL's value, else the default */
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_NEAR) |
+               MISCACHE__SET_BIT(MISCACHE__SET_NEAR_COPY);
+  if (n->ping_ms) opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_NEAR_PING);
+  if (n->max_entries)
+    opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_NEAR_MAX_ENTRIES);
+  if (n->max_bytes) opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_NEAR_MAX_BYTES);
+  if (!opts->near.families) opts->near.families = MISCACHE__NEAR_DEFAULT;
   if (!opts->near.max_entries) opts->near.max_entries = 10000;
   if (!opts->near.max_bytes) opts->near.max_bytes = (size_t)64 << 20;
   if (!opts->near.ping_ms) opts->near.ping_ms = 100;
@@ -369,6 +395,8 @@ miscache_status_t miscache_options_set_backoff(miscache_options_t *opts,
     return MISCACHE_ERR_INVALID;
   opts->backoff_min_ms = min_ms;
   opts->backoff_max_ms = max_ms;
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_BACKOFF_MIN) |
+               MISCACHE__SET_BIT(MISCACHE__SET_BACKOFF_MAX);
   return MISCACHE_OK;
 }
 
@@ -391,6 +419,10 @@ miscache_status_t miscache_options_set_reply_limits(miscache_options_t *opts,
     return MISCACHE_ERR_INVALID;
   }
   opts->limits = l;
+  if (max_elements) opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_MAX_ELEMENTS);
+  if (max_bulk) opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_MAX_BULK);
+  if (max_reply_bytes)
+    opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_MAX_REPLY_BYTES);
   return MISCACHE_OK;
 }
 
@@ -398,6 +430,7 @@ miscache_status_t miscache_options_set_scan_timeout(miscache_options_t *opts,
                                                    int ms) {
   if (!opts || ms < 1 || ms > 3600000) return MISCACHE_ERR_INVALID;
   opts->scan_timeout_ms = ms;
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_SCAN_TIMEOUT);
   return MISCACHE_OK;
 }
 
@@ -405,4 +438,79 @@ void miscache__limits_default(miscache__limits_t *l) {
   l->max_elements = MISCACHE_DEFAULT_MAX_ELEMENTS;
   l->max_bulk = MISCACHE_DEFAULT_MAX_BULK;
   l->max_bytes = MISCACHE_DEFAULT_MAX_REPLY_BYTES;
+}
+
+miscache_status_t miscache__options_resolve(miscache_options_t *o, char *err,
+                                            size_t errlen) {
+  const char *env = getenv("MISCACHE_URL");
+  const char *url = o->ep_set     ? NULL
+                    : env && env[0] ? env
+                                    : "redis://127.0.0.1:6379";
+  miscache__endpoint_t ep;
+  miscache_status_t st = miscache__options_endpoint(o, url, &ep, err, errlen);
+  if (st == MISCACHE_OK) {
+    miscache__endpoint_clear(&o->ep);
+    o->ep = ep;
+    o->ep_set = true;
+    st = miscache__options_apply(o, &o->ep, err, errlen);
+  }
+  if (st != MISCACHE_OK && url && url == env) {
+    char msg[MISCACHE_ERRMSG_SIZE];
+    snprintf(msg, sizeof msg, "MISCACHE_URL: %s", err);
+    snprintf(err, errlen, "%s", msg);
+  }
+  return st;
+}
+
+/* The text of o's effective settings into buf; see client.h. */
+static miscache_status_t describe_into(miscache_options_t *o, char *buf,
+                                       size_t size, size_t *len_out) {
+  char err[MISCACHE_ERRMSG_SIZE];
+  miscache_status_t st = miscache__options_resolve(o, err, sizeof err);
+  size_t n;
+  if (st != MISCACHE_OK) {
+    n = strlen(err);
+    if (buf && size) snprintf(buf, size, "%s", err);
+  } else {
+    n = miscache__options_describe(o, buf, size);
+    if (n >= size) st = MISCACHE_ERR_INVALID;
+  }
+  if (len_out) *len_out = n;
+  return st;
+}
+
+miscache_status_t miscache_options_describe(const miscache_options_t *opts,
+                                            char *buf, size_t size,
+                                            size_t *len_out) {
+  if (len_out) *len_out = 0;
+  if ((!buf && size) || (buf && !size)) return MISCACHE_ERR_INVALID;
+  miscache_options_t o;
+  miscache_status_t st;
+  if (opts)
+    st = miscache__options_copy(&o, opts);
+  else {
+    miscache__options_defaults(&o);
+    st = MISCACHE_OK;
+  }
+  if (st != MISCACHE_OK) return st;
+  st = describe_into(&o, buf, size, len_out);
+  miscache__options_clear(&o);
+  return st;
+}
+
+miscache_status_t miscache_url_describe(const char *url, char *buf,
+                                        size_t size, size_t *len_out) {
+  if (len_out) *len_out = 0;
+  if ((!buf && size) || (buf && !size)) return MISCACHE_ERR_INVALID;
+  miscache_options_t o;
+  miscache__options_defaults(&o);
+  miscache_status_t st = url ? miscache_options_set_url(&o, url) : MISCACHE_OK;
+  if (st != MISCACHE_OK) {
+    if (buf) snprintf(buf, size, "%s", o.err);
+    if (len_out) *len_out = strlen(o.err);
+  } else {
+    st = describe_into(&o, buf, size, len_out);
+  }
+  miscache__options_clear(&o);
+  return st;
 }

@@ -2,9 +2,10 @@
  *   redis[s]://[[user]:password@]host[:port][?params]
  *   redis[s]+sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER[?params]
  *   redis[s]+cluster://[[user]:password@]host[:port][,host[:port]...][?params]
- *   unix:///path
+ *   unix:///path[?params]
  * params: cacert, cert, key (TLS schemes), sentinel_user, sentinel_password
- * (sentinel schemes); values percent-decoded. */
+ * (sentinel schemes), and the deployment settings of settings.c; values
+ * percent-decoded. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +81,9 @@ miscache_status_t miscache__tls_conf_copy(miscache__tls_conf_t *dst,
 miscache_status_t miscache__endpoint_copy(miscache__endpoint_t *dst,
                                           const miscache__endpoint_t *src) {
   miscache__endpoint_t e = {
-      .kind = src->kind, .port = src->port, .tls = src->tls};
+      .kind = src->kind, .port = src->port, .tls = src->tls, .set = src->set};
+  memcpy(e.val, src->val, sizeof e.val);
+  memcpy(e.ns, src->ns, sizeof e.ns);
   bool ok = miscache__dup(&e.host, src->host);
   ok = miscache__dup(&e.path, src->path) && ok;
   ok = miscache__dup(&e.user, src->user) && ok;
@@ -201,7 +204,8 @@ fail:
   return st;
 }
 
-/* One "name=value" of the query into e. */
+/* One "name=value" of the query into e: a TLS or Sentinel parameter here,
+ * a deployment setting through settings.c. */
 static miscache_status_t parse_param(const char *p, const char *end,
                                      miscache__endpoint_t *e, char *err,
                                      size_t errlen) {
@@ -219,27 +223,42 @@ static miscache_status_t parse_param(const char *p, const char *end,
     slot = &e->sentinel_user, sentinel_only = true;
   else if (PARAM("sentinel_password"))
     slot = &e->sentinel_password, sentinel_only = true;
+  bool may_be_empty = PARAM("namespace");
 #undef PARAM
-  if (!slot)
-    URL_FAIL("unknown URL parameter \"%.*s\" (known: cacert, cert, key, "
-             "sentinel_user, sentinel_password)",
-             (int)(nlen > 64 ? 64 : nlen), p);
-  if (tls_only && !e->tls)
-    URL_FAIL("URL parameter \"%.*s\" needs a TLS scheme (rediss://)",
-             (int)nlen, p);
-  if (sentinel_only && e->kind != MISCACHE__EP_SENTINEL)
-    URL_FAIL("URL parameter \"%.*s\" needs redis+sentinel://", (int)nlen, p);
-  if (*slot) URL_FAIL("URL parameter \"%.*s\" given twice", (int)nlen, p);
-  if (!eq || eq + 1 == end)
-    URL_FAIL("URL parameter \"%.*s\" has no value", (int)nlen, p);
-  *slot = pct_decode(eq + 1, (size_t)(end - eq - 1), &nomem);
-  if (!*slot) {
+  if (!eq || (eq + 1 == end && !may_be_empty))
+    URL_FAIL("URL parameter \"%.*s\" has no value", (int)(nlen > 64 ? 64 : nlen),
+             p);
+  char *value = pct_decode(eq + 1, (size_t)(end - eq - 1), &nomem);
+  if (!value) {
     if (nomem) {
       snprintf(err, errlen, "out of memory parsing URL");
       return MISCACHE_ERR_NOMEM;
     }
-    URL_FAIL("bad percent escape in URL parameter \"%.*s\"", (int)nlen, p);
+    URL_FAIL("bad percent escape in URL parameter \"%.*s\"",
+             (int)(nlen > 64 ? 64 : nlen), p);
   }
+  if (!slot) {
+    st = miscache__setting_parse(p, nlen, value, e, err, errlen);
+    free(value);
+    return st;
+  }
+  if (tls_only && !e->tls)
+    snprintf(err, errlen, "URL parameter \"%.*s\" needs a TLS scheme (rediss://)",
+             (int)nlen, p);
+  else if (sentinel_only && e->kind != MISCACHE__EP_SENTINEL)
+    snprintf(err, errlen, "URL parameter \"%.*s\" needs redis+sentinel://",
+             (int)nlen, p);
+  else if (*slot)
+    snprintf(err, errlen, "URL parameter \"%.*s\" given twice", (int)nlen, p);
+  else {
+    *slot = value;
+    return MISCACHE_OK;
+  }
+  if (slot == &e->sentinel_password)
+    miscache__secret_free(value);
+  else
+    free(value);
+  return MISCACHE_ERR_URL;
 fail:
   return st;
 }
@@ -285,17 +304,18 @@ static miscache_status_t parse_hostlist(const char *p, const char *end,
   return MISCACHE_OK;
 }
 
-/* unix:///path (path: what follows "unix://"). */
-static miscache_status_t parse_unix(const char *path, miscache__endpoint_t *e,
-                                    char *err, size_t errlen) {
+/* unix:///path (path: what follows "unix://", up to its query). */
+static miscache_status_t parse_unix(const char *path, const char *end,
+                                    miscache__endpoint_t *e, char *err,
+                                    size_t errlen) {
   miscache_status_t st;
   bool nomem = false;
   if (path[0] != '/')
     URL_FAIL("unix URL needs an absolute path: unix:///path/to/socket");
-  if (strchr(path, '?') || strchr(path, '#'))
-    URL_FAIL("unix URL takes no query or fragment");
+  if (memchr(path, '#', (size_t)(end - path)))
+    URL_FAIL("unix URL takes no fragment");
   e->kind = MISCACHE__EP_UNIX;
-  e->path = pct_decode(path, strlen(path), &nomem);
+  e->path = pct_decode(path, (size_t)(end - path), &nomem);
   if (!e->path && nomem) {
     snprintf(err, errlen, "out of memory parsing URL");
     return MISCACHE_ERR_NOMEM;
@@ -417,7 +437,10 @@ miscache_status_t miscache__url_parse(const char *url, miscache__endpoint_t *ep,
   if (has_ctl_or_space(url))
     URL_FAIL("URL holds a space or control character");
   if (strncmp(url, "unix://", 7) == 0) {
-    st = parse_unix(url + 7, &e, err, errlen);
+    const char *query = strchr(url + 7, '?');
+    st = parse_unix(url + 7, query ? query : url + strlen(url), &e, err,
+                    errlen);
+    if (st == MISCACHE_OK && query) st = parse_query(query, &e, err, errlen);
     if (st != MISCACHE_OK) goto fail;
     *ep = e;
     return MISCACHE_OK;

@@ -87,28 +87,13 @@ miscache_status_t miscache_open(const miscache_options_t *opts,
     copy_err(errbuf, errbuf_len, "out of memory");
     return st;
   }
-  {
-    /* the endpoint: the options', else MISCACHE_URL, else the default; with
-     * the setters' credentials, TLS and Sentinel settings laid over it */
-    const char *env = getenv("MISCACHE_URL");
-    const char *url = mc->opts.ep_set ? NULL
-                      : env && env[0] ? env
-                                      : "redis://127.0.0.1:6379";
-    miscache__endpoint_t ep;
-    st = miscache__options_endpoint(&mc->opts, url, &ep, mc->err,
-                                    sizeof mc->err);
-    if (st != MISCACHE_OK) {
-      char msg[MISCACHE_ERRMSG_SIZE + 16];
-      snprintf(msg, sizeof msg, "%s%s", url && url == env ? "MISCACHE_URL: " : "",
-               mc->err);
-      copy_err(errbuf, errbuf_len, msg);
-      miscache__options_clear(&mc->opts);
-      free(mc);
-      return st;
-    }
-    miscache__endpoint_clear(&mc->opts.ep);
-    mc->opts.ep = ep;
-    mc->opts.ep_set = true;
+  /* the endpoint and the URL's settings under the setters' */
+  st = miscache__options_resolve(&mc->opts, mc->err, sizeof mc->err);
+  if (st != MISCACHE_OK) {
+    copy_err(errbuf, errbuf_len, mc->err);
+    miscache__options_clear(&mc->opts);
+    free(mc);
+    return st;
   }
   mc->ns_len = strlen(mc->opts.ns);
   kf_heads(mc);
@@ -376,21 +361,13 @@ miscache_status_t miscache_link_stats(miscache_t *mc, miscache_link_stats_t *out
   return MISCACHE_OK;
 }
 
-static const char *const category_names[MISCACHE_CATEGORY_COUNT] = {
-    "session", "permissions", "master", "stats", "temp",
-    "batch",   "gift",        "lock",   "other"};
-
-const char *miscache_category_name(miscache_category_t cat) {
-  return (unsigned)cat < MISCACHE_CATEGORY_COUNT ? category_names[cat] : NULL;
-}
-
 /* The category of a logical key: its first segment. */
 miscache_category_t miscache__category_of(const char *key) {
   if (!key) return MISCACHE_CAT_OTHER;
   size_t n = strcspn(key, ":");
   for (int i = 0; i < MISCACHE_CAT_OTHER; i++)
-    if (strlen(category_names[i]) == n &&
-        strncmp(key, category_names[i], n) == 0)
+    if (strlen(miscache_category_name((miscache_category_t)i)) == n &&
+        strncmp(key, miscache_category_name((miscache_category_t)i), n) == 0)
       return (miscache_category_t)i;
   return MISCACHE_CAT_OTHER;
 }

@@ -121,3 +121,66 @@ miscache_status_t miscache__kf_key_int(miscache_t *mc,
   if (mc && mc->opts.hash_tags) return miscache__family_hash_tag(k, buf);
   return MISCACHE_OK;
 }
+
+/* The i-th space-separated name of a family's ids, and its length. */
+static const char *id_name(const miscache_key_family_t *k, size_t i,
+                           size_t *n) {
+  const char *p = k->ids;
+  for (; i > 0 && p; i--) {
+    p = strchr(p, ' ');
+    if (p) p++;
+  }
+  if (!p) p = "";
+  *n = strcspn(p, " ");
+  return p;
+}
+
+miscache_status_t miscache_family_key(miscache_t *mc,
+                                      miscache_key_family_id_t f,
+                                      const char *const ids[], char *buf,
+                                      size_t size, size_t *len_out) {
+  if (len_out) *len_out = 0;
+  if (buf && size) buf[0] = 0;
+  const miscache_key_family_t *k = miscache_key_family(f);
+  if (!k || !buf || !size || (k->nids && !ids)) return MISCACHE_ERR_INVALID;
+  char canon[4][24];
+  const char *use[4] = {NULL, NULL, NULL, NULL};
+  for (size_t i = 0; i < k->nids && i < 4; i++) {
+    size_t n;
+    const char *name = id_name(k, i, &n);
+    const char *kind = miscache__id_kind(name, n);
+    int64_t v;
+    bool ok = ids[i] != NULL;
+    if (ok && !strcmp(kind, "integer")) {
+      ok = miscache__parse_i64(ids[i], &v);
+      if (ok) snprintf(canon[i], sizeof canon[i], "%lld", (long long)v);
+      use[i] = canon[i];
+    } else {
+      if (ok && (!strcmp(kind, "date") || !strcmp(kind, "month")))
+        ok = miscache__date_ok(ids[i], kind[0] == 'd' ? 8 : 6);
+      use[i] = ids[i];
+    }
+    if (!ok) {
+      if (mc)
+        miscache__set_err(mc, "%s: %.*s \"%.40s\" is not %s", k->name, (int)n,
+                          name, ids[i] ? ids[i] : "(null)",
+                          !strcmp(kind, "integer") ? "a whole number"
+                          : !strcmp(kind, "date")  ? "a date YYYYMMDD"
+                          : !strcmp(kind, "month") ? "a month YYYYMM"
+                                                   : "given");
+      return ids[i] ? MISCACHE_ERR_KEY : MISCACHE_ERR_INVALID;
+    }
+  }
+  char logical[MISCACHE_KEY_BUFSIZE];
+  miscache_status_t st = miscache__kf_build(mc, f, logical, false, use);
+  if (st != MISCACHE_OK) return st;
+  const char *ns = mc ? mc->opts.ns : "";
+  size_t len = strlen(ns) + strlen(logical);
+  if (len >= size) {
+    if (mc) miscache__set_err(mc, "%s: the key needs %zu bytes", k->name, len + 1);
+    return MISCACHE_ERR_KEY;
+  }
+  snprintf(buf, size, "%s%s", ns, logical);
+  if (len_out) *len_out = len;
+  return MISCACHE_OK;
+}

@@ -73,6 +73,12 @@ miscache_status_t miscache_pool_new(const miscache_options_t *opts,
       st = MISCACHE_OK;
     }
   }
+  char msg[MISCACHE_ERRMSG_SIZE] = "out of memory";
+  /* the URL's settings (pending_max, near...) before they are read here */
+  if (st == MISCACHE_OK &&
+      (st = miscache__options_resolve(&p->opts, msg, sizeof msg)) !=
+          MISCACHE_OK)
+    miscache__options_clear(&p->opts);
   if (st == MISCACHE_OK &&
       !(p->pending = miscache__pending_new(p->opts.pending_max))) {
     miscache__options_clear(&p->opts);
@@ -82,10 +88,11 @@ miscache_status_t miscache_pool_new(const miscache_options_t *opts,
     free(p->free_list);
     free(p->all);
     free(p);
-    if (errbuf && errbuf_len) snprintf(errbuf, errbuf_len, "out of memory");
+    if (errbuf && errbuf_len) snprintf(errbuf, errbuf_len, "%s", msg);
     return st;
   }
-  p->opts.lazy = true;
+  p->opts.lazy = true; /* and a URL's lazy_connect=false does not undo it */
+  p->opts.set |= MISCACHE__SET_BIT(MISCACHE__SET_LAZY);
   p->opts.near_external = true; /* one store for all, made below */
   /* Open one handle now so a bad URL or environment is reported here. */
   miscache_t *first = NULL;

@@ -7,6 +7,31 @@
 
 #include "ops/ops.h"
 
+/* ---- invalidation events as data (events.c) ----------------------------- */
+typedef enum {
+  MISCACHE__EV_PERMISSIONS,
+  MISCACHE__EV_BATCH_CONFIG,
+  MISCACHE__EV_GIFT_RULES,
+  MISCACHE__EV_BRAND,
+  MISCACHE__EV_COMPANY,
+  MISCACHE__EV_DAILY,
+  MISCACHE__EV_POST_BATCH, /* its steps once per company */
+  MISCACHE__EVENT_COUNT
+} miscache__event_id_t;
+#define MISCACHE__EVENT_MAX_STEPS 8
+typedef struct {
+  miscache_key_family_id_t family;
+  signed char ids[2]; /* argument index, or -1: any id ("*") */
+  bool prefix_glob;   /* the pattern "<prefix>*" (ids unused) */
+} miscache__event_step_t;
+typedef struct {
+  const char *name; /* as the tool and the Python package take it */
+  const char *args; /* "COMPANY", "COMPANY... YYYYMMDD" */
+  size_t nsteps;
+  miscache__event_step_t steps[MISCACHE__EVENT_MAX_STEPS];
+} miscache__inval_event_t;
+extern const miscache__inval_event_t miscache__events[MISCACHE__EVENT_COUNT];
+
 /* ---- the top-level payloads, one per stored value shape ------------------ */
 extern const miscache__payload_t miscache__session_payload;
 extern const miscache__payload_t miscache__batch_config_payload;

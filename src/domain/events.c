@@ -11,6 +11,7 @@ typedef struct {
   const char *ids[2];              /* ANY makes the step a pattern */
   bool prefix_glob;                /* the pattern "<prefix>*" */
 } step_t;
+#define MAX_STEPS MISCACHE__EVENT_MAX_STEPS
 
 miscache_status_t miscache_invalidate_dry_run(miscache_t *mc,
                                               miscache_key_visit_fn fn,
@@ -46,7 +47,6 @@ static miscache_status_t dry_step(miscache_t *mc, miscache_db_t db,
   return st;
 }
 
-#define MAX_STEPS 8
 
 /* Builds every key of the event first, so a bad id deletes nothing; then
  * runs the steps. When a step fails with an unknown outcome, it and every
@@ -104,66 +104,108 @@ static miscache_status_t run_steps(miscache_t *mc, const step_t *steps,
   return st;
 }
 
-#define RUN(mc, removed, ...)                                                  \
-  do {                                                                         \
-    if (removed) *removed = 0;                                                 \
-    if (!mc) return MISCACHE_ERR_INVALID;                                      \
-    const step_t steps_[] = {__VA_ARGS__};                                     \
-    return run_steps(mc, steps_, sizeof steps_ / sizeof steps_[0],           \
-                     MISCACHE_OK, removed);                                    \
-  } while (0)
+/* Every event as data (the keyspace table prints it): a step's id is an
+ * argument of the event (A0, A1) or ANY_ID, a "*" segment. */
+#define A0 0
+#define A1 1
+#define ANY_ID -1
+#define STEP(fam, i0, i1) {MISCACHE_KF_##fam, {i0, i1}, false}
+const miscache__inval_event_t miscache__events[MISCACHE__EVENT_COUNT] = {
+    {"permissions", "USER_ID", 2,
+     {STEP(PERMISSIONS, A0, 0), STEP(SESSION, A0, 0)}},
+    {"batch-config", "COMPANY", 2,
+     {STEP(BATCH_CONFIG, A0, 0), STEP(BATCH_STATUS, A0, 0)}},
+    {"gift-rules", "COMPANY", 3,
+     {STEP(GIFT_RULES, A0, 0), STEP(GIFT_CLASSIFICATION, ANY_ID, A0),
+      STEP(GIFT_ANALYTICS, A0, ANY_ID)}},
+    {"brand", "BRAND", 3,
+     {{MISCACHE_KF_MASTER_BRANDS, {0, 0}, true},
+      STEP(SERIAL_COUNT, A0, ANY_ID), STEP(GIFT_ANALYTICS, ANY_ID, ANY_ID)}},
+    {"company", "COMPANY", 7,
+     {STEP(BATCH_CONFIG, A0, 0), STEP(BATCH_STATUS, A0, 0),
+      STEP(BATCH_HISTORY, A0, ANY_ID), STEP(GIFT_RULES, A0, 0),
+      STEP(GIFT_MASTER, A0, 0), STEP(GIFT_CLASSIFICATION, ANY_ID, A0),
+      STEP(GIFT_ANALYTICS, A0, ANY_ID)}},
+    {"daily", "YYYYMMDD", 2,
+     {STEP(DAILY_SALES, A0, 0), STEP(GIFT_ANALYTICS, ANY_ID, A0)}},
+    /* per company: "COMPANY..." then the day */
+    {"post-batch", "COMPANY... YYYYMMDD", 2,
+     {STEP(BATCH_STATUS, A0, 0), STEP(GIFT_ANALYTICS, A0, A1)}},
+};
+#undef STEP
+
+/* The steps of event e with its arguments put in. */
+static size_t event_steps(const miscache__inval_event_t *e, const char *const args[],
+                          step_t out[MAX_STEPS]) {
+  for (size_t i = 0; i < e->nsteps; i++) {
+    const miscache__event_step_t *t = &e->steps[i];
+    size_t nids = miscache_key_family(t->family)->nids;
+    out[i].family = t->family;
+    out[i].prefix_glob = t->prefix_glob;
+    for (size_t k = 0; k < 2; k++)
+      out[i].ids[k] = k >= nids || t->prefix_glob ? NULL
+                      : t->ids[k] == ANY_ID      ? ANY
+                                                 : args[t->ids[k]];
+  }
+  return e->nsteps;
+}
+
+static miscache_status_t run_event(miscache_t *mc, miscache__event_id_t ev,
+                                   const char *const args[],
+                                   miscache_status_t failed_before,
+                                   uint64_t *removed) {
+  step_t steps[MAX_STEPS];
+  size_t n = event_steps(&miscache__events[ev], args, steps);
+  return run_steps(mc, steps, n, failed_before, removed);
+}
 
 #define NUM(var, v)                                                            \
   char var[24];                                                                \
   snprintf(var, sizeof var, "%lld", (long long)(v))
 
+/* An event of one integer argument. */
+static miscache_status_t run_int(miscache_t *mc, miscache__event_id_t ev,
+                                 int64_t id, uint64_t *removed) {
+  if (removed) *removed = 0;
+  if (!mc) return MISCACHE_ERR_INVALID;
+  NUM(a, id);
+  const char *const args[] = {a};
+  return run_event(mc, ev, args, MISCACHE_OK, removed);
+}
+
 miscache_status_t miscache_invalidate_permissions(miscache_t *mc,
                                                   int64_t user_id,
                                                   uint64_t *removed) {
-  NUM(u, user_id);
-  RUN(mc, removed, {MISCACHE_KF_PERMISSIONS, {u, NULL}, false},
-      {MISCACHE_KF_SESSION, {u, NULL}, false});
+  return run_int(mc, MISCACHE__EV_PERMISSIONS, user_id, removed);
 }
 
 miscache_status_t miscache_invalidate_batch_config(miscache_t *mc,
                                                    int64_t company,
                                                    uint64_t *removed) {
-  NUM(c, company);
-  RUN(mc, removed, {MISCACHE_KF_BATCH_CONFIG, {c, NULL}, false},
-      {MISCACHE_KF_BATCH_STATUS, {c, NULL}, false});
+  return run_int(mc, MISCACHE__EV_BATCH_CONFIG, company, removed);
 }
 
 miscache_status_t miscache_invalidate_gift_rules(miscache_t *mc,
                                                  int64_t company,
                                                  uint64_t *removed) {
-  NUM(c, company);
-  RUN(mc, removed, {MISCACHE_KF_GIFT_RULES, {c, NULL}, false},
-      {MISCACHE_KF_GIFT_CLASSIFICATION, {ANY, c}, false},
-      {MISCACHE_KF_GIFT_ANALYTICS, {c, ANY}, false});
+  return run_int(mc, MISCACHE__EV_GIFT_RULES, company, removed);
+}
+
+miscache_status_t miscache_invalidate_company(miscache_t *mc, int64_t company,
+                                              uint64_t *removed) {
+  return run_int(mc, MISCACHE__EV_COMPANY, company, removed);
 }
 
 miscache_status_t miscache_invalidate_brand(miscache_t *mc, const char *brand,
                                             uint64_t *removed) {
   if (removed) *removed = 0;
+  if (!mc) return MISCACHE_ERR_INVALID;
   if (!brand) {
-    if (mc) miscache__set_err(mc, "brand is NULL");
+    miscache__set_err(mc, "brand is NULL");
     return MISCACHE_ERR_INVALID;
   }
-  RUN(mc, removed, {MISCACHE_KF_MASTER_BRANDS, {NULL, NULL}, true},
-      {MISCACHE_KF_SERIAL_COUNT, {brand, ANY}, false},
-      {MISCACHE_KF_GIFT_ANALYTICS, {ANY, ANY}, false});
-}
-
-miscache_status_t miscache_invalidate_company(miscache_t *mc, int64_t company,
-                                              uint64_t *removed) {
-  NUM(c, company);
-  RUN(mc, removed, {MISCACHE_KF_BATCH_CONFIG, {c, NULL}, false},
-      {MISCACHE_KF_BATCH_STATUS, {c, NULL}, false},
-      {MISCACHE_KF_BATCH_HISTORY, {c, ANY}, false},
-      {MISCACHE_KF_GIFT_RULES, {c, NULL}, false},
-      {MISCACHE_KF_GIFT_MASTER, {c, NULL}, false},
-      {MISCACHE_KF_GIFT_CLASSIFICATION, {ANY, c}, false},
-      {MISCACHE_KF_GIFT_ANALYTICS, {c, ANY}, false});
+  const char *const args[] = {brand};
+  return run_event(mc, MISCACHE__EV_BRAND, args, MISCACHE_OK, removed);
 }
 
 miscache_status_t miscache_invalidate_daily(miscache_t *mc,
@@ -173,9 +215,8 @@ miscache_status_t miscache_invalidate_daily(miscache_t *mc,
   if (!mc) return MISCACHE_ERR_INVALID;
   miscache_status_t st = miscache__check_date(mc, yyyymmdd, 8);
   if (st != MISCACHE_OK) return st;
-  RUN(mc, removed,
-      {MISCACHE_KF_DAILY_SALES, {yyyymmdd, NULL}, false},
-      {MISCACHE_KF_GIFT_ANALYTICS, {ANY, yyyymmdd}, false});
+  const char *const args[] = {yyyymmdd};
+  return run_event(mc, MISCACHE__EV_DAILY, args, MISCACHE_OK, removed);
 }
 
 miscache_status_t miscache_invalidate_post_batch(miscache_t *mc,
@@ -196,11 +237,10 @@ miscache_status_t miscache_invalidate_post_batch(miscache_t *mc,
                      st != MISCACHE_ERR_INVALID && st != MISCACHE_ERR_NOMEM;
        i++) {
     NUM(c, companies[i]);
-    const step_t steps[] = {
-        {MISCACHE_KF_BATCH_STATUS, {c, NULL}, false},
-        {MISCACHE_KF_GIFT_ANALYTICS, {c, yyyymmdd}, false}};
+    const char *const args[] = {c, yyyymmdd};
     uint64_t one = 0;
-    miscache_status_t one_st = run_steps(mc, steps, 2, st, &one);
+    miscache_status_t one_st =
+        run_event(mc, MISCACHE__EV_POST_BATCH, args, st, &one);
     if (st == MISCACHE_OK) st = one_st;
     total += one;
   }

@@ -50,17 +50,7 @@ miscache_status_t miscache__typed_set(miscache_t *mc, miscache_db_t db,
 
 miscache_status_t miscache__check_date(miscache_t *mc, const char *s,
                                        size_t digits) {
-  bool ok = s && strlen(s) == digits;
-  for (size_t i = 0; ok && i < digits; i++) ok = s[i] >= '0' && s[i] <= '9';
-  if (ok) {
-    int month = (s[4] - '0') * 10 + (s[5] - '0');
-    ok = month >= 1 && month <= 12;
-    if (ok && digits == 8) {
-      int day = (s[6] - '0') * 10 + (s[7] - '0');
-      ok = day >= 1 && day <= 31;
-    }
-  }
-  if (!ok) {
+  if (!miscache__date_ok(s, digits)) {
     miscache__set_err(mc, "date \"%.32s\" is not %s", s ? s : "(null)",
                       digits == 8 ? "YYYYMMDD" : "YYYYMM");
     return s ? MISCACHE_ERR_KEY : MISCACHE_ERR_INVALID;

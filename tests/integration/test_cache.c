@@ -491,6 +491,75 @@ static void test_env_url_and_unix_socket(void **state) {
   miscache_free(mc);
 }
 
+/* The URL is the whole configuration: its namespace, db map and TTLs reach
+ * the server, through miscache_open_url, MISCACHE_URL and a pool alike; a
+ * setter in code wins over it. */
+static void test_url_settings_on_server(void **state) {
+  (void)state;
+  bool cl = mt_is_cluster();
+  char url[1024];
+  snprintf(url, sizeof url,
+           "%s%snamespace=urlns:&ttl_permissions=123&db_session=%d&"
+           "command_timeout_ms=3000",
+           mt_srv.url, strchr(mt_srv.url, '?') ? "&" : "?", cl ? 0 : 6);
+  json_t *perm = json_pack("{s:{s:b}}", "sales", "read", 1);
+  json_t *v = json_true();
+  for (int way = 0; way < 3; way++) {
+    miscache_t *mc = NULL;
+    miscache_pool_t *pool = NULL;
+    char err[MISCACHE_ERRMSG_SIZE];
+    if (way == 0) {
+      assert_int_equal(miscache_open_url(url, &mc, err, sizeof err), MISCACHE_OK);
+    } else if (way == 1) {
+      setenv("MISCACHE_URL", url, 1);
+      assert_int_equal(miscache_open(NULL, &mc, err, sizeof err), MISCACHE_OK);
+      unsetenv("MISCACHE_URL");
+    } else {
+      miscache_options_t *o = miscache_options_new();
+      assert_int_equal(miscache_options_set_url(o, url), MISCACHE_OK);
+      assert_int_equal(miscache_pool_new(o, 2, &pool, err, sizeof err),
+                       MISCACHE_OK);
+      miscache_options_free(o);
+      assert_int_equal(miscache_pool_acquire(pool, 1000, &mc), MISCACHE_OK);
+    }
+    assert_string_equal(miscache_namespace(mc), "urlns:");
+    assert_int_equal(miscache_permissions_set(mc, 900 + way, perm), MISCACHE_OK);
+    char key[64];
+    snprintf(key, sizeof key, "permissions:user:%d", 900 + way);
+    long long pttl = mt_raw_pttl(mc, MISCACHE_DB_CACHE, key);
+    if (pttl > 123000 || pttl < 118000) fail_msg("way %d: PTTL %lld", way, pttl);
+    assert_int_equal(mt_raw_exists_in(mc, 1, key), 1);
+    assert_int_equal(miscache_set(mc, MISCACHE_DB_SESSION, "s", v,
+                                  MISCACHE_TTL_LOCK),
+                     MISCACHE_OK);
+    assert_int_equal(mt_raw_exists_in(mc, cl ? 0 : 6, "s"), 1);
+    if (!cl) assert_int_equal(mt_raw_exists_in(mc, 0, "s"), 0);
+    if (pool) {
+      miscache_pool_release(pool, mc);
+      miscache_pool_free(pool);
+    } else {
+      miscache_free(mc);
+    }
+  }
+  /* a setter wins */
+  miscache_options_t *o = miscache_options_new();
+  assert_int_equal(miscache_options_set_namespace(o, "code:"), MISCACHE_OK);
+  assert_int_equal(miscache_options_set_ttl(o, MISCACHE_TTL_PERMISSIONS, 50),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_options_set_url(o, url), MISCACHE_OK);
+  miscache_t *mc = NULL;
+  char err[MISCACHE_ERRMSG_SIZE];
+  assert_int_equal(miscache_open(o, &mc, err, sizeof err), MISCACHE_OK);
+  miscache_options_free(o);
+  assert_string_equal(miscache_namespace(mc), "code:");
+  assert_int_equal(miscache_permissions_set(mc, 999, perm), MISCACHE_OK);
+  long long pttl = mt_raw_pttl(mc, MISCACHE_DB_CACHE, "permissions:user:999");
+  assert_true(pttl <= 50000 && pttl > 45000);
+  miscache_free(mc);
+  json_decref(v);
+  json_decref(perm);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip_exact_bytes),
@@ -506,6 +575,7 @@ int main(void) {
       cmocka_unit_test(test_bad_arguments),
       cmocka_unit_test(test_long_key_and_namespace),
       cmocka_unit_test(test_env_url_and_unix_socket),
+      cmocka_unit_test(test_url_settings_on_server),
   };
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
 }
