@@ -87,7 +87,7 @@ static int cmd_key(miscache_t *mc, int argc, char **argv) {
   if (!k) return usage("key: unknown family \"%s\" (miscache keyspace lists them)", argv[0]);
   if ((size_t)(argc - 1) != k->nids)
     return usage("key %s takes %s", k->name, k->nids ? k->ids : "no id");
-  char key[MISCACHE_KEY_BUFSIZE];
+  char key[MISCACHE_KEY_BUFSIZE + 64]; /* a namespace (64 bytes at most) too */
   miscache_status_t st = miscache_family_key(
       mc, family_id(k), (const char *const *)argv + 1, key, sizeof key, NULL);
   if (st != MISCACHE_OK) return usage("key: %s", miscache_errmsg(mc));
@@ -428,6 +428,16 @@ static int cmd_stats(miscache_t *mc, int argc, char **argv) {
     char text[2048];
     miscache_near_prometheus(&ns, text, sizeof text);
     fputs(text, stdout);
+    /* the tool's own calls (a service prints its handle's or pool's) */
+    miscache_latency_t lat;
+    miscache_latency(mc, &lat, sizeof lat);
+    size_t need = miscache_latency_prometheus(&lat, NULL, 0);
+    char *ltext = malloc(need + 1);
+    if (ltext) {
+      miscache_latency_prometheus(&lat, ltext, need + 1);
+      fputs(ltext, stdout);
+      free(ltext);
+    }
     return EX_OK;
   }
   if (fmt == 1) {
@@ -831,13 +841,16 @@ int main(int argc, char **argv) {
     miscache_near_t n = {.enabled = true};
     miscache_options_set_near_cache(o, &n);
   }
-  if (cmd->offline) miscache_options_set_lazy_connect(o, true);
   g_opts = o;
+  if (cmd->fn == cmd_config) { /* needs no handle; says itself what is wrong */
+    int rc = cmd_config(NULL, argc - i - 1, argv + i + 1);
+    miscache_options_free(o);
+    return rc;
+  }
+  if (cmd->offline) miscache_options_set_lazy_connect(o, true);
   miscache_t *mc = NULL;
   char err[MISCACHE_ERRMSG_SIZE];
   miscache_status_t st = miscache_open(o, &mc, err, sizeof err);
-  if (st != MISCACHE_OK && cmd->fn == cmd_config) /* config says why itself */
-    st = MISCACHE_OK, mc = NULL;
   if (st != MISCACHE_OK) {
     fprintf(stderr, "miscache: %s: %s\n", miscache_strerror(st), err);
     miscache_options_free(o);

@@ -267,6 +267,66 @@ MISCACHE_EXPORT miscache_status_t
 miscache_options_set_lazy_connect(miscache_options_t *opts, bool lazy);
 
 /* ------------------------------------------------------------------------
+ * Events: what the library does, as it happens (docs/events.md).
+ * ---------------------------------------------------------------------- */
+typedef enum miscache_event_kind {
+  MISCACHE_EV_CONNECT = 0,        /* a connection opened (node, duration) */
+  MISCACHE_EV_CONNECT_FAILED = 1, /* a connect failed (node, message) */
+  MISCACHE_EV_DISCONNECT = 2,     /* a connection was lost or dropped */
+  MISCACHE_EV_BREAKER_OPEN = 3,   /* a node is down: calls fail at once for
+                                     a backoff window (duration: its ms) */
+  MISCACHE_EV_BREAKER_CLOSED = 4, /* a down node answered again (count:
+                                     the failed connects before) */
+  MISCACHE_EV_FAILOVER = 5,       /* Sentinel: the master is now node */
+  MISCACHE_EV_SLOTS_RELOADED = 6, /* Cluster: slot map loaded (count:
+                                     masters) */
+  MISCACHE_EV_REDIRECT = 7,       /* Cluster: MOVED or ASK followed */
+  MISCACHE_EV_NEAR_CONFIRMED = 8, /* near cache: tracking confirmed, entries
+                                     may be served */
+  MISCACHE_EV_NEAR_LOST = 9,      /* near cache: link lost or unconfirmed,
+                                     or a flush: its store was dropped
+                                     (count: entries dropped) */
+  MISCACHE_EV_PENDING_KEPT = 10,  /* an invalidation's outcome is unknown:
+                                     kept pending (count: pending now;
+                                     message: its key or pattern) */
+  MISCACHE_EV_PENDING_REPLAYED = 11, /* pending invalidations replayed
+                                        (count) */
+  MISCACHE_EV_LOCK_LOST = 12,     /* a held lock was found gone or taken
+                                     (message: its key) */
+  MISCACHE_EV_SLOW_CALL = 13      /* a call took longer than the slow-call
+                                     threshold (message: command and key
+                                     family, never a value; duration) */
+} miscache_event_kind_t;
+#define MISCACHE_EVENT_KIND_COUNT 14
+
+typedef struct miscache_event {
+  miscache_event_kind_t kind;
+  const char *node;    /* "host:port", "unix:/path" or "" */
+  int64_t duration_us; /* what the kind says; 0 when none */
+  uint64_t count;      /* what the kind says; 0 when none */
+  const char *message; /* never a password or a value; never NULL */
+  /* Identical events (kind, node and message) are delivered at most once a
+   * second per hook: how many were dropped since the last one delivered. */
+  uint64_t suppressed;
+  uint64_t reserved_[4]; /* room to grow without an ABI break */
+} miscache_event_t;
+/* Called from whichever thread the event happens on: a caller's thread, or
+ * the near cache's background thread. ev and its strings are borrowed for
+ * the call. The hook must be thread-safe, must not block for long and must
+ * not call the library with the handle that raised it. */
+typedef void (*miscache_event_fn)(void *userdata, const miscache_event_t *ev);
+/* Set the event hook (NULL: none, the default). Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_event_hook(miscache_options_t *opts, miscache_event_fn fn,
+                                void *userdata);
+/* Calls slower than ms (0: never, the default; 0..3600000) raise
+ * MISCACHE_EV_SLOW_CALL. Also the URL's slow_call_ms. Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t
+miscache_options_set_slow_call(miscache_options_t *opts, int ms);
+/* "connect", "connect_failed", ...; NULL out of range. Static. */
+MISCACHE_EXPORT const char *miscache_event_kind_name(miscache_event_kind_t k);
+
+/* ------------------------------------------------------------------------
  * Handle
  * ---------------------------------------------------------------------- */
 
@@ -353,6 +413,53 @@ MISCACHE_EXPORT const char *miscache_category_name(miscache_category_t cat);
 MISCACHE_EXPORT miscache_status_t
 miscache_counters_category(const miscache_t *mc, miscache_category_t cat,
                            miscache_counters_t *out);
+
+/* ------------------------------------------------------------------------
+ * Latency: every call that goes to the server, timed from the first byte
+ * written to the last reply read (a near-cache hit is not timed), in
+ * histograms per command class. Added in 0.4.0.
+ * ---------------------------------------------------------------------- */
+typedef enum miscache_cmd_class {
+  MISCACHE_CMD_READ = 0,   /* GET, EXISTS, PTTL, ... one key */
+  MISCACHE_CMD_WRITE = 1,  /* SET, UNLINK, INCRBY, XADD, ... one key */
+  MISCACHE_CMD_MULTI = 2,  /* MGET, several keys or a pipeline of commands */
+  MISCACHE_CMD_SCRIPT = 3, /* EVAL, EVALSHA: locks, fenced writes */
+  MISCACHE_CMD_SCAN = 4,   /* SCAN steps of invalidations and scans */
+  MISCACHE_CMD_OTHER = 5   /* PING, INFO, CLIENT, ... */
+} miscache_cmd_class_t;
+#define MISCACHE_CMD_CLASS_COUNT 6
+/* Buckets: upper bounds 50 us, 100 us, 250 us, 500 us, 1 ms, 2.5 ms, 5 ms,
+ * 10 ms, 25 ms, 50 ms, 100 ms, 250 ms, 500 ms, 1 s, 2.5 s, then +Inf. */
+#define MISCACHE_LATENCY_BUCKETS 16
+typedef struct miscache_latency {
+  /* calls whose duration d fell in bucket i: bound(i-1) < d <= bound(i)
+   * (not cumulative) */
+  uint64_t buckets[MISCACHE_CMD_CLASS_COUNT][MISCACHE_LATENCY_BUCKETS];
+  uint64_t calls[MISCACHE_CMD_CLASS_COUNT];
+  uint64_t total_us[MISCACHE_CMD_CLASS_COUNT]; /* sum of the durations */
+  uint64_t reserved_[4]; /* room to grow without an ABI break; keep zero */
+} miscache_latency_t;
+/* Upper bound of bucket i in seconds; INFINITY for the last; -1 out of
+ * range. */
+MISCACHE_EXPORT double miscache_latency_bound(unsigned i);
+/* "read", "write", "multi", "script", "scan", "other"; NULL out of range. */
+MISCACHE_EXPORT const char *miscache_cmd_class_name(miscache_cmd_class_t c);
+/* This handle's histograms since it was opened (or reset with
+ * miscache_counters_reset, or given back to its pool). Copies at most size
+ * bytes (sizeof *out; an older, smaller struct gets its part). */
+MISCACHE_EXPORT miscache_status_t
+miscache_latency(const miscache_t *mc, miscache_latency_t *out, size_t size);
+/* The pool's: every call of its handles, counted when each is released.
+ * Thread-safe. */
+MISCACHE_EXPORT miscache_status_t
+miscache_pool_latency(miscache_pool_t *pool, miscache_latency_t *out,
+                      size_t size);
+/* Prometheus text of l: the histogram miscache_command_duration_seconds
+ * with a label class, le buckets, _sum and _count. Writes at most len
+ * bytes (always terminated when len > 0); returns the length the whole
+ * text needs. */
+MISCACHE_EXPORT size_t miscache_latency_prometheus(const miscache_latency_t *l,
+                                                   char *buf, size_t len);
 
 /* Sum over all dbs. */
 MISCACHE_EXPORT miscache_status_t

@@ -150,6 +150,19 @@ void miscache__tls_conf_clear(miscache__tls_conf_t *t);
 miscache_status_t miscache__tls_conf_copy(miscache__tls_conf_t *dst,
                                           const miscache__tls_conf_t *src);
 
+/* ---- the event hook (hook.c) -------------------------------------------- */
+typedef struct miscache__hook {
+  miscache_event_fn fn; /* NULL: no events */
+  void *userdata;
+} miscache__hook_t;
+/* Build an event (message from fmt) and hand it to h's function, unless an
+ * identical one went less than a second ago (then it is counted, and the
+ * next one delivered says how many were dropped). h NULL or without a
+ * function: nothing. Any thread. */
+void miscache__event(const miscache__hook_t *h, miscache_event_kind_t kind,
+                     const char *node, int64_t duration_us, uint64_t count,
+                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
 /* ---- options (options.c) ---------------------------------------------- */
 /* Limits on one reply (conn/reply.c): elements of an array, bytes of a bulk
  * string, memory of the whole reply. */
@@ -187,6 +200,7 @@ struct miscache_options {
   miscache__limits_t limits; /* on every reply */
   int scan_timeout_ms;       /* a whole SCAN loop */
   int slow_call_ms;          /* 0: no slow-call events */
+  miscache__hook_t hook;     /* the event hook */
   uint64_t set;              /* settings a setter chose (MISCACHE__SET_BIT) */
   char err[MISCACHE_ERRMSG_SIZE]; /* why the last setter refused */
 };
@@ -234,8 +248,9 @@ json_t *miscache__json_parse(const char *buf, size_t len, char *err,
 char *miscache__encode(const json_t *v, size_t *len);
 
 /* ---- clocks (common.c) ---------------------------------------------------- */
-/* Now on CLOCK_MONOTONIC, in ms. */
+/* Now on CLOCK_MONOTONIC, in ms, and in microseconds. */
 int64_t miscache__mono_ms(void);
+int64_t miscache__mono_us(void);
 /* A condition variable whose timed waits use CLOCK_MONOTONIC, and the
  * absolute time ms from now on that clock for pthread_cond_timedwait. */
 void miscache__cond_init_monotonic(pthread_cond_t *cv);

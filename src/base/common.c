@@ -107,6 +107,12 @@ void *miscache__realloc_array(void *p, size_t n, size_t size) {
   return realloc(p, bytes ? bytes : 1);
 }
 
+int64_t miscache__mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int64_t miscache__mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -514,3 +514,20 @@ miscache_status_t miscache_url_describe(const char *url, char *buf,
   miscache__options_clear(&o);
   return st;
 }
+
+miscache_status_t miscache_options_set_event_hook(miscache_options_t *opts,
+                                                  miscache_event_fn fn,
+                                                  void *userdata) {
+  if (!opts) return MISCACHE_ERR_INVALID;
+  opts->hook.fn = fn;
+  opts->hook.userdata = fn ? userdata : NULL;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_options_set_slow_call(miscache_options_t *opts,
+                                                 int ms) {
+  if (!opts || ms < 0 || ms > 3600000) return MISCACHE_ERR_INVALID;
+  opts->slow_call_ms = ms;
+  opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_SLOW_CALL);
+  return MISCACHE_OK;
+}

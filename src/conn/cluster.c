@@ -441,6 +441,9 @@ static miscache_status_t reload(miscache__cluster_t *c, int64_t deadline,
       c->loaded = true;
       c->stale = false;
       prune(c, busy, nbusy);
+      miscache__event(&c->conf.hook, MISCACHE_EV_SLOTS_RELOADED,
+                      miscache__node_addr(n), 0, c->nmasters,
+                      "slot map loaded: %zu masters", c->nmasters);
       return MISCACHE_OK;
     }
   }
@@ -798,6 +801,9 @@ static bool redirect(miscache__cluster_t *c, part_t *pt, int64_t deadline) {
     if (node == NO_NODE) return false;
     pt->redirects++;
     c->stats->redirects++;
+    miscache__event(&c->conf.hook, MISCACHE_EV_REDIRECT,
+                    miscache__node_addr(c->nodes[node]), 0, 0, "%s slot %u",
+                    moved ? "MOVED" : "ASK", (unsigned)slot);
     if (moved) {
       c->slots[slot] = (uint16_t)node;
       c->stale = true; /* reload the whole map before the next batch */

@@ -90,6 +90,7 @@ miscache_status_t miscache__disp_new(const miscache_options_t *o, char *err,
       .command_timeout_ms = d->o->command_timeout_ms,
       .limits = d->o->limits,
       .backoff_min_ms = d->o->backoff_min_ms,
+      .hook = d->o->hook,
       .backoff_max_ms = d->o->backoff_max_ms,
       .user = ep->user,
       .password = ep->password,
@@ -257,7 +258,12 @@ static miscache_status_t resolve_master(miscache__dispatcher_t *d,
         set_err(d, "out of memory");
         return MISCACHE_ERR_NOMEM;
       }
-      if (d->master) d->stats.failovers++;
+      if (d->master) {
+        d->stats.failovers++;
+        miscache__event(&d->data_conf.hook, MISCACHE_EV_FAILOVER,
+                        miscache__node_addr(m), 0, d->stats.failovers,
+                        "master moved from %s", miscache__node_addr(d->master));
+      }
       miscache__node_free(d->master);
       d->master = m;
       snprintf(d->stats.master, sizeof d->stats.master, "%s",

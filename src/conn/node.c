@@ -36,6 +36,8 @@ struct miscache__node {
   int command_timeout_ms;
   miscache__limits_t limits;
   int backoff_min_ms, backoff_max_ms;
+  miscache__hook_t hook;
+  bool freeing; /* its last drop is no event */
   miscache__transport_t *t;
   pid_t pid;       /* process that opened t */
   int cur_db;      /* db the connection is on; -1 unknown */
@@ -87,6 +89,7 @@ miscache__node_t *miscache__node_new(const char *host, int port,
   n->limits = conf->limits;
   n->backoff_min_ms = conf->backoff_min_ms;
   n->backoff_max_ms = conf->backoff_max_ms;
+  n->hook = conf->hook;
   n->cur_db = -1;
   n->stats = stats;
   n->err = err;
@@ -105,6 +108,9 @@ miscache__node_t *miscache__node_new(const char *host, int port,
 }
 
 void miscache__node_drop(miscache__node_t *n) {
+  if (n->t && !n->freeing && n->pid == getpid())
+    miscache__event(&n->hook, MISCACHE_EV_DISCONNECT, n->addr, 0, 0,
+                    "connection closed");
   miscache__transport_close(n->t); /* writes nothing: fork-safe */
   n->t = NULL;
   n->cur_db = -1;
@@ -113,6 +119,7 @@ void miscache__node_drop(miscache__node_t *n) {
 
 void miscache__node_free(miscache__node_t *n) {
   if (!n) return;
+  n->freeing = true;
   miscache__node_drop(n);
   free(n->host);
   free(n->path);
@@ -323,10 +330,22 @@ static void breaker_fail(miscache__node_t *n) {
   size_t pre = strlen("redis ") + strlen(n->addr) + 2; /* "redis A: " */
   if (strlen(why) > pre && strncmp(why, "redis ", 6) == 0) why += pre;
   snprintf(n->last_fail, sizeof n->last_fail, "%s", why);
+  miscache__event(&n->hook, MISCACHE_EV_CONNECT_FAILED, n->addr, 0, n->fails,
+                  "%s", why);
+  if (n->fails == 1)
+    miscache__event(&n->hook, MISCACHE_EV_BREAKER_OPEN, n->addr,
+                    (int64_t)window * 1000, 0,
+                    "down: calls fail at once for %d ms, then a connect is "
+                    "tried",
+                    window);
 }
 
 static void breaker_ok(miscache__node_t *n) {
-  if (n->fails) n->stats->breaker_closes++;
+  if (n->fails) {
+    n->stats->breaker_closes++;
+    miscache__event(&n->hook, MISCACHE_EV_BREAKER_CLOSED, n->addr, 0, n->fails,
+                    "answering again after %u failed connects", n->fails);
+  }
   n->fails = 0;
   n->down_until = 0;
 }
@@ -412,9 +431,14 @@ miscache_status_t miscache__node_connect(miscache__node_t *n) {
                  : MISCACHE_ERR_UNAVAILABLE;
     }
   }
+  int64_t t0 = miscache__mono_us();
   miscache_status_t st = connect_now(n);
-  if (st == MISCACHE_OK)
+  if (st == MISCACHE_OK) {
+    miscache__event(&n->hook, MISCACHE_EV_CONNECT, n->addr,
+                    miscache__mono_us() - t0, 0, "connected%s",
+                    n->tls ? " (TLS)" : "");
     breaker_ok(n);
+  }
   else if (st != MISCACHE_ERR_NOMEM) {
     n->last_status = st;
     breaker_fail(n);

@@ -20,6 +20,7 @@ typedef struct miscache__node_conf {
   const char *user;     /* copied by miscache__node_new */
   const char *password; /* copied; NULL: no AUTH */
   miscache__tls_t *tls; /* borrowed; NULL: plain */
+  miscache__hook_t hook; /* connect, disconnect and breaker events */
 } miscache__node_conf_t;
 
 typedef struct miscache__node miscache__node_t;

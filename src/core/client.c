@@ -1,5 +1,6 @@
 /* Handle: open/free, last error, counters, namespaced keys, TTL; the door
  * to the dispatcher (miscache__send, miscache__exec_key). */
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -172,6 +173,13 @@ miscache_status_t miscache__pend(miscache_t *mc, miscache_db_t db,
   default: return st; /* refused before anything was sent */
   }
   miscache_status_t ps = miscache__pending_add(mc->pending, db, key, pattern);
+  miscache__event(&mc->opts.hook, MISCACHE_EV_PENDING_KEPT,
+                  miscache__disp_master_name(mc->disp), 0,
+                  miscache__pending_count(mc->pending), "%s%s in db %s%s: %s",
+                  mc->opts.ns, key, miscache_db_name(db),
+                  ps == MISCACHE_OK ? " kept pending"
+                                    : " NOT kept (the pending list is full)",
+                  miscache_strerror(st));
   if (ps == MISCACHE_OK) return st;
   char cause[MISCACHE_ERRMSG_SIZE];
   snprintf(cause, sizeof cause, "%s", mc->err);
@@ -246,6 +254,7 @@ void miscache_counters_reset(miscache_t *mc) {
   if (!mc) return;
   memset(mc->counters, 0, sizeof mc->counters);
   memset(mc->categories, 0, sizeof mc->categories);
+  memset(&mc->latency, 0, sizeof mc->latency);
 }
 
 /* ---- keys and commands --------------------------------------------------- */
@@ -311,6 +320,138 @@ static void evict_written(miscache_t *mc, size_t n,
   }
 }
 
+/* ---- latency and slow calls ------------------------------------------- */
+
+static const int64_t bound_us[MISCACHE_LATENCY_BUCKETS - 1] = {
+    50,    100,    250,    500,    1000,    2500,    5000,   10000,
+    25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
+
+double miscache_latency_bound(unsigned i) {
+  if (i >= MISCACHE_LATENCY_BUCKETS) return -1;
+  return i == MISCACHE_LATENCY_BUCKETS - 1 ? INFINITY : bound_us[i] / 1e6;
+}
+
+static const char *const class_names[MISCACHE_CMD_CLASS_COUNT] = {
+    "read", "write", "multi", "script", "scan", "other"};
+
+const char *miscache_cmd_class_name(miscache_cmd_class_t c) {
+  return (unsigned)c < MISCACHE_CMD_CLASS_COUNT ? class_names[c] : NULL;
+}
+
+static bool name_is(const miscache__cmd_t *c, const char *name) {
+  return c->argc > 0 && c->lens[0] == strlen(name) &&
+         strncasecmp(c->argv[0], name, c->lens[0]) == 0;
+}
+
+/* The class of a call of n commands. */
+static miscache_cmd_class_t cmd_class(size_t n, const miscache__cmd_t *cmds) {
+  static const char *const reads[] = {"GET",    "EXISTS", "PTTL",   "TTL",
+                                      "STRLEN", "TYPE",   "XLEN",   "XRANGE",
+                                      "XINFO",  "XPENDING"};
+  static const char *const others[] = {"PING",   "INFO",     "CLIENT", "CLUSTER",
+                                       "ROLE",   "SENTINEL", "CONFIG", "DBSIZE",
+                                       "TIME",   "HELLO",    "AUTH",   "SELECT",
+                                       "PUBLISH", "SUBSCRIBE"};
+  bool script = false;
+  for (size_t i = 0; i < n; i++) {
+    if (name_is(&cmds[i], "SCAN")) return MISCACHE_CMD_SCAN;
+    script = script || name_is(&cmds[i], "EVAL") || name_is(&cmds[i], "EVALSHA");
+  }
+  if (script) return MISCACHE_CMD_SCRIPT;
+  if (n > 1 || name_is(&cmds[0], "MGET") || name_is(&cmds[0], "MSET") ||
+      ((name_is(&cmds[0], "UNLINK") || name_is(&cmds[0], "DEL") ||
+        name_is(&cmds[0], "EXISTS")) && cmds[0].argc > 2))
+    return MISCACHE_CMD_MULTI;
+  for (size_t i = 0; i < sizeof others / sizeof *others; i++)
+    if (name_is(&cmds[0], others[i])) return MISCACHE_CMD_OTHER;
+  for (size_t i = 0; i < sizeof reads / sizeof *reads; i++)
+    if (name_is(&cmds[0], reads[i])) return MISCACHE_CMD_READ;
+  return MISCACHE_CMD_WRITE;
+}
+
+/* The key family of a full key (its namespace in front), for messages. */
+static const char *family_of(const miscache_t *mc, const char *key,
+                             size_t len) {
+  if (len < mc->ns_len || memcmp(key, mc->opts.ns, mc->ns_len) != 0)
+    return "a key outside the namespace";
+  key += mc->ns_len;
+  len -= mc->ns_len;
+  const char *best = NULL;
+  size_t best_len = 0;
+  for (int f = 0; f < MISCACHE_KEY_FAMILY_COUNT; f++) {
+    size_t pl = miscache__family_prefix_len[f];
+    if (pl > best_len && pl <= len &&
+        memcmp(key, miscache__families[f].prefix, pl) == 0 &&
+        (pl == len || key[pl] == ':' || key[pl] == '*')) {
+      best = miscache__families[f].name;
+      best_len = pl;
+    }
+  }
+  return best ? best : "a key of no family";
+}
+
+static void observe(miscache_t *mc, size_t n, const miscache__cmd_t *cmds,
+                    int64_t us) {
+  if (n == 0 || us < 0) return;
+  miscache_cmd_class_t c = cmd_class(n, cmds);
+  unsigned b = 0;
+  while (b < MISCACHE_LATENCY_BUCKETS - 1 && us > bound_us[b]) b++;
+  mc->latency.buckets[c][b]++;
+  mc->latency.calls[c]++;
+  mc->latency.total_us[c] += (uint64_t)us;
+  if (!mc->opts.slow_call_ms || us < (int64_t)mc->opts.slow_call_ms * 1000)
+    return;
+  const miscache__cmd_t *k = &cmds[0];
+  char what[48] = "";
+  if (n > 1) snprintf(what, sizeof what, " (first of %zu commands)", n);
+  miscache__event(&mc->opts.hook, MISCACHE_EV_SLOW_CALL,
+                  miscache__disp_master_name(mc->disp), us, n,
+                  "%.*s %s%s: %lld.%03lld ms", (int)(k->lens[0] > 16 ? 16 : k->lens[0]),
+                  k->argv[0],
+                  k->argc > 1 ? family_of(mc, k->argv[1], k->lens[1]) : "",
+                  what, (long long)(us / 1000), (long long)(us % 1000));
+}
+
+miscache_status_t miscache_latency(const miscache_t *mc, miscache_latency_t *out,
+                                   size_t size) {
+  if (!mc || !out) return MISCACHE_ERR_INVALID;
+  memcpy(out, &mc->latency, size < sizeof mc->latency ? size : sizeof mc->latency);
+  return MISCACHE_OK;
+}
+
+size_t miscache_latency_prometheus(const miscache_latency_t *l, char *buf,
+                                   size_t len) {
+  size_t n = 0;
+  if (buf && len) buf[0] = 0;
+#define PUT(...)                                                               \
+  do {                                                                         \
+    int w_ = snprintf(buf && n < len ? buf + n : NULL, n < len ? len - n : 0,  \
+                      __VA_ARGS__);                                            \
+    if (w_ > 0) n += (size_t)w_;                                               \
+  } while (0)
+  PUT("# HELP miscache_command_duration_seconds Calls to the cache server by "
+      "command class, from the first byte written to the last reply read.\n"
+      "# TYPE miscache_command_duration_seconds histogram\n");
+  for (int c = 0; l && c < MISCACHE_CMD_CLASS_COUNT; c++) {
+    uint64_t cum = 0;
+    for (int b = 0; b < MISCACHE_LATENCY_BUCKETS; b++) {
+      cum += l->buckets[c][b];
+      if (b == MISCACHE_LATENCY_BUCKETS - 1)
+        PUT("miscache_command_duration_seconds_bucket{class=\"%s\",le=\"+Inf\"} "
+            "%llu\n", class_names[c], (unsigned long long)cum);
+      else
+        PUT("miscache_command_duration_seconds_bucket{class=\"%s\",le=\"%g\"} "
+            "%llu\n", class_names[c], bound_us[b] / 1e6, (unsigned long long)cum);
+    }
+    PUT("miscache_command_duration_seconds_sum{class=\"%s\"} %.6f\n",
+        class_names[c], l->total_us[c] / 1e6);
+    PUT("miscache_command_duration_seconds_count{class=\"%s\"} %llu\n",
+        class_names[c], (unsigned long long)l->calls[c]);
+  }
+#undef PUT
+  return n;
+}
+
 miscache_status_t miscache__send(miscache_t *mc, int db, size_t n,
                                  const miscache__cmd_t *cmds,
                                  miscache__reply_t **replies, unsigned flags) {
@@ -322,8 +463,10 @@ miscache_status_t miscache__send_on(miscache_t *mc, int db, size_t n,
                                     const unsigned *on_each,
                                     miscache__reply_t **replies,
                                     unsigned flags) {
+  int64_t t0 = miscache__mono_us();
   miscache_status_t st = miscache__disp_run_on(
       mc->disp, db, n, cmds, on_each, replies, flags & ~MISCACHE__WRITES);
+  observe(mc, n, cmds, miscache__mono_us() - t0);
   if ((flags & MISCACHE__WRITES) && mc->near) evict_written(mc, n, cmds);
   return st;
 }
@@ -333,11 +476,17 @@ miscache_status_t miscache__exec_key(miscache_t *mc, miscache_db_t db,
                                      const miscache__cmd_t *cmd,
                                      miscache__reply_t **reply,
                                      unsigned flags) {
+  int64_t t0 = miscache__mono_us();
   miscache_status_t st = miscache__disp_run(mc->disp, (int)db, 1, cmd, reply,
                                             flags & ~MISCACHE__WRITES);
+  observe(mc, 1, cmd, miscache__mono_us() - t0);
   if ((flags & MISCACHE__WRITES) && mc->near) evict_written(mc, 1, cmd);
   if (st != MISCACHE_OK) miscache__count(mc, db, key, MISCACHE__ERROR);
   return st;
+}
+
+const char *miscache__master_name(const miscache_t *mc) {
+  return miscache__disp_master_name(mc->disp);
 }
 
 size_t miscache__dispatch_nodes(miscache_t *mc) {

@@ -53,6 +53,7 @@ struct miscache {
   uint64_t rng;
   unsigned rng_gen; /* fork generation the generator was seeded in */
   miscache_counters_t counters[MISCACHE_DB_COUNT];
+  miscache_latency_t latency;
   miscache_counters_t categories[MISCACHE_CATEGORY_COUNT];
   bool quiet; /* internal reads that are not cache reads: not counted */
   miscache_key_visit_fn dry_run; /* events: list instead of delete */
@@ -88,6 +89,8 @@ typedef enum {
 } miscache__event_t;
 /* The category of a logical key (its first segment). */
 miscache_category_t miscache__category_of(const char *key);
+/* The address of the node in use now ("" before a connect), for events. */
+const char *miscache__master_name(const miscache_t *mc);
 /* Count a read outcome or an error for db and for key's category (the
  * first segment of the logical key or pattern; NULL counts as "other"). */
 void miscache__count(miscache_t *mc, miscache_db_t db, const char *key,

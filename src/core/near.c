@@ -65,9 +65,15 @@ static void link_down(near_link_t *l, const char *why) {
   miscache__near_t *s = l->s;
   pthread_mutex_lock(&s->mu);
   if (why) snprintf(s->st.error, sizeof s->st.error, "%.159s", why);
+  bool was_up = l->up;
+  uint64_t dropped = s->entries;
   l->up = false;
   down_locked(s);
   pthread_mutex_unlock(&s->mu);
+  if (was_up || dropped)
+    miscache__event(&s->link_opts.hook, MISCACHE_EV_NEAR_LOST, l->master, 0,
+                    dropped, "near cache not confirmed, store dropped: %s",
+                    why ? why : "link stopped");
 }
 
 /* A PING sent at sent_ms was answered: this link is confirmed until
@@ -88,6 +94,9 @@ static void confirm(near_link_t *l, int64_t sent_ms, bool first) {
   l->until = from + 2 * (int64_t)s->ping_ms;
   recompute_locked(s);
   pthread_mutex_unlock(&s->mu);
+  if (first)
+    miscache__event(&s->link_opts.hook, MISCACHE_EV_NEAR_CONFIRMED, l->master,
+                    0, 0, "near cache tracking confirmed");
 }
 
 static bool is_str(const miscache__reply_t *r, const char *s) {
@@ -113,8 +122,16 @@ static void on_message(miscache__near_t *s, const miscache__reply_t *r) {
   if (flush_all) {
     /* nil (FLUSHDB / FLUSHALL, or the server's table overflowed), the
      * flush channel, or a shape that names nothing for sure */
-    if (is_str(ch, FLUSH_CHANNEL)) s->st.flush_requests++;
+    bool asked = is_str(ch, FLUSH_CHANNEL);
+    if (asked) s->st.flush_requests++;
+    uint64_t dropped = s->entries;
     miscache__near_flush_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    miscache__event(&s->link_opts.hook, MISCACHE_EV_NEAR_LOST, "", 0, dropped,
+                    "near cache flushed: %s",
+                    asked ? "miscache_near_flush_all"
+                          : "the server named no keys (FLUSHDB, FLUSHALL)");
+    return;
   } else {
     for (size_t i = 0; i < miscache__reply_count(keys); i++) {
       size_t len;

@@ -25,6 +25,7 @@ struct miscache_pool {
   miscache__near_t *near;       /* shared by all its handles, or NULL */
   miscache_counters_t totals[MISCACHE_DB_COUNT];
   miscache_counters_t categories[MISCACHE_CATEGORY_COUNT];
+  miscache_latency_t latency;
 };
 
 /* Opens a handle that belongs to the pool (called without the lock for a
@@ -212,6 +213,12 @@ miscache_status_t miscache_pool_release(miscache_pool_t *pool,
     }
   add_counters(pool->totals, mc->counters, MISCACHE_DB_COUNT);
   add_counters(pool->categories, mc->categories, MISCACHE_CATEGORY_COUNT);
+  for (int c = 0; c < MISCACHE_CMD_CLASS_COUNT; c++) {
+    for (int b = 0; b < MISCACHE_LATENCY_BUCKETS; b++)
+      pool->latency.buckets[c][b] += mc->latency.buckets[c][b];
+    pool->latency.calls[c] += mc->latency.calls[c];
+    pool->latency.total_us[c] += mc->latency.total_us[c];
+  }
   miscache_counters_reset(mc);
   /* nothing of this borrow reaches the next borrower */
   mc->err[0] = 0;
@@ -245,6 +252,16 @@ miscache_status_t miscache_pool_counters(miscache_pool_t *pool,
   if (!pool || !out || !miscache__db_valid(db)) return MISCACHE_ERR_INVALID;
   pthread_mutex_lock(&pool->mu);
   *out = pool->totals[db];
+  pthread_mutex_unlock(&pool->mu);
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache_pool_latency(miscache_pool_t *pool,
+                                        miscache_latency_t *out, size_t size) {
+  if (!pool || !out) return MISCACHE_ERR_INVALID;
+  pthread_mutex_lock(&pool->mu);
+  memcpy(out, &pool->latency,
+         size < sizeof pool->latency ? size : sizeof pool->latency);
   pthread_mutex_unlock(&pool->mu);
   return MISCACHE_OK;
 }

@@ -172,9 +172,13 @@ static miscache_status_t run_script(miscache_t *mc, miscache_lock_t *lock,
 static miscache_status_t owner_status(miscache_t *mc, miscache_lock_t *lock,
                                       long long res, const char *verb) {
   if (res == 1) return MISCACHE_OK;
-  miscache__set_err(mc, "cannot %s lock %s: %s", verb, lock->key,
-                    res == -1 ? "it expired and nobody holds it"
-                              : "it expired and another owner holds it now");
+  const char *why = res == -1 ? "it expired and nobody holds it"
+                              : "it expired and another owner holds it now";
+  miscache__set_err(mc, "cannot %s lock %s: %s", verb, lock->key, why);
+  miscache__event(&mc->opts.hook, MISCACHE_EV_LOCK_LOST,
+                  miscache__master_name(mc), 0,
+                  (uint64_t)lock->fence, "%s%s (%s): %s", mc->opts.ns,
+                  lock->key, verb, why);
   return MISCACHE_ERR_NOT_OWNER;
 }
 
@@ -351,6 +355,11 @@ miscache_status_t miscache__fenced_set(miscache_t *mc, miscache_db_t db,
   if (st == MISCACHE_OK && res != 1) {
     miscache__set_err(mc, "%s not written: lock %s (fence %lld) is held by a "
                           "newer run", key, lock->key, (long long)lock->fence);
+    miscache__event(&mc->opts.hook, MISCACHE_EV_LOCK_LOST,
+                    miscache__master_name(mc), 0,
+                    (uint64_t)lock->fence,
+                    "%s%s: a newer run holds it (fenced write refused)",
+                    mc->opts.ns, lock->key);
     st = MISCACHE_ERR_NOT_OWNER;
   }
   return st;

@@ -20,13 +20,21 @@ static miscache_status_t replay(miscache_t *mc) {
   miscache__pending_entry_t *e;
   size_t n;
   miscache_status_t st = miscache__pending_snapshot(mc->pending, &e, &n);
+  uint64_t done = 0;
   for (size_t i = 0; st == MISCACHE_OK && i < n; i++) {
     st = e[i].pattern
              ? miscache__invalidate_now(mc, e[i].db, e[i].key, NULL)
              : miscache__delete_now(mc, e[i].db, e[i].key, NULL);
     if (st == MISCACHE_OK) miscache__pending_done(mc->pending, e[i].id);
+    done += st == MISCACHE_OK;
   }
   miscache__pending_entries_free(e, n);
+  if (done)
+    miscache__event(&mc->opts.hook, MISCACHE_EV_PENDING_REPLAYED,
+                    miscache__master_name(mc), 0, done,
+                    "%llu pending invalidation%s replayed, %zu left",
+                    (unsigned long long)done, done == 1 ? "" : "s",
+                    miscache__pending_count(mc->pending));
   return st;
 }
 
