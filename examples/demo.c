@@ -34,12 +34,11 @@ static miscache_status_t load_brands(void *userdata, const char *key,
 }
 
 int main(void) {
-  miscache_options_t *opts = miscache_options_new();
-  miscache_options_set_namespace(opts, "demo:");
+  /* everything from MISCACHE_URL (scripts/demo-steps.sh adds
+   * ?namespace=demo:): nothing is set in code */
   miscache_t *mc = NULL;
   char err[MISCACHE_ERRMSG_SIZE];
-  miscache_status_t st = miscache_open(opts, &mc, err, sizeof err);
-  miscache_options_free(opts);
+  miscache_status_t st = miscache_open(NULL, &mc, err, sizeof err);
   if (st != MISCACHE_OK) {
     fprintf(stderr, "open: %s: %s\n", miscache_strerror(st), err);
     return 1;

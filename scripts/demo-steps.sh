@@ -2,8 +2,8 @@
 # demo-steps.sh BINDIR: the examples in order, against MISCACHE_URL.
 set -euo pipefail
 bin=$1
-echo "=== miscache_demo: the core tour"
-"$bin/miscache_demo"
+echo "=== miscache_demo: the core tour (configured by the URL: namespace demo:)"
+MISCACHE_URL="$MISCACHE_URL?namespace=demo:" "$bin/miscache_demo"
 echo; echo "=== session_demo: login, permissions, invalidation"
 "$bin/session_demo"
 echo; echo "=== near_cache: permission checks from the process, invalidated by the server"
@@ -18,3 +18,14 @@ echo; echo "=== gift_report: computed, then from the cache"
 "$bin/gift_report" --company 1 --date "$(date -u +%Y%m%d)" --pages 100
 echo; echo "=== cache_monitor"
 "$bin/cache_monitor" 1 2
+echo; echo "=== metrics_service: events to syslog/stderr, GET /metrics (near cache on, slow calls over 5 ms)"
+MISCACHE_URL="$MISCACHE_URL?near=on&slow_call_ms=5" "$bin/metrics_service" --seconds 3 >"$bin/metrics.out" 2>"$bin/metrics.err" &
+svc=$!
+for _ in $(seq 50); do grep -q listening "$bin/metrics.out" 2>/dev/null && break; sleep 0.1; done
+port=$(sed -n 's/^listening on 127.0.0.1://p' "$bin/metrics.out")
+sleep 1
+python3 -c 'import sys, urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode()
+print("\n".join(l for l in body.splitlines() if "_count{" in l or "permissions" in l))' "$port"
+wait "$svc"
+echo "events the hook logged:"; sed 's/^/  /' "$bin/metrics.err" | head -8

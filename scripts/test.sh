@@ -6,7 +6,7 @@
 # among the source files, no call to a higher folder), and builds
 # the whole tree (tests and examples) with clang under ThreadSanitizer, with
 # warnings as errors, to run the threaded tests (pool, near cache,
-# stampede) under it. Each integration test program starts and stops its
+# stampede, events) under it. Each integration test program starts and stops its
 # own redis-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +25,7 @@ for variant in plain asan tsan; do
   if [[ $variant == tsan ]]; then
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
       ctest --test-dir "$dir" --output-on-failure -j "$jobs" \
-      -R '^integration_(pool|near|stampede)(_cluster)?$'
+      -R '^integration_(pool|near|stampede|observe)(_cluster)?$'
     continue
   fi
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \

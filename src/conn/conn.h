@@ -140,7 +140,7 @@ miscache_status_t miscache__push_send(miscache__dispatcher_t *d, size_t n,
 miscache_status_t miscache__push_read(miscache__dispatcher_t *d,
                                       int timeout_ms,
                                       miscache__reply_t **reply);
-void miscache__push_drop(miscache__dispatcher_t *d);
+void miscache__push_drop(miscache__dispatcher_t *d, bool quiet);
 /* Sentinel: the subscriber asks the sentinels for the master every ms
  * (not every second), and when they last named the one it is on
  * (CLOCK_MONOTONIC ms at the question, 0: never). INT64_MAX elsewhere:

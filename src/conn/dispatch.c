@@ -493,7 +493,7 @@ int64_t miscache__push_vouched_ms(const miscache__dispatcher_t *d) {
   return d->sentinel ? d->vouched_ms : INT64_MAX;
 }
 
-void miscache__push_drop(miscache__dispatcher_t *d) {
-  if (d->master) miscache__node_drop(d->master);
+void miscache__push_drop(miscache__dispatcher_t *d, bool quiet) {
+  if (d->master) miscache__node_drop_quiet(d->master, quiet);
   if (d->sentinel) d->resolve = true;
 }

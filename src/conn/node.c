@@ -107,6 +107,13 @@ miscache__node_t *miscache__node_new(const char *host, int port,
   return n;
 }
 
+void miscache__node_drop_quiet(miscache__node_t *n, bool quiet) {
+  bool was = n->freeing;
+  n->freeing = n->freeing || quiet;
+  miscache__node_drop(n);
+  n->freeing = was;
+}
+
 void miscache__node_drop(miscache__node_t *n) {
   if (n->t && !n->freeing && n->pid == getpid())
     miscache__event(&n->hook, MISCACHE_EV_DISCONNECT, n->addr, 0, 0,

@@ -25,6 +25,10 @@ typedef struct miscache__node_conf {
 
 typedef struct miscache__node miscache__node_t;
 
+/* miscache__node_drop, with quiet: no disconnect event (a deliberate
+ * close, e.g. a stopping near-cache link). */
+void miscache__node_drop_quiet(miscache__node_t *n, bool quiet);
+
 /* A node for host:port (path NULL) or the unix socket path. Connects on
  * first use. Counters go to stats (borrowed, may be shared by nodes);
  * failures are described in err (errlen bytes, the owner's buffer). NULL

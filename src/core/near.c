@@ -70,7 +70,7 @@ static void link_down(near_link_t *l, const char *why) {
   l->up = false;
   down_locked(s);
   pthread_mutex_unlock(&s->mu);
-  if (was_up || dropped)
+  if (why && (was_up || dropped)) /* why NULL: stopping, no news */
     miscache__event(&s->link_opts.hook, MISCACHE_EV_NEAR_LOST, l->master, 0,
                     dropped, "near cache not confirmed, store dropped: %s",
                     why ? why : "link stopped");
@@ -158,7 +158,7 @@ static void pause_ms(miscache__near_t *s, near_link_t *l, int ms) {
  * between them). OK once both are confirmed. */
 static miscache_status_t subscribe(miscache__near_t *s, near_link_t *l) {
   miscache__dispatcher_t *d = l->sub;
-  miscache__push_drop(d); /* always a fresh connection */
+  miscache__push_drop(d, false); /* always a fresh connection */
   const char *ia[2] = {"CLIENT", "ID"};
   size_t il[2] = {6, 2};
   miscache__cmd_t idc = {2, ia, il};
@@ -280,8 +280,9 @@ static void *link_run(void *arg) {
       serve(l); /* entries are served only after its first PONG */
     }
     /* why it is down, for miscache_near_stats */
-    link_down(l, s->stop || l->stop ? NULL : l->err);
-    miscache__push_drop(l->sub);
+    bool stopping = s->stop || l->stop;
+    link_down(l, stopping ? NULL : l->err);
+    miscache__push_drop(l->sub, stopping);
     pause_ms(s, l, backoff);
     backoff = backoff * 2 > s->ping_ms ? s->ping_ms : backoff * 2;
   }

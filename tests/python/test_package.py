@@ -557,7 +557,7 @@ class WithServer(unittest.TestCase):
         if not ARGS.metrics_service:
             self.skipTest("examples not built")
         import urllib.request
-        env = dict(os.environ, MISCACHE_URL=join_url(self.url, "near=on&slow_call_ms=1"))
+        env = dict(os.environ, MISCACHE_URL=join_url(self.url, "near=on&slow_call_ms=100"))
         p = subprocess.Popen([ARGS.metrics_service, "--seconds", "4"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
@@ -565,6 +565,9 @@ class WithServer(unittest.TestCase):
             line = p.stdout.readline()
             self.assertTrue(line.startswith("listening on 127.0.0.1:"), line)
             port = int(line.rsplit(":", 1)[1])
+            time.sleep(0.5)
+            for p_ in SERVER.ports:  # every call waits 300 ms: slow calls
+                redis.Redis(port=p_).execute_command("CLIENT", "PAUSE", "300", "ALL")
             time.sleep(1.0)
             body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
                                           timeout=10).read().decode()
