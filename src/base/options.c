@@ -453,6 +453,9 @@ miscache_status_t miscache__options_resolve(miscache_options_t *o, char *err,
     o->ep = ep;
     o->ep_set = true;
     st = miscache__options_apply(o, &o->ep, err, errlen);
+    /* the URL's tls_insecure_skip_verify reaches the endpoint the TLS
+     * layer reads (the setter's was laid over it above) */
+    if (o->tls.insecure_skip_verify) o->ep.tls_conf.insecure_skip_verify = true;
   }
   if (st != MISCACHE_OK && url && url == env) {
     char msg[MISCACHE_ERRMSG_SIZE];

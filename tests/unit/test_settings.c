@@ -110,6 +110,31 @@ static void test_every_parameter(void **state) {
   assert_int_equal(o->command_timeout_ms, 250);
   assert_int_equal(o->stampede.lease_categories, 1u << MISCACHE_CAT_MASTER);
   assert_int_equal(o->pending_max, 3);
+  miscache_options_free(o);
+  /* what the TLS layer reads: the endpoint's */
+  o = miscache_options_new();
+  assert_int_equal(miscache_options_set_url(
+                       o, "rediss://h?tls_insecure_skip_verify=true"),
+                   MISCACHE_OK);
+  assert_int_equal(miscache__options_resolve(o, why, sizeof why), MISCACHE_OK);
+  assert_true(o->ep.tls_conf.insecure_skip_verify);
+  miscache_options_free(o);
+  o = miscache_options_new(); /* the setter's false wins */
+  assert_int_equal(miscache_options_set_tls_insecure_skip_verify(o, false),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_options_set_url(
+                       o, "rediss://h?tls_insecure_skip_verify=true"),
+                   MISCACHE_OK);
+  assert_int_equal(miscache__options_resolve(o, why, sizeof why), MISCACHE_OK);
+  assert_false(o->ep.tls_conf.insecure_skip_verify);
+  miscache_options_free(o);
+  o = miscache_options_new();
+  assert_int_equal(
+      miscache_options_set_url(
+          o, "redis+cluster://a:7000,b:7001?namespace=x:&near=on&"
+             "near_max_entries=5"),
+      MISCACHE_OK);
+  assert_int_equal(miscache__options_resolve(o, why, sizeof why), MISCACHE_OK);
   /* resolving again changes nothing */
   assert_int_equal(miscache__options_resolve(o, why, sizeof why), MISCACHE_OK);
   assert_string_equal(o->ns, "x:");
