@@ -6,8 +6,10 @@
 # among the source files, no call to a higher folder), and builds
 # the whole tree (tests and examples) with clang under ThreadSanitizer, with
 # warnings as errors, to run the threaded tests (pool, near cache,
-# stampede, events) under it. Each integration test program starts and stops its
-# own redis-server.
+# stampede, events) under it. After the plain pass it builds the Debian
+# packages, checks them with lintian, unpacks them into a fresh root and
+# builds, links and runs programs against them (scripts/package-test.sh).
+# Each integration test program starts and stops its own redis-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh clang libclang-rt-14-dev
@@ -35,5 +37,7 @@ for variant in plain asan tsan; do
     bash scripts/abi-check.sh "$dir"
     echo "== layer check"
     python3 scripts/check-layers.py "$dir/CMakeFiles/miscache_objects.dir"
+    echo "== Debian packages: built, lintian-clean, installed and used"
+    bash scripts/package-test.sh
   fi
 done
