@@ -13,7 +13,7 @@
 
 #include <miscache/miscache.h>
 
-enum { EX_OK = 0, EX_NO = 1, EX_USAGE = 2, EX_DOWN = 3 };
+enum { EX_OK = 0, EX_NO = 1, EX_USAGE = 2, EX_DOWN = 3, EX_MISSING = 4 };
 
 static int usage(const char *fmt, ...) {
   va_list ap;
@@ -523,7 +523,11 @@ static int cmd_health(miscache_t *mc, int argc, char **argv) {
          h.rules_cached ? "cached" : "missing", h.auto_classify ? "on" : "off",
          (unsigned long long)h.keyword_count,
          h.analytics_cached ? "cached for" : "missing for", date);
-  return (int)miscache_company_health_overall(&h); /* 0, 1 or 2 */
+  /* 0 healthy, 1 partial, 4 missing (2 is a usage error) */
+  miscache_health_t all = miscache_company_health_overall(&h);
+  return all == MISCACHE_HEALTH_HEALTHY   ? EX_OK
+         : all == MISCACHE_HEALTH_PARTIAL ? EX_NO
+                                          : EX_MISSING;
 }
 
 /* ---- classify ---------------------------------------------------------------------- */
@@ -744,7 +748,7 @@ static const struct command {
      "fencing token moves on, so the dead run can never write again.", false},
     {"health", cmd_health, "health COMPANY [--date YYYYMMDD]",
      "Batch and gift cache health of a company. Exit 0 healthy, 1 partial,\n"
-     "2 missing.", false},
+     "4 missing (2 stays the usage error).", false},
     {"queue", cmd_queue, "queue NAME [--group=G] [--dead]",
      "A work queue: length, pending (for group G, else the first group),\n"
      "consumers, age of the oldest entry, dead letters, what the length cap\n"
@@ -778,7 +782,7 @@ static void help(FILE *f) {
         "--hash-tags (company ids of company-scoped keys in {braces}), --near\n"
         "(the tool's handle uses a near cache; figures in stats --prometheus).\n"
         "Exit status: 0 success, 1 negative answer, 2 usage error, 3 server\n"
-        "unreachable.\n\ncommands:\n",
+        "unreachable, 4 missing (health).\n\ncommands:\n",
         f);
   for (size_t i = 0; i < NCOMMANDS; i++)
     fprintf(f, "  %s\n", commands[i].synopsis);
@@ -847,7 +851,10 @@ int main(int argc, char **argv) {
     miscache_options_free(o);
     return rc;
   }
-  if (cmd->offline) miscache_options_set_lazy_connect(o, true);
+  /* every command checks its arguments before anything goes to the server:
+   * the handle connects on its first call (a usage error is 2, never the
+   * 3 of a server that is down) */
+  miscache_options_set_lazy_connect(o, true);
   miscache_t *mc = NULL;
   char err[MISCACHE_ERRMSG_SIZE];
   miscache_status_t st = miscache_open(o, &mc, err, sizeof err);

@@ -48,6 +48,23 @@ static void test_usage_and_connection_errors(void **state) {
   assert_int_equal(run(NULL, "get session"), 2);
   assert_int_equal(run(NULL, "get nope 1"), 2);
   assert_int_equal(run(NULL, "health abc"), 2);
+  /* arguments are checked before connecting: with no server at all, a
+   * usage error is still 2 */
+  const char *dead = "--url redis://127.0.0.1:1 ";
+  static const char *const usage_errors[] = {
+      "get nosuchkind 1", "get session", "get daily-sales 2026-11-24",
+      "get permissions abc", "unlock batch:lock:1", "unlock nolock:1 --force",
+      "health abc", "health 1 --date 2026-11-24", "invalidate nosuch 1",
+      "invalidate daily 2026-11-24", "invalidate company ten", "key session",
+      "queue", "takeover"};
+  for (size_t i = 0; i < sizeof usage_errors / sizeof *usage_errors; i++) {
+    char args[256];
+    snprintf(args, sizeof args, "%s%s", dead, usage_errors[i]);
+    int rc = run(NULL, args);
+    if (rc != 2) fail_msg("miscache %s: exit %d, want 2: %s", args, rc, out);
+  }
+  /* and a call that needs the server says so with 3 */
+  assert_int_equal(run(NULL, "--url redis://127.0.0.1:1 get session 1"), 3);
   /* issue 17 item 14: a mistyped scheme never prints the password */
   assert_int_equal(run(NULL, "--url rediss//app:Hunter2@host stats"), 2);
   assert_non_null(strstr(out, "scheme"));
@@ -146,10 +163,10 @@ static void test_stats(void **state) {
 static void test_health(void **state) {
   (void)state;
   miscache_t *mc = plain();
-  assert_int_equal(run(NULL, "health 40"), 2); /* missing */
+  assert_int_equal(run(NULL, "health 40"), 4); /* missing */
   miscache_batch_config_t c = {.page_size = 30};
   miscache_batch_config_set(mc, 40, &c);
-  assert_int_equal(run(NULL, "health 40"), 2); /* gift still missing */
+  assert_int_equal(run(NULL, "health 40"), 4); /* gift still missing */
   miscache_gift_rules_t r = {.auto_classify = true};
   miscache_gift_rules_set(mc, 40, &r);
   assert_int_equal(run(NULL, "health 40"), 1); /* batch partial */
