@@ -64,7 +64,7 @@ static inline json_t *bench_permissions(void) {
                    "delete", 0);
 }
 
-/* A map of five menus (issue 19 measures the near hit on one). */
+/* A map of five menus (docs/benchmarks.md measures the near hit on one). */
 static inline json_t *bench_permissions5(void) {
   return json_pack("{s:{s:b,s:b,s:b,s:b},s:{s:b,s:b,s:b,s:b},"
                    "s:{s:b,s:b,s:b,s:b},s:{s:b,s:b,s:b,s:b},"
@@ -77,7 +77,7 @@ static inline json_t *bench_permissions5(void) {
                    "create", 0, "read", 1, "update", 0, "delete", 0);
 }
 
-/* Store the benchmarks' session (user 123, DESIGN.md's payload); exits on
+/* Store the benchmarks' session (user 123, the docs/strategy.md payload); exits on
  * failure. */
 static inline void bench_session_set(miscache_t *mc) {
   miscache_session_t s = {.user_id = 123, .username = "admin", .dept_id = 1,

@@ -6,7 +6,7 @@
  * Reference: redis-benchmark -c 1 -P 16 GET and SET with values of the
  * classification's size, in the same run. Target: products/s >= 0.5x of
  * redis-benchmark's ops/s, one op counted as one product.
- * Then pages of 30 (issue 13): miscache_gift_classify_bulk page by page
+ * Then pages of 30: miscache_gift_classify_bulk page by page
  * against miscache_gift_classify_pages (each page's writes pipelined with
  * the next page's MGET), against redis-benchmark -P 16 GET; target >= 0.8;
  * and against raw hiredis sending the same commands (MGET of each page with

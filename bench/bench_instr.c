@@ -5,7 +5,7 @@
  *   typed   miscache_session_get of the bench_read session
  *   raw     hiredis GET of the same key + json_loadb
  *   near    miscache_permissions_check answered by the near cache
- *   near5   the same with a 5-menu map (the issue 19 measure)
+ *   near5   the same with a 5-menu map (the measure of docs/benchmarks.md)
  *   rawperm hiredis GET of the permissions key + json_loadb
  *   rawperm5 the same for the 5-menu map
  *   classify COUNT products through miscache_gift_classify_pages in pages

@@ -1,5 +1,5 @@
 /*
- * Benchmark 1: typed read overhead. A session (the DESIGN.md payload) read
+ * Benchmark 1: typed read overhead. A session (the docs/strategy.md payload) read
  * N times, one connection, no pipelining:
  *   library  miscache_session_get (GET + JSON decode + struct fill)
  *   raw      hiredis GET + json_loadb of the same bytes

@@ -16,7 +16,7 @@ typedef struct {
   miscache_gift_engine_t *engine;
 } report_t;
 
-/* Computes the analytics payload of DESIGN.md from the day's orders. */
+/* Computes the analytics payload of docs/strategy.md from the day's orders. */
 static miscache_status_t compute(void *ud, const char *key, json_t **out) {
   report_t *r = ud;
   printf("  computing %s from %d ERP pages\n", key, r->pages);

@@ -4,7 +4,7 @@
  *   batch:status:{company}            typed, TTL class batch_status (1 h)
  *   batch:history:{company}:{YYYYMMDD} typed, TTL class batch_history (7 d)
  *   batch:lock:{company}              the core lock, TTL class batch_lock (30 min)
- * and miscache_batch_run(), the whole batch flow of DESIGN.md.
+ * and miscache_batch_run(), the whole batch flow of docs/strategy.md.
  * Structs own their strings: clear them with the matching *_clear().
  * Thread rule: one thread at a time per handle (the run helper's lock
  * renewal uses a handle of its own).
@@ -200,8 +200,11 @@ typedef struct miscache_batch_run miscache_batch_run_t;
 
 /* The caller's work. Report progress with miscache_batch_run_report(), add
  * error lines with miscache_batch_run_error(), fill the summary through
- * miscache_batch_run_summary(). Return OK, or any other status to fail the
- * batch. */
+ * miscache_batch_run_summary(). Return OK, or another status to fail the
+ * batch: MISCACHE_ERR_WORK (0.4.0) for a failure of the work itself (the
+ * ERP could not be read, a page did not parse), or the status of a cache
+ * call that failed. The status is the run's result and its text the
+ * history's error line ("work failed: batch work callback failed"). */
 typedef miscache_status_t (*miscache_batch_work_fn)(void *userdata,
                                                     miscache_batch_run_t *run);
 
@@ -225,7 +228,7 @@ miscache_batch_run_error(miscache_batch_run_t *run, const char *message);
 MISCACHE_EXPORT miscache_batch_summary_t *
 miscache_batch_run_summary(miscache_batch_run_t *run);
 
-/* Run the batch of DESIGN.md for company:
+/* Run the batch of docs/strategy.md for company:
  *   take batch:lock:{company} with a fencing token (ERR_LOCKED: another run
  *   holds it; nothing else happens) → config (get_or_load with
  *   config_loader) → status running → work(userdata, run), the lock and its
@@ -237,8 +240,12 @@ miscache_batch_run_summary(miscache_batch_run_t *run);
  * writes only while the lock holds the run's token (or, with the lock gone,
  * while no newer run took a fence): a run that was stopped past its TTL and
  * resumed after another run took over writes nothing.
- * history_out (optional) receives the history record (clear it).
- * Returns OK, ERR_LOCKED, the work's status when it failed, ERR_NOT_OWNER
+ * history_out (optional) receives the history record (clear it); it is
+ * zeroed first, and stays so (status NULL) when nothing was written: on
+ * ERR_LOCKED (another run holds the lock: this run did nothing at all),
+ * ERR_INVALID, or a failure before the lock was taken.
+ * Returns OK, ERR_LOCKED, the work's status when it failed (ERR_WORK for
+ * the work's own failure), ERR_NOT_OWNER
  * when another run took the lock, the renewal's own failure (ERR_SERVER
  * for NOPERM, ERR_UNAVAILABLE...) when renewals failed until the lock may
  * have expired, or the first cache failure. */

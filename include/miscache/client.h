@@ -36,7 +36,7 @@ typedef struct miscache_pool miscache_pool_t;
  * or reused right after miscache_open(). Not thread-safe.
  * ---------------------------------------------------------------------- */
 
-/* New options with the DESIGN.md defaults: db numbers 0..5, the 14 TTL
+/* New options with the docs/strategy.md defaults: db numbers 0..5, the 17 TTL
  * classes, no namespace, no jitter, SCAN COUNT 1000, connect and command
  * timeouts 1000 ms, eager connect, endpoint unset (see miscache_open).
  * Returns NULL only when out of memory. Free with miscache_options_free(). */
@@ -53,14 +53,19 @@ MISCACHE_EXPORT void miscache_options_free(miscache_options_t *opts);
  *   redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER
  *   rediss+sentinel://...                       Sentinel, TLS to sentinels
  *                                                and data nodes
- *   unix:///path/to/socket
+ *   redis+cluster://[[user]:password@]host[:port][,host[:port]...]
+ *   rediss+cluster://...                        Redis Cluster (seed nodes)
+ *   unix:///path/to/socket[?params]
  * user and password (those of the data nodes) are percent-decoded; an
  * unencoded '@' in them ends at the last '@'. Sentinels default to port
  * 26379. Query parameters (values percent-decoded, '@' written %40):
  *   cacert=FILE  CA bundle (PEM) for TLS; without it, the system trust store
  *   cert=FILE&key=FILE  client certificate and key (mutual TLS)
  *   sentinel_user=U&sentinel_password=P  AUTH for the sentinels
- * The option setters below win over the URL's parameters. */
+ * and every deployment setting (namespace=, hash_tags=, db_cache=,
+ * ttl_session=, near=, ...: docs/configuration.md lists them all). The
+ * option setters below win over the URL's parameters, whether called
+ * before or after this. */
 MISCACHE_EXPORT miscache_status_t
 miscache_options_set_url(miscache_options_t *opts, const char *url);
 /* The effective settings a handle opened with opts would use: the
@@ -338,7 +343,9 @@ MISCACHE_EXPORT const char *miscache_event_kind_name(miscache_event_kind_t k);
  * *out is NULL and, when errbuf is not NULL, errbuf receives a message of at
  * most errbuf_len bytes (MISCACHE_ERRMSG_SIZE always suffices).
  * Statuses: OK, ERR_INVALID, ERR_URL (bad MISCACHE_URL), ERR_NOMEM,
- * ERR_UNAVAILABLE (connect failed or timed out), ERR_AUTH. */
+ * ERR_UNAVAILABLE (connect failed or timed out), ERR_AUTH, ERR_TLS (a
+ * certificate not trusted, expired or for another host, a handshake
+ * refused, or a certificate file that cannot be read). */
 MISCACHE_EXPORT miscache_status_t miscache_open(const miscache_options_t *opts,
                                                 miscache_t **out, char *errbuf,
                                                 size_t errbuf_len);

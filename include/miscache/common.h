@@ -51,7 +51,8 @@ extern "C" {
   X(ERR_TLS, 17,                                                               \
     "TLS failed: certificate not trusted, expired or for another host, "       \
     "or handshake refused")                                                    \
-  X(ERR_WRITER, 18, "writer callback (system of record) failed")
+  X(ERR_WRITER, 18, "writer callback (system of record) failed")            \
+  X(ERR_WORK, 19, "batch work callback failed")
 
 typedef enum miscache_status {
 #define MISCACHE__STATUS_ENUM(name, code, text) MISCACHE_##name = code,
@@ -64,7 +65,7 @@ typedef enum miscache_status {
 MISCACHE_EXPORT const char *miscache_strerror(miscache_status_t status);
 
 /* ------------------------------------------------------------------------
- * Logical databases (DESIGN.md). The number each name maps to is an option.
+ * Logical databases (docs/strategy.md). The number each name maps to is an option.
  * ---------------------------------------------------------------------- */
 typedef enum miscache_db {
   MISCACHE_DB_SESSION = 0, /* default db 0: user sessions */
@@ -84,7 +85,7 @@ MISCACHE_EXPORT miscache_status_t miscache_db_from_name(const char *name,
                                                         miscache_db_t *out);
 
 /* ------------------------------------------------------------------------
- * TTL classes (DESIGN.md). Every write names one; the seconds are options.
+ * TTL classes (docs/strategy.md). Every write names one; the seconds are options.
  * ---------------------------------------------------------------------- */
 typedef enum miscache_ttl_class {
   MISCACHE_TTL_SESSION = 0,          /* 86400 */
@@ -112,7 +113,7 @@ MISCACHE_EXPORT const char *miscache_ttl_class_name(miscache_ttl_class_t cls);
 /* Parse a class name. MISCACHE_ERR_INVALID if unknown or NULL. */
 MISCACHE_EXPORT miscache_status_t
 miscache_ttl_class_from_name(const char *name, miscache_ttl_class_t *out);
-/* The DESIGN.md default in seconds; 0 if out of range. */
+/* The docs/strategy.md default in seconds; 0 if out of range. */
 MISCACHE_EXPORT int64_t miscache_ttl_default(miscache_ttl_class_t cls);
 
 /* ------------------------------------------------------------------------

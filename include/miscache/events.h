@@ -1,5 +1,5 @@
 /*
- * libmiscache — invalidation helpers for the events of DESIGN.md. Each
+ * libmiscache — invalidation helpers for the events of docs/strategy.md. Each
  * removes exactly the keys below (exact keys with UNLINK, patterns with
  * SCAN + UNLINK, delimited so company 1 never touches 10 or 11) and returns
  * how many it removed in *removed (optional; on failure, what was removed

@@ -24,7 +24,7 @@ typedef enum miscache_master_list {
   MISCACHE_MASTER_COMPANIES = 2
 } miscache_master_list_t;
 
-/* Companies live twice as long as the other master lists (DESIGN.md). */
+/* Companies live twice as long as the other master lists (docs/strategy.md). */
 /* The list must be a JSON array (ERR_INVALID otherwise, nothing written). */
 MISCACHE_EXPORT miscache_status_t miscache_master_set(miscache_t *mc,
                                                       miscache_master_list_t l,

@@ -27,7 +27,7 @@
 extern "C" {
 #endif
 
-/* Library version string at run time, e.g. "0.1.0". Static string. */
+/* Library version string at run time, e.g. "0.4.0". Static string. */
 MISCACHE_EXPORT const char *miscache_version(void);
 
 #ifdef __cplusplus

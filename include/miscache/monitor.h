@@ -1,6 +1,6 @@
 /*
  * libmiscache — monitoring: server figures per logical db, and the batch and
- * gift cache health of a company (as in the strategy document). Client-side
+ * gift cache health of a company (as in docs/strategy.md). Client-side
  * hit/miss/error counters per db and per key category are in client.h.
  * Monitoring reads are not counted as cache reads.
  * Thread rule: one thread at a time per handle.

@@ -1,5 +1,5 @@
 /*
- * libmiscache — the strategy document's other cache patterns, on top of the
+ * libmiscache — the other cache patterns of docs/strategy.md, on top of the
  * generic operations and the work queues (queue.h):
  *
  *   write-through      the system of record first, then the cache

@@ -48,7 +48,10 @@ miscache_session_get(miscache_t *mc, int64_t user_id, miscache_session_t *out);
 MISCACHE_EXPORT miscache_status_t
 miscache_session_delete(miscache_t *mc, int64_t user_id, bool *deleted);
 /* Set last_activity to now and restart the session TTL. MISS if there is no
- * session. (Read-modify-write: a concurrent write in between is lost.) */
+ * session. The read and the write are one optimistic transaction (WATCH,
+ * GET, MULTI/SET/EXEC, retried up to 16 times when another client wrote the
+ * session in between; then ERR_BUSY), so a concurrent write is never lost,
+ * and members another program stored (the Flask app's) are kept. */
 MISCACHE_EXPORT miscache_status_t miscache_session_touch(miscache_t *mc,
                                                          int64_t user_id);
 /* Free what s owns and zero it. Accepts NULL. */

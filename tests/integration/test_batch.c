@@ -194,10 +194,15 @@ static void test_run_success_and_refusal(void **state) {
   assert_int_equal(miscache_batch_lock_acquire(mc, 5, "first", "x", &held),
                    MISCACHE_OK);
   work_t w2 = {0};
+  miscache_batch_history_t h2;
+  memset(&h2, 0x5a, sizeof h2); /* history_out is zeroed, not left as given */
   assert_int_equal(miscache_batch_run(mc, 5, "second", load_config, NULL, work,
-                                      &w2, NULL),
+                                      &w2, &h2),
                    MISCACHE_ERR_LOCKED);
   assert_int_equal(w2.calls, 0);
+  assert_null(h2.status);
+  assert_int_equal(h2.errors.count, 0);
+  miscache_batch_history_clear(&h2);
   assert_non_null(strstr(miscache_errmsg(mc), "first"));
   assert_int_equal(miscache_lock_release(mc, held), MISCACHE_OK);
   miscache_lock_free(held);
@@ -221,6 +226,17 @@ static void test_run_failure(void **state) {
   assert_string_equal(s.status, "failed");
   miscache_batch_status_clear(&s);
   assert_int_equal(mt_raw_exists_in(mc, 4, "batch:lock:5"), 0);
+  /* the work's own failure has a status of its own */
+  work_t w3 = {.result = MISCACHE_ERR_WORK};
+  assert_int_equal(miscache_batch_run(mc, 5, "runner", load_config, NULL, work,
+                                      &w3, &h),
+                   MISCACHE_ERR_WORK);
+  assert_string_equal(h.status, "failed");
+  assert_string_equal(h.errors.items[h.errors.count - 1],
+                      "work failed: batch work callback failed");
+  miscache_batch_history_clear(&h);
+  assert_string_equal(miscache_strerror(MISCACHE_ERR_WORK),
+                      "batch work callback failed");
   miscache_free(mc);
 }
 

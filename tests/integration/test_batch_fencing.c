@@ -1,4 +1,4 @@
-/* Issue 9, items 12-14: a stale batch run writes nothing, renewal failures
+/* A stale batch run writes nothing, renewal failures
  * stop the run's writes with their real cause, a dead holder is visible and
  * can be taken over (token-checked). */
 #include <signal.h>

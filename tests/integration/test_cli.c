@@ -65,7 +65,7 @@ static void test_usage_and_connection_errors(void **state) {
   }
   /* and a call that needs the server says so with 3 */
   assert_int_equal(run(NULL, "--url redis://127.0.0.1:1 get session 1"), 3);
-  /* issue 17 item 14: a mistyped scheme never prints the password */
+  /* a mistyped scheme never prints the password */
   assert_int_equal(run(NULL, "--url rediss//app:Hunter2@host stats"), 2);
   assert_non_null(strstr(out, "scheme"));
   assert_null(strstr(out, "Hunter2"));

@@ -1,4 +1,4 @@
-/* Issue 9: each defect of the outside review, reproduced against a real
+/* Each defect of the outside review, reproduced against a real
  * server. Every test here failed on the code before its fix. */
 #include <errno.h>
 #include <limits.h>

@@ -1,4 +1,4 @@
-/* Issue 17 against a real server: queue and write-behind data reaching the
+/* Hardening against a real server: queue and write-behind data reaching the
  * system of record (items 9-13), the source of a loaded value (18), fork()
  * while threads hold the library's locks (16), SWAPDB and near-flush (20).
  * Each test failed on the code before its fix. */

@@ -1,4 +1,4 @@
-/* Issue 17: what a broken or hostile server (or a proxy in front of one)
+/* What a broken or hostile server (or a proxy in front of one)
  * may send, from the scripted fake server of tests/support/fake.c. Each
  * test failed (a crash, a shifted answer, an unbounded wait or allocation)
  * on the code before its fix. */

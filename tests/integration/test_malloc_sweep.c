@@ -1,4 +1,4 @@
-/* Issue 9: a malloc-failure sweep. Linked with -Wl,--wrap for malloc,
+/* A malloc-failure sweep. Linked with -Wl,--wrap for malloc,
  * calloc, realloc and strdup (the library's own allocations) and with
  * jansson's allocator routed through the same counter, each scenario runs
  * again and again with its Nth allocation failing, for every N until a run

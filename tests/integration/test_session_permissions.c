@@ -125,7 +125,7 @@ static void test_python_app_shares_sessions(void **state) {
   assert_string_equal(back.last_activity, "2026-11-24T09:00:00Z");
   assert_true(json_is_false(json_object_get(
       json_object_get(back.permissions, "trade_order"), "update")));
-  /* C changes what it knows; the Flask-only fields stay (issue 9, item 1) */
+  /* C changes what it knows; the Flask-only fields stay */
   free(back.username);
   back.username = strdup("renamed-in-c");
   assert_int_equal(miscache_session_set(mc, &back), MISCACHE_OK);

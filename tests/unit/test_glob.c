@@ -1,4 +1,4 @@
-/* Issue 17 item 15: the glob matcher of pending invalidations (Redis's
+/* The glob matcher of pending invalidations (Redis's
  * stringmatch semantics) is linear in practice: patterns that took the old
  * recursive matcher seconds to hours finish at once, and random patterns
  * match exactly as the old one did. */

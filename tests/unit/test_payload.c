@@ -94,7 +94,7 @@ static void test_decode_rules(void **state) {
     const char *field; /* named in the message */
   } cases[] = {
       {"{\"status\":\"ok\"}", MISCACHE_OK, NULL},
-      /* a required field that is null is missing (issue 9, item 16) */
+      /* a required field that is null is missing */
       {"{\"status\":null,\"unknown\":1}", MISCACHE_ERR_DECODE, "status"},
       {"{\"status\":\"ok\",\"unknown\":1}", MISCACHE_OK, NULL},
       {"{\"status\":\"ok\",\"rate\":3}", MISCACHE_OK, NULL}, /* int as double */
@@ -144,7 +144,7 @@ static void test_encode_rejects_bad_utf8(void **state) {
 
 
 /* Members the struct does not name survive decode + encode, nested ones
- * included (issue 9, item 1). */
+ * included. */
 static void test_unknown_members_kept(void **state) {
   (void)state;
   json_t *in = json_loads("{\"status\":\"ok\",\"csrf\":\"t\",\"count\":1,"
