@@ -16,6 +16,12 @@ sleep 0.5
 wait "$first"
 echo; echo "=== gift_report: computed, then from the cache"
 "$bin/gift_report" --company 1 --date "$(date -u +%Y%m%d)" --pages 100
+echo; echo "=== endpoints: the same program on any URL (TLS, Sentinel, Cluster: only MISCACHE_URL differs)"
+"$bin/endpoints"
+echo; echo "=== queue_worker: a work-queue consumer, with a retried failure"
+"$bin/queue_worker" --jobs 12
+echo; echo "=== flush_worker: write-behind and its flush worker"
+"$bin/flush_worker" --users 8 --updates 5
 echo; echo "=== cache_monitor"
 "$bin/cache_monitor" 1 2
 echo; echo "=== metrics_service: events to syslog/stderr, GET /metrics (near cache on, slow calls over 5 ms)"

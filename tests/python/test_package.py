@@ -551,6 +551,22 @@ class WithServer(unittest.TestCase):
             self.assertNotEqual(r.returncode, 0)
             self.assertIn("hash-tagged", r.stdout + r.stderr)
 
+    def test_examples_on_this_deployment(self):
+        """endpoints (any URL), queue_worker and flush_worker (not on a
+        cluster: write-behind needs one db) configured by MISCACHE_URL."""
+        if not ARGS.batch_executor:
+            self.skipTest("examples not built")
+        d = os.path.dirname(ARGS.batch_executor)
+        env = dict(os.environ, MISCACHE_URL=self.url)
+        progs = [["endpoints"], ["queue_worker", "--jobs", "9"]]
+        if not SERVER.cluster:
+            progs.append(["flush_worker", "--users", "5", "--updates", "4"])
+        for argv in progs:
+            r = subprocess.run([os.path.join(d, argv[0])] + argv[1:], env=env,
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, argv[0] + ": " + r.stdout + r.stderr)
+        self.assertIsNotNone(self.cache.get("batch-status", 7))
+
     def test_metrics_service_example(self):
         """The example service: its pool's latency histograms and counters
         on GET /metrics, its events in syslog (here: stderr)."""
@@ -681,6 +697,12 @@ class Transports(unittest.TestCase):
         lk.release()
         self.assertEqual(c.describe(), tool("--url", url, "config", check=True).stdout)
         c.close()
+        if ARGS.batch_executor:  # the example program on this deployment
+            r = subprocess.run([os.path.join(os.path.dirname(ARGS.batch_executor),
+                                             "endpoints")],
+                               env=dict(os.environ, MISCACHE_URL=url),
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     def test_tls(self):
         url = "rediss://127.0.0.1:%d?cacert=%s/ca.crt&namespace=tls:" % (
