@@ -37,6 +37,10 @@ for variant in plain asan tsan; do
     bash scripts/abi-check.sh "$dir"
     echo "== layer check"
     python3 scripts/check-layers.py "$dir/CMakeFiles/miscache_objects.dir"
+    echo "== Release build of the library, tool, examples and benchmarks (-O3 warnings)"
+    cmake -S . -B build-test-release -DCMAKE_BUILD_TYPE=Release -DMISCACHE_BUILD_TESTS=OFF \
+      -DMISCACHE_BUILD_EXAMPLES=ON -DMISCACHE_BUILD_BENCH=ON >/dev/null
+    cmake --build build-test-release -j "$jobs" >/dev/null
     echo "== Debian packages: built, lintian-clean, installed and used"
     bash scripts/package-test.sh
   fi

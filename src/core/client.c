@@ -352,6 +352,8 @@ static miscache_cmd_class_t cmd_class(size_t n, const miscache__cmd_t *cmds) {
                                        "ROLE",   "SENTINEL", "CONFIG", "DBSIZE",
                                        "TIME",   "HELLO",    "AUTH",   "SELECT",
                                        "PUBLISH", "SUBSCRIBE"};
+  if (n == 1 && cmds[0].argc == 2 && name_is(&cmds[0], "GET"))
+    return MISCACHE_CMD_READ; /* the common call, decided at once */
   bool script = false;
   for (size_t i = 0; i < n; i++) {
     if (name_is(&cmds[i], "SCAN")) return MISCACHE_CMD_SCAN;
@@ -419,16 +421,25 @@ miscache_status_t miscache_latency(const miscache_t *mc, miscache_latency_t *out
   return MISCACHE_OK;
 }
 
+/* Append to buf (len bytes) at *n; *n counts what the whole text needs. */
+static void put_text(char *buf, size_t len, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void put_text(char *buf, size_t len, size_t *n, const char *fmt, ...) {
+  char scratch[1];
+  char *dst = buf && *n < len ? buf + *n : scratch;
+  size_t room = buf && *n < len ? len - *n : 0;
+  va_list ap;
+  va_start(ap, fmt);
+  int w = vsnprintf(dst, room, fmt, ap);
+  va_end(ap);
+  if (w > 0) *n += (size_t)w;
+}
+
 size_t miscache_latency_prometheus(const miscache_latency_t *l, char *buf,
                                    size_t len) {
   size_t n = 0;
   if (buf && len) buf[0] = 0;
-#define PUT(...)                                                               \
-  do {                                                                         \
-    int w_ = snprintf(buf && n < len ? buf + n : NULL, n < len ? len - n : 0,  \
-                      __VA_ARGS__);                                            \
-    if (w_ > 0) n += (size_t)w_;                                               \
-  } while (0)
+#define PUT(...) put_text(buf, len, &n, __VA_ARGS__)
   PUT("# HELP miscache_command_duration_seconds Calls to the cache server by "
       "command class, from the first byte written to the last reply read.\n"
       "# TYPE miscache_command_duration_seconds histogram\n");
