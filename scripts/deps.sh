@@ -6,6 +6,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libhiredis-dev libjansson-dev libssl-dev openssl
       libcmocka-dev redis-server redis-tools python3 python3-redis abigail-tools
+      libevent-dev libuv1-dev
       "$@")
 missing=()
 for p in "${pkgs[@]}"; do

@@ -52,7 +52,8 @@ extern "C" {
     "TLS failed: certificate not trusted, expired or for another host, "       \
     "or handshake refused")                                                    \
   X(ERR_WRITER, 18, "writer callback (system of record) failed")            \
-  X(ERR_WORK, 19, "batch work callback failed")
+  X(ERR_WORK, 19, "batch work callback failed")                              \
+  X(ERR_CANCELLED, 20, "call cancelled: its async handle was freed")
 
 typedef enum miscache_status {
 #define MISCACHE__STATUS_ENUM(name, code, text) MISCACHE_##name = code,

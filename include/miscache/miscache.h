@@ -21,6 +21,7 @@
 #include "monitor.h"
 #include "queue.h"
 #include "patterns.h"
+#include "async.h"
 #include <miscache/version.h>
 
 #ifdef __cplusplus

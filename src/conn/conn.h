@@ -84,6 +84,9 @@ miscache_status_t miscache__disp_new(const miscache_options_t *o, char *err,
                                      size_t errlen,
                                      miscache__dispatcher_t **out);
 void miscache__disp_free(miscache__dispatcher_t *d); /* accepts NULL */
+/* The one node of a standalone endpoint (TCP, unix, TLS), for the async
+ * handle's non-blocking use (conn/node.h); NULL for Sentinel and Cluster. */
+struct miscache__node *miscache__disp_standalone_node(miscache__dispatcher_t *d);
 /* Connect now (eager open): standalone node, Sentinel's master, or the
  * cluster's slot map. */
 miscache_status_t miscache__disp_connect(miscache__dispatcher_t *d);

@@ -497,3 +497,7 @@ void miscache__push_drop(miscache__dispatcher_t *d, bool quiet) {
   if (d->master) miscache__node_drop_quiet(d->master, quiet);
   if (d->sentinel) d->resolve = true;
 }
+
+miscache__node_t *miscache__disp_standalone_node(miscache__dispatcher_t *d) {
+  return d->cluster || d->sentinel ? NULL : d->master;
+}

@@ -44,6 +44,7 @@ struct miscache__node {
   uint64_t dbs_ok; /* bit n: SELECT n succeeded on this connection */
   char *obuf;
   size_t olen, ocap;
+  size_t ooff; /* async use: bytes of obuf written so far */
   /* breaker */
   unsigned fails;      /* connects failed in a row */
   int backoff_ms;      /* the current window's nominal length */
@@ -640,4 +641,88 @@ miscache_status_t miscache__node_poll(miscache__node_t *n, int64_t deadline,
   miscache_status_t st = transport_status(n, t, "push connection", 0);
   miscache__node_drop(n);
   return st;
+}
+
+/* ---- non-blocking use (the async handle, core/async.c) -------------------- */
+
+int miscache__node_fd(const miscache__node_t *n) {
+  return n->t && n->pid == getpid() ? miscache__transport_fd(n->t) : -1;
+}
+
+static void async_reset(miscache__node_t *n) {
+  n->olen = 0;
+  n->ooff = 0;
+  ob_done(n);
+}
+
+miscache_status_t miscache__node_queue(miscache__node_t *n, int db,
+                                       size_t ncmd,
+                                       const miscache__cmd_t *cmds,
+                                       bool *sel) {
+  *sel = false;
+  if (n->t && n->pid != getpid()) miscache__node_drop(n); /* after fork() */
+  if (!n->t) {
+    async_reset(n);
+    miscache_status_t st = miscache__node_connect(n);
+    if (st != MISCACHE_OK) return st;
+  }
+  size_t mark = n->olen;
+  bool ok = true;
+  if (db >= 0 && db != n->cur_db) ok = *sel = ob_select(n, db);
+  for (size_t i = 0; ok && i < ncmd; i++)
+    ok = ob_command(n, cmds[i].argc, cmds[i].argv, cmds[i].lens);
+  if (!ok) { /* nothing of this request stays queued */
+    n->olen = mark;
+    *sel = false;
+    node_err(n, "%s: out of memory formatting the request (nothing sent)",
+             ncmd ? cmds[0].argv[0] : "request");
+    return MISCACHE_ERR_NOMEM;
+  }
+  if (*sel) n->cur_db = db;
+  return MISCACHE_OK;
+}
+
+bool miscache__node_unsent(const miscache__node_t *n) {
+  return n->t && n->ooff < n->olen;
+}
+
+/* A failure of the async connection: the message and the status; the
+ * owner stops watching the socket, then drops it (miscache__node_async_drop). */
+static miscache_status_t async_fail(miscache__node_t *n, miscache__tstatus_t t,
+                                    const char *what) {
+  return transport_status(n, t, what, n->command_timeout_ms);
+}
+
+miscache_status_t miscache__node_flush(miscache__node_t *n, bool *want_read) {
+  *want_read = false;
+  if (!n->t) return MISCACHE_OK;
+  size_t done = 0;
+  miscache__tstatus_t t = miscache__transport_write_now(
+      n->t, n->obuf + n->ooff, n->olen - n->ooff, &done, want_read);
+  if (t != MISCACHE__T_OK) return async_fail(n, t, "write");
+  n->ooff += done;
+  if (n->ooff == n->olen) async_reset(n);
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache__node_read_now(miscache__node_t *n) {
+  if (!n->t) return MISCACHE_OK;
+  miscache__tstatus_t t = miscache__transport_read_now(n->t);
+  return t == MISCACHE__T_OK ? MISCACHE_OK : async_fail(n, t, "read");
+}
+
+miscache_status_t miscache__node_take(miscache__node_t *n,
+                                      miscache__reply_t **out) {
+  *out = NULL;
+  if (!n->t) return MISCACHE_MISS;
+  int k = miscache__transport_take(n->t, out);
+  if (k > 0) return MISCACHE_OK;
+  if (k == 0) return MISCACHE_MISS;
+  return async_fail(n, k == -2 ? MISCACHE__T_NOMEM : MISCACHE__T_PROTOCOL,
+                    "reply");
+}
+
+void miscache__node_async_drop(miscache__node_t *n) {
+  miscache__node_drop(n);
+  async_reset(n);
 }

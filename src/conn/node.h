@@ -113,4 +113,26 @@ bool miscache__node_is(const miscache__node_t *n, const char *host, int port);
 const char *miscache__node_host(const miscache__node_t *n);
 int miscache__node_port(const miscache__node_t *n);
 
+/* ---- non-blocking use: the async handle (core/async.c) ------------------
+ * The socket (-1 when not connected). queue appends a request (a SELECT
+ * first when db is not the connection's; *sel says so, and its reply comes
+ * first) to the output buffer, connecting first when needed (a blocking
+ * connect, bounded by the connect timeout and the breaker); flush writes
+ * what the socket takes now (*want_read: TLS needs a readable socket
+ * first); unsent: bytes wait to be written; read_now takes in what has
+ * arrived; take hands out the next complete reply (OK), none yet (MISS),
+ * or fails, with the message in the node's error buffer; after a failure
+ * the owner stops watching the socket and calls miscache__node_async_drop. */
+int miscache__node_fd(const miscache__node_t *n);
+miscache_status_t miscache__node_queue(miscache__node_t *n, int db,
+                                       size_t ncmd,
+                                       const miscache__cmd_t *cmds, bool *sel);
+miscache_status_t miscache__node_flush(miscache__node_t *n, bool *want_read);
+bool miscache__node_unsent(const miscache__node_t *n);
+miscache_status_t miscache__node_read_now(miscache__node_t *n);
+miscache_status_t miscache__node_take(miscache__node_t *n,
+                                      miscache__reply_t **out);
+/* Drop the connection and what was queued for it (a timeout, free). */
+void miscache__node_async_drop(miscache__node_t *n);
+
 #endif /* MISCACHE_NODE_H */

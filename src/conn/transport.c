@@ -400,3 +400,62 @@ bool miscache__transport_broken(miscache__transport_t *t) {
    * the socket */
   return miscache__reader_pending(t->reader) > 0 || t->ops->broken(t);
 }
+
+/* ---- non-blocking use (the async handle) ---------------------------------- */
+
+int miscache__transport_fd(const miscache__transport_t *t) {
+  return t ? t->fd : -1;
+}
+
+miscache__tstatus_t miscache__transport_write_now(miscache__transport_t *t,
+                                                  const char *buf, size_t len,
+                                                  size_t *done,
+                                                  bool *want_read) {
+  *done = 0;
+  *want_read = false;
+  while (*done < len) {
+    ssize_t w = t->ops->write(t, buf + *done, len - *done);
+    if (w >= 0) {
+      *done += (size_t)w;
+      continue;
+    }
+    if (w == MISCACHE__IO_ERROR) return t->failure;
+    *want_read = t->want == POLLIN; /* TLS: a write may wait for a read */
+    break;
+  }
+  return MISCACHE__T_OK;
+}
+
+miscache__tstatus_t miscache__transport_read_now(miscache__transport_t *t) {
+  for (;;) {
+    size_t avail = 0;
+    char *space = miscache__reader_space(t->reader, &avail);
+    if (!space) {
+      snprintf(t->errstr, sizeof t->errstr, "%s",
+               miscache__reader_errstr(t->reader));
+      return miscache__reader_oom(t->reader) ? MISCACHE__T_NOMEM
+                                             : MISCACHE__T_PROTOCOL;
+    }
+    ssize_t n = t->ops->read(t, space, avail);
+    if (n == MISCACHE__IO_AGAIN) return MISCACHE__T_OK;
+    if (n == MISCACHE__IO_ERROR) return t->failure;
+    if (n == 0) {
+      snprintf(t->errstr, sizeof t->errstr, "server closed the connection");
+      return MISCACHE__T_LOST;
+    }
+    miscache__reader_commit(t->reader, (size_t)n);
+    /* TLS may hold decrypted bytes the socket no longer signals: read
+     * until the layer says again */
+  }
+}
+
+int miscache__transport_take(miscache__transport_t *t,
+                             miscache__reply_t **out) {
+  int k = miscache__reader_get(t->reader, out);
+  if (k < 0)
+    snprintf(t->errstr, sizeof t->errstr, "%s",
+             miscache__reader_errstr(t->reader));
+  if (k > 0 && miscache__reader_pending(t->reader) == 0)
+    miscache__reader_trim(t->reader);
+  return k < 0 ? (miscache__reader_oom(t->reader) ? -2 : -1) : k;
+}

@@ -60,6 +60,19 @@ bool miscache__transport_broken(miscache__transport_t *t);
  * miscache__reader_pending): after the last reply of a request, anything
  * but 0 means the connection is out of step. */
 size_t miscache__transport_pending(const miscache__transport_t *t);
+/* Non-blocking use, for the async handle: the socket (-1: none); write
+ * what the socket takes now (*done bytes; *want_read: TLS waits for the
+ * socket to be readable before it can write more); read everything that
+ * has arrived into the reader (T_OK when nothing more is there now); take
+ * the next complete reply (1), none yet (0), a protocol error or a reply
+ * over a limit (-1) or no memory (-2). */
+int miscache__transport_fd(const miscache__transport_t *t);
+miscache__tstatus_t miscache__transport_write_now(miscache__transport_t *t,
+                                                  const char *buf, size_t len,
+                                                  size_t *done, bool *want_read);
+miscache__tstatus_t miscache__transport_read_now(miscache__transport_t *t);
+int miscache__transport_take(miscache__transport_t *t, miscache__reply_t **out);
+
 /* Why the last write or read failed. Borrowed. */
 const char *miscache__transport_errstr(const miscache__transport_t *t);
 
