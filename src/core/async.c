@@ -32,6 +32,7 @@ struct miscache_async {
   bool attached;
   int read_fd, write_fd; /* what the loop watches now; -1: nothing */
   bool timer_set;
+  bool write_waits_read; /* TLS: the next write needs a readable socket */
   req_t *head, *tail;
   size_t outstanding;
   int depth;      /* inside the handle's own callbacks */
@@ -126,7 +127,10 @@ static void update_interest(miscache_async_t *a) {
   if (!a->attached) return;
   int fd = miscache__node_fd(a->node);
   int want_read = fd;
-  int want_write = fd >= 0 && miscache__node_unsent(a->node) ? fd : -1;
+  int want_write = fd >= 0 && miscache__node_unsent(a->node) &&
+                           !a->write_waits_read
+                       ? fd
+                       : -1;
   if (a->read_fd >= 0 && a->read_fd != want_read) {
     a->loop.del_read(a->loop.data, a->read_fd);
     a->read_fd = -1;
@@ -166,6 +170,7 @@ static void unwatch(miscache_async_t *a) {
 static void fail_all(miscache_async_t *a, miscache_status_t st,
                      const char *why) {
   unwatch(a); /* before the socket closes */
+  a->write_waits_read = false;
   miscache__node_async_drop(a->node);
   char text[MISCACHE_ERRMSG_SIZE];
   snprintf(text, sizeof text, "%s", why);
@@ -189,6 +194,7 @@ void miscache_async_handle_write(miscache_async_t *a) {
   if (!a || a->freeing) return;
   bool want_read = false;
   miscache_status_t st = miscache__node_flush(a->node, &want_read);
+  a->write_waits_read = st == MISCACHE_OK && want_read;
   if (st != MISCACHE_OK) {
     a->depth++;
     fail_all(a, st, a->err);
@@ -201,6 +207,15 @@ void miscache_async_handle_write(miscache_async_t *a) {
 
 void miscache_async_handle_read(miscache_async_t *a) {
   if (!a || a->freeing) return;
+  if (a->write_waits_read) { /* what TLS waited for to go on writing */
+    a->depth++; /* a callback freeing the handle: freed below, not inside */
+    miscache_async_handle_write(a);
+    a->depth--;
+    if (a->freeing) {
+      finish(a);
+      return;
+    }
+  }
   a->depth++;
   /* what arrived before a failure (a server that closed after its last
    * replies) is handed out first */

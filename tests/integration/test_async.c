@@ -117,7 +117,8 @@ static void round_trip(loop_kind_t kind) {
   loop_t l;
   loop_init(&l, kind);
   char url[700];
-  snprintf(url, sizeof url, "%s?db_cache=7&ttl_permissions=77", mt_srv.url);
+  snprintf(url, sizeof url, "%s%sdb_cache=7&ttl_permissions=77", mt_srv.url,
+           strchr(mt_srv.url, '?') ? "&" : "?");
   miscache_async_t *a = open_async(url, 0);
   loop_attach(&l, a);
   tally_t t = {0};
