@@ -199,10 +199,10 @@ void miscache_async_handle_write(miscache_async_t *a) {
     a->depth++;
     fail_all(a, st, a->err);
     a->depth--;
-    finish(a);
-    return;
   }
-  update_interest(a);
+  /* (calls the failed ones' callbacks made wait for this) */
+  if (!a->freeing) update_interest(a);
+  finish(a);
 }
 
 void miscache_async_handle_read(miscache_async_t *a) {
