@@ -264,6 +264,18 @@ bool miscache__parse_port(const char *s, size_t n, int *port);
 bool miscache__peer_addr_ok(const char *host, size_t hostlen, long long port,
                             char *why, size_t whylen);
 
+/* Whether ns[0..n) may be a namespace: letters, digits and "_-.:" only,
+ * at most MISCACHE__NS_MAX bytes. */
+bool miscache__ns_valid(const char *ns, size_t n);
+
+/* ms spread by +-pct percent with the random number r (at least 1). */
+int64_t miscache__jittered(int64_t ms, unsigned pct, uint64_t r);
+
+/* Append fmt's text to buf (size bytes, terminated when size > 0) at *len;
+ * *len grows by what the text needs even when it does not fit. */
+void miscache__appendf(char *buf, size_t size, size_t *len, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+
 /* The next number of an xorshift64* generator (state never 0). */
 uint64_t miscache__xorshift(uint64_t *state);
 
@@ -327,6 +339,8 @@ extern const miscache_key_family_t miscache__families[MISCACHE_KEY_FAMILY_COUNT]
 extern const size_t miscache__family_prefix_len[MISCACHE_KEY_FAMILY_COUNT];
 miscache_status_t miscache__family_hash_tag(const miscache_key_family_t *k,
                                            char *buf);
+/* Which id of family k is the company (-1: none). */
+int miscache__family_company_index(const miscache_key_family_t *k);
 
 /* ---- time (util) ------------------------------------------------------- */
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ" into buf (>= 21 bytes). */

@@ -1,5 +1,6 @@
 /* Status texts, logical db and TTL class names, version. */
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +98,35 @@ static const char *const category_names[MISCACHE_CATEGORY_COUNT] = {
 
 const char *miscache_category_name(miscache_category_t cat) {
   return (unsigned)cat < MISCACHE_CATEGORY_COUNT ? category_names[cat] : NULL;
+}
+
+bool miscache__ns_valid(const char *ns, size_t n) {
+  if (n > MISCACHE__NS_MAX) return false;
+  for (size_t i = 0; i < n; i++) {
+    char ch = ns[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+          (ch >= '0' && ch <= '9') || (ch && strchr("_-.:", ch))))
+      return false;
+  }
+  return true;
+}
+
+int64_t miscache__jittered(int64_t ms, unsigned pct, uint64_t r) {
+  int64_t span = ms * (int64_t)pct / 100; /* +-span */
+  ms += (int64_t)(r % (uint64_t)(2 * span + 1)) - span;
+  return ms < 1 ? 1 : ms;
+}
+
+void miscache__appendf(char *buf, size_t size, size_t *len, const char *fmt,
+                       ...) {
+  char scratch[1];
+  bool room = buf && *len < size;
+  va_list ap;
+  va_start(ap, fmt);
+  int w = vsnprintf(room ? buf + *len : scratch, room ? size - *len : 0, fmt,
+                    ap);
+  va_end(ap);
+  if (w > 0) *len += (size_t)w;
 }
 
 const char *miscache_version(void) { return MISCACHE_VERSION_STRING; }

@@ -91,8 +91,7 @@ miscache_ttl_class_t miscache__kf_class(miscache_key_family_id_t f) {
   return (miscache_ttl_class_t)miscache__families[f].ttl_class;
 }
 
-/* Which id of family k is the company (-1: none). */
-static int company_id_index(const miscache_key_family_t *k) {
+int miscache__family_company_index(const miscache_key_family_t *k) {
   const char *p = k->ids;
   for (int i = 0; i < (int)k->nids; i++) {
     if (strncmp(p, "COMPANY", 7) == 0 && (p[7] == ' ' || p[7] == 0)) return i;
@@ -117,7 +116,7 @@ static char *last_colon(char *buf, char *end) {
  * segments from the end. */
 miscache_status_t miscache__family_hash_tag(const miscache_key_family_t *k,
                                             char *buf) {
-  int ci = company_id_index(k);
+  int ci = miscache__family_company_index(k);
   if (ci < 0) return MISCACHE_OK;
   size_t len = strlen(buf);
   if (len + 2 >= MISCACHE_KEY_BUFSIZE) return MISCACHE_ERR_KEY;

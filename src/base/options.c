@@ -233,13 +233,7 @@ miscache_status_t miscache_options_set_namespace(miscache_options_t *opts,
   if (!opts) return MISCACHE_ERR_INVALID;
   if (!ns) ns = "";
   size_t n = strlen(ns);
-  if (n > MISCACHE__NS_MAX) return MISCACHE_ERR_KEY;
-  for (size_t i = 0; i < n; i++) {
-    char ch = ns[i];
-    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              (ch >= '0' && ch <= '9') || strchr("_-.:", ch);
-    if (!ok) return MISCACHE_ERR_KEY;
-  }
+  if (!miscache__ns_valid(ns, n)) return MISCACHE_ERR_KEY;
   memcpy(opts->ns, ns, n + 1);
   opts->set |= MISCACHE__SET_BIT(MISCACHE__SET_NAMESPACE);
   return MISCACHE_OK;

@@ -177,14 +177,6 @@ static bool parse_bool(const char *v, int64_t *out) {
   return true;
 }
 
-static bool ns_ok(const char *v) {
-  for (; *v; v++)
-    if (!((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') ||
-          (*v >= '0' && *v <= '9') || strchr("_-.:", *v)))
-      return false;
-  return true;
-}
-
 miscache_status_t miscache__setting_parse(const char *name, size_t nlen,
                                           const char *value,
                                           miscache__endpoint_t *e, char *err,
@@ -216,7 +208,7 @@ miscache_status_t miscache__setting_parse(const char *name, size_t nlen,
   const char *want = "";
   switch (t->kind) {
   case K_NS:
-    ok = strlen(value) <= MISCACHE__NS_MAX && ns_ok(value);
+    ok = miscache__ns_valid(value, strlen(value));
     want = "letters, digits and _-.: only, at most 64 bytes";
     if (ok) memcpy(e->ns, value, strlen(value) + 1);
     break;
@@ -310,16 +302,7 @@ typedef struct {
   size_t size, len; /* len: what the whole text needs */
 } out_t;
 
-static void add(out_t *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void add(out_t *o, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  size_t room = o->len < o->size ? o->size - o->len : 0;
-  int n = vsnprintf(room ? o->buf + o->len : NULL, room, fmt, ap);
-  va_end(ap);
-  if (n > 0) o->len += (size_t)n;
-}
+#define add(o, ...) miscache__appendf((o)->buf, (o)->size, &(o)->len, __VA_ARGS__)
 
 /* The names of the bits set in bits, comma-separated ("none_word" when
  * none). */

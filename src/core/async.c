@@ -410,12 +410,8 @@ miscache_status_t miscache_async_set(miscache_async_t *a, miscache_db_t db,
   }
   /* the class's TTL with the handle's jitter, as the blocking set draws it */
   int64_t ms = a->opts.ttl[cls] * 1000;
-  if (a->opts.jitter_pct) {
-    int64_t span = ms * (int64_t)a->opts.jitter_pct / 100;
-    ms += (int64_t)(miscache__xorshift(&a->rng) % (uint64_t)(2 * span + 1)) -
-          span;
-    if (ms < 1) ms = 1;
-  }
+  if (a->opts.jitter_pct)
+    ms = miscache__jittered(ms, a->opts.jitter_pct, miscache__xorshift(&a->rng));
   char ttl[24];
   size_t tl = miscache__i64toa(ttl, ms);
   const char *argv[5] = {"SET", k, v, "PX", ttl};

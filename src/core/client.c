@@ -52,8 +52,8 @@ static void kf_heads(miscache_t *mc) {
     size_t n = mc->ns_len + plen + (nids == 1);
     mc->kf_head_len[f] = 0;
     /* hash tags put a company id in braces: not in a head */
-    bool tagged =
-        mc->opts.hash_tags && strstr(miscache__families[f].ids, "COMPANY");
+    bool tagged = mc->opts.hash_tags &&
+                  miscache__family_company_index(&miscache__families[f]) >= 0;
     if (nids > 1 || tagged || n >= sizeof mc->kf_head[f]) continue;
     memcpy(mc->kf_head[f], mc->opts.ns, mc->ns_len);
     memcpy(mc->kf_head[f] + mc->ns_len, miscache__families[f].prefix, plen);
@@ -211,12 +211,7 @@ const char *miscache_namespace(const miscache_t *mc) {
 int64_t miscache__ttl_ms(miscache_t *mc, miscache_ttl_class_t cls) {
   int64_t ms = mc->opts.ttl[cls] * 1000;
   unsigned pct = mc->opts.jitter_pct;
-  if (pct) {
-    int64_t span = ms * (int64_t)pct / 100; /* +-span */
-    int64_t off = (int64_t)(miscache__rand(mc) % (uint64_t)(2 * span + 1));
-    ms += off - span;
-    if (ms < 1) ms = 1;
-  }
+  if (pct) ms = miscache__jittered(ms, pct, miscache__rand(mc));
   return ms;
 }
 
@@ -421,25 +416,11 @@ miscache_status_t miscache_latency(const miscache_t *mc, miscache_latency_t *out
   return MISCACHE_OK;
 }
 
-/* Append to buf (len bytes) at *n; *n counts what the whole text needs. */
-static void put_text(char *buf, size_t len, size_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void put_text(char *buf, size_t len, size_t *n, const char *fmt, ...) {
-  char scratch[1];
-  char *dst = buf && *n < len ? buf + *n : scratch;
-  size_t room = buf && *n < len ? len - *n : 0;
-  va_list ap;
-  va_start(ap, fmt);
-  int w = vsnprintf(dst, room, fmt, ap);
-  va_end(ap);
-  if (w > 0) *n += (size_t)w;
-}
-
 size_t miscache_latency_prometheus(const miscache_latency_t *l, char *buf,
                                    size_t len) {
   size_t n = 0;
   if (buf && len) buf[0] = 0;
-#define PUT(...) put_text(buf, len, &n, __VA_ARGS__)
+#define PUT(...) miscache__appendf(buf, len, &n, __VA_ARGS__)
   PUT("# HELP miscache_command_duration_seconds Calls to the cache server by "
       "command class, from the first byte written to the last reply read.\n"
       "# TYPE miscache_command_duration_seconds histogram\n");

@@ -107,17 +107,6 @@ static json_t *value_shape(miscache_key_family_id_t f) {
   return v;
 }
 
-/* Which id of the family is its company (-1: none). */
-static int company_index(const miscache_key_family_t *k) {
-  const char *p = k->ids;
-  for (int i = 0; p && i < (int)k->nids; i++) {
-    if (!strncmp(p, "COMPANY", 7) && (p[7] == ' ' || !p[7])) return i;
-    p = strchr(p, ' ');
-    if (p) p++;
-  }
-  return -1;
-}
-
 static json_t *id_parts(const miscache_key_family_t *k) {
   json_t *arr = json_array();
   const char *p = k->ids;
@@ -139,7 +128,7 @@ static json_t *id_parts(const miscache_key_family_t *k) {
 static json_t *family(miscache_key_family_id_t f) {
   const miscache_key_family_t *k = &miscache__families[f];
   json_t *o = json_object();
-  int ci = company_index(k);
+  int ci = miscache__family_company_index(k);
   const char *near = (MISCACHE__NEAR_NEVER >> f) & 1     ? "never"
                      : (MISCACHE__NEAR_DEFAULT >> f) & 1 ? "default"
                                                          : "allowed";
@@ -178,21 +167,18 @@ static json_t *step_match(const miscache__inval_event_t *e,
                           const miscache__event_step_t *s) {
   const miscache_key_family_t *k = miscache_key_family(s->family);
   char buf[256];
-  size_t n = (size_t)snprintf(buf, sizeof buf, "%s", k->prefix);
-  if (s->prefix_glob) {
-    snprintf(buf + n, sizeof buf - n, "*");
-    return json_string(buf);
-  }
-  for (size_t i = 0; i < k->nids && i < 2 && n < sizeof buf; i++) {
+  size_t n = 0;
+  miscache__appendf(buf, sizeof buf, &n, "%s%s", k->prefix,
+                    s->prefix_glob ? "*" : "");
+  for (size_t i = 0; !s->prefix_glob && i < k->nids && i < 2; i++) {
     if (s->ids[i] < 0) {
-      n += (size_t)snprintf(buf + n, sizeof buf - n, ":*");
+      miscache__appendf(buf, sizeof buf, &n, ":*");
       continue;
     }
     /* the argument's name: word ids[i] of the event's args */
     const char *a = e->args;
     for (int w = 0; w < s->ids[i]; w++) a = strchr(a, ' ') + 1;
-    size_t an = strcspn(a, " .");
-    n += (size_t)snprintf(buf + n, sizeof buf - n, ":<%.*s>", (int)an, a);
+    miscache__appendf(buf, sizeof buf, &n, ":<%.*s>", (int)strcspn(a, " ."), a);
   }
   return json_string(buf);
 }
