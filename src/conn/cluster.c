@@ -18,7 +18,9 @@
  *   the whole map reloaded before the next batch, and the command sent to
  *   the new owner. ASK: ASKING + the command, once, on the target.
  *   TRYAGAIN and CLUSTERDOWN: retried after 10, 20, 40... ms. Each command
- *   follows at most MAX_REDIRECTS redirections, and everything stays within
+ *   follows at most MAX_REDIRECTS redirections, from the third on after a
+ *   pause of 1, 2, 4... 64 ms (two nodes that disagree about a slot while a
+ *   migration is finalized send it to each other), and everything stays within
  *   the call's deadline: a broken cluster gives ERR_UNAVAILABLE, never a
  *   loop.
  * - A lost connection or a refused connect reloads the map (at most once
@@ -33,7 +35,7 @@
 
 #include "cluster.h"
 
-#define MAX_REDIRECTS 8
+#define MAX_REDIRECTS 16
 #define MAX_RETRIES 6     /* TRYAGAIN / CLUSTERDOWN per command */
 #define RELOAD_PAUSE_MS 100
 #define NO_NODE 0xFFFFu
@@ -799,6 +801,16 @@ static bool redirect(miscache__cluster_t *c, part_t *pt, int64_t deadline) {
     }
     unsigned node = node_for(c, host, port);
     if (node == NO_NODE) return false;
+    if (pt->redirects >= 2) {
+      /* a third redirection of one command: two nodes disagree about the
+       * slot for now (a migration being finalized one node at a time, each
+       * sending the command to the other); give them a moment, 1, 2, 4...
+       * 64 ms, within the deadline, instead of spending the redirections
+       * in a microsecond of ping-pong */
+      int wait = 1 << (pt->redirects - 2 < 6 ? pt->redirects - 2 : 6);
+      if (miscache__mono_ms() + wait >= deadline) return false;
+      sleep_ms(wait);
+    }
     pt->redirects++;
     c->stats->redirects++;
     miscache__event(&c->conf.hook, MISCACHE_EV_REDIRECT,

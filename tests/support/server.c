@@ -558,6 +558,11 @@ static int on_node(const mt_server_t *s, const char *fmt, ...) {
 
 int mt_cluster_move_slot(const mt_cluster_t *c, int a, int b, unsigned slot,
                          int pause_ms) {
+  return mt_cluster_move_slot_gap(c, a, b, slot, pause_ms, -1);
+}
+
+int mt_cluster_move_slot_gap(const mt_cluster_t *c, int a, int b,
+                             unsigned slot, int pause_ms, int gap_ms) {
   char ida[64] = "", idb[64] = "";
   redisReply *r = NULL;
   for (int k = 0; k < 2; k++) {
@@ -595,8 +600,13 @@ int mt_cluster_move_slot(const mt_cluster_t *c, int a, int b, unsigned slot,
     nanosleep(&ts, NULL);
   }
   redisFree(rc);
+  if (gap_ms >= 0 && !rv) {
+    rv = on_node(&c->node[a], "CLUSTER SETSLOT %u NODE %s", slot, idb);
+    struct timespec ts = {gap_ms / 1000, (gap_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+  }
   for (int i = 0; i < c->n && !rv; i++)
-    if (c->node[i].pid > 0)
+    if (c->node[i].pid > 0 && (gap_ms < 0 || i != a))
       rv = on_node(&c->node[i], "CLUSTER SETSLOT %u NODE %s", slot, idb);
   return rv;
 }

@@ -98,6 +98,12 @@ int mt_cluster_owner(const mt_cluster_t *c, unsigned slot);
  * success. */
 int mt_cluster_move_slot(const mt_cluster_t *c, int a, int b, unsigned slot,
                          int pause_ms);
+/* The same, but the slot's new owner is announced to the source a first
+ * and to the others (b included) gap_ms later: for gap_ms a and b each
+ * send the slot's commands to the other (MOVED both ways), as when an
+ * operator or a tool finalizes a migration in that order. */
+int mt_cluster_move_slot_gap(const mt_cluster_t *c, int a, int b,
+                             unsigned slot, int pause_ms, int gap_ms);
 
 /* A raw hiredis connection on the unix socket, for checking what the
  * library did. Authenticates with password when not NULL. */
