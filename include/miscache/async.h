@@ -20,13 +20,21 @@
  * Thread rule: one loop thread per handle; every call, the loop's
  * callbacks and miscache_async_free on that thread.
  *
- * What this step covers: standalone endpoints (redis://, rediss://,
+ * What this version covers: standalone endpoints (redis://, rediss://,
  * unix://; Sentinel and Cluster URLs are refused with ERR_INVALID), every
- * URL setting (namespace, db map, TTLs, timeouts, the breaker), and get,
- * set, delete and exists. A connect (at open, and again after a lost
- * connection, on the next call) still blocks the loop for at most the
- * connect timeout; inside the breaker's backoff window calls fail at once.
- * No near cache and no pending-invalidation replay on async handles yet.
+ * URL setting (namespace, db map, TTLs, timeouts, the breaker, the near
+ * cache), and get, set, delete, exists, mget, get_or_load with an
+ * asynchronous loader, the typed session get/set/touch and the permission
+ * check. A connect (at open, and again after a lost connection, on the
+ * next call) still blocks the loop for at most the connect timeout; inside
+ * the breaker's backoff window calls fail at once. Async handles never run
+ * invalidations, so there is no pending-invalidation replay on them; batch
+ * runs and invalidation events stay blocking (client.h, events.h).
+ *
+ * The near cache: a call whose value the near cache holds completes before
+ * it returns (its callback runs inside the call); a write through the
+ * handle drops the key from the store at once, so a read issued after it
+ * never sees the old value. miscache_async_open_pool shares a pool's store.
  */
 #ifndef MISCACHE_ASYNC_H
 #define MISCACHE_ASYNC_H
@@ -36,7 +44,10 @@
 
 #include <jansson.h>
 
+#include "cache.h"
 #include "client.h"
+#include "permissions.h"
+#include "session.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,6 +80,12 @@ typedef struct miscache_async_loop {
 MISCACHE_EXPORT miscache_status_t
 miscache_async_open(const miscache_options_t *opts, miscache_async_t **out,
                     char *errbuf, size_t errbuf_len);
+/* The same with a pool's options, sharing its near cache store (one store
+ * for the pool's blocking handles and its async handles; the pool must
+ * outlive nothing: the store is reference-counted). Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t
+miscache_async_open_pool(miscache_pool_t *pool, miscache_async_t **out,
+                         char *errbuf, size_t errbuf_len);
 /* Give the handle its loop (copied). Calls made before are queued and go
  * out once the loop is attached. OK or ERR_INVALID. */
 MISCACHE_EXPORT miscache_status_t
@@ -97,7 +114,9 @@ typedef void (*miscache_async_bool_fn)(void *userdata, miscache_status_t st,
 
 /* GET key in db: OK with the value, MISCACHE_MISS (value NULL), ERR_DECODE
  * (a stored value that is not JSON: a miss for the caller), or a transport
- * or server status. */
+ * or server status. With the near cache on (the URL's near=...) a near hit
+ * calls fn before the call returns; the value is then shared and
+ * read-only, as miscache_get's. */
 MISCACHE_EXPORT miscache_status_t
 miscache_async_get(miscache_async_t *a, miscache_db_t db, const char *key,
                    miscache_async_value_fn fn, void *userdata);
@@ -115,6 +134,88 @@ miscache_async_delete(miscache_async_t *a, miscache_db_t db, const char *key,
 MISCACHE_EXPORT miscache_status_t
 miscache_async_exists(miscache_async_t *a, miscache_db_t db, const char *key,
                       miscache_async_bool_fn fn, void *userdata);
+
+/* n values read by miscache_async_mget: values[i] a new reference (decref
+ * each) or NULL, statuses[i] OK, MISS or ERR_DECODE; both arrays are the
+ * handle's and valid during the callback. On a failure st is not OK and
+ * every values[i] is NULL. */
+typedef void (*miscache_async_values_fn)(void *userdata, miscache_status_t st,
+                                         size_t n, json_t *const values[],
+                                         const miscache_status_t statuses[],
+                                         const char *errmsg);
+/* MGET of n keys (1 .. 100,000) of db in one command. Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t
+miscache_async_mget(miscache_async_t *a, miscache_db_t db, size_t n,
+                    const char *const keys[], miscache_async_values_fn fn,
+                    void *userdata);
+
+/* ---- cache-aside with an asynchronous loader ---------------------------------
+ * The loader is called with the request (borrowed for the duration of
+ * that call) and a ticket; it answers later, or at once, by calling
+ * miscache_async_load_done(ticket, ...) exactly once on the loop thread:
+ * OK with value (the reference is taken), MISCACHE_MISS (the record does
+ * not exist: nothing is cached), or a failure (ERR_LOADER for the
+ * caller; errmsg, optional, says why). When the handle was freed while the
+ * loader worked, the call already completed with ERR_CANCELLED and
+ * load_done only frees the ticket (and the value). */
+typedef struct miscache_async_load miscache_async_load_t;
+typedef void (*miscache_async_load_fn)(void *userdata,
+                                       const miscache_load_req_t *req,
+                                       miscache_async_load_t *ticket);
+MISCACHE_EXPORT void miscache_async_load_done(miscache_async_load_t *ticket,
+                                              miscache_status_t st,
+                                              json_t *value,
+                                              const char *errmsg);
+/* A value and where it came from (MISCACHE_SOURCE_*). */
+typedef void (*miscache_async_source_fn)(void *userdata, miscache_status_t st,
+                                         json_t *value,
+                                         miscache_source_t source,
+                                         const char *errmsg);
+/* Cached value of key, else load -> store with the TTL of cls -> value,
+ * as miscache_get_or_load_ex: a stored value that is not JSON is a miss
+ * the loader replaces; with the server failing, the loader's value comes
+ * back as MISCACHE_SOURCE_UNCACHED (fail-open). The store's reply is
+ * awaited before fn runs (LOADED or UNCACHED). No in-process single
+ * flight on async handles: two calls that miss both load. Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t miscache_async_get_or_load(
+    miscache_async_t *a, miscache_db_t db, const char *key,
+    miscache_ttl_class_t cls, miscache_async_load_fn load, void *load_userdata,
+    miscache_async_source_fn fn, void *userdata);
+
+/* ---- typed calls ---------------------------------------------------------------- */
+
+/* A session read by miscache_async_session_get: *s is the handle's during
+ * the callback (cleared after it); keep it by copying the struct and
+ * zeroing *s (the strings and JSON move with it). */
+typedef void (*miscache_async_session_fn)(void *userdata, miscache_status_t st,
+                                          miscache_session_t *s,
+                                          const char *errmsg);
+/* miscache_session_get / _set / _touch, asynchronously. get: OK, MISS,
+ * ERR_DECODE (a value that is no session: a miss for the caller). set: s
+ * is encoded now (borrowed for the call only). touch: last_activity set to
+ * now and the TTL restarted, members other programs stored kept; the read
+ * and the write are one compare-and-set on the server (a script that
+ * writes only if the value is still the one read), retried up to 16 times
+ * when another client wrote in between, then ERR_BUSY; MISS if there is
+ * no session. Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t
+miscache_async_session_get(miscache_async_t *a, int64_t user_id,
+                           miscache_async_session_fn fn, void *userdata);
+MISCACHE_EXPORT miscache_status_t
+miscache_async_session_set(miscache_async_t *a, const miscache_session_t *s,
+                           miscache_async_done_fn fn, void *userdata);
+MISCACHE_EXPORT miscache_status_t
+miscache_async_session_touch(miscache_async_t *a, int64_t user_id,
+                             miscache_async_done_fn fn, void *userdata);
+
+/* miscache_permissions_check_ex, asynchronously: yes = allowed. A menu
+ * absent from the map denies; MISS when the loader has no permissions for
+ * the user. With the near cache on and the map in it, fn runs before the
+ * call returns (no server, no loop turn). Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t miscache_async_permissions_check(
+    miscache_async_t *a, int64_t user_id, const char *menu,
+    miscache_perm_t perm, miscache_async_load_fn load, void *load_userdata,
+    miscache_async_bool_fn fn, void *userdata);
 
 #ifdef __cplusplus
 }

@@ -267,4 +267,57 @@ void miscache__near_evict(miscache_t *mc, const char *full, size_t len);
 void miscache__near_evict_pattern(miscache_t *mc, const char *full_pattern);
 /* Empty this process's store at once (miscache_near_flush_all). */
 void miscache__near_flush_local(miscache_t *mc);
+
+/* ---- the async engine (async.c) -------------------------------------------
+ * What the async calls (ops/async_ops.c, the domain files) are built on.
+ * An operation (op: the call's own state) queues one request of n
+ * commands; done(a, op, st, replies, n, why) runs exactly once for it:
+ * with st OK and its n replies (an error reply is a reply: see
+ * miscache__async_reply_ok), or with the failure (timeout, lost
+ * connection, ERR_CANCELLED at free) and replies NULL. done frees op and
+ * may take a reply (set its slot to NULL); the others are freed after.
+ * Everything runs on the handle's loop thread. */
+typedef struct miscache_async miscache_async_t;
+typedef void (*miscache__async_done_fn)(miscache_async_t *a, void *op,
+                                        miscache_status_t st,
+                                        miscache__reply_t **replies, size_t n,
+                                        const char *why);
+/* The handle's own miscache_t: namespace, keys, TTLs and jitter, the near
+ * store, counters. Never used for I/O. */
+miscache_t *miscache__async_mc(miscache_async_t *a);
+/* OK when the handle takes a call (not being freed) and args_ok; else
+ * ERR_CANCELLED or ERR_INVALID with the message set ("what: bad
+ * argument"). */
+miscache_status_t miscache__async_check(miscache_async_t *a, bool args_ok,
+                                        const char *what);
+/* Why a call refused to start (miscache_async_errmsg). */
+void miscache__async_refuse(miscache_async_t *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Queue the request. Not OK (message set): done is never called, op is
+ * the caller's. */
+miscache_status_t miscache__async_send(miscache_async_t *a, miscache_db_t db,
+                                       size_t n, const miscache__cmd_t *cmds,
+                                       miscache__async_done_fn done, void *op);
+/* OK for a reply that is not an error reply; else ERR_SERVER with why
+ * ("server error: ..."). */
+miscache_status_t miscache__async_reply_ok(const miscache__reply_t *r,
+                                           char *why, size_t whylen);
+/* Around a completion made without the loop (a near hit, a loader's
+ * answer): leave frees the handle if a callback freed it. */
+void miscache__async_enter(miscache_async_t *a);
+void miscache__async_leave(miscache_async_t *a);
+/* An operation waiting outside the request queue (on an asynchronous
+ * loader): counted as outstanding, and cancel(a, w) runs at free. */
+typedef struct miscache__async_wait {
+  struct miscache__async_wait *prev, *next;
+  void (*cancel)(miscache_async_t *a, struct miscache__async_wait *w);
+} miscache__async_wait_t;
+void miscache__async_wait_add(miscache_async_t *a, miscache__async_wait_t *w);
+void miscache__async_wait_remove(miscache_async_t *a,
+                                 miscache__async_wait_t *w);
+/* The pool's near store (a new reference, NULL when off), pending
+ * invalidations (a new reference) and options. */
+miscache__near_t *miscache__pool_near(miscache_pool_t *p);
+miscache__pending_t *miscache__pool_pending(miscache_pool_t *p);
+const miscache_options_t *miscache__pool_options(const miscache_pool_t *p);
 #endif /* MISCACHE_CORE_H */

@@ -265,3 +265,17 @@ miscache_status_t miscache_pool_latency(miscache_pool_t *pool,
   pthread_mutex_unlock(&pool->mu);
   return MISCACHE_OK;
 }
+
+/* For miscache_async_open_pool (async.c): read-only after miscache_pool_new,
+ * so no lock. */
+miscache__near_t *miscache__pool_near(miscache_pool_t *p) {
+  return miscache__near_ref(p->near);
+}
+
+miscache__pending_t *miscache__pool_pending(miscache_pool_t *p) {
+  return miscache__pending_ref(p->pending);
+}
+
+const miscache_options_t *miscache__pool_options(const miscache_pool_t *p) {
+  return &p->opts;
+}

@@ -253,3 +253,70 @@ miscache_status_t miscache_permissions_check(miscache_t *mc, int64_t user_id,
                        loader ? miscache__legacy_load : NULL, &old, allowed,
                        source);
 }
+
+/* ---- async (async.h) ------------------------------------------------------ */
+
+typedef struct {
+  miscache_async_bool_fn fn;
+  void *ud;
+  miscache_perm_t perm;
+  char menu[]; /* copied: the caller's may be gone when the reply comes */
+} check_ctx_t;
+
+static void check_fin(void *p, miscache_status_t st, json_t *map,
+                      miscache_source_t source, const char *why) {
+  (void)source;
+  check_ctx_t *c = p;
+  bool allowed = st == MISCACHE_OK &&
+                 json_is_true(json_object_get(json_object_get(map, c->menu),
+                                              perm_names[c->perm]));
+  json_decref(map);
+  c->fn(c->ud, st, allowed, why);
+  free(c);
+}
+
+miscache_status_t miscache_async_permissions_check(
+    miscache_async_t *a, int64_t user_id, const char *menu,
+    miscache_perm_t perm, miscache_async_load_fn load, void *load_userdata,
+    miscache_async_bool_fn fn, void *userdata) {
+  miscache_status_t st = miscache__async_check(
+      a, menu && load && fn && (unsigned)perm < 4,
+      "miscache_async_permissions_check");
+  if (st != MISCACHE_OK) return st;
+  miscache_t *mc = miscache__async_mc(a);
+  bool allowed = false;
+  if (check_near(mc, user_id, menu, perm, &allowed, NULL)) {
+    miscache__async_enter(a); /* answered now, without the loop */
+    fn(userdata, MISCACHE_OK, allowed, "");
+    miscache__async_leave(a);
+    return MISCACHE_OK;
+  }
+  char key[MISCACHE_KEY_BUFSIZE];
+  st = perm_key(mc, user_id, key);
+  if (st != MISCACHE_OK) {
+    miscache__async_refuse(a, "%s", mc->err);
+    return st;
+  }
+  size_t ml = strlen(menu);
+  check_ctx_t *c = malloc(sizeof *c + ml + 1);
+  if (!c) {
+    miscache__async_refuse(a, "out of memory");
+    return MISCACHE_ERR_NOMEM;
+  }
+  c->fn = fn;
+  c->ud = userdata;
+  c->perm = perm;
+  memcpy(c->menu, menu, ml + 1);
+  miscache__async_aside_t spec = {
+      .base = {.db = miscache__kf_db(MISCACHE_KF_PERMISSIONS),
+               .key = key,
+               .ttl = MISCACHE__KF_TTL(MISCACHE_KF_PERMISSIONS),
+               .family = MISCACHE_KF_PERMISSIONS,
+               .id = user_id,
+               .accept = accept_map},
+      .load = load,
+      .load_ud = load_userdata};
+  st = miscache__async_aside(a, &spec, check_fin, c);
+  if (st != MISCACHE_OK) free(c);
+  return st;
+}

@@ -87,3 +87,86 @@ miscache_status_t miscache_session_touch(miscache_t *mc, int64_t user_id) {
                                 miscache__kf_ttl_ms(mc, MISCACHE_KF_SESSION),
                                 stamp_now, NULL);
 }
+
+/* ---- async (async.h) ------------------------------------------------------ */
+
+typedef struct {
+  miscache_async_session_fn fn;
+  void *ud;
+} session_ctx_t;
+
+static void session_read(void *p, miscache_status_t st, void *out,
+                         const char *why) {
+  session_ctx_t c = *(session_ctx_t *)p;
+  free(p);
+  c.fn(c.ud, st, out, why);
+}
+
+miscache_status_t miscache_async_session_get(miscache_async_t *a,
+                                             int64_t user_id,
+                                             miscache_async_session_fn fn,
+                                             void *userdata) {
+  miscache_status_t st =
+      miscache__async_check(a, fn != NULL, "miscache_async_session_get");
+  if (st != MISCACHE_OK) return st;
+  miscache_t *mc = miscache__async_mc(a);
+  char key[MISCACHE_KEY_BUFSIZE];
+  st = miscache__kf_key_int(mc, MISCACHE_KF_SESSION, key, user_id);
+  session_ctx_t *c = st == MISCACHE_OK ? malloc(sizeof *c) : NULL;
+  if (st != MISCACHE_OK || !c) {
+    miscache__async_refuse(a, "%s", st != MISCACHE_OK ? mc->err : "out of memory");
+    return st != MISCACHE_OK ? st : MISCACHE_ERR_NOMEM;
+  }
+  c->fn = fn;
+  c->ud = userdata;
+  st = miscache__async_typed_get(a, miscache__kf_db(MISCACHE_KF_SESSION), key,
+                                 &miscache__session_payload, session_read, c);
+  if (st != MISCACHE_OK) free(c);
+  return st;
+}
+
+miscache_status_t miscache_async_session_set(miscache_async_t *a,
+                                             const miscache_session_t *s,
+                                             miscache_async_done_fn fn,
+                                             void *userdata) {
+  miscache_status_t st = miscache__async_check(a, fn && s,
+                                               "miscache_async_session_set");
+  if (st != MISCACHE_OK) return st;
+  miscache_t *mc = miscache__async_mc(a);
+  char key[MISCACHE_KEY_BUFSIZE];
+  st = miscache__kf_key_int(mc, MISCACHE_KF_SESSION, key, s->user_id);
+  if (st != MISCACHE_OK) {
+    miscache__async_refuse(a, "%s", mc->err);
+    return st;
+  }
+  miscache_session_t copy = *s; /* shallow: only last_activity may change */
+  char now[32];
+  if (!copy.last_activity) {
+    miscache__iso8601_now(now, sizeof now);
+    copy.last_activity = now;
+  }
+  return miscache__async_typed_set(a, miscache__kf_db(MISCACHE_KF_SESSION),
+                                   key, &miscache__session_payload, &copy,
+                                   miscache__kf_ttl_ms(mc, MISCACHE_KF_SESSION),
+                                   fn, userdata);
+}
+
+miscache_status_t miscache_async_session_touch(miscache_async_t *a,
+                                               int64_t user_id,
+                                               miscache_async_done_fn fn,
+                                               void *userdata) {
+  miscache_status_t st =
+      miscache__async_check(a, fn != NULL, "miscache_async_session_touch");
+  if (st != MISCACHE_OK) return st;
+  miscache_t *mc = miscache__async_mc(a);
+  char key[MISCACHE_KEY_BUFSIZE]; /* from the argument, never the value */
+  st = miscache__kf_key_int(mc, MISCACHE_KF_SESSION, key, user_id);
+  if (st != MISCACHE_OK) {
+    miscache__async_refuse(a, "%s", mc->err);
+    return st;
+  }
+  return miscache__async_typed_update(
+      a, miscache__kf_db(MISCACHE_KF_SESSION), key, &miscache__session_payload,
+      miscache__kf_ttl_ms(mc, MISCACHE_KF_SESSION), stamp_now, NULL, fn,
+      userdata);
+}

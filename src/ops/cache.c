@@ -16,10 +16,10 @@
 
 /* Turns a GET-style reply into a value: OK, MISS or ERR_DECODE/ERR_SERVER.
  * Counts the hit or miss. */
-static miscache_status_t value_from_reply(miscache_t *mc, miscache_db_t db,
-                                          const char *key,
-                                          const miscache__reply_t *r,
-                                          json_t **out) {
+miscache_status_t miscache__value_from_reply(miscache_t *mc, miscache_db_t db,
+                                            const char *key,
+                                            const miscache__reply_t *r,
+                                            json_t **out) {
   *out = NULL;
   switch (miscache__reply_type(r)) {
   case MISCACHE__R_NIL:
@@ -119,7 +119,7 @@ static miscache_status_t read_key(miscache_t *mc, miscache_db_t db,
     if (pttl && r[1] && miscache__reply_type(r[1]) == MISCACHE__R_INTEGER)
       *pttl = miscache__reply_int(r[1]);
   } else if (st == MISCACHE_OK) {
-    st = value_from_reply(mc, db, key, r[0], out);
+    st = miscache__value_from_reply(mc, db, key, r[0], out);
     long long left = r[1] && miscache__reply_type(r[1]) == MISCACHE__R_INTEGER
                          ? miscache__reply_int(r[1])
                          : -2;
@@ -401,7 +401,7 @@ static miscache_status_t take_mget(miscache_t *mc, miscache_db_t db,
       miscache__count(mc, db, key, MISCACHE__HIT);
       one = MISCACHE_OK;
     } else {
-      one = value_from_reply(mc, db, key, e, &gets->values[i]);
+      one = miscache__value_from_reply(mc, db, key, e, &gets->values[i]);
     }
     if (gets->statuses) gets->statuses[i] = one;
   }

@@ -8,6 +8,7 @@
 
 #include "base/payload.h"
 #include "core/core.h"
+#include "miscache/async.h"
 
 /* ---- the door (replay.c) ------------------------------------------------- */
 /* Replays pending invalidations, if any and not within the retry pause
@@ -119,6 +120,14 @@ miscache_status_t miscache__legacy_load(void *ud,
                                         const miscache_load_req_t *req,
                                         json_t **out, char *errbuf,
                                         size_t errlen);
+
+/* A GET's reply as a value (counted, message set): OK with *out a new
+ * reference, MISS, ERR_DECODE (not JSON, WRONGTYPE), or the mapped status
+ * of another reply. */
+miscache_status_t miscache__value_from_reply(miscache_t *mc, miscache_db_t db,
+                                            const char *key,
+                                            const miscache__reply_t *r,
+                                            json_t **out);
 
 /* miscache_get of a typed payload into out (zeroed): straight from the
  * bytes when it can, else through the tree; a value that does not decode
@@ -326,5 +335,46 @@ miscache_status_t miscache__company_typed_aside(
  * month 01..12 and (8 digits) a day 01..31. */
 miscache_status_t miscache__check_date(miscache_t *mc, const char *s,
                                        size_t digits);
+
+
+/* ---- async cache-aside (async_ops.c) -------------------------------------------
+ * The read of an async call with a loader: key (logical) in db, the near
+ * cache first, else GET; a value accept refuses (NULL: any JSON) is a miss
+ * the loader (async.h's shape) replaces; ttl as miscache__aside_t's; fin
+ * gets the outcome once (value a new reference, or NULL), ctx its own. */
+typedef struct miscache__async_aside {
+  miscache__aside_t base; /* its load and userdata unused */
+  miscache_async_load_fn load;
+  void *load_ud;
+} miscache__async_aside_t;
+typedef void (*miscache__async_fin_fn)(void *ctx, miscache_status_t st,
+                                       json_t *value, miscache_source_t source,
+                                       const char *why);
+miscache_status_t miscache__async_aside(miscache_async_t *a,
+                                        const miscache__async_aside_t *spec,
+                                        miscache__async_fin_fn fin, void *ctx);
+
+/* Typed async calls: get fills a struct of payload d (the op's, cleared
+ * after fn returns) and hands it to fn (NULL unless OK); set encodes in
+ * (borrowed for the call) and SETs it PX ttl_ms; update reads, checks the
+ * value is one of d's, lets modify change the object and writes it back
+ * by compare-and-set (retried, then ERR_BUSY; MISS when absent). */
+typedef void (*miscache__async_typed_fn)(void *ctx, miscache_status_t st,
+                                         void *out, const char *why);
+miscache_status_t miscache__async_typed_get(miscache_async_t *a,
+                                            miscache_db_t db, const char *key,
+                                            const miscache__payload_t *d,
+                                            miscache__async_typed_fn fn,
+                                            void *ctx);
+miscache_status_t miscache__async_typed_set(miscache_async_t *a,
+                                            miscache_db_t db, const char *key,
+                                            const miscache__payload_t *d,
+                                            const void *in, int64_t ttl_ms,
+                                            miscache_async_done_fn fn,
+                                            void *ud);
+miscache_status_t miscache__async_typed_update(
+    miscache_async_t *a, miscache_db_t db, const char *key,
+    const miscache__payload_t *d, int64_t ttl_ms, miscache__modify_fn modify,
+    void *modify_ud, miscache_async_done_fn fn, void *ud);
 
 #endif /* MISCACHE_OPS_H */

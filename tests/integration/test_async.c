@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 
 #include <event2/event.h>
 #include <uv.h>
@@ -113,14 +114,21 @@ static miscache_async_t *open_async(const char *url, int timeout_ms) {
   return a;
 }
 
+/* A loop of kind with a handle on url attached to it. */
+static miscache_async_t *start(loop_t *l, loop_kind_t kind, const char *url,
+                               int timeout_ms) {
+  loop_init(l, kind);
+  miscache_async_t *a = open_async(url, timeout_ms);
+  loop_attach(l, a);
+  return a;
+}
+
 static void round_trip(loop_kind_t kind) {
   loop_t l;
-  loop_init(&l, kind);
   char url[700];
   snprintf(url, sizeof url, "%s%sdb_cache=7&ttl_permissions=77", mt_srv.url,
            strchr(mt_srv.url, '?') ? "&" : "?");
-  miscache_async_t *a = open_async(url, 0);
-  loop_attach(&l, a);
+  miscache_async_t *a = start(&l, kind, url, 0);
   tally_t t = {0};
   slot_t s[5] = {{&t, 0}, {&t, 1}, {&t, 2}, {&t, 3}, {&t, 4}};
   json_t *v = json_pack("{s:{s:b}}", "sales", "read", 1);
@@ -179,9 +187,7 @@ static void round_trip(loop_kind_t kind) {
 /* 1,000 calls before the loop turns: all answered, once each, in order. */
 static void pipelined(loop_kind_t kind) {
   loop_t l;
-  loop_init(&l, kind);
-  miscache_async_t *a = open_async(mt_srv.url, 0);
-  loop_attach(&l, a);
+  miscache_async_t *a = start(&l, kind, mt_srv.url, 0);
   enum { N = 1000 };
   static slot_t s[N];
   tally_t t = {0};
@@ -204,9 +210,7 @@ static void pipelined(loop_kind_t kind) {
  * after the command timeout, and the handle works again afterwards. */
 static void never_answered(loop_kind_t kind) {
   loop_t l;
-  loop_init(&l, kind);
-  miscache_async_t *a = open_async(mt_srv.url, 200);
-  loop_attach(&l, a);
+  miscache_async_t *a = start(&l, kind, mt_srv.url, 200);
   redisReply *r = redisCommand(mt_rc, "CLIENT PAUSE 1000 ALL");
   freeReplyObject(r);
   tally_t t = {0};
@@ -236,9 +240,7 @@ static void killed_and_freed(loop_kind_t kind) {
   mt_server_t s2;
   assert_int_equal(mt_server_start(&s2, NULL), 0);
   loop_t l;
-  loop_init(&l, kind);
-  miscache_async_t *a = open_async(s2.url, 2000);
-  loop_attach(&l, a);
+  miscache_async_t *a = start(&l, kind, s2.url, 2000);
   enum { N = 1000 };
   static slot_t s[N];
   tally_t t = {0};
@@ -295,9 +297,7 @@ static void free_in_callback(void *ud, miscache_status_t st, json_t *v,
 
 static void freed_inside(loop_kind_t kind) {
   loop_t l;
-  loop_init(&l, kind);
-  miscache_async_t *a = open_async(mt_srv.url, 0);
-  loop_attach(&l, a);
+  miscache_async_t *a = start(&l, kind, mt_srv.url, 0);
   tally_t t = {0};
   freeing_t f = {a, &t};
   slot_t s[5];
@@ -316,6 +316,566 @@ static void freed_inside(loop_kind_t kind) {
   loop_close(&l);
 }
 
+
+/* ---- the typed and cache-aside calls ---------------------------------------- */
+
+/* The blocking peer on the async handle's namespace. */
+static miscache_t *peer(void) {
+  miscache_t *mc = mt_open_in(NULL, last_ns);
+  assert_non_null(mc);
+  return mc;
+}
+
+typedef struct {
+  int calls;
+  miscache_status_t st;
+  miscache_session_t s; /* moved out of the callback */
+  char msg[MISCACHE_ERRMSG_SIZE];
+} sess_t;
+
+static void on_session(void *ud, miscache_status_t st, miscache_session_t *s,
+                       const char *msg) {
+  sess_t *r = ud;
+  r->calls++;
+  r->st = st;
+  snprintf(r->msg, sizeof r->msg, "%s", msg);
+  if (s) { /* keep it: the struct moves, the callee's is zeroed */
+    r->s = *s;
+    memset(s, 0, sizeof *s);
+  }
+}
+
+static void on_sess_done(void *ud, miscache_status_t st, const char *msg) {
+  sess_t *r = ud;
+  r->calls++;
+  r->st = st;
+  snprintf(r->msg, sizeof r->msg, "%s", msg);
+}
+
+static void typed_session(loop_kind_t kind) {
+  loop_t l;
+  miscache_async_t *a = start(&l, kind, mt_srv.url, 0);
+  miscache_t *mc = peer();
+  /* set through async, read through both */
+  miscache_session_t s = {.user_id = 41, .username = "kim", .dept_id = 3,
+                          .current_company_id = 9};
+  sess_t r = {0};
+  assert_int_equal(miscache_async_session_set(a, &s, on_sess_done, &r),
+                   MISCACHE_OK);
+  loop_until(&l, &r.calls, 1, 3000);
+  assert_int_equal(r.st, MISCACHE_OK);
+  miscache_session_t got = {0};
+  assert_int_equal(miscache_session_get(mc, 41, &got), MISCACHE_OK);
+  assert_string_equal(got.username, "kim");
+  assert_non_null(got.last_activity);
+  miscache_session_clear(&got);
+  long long pttl = mt_raw_pttl(mc, MISCACHE_DB_SESSION, "session:user:41");
+  assert_true(pttl > 86000000 && pttl <= 86400000);
+  r = (sess_t){0};
+  assert_int_equal(miscache_async_session_get(a, 41, on_session, &r),
+                   MISCACHE_OK);
+  loop_until(&l, &r.calls, 1, 3000);
+  assert_int_equal(r.st, MISCACHE_OK);
+  assert_int_equal(r.s.user_id, 41);
+  assert_int_equal(r.s.dept_id, 3);
+  assert_int_equal(r.s.current_company_id, 9);
+  assert_string_equal(r.s.username, "kim");
+  miscache_session_clear(&r.s);
+  /* touch keeps what the Flask side added and restarts the TTL */
+  mt_raw_set(mc, MISCACHE_DB_SESSION, "session:user:42",
+             "{\"user_id\":42,\"username\":\"lee\",\"csrf\":\"x1\","
+             "\"last_activity\":\"2026-01-01T00:00:00Z\"}");
+  r = (sess_t){0};
+  assert_int_equal(miscache_async_session_touch(a, 42, on_sess_done, &r),
+                   MISCACHE_OK);
+  loop_until(&l, &r.calls, 1, 3000);
+  assert_int_equal(r.st, MISCACHE_OK);
+  char *raw = mt_raw_get(mc, MISCACHE_DB_SESSION, "session:user:42");
+  assert_non_null(raw);
+  json_t *obj = json_loads(raw, 0, NULL);
+  free(raw);
+  assert_string_equal(json_string_value(json_object_get(obj, "csrf")), "x1");
+  assert_string_equal(json_string_value(json_object_get(obj, "username")), "lee");
+  assert_string_not_equal(
+      json_string_value(json_object_get(obj, "last_activity")),
+      "2026-01-01T00:00:00Z");
+  json_decref(obj);
+  pttl = mt_raw_pttl(mc, MISCACHE_DB_SESSION, "session:user:42");
+  assert_true(pttl > 86000000);
+  /* no session: MISS; a value that is no session: not touched */
+  r = (sess_t){0};
+  assert_int_equal(miscache_async_session_touch(a, 43, on_sess_done, &r),
+                   MISCACHE_OK);
+  loop_until(&l, &r.calls, 1, 3000);
+  assert_int_equal(r.st, MISCACHE_MISS);
+  assert_int_equal(mt_raw_exists_in(mc, 0, "session:user:43"), 0);
+  mt_raw_set(mc, MISCACHE_DB_SESSION, "session:user:44", "{\"user_id\":\"x\"}");
+  r = (sess_t){0};
+  assert_int_equal(miscache_async_session_touch(a, 44, on_sess_done, &r),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_async_session_get(a, 44, on_session, &r),
+                   MISCACHE_OK);
+  loop_until(&l, &r.calls, 2, 3000);
+  assert_int_equal(r.calls, 2);
+  assert_int_equal(r.st, MISCACHE_ERR_DECODE); /* the get */
+  raw = mt_raw_get(mc, MISCACHE_DB_SESSION, "session:user:44");
+  assert_string_equal(raw, "{\"user_id\":\"x\"}");
+  free(raw);
+  assert_true(mt_raw_pttl(mc, MISCACHE_DB_SESSION, "session:user:44") <= 600000);
+  miscache_free(mc);
+  miscache_async_free(a);
+  loop_close(&l);
+}
+
+typedef struct {
+  int calls;
+  miscache_status_t st;
+  size_t n;
+  json_t *values[4];
+  miscache_status_t sts[4];
+} many_t;
+
+static void on_values(void *ud, miscache_status_t st, size_t n,
+                      json_t *const values[], const miscache_status_t sts[],
+                      const char *msg) {
+  many_t *m = ud;
+  (void)msg;
+  m->calls++;
+  m->st = st;
+  m->n = n;
+  for (size_t i = 0; i < n && i < 4; i++) {
+    m->values[i] = values[i];
+    m->sts[i] = sts[i];
+  }
+}
+
+static void mget_values(loop_kind_t kind) {
+  loop_t l;
+  miscache_async_t *a = start(&l, kind, mt_srv.url, 0);
+  miscache_t *mc = peer();
+  mt_raw_set(mc, MISCACHE_DB_CACHE, "m:1", "{\"a\":1}");
+  mt_raw_set(mc, MISCACHE_DB_CACHE, "m:3", "not json");
+  const char *keys[3] = {"m:1", "m:2", "m:3"};
+  many_t m = {0};
+  assert_int_equal(miscache_async_mget(a, MISCACHE_DB_CACHE, 3, keys, on_values,
+                                       &m), MISCACHE_OK);
+  assert_int_equal(miscache_async_mget(a, MISCACHE_DB_CACHE, 0, keys, on_values,
+                                       &m), MISCACHE_ERR_INVALID);
+  loop_until(&l, &m.calls, 1, 3000);
+  assert_int_equal(m.calls, 1);
+  assert_int_equal(m.st, MISCACHE_OK);
+  assert_int_equal(m.n, 3);
+  assert_int_equal(m.sts[0], MISCACHE_OK);
+  assert_int_equal(json_integer_value(json_object_get(m.values[0], "a")), 1);
+  assert_int_equal(m.sts[1], MISCACHE_MISS);
+  assert_null(m.values[1]);
+  assert_int_equal(m.sts[2], MISCACHE_ERR_DECODE);
+  assert_null(m.values[2]);
+  json_decref(m.values[0]);
+  miscache_free(mc);
+  miscache_async_free(a);
+  loop_close(&l);
+}
+
+/* A loader that answers later (the test calls load_done), or at once. */
+typedef struct {
+  int asked;
+  miscache_async_load_t *ticket;
+  bool at_once;
+  miscache_status_t answer;
+  const char *json;
+  miscache_load_req_t req; /* copy of the last request */
+  char key[128];
+} loader_t;
+
+static void load_later(void *ud, const miscache_load_req_t *req,
+                       miscache_async_load_t *t) {
+  loader_t *ld = ud;
+  ld->asked++;
+  ld->req = *req;
+  snprintf(ld->key, sizeof ld->key, "%s", req->key);
+  ld->req.key = ld->key;
+  if (ld->at_once)
+    miscache_async_load_done(t, ld->answer,
+                             ld->json ? json_loads(ld->json, 0, NULL) : NULL,
+                             "db says no");
+  else
+    ld->ticket = t;
+}
+
+static void answer(loader_t *ld) {
+  miscache_async_load_t *t = ld->ticket;
+  ld->ticket = NULL;
+  miscache_async_load_done(t, ld->answer,
+                           ld->json ? json_loads(ld->json, 0, NULL) : NULL,
+                           "db says no");
+}
+
+typedef struct {
+  int calls;
+  miscache_status_t st;
+  miscache_source_t src;
+  json_t *v;
+  char msg[MISCACHE_ERRMSG_SIZE];
+} src_t;
+
+static void on_source(void *ud, miscache_status_t st, json_t *v,
+                      miscache_source_t src, const char *msg) {
+  src_t *r = ud;
+  r->calls++;
+  r->st = st;
+  r->src = src;
+  json_decref(r->v);
+  r->v = v;
+  snprintf(r->msg, sizeof r->msg, "%s", msg);
+}
+
+static void get_or_load(loop_kind_t kind) {
+  loop_t l;
+  miscache_async_t *a = start(&l, kind, mt_srv.url, 0);
+  miscache_t *mc = peer();
+  loader_t ld = {.answer = MISCACHE_OK, .json = "{\"name\":\"gift\"}"};
+  src_t r = {0};
+  assert_int_equal(miscache_async_get_or_load(a, MISCACHE_DB_CACHE, "g:1",
+                                              MISCACHE_TTL_MASTER_DATA,
+                                              load_later, &ld, on_source, &r),
+                   MISCACHE_OK);
+  /* the GET goes out, misses, the loader is asked and answers later */
+  int64_t end = mt_now_ns() + 3000000000LL;
+  while (!ld.ticket && mt_now_ns() < end) loop_until(&l, &r.calls, 1, 5);
+  assert_non_null(ld.ticket);
+  assert_int_equal(ld.asked, 1);
+  assert_string_equal(ld.req.key, "g:1");
+  assert_int_equal(ld.req.family, -1);
+  assert_int_equal(r.calls, 0);
+  assert_int_equal(miscache_async_outstanding(a), 1);
+  answer(&ld);
+  loop_until(&l, &r.calls, 1, 3000); /* after the store's reply */
+  assert_int_equal(r.st, MISCACHE_OK);
+  assert_int_equal(r.src, MISCACHE_SOURCE_LOADED);
+  assert_string_equal(json_string_value(json_object_get(r.v, "name")), "gift");
+  long long pttl = mt_raw_pttl(mc, MISCACHE_DB_CACHE, "g:1");
+  assert_true(pttl > 21000000 && pttl <= 21600000); /* master data: 6 h */
+  /* cached now: the loader is not asked */
+  r.calls = 0;
+  assert_int_equal(miscache_async_get_or_load(a, MISCACHE_DB_CACHE, "g:1",
+                                              MISCACHE_TTL_MASTER_DATA,
+                                              load_later, &ld, on_source, &r),
+                   MISCACHE_OK);
+  loop_until(&l, &r.calls, 1, 3000);
+  assert_int_equal(r.src, MISCACHE_SOURCE_CACHE);
+  assert_int_equal(ld.asked, 1);
+  /* a stored value that is not JSON is replaced; an answer at once */
+  mt_raw_set(mc, MISCACHE_DB_CACHE, "g:2", "{broken");
+  ld.at_once = true;
+  r.calls = 0;
+  assert_int_equal(miscache_async_get_or_load(a, MISCACHE_DB_CACHE, "g:2",
+                                              MISCACHE_TTL_MASTER_DATA,
+                                              load_later, &ld, on_source, &r),
+                   MISCACHE_OK);
+  loop_until(&l, &r.calls, 1, 3000);
+  assert_int_equal(r.src, MISCACHE_SOURCE_LOADED);
+  char *raw = mt_raw_get(mc, MISCACHE_DB_CACHE, "g:2");
+  assert_string_equal(raw, "{\"name\":\"gift\"}");
+  free(raw);
+  /* the loader has nothing: MISS, nothing stored; it fails: ERR_LOADER */
+  ld.answer = MISCACHE_MISS;
+  ld.json = NULL;
+  r.calls = 0;
+  assert_int_equal(miscache_async_get_or_load(a, MISCACHE_DB_CACHE, "g:3",
+                                              MISCACHE_TTL_MASTER_DATA,
+                                              load_later, &ld, on_source, &r),
+                   MISCACHE_OK);
+  loop_until(&l, &r.calls, 1, 3000);
+  assert_int_equal(r.st, MISCACHE_MISS);
+  assert_null(r.v);
+  assert_int_equal(mt_raw_exists_in(mc, 0, "g:3") +
+                       mt_raw_exists_in(mc, 1, "g:3"), 0);
+  ld.answer = MISCACHE_ERR_UNAVAILABLE;
+  r.calls = 0;
+  assert_int_equal(miscache_async_get_or_load(a, MISCACHE_DB_CACHE, "g:3",
+                                              MISCACHE_TTL_MASTER_DATA,
+                                              load_later, &ld, on_source, &r),
+                   MISCACHE_OK);
+  loop_until(&l, &r.calls, 1, 3000);
+  assert_int_equal(r.st, MISCACHE_ERR_LOADER);
+  assert_non_null(strstr(r.msg, "db says no"));
+  /* freed while the loader works: cancelled once; the late answer only
+   * frees */
+  ld.at_once = false;
+  ld.answer = MISCACHE_OK;
+  ld.json = "{\"late\":true}";
+  r.calls = 0;
+  assert_int_equal(miscache_async_get_or_load(a, MISCACHE_DB_CACHE, "g:4",
+                                              MISCACHE_TTL_MASTER_DATA,
+                                              load_later, &ld, on_source, &r),
+                   MISCACHE_OK);
+  end = mt_now_ns() + 3000000000LL;
+  while (!ld.ticket && mt_now_ns() < end) loop_until(&l, &r.calls, 1, 5);
+  assert_non_null(ld.ticket);
+  miscache_async_free(a);
+  assert_int_equal(r.calls, 1);
+  assert_int_equal(r.st, MISCACHE_ERR_CANCELLED);
+  answer(&ld);
+  assert_int_equal(r.calls, 1);
+  assert_int_equal(mt_raw_exists_in(mc, 1, "g:4"), 0);
+  json_decref(r.v);
+  miscache_free(mc);
+  loop_close(&l);
+}
+
+typedef struct {
+  int calls;
+  miscache_status_t st;
+  bool yes;
+} yes_t;
+
+static void on_yes(void *ud, miscache_status_t st, bool yes, const char *msg) {
+  yes_t *y = ud;
+  (void)msg;
+  y->calls++;
+  y->st = st;
+  y->yes = yes;
+}
+
+static void permission_check(loop_kind_t kind) {
+  loop_t l;
+  char url[700];
+  snprintf(url, sizeof url, "%s%snear=on&near_ping_ms=100", mt_srv.url,
+           strchr(mt_srv.url, '?') ? "&" : "?");
+  miscache_async_t *a = start(&l, kind, url, 0);
+  miscache_t *mc = peer();
+  loader_t ld = {.at_once = true,
+                 .answer = MISCACHE_OK,
+                 .json = "{\"sales\":{\"read\":true,\"update\":false}}"};
+  yes_t y = {0};
+  assert_int_equal(miscache_async_permissions_check(a, 7, "sales",
+                                                    MISCACHE_PERM_READ,
+                                                    load_later, &ld, on_yes, &y),
+                   MISCACHE_OK);
+  assert_int_equal(y.calls, 0); /* not cached yet: through the loop */
+  loop_until(&l, &y.calls, 1, 3000);
+  assert_int_equal(y.st, MISCACHE_OK);
+  assert_true(y.yes);
+  assert_int_equal(ld.asked, 1);
+  assert_int_equal(ld.req.family, MISCACHE_KF_PERMISSIONS);
+  assert_int_equal(ld.req.id, 7);
+  /* stored under the library's key, with the permissions TTL */
+  long long pttl = mt_raw_pttl(mc, MISCACHE_DB_CACHE, "permissions:user:7");
+  assert_true(pttl > 0);
+  /* read from the server now; the near cache keeps it once it serves */
+  int64_t end = mt_now_ns() + 3000000000LL;
+  bool at_once = false;
+  while (!at_once && mt_now_ns() < end) {
+    y.calls = 0;
+    assert_int_equal(miscache_async_permissions_check(a, 7, "sales",
+                                                      MISCACHE_PERM_UPDATE,
+                                                      load_later, &ld, on_yes,
+                                                      &y),
+                     MISCACHE_OK);
+    at_once = y.calls == 1;
+    loop_until(&l, &y.calls, 1, 3000);
+    assert_int_equal(y.st, MISCACHE_OK);
+    assert_false(y.yes);
+  }
+  assert_true(at_once); /* a near hit: answered before the call returned */
+  assert_int_equal(ld.asked, 1);
+  /* read your writes: a get right after this handle's set is not the near
+   * entry's old value */
+  tally_t t = {0};
+  slot_t sl[2] = {{&t, 0}, {&t, 1}};
+  json_t *nv = json_pack("{s:{s:b}}", "sales", "read", 0);
+  assert_int_equal(miscache_async_set(a, MISCACHE_DB_CACHE, "permissions:user:7",
+                                      nv, MISCACHE_TTL_PERMISSIONS, on_done,
+                                      &sl[0]),
+                   MISCACHE_OK);
+  json_decref(nv);
+  assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, "permissions:user:7",
+                                      on_value, &sl[1]),
+                   MISCACHE_OK);
+  assert_int_equal(t.calls, 0); /* not answered from the near cache */
+  loop_until(&l, &t.calls, 2, 3000);
+  assert_int_equal(t.ok, 2);
+  assert_int_equal(t.order_bad, 0);
+  assert_true(json_is_false(
+      json_object_get(json_object_get(t.value, "sales"), "read")));
+  json_decref(t.value);
+  /* another program changes the map: the near entry goes, the new map
+   * is read */
+  json_t *map = json_pack("{s:{s:b,s:b}}", "sales", "read", 1, "update", 1);
+  assert_int_equal(miscache_permissions_set(mc, 7, map), MISCACHE_OK);
+  json_decref(map);
+  end = mt_now_ns() + 3000000000LL;
+  y.yes = false;
+  while (!y.yes && mt_now_ns() < end) {
+    y.calls = 0;
+    assert_int_equal(miscache_async_permissions_check(a, 7, "sales",
+                                                      MISCACHE_PERM_UPDATE,
+                                                      load_later, &ld, on_yes,
+                                                      &y),
+                     MISCACHE_OK);
+    loop_until(&l, &y.calls, 1, 3000);
+  }
+  assert_true(y.yes);
+  /* a menu absent from the map denies; a bad argument is refused */
+  y.calls = 0;
+  assert_int_equal(miscache_async_permissions_check(a, 7, "hr",
+                                                    MISCACHE_PERM_READ,
+                                                    load_later, &ld, on_yes, &y),
+                   MISCACHE_OK);
+  loop_until(&l, &y.calls, 1, 3000);
+  assert_false(y.yes);
+  assert_int_equal(miscache_async_permissions_check(a, 7, NULL,
+                                                    MISCACHE_PERM_READ,
+                                                    load_later, &ld, on_yes, &y),
+                   MISCACHE_ERR_INVALID);
+  miscache_free(mc);
+  miscache_async_free(a);
+  loop_close(&l);
+}
+
+
+/* ---- a loop of the test's own: the compare-and-set of touch ----------------- */
+
+typedef struct {
+  int rfd, wfd;
+  int writes_asked; /* add_write calls: one per batch to send */
+} manual_t;
+
+static void m_add_read(void *d, int fd) { ((manual_t *)d)->rfd = fd; }
+static void m_del_read(void *d, int fd) {
+  (void)fd;
+  ((manual_t *)d)->rfd = -1;
+}
+static void m_add_write(void *d, int fd) {
+  manual_t *m = d;
+  m->wfd = fd;
+  m->writes_asked++;
+}
+static void m_del_write(void *d, int fd) {
+  (void)fd;
+  ((manual_t *)d)->wfd = -1;
+}
+static void m_timer(void *d, int64_t ms) { (void)d, (void)ms; }
+
+/* One turn: poll the watched socket 1 ms, hand the readiness over. */
+static void m_step(miscache_async_t *a, manual_t *m) {
+  struct pollfd p = {.fd = m->rfd >= 0 ? m->rfd : m->wfd, .events = 0};
+  if (m->rfd >= 0) p.events |= POLLIN;
+  if (m->wfd >= 0) p.events |= POLLOUT;
+  if (p.fd < 0 || poll(&p, 1, 1) <= 0) return;
+  if (p.revents & POLLOUT) miscache_async_handle_write(a);
+  if (p.revents & (POLLIN | POLLHUP | POLLERR)) miscache_async_handle_read(a);
+}
+
+/* Another client writes the session between touch's read and its write:
+ * touch reads again and writes on top of that write (nothing lost). */
+static void test_touch_compare_and_set(void **state) {
+  (void)state;
+  miscache_async_t *a = open_async(mt_srv.url, 0);
+  manual_t m = {-1, -1, 0};
+  miscache_async_loop_t lp = {.data = &m,
+                              .add_read = m_add_read,
+                              .del_read = m_del_read,
+                              .add_write = m_add_write,
+                              .del_write = m_del_write,
+                              .set_timer = m_timer};
+  assert_int_equal(miscache_async_attach(a, &lp), MISCACHE_OK);
+  miscache_t *mc = peer();
+  mt_raw_set(mc, MISCACHE_DB_SESSION, "session:user:45",
+             "{\"user_id\":45,\"last_activity\":\"2026-01-01T00:00:00Z\"}");
+  sess_t r = {0};
+  assert_int_equal(miscache_async_session_touch(a, 45, on_sess_done, &r),
+                   MISCACHE_OK);
+  assert_int_equal(m.writes_asked, 1); /* the GET */
+  int64_t end = mt_now_ns() + 3000000000LL;
+  while (m.writes_asked < 2 && mt_now_ns() < end) m_step(a, &m);
+  assert_int_equal(m.writes_asked, 2); /* its compare-and-set, not sent */
+  mt_raw_set(mc, MISCACHE_DB_SESSION, "session:user:45",
+             "{\"user_id\":45,\"flask\":\"late\","
+             "\"last_activity\":\"2026-01-01T00:00:00Z\"}");
+  while (r.calls < 1 && mt_now_ns() < end) m_step(a, &m);
+  assert_int_equal(r.calls, 1);
+  assert_int_equal(r.st, MISCACHE_OK);
+  assert_true(m.writes_asked >= 4); /* read again, written again */
+  char *raw = mt_raw_get(mc, MISCACHE_DB_SESSION, "session:user:45");
+  json_t *obj = json_loads(raw, 0, NULL);
+  free(raw);
+  assert_string_equal(json_string_value(json_object_get(obj, "flask")), "late");
+  assert_string_not_equal(
+      json_string_value(json_object_get(obj, "last_activity")),
+      "2026-01-01T00:00:00Z");
+  json_decref(obj);
+  assert_true(mt_raw_pttl(mc, MISCACHE_DB_SESSION, "session:user:45") > 86000000);
+  miscache_free(mc);
+  miscache_async_free(a);
+}
+
+
+/* An async handle of a pool shares its pending invalidations: a key whose
+ * delete is pending (the server refused writes) reads as a miss, and a
+ * loader's value for it is not stored. */
+static void test_pool_pending_shared(void **state) {
+  (void)state;
+  miscache_options_t *o = miscache_options_new();
+  assert_int_equal(miscache_options_set_command_timeout(o, 200), MISCACHE_OK);
+  assert_int_equal(miscache_options_set_url(o, mt_srv.url), MISCACHE_OK);
+  snprintf(last_ns, sizeof last_ns, "%s", mt_namespace());
+  assert_int_equal(miscache_options_set_namespace(o, last_ns), MISCACHE_OK);
+  miscache_pool_t *pool = NULL;
+  assert_int_equal(miscache_pool_new(o, 1, &pool, NULL, 0), MISCACHE_OK);
+  miscache_options_free(o);
+  miscache_async_t *a = NULL;
+  char err[MISCACHE_ERRMSG_SIZE];
+  assert_int_equal(miscache_async_open_pool(pool, &a, err, sizeof err),
+                   MISCACHE_OK);
+  loop_t l;
+  loop_init(&l, EV);
+  loop_attach(&l, a);
+  miscache_t *b = NULL;
+  assert_int_equal(miscache_pool_acquire(pool, 0, &b), MISCACHE_OK);
+  json_t *v = json_pack("{s:i}", "x", 1);
+  assert_int_equal(
+      miscache_set(b, MISCACHE_DB_CACHE, "k1", v, MISCACHE_TTL_MASTER_DATA),
+      MISCACHE_OK);
+  json_decref(v);
+  tally_t t = {0};
+  slot_t sl = {&t, 0};
+  assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, "k1", on_value, &sl),
+                   MISCACHE_OK);
+  loop_until(&l, &t.calls, 1, 3000);
+  assert_int_equal(t.ok, 1); /* there before the delete */
+  json_decref(t.value);
+  mt_raw_cmd("CLIENT PAUSE 5000 WRITE");
+  assert_int_equal(miscache_delete(b, MISCACHE_DB_CACHE, "k1", NULL),
+                   MISCACHE_ERR_UNAVAILABLE);
+  assert_int_equal(miscache_pool_pending_invalidations(pool), 1);
+  t = (tally_t){0};
+  assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, "k1", on_value, &sl),
+                   MISCACHE_OK);
+  assert_int_equal(t.calls, 1); /* a miss at once: nothing asked */
+  assert_int_equal(t.miss, 1);
+  loader_t ld = {.at_once = true, .answer = MISCACHE_OK, .json = "{\"x\":2}"};
+  src_t r = {0};
+  assert_int_equal(miscache_async_get_or_load(a, MISCACHE_DB_CACHE, "k1",
+                                              MISCACHE_TTL_MASTER_DATA,
+                                              load_later, &ld, on_source, &r),
+                   MISCACHE_OK);
+  assert_int_equal(r.calls, 1);
+  assert_int_equal(r.src, MISCACHE_SOURCE_UNCACHED);
+  assert_int_equal(json_integer_value(json_object_get(r.v, "x")), 2);
+  json_decref(r.v);
+  mt_raw_cmd("CLIENT UNPAUSE");
+  mt_sleep_ms(150);
+  assert_int_equal(miscache_ping(b), MISCACHE_OK); /* replays the delete */
+  assert_int_equal(miscache_pool_pending_invalidations(pool), 0);
+  assert_int_equal(mt_raw_exists_in(b, 1, "k1"), 0);
+  assert_int_equal(miscache_pool_release(pool, b), MISCACHE_OK);
+  miscache_async_free(a);
+  loop_close(&l);
+  miscache_pool_free(pool);
+}
+
 #define BOTH(name)                                                             \
   static void test_##name##_libevent(void **state) {                          \
     (void)state;                                                               \
@@ -330,6 +890,10 @@ BOTH(pipelined)
 BOTH(never_answered)
 BOTH(killed_and_freed)
 BOTH(freed_inside)
+BOTH(typed_session)
+BOTH(mget_values)
+BOTH(get_or_load)
+BOTH(permission_check)
 
 static void test_refused_endpoints(void **state) {
   (void)state;
@@ -359,6 +923,16 @@ int main(void) {
       cmocka_unit_test(test_killed_and_freed_libuv),
       cmocka_unit_test(test_freed_inside_libevent),
       cmocka_unit_test(test_freed_inside_libuv),
+      cmocka_unit_test(test_typed_session_libevent),
+      cmocka_unit_test(test_typed_session_libuv),
+      cmocka_unit_test(test_mget_values_libevent),
+      cmocka_unit_test(test_mget_values_libuv),
+      cmocka_unit_test(test_get_or_load_libevent),
+      cmocka_unit_test(test_get_or_load_libuv),
+      cmocka_unit_test(test_permission_check_libevent),
+      cmocka_unit_test(test_permission_check_libuv),
+      cmocka_unit_test(test_touch_compare_and_set),
+      cmocka_unit_test(test_pool_pending_shared),
   };
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
 }
