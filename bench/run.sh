@@ -13,7 +13,7 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 bash scripts/with-redis.sh bash -c '
   for b in bench_read bench_classify bench_invalidate bench_lock bench_select bench_tls \
-      bench_cluster bench_queue bench_patterns bench_near; do
+      bench_cluster bench_queue bench_patterns bench_near bench_async; do
     build-bench/bench/$b || echo "@failed|$b"; echo; done' >"$out"
 grep -v '^@' "$out"
 echo "summary (ratio = library / reference):"

@@ -35,3 +35,36 @@ body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeo
 print("\n".join(l for l in body.splitlines() if "_count{" in l or "permissions" in l))' "$port"
 wait "$svc"
 echo "events the hook logged:"; sed 's/^/  /' "$bin/metrics.err" | head -8
+echo; echo "=== perm_service: an evhttp service answering permission checks through the async handle (near cache on)"
+MISCACHE_URL="$MISCACHE_URL?near=on&namespace=perm-demo:" "$bin/perm_service" --seconds 4 >"$bin/perm.out" 2>"$bin/perm.err" &
+svc=$!
+for _ in $(seq 50); do grep -q listening "$bin/perm.out" 2>/dev/null && break; sleep 0.1; done
+port=$(sed -n 's/^listening on 127.0.0.1://p' "$bin/perm.out")
+python3 - "$port" <<'PY'
+import json, sys, threading, urllib.error, urllib.request
+port = sys.argv[1]
+def get(path):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%s%s" % (port, path), timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+print("GET /check?user=7&menu=sales_report&perm=read  ->", *get("/check?user=7&menu=sales_report&perm=read"))
+print("GET /check?user=7&menu=sales_report&perm=update ->", *get("/check?user=7&menu=sales_report&perm=update"))
+print("GET /check?user=0&menu=sales_report&perm=read  ->", *get("/check?user=0&menu=sales_report&perm=read"))
+print("GET /check?user=x                              ->", *get("/check?user=x"))
+codes = {}
+lock = threading.Lock()
+def worker(k):
+    for i in range(50):
+        code, body = get("/check?user=%d&menu=sales_report&perm=update" % (1 + (k * 50 + i) % 20))
+        with lock:
+            codes[(code, body.get("allowed"))] = codes.get((code, body.get("allowed")), 0) + 1
+threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("400 concurrent checks of 20 users (8 clients):", ", ".join("%d allowed=%s: %d" % (c, a, n) for (c, a), n in sorted(codes.items(), key=str)))
+print("GET /stats ->", *get("/stats"))
+PY
+wait "$svc"
+cat "$bin/perm.out" | tail -1
