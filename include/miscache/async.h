@@ -175,8 +175,11 @@ typedef void (*miscache_async_source_fn)(void *userdata, miscache_status_t st,
  * as miscache_get_or_load_ex: a stored value that is not JSON is a miss
  * the loader replaces; with the server failing, the loader's value comes
  * back as MISCACHE_SOURCE_UNCACHED (fail-open). The store's reply is
- * awaited before fn runs (LOADED or UNCACHED). No in-process single
- * flight on async handles: two calls that miss both load. Added in 0.4.0. */
+ * awaited before fn runs (LOADED or UNCACHED). Calls of one handle that
+ * miss the same key while its loader works share that load (the loader is
+ * asked once; each call gets its own copy of the value); other handles
+ * and processes are not joined (the blocking API's stampede lease is not
+ * taken by async handles). Added in 0.4.0. */
 MISCACHE_EXPORT miscache_status_t miscache_async_get_or_load(
     miscache_async_t *a, miscache_db_t db, const char *key,
     miscache_ttl_class_t cls, miscache_async_load_fn load, void *load_userdata,

@@ -319,6 +319,10 @@ void miscache__async_wait_remove(miscache_async_t *a,
   a->outstanding--;
 }
 
+miscache__async_wait_t *miscache__async_waits(miscache_async_t *a) {
+  return a->waits;
+}
+
 /* ---- the handle -------------------------------------------------------------------- */
 
 static miscache_status_t open_on(const miscache_options_t *opts,

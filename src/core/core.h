@@ -315,6 +315,8 @@ typedef struct miscache__async_wait {
 void miscache__async_wait_add(miscache_async_t *a, miscache__async_wait_t *w);
 void miscache__async_wait_remove(miscache_async_t *a,
                                  miscache__async_wait_t *w);
+/* The first waiting operation (then ->next), NULL when none. */
+miscache__async_wait_t *miscache__async_waits(miscache_async_t *a);
 /* The pool's near store (a new reference, NULL when off), pending
  * invalidations (a new reference) and options. */
 miscache__near_t *miscache__pool_near(miscache_pool_t *p);

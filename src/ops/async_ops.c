@@ -396,13 +396,69 @@ typedef struct aside_op {
   json_t *loaded; /* the loader's value while it is stored */
   miscache_async_load_t *ticket;
   char why[MISCACHE_ERRMSG_SIZE]; /* the cache's failure, kept for fail-open */
+  /* single flight on the handle: calls that missed the same key while
+   * this one's loader works wait for its answer instead of loading */
+  struct aside_op *leader;    /* a follower's leader (NULL once answered) */
+  struct aside_op *followers; /* a leader's, linked by next */
+  struct aside_op *next;
 } aside_op_t;
+
+static void aside_cancel(miscache_async_t *a, miscache__async_wait_t *w);
+static void follower_cancel(miscache_async_t *a, miscache__async_wait_t *w);
 
 static void aside_end(miscache_async_t *a, aside_op_t *op, miscache_status_t st,
                       json_t *v, miscache_source_t src, const char *why) {
-  (void)a;
-  op->fin(op->ctx, st, v, src, why ? why : "");
+  why = why ? why : "";
+  aside_op_t *f = op->followers;
+  op->followers = NULL;
+  /* the followers get the leader's answer, a copy each, made before the
+   * leader's fin takes v; when the leader was cancelled they stay waiting,
+   * to be cancelled in their turn */
+  for (aside_op_t *x = f; x; x = x->next) {
+    x->leader = NULL;
+    x->loaded = v && st != MISCACHE_ERR_CANCELLED ? json_deep_copy(v) : NULL;
+  }
+  char text[MISCACHE_ERRMSG_SIZE];
+  snprintf(text, sizeof text, "%s", why);
+  op->fin(op->ctx, st, v, src, text);
   free(op);
+  while (st != MISCACHE_ERR_CANCELLED && f) {
+    aside_op_t *next = f->next;
+    json_t *c = f->loaded;
+    f->loaded = NULL;
+    miscache__async_wait_remove(a, &f->wait);
+    if (v && !c) aside_end(a, f, MISCACHE_ERR_NOMEM, NULL, src, "out of memory");
+    else aside_end(a, f, st, c, src, text);
+    f = next;
+  }
+}
+
+/* A leader for op: a call of the same key, loader and value check whose
+ * loader works now. */
+static aside_op_t *flight_of(miscache_async_t *a, const aside_op_t *op) {
+  for (miscache__async_wait_t *w = miscache__async_waits(a); w; w = w->next) {
+    if (w->cancel != aside_cancel) continue;
+    aside_op_t *l = (aside_op_t *)((char *)w - offsetof(aside_op_t, wait));
+    if (l->k.db == op->k.db && l->k.flen == op->k.flen &&
+        l->spec.load == op->spec.load && l->spec.load_ud == op->spec.load_ud &&
+        l->spec.base.accept == op->spec.base.accept &&
+        l->spec.base.accept_ud == op->spec.base.accept_ud &&
+        memcmp(l->k.full, op->k.full, op->k.flen) == 0)
+      return l;
+  }
+  return NULL;
+}
+
+static void follower_cancel(miscache_async_t *a, miscache__async_wait_t *w) {
+  aside_op_t *op = (aside_op_t *)((char *)w - offsetof(aside_op_t, wait));
+  if (op->leader) { /* out of its leader's list */
+    aside_op_t **pp = &op->leader->followers;
+    while (*pp && *pp != op) pp = &(*pp)->next;
+    if (*pp) *pp = op->next;
+    op->leader = NULL;
+  }
+  aside_end(a, op, MISCACHE_ERR_CANCELLED, NULL, MISCACHE_SOURCE_NONE,
+            "cancelled: the async handle was freed while the loader worked");
 }
 
 static bool aside_accepts(const aside_op_t *op, json_t *v, char *why,
@@ -499,6 +555,15 @@ static void aside_cancel(miscache_async_t *a, miscache__async_wait_t *w) {
 
 /* The loader's turn; store: what it gives goes to the cache. */
 static void aside_load(miscache_async_t *a, aside_op_t *op, bool store) {
+  aside_op_t *l = flight_of(a, op);
+  if (l) { /* its loader is asked already: wait for the answer */
+    op->leader = l;
+    op->next = l->followers;
+    l->followers = op;
+    op->wait.cancel = follower_cancel;
+    miscache__async_wait_add(a, &op->wait);
+    return;
+  }
   miscache_async_load_t *t = calloc(1, sizeof *t);
   if (!t) {
     aside_end(a, op, MISCACHE_ERR_NOMEM, NULL, MISCACHE_SOURCE_NONE,

@@ -600,8 +600,36 @@ static void get_or_load(loop_kind_t kind) {
   loop_until(&l, &r.calls, 1, 3000);
   assert_int_equal(r.st, MISCACHE_ERR_LOADER);
   assert_non_null(strstr(r.msg, "db says no"));
+  /* one flight: three calls that miss the same key while its loader works
+   * ask it once, and each gets the value (its own copy) */
+  ld.at_once = false;
+  ld.answer = MISCACHE_OK;
+  ld.json = "{\"flight\":1}";
+  ld.asked = 0;
+  src_t fr[3] = {{0}};
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(miscache_async_get_or_load(a, MISCACHE_DB_CACHE, "g:5",
+                                                MISCACHE_TTL_MASTER_DATA,
+                                                load_later, &ld, on_source,
+                                                &fr[i]),
+                     MISCACHE_OK);
+  end = mt_now_ns() + 3000000000LL;
+  while (!ld.ticket && mt_now_ns() < end) loop_until(&l, &fr[0].calls, 1, 5);
+  loop_until(&l, &fr[0].calls, 1, 100); /* the other two GETs answered too */
+  assert_int_equal(ld.asked, 1);
+  assert_int_equal(miscache_async_outstanding(a), 3);
+  answer(&ld);
+  loop_until(&l, &fr[2].calls, 1, 3000);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(fr[i].calls, 1);
+    assert_int_equal(fr[i].st, MISCACHE_OK);
+    assert_int_equal(fr[i].src, MISCACHE_SOURCE_LOADED);
+    assert_int_equal(json_integer_value(json_object_get(fr[i].v, "flight")), 1);
+  }
+  assert_ptr_not_equal(fr[0].v, fr[1].v);
+  for (int i = 0; i < 3; i++) json_decref(fr[i].v);
   /* freed while the loader works: cancelled once; the late answer only
-   * frees */
+   * frees; a call waiting on that flight is cancelled too */
   ld.at_once = false;
   ld.answer = MISCACHE_OK;
   ld.json = "{\"late\":true}";
@@ -610,12 +638,21 @@ static void get_or_load(loop_kind_t kind) {
                                               MISCACHE_TTL_MASTER_DATA,
                                               load_later, &ld, on_source, &r),
                    MISCACHE_OK);
+  src_t r2 = {0};
+  assert_int_equal(miscache_async_get_or_load(a, MISCACHE_DB_CACHE, "g:4",
+                                              MISCACHE_TTL_MASTER_DATA,
+                                              load_later, &ld, on_source, &r2),
+                   MISCACHE_OK);
   end = mt_now_ns() + 3000000000LL;
   while (!ld.ticket && mt_now_ns() < end) loop_until(&l, &r.calls, 1, 5);
   assert_non_null(ld.ticket);
+  loop_until(&l, &r.calls, 1, 100);
+  assert_int_equal(miscache_async_outstanding(a), 2);
   miscache_async_free(a);
   assert_int_equal(r.calls, 1);
   assert_int_equal(r.st, MISCACHE_ERR_CANCELLED);
+  assert_int_equal(r2.calls, 1);
+  assert_int_equal(r2.st, MISCACHE_ERR_CANCELLED);
   answer(&ld);
   assert_int_equal(r.calls, 1);
   assert_int_equal(mt_raw_exists_in(mc, 1, "g:4"), 0);
@@ -717,6 +754,27 @@ static void permission_check(loop_kind_t kind) {
     loop_until(&l, &y.calls, 1, 3000);
   }
   assert_true(y.yes);
+  /* one load for checks of one user that miss together; the leader's
+   * map is gone once its check answered, each follower has its own copy */
+  loader_t ld9 = {.answer = MISCACHE_OK,
+                  .json = "{\"sales\":{\"read\":true}}"};
+  yes_t y9[3] = {{0}};
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(miscache_async_permissions_check(
+                         a, 9, "sales", MISCACHE_PERM_READ, load_later, &ld9,
+                         on_yes, &y9[i]),
+                     MISCACHE_OK);
+  end = mt_now_ns() + 3000000000LL;
+  while (!ld9.ticket && mt_now_ns() < end) loop_until(&l, &y9[0].calls, 1, 5);
+  loop_until(&l, &y9[0].calls, 1, 100);
+  assert_int_equal(ld9.asked, 1);
+  answer(&ld9);
+  loop_until(&l, &y9[2].calls, 1, 3000);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(y9[i].calls, 1);
+    assert_int_equal(y9[i].st, MISCACHE_OK);
+    assert_true(y9[i].yes);
+  }
   /* a menu absent from the map denies; a bad argument is refused */
   y.calls = 0;
   assert_int_equal(miscache_async_permissions_check(a, 7, "hr",
