@@ -24,8 +24,8 @@
  * unix://; Sentinel and Cluster URLs are refused with ERR_INVALID), every
  * URL setting (namespace, db map, TTLs, timeouts, the breaker, the near
  * cache), and get, set, delete, exists, mget, get_or_load with an
- * asynchronous loader, the typed session get/set/touch and the permission
- * check. A connect (at open, and again after a lost connection, on the
+ * asynchronous loader, the typed session get/set/touch, the permission
+ * check, the master lists and locks. A connect (at open, and again after a lost connection, on the
  * next call) still blocks the loop for at most the connect timeout; inside
  * the breaker's backoff window calls fail at once. Async handles never run
  * invalidations, so there is no pending-invalidation replay on them; batch
@@ -46,6 +46,8 @@
 
 #include "cache.h"
 #include "client.h"
+#include "lock.h"
+#include "master.h"
 #include "permissions.h"
 #include "session.h"
 
@@ -219,6 +221,37 @@ MISCACHE_EXPORT miscache_status_t miscache_async_permissions_check(
     miscache_async_t *a, int64_t user_id, const char *menu,
     miscache_perm_t perm, miscache_async_load_fn load, void *load_userdata,
     miscache_async_bool_fn fn, void *userdata);
+
+/* miscache_master_get_or_load_ex / _products_get_or_load_ex,
+ * asynchronously: value a JSON array (anything else cached is a miss the
+ * loader replaces; a loader value that is no array is ERR_LOADER). With
+ * the near cache on, a hit completes inside the call. Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t miscache_async_master_get_or_load(
+    miscache_async_t *a, miscache_master_list_t l, miscache_async_load_fn load,
+    void *load_userdata, miscache_async_source_fn fn, void *userdata);
+MISCACHE_EXPORT miscache_status_t miscache_async_master_products_get_or_load(
+    miscache_async_t *a, int64_t category_id, miscache_async_load_fn load,
+    void *load_userdata, miscache_async_source_fn fn, void *userdata);
+
+/* A lock taken by miscache_async_lock_acquire: on OK a new lock (the
+ * callee's: miscache_lock_free it, after releasing), else NULL. */
+typedef void (*miscache_async_lock_fn)(void *userdata, miscache_status_t st,
+                                       miscache_lock_t *lock,
+                                       const char *errmsg);
+/* miscache_lock_acquire asynchronously: one SET NX PX; ERR_LOCKED when
+ * another owner holds it. When the reply is lost (timeout, connection
+ * gone) the lock may have been taken: the handle then releases it (only
+ * while it holds this call's token) without a callback. */
+MISCACHE_EXPORT miscache_status_t miscache_async_lock_acquire(
+    miscache_async_t *a, miscache_db_t db, const char *key, int64_t ttl_ms,
+    const char *locked_by, const char *batch_id, miscache_async_lock_fn fn,
+    void *userdata);
+/* miscache_lock_release asynchronously: OK, or ERR_NOT_OWNER when it
+ * expired (and maybe another owner holds it now). lock stays the
+ * caller's and must live until fn ran (free it after). */
+MISCACHE_EXPORT miscache_status_t
+miscache_async_lock_release(miscache_async_t *a, miscache_lock_t *lock,
+                            miscache_async_done_fn fn, void *userdata);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
 /* Master data: JSON arrays in db cache. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "domain/domain.h"
 
@@ -184,4 +185,65 @@ miscache_status_t miscache_master_products_get_or_load_ex(
     json_t **out, miscache_source_t *source) {
   WITH_TARGET(products_target(mc, category_id, &t),
               through(mc, &t, load, userdata, out, source));
+}
+
+/* ---- async (async.h) ------------------------------------------------------ */
+
+/* The async aside of target t, once made is OK (else refused with its
+ * message). */
+static miscache_status_t async_through(miscache_async_t *a,
+                                       miscache_status_t made,
+                                       const target_t *t,
+                                       miscache_async_load_fn load,
+                                       void *load_ud,
+                                       miscache_async_source_fn fn, void *ud) {
+  if (made != MISCACHE_OK) {
+    miscache__async_refuse(a, "%s", miscache__async_mc(a)->err);
+    return made;
+  }
+  miscache__async_source_ctx_t *c = malloc(sizeof *c);
+  if (!c) {
+    miscache__async_refuse(a, "out of memory");
+    return MISCACHE_ERR_NOMEM;
+  }
+  c->fn = fn;
+  c->ud = ud;
+  miscache__async_aside_t spec = {.base = {.db = t->db,
+                                           .key = t->key,
+                                           .ttl = t->ttl,
+                                           .family = t->family,
+                                           .id = t->id,
+                                           .accept = accept_array},
+                                  .load = load,
+                                  .load_ud = load_ud};
+  miscache_status_t st =
+      miscache__async_aside(a, &spec, miscache__async_source_fin, c);
+  if (st != MISCACHE_OK) free(c);
+  return st;
+}
+
+miscache_status_t miscache_async_master_get_or_load(
+    miscache_async_t *a, miscache_master_list_t l, miscache_async_load_fn load,
+    void *load_userdata, miscache_async_source_fn fn, void *userdata) {
+  miscache_status_t st = miscache__async_check(
+      a, load && fn, "miscache_async_master_get_or_load");
+  target_t t;
+  return st != MISCACHE_OK
+             ? st
+             : async_through(a, list_target(miscache__async_mc(a), l, &t), &t,
+                             load, load_userdata, fn, userdata);
+}
+
+miscache_status_t miscache_async_master_products_get_or_load(
+    miscache_async_t *a, int64_t category_id, miscache_async_load_fn load,
+    void *load_userdata, miscache_async_source_fn fn, void *userdata) {
+  miscache_status_t st = miscache__async_check(
+      a, load && fn, "miscache_async_master_products_get_or_load");
+  target_t t;
+  return st != MISCACHE_OK
+             ? st
+             : async_through(a,
+                             products_target(miscache__async_mc(a),
+                                             category_id, &t),
+                             &t, load, load_userdata, fn, userdata);
 }

@@ -670,15 +670,10 @@ miscache_status_t miscache__async_aside(miscache_async_t *a,
   return st;
 }
 
-/* get_or_load's end: the caller's callback. */
-typedef struct {
-  miscache_async_source_fn fn;
-  void *ud;
-} gol_ctx_t;
-
-static void gol_fin(void *p, miscache_status_t st, json_t *v,
-                    miscache_source_t src, const char *why) {
-  gol_ctx_t c = *(gol_ctx_t *)p;
+/* get_or_load's end: the caller's callback (ops.h). */
+void miscache__async_source_fin(void *p, miscache_status_t st, json_t *v,
+                                miscache_source_t src, const char *why) {
+  miscache__async_source_ctx_t c = *(miscache__async_source_ctx_t *)p;
   free(p);
   c.fn(c.ud, st, v, src, why);
 }
@@ -692,7 +687,7 @@ miscache_async_get_or_load(miscache_async_t *a, miscache_db_t db,
       a, fn && load && key_args(db, key) && miscache__ttl_valid(cls),
       "miscache_async_get_or_load");
   if (st != MISCACHE_OK) return st;
-  gol_ctx_t *c = malloc(sizeof *c);
+  miscache__async_source_ctx_t *c = malloc(sizeof *c);
   if (!c) {
     miscache__async_refuse(a, "out of memory");
     return MISCACHE_ERR_NOMEM;
@@ -705,7 +700,7 @@ miscache_async_get_or_load(miscache_async_t *a, miscache_db_t db,
                                            .family = -1},
                                   .load = load,
                                   .load_ud = load_userdata};
-  st = miscache__async_aside(a, &spec, gol_fin, c);
+  st = miscache__async_aside(a, &spec, miscache__async_source_fin, c);
   if (st != MISCACHE_OK) free(c);
   return st;
 }

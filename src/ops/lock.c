@@ -80,6 +80,44 @@ static void release_if_taken(miscache_t *mc, miscache_lock_t *lock,
   memcpy(mc->err, saved, sizeof saved);
 }
 
+/* A new lock object for key and its value's JSON text (free() it):
+ * {"token","locked_by","locked_at","batch_id"}. ERR_ENCODE (metadata not
+ * UTF-8) or ERR_NOMEM, message set. */
+static miscache_status_t new_lock(miscache_t *mc, miscache_db_t db,
+                                  const char *key, const char *locked_by,
+                                  const char *batch_id, miscache_lock_t **out,
+                                  char **val, size_t *vlen) {
+  *out = NULL;
+  *val = NULL;
+  miscache_lock_t *lock = calloc(1, sizeof *lock);
+  json_t *obj = NULL;
+  if (!lock || !(lock->key = strdup(key))) goto nomem;
+  lock->db = db;
+  miscache__uuid(mc, lock->token); /* no system call per acquire */
+  char now[32];
+  miscache__iso8601_now(now, sizeof now);
+  obj = json_object();
+  if (!obj || json_object_set_new(obj, "token", json_string(lock->token)) ||
+      json_object_set_new(obj, "locked_by", str_or_null(locked_by)) ||
+      json_object_set_new(obj, "locked_at", json_string(now)) ||
+      json_object_set_new(obj, "batch_id", str_or_null(batch_id))) {
+    /* json_string() fails on invalid UTF-8 as well as on no memory */
+    json_decref(obj);
+    miscache_lock_free(lock);
+    miscache__set_err(mc, "lock %s: metadata is not valid UTF-8", key);
+    return MISCACHE_ERR_ENCODE;
+  }
+  *val = miscache__encode(obj, vlen);
+  json_decref(obj);
+  if (!*val) goto nomem;
+  *out = lock;
+  return MISCACHE_OK;
+nomem:
+  miscache_lock_free(lock);
+  miscache__set_err(mc, "out of memory taking lock %s", key);
+  return MISCACHE_ERR_NOMEM;
+}
+
 miscache_status_t miscache_lock_acquire(miscache_t *mc, miscache_db_t db,
                                         const char *key, int64_t ttl_ms,
                                         const char *locked_by,
@@ -95,31 +133,14 @@ miscache_status_t miscache_lock_acquire(miscache_t *mc, miscache_db_t db,
   miscache_status_t st = miscache__fullkey(mc, key, &fk);
   if (st != MISCACHE_OK) return st;
 
-  miscache_lock_t *lock = calloc(1, sizeof *lock);
+  miscache_lock_t *lock = NULL;
   char *val = NULL;
-  json_t *obj = NULL;
-  if (!lock || !(lock->key = strdup(key))) goto nomem;
-  lock->db = db;
-  miscache__uuid(mc, lock->token); /* no system call per acquire */
-  char now[32];
-  miscache__iso8601_now(now, sizeof now);
-  obj = json_object();
-  if (!obj || json_object_set_new(obj, "token", json_string(lock->token)) ||
-      json_object_set_new(obj, "locked_by", str_or_null(locked_by)) ||
-      json_object_set_new(obj, "locked_at", json_string(now)) ||
-      json_object_set_new(obj, "batch_id", str_or_null(batch_id))) {
-    /* json_string() fails on invalid UTF-8 as well as on no memory */
-    json_decref(obj);
-    miscache_lock_free(lock);
+  size_t vlen = 0;
+  st = new_lock(mc, db, key, locked_by, batch_id, &lock, &val, &vlen);
+  if (st != MISCACHE_OK) {
     miscache__fullkey_done(&fk);
-    miscache__set_err(mc, "lock %s: metadata is not valid UTF-8", key);
-    return MISCACHE_ERR_ENCODE;
+    return st;
   }
-  size_t vlen;
-  val = miscache__encode(obj, &vlen);
-  json_decref(obj);
-  if (!val) goto nomem;
-
   char ttl[24];
   int tl = snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
   const char *argv[6] = {"SET", fk.ptr, val, "NX", "PX", ttl};
@@ -150,12 +171,6 @@ miscache_status_t miscache_lock_acquire(miscache_t *mc, miscache_db_t db,
   miscache__fullkey_done(&fk);
   if (st == MISCACHE_ERR_LOCKED) describe_holder(mc, db, key);
   return st;
-nomem:
-  free(val);
-  miscache_lock_free(lock);
-  miscache__fullkey_done(&fk);
-  miscache__set_err(mc, "out of memory taking lock %s", key);
-  return MISCACHE_ERR_NOMEM;
 }
 
 /* The token script (release/extend) on the lock's key. */
@@ -362,5 +377,162 @@ miscache_status_t miscache__fenced_set(miscache_t *mc, miscache_db_t db,
                     mc->opts.ns, lock->key);
     st = MISCACHE_ERR_NOT_OWNER;
   }
+  return st;
+}
+
+/* ---- async (async.h) ------------------------------------------------------ */
+
+typedef struct {
+  miscache_async_lock_fn fn; /* acquire */
+  miscache_async_done_fn done; /* release */
+  void *ud;
+  miscache_lock_t *lock; /* acquire: the new lock; release: the caller's */
+  bool discard;          /* an internal release: no callback, free lock */
+  size_t flen;
+  char full[]; /* the namespaced key */
+} alock_op_t;
+
+static alock_op_t *alock_op(miscache_async_t *a, const char *key) {
+  miscache_t *mc = miscache__async_mc(a);
+  miscache__fullkey_t fk;
+  if (miscache__fullkey(mc, key, &fk) != MISCACHE_OK) {
+    miscache__async_refuse(a, "%s", mc->err);
+    return NULL;
+  }
+  alock_op_t *op = calloc(1, sizeof *op + fk.len + 1);
+  if (op) {
+    memcpy(op->full, fk.ptr, fk.len + 1);
+    op->flen = fk.len;
+  } else {
+    miscache__async_refuse(a, "out of memory");
+  }
+  miscache__fullkey_done(&fk);
+  return op;
+}
+
+static void released(miscache_async_t *a, void *p, miscache_status_t st,
+                     miscache__reply_t **r, size_t n, const char *why) {
+  (void)n;
+  alock_op_t *op = p;
+  miscache_t *mc = miscache__async_mc(a);
+  char buf[MISCACHE_ERRMSG_SIZE];
+  if (st == MISCACHE_OK) {
+    if (miscache__reply_type(r[0]) == MISCACHE__R_INTEGER) {
+      st = owner_status(mc, op->lock, miscache__reply_int(r[0]), "release");
+    } else {
+      char what[300];
+      snprintf(what, sizeof what, "release of lock %.200s", op->lock->key);
+      st = miscache__unexpected(mc, op->lock->db, op->lock->key, r[0], what);
+    }
+    if (st != MISCACHE_OK) {
+      snprintf(buf, sizeof buf, "%s", mc->err);
+      why = buf;
+    }
+  }
+  if (op->discard) miscache_lock_free(op->lock);
+  else op->done(op->ud, st, why);
+  free(op);
+}
+
+/* EVAL of the release script for op->lock (no EVALSHA: its NOSCRIPT
+ * fallback would be a second round trip in the middle of the pipeline). */
+static miscache_status_t send_release(miscache_async_t *a, alock_op_t *op) {
+  const char *argv[5] = {"EVAL", miscache__lua_release, "1", op->full,
+                         op->lock->token};
+  size_t lens[5] = {4, strlen(miscache__lua_release), 1, op->flen,
+                    strlen(op->lock->token)};
+  miscache__cmd_t cmd = {5, argv, lens};
+  return miscache__async_send(a, op->lock->db, 1, &cmd, released, op);
+}
+
+static void acquired(miscache_async_t *a, void *p, miscache_status_t st,
+                     miscache__reply_t **r, size_t n, const char *why) {
+  (void)n;
+  alock_op_t *op = p;
+  miscache_t *mc = miscache__async_mc(a);
+  miscache_lock_t *lock = op->lock;
+  char buf[MISCACHE_ERRMSG_SIZE];
+  if (st == MISCACHE_OK) {
+    size_t rl = 0;
+    const char *rs = miscache__reply_str(r[0], &rl);
+    if (miscache__reply_is(r[0], MISCACHE__R_STATUS) && rl == 2 &&
+        memcmp(rs, "OK", 2) == 0) { /* only +OK is a taken lock */
+      op->lock = NULL;
+    } else if (miscache__reply_is(r[0], MISCACHE__R_NIL)) {
+      st = MISCACHE_ERR_LOCKED;
+      snprintf(buf, sizeof buf, "lock %.300s is held by another owner",
+               lock->key);
+      why = buf;
+    } else {
+      char what[300];
+      snprintf(what, sizeof what, "SET NX %.200s", lock->key);
+      st = miscache__unexpected(mc, lock->db, lock->key, r[0], what);
+      snprintf(buf, sizeof buf, "%s", mc->err);
+      why = buf;
+    }
+  }
+  miscache_async_lock_fn fn = op->fn;
+  void *ud = op->ud;
+  if (op->lock && (st == MISCACHE_ERR_UNAVAILABLE || st == MISCACHE_ERR_REPLY)) {
+    /* the SET may have landed though its reply was lost: release it
+     * (only while it still holds our token), without a callback */
+    op->discard = true;
+    if (send_release(a, op) == MISCACHE_OK) op = NULL;
+  }
+  if (op) {
+    miscache_lock_free(op->lock);
+    free(op);
+  }
+  fn(ud, st, st == MISCACHE_OK ? lock : NULL, why);
+}
+
+miscache_status_t miscache_async_lock_acquire(
+    miscache_async_t *a, miscache_db_t db, const char *key, int64_t ttl_ms,
+    const char *locked_by, const char *batch_id, miscache_async_lock_fn fn,
+    void *userdata) {
+  miscache_status_t st = miscache__async_check(
+      a, fn && key && key[0] && miscache__db_valid(db) && ttl_ms > 0,
+      "miscache_async_lock_acquire");
+  if (st != MISCACHE_OK) return st;
+  miscache_t *mc = miscache__async_mc(a);
+  alock_op_t *op = alock_op(a, key);
+  if (!op) return MISCACHE_ERR_KEY;
+  char *val = NULL;
+  size_t vlen = 0;
+  st = new_lock(mc, db, key, locked_by, batch_id, &op->lock, &val, &vlen);
+  if (st != MISCACHE_OK) {
+    miscache__async_refuse(a, "%s", mc->err);
+    free(op);
+    return st;
+  }
+  op->fn = fn;
+  op->ud = userdata;
+  char ttl[24];
+  const char *argv[6] = {"SET", op->full, val, "NX", "PX", ttl};
+  size_t lens[6] = {3, op->flen, vlen, 2, 2, miscache__i64toa(ttl, ttl_ms)};
+  miscache__cmd_t cmd = {6, argv, lens};
+  st = miscache__async_send(a, db, 1, &cmd, acquired, op);
+  free(val);
+  if (st != MISCACHE_OK) {
+    miscache_lock_free(op->lock);
+    free(op);
+  }
+  return st;
+}
+
+miscache_status_t miscache_async_lock_release(miscache_async_t *a,
+                                              miscache_lock_t *lock,
+                                              miscache_async_done_fn fn,
+                                              void *userdata) {
+  miscache_status_t st = miscache__async_check(a, lock && fn,
+                                               "miscache_async_lock_release");
+  if (st != MISCACHE_OK) return st;
+  alock_op_t *op = alock_op(a, lock->key);
+  if (!op) return MISCACHE_ERR_KEY;
+  op->lock = lock;
+  op->done = fn;
+  op->ud = userdata;
+  st = send_release(a, op);
+  if (st != MISCACHE_OK) free(op);
   return st;
 }

@@ -350,6 +350,14 @@ typedef struct miscache__async_aside {
 typedef void (*miscache__async_fin_fn)(void *ctx, miscache_status_t st,
                                        json_t *value, miscache_source_t source,
                                        const char *why);
+/* A fin that hands the outcome to a miscache_async_source_fn; ctx is a
+ * malloc'd miscache__async_source_ctx_t, freed before fn runs. */
+typedef struct {
+  miscache_async_source_fn fn;
+  void *ud;
+} miscache__async_source_ctx_t;
+void miscache__async_source_fin(void *ctx, miscache_status_t st, json_t *v,
+                                miscache_source_t src, const char *why);
 miscache_status_t miscache__async_aside(miscache_async_t *a,
                                         const miscache__async_aside_t *spec,
                                         miscache__async_fin_fn fin, void *ctx);

@@ -934,6 +934,135 @@ static void test_pool_pending_shared(void **state) {
   miscache_pool_free(pool);
 }
 
+
+typedef struct {
+  int calls;
+  miscache_status_t st;
+  miscache_lock_t *lock;
+  char msg[MISCACHE_ERRMSG_SIZE];
+} lk_t;
+
+static void on_lock(void *ud, miscache_status_t st, miscache_lock_t *lock,
+                    const char *msg) {
+  lk_t *k = ud;
+  k->calls++;
+  k->st = st;
+  k->lock = lock;
+  snprintf(k->msg, sizeof k->msg, "%s", msg);
+}
+
+static void on_lk_done(void *ud, miscache_status_t st, const char *msg) {
+  lk_t *k = ud;
+  k->calls++;
+  k->st = st;
+  snprintf(k->msg, sizeof k->msg, "%s", msg);
+}
+
+/* Master lists through the async aside, and locks that exclude the
+ * blocking API's. */
+static void masters_and_locks(loop_kind_t kind) {
+  loop_t l;
+  miscache_async_t *a = start(&l, kind, mt_srv.url, 0);
+  miscache_t *mc = peer();
+  loader_t ld = {.at_once = true, .answer = MISCACHE_OK,
+                 .json = "[{\"id\":1,\"name\":\"HQ\"}]"};
+  src_t r = {0};
+  assert_int_equal(miscache_async_master_get_or_load(
+                       a, MISCACHE_MASTER_DEPARTMENTS, load_later, &ld,
+                       on_source, &r),
+                   MISCACHE_OK);
+  loop_until(&l, &r.calls, 1, 3000);
+  assert_int_equal(r.st, MISCACHE_OK);
+  assert_int_equal(r.src, MISCACHE_SOURCE_LOADED);
+  assert_int_equal(ld.req.family, MISCACHE_KF_MASTER_DEPARTMENTS);
+  json_t *got = NULL;
+  assert_int_equal(miscache_master_get(mc, MISCACHE_MASTER_DEPARTMENTS, &got),
+                   MISCACHE_OK);
+  assert_int_equal(json_array_size(got), 1);
+  json_decref(got);
+  /* a cached value that is no array is replaced; a loader's that is no
+   * array is refused */
+  mt_raw_set(mc, MISCACHE_DB_CACHE, "master:products:category:5", "{}");
+  r.calls = 0;
+  assert_int_equal(miscache_async_master_products_get_or_load(
+                       a, 5, load_later, &ld, on_source, &r),
+                   MISCACHE_OK);
+  loop_until(&l, &r.calls, 1, 3000);
+  assert_int_equal(r.src, MISCACHE_SOURCE_LOADED);
+  assert_int_equal(ld.req.id, 5);
+  assert_true(json_is_array(r.v));
+  ld.json = "{\"not\":\"an array\"}";
+  r.calls = 0;
+  assert_int_equal(miscache_async_master_products_get_or_load(
+                       a, 6, load_later, &ld, on_source, &r),
+                   MISCACHE_OK);
+  loop_until(&l, &r.calls, 1, 3000);
+  assert_int_equal(r.st, MISCACHE_ERR_LOADER);
+  assert_int_equal(
+      mt_raw_exists_in(mc, 1, "master:products:category:6") +
+          mt_raw_exists_in(mc, 0, "master:products:category:6"),
+      0);
+  json_decref(r.v);
+  /* locks: the async one excludes the blocking one and itself */
+  lk_t k = {0}, k2 = {0};
+  assert_int_equal(miscache_async_lock_acquire(a, MISCACHE_DB_TEMP, "lock:job",
+                                               30000, "async", "b1", on_lock,
+                                               &k),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_async_lock_acquire(a, MISCACHE_DB_TEMP, "lock:job",
+                                               30000, "async2", NULL, on_lock,
+                                               &k2),
+                   MISCACHE_OK);
+  loop_until(&l, &k2.calls, 1, 3000);
+  assert_int_equal(k.st, MISCACHE_OK);
+  assert_non_null(k.lock);
+  assert_int_equal(k2.st, MISCACHE_ERR_LOCKED);
+  assert_null(k2.lock);
+  assert_non_null(strstr(k2.msg, "held"));
+  long long pttl = mt_raw_pttl(mc, MISCACHE_DB_TEMP, "lock:job");
+  assert_true(pttl > 29000 && pttl <= 30000);
+  miscache_lock_t *bl = NULL;
+  assert_int_equal(miscache_lock_acquire(mc, MISCACHE_DB_TEMP, "lock:job", 1000,
+                                         "blocking", NULL, &bl),
+                   MISCACHE_ERR_LOCKED);
+  json_t *info = NULL;
+  assert_int_equal(miscache_lock_info(mc, MISCACHE_DB_TEMP, "lock:job", &info),
+                   MISCACHE_OK);
+  assert_string_equal(json_string_value(json_object_get(info, "token")),
+                      miscache_lock_token(k.lock));
+  assert_string_equal(json_string_value(json_object_get(info, "locked_by")),
+                      "async");
+  json_decref(info);
+  k2 = (lk_t){0};
+  assert_int_equal(miscache_async_lock_release(a, k.lock, on_lk_done, &k2),
+                   MISCACHE_OK);
+  loop_until(&l, &k2.calls, 1, 3000);
+  assert_int_equal(k2.st, MISCACHE_OK);
+  k2 = (lk_t){0};
+  assert_int_equal(miscache_async_lock_release(a, k.lock, on_lk_done, &k2),
+                   MISCACHE_OK);
+  loop_until(&l, &k2.calls, 1, 3000);
+  assert_int_equal(k2.st, MISCACHE_ERR_NOT_OWNER);
+  miscache_lock_free(k.lock);
+  /* free now: the blocking one takes it, and the async release of a lock
+   * another owner holds does not remove it */
+  assert_int_equal(miscache_lock_acquire(mc, MISCACHE_DB_TEMP, "lock:job", 5000,
+                                         "blocking", NULL, &bl),
+                   MISCACHE_OK);
+  k = (lk_t){0};
+  assert_int_equal(miscache_async_lock_acquire(a, MISCACHE_DB_TEMP, "lock:job",
+                                               30000, "async", NULL, on_lock,
+                                               &k),
+                   MISCACHE_OK);
+  loop_until(&l, &k.calls, 1, 3000);
+  assert_int_equal(k.st, MISCACHE_ERR_LOCKED);
+  assert_int_equal(miscache_lock_release(mc, bl), MISCACHE_OK);
+  miscache_lock_free(bl);
+  miscache_free(mc);
+  miscache_async_free(a);
+  loop_close(&l);
+}
+
 #define BOTH(name)                                                             \
   static void test_##name##_libevent(void **state) {                          \
     (void)state;                                                               \
@@ -952,6 +1081,7 @@ BOTH(typed_session)
 BOTH(mget_values)
 BOTH(get_or_load)
 BOTH(permission_check)
+BOTH(masters_and_locks)
 
 static void test_refused_endpoints(void **state) {
   (void)state;
@@ -989,6 +1119,8 @@ int main(void) {
       cmocka_unit_test(test_get_or_load_libuv),
       cmocka_unit_test(test_permission_check_libevent),
       cmocka_unit_test(test_permission_check_libuv),
+      cmocka_unit_test(test_masters_and_locks_libevent),
+      cmocka_unit_test(test_masters_and_locks_libuv),
       cmocka_unit_test(test_touch_compare_and_set),
       cmocka_unit_test(test_pool_pending_shared),
   };
