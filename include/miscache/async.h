@@ -25,7 +25,7 @@
  * URL setting (namespace, db map, TTLs, timeouts, the breaker, the near
  * cache), and get, set, delete, exists, mget, get_or_load with an
  * asynchronous loader, the typed session get/set/touch, the permission
- * check, the master lists and locks. A connect (at open, and again after a lost connection, on the
+ * check, the master lists, locks and queue enqueue. A connect (at open, and again after a lost connection, on the
  * next call) still blocks the loop for at most the connect timeout; inside
  * the breaker's backoff window calls fail at once. Async handles never run
  * invalidations, so there is no pending-invalidation replay on them; batch
@@ -48,6 +48,7 @@
 #include "client.h"
 #include "lock.h"
 #include "master.h"
+#include "queue.h"
 #include "permissions.h"
 #include "session.h"
 
@@ -252,6 +253,23 @@ MISCACHE_EXPORT miscache_status_t miscache_async_lock_acquire(
 MISCACHE_EXPORT miscache_status_t
 miscache_async_lock_release(miscache_async_t *a, miscache_lock_t *lock,
                             miscache_async_done_fn fn, void *userdata);
+
+/* The stream entry ids of an enqueue (n of them, the handle's, valid
+ * during the callback); n 0 and ids NULL on a failure. */
+typedef void (*miscache_async_ids_fn)(void *userdata, miscache_status_t st,
+                                      size_t n,
+                                      const char (*ids)[MISCACHE_QUEUE_ID_SIZE],
+                                      const char *errmsg);
+/* miscache_queue_enqueue asynchronously: n (1 .. 1,000,000) messages and
+ * the counted trim in one pipeline; bodies are encoded now (borrowed for
+ * the call only). Refused at the call: ERR_INVALID, ERR_KEY (bad name or
+ * msg id), ERR_ENCODE. Not resent after a lost connection (a message may
+ * have been added: the msg ids tell consumers). Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t miscache_async_queue_enqueue(
+    miscache_async_t *a, const char *name, size_t n,
+    const json_t *const bodies[], const char *const msg_ids[],
+    const miscache_queue_opts_t *opts, miscache_async_ids_fn fn,
+    void *userdata);
 
 #ifdef __cplusplus
 }

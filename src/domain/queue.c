@@ -207,6 +207,103 @@ static miscache_status_t xadd_ids(miscache_t *mc, miscache__reply_t **rs,
   return MISCACHE_OK;
 }
 
+/* An enqueue's commands: n XADDs, then the trim script (EVALSHA, or EVAL
+ * with its source when eval_src). */
+typedef struct {
+  size_t n;
+  qkeys_t k;
+  const char **argv;
+  size_t *lens;
+  char **bufs;
+  char (*uuids)[40];
+  miscache__cmd_t *cmds;
+  char maxlen[24], now[24];
+} enq_t;
+
+static void enq_done(enq_t *e) {
+  for (size_t i = 0; e->bufs && i < e->n; i++) free(e->bufs[i]);
+  free(e->cmds);
+  free(e->bufs);
+  free(e->uuids);
+  free(e->argv);
+  free(e->lens);
+  qkeys_done(&e->k);
+}
+
+static miscache_status_t enq_build(miscache_t *mc, enq_t *e, const char *name,
+                                   size_t n, const json_t *const bodies[],
+                                   const char *const msg_ids[],
+                                   const miscache_queue_opts_t *opts,
+                                   bool eval_src) {
+  memset(e, 0, sizeof *e);
+  if (!bodies || n == 0 || n > 1000000) {
+    miscache__set_err(mc, "miscache_queue_enqueue: %s",
+                      !bodies ? "bodies NULL"
+                      : n ? "more than 1,000,000 messages"
+                          : "no messages");
+    return MISCACHE_ERR_INVALID;
+  }
+  e->n = n;
+  miscache_queue_opts_t o;
+  opts_or_defaults(opts, &o);
+  miscache_status_t st = qkeys(mc, name, &e->k);
+  if (st != MISCACHE_OK) return st;
+  pthread_once(&sha_once, make_shas);
+  /* one pipeline: XADD stream * msg_id M enqueued_ms T body B, n times,
+   * then the trim script (the cap's drops counted, never silent) */
+  enum { XA = 9 };
+  e->argv = calloc(n * XA + 6, sizeof *e->argv);
+  e->lens = calloc(n * XA + 6, sizeof *e->lens);
+  e->bufs = calloc(n, sizeof *e->bufs);
+  e->uuids = calloc(n, sizeof *e->uuids);
+  e->cmds = calloc(n + 1, sizeof *e->cmds);
+  if (!e->argv || !e->lens || !e->bufs || !e->uuids || !e->cmds) {
+    miscache__set_err(mc, "out of memory for %zu messages", n);
+    return MISCACHE_ERR_NOMEM;
+  }
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  size_t nowlen = (size_t)snprintf(
+      e->now, sizeof e->now, "%lld",
+      (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+  for (size_t i = 0; i < n; i++) {
+    const char *mid = msg_ids ? msg_ids[i] : NULL;
+    if (mid && !word_ok(mc, "msg id", mid)) return MISCACHE_ERR_KEY;
+    if (!mid) {
+      miscache__uuid(mc, e->uuids[i]);
+      mid = e->uuids[i];
+    }
+    size_t blen = 0;
+    st = body_text(mc, name, i, bodies[i], &e->bufs[i], &blen);
+    if (st != MISCACHE_OK) return st;
+    const char **a = e->argv + XA * i;
+    size_t *l = e->lens + XA * i;
+    a[0] = "XADD", l[0] = 4;
+    a[1] = e->k.stream.ptr, l[1] = e->k.stream.len;
+    a[2] = "*", l[2] = 1;
+    a[3] = "msg_id", l[3] = 6;
+    a[4] = mid, l[4] = strlen(mid);
+    a[5] = "enqueued_ms", l[5] = 11;
+    a[6] = e->now, l[6] = nowlen;
+    a[7] = "body", l[7] = 4;
+    a[8] = e->bufs[i], l[8] = blen;
+    e->cmds[i] = (miscache__cmd_t){XA, a, l};
+  }
+  const char **t = e->argv + XA * n;
+  size_t *tl = e->lens + XA * n;
+  t[0] = eval_src ? "EVAL" : "EVALSHA", tl[0] = eval_src ? 4 : 7;
+  t[1] = eval_src ? lua_trim : sha_trim;
+  tl[1] = eval_src ? sizeof lua_trim - 1 : 40;
+  t[2] = "2", tl[2] = 1;
+  t[3] = e->k.stream.ptr, tl[3] = e->k.stream.len;
+  t[4] = e->k.trimmed.ptr, tl[4] = e->k.trimmed.len;
+  t[5] = e->maxlen;
+  tl[5] = (size_t)snprintf(e->maxlen, sizeof e->maxlen, "%llu",
+                           (unsigned long long)o.maxlen);
+  e->cmds[n] = (miscache__cmd_t){6, t, tl};
+  return MISCACHE_OK;
+}
+
 miscache_status_t miscache_queue_enqueue(miscache_t *mc, const char *name,
                                          size_t n, const json_t *const bodies[],
                                          const char *const msg_ids[],
@@ -214,96 +311,92 @@ miscache_status_t miscache_queue_enqueue(miscache_t *mc, const char *name,
                                          char (*ids_out)[MISCACHE_QUEUE_ID_SIZE]) {
   if (!mc) return MISCACHE_ERR_INVALID;
   if (n == 0) return MISCACHE_OK;
-  if (!bodies || n > 1000000) {
-    miscache__set_err(mc, "miscache_queue_enqueue: %s",
-                      bodies ? "more than 1,000,000 messages" : "bodies NULL");
-    return MISCACHE_ERR_INVALID;
-  }
-  miscache_queue_opts_t o;
-  opts_or_defaults(opts, &o);
-  qkeys_t k;
-  miscache_status_t st = qkeys(mc, name, &k);
-  if (st != MISCACHE_OK) return st;
-  pthread_once(&sha_once, make_shas);
-  /* one pipeline: XADD stream * msg_id M enqueued_ms T body B, n times,
-   * then the trim script (the cap's drops counted, never silent) */
-  enum { XA = 9 };
-  const char **argv = calloc(n * XA + 6, sizeof *argv);
-  size_t *lens = calloc(n * XA + 6, sizeof *lens);
-  char **bufs = calloc(n, sizeof *bufs);
-  char (*uuids)[40] = calloc(n, sizeof *uuids);
-  miscache__cmd_t *cmds = calloc(n + 1, sizeof *cmds);
-  miscache__reply_t **rs = calloc(n + 1, sizeof *rs);
-  char maxlen[24], now[24];
-  if (!argv || !lens || !bufs || !uuids || !cmds || !rs) {
+  enq_t e;
+  miscache__reply_t **rs = NULL;
+  miscache_status_t st = enq_build(mc, &e, name, n, bodies, msg_ids, opts,
+                                   false);
+  if (st == MISCACHE_OK && !(rs = calloc(n + 1, sizeof *rs))) {
     st = MISCACHE_ERR_NOMEM;
     miscache__set_err(mc, "out of memory for %zu messages", n);
-    goto done;
   }
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  size_t nowlen = (size_t)snprintf(
-      now, sizeof now, "%lld",
-      (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-  for (size_t i = 0; i < n; i++) {
-    const char *mid = msg_ids ? msg_ids[i] : NULL;
-    if (mid && !word_ok(mc, "msg id", mid)) {
-      st = MISCACHE_ERR_KEY;
-      goto done;
-    }
-    if (!mid) {
-      miscache__uuid(mc, uuids[i]);
-      mid = uuids[i];
-    }
-    size_t blen = 0;
-    st = body_text(mc, name, i, bodies[i], &bufs[i], &blen);
-    if (st != MISCACHE_OK) goto done;
-    const char **a = argv + XA * i;
-    size_t *l = lens + XA * i;
-    a[0] = "XADD", l[0] = 4;
-    a[1] = k.stream.ptr, l[1] = k.stream.len;
-    a[2] = "*", l[2] = 1;
-    a[3] = "msg_id", l[3] = 6;
-    a[4] = mid, l[4] = strlen(mid);
-    a[5] = "enqueued_ms", l[5] = 11;
-    a[6] = now, l[6] = nowlen;
-    a[7] = "body", l[7] = 4;
-    a[8] = bufs[i], l[8] = blen;
-    cmds[i] = (miscache__cmd_t){XA, a, l};
-  }
-  const char **t = argv + XA * n;
-  size_t *tl = lens + XA * n;
-  t[0] = "EVALSHA", tl[0] = 7;
-  t[1] = sha_trim, tl[1] = 40;
-  t[2] = "2", tl[2] = 1;
-  t[3] = k.stream.ptr, tl[3] = k.stream.len;
-  t[4] = k.trimmed.ptr, tl[4] = k.trimmed.len;
-  t[5] = maxlen;
-  tl[5] = (size_t)snprintf(maxlen, sizeof maxlen, "%llu",
-                           (unsigned long long)o.maxlen);
-  cmds[n] = (miscache__cmd_t){6, t, tl};
-  st = miscache__run(mc, MISCACHE_DB_QUEUE, n + 1, cmds, rs, 0);
-  if (st != MISCACHE_OK) goto done;
-  st = xadd_ids(mc, rs, n, ids_out);
+  if (st == MISCACHE_OK)
+    st = miscache__run(mc, MISCACHE_DB_QUEUE, n + 1, e.cmds, rs, 0);
+  if (st == MISCACHE_OK) st = xadd_ids(mc, rs, n, ids_out);
   if (st == MISCACHE_OK && miscache__reply_type(rs[n]) == MISCACHE__R_ERROR) {
     /* NOSCRIPT: the trim again through the usual EVALSHA-then-EVAL (the
      * messages are in) */
-    const char *keys[2] = {k.lk[0], k.lk[2]};
-    const char *args[1] = {maxlen};
+    const char *keys[2] = {e.k.lk[0], e.k.lk[2]};
+    const char *args[1] = {e.maxlen};
     long long dropped = 0;
     st = miscache__eval(mc, MISCACHE_DB_QUEUE, lua_trim, sha_trim, 2, keys, 1,
                         args, 0, &dropped);
   }
-done:
   for (size_t i = 0; rs && i <= n; i++) miscache__reply_free(rs[i]);
-  for (size_t i = 0; bufs && i < n; i++) free(bufs[i]);
   free(rs);
-  free(cmds);
-  free(bufs);
-  free(uuids);
-  free(argv);
-  free(lens);
-  qkeys_done(&k);
+  enq_done(&e);
+  return st;
+}
+
+/* ---- async (async.h) ------------------------------------------------------ */
+
+typedef struct {
+  miscache_async_ids_fn fn;
+  void *ud;
+} aenq_t;
+
+static void enqueued(miscache_async_t *a, void *p, miscache_status_t st,
+                     miscache__reply_t **r, size_t n, const char *why) {
+  aenq_t c = *(aenq_t *)p;
+  free(p);
+  miscache_t *mc = miscache__async_mc(a);
+  size_t msgs = n ? n - 1 : 0;
+  char(*ids)[MISCACHE_QUEUE_ID_SIZE] =
+      st == MISCACHE_OK ? calloc(msgs ? msgs : 1, sizeof *ids) : NULL;
+  char buf[MISCACHE_ERRMSG_SIZE];
+  if (st == MISCACHE_OK && !ids) {
+    st = MISCACHE_ERR_NOMEM;
+    why = "out of memory reading the XADD replies";
+  } else if (st == MISCACHE_OK) {
+    st = xadd_ids(mc, r, msgs, ids);
+    if (st == MISCACHE_OK && miscache__reply_type(r[msgs]) == MISCACHE__R_ERROR)
+      st = miscache__reply_error(r[msgs], "queue trim", mc->err,
+                                 sizeof mc->err);
+    if (st != MISCACHE_OK) {
+      snprintf(buf, sizeof buf, "%s", mc->err);
+      why = buf;
+    }
+  }
+  c.fn(c.ud, st, st == MISCACHE_OK ? msgs : 0,
+       (const char(*)[MISCACHE_QUEUE_ID_SIZE])ids, why);
+  free(ids);
+}
+
+miscache_status_t miscache_async_queue_enqueue(
+    miscache_async_t *a, const char *name, size_t n,
+    const json_t *const bodies[], const char *const msg_ids[],
+    const miscache_queue_opts_t *opts, miscache_async_ids_fn fn,
+    void *userdata) {
+  miscache_status_t st =
+      miscache__async_check(a, fn != NULL, "miscache_async_queue_enqueue");
+  if (st != MISCACHE_OK) return st;
+  miscache_t *mc = miscache__async_mc(a);
+  enq_t e;
+  aenq_t *c = NULL;
+  /* the trim by EVAL: a NOSCRIPT would need a second round trip */
+  st = enq_build(mc, &e, name, n, bodies, msg_ids, opts, true);
+  if (st == MISCACHE_OK && !(c = malloc(sizeof *c))) {
+    st = MISCACHE_ERR_NOMEM;
+    miscache__set_err(mc, "out of memory");
+  }
+  if (st == MISCACHE_OK) {
+    c->fn = fn;
+    c->ud = userdata;
+    st = miscache__async_send(a, MISCACHE_DB_QUEUE, n + 1, e.cmds, enqueued, c);
+    if (st != MISCACHE_OK) free(c);
+  } else {
+    miscache__async_refuse(a, "%s", mc->err);
+  }
+  enq_done(&e);
   return st;
 }
 

@@ -1063,6 +1063,66 @@ static void masters_and_locks(loop_kind_t kind) {
   loop_close(&l);
 }
 
+
+typedef struct {
+  int calls;
+  miscache_status_t st;
+  size_t n;
+  char ids[4][MISCACHE_QUEUE_ID_SIZE];
+} enq_t;
+
+static void on_ids(void *ud, miscache_status_t st, size_t n,
+                   const char (*ids)[MISCACHE_QUEUE_ID_SIZE], const char *msg) {
+  enq_t *q = ud;
+  (void)msg;
+  q->calls++;
+  q->st = st;
+  q->n = n;
+  for (size_t i = 0; i < n && i < 4; i++)
+    snprintf(q->ids[i], sizeof q->ids[i], "%s", ids[i]);
+}
+
+/* Enqueued asynchronously, pulled by the blocking consumer. */
+static void queue_enqueue(loop_kind_t kind) {
+  loop_t l;
+  miscache_async_t *a = start(&l, kind, mt_srv.url, 0);
+  miscache_t *mc = peer();
+  json_t *b[3] = {json_pack("{s:i}", "job", 1), json_pack("{s:i}", "job", 2),
+                  json_pack("{s:i}", "job", 3)};
+  const char *mids[3] = {"m-1", NULL, "m-3"};
+  enq_t q = {0};
+  assert_int_equal(miscache_async_queue_enqueue(a, "jobs", 3,
+                                                (const json_t *const *)b, mids,
+                                                NULL, on_ids, &q),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_async_queue_enqueue(a, "bad name", 3,
+                                                (const json_t *const *)b, mids,
+                                                NULL, on_ids, &q),
+                   MISCACHE_ERR_KEY);
+  for (int i = 0; i < 3; i++) json_decref(b[i]); /* encoded at the call */
+  loop_until(&l, &q.calls, 1, 3000);
+  assert_int_equal(q.calls, 1);
+  assert_int_equal(q.st, MISCACHE_OK);
+  assert_int_equal(q.n, 3);
+  miscache_queue_msg_t m[4];
+  size_t got = 0;
+  assert_int_equal(miscache_queue_pull(mc, "jobs", "workers", "w1", 4, 0, m,
+                                       &got),
+                   MISCACHE_OK);
+  assert_int_equal(got, 3);
+  for (size_t i = 0; i < 3; i++) {
+    assert_string_equal(m[i].id, q.ids[i]);
+    if (mids[i]) assert_string_equal(m[i].msg_id, mids[i]);
+    else assert_true(strlen(m[i].msg_id) == 36); /* a UUID was made */
+    assert_int_equal(json_integer_value(json_object_get(m[i].body, "job")),
+                     (json_int_t)i + 1);
+    miscache_queue_msg_clear(&m[i]);
+  }
+  miscache_free(mc);
+  miscache_async_free(a);
+  loop_close(&l);
+}
+
 #define BOTH(name)                                                             \
   static void test_##name##_libevent(void **state) {                          \
     (void)state;                                                               \
@@ -1082,6 +1142,7 @@ BOTH(mget_values)
 BOTH(get_or_load)
 BOTH(permission_check)
 BOTH(masters_and_locks)
+BOTH(queue_enqueue)
 
 static void test_refused_endpoints(void **state) {
   (void)state;
@@ -1121,6 +1182,8 @@ int main(void) {
       cmocka_unit_test(test_permission_check_libuv),
       cmocka_unit_test(test_masters_and_locks_libevent),
       cmocka_unit_test(test_masters_and_locks_libuv),
+      cmocka_unit_test(test_queue_enqueue_libevent),
+      cmocka_unit_test(test_queue_enqueue_libuv),
       cmocka_unit_test(test_touch_compare_and_set),
       cmocka_unit_test(test_pool_pending_shared),
   };
