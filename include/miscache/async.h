@@ -25,8 +25,9 @@
  * URL setting (namespace, db map, TTLs, timeouts, the breaker, the near
  * cache), and get, set, delete, exists, mget, get_or_load with an
  * asynchronous loader, the typed session get/set/touch, the permission
- * check, the master lists, locks and queue enqueue. A connect (at open, and again after a lost connection, on the
- * next call) still blocks the loop for at most the connect timeout; inside
+ * check, the master lists, locks and queue enqueue. A connect (at open,
+ * and again after a lost connection, on the next call) still blocks the
+ * loop for at most the connect timeout; inside
  * the breaker's backoff window calls fail at once. Async handles never run
  * invalidations, so there is no pending-invalidation replay on them; batch
  * runs and invalidation events stay blocking (client.h, events.h).
@@ -152,15 +153,16 @@ miscache_async_mget(miscache_async_t *a, miscache_db_t db, size_t n,
                     const char *const keys[], miscache_async_values_fn fn,
                     void *userdata);
 
-/* ---- cache-aside with an asynchronous loader ---------------------------------
+/* ---- cache-aside with an asynchronous loader --------------------------
  * The loader is called with the request (borrowed for the duration of
  * that call) and a ticket; it answers later, or at once, by calling
  * miscache_async_load_done(ticket, ...) exactly once on the loop thread:
  * OK with value (the reference is taken), MISCACHE_MISS (the record does
  * not exist: nothing is cached), or a failure (ERR_LOADER for the
- * caller; errmsg, optional, says why). When the handle was freed while the
- * loader worked, the call already completed with ERR_CANCELLED and
- * load_done only frees the ticket (and the value). */
+ * caller; errmsg, optional, says why). A loader that answers at once
+ * may complete the call before the call returns. When the handle was
+ * freed while the loader worked, the call already completed with
+ * ERR_CANCELLED and load_done only frees the ticket (and the value). */
 typedef struct miscache_async_load miscache_async_load_t;
 typedef void (*miscache_async_load_fn)(void *userdata,
                                        const miscache_load_req_t *req,
@@ -188,7 +190,7 @@ MISCACHE_EXPORT miscache_status_t miscache_async_get_or_load(
     miscache_ttl_class_t cls, miscache_async_load_fn load, void *load_userdata,
     miscache_async_source_fn fn, void *userdata);
 
-/* ---- typed calls ---------------------------------------------------------------- */
+/* ---- typed calls ------------------------------------------------------ */
 
 /* A session read by miscache_async_session_get: *s is the handle's during
  * the callback (cleared after it); keep it by copying the struct and

@@ -273,6 +273,10 @@ void miscache_async_handle_timer(miscache_async_t *a) {
 miscache_status_t miscache__async_send(miscache_async_t *a, miscache_db_t db,
                                        size_t n, const miscache__cmd_t *cmds,
                                        miscache__async_done_fn done, void *op) {
+  if (a->freeing) { /* (an internal step of a call completed during free) */
+    miscache__async_refuse(a, "the handle is being freed");
+    return MISCACHE_ERR_CANCELLED;
+  }
   req_t *r = calloc(1, sizeof *r + n * sizeof r->replies[0]);
   if (!r) {
     miscache__async_refuse(a, "out of memory");

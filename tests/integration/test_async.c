@@ -511,6 +511,14 @@ static void answer(loader_t *ld) {
                            "db says no");
 }
 
+/* Turn the loop until the loader holds a ticket (at most 3 s). */
+static void wait_ticket(loop_t *l, const loader_t *ld) {
+  int none = 0;
+  int64_t end = mt_now_ns() + 3000000000LL;
+  while (!ld->ticket && mt_now_ns() < end) loop_until(l, &none, 1, 5);
+  assert_non_null(ld->ticket);
+}
+
 typedef struct {
   int calls;
   miscache_status_t st;
@@ -541,9 +549,7 @@ static void get_or_load(loop_kind_t kind) {
                                               load_later, &ld, on_source, &r),
                    MISCACHE_OK);
   /* the GET goes out, misses, the loader is asked and answers later */
-  int64_t end = mt_now_ns() + 3000000000LL;
-  while (!ld.ticket && mt_now_ns() < end) loop_until(&l, &r.calls, 1, 5);
-  assert_non_null(ld.ticket);
+  wait_ticket(&l, &ld);
   assert_int_equal(ld.asked, 1);
   assert_string_equal(ld.req.key, "g:1");
   assert_int_equal(ld.req.family, -1);
@@ -613,8 +619,7 @@ static void get_or_load(loop_kind_t kind) {
                                                 load_later, &ld, on_source,
                                                 &fr[i]),
                      MISCACHE_OK);
-  end = mt_now_ns() + 3000000000LL;
-  while (!ld.ticket && mt_now_ns() < end) loop_until(&l, &fr[0].calls, 1, 5);
+  wait_ticket(&l, &ld);
   loop_until(&l, &fr[0].calls, 1, 100); /* the other two GETs answered too */
   assert_int_equal(ld.asked, 1);
   assert_int_equal(miscache_async_outstanding(a), 3);
@@ -643,9 +648,7 @@ static void get_or_load(loop_kind_t kind) {
                                               MISCACHE_TTL_MASTER_DATA,
                                               load_later, &ld, on_source, &r2),
                    MISCACHE_OK);
-  end = mt_now_ns() + 3000000000LL;
-  while (!ld.ticket && mt_now_ns() < end) loop_until(&l, &r.calls, 1, 5);
-  assert_non_null(ld.ticket);
+  wait_ticket(&l, &ld);
   loop_until(&l, &r.calls, 1, 100);
   assert_int_equal(miscache_async_outstanding(a), 2);
   miscache_async_free(a);
@@ -764,8 +767,7 @@ static void permission_check(loop_kind_t kind) {
                          a, 9, "sales", MISCACHE_PERM_READ, load_later, &ld9,
                          on_yes, &y9[i]),
                      MISCACHE_OK);
-  end = mt_now_ns() + 3000000000LL;
-  while (!ld9.ticket && mt_now_ns() < end) loop_until(&l, &y9[0].calls, 1, 5);
+  wait_ticket(&l, &ld9);
   loop_until(&l, &y9[0].calls, 1, 100);
   assert_int_equal(ld9.asked, 1);
   answer(&ld9);
@@ -1123,6 +1125,46 @@ static void queue_enqueue(loop_kind_t kind) {
   loop_close(&l);
 }
 
+
+/* At free, the cancelled callback of one call answers the loader of
+ * another: that call still completes once (with the value, not stored),
+ * nothing is left queued on the freed handle. */
+static loader_t *answer_in_cancel;
+
+static void answer_on_cancel(void *ud, miscache_status_t st, json_t *v,
+                             const char *msg) {
+  (void)msg;
+  json_decref(v);
+  *(miscache_status_t *)ud = st;
+  if (answer_in_cancel && answer_in_cancel->ticket) answer(answer_in_cancel);
+}
+
+static void test_loader_answered_during_free(void **state) {
+  (void)state;
+  loop_t l;
+  miscache_async_t *a = start(&l, EV, mt_srv.url, 0);
+  loader_t ld = {.answer = MISCACHE_OK, .json = "{\"late\":1}"};
+  src_t r = {0};
+  assert_int_equal(miscache_async_get_or_load(a, MISCACHE_DB_CACHE, "fr:1",
+                                              MISCACHE_TTL_MASTER_DATA,
+                                              load_later, &ld, on_source, &r),
+                   MISCACHE_OK);
+  wait_ticket(&l, &ld);
+  miscache_status_t got = MISCACHE_OK;
+  assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, "fr:2",
+                                      answer_on_cancel, &got),
+                   MISCACHE_OK);
+  answer_in_cancel = &ld;
+  miscache_async_free(a); /* the get is cancelled first, and answers */
+  answer_in_cancel = NULL;
+  assert_int_equal(got, MISCACHE_ERR_CANCELLED);
+  assert_int_equal(r.calls, 1);
+  assert_int_equal(r.st, MISCACHE_OK);
+  assert_int_equal(r.src, MISCACHE_SOURCE_UNCACHED);
+  json_decref(r.v);
+  loop_close(&l);
+}
+
 #define BOTH(name)                                                             \
   static void test_##name##_libevent(void **state) {                          \
     (void)state;                                                               \
@@ -1185,6 +1227,7 @@ int main(void) {
       cmocka_unit_test(test_queue_enqueue_libevent),
       cmocka_unit_test(test_queue_enqueue_libuv),
       cmocka_unit_test(test_touch_compare_and_set),
+      cmocka_unit_test(test_loader_answered_during_free),
       cmocka_unit_test(test_pool_pending_shared),
   };
   return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
