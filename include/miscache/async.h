@@ -255,6 +255,13 @@ MISCACHE_EXPORT miscache_status_t miscache_async_lock_acquire(
 MISCACHE_EXPORT miscache_status_t
 miscache_async_lock_release(miscache_async_t *a, miscache_lock_t *lock,
                             miscache_async_done_fn fn, void *userdata);
+/* miscache_lock_extend asynchronously: the lock's time set to ttl_ms
+ * (> 0) while it still holds its token; else ERR_NOT_OWNER. lock lives
+ * until fn ran. Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t
+miscache_async_lock_extend(miscache_async_t *a, miscache_lock_t *lock,
+                           int64_t ttl_ms, miscache_async_done_fn fn,
+                           void *userdata);
 
 /* The stream entry ids of an enqueue (n of them, the handle's, valid
  * during the callback); n 0 and ids NULL on a failure. */

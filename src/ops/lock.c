@@ -388,6 +388,7 @@ typedef struct {
   void *ud;
   miscache_lock_t *lock; /* acquire: the new lock; release: the caller's */
   bool discard;          /* an internal release: no callback, free lock */
+  const char *verb;      /* of the token script: "release", "extend" */
   size_t flen;
   char full[]; /* the namespaced key */
 } alock_op_t;
@@ -418,10 +419,11 @@ static void released(miscache_async_t *a, void *p, miscache_status_t st,
   char buf[MISCACHE_ERRMSG_SIZE];
   if (st == MISCACHE_OK) {
     if (miscache__reply_type(r[0]) == MISCACHE__R_INTEGER) {
-      st = owner_status(mc, op->lock, miscache__reply_int(r[0]), "release");
+      st = owner_status(mc, op->lock, miscache__reply_int(r[0]), op->verb);
     } else {
       char what[300];
-      snprintf(what, sizeof what, "release of lock %.200s", op->lock->key);
+      snprintf(what, sizeof what, "%s of lock %.200s", op->verb,
+               op->lock->key);
       st = miscache__unexpected(mc, op->lock->db, op->lock->key, r[0], what);
     }
     if (st != MISCACHE_OK) {
@@ -434,15 +436,21 @@ static void released(miscache_async_t *a, void *p, miscache_status_t st,
   free(op);
 }
 
-/* EVAL of the release script for op->lock (no EVALSHA: its NOSCRIPT
- * fallback would be a second round trip in the middle of the pipeline). */
-static miscache_status_t send_release(miscache_async_t *a, alock_op_t *op) {
-  const char *argv[5] = {"EVAL", miscache__lua_release, "1", op->full,
-                         op->lock->token};
-  size_t lens[5] = {4, strlen(miscache__lua_release), 1, op->flen,
-                    strlen(op->lock->token)};
-  miscache__cmd_t cmd = {5, argv, lens};
+/* EVAL of a token script (release, or extend with arg) for op->lock (no
+ * EVALSHA: its NOSCRIPT fallback would be a second round trip in the
+ * middle of the pipeline). */
+static miscache_status_t send_script(miscache_async_t *a, alock_op_t *op,
+                                     const char *src, const char *arg) {
+  const char *argv[6] = {"EVAL", src, "1", op->full, op->lock->token, arg};
+  size_t lens[6] = {4, strlen(src), 1, op->flen, strlen(op->lock->token),
+                    arg ? strlen(arg) : 0};
+  miscache__cmd_t cmd = {arg ? 6 : 5, argv, lens};
+  op->verb = arg ? "extend" : "release";
   return miscache__async_send(a, op->lock->db, 1, &cmd, released, op);
+}
+
+static miscache_status_t send_release(miscache_async_t *a, alock_op_t *op) {
+  return send_script(a, op, miscache__lua_release, NULL);
 }
 
 static void acquired(miscache_async_t *a, void *p, miscache_status_t st,
@@ -520,19 +528,40 @@ miscache_status_t miscache_async_lock_acquire(
   return st;
 }
 
-miscache_status_t miscache_async_lock_release(miscache_async_t *a,
-                                              miscache_lock_t *lock,
-                                              miscache_async_done_fn fn,
-                                              void *userdata) {
-  miscache_status_t st = miscache__async_check(a, lock && fn,
-                                               "miscache_async_lock_release");
+/* Release (ttl_ms 0) or extend the caller's lock through its token script;
+ * args_ok and what for the refusal. */
+static miscache_status_t token_call(miscache_async_t *a, miscache_lock_t *lock,
+                                    int64_t ttl_ms, bool args_ok,
+                                    const char *what,
+                                    miscache_async_done_fn fn, void *ud) {
+  miscache_status_t st = miscache__async_check(a, args_ok, what);
   if (st != MISCACHE_OK) return st;
   alock_op_t *op = alock_op(a, lock->key);
   if (!op) return MISCACHE_ERR_KEY;
   op->lock = lock;
   op->done = fn;
-  op->ud = userdata;
-  st = send_release(a, op);
+  op->ud = ud;
+  char ttl[24];
+  if (ttl_ms) miscache__i64toa(ttl, ttl_ms);
+  st = ttl_ms ? send_script(a, op, miscache__lua_extend, ttl)
+              : send_release(a, op);
   if (st != MISCACHE_OK) free(op);
   return st;
+}
+
+miscache_status_t miscache_async_lock_release(miscache_async_t *a,
+                                              miscache_lock_t *lock,
+                                              miscache_async_done_fn fn,
+                                              void *userdata) {
+  return token_call(a, lock, 0, lock && fn, "miscache_async_lock_release", fn,
+                    userdata);
+}
+
+miscache_status_t miscache_async_lock_extend(miscache_async_t *a,
+                                             miscache_lock_t *lock,
+                                             int64_t ttl_ms,
+                                             miscache_async_done_fn fn,
+                                             void *userdata) {
+  return token_call(a, lock, ttl_ms, lock && fn && ttl_ms > 0,
+                    "miscache_async_lock_extend", fn, userdata);
 }

@@ -1036,10 +1036,24 @@ static void masters_and_locks(loop_kind_t kind) {
                       "async");
   json_decref(info);
   k2 = (lk_t){0};
+  assert_int_equal(miscache_async_lock_extend(a, k.lock, 90000, on_lk_done,
+                                              &k2),
+                   MISCACHE_OK);
+  loop_until(&l, &k2.calls, 1, 3000);
+  assert_int_equal(k2.st, MISCACHE_OK);
+  assert_true(mt_raw_pttl(mc, MISCACHE_DB_TEMP, "lock:job") > 80000);
+  k2 = (lk_t){0};
   assert_int_equal(miscache_async_lock_release(a, k.lock, on_lk_done, &k2),
                    MISCACHE_OK);
   loop_until(&l, &k2.calls, 1, 3000);
   assert_int_equal(k2.st, MISCACHE_OK);
+  k2 = (lk_t){0};
+  assert_int_equal(miscache_async_lock_extend(a, k.lock, 90000, on_lk_done,
+                                              &k2),
+                   MISCACHE_OK);
+  loop_until(&l, &k2.calls, 1, 3000);
+  assert_int_equal(k2.st, MISCACHE_ERR_NOT_OWNER);
+  assert_null(mt_raw_get(mc, MISCACHE_DB_TEMP, "lock:job")); /* released */
   k2 = (lk_t){0};
   assert_int_equal(miscache_async_lock_release(a, k.lock, on_lk_done, &k2),
                    MISCACHE_OK);
