@@ -19,6 +19,17 @@ void miscache_session_clear(miscache_session_t *s) {
   if (s) miscache__payload_clear(&miscache__session_payload, s);
 }
 
+/* s as stored: a shallow copy whose missing last_activity is now (in
+ * now, 32 bytes). */
+static void stamped(const miscache_session_t *s, miscache_session_t *copy,
+                    char now[32]) {
+  *copy = *s; /* shallow: only last_activity may change */
+  if (!copy->last_activity) {
+    miscache__iso8601_now(now, 32);
+    copy->last_activity = now;
+  }
+}
+
 miscache_status_t miscache_session_set(miscache_t *mc,
                                        const miscache_session_t *s) {
   if (!mc) return MISCACHE_ERR_INVALID;
@@ -30,12 +41,9 @@ miscache_status_t miscache_session_set(miscache_t *mc,
   miscache_status_t st =
       miscache__kf_key_int(mc, MISCACHE_KF_SESSION, key, s->user_id);
   if (st != MISCACHE_OK) return st;
-  miscache_session_t copy = *s; /* shallow: only last_activity may change */
+  miscache_session_t copy;
   char now[32];
-  if (!copy.last_activity) {
-    miscache__iso8601_now(now, sizeof now);
-    copy.last_activity = now;
-  }
+  stamped(s, &copy, now);
   return miscache__typed_set(mc, miscache__kf_db(MISCACHE_KF_SESSION), key,
                              &miscache__session_payload, &copy,
                              miscache__kf_ttl_ms(mc, MISCACHE_KF_SESSION));
@@ -139,12 +147,9 @@ miscache_status_t miscache_async_session_set(miscache_async_t *a,
     miscache__async_refuse(a, "%s", mc->err);
     return st;
   }
-  miscache_session_t copy = *s; /* shallow: only last_activity may change */
+  miscache_session_t copy;
   char now[32];
-  if (!copy.last_activity) {
-    miscache__iso8601_now(now, sizeof now);
-    copy.last_activity = now;
-  }
+  stamped(s, &copy, now);
   return miscache__async_typed_set(a, miscache__kf_db(MISCACHE_KF_SESSION),
                                    key, &miscache__session_payload, &copy,
                                    miscache__kf_ttl_ms(mc, MISCACHE_KF_SESSION),

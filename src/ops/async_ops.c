@@ -14,19 +14,13 @@
 /* ---- an operation on one key
  * ---------------------------------------------------- */
 
-typedef struct {
-  miscache_db_t db;
-  void (*fn)(void);
-  void *ud;
-  miscache__near_ticket_t nt;
-  char *key;  /* logical, for counters and messages */
-  char *full; /* namespaced, as sent */
-  size_t flen;
-} key_op_t;
+typedef miscache__async_key_op_t key_op_t;
 
-/* The op with copies of key and its full key; NULL with the refusal set. */
-static key_op_t *key_op(miscache_async_t *a, size_t extra, miscache_db_t db,
-                        const char *key, void (*fn)(void), void *ud) {
+miscache__async_key_op_t *miscache__async_key_op(miscache_async_t *a,
+                                                 size_t extra,
+                                                 miscache_db_t db,
+                                                 const char *key,
+                                                 void (*fn)(void), void *ud) {
   miscache_t *mc = miscache__async_mc(a);
   miscache__fullkey_t fk;
   miscache_status_t st = miscache__fullkey(mc, key, &fk);
@@ -64,6 +58,24 @@ static const char *mc_why(miscache_async_t *a, miscache_status_t st, char *buf,
   if (st == MISCACHE_OK || st == MISCACHE_MISS) return "";
   snprintf(buf, len, "%s", miscache__async_mc(a)->err);
   return buf;
+}
+
+/* What the one reply of op's request says: st as the engine gave it (a
+ * lost connection or a timeout counted as an error, a cancel not), or,
+ * when the reply is not of type want, its mapped status, counted, with
+ * *why the handle's message copied into buf. */
+static miscache_status_t reply_as(miscache_async_t *a, const key_op_t *op,
+                                  miscache_status_t st, miscache__reply_t **r,
+                                  miscache__rtype_t want, const char *what,
+                                  const char **why, char *buf, size_t len) {
+  miscache_t *mc = miscache__async_mc(a);
+  if (st == MISCACHE_OK && miscache__reply_type(r[0]) != want) {
+    st = miscache__unexpected(mc, op->db, op->key, r[0], what);
+    *why = mc_why(a, st, buf, len);
+  } else if (st != MISCACHE_OK && st != MISCACHE_ERR_CANCELLED) {
+    miscache__count(mc, op->db, op->key, MISCACHE__ERROR);
+  }
+  return st;
 }
 
 /* ---- get
@@ -111,7 +123,7 @@ miscache_status_t miscache_async_get(miscache_async_t *a, miscache_db_t db,
   miscache_status_t st =
       miscache__async_check(a, fn && key_args(db, key), "miscache_async_get");
   if (st != MISCACHE_OK) return st;
-  key_op_t *op = key_op(a, 0, db, key, (void (*)(void))fn, userdata);
+  key_op_t *op = miscache__async_key_op(a, 0, db, key, (void (*)(void))fn, userdata);
   if (!op) return MISCACHE_ERR_KEY;
   miscache_t *mc = miscache__async_mc(a);
   if (miscache__pending_covers(mc->pending, db, key)) {
@@ -151,12 +163,8 @@ static void set_done(miscache_async_t *a, void *p, miscache_status_t st,
   char buf[MISCACHE_ERRMSG_SIZE];
   /* read your writes: whatever came back, the write may have landed */
   miscache__near_evict(mc, op->full, op->flen);
-  if (st == MISCACHE_OK && miscache__reply_type(r[0]) != MISCACHE__R_STATUS) {
-    st = miscache__unexpected(mc, op->db, op->key, r[0], "SET");
-    why = mc_why(a, st, buf, sizeof buf);
-  } else if (st != MISCACHE_OK && st != MISCACHE_ERR_CANCELLED) {
-    miscache__count(mc, op->db, op->key, MISCACHE__ERROR);
-  }
+  st = reply_as(a, op, st, r, MISCACHE__R_STATUS, "SET", &why, buf,
+                sizeof buf);
   if (op->fn) ((miscache_async_done_fn)op->fn)(op->ud, st, why);
   free(op);
 }
@@ -190,7 +198,7 @@ miscache_status_t miscache_async_set(miscache_async_t *a, miscache_db_t db,
                               "as JSON (a string that is not UTF-8?)");
     return MISCACHE_ERR_ENCODE;
   }
-  key_op_t *op = key_op(a, 0, db, key, (void (*)(void))fn, userdata);
+  key_op_t *op = miscache__async_key_op(a, 0, db, key, (void (*)(void))fn, userdata);
   if (!op) {
     free(v);
     return MISCACHE_ERR_KEY;
@@ -211,17 +219,9 @@ static void bool_done(miscache_async_t *a, void *p, miscache_status_t st,
   long long k = 0;
   bool unlink = op->nt.use; /* (no ticket here: the flag marks UNLINK) */
   if (unlink) miscache__near_evict(mc, op->full, op->flen);
-  if (st == MISCACHE_OK) {
-    if (miscache__reply_type(r[0]) == MISCACHE__R_INTEGER) {
-      k = miscache__reply_int(r[0]);
-    } else {
-      st = miscache__unexpected(mc, op->db, op->key, r[0],
-                                unlink ? "UNLINK" : "EXISTS");
-      why = mc_why(a, st, buf, sizeof buf);
-    }
-  } else if (st != MISCACHE_ERR_CANCELLED) {
-    miscache__count(mc, op->db, op->key, MISCACHE__ERROR);
-  }
+  st = reply_as(a, op, st, r, MISCACHE__R_INTEGER,
+                unlink ? "UNLINK" : "EXISTS", &why, buf, sizeof buf);
+  if (st == MISCACHE_OK) k = miscache__reply_int(r[0]);
   ((miscache_async_bool_fn)op->fn)(op->ud, st, k > 0, why);
   free(op);
 }
@@ -233,7 +233,7 @@ static miscache_status_t one_key(miscache_async_t *a, bool unlink,
       a, fn && key_args(db, key),
       unlink ? "miscache_async_delete" : "miscache_async_exists");
   if (st != MISCACHE_OK) return st;
-  key_op_t *op = key_op(a, 0, db, key, (void (*)(void))fn, userdata);
+  key_op_t *op = miscache__async_key_op(a, 0, db, key, (void (*)(void))fn, userdata);
   if (!op) return MISCACHE_ERR_KEY;
   op->nt.use = unlink;
   const char *name = unlink ? "UNLINK" : "EXISTS";
@@ -631,7 +631,7 @@ miscache_status_t miscache__async_aside(miscache_async_t *a,
                                         const miscache__async_aside_t *spec,
                                         miscache__async_fin_fn fin, void *ctx) {
   aside_op_t *op =
-      (aside_op_t *)key_op(a, sizeof(aside_op_t) - sizeof(key_op_t),
+      (aside_op_t *)miscache__async_key_op(a, sizeof(aside_op_t) - sizeof(key_op_t),
                            spec->base.db, spec->base.key, NULL, NULL);
   if (!op) return MISCACHE_ERR_KEY;
   op->spec = *spec;
@@ -726,7 +726,7 @@ typedef struct {
 
 static typed_op_t *typed_op(miscache_async_t *a, miscache_db_t db,
                             const char *key, const miscache__payload_t *d) {
-  typed_op_t *op = (typed_op_t *)key_op(
+  typed_op_t *op = (typed_op_t *)miscache__async_key_op(
       a, sizeof(typed_op_t) - sizeof(key_op_t) + 15 + d->size, db, key, NULL,
       NULL);
   if (op) op->d = d;
@@ -809,7 +809,7 @@ miscache_status_t miscache__async_typed_set(miscache_async_t *a,
     miscache__async_refuse(a, "%s: %s", key, why[0] ? why : "cannot encode");
     return MISCACHE_ERR_ENCODE;
   }
-  key_op_t *op = key_op(a, 0, db, key, (void (*)(void))fn, ud);
+  key_op_t *op = miscache__async_key_op(a, 0, db, key, (void (*)(void))fn, ud);
   miscache_status_t st = MISCACHE_ERR_KEY;
   if (op) {
     st = send_set(a, op, text, len, ttl_ms, set_done);
@@ -843,14 +843,9 @@ static void update_cas(miscache_async_t *a, void *p, miscache_status_t st,
                        miscache__reply_t **r, size_t n, const char *why) {
   (void)n;
   typed_op_t *op = p;
-  miscache_t *mc = miscache__async_mc(a);
   char buf[MISCACHE_ERRMSG_SIZE];
-  if (st == MISCACHE_OK && miscache__reply_type(r[0]) != MISCACHE__R_INTEGER) {
-    st = miscache__unexpected(mc, op->k.db, op->k.key, r[0], "compare-and-set");
-    why = mc_why(a, st, buf, sizeof buf);
-  } else if (st != MISCACHE_OK && st != MISCACHE_ERR_CANCELLED) {
-    miscache__count(mc, op->k.db, op->k.key, MISCACHE__ERROR);
-  }
+  st = reply_as(a, &op->k, st, r, MISCACHE__R_INTEGER, "compare-and-set", &why,
+                buf, sizeof buf);
   if (st != MISCACHE_OK || miscache__reply_int(r[0]) == 1) {
     update_end(a, op, st, why);
     return;

@@ -383,32 +383,20 @@ miscache_status_t miscache__fenced_set(miscache_t *mc, miscache_db_t db,
 /* ---- async (async.h) ------------------------------------------------------ */
 
 typedef struct {
-  miscache_async_lock_fn fn; /* acquire */
+  miscache__async_key_op_t k; /* its key and full key; fn, ud unused */
+  miscache_async_lock_fn fn;  /* acquire */
   miscache_async_done_fn done; /* release */
   void *ud;
   miscache_lock_t *lock; /* acquire: the new lock; release: the caller's */
   bool discard;          /* an internal release: no callback, free lock */
   const char *verb;      /* of the token script: "release", "extend" */
-  size_t flen;
-  char full[]; /* the namespaced key */
 } alock_op_t;
 
-static alock_op_t *alock_op(miscache_async_t *a, const char *key) {
-  miscache_t *mc = miscache__async_mc(a);
-  miscache__fullkey_t fk;
-  if (miscache__fullkey(mc, key, &fk) != MISCACHE_OK) {
-    miscache__async_refuse(a, "%s", mc->err);
-    return NULL;
-  }
-  alock_op_t *op = calloc(1, sizeof *op + fk.len + 1);
-  if (op) {
-    memcpy(op->full, fk.ptr, fk.len + 1);
-    op->flen = fk.len;
-  } else {
-    miscache__async_refuse(a, "out of memory");
-  }
-  miscache__fullkey_done(&fk);
-  return op;
+static alock_op_t *alock_op(miscache_async_t *a, miscache_db_t db,
+                            const char *key) {
+  return (alock_op_t *)miscache__async_key_op(
+      a, sizeof(alock_op_t) - sizeof(miscache__async_key_op_t), db, key, NULL,
+      NULL);
 }
 
 static void released(miscache_async_t *a, void *p, miscache_status_t st,
@@ -441,8 +429,8 @@ static void released(miscache_async_t *a, void *p, miscache_status_t st,
  * middle of the pipeline). */
 static miscache_status_t send_script(miscache_async_t *a, alock_op_t *op,
                                      const char *src, const char *arg) {
-  const char *argv[6] = {"EVAL", src, "1", op->full, op->lock->token, arg};
-  size_t lens[6] = {4, strlen(src), 1, op->flen, strlen(op->lock->token),
+  const char *argv[6] = {"EVAL", src, "1", op->k.full, op->lock->token, arg};
+  size_t lens[6] = {4, strlen(src), 1, op->k.flen, strlen(op->lock->token),
                     arg ? strlen(arg) : 0};
   miscache__cmd_t cmd = {arg ? 6 : 5, argv, lens};
   op->verb = arg ? "extend" : "release";
@@ -503,7 +491,7 @@ miscache_status_t miscache_async_lock_acquire(
       "miscache_async_lock_acquire");
   if (st != MISCACHE_OK) return st;
   miscache_t *mc = miscache__async_mc(a);
-  alock_op_t *op = alock_op(a, key);
+  alock_op_t *op = alock_op(a, db, key);
   if (!op) return MISCACHE_ERR_KEY;
   char *val = NULL;
   size_t vlen = 0;
@@ -516,8 +504,8 @@ miscache_status_t miscache_async_lock_acquire(
   op->fn = fn;
   op->ud = userdata;
   char ttl[24];
-  const char *argv[6] = {"SET", op->full, val, "NX", "PX", ttl};
-  size_t lens[6] = {3, op->flen, vlen, 2, 2, miscache__i64toa(ttl, ttl_ms)};
+  const char *argv[6] = {"SET", op->k.full, val, "NX", "PX", ttl};
+  size_t lens[6] = {3, op->k.flen, vlen, 2, 2, miscache__i64toa(ttl, ttl_ms)};
   miscache__cmd_t cmd = {6, argv, lens};
   st = miscache__async_send(a, db, 1, &cmd, acquired, op);
   free(val);
@@ -536,7 +524,7 @@ static miscache_status_t token_call(miscache_async_t *a, miscache_lock_t *lock,
                                     miscache_async_done_fn fn, void *ud) {
   miscache_status_t st = miscache__async_check(a, args_ok, what);
   if (st != MISCACHE_OK) return st;
-  alock_op_t *op = alock_op(a, lock->key);
+  alock_op_t *op = alock_op(a, lock->db, lock->key);
   if (!op) return MISCACHE_ERR_KEY;
   op->lock = lock;
   op->done = fn;

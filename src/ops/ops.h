@@ -337,6 +337,25 @@ miscache_status_t miscache__check_date(miscache_t *mc, const char *s,
                                        size_t digits);
 
 
+/* ---- async operations on one key (async_ops.c) ------------------------------
+ * One allocation: the call's state (sizeof this struct + extra bytes: a
+ * struct that begins with it), then copies of the logical key and of its
+ * namespaced key. NULL with the handle's refusal set. */
+typedef struct miscache__async_key_op {
+  miscache_db_t db;
+  void (*fn)(void);
+  void *ud;
+  miscache__near_ticket_t nt;
+  char *key;  /* logical, for counters and messages */
+  char *full; /* namespaced, as sent */
+  size_t flen;
+} miscache__async_key_op_t;
+miscache__async_key_op_t *miscache__async_key_op(miscache_async_t *a,
+                                                 size_t extra,
+                                                 miscache_db_t db,
+                                                 const char *key,
+                                                 void (*fn)(void), void *ud);
+
 /* ---- async cache-aside (async_ops.c) -------------------------------------------
  * The read of an async call with a loader: key (logical) in db, the near
  * cache first, else GET; a value accept refuses (NULL: any JSON) is a miss
