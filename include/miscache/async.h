@@ -25,7 +25,8 @@
  * URL setting (namespace, db map, TTLs, timeouts, the breaker, the near
  * cache), and get, set, delete, exists, mget, get_or_load with an
  * asynchronous loader, the typed session get/set/touch, the permission
- * check, the master lists, locks and queue enqueue. A connect (at open,
+ * check, the master lists, a page of gift classification, locks and
+ * queue enqueue. A connect (at open,
  * and again after a lost connection, on the next call) still blocks the
  * loop for at most the connect timeout; inside
  * the breaker's backoff window calls fail at once. Async handles never run
@@ -47,6 +48,7 @@
 
 #include "cache.h"
 #include "client.h"
+#include "gift.h"
 #include "lock.h"
 #include "master.h"
 #include "queue.h"
@@ -279,6 +281,30 @@ MISCACHE_EXPORT miscache_status_t miscache_async_queue_enqueue(
     const json_t *const bodies[], const char *const msg_ids[],
     const miscache_queue_opts_t *opts, miscache_async_ids_fn fn,
     void *userdata);
+
+/* The end of miscache_async_gift_classify_page: st as
+ * miscache_gift_classify_bulk returns it, from_cache the lines answered by
+ * the cache. */
+typedef void (*miscache_async_classify_fn)(void *userdata, miscache_status_t st,
+                                           size_t from_cache,
+                                           const char *errmsg);
+/* miscache_gift_classify_bulk asynchronously: one page of n products
+ * (1 .. 100,000): one MGET, the engine for the lines not cached (or not
+ * decodable: a miss the engine's result replaces), then one pipeline of
+ * SET PX for those, awaited before fn runs. The results equal the
+ * blocking call's: out[i] for products[i] (clear each), statuses
+ * (optional) each line's status, a line whose product code makes no key
+ * ERR_KEY / ERR_INVALID and a zeroed out[i]. Fail-open: with the read
+ * failing the engine answers every line and nothing is stored; a failed
+ * store leaves the results (the next run recomputes those lines). Freed
+ * before the MGET's reply: ERR_CANCELLED, out cleared. e, products (and
+ * their strings), out and statuses are borrowed until fn has run. When no
+ * line makes a key, fn runs before the call returns. Added in 0.4.0. */
+MISCACHE_EXPORT miscache_status_t miscache_async_gift_classify_page(
+    miscache_async_t *a, int64_t company, const miscache_gift_engine_t *e,
+    const miscache_gift_product_t *products, size_t n,
+    miscache_gift_classification_t *out, miscache_status_t *statuses,
+    miscache_async_classify_fn fn, void *userdata);
 
 #ifdef __cplusplus
 }

@@ -693,6 +693,144 @@ miscache_status_t miscache_gift_classify_pages(
                            statuses, from_cache);
 }
 
+/* ---- a page, asynchronously (async.h) ------------------------------------- */
+
+/* One page in flight: its MGET, then the SETs of what the engine gave. */
+typedef struct {
+  miscache_async_classify_fn fn;
+  void *ud;
+  const miscache_gift_engine_t *e;
+  const miscache_gift_product_t *products;
+  miscache_gift_classification_t *out;
+  miscache_status_t *statuses;
+  size_t n;
+  page_t pg;
+  miscache__mm_t mm; /* the SETs' commands, kept for their keys */
+} apage_t;
+
+static miscache__gets_t apage_gets(apage_t *op) {
+  return (miscache__gets_t){.n = op->pg.n_ok,
+                            .keys = op->pg.kp,
+                            .values = op->pg.vals,
+                            .statuses = op->pg.sts,
+                            .direct = op->pg.direct};
+}
+
+/* The page's end: statuses, the callback, and op freed. st OK unless the
+ * page itself failed (cancelled, out of memory, an engine error). */
+static void apage_finish(miscache_async_t *a, apage_t *op,
+                         miscache_status_t st, const char *why) {
+  miscache_t *mc = miscache__async_mc(a);
+  char msg[MISCACHE_ERRMSG_SIZE];
+  snprintf(msg, sizeof msg, "%s", why ? why : "");
+  size_t cached = st == MISCACHE_OK ? op->pg.cached : 0;
+  st = classify_finish(mc, op->n, op->out, op->statuses, op->pg.own, st,
+                       op->pg.first_bad, op->pg.first_bad_msg,
+                       op->pg.first_bad_line);
+  if (st != MISCACHE_OK && !msg[0]) snprintf(msg, sizeof msg, "%s", mc->err);
+  miscache_async_classify_fn fn = op->fn;
+  void *ud = op->ud;
+  page_free(&op->pg);
+  miscache__mm_free(&op->mm);
+  free(op);
+  fn(ud, st, cached, msg);
+}
+
+static void apage_stored(miscache_async_t *a, void *p, miscache_status_t st,
+                         miscache__reply_t **r, size_t n, const char *why) {
+  (void)why;
+  apage_t *op = p;
+  miscache_t *mc = miscache__async_mc(a);
+  for (size_t i = 0; i < op->mm.nset; i++) /* the writes may have landed */
+    miscache__near_evict(mc, op->mm.ss.ptrs[i], op->mm.ss.lens[i]);
+  /* a failed store is not fatal: the next run recomputes those lines */
+  if (st == MISCACHE_OK) {
+    miscache_status_t set_st = MISCACHE_OK;
+    miscache__sets_t sets = {.n = n, .keys = op->pg.new_keys, .st = &set_st};
+    (void)miscache__mm_take(mc, CLASS_DB, &sets, NULL, r);
+  } else if (st != MISCACHE_ERR_CANCELLED) {
+    miscache__count(mc, CLASS_DB, op->pg.new_keys[0], MISCACHE__ERROR);
+  }
+  apage_finish(a, op, MISCACHE_OK, "");
+}
+
+static void apage_read(miscache_async_t *a, void *p, miscache_status_t st,
+                       miscache__reply_t **r, size_t n, const char *why) {
+  (void)n;
+  apage_t *op = p;
+  miscache_t *mc = miscache__async_mc(a);
+  if (st == MISCACHE_ERR_CANCELLED) {
+    apage_finish(a, op, st, why);
+    return;
+  }
+  miscache__gets_t gets = apage_gets(op);
+  if (st == MISCACHE_OK)
+    st = miscache__mm_take(mc, CLASS_DB, NULL, &gets, r);
+  else
+    miscache__count(mc, CLASS_DB, op->pg.kp[0], MISCACHE__ERROR);
+  /* fail-open: with the read failed the engine answers every line */
+  bool cache_ok = st == MISCACHE_OK;
+  st = page_resolve(mc, &op->pg, op->e, op->products, op->out, cache_ok);
+  if (st != MISCACHE_OK || op->pg.n_new == 0) {
+    apage_finish(a, op, st, "");
+    return;
+  }
+  miscache__sets_t sets = {
+      .n = op->pg.n_new,
+      .keys = op->pg.new_keys,
+      .texts = (const char *const *)op->pg.new_texts,
+      .lens = op->pg.new_lens,
+      .cls = miscache__kf_class(MISCACHE_KF_GIFT_CLASSIFICATION)};
+  st = miscache__mm_build(mc, &sets, NULL, &op->mm);
+  for (size_t i = 0; st == MISCACHE_OK && i < op->mm.nset; i++)
+    miscache__near_evict(mc, op->mm.ss.ptrs[i], op->mm.ss.lens[i]);
+  if (st == MISCACHE_OK)
+    st = miscache__async_send(a, CLASS_DB, op->mm.ncmd, op->mm.cmds,
+                              apage_stored, op);
+  if (st != MISCACHE_OK) /* not stored: the results stand (UNCACHED) */
+    apage_finish(a, op, MISCACHE_OK, "");
+}
+
+miscache_status_t miscache_async_gift_classify_page(
+    miscache_async_t *a, int64_t company, const miscache_gift_engine_t *e,
+    const miscache_gift_product_t *products, size_t n,
+    miscache_gift_classification_t *out, miscache_status_t *statuses,
+    miscache_async_classify_fn fn, void *userdata) {
+  miscache_status_t st = miscache__async_check(
+      a, fn && e && products && out && n >= 1 && n <= 100000,
+      "miscache_async_gift_classify_page");
+  if (st != MISCACHE_OK) return st;
+  miscache_t *mc = miscache__async_mc(a);
+  memset(out, 0, n * sizeof *out);
+  apage_t *op = calloc(1, sizeof *op);
+  if (!op) {
+    miscache__async_refuse(a, "out of memory");
+    return MISCACHE_ERR_NOMEM;
+  }
+  *op = (apage_t){.fn = fn, .ud = userdata, .e = e, .products = products,
+                  .out = out, .statuses = statuses, .n = n};
+  st = page_keys(mc, &op->pg, company, products, n, out);
+  miscache__gets_t gets = apage_gets(op);
+  if (st == MISCACHE_OK && op->pg.n_ok == 0) { /* no line makes a key */
+    miscache__async_enter(a);
+    apage_finish(a, op, MISCACHE_OK, "");
+    miscache__async_leave(a);
+    return MISCACHE_OK;
+  }
+  if (st == MISCACHE_OK) st = miscache__mm_build(mc, NULL, &gets, &op->mm);
+  if (st != MISCACHE_OK) /* (the engine sets its own message) */
+    miscache__async_refuse(a, "%s", mc->err);
+  else
+    st = miscache__async_send(a, CLASS_DB, op->mm.ncmd, op->mm.cmds,
+                              apage_read, op);
+  miscache__mm_free(&op->mm); /* the request holds its own copy */
+  if (st != MISCACHE_OK) {
+    page_free(&op->pg);
+    free(op);
+  }
+  return st;
+}
+
 /* ---- analytics ----------------------------------------------------------------- */
 
 miscache_status_t miscache_gift_analytics_set(miscache_t *mc, int64_t company,

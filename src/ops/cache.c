@@ -306,12 +306,7 @@ miscache_status_t miscache_ttl_ms(miscache_t *mc, miscache_db_t db,
 
 /* ---- multi-key ----------------------------------------------------------- */
 
-/* Namespaced copies of n keys in one allocation: ptrs[i], lens[i]. */
-typedef struct {
-  const char **ptrs;
-  size_t *lens;
-  char *store;
-} keyset_t;
+typedef miscache__keyset_t keyset_t;
 
 static miscache_status_t keyset_make(miscache_t *mc, size_t n,
                                      const char *const keys[], size_t lead,
@@ -408,78 +403,113 @@ static miscache_status_t take_mget(miscache_t *mc, miscache_db_t db,
   return MISCACHE_OK;
 }
 
-miscache_status_t miscache__mset_mget(miscache_t *mc, miscache_db_t db,
-                                      const miscache__sets_t *sets,
-                                      const miscache__gets_t *gets) {
+void miscache__mm_free(miscache__mm_t *mm) {
+  if (mm->vals)
+    for (size_t i = 0; i < mm->nset; i++) free(mm->vals[i]);
+  free(mm->cmds);
+  free(mm->ttls);
+  free(mm->vals);
+  free(mm->lens);
+  free(mm->argv);
+  if (mm->nset) keyset_free(&mm->ss);
+  if (mm->nget) keyset_free(&mm->gs);
+  memset(mm, 0, sizeof *mm);
+}
+
+miscache_status_t miscache__mm_build(miscache_t *mc, const miscache__sets_t *sets,
+                                     const miscache__gets_t *gets,
+                                     miscache__mm_t *mm) {
   static const miscache__sets_t no_sets = {0};
   static const miscache__gets_t no_gets = {0};
   if (!sets) sets = &no_sets;
   if (!gets) gets = &no_gets;
+  memset(mm, 0, sizeof *mm);
   size_t nset = sets->n, nget = gets->n;
   for (size_t i = 0; i < nget; i++) gets->values[i] = NULL;
   if (sets->st) *sets->st = MISCACHE_OK;
-  if (nset == 0 && nget == 0) return MISCACHE_OK;
   if (nset > (size_t)INT32_MAX / 5 || nget > (size_t)INT32_MAX - 1) {
     miscache__set_err(mc, "%zu values is too many for one call",
                       nset > nget ? nset : nget);
     return MISCACHE_ERR_INVALID;
   }
-  keyset_t ss = {0}, gs = {0};
   miscache_status_t st = MISCACHE_OK;
-  if (nset && (st = keyset_make(mc, nset, sets->keys, 0, &ss)) != MISCACHE_OK)
+  if (nset && (st = keyset_make(mc, nset, sets->keys, 0, &mm->ss)) != MISCACHE_OK)
     return st;
+  mm->nset = nset;
   if (nget &&
-      (st = keyset_make(mc, nget, gets->keys, 1, &gs)) != MISCACHE_OK) {
-    if (nset) keyset_free(&ss);
+      (st = keyset_make(mc, nget, gets->keys, 1, &mm->gs)) != MISCACHE_OK) {
+    miscache__mm_free(mm);
     return st;
   }
-  size_t ncmd = nset + (nget ? 1 : 0);
-  const char **argv = calloc(nset * 5 + 1, sizeof *argv);
-  size_t *lens = calloc(nset * 5 + 1, sizeof *lens);
-  char **vals = calloc(nset + 1, sizeof *vals);
-  char (*ttls)[24] = calloc(nset + 1, sizeof *ttls);
-  miscache__cmd_t *cmds = calloc(ncmd, sizeof *cmds);
-  miscache__reply_t **rs = calloc(ncmd, sizeof *rs);
-  if (!argv || !lens || !vals || !ttls || !cmds || !rs) {
-    st = MISCACHE_ERR_NOMEM;
+  mm->nget = nget;
+  mm->ncmd = nset + (nget ? 1 : 0);
+  mm->argv = calloc(nset * 5 + 1, sizeof *mm->argv);
+  mm->lens = calloc(nset * 5 + 1, sizeof *mm->lens);
+  mm->vals = calloc(nset + 1, sizeof *mm->vals);
+  mm->ttls = calloc(nset + 1, sizeof *mm->ttls);
+  mm->cmds = calloc(mm->ncmd ? mm->ncmd : 1, sizeof *mm->cmds);
+  if (!mm->argv || !mm->lens || !mm->vals || !mm->ttls || !mm->cmds) {
+    miscache__mm_free(mm);
     miscache__set_err(mc, "out of memory for %zu values", nset + nget);
-    goto done;
+    return MISCACHE_ERR_NOMEM;
   }
-  st = set_cmds(mc, sets, &ss, argv, lens, vals, ttls, cmds);
-  if (st != MISCACHE_OK) goto done;
-  if (nget) {
-    gs.ptrs[0] = "MGET";
-    gs.lens[0] = 4;
-    cmds[nset] = (miscache__cmd_t){(int)(nget + 1), gs.ptrs, gs.lens};
-  }
-  /* the SETs write (an MGET behind them loses its first key from the near
-   * cache too: harmless, the next read asks the server) */
-  st = miscache__run(mc, (int)db, ncmd, cmds, rs,
-                     MISCACHE__IDEMPOTENT | (nset ? MISCACHE__WRITES : 0));
+  st = set_cmds(mc, sets, &mm->ss, mm->argv, mm->lens, mm->vals, mm->ttls,
+                mm->cmds);
   if (st != MISCACHE_OK) {
-    miscache__count(mc, db, nget ? gets->keys[0] : sets->keys[0],
-                    MISCACHE__ERROR);
-    if (sets->st) *sets->st = st;
-    goto done;
+    miscache__mm_free(mm);
+    return st;
   }
+  if (nget) {
+    mm->gs.ptrs[0] = "MGET";
+    mm->gs.lens[0] = 4;
+    mm->cmds[nset] = (miscache__cmd_t){(int)(nget + 1), mm->gs.ptrs,
+                                       mm->gs.lens};
+  }
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache__mm_take(miscache_t *mc, miscache_db_t db,
+                                    const miscache__sets_t *sets,
+                                    const miscache__gets_t *gets,
+                                    miscache__reply_t *const *rs) {
+  size_t nset = sets ? sets->n : 0;
   for (size_t i = 0; i < nset; i++) {
     miscache_status_t one = expect_ok(mc, db, rs[i], "SET", sets->keys[i]);
     if (sets->st && *sets->st == MISCACHE_OK) *sets->st = one;
   }
-  if (nget) st = take_mget(mc, db, gets, rs[nset]);
-done:
-  if (rs)
-    for (size_t i = 0; i < ncmd; i++) miscache__reply_free(rs[i]);
-  if (vals)
-    for (size_t i = 0; i < nset; i++) free(vals[i]);
+  return gets && gets->n ? take_mget(mc, db, gets, rs[nset]) : MISCACHE_OK;
+}
+
+miscache_status_t miscache__mset_mget(miscache_t *mc, miscache_db_t db,
+                                      const miscache__sets_t *sets,
+                                      const miscache__gets_t *gets) {
+  miscache__mm_t mm;
+  miscache_status_t st = miscache__mm_build(mc, sets, gets, &mm);
+  if (st != MISCACHE_OK) return st;
+  if (mm.ncmd == 0) {
+    miscache__mm_free(&mm);
+    return MISCACHE_OK;
+  }
+  miscache__reply_t **rs = calloc(mm.ncmd, sizeof *rs);
+  if (!rs) {
+    miscache__mm_free(&mm);
+    miscache__set_err(mc, "out of memory for %zu values", mm.nset + mm.nget);
+    return MISCACHE_ERR_NOMEM;
+  }
+  /* the SETs write (an MGET behind them loses its first key from the near
+   * cache too: harmless, the next read asks the server) */
+  st = miscache__run(mc, (int)db, mm.ncmd, mm.cmds, rs,
+                     MISCACHE__IDEMPOTENT | (mm.nset ? MISCACHE__WRITES : 0));
+  if (st != MISCACHE_OK) {
+    miscache__count(mc, db, mm.nget ? gets->keys[0] : sets->keys[0],
+                    MISCACHE__ERROR);
+    if (sets && sets->st) *sets->st = st;
+  } else {
+    st = miscache__mm_take(mc, db, sets, gets, rs);
+  }
+  for (size_t i = 0; i < mm.ncmd; i++) miscache__reply_free(rs[i]);
   free(rs);
-  free(cmds);
-  free(ttls);
-  free(vals);
-  free(lens);
-  free(argv);
-  if (nset) keyset_free(&ss);
-  if (nget) keyset_free(&gs);
+  miscache__mm_free(&mm);
   return st;
 }
 

@@ -80,6 +80,33 @@ typedef struct miscache__gets {
 miscache_status_t miscache__mset_mget(miscache_t *mc, miscache_db_t db,
                                       const miscache__sets_t *sets,
                                       const miscache__gets_t *gets);
+/* The same in three steps, for a caller that sends the commands itself
+ * (the async page of gift.c): build the ncmd commands (the SETs, then the
+ * MGET; they point into mm), take their replies rs[0..ncmd) into sets and
+ * gets (the MGET's status as miscache__mset_mget's), free mm. Build
+ * leaves nothing to free when it fails. */
+typedef struct miscache__keyset { /* namespaced copies of n keys */
+  const char **ptrs;
+  size_t *lens;
+  char *store;
+} miscache__keyset_t;
+typedef struct miscache__mm {
+  size_t ncmd, nset, nget;
+  miscache__cmd_t *cmds;
+  miscache__keyset_t ss, gs; /* the SETs' keys, the MGET's (argv) */
+  const char **argv;
+  size_t *lens;
+  char **vals;
+  char (*ttls)[24];
+} miscache__mm_t;
+miscache_status_t miscache__mm_build(miscache_t *mc, const miscache__sets_t *sets,
+                                     const miscache__gets_t *gets,
+                                     miscache__mm_t *mm);
+miscache_status_t miscache__mm_take(miscache_t *mc, miscache_db_t db,
+                                    const miscache__sets_t *sets,
+                                    const miscache__gets_t *gets,
+                                    miscache__reply_t *const *rs);
+void miscache__mm_free(miscache__mm_t *mm);
 
 /* A near-cache hit on fk, a key of family f (made by miscache__fullkey_int
  * or _fixed), in f's db, of category cat, answered by view vw (core.h) with

@@ -1179,6 +1179,166 @@ static void test_loader_answered_during_free(void **state) {
   loop_close(&l);
 }
 
+/* ---- a page of gift classification */
+
+typedef struct {
+  int calls;
+  miscache_status_t st;
+  size_t from_cache;
+} page_end_t;
+
+static void on_page(void *ud, miscache_status_t st, size_t from_cache,
+                    const char *msg) {
+  page_end_t *pe = ud;
+  (void)msg;
+  pe->calls++;
+  pe->st = st;
+  pe->from_cache = from_cache;
+}
+
+static miscache_gift_engine_t *page_engine(void) {
+  miscache_gift_rules_t r = {.auto_classify = true, .zero_price_rule = true,
+                             .exclude_from_revenue = true};
+  miscache_strings_push(&r.keywords, "sample");
+  miscache_strings_push(&r.master_products, "MP-1");
+  miscache_gift_engine_t *e = NULL;
+  assert_int_equal(miscache_gift_engine_new(&r, NULL, 0, &e), MISCACHE_OK);
+  miscache_gift_rules_clear(&r);
+  return e;
+}
+
+enum { PAGE_N = 7 };
+static const char *page_codes[PAGE_N] = {"A1", "A2", "MP-1", "A3",
+                                         "",   "A4", "A5"};
+static const char *page_names[PAGE_N] = {"free pen", "sample pack", "mug",
+                                         "desk", "bad", "chair", "lamp"};
+static const double page_prices[PAGE_N] = {0, 10, 20, 30, 40, 50, 60};
+
+static void page_products(miscache_gift_product_t p[PAGE_N]) {
+  for (int i = 0; i < PAGE_N; i++)
+    p[i] = (miscache_gift_product_t){.product_code = page_codes[i],
+                                     .product_name = page_names[i],
+                                     .supply_price = page_prices[i]};
+}
+
+/* The page: the cached lines read (one whose stored reason no engine
+ * gives proves it), a value that is no JSON replaced, a line with no key
+ * refused alone, the engine's results stored with their TTL in the gift
+ * db and read back by the blocking call; then the same page freed in
+ * flight is cancelled. */
+static void gift_page(loop_kind_t kind) {
+  loop_t l;
+  miscache_async_t *a = start(&l, kind, mt_srv.url, 0);
+  miscache_t *mc = peer();
+  miscache_gift_engine_t *e = page_engine();
+  miscache_gift_product_t p[PAGE_N];
+  page_products(p);
+  miscache_gift_classification_t c;
+  assert_int_equal(miscache_gift_classify(mc, 9, e, &p[5], &c, NULL),
+                   MISCACHE_OK); /* A4 cached by the blocking call */
+  miscache_gift_classification_clear(&c);
+  mt_raw_set(mc, MISCACHE_DB_GIFT, "gift:classification:A3:9",
+             "{\"product_type\":\"REVENUE\",\"is_revenue\":true,"
+             "\"classification_reason\":\"from the cache\","
+             "\"revenue_impact\":30,\"classified_at\":\"x\"}");
+  mt_raw_set(mc, MISCACHE_DB_GIFT, "gift:classification:A5:9", "not json");
+  miscache_gift_classification_t out[PAGE_N];
+  miscache_status_t sts[PAGE_N];
+  page_end_t pe = {0};
+  assert_int_equal(miscache_async_gift_classify_page(a, 9, e, p, 0, out, sts,
+                                                     on_page, &pe),
+                   MISCACHE_ERR_INVALID);
+  assert_int_equal(miscache_async_gift_classify_page(a, 9, e, p, PAGE_N, out,
+                                                     sts, NULL, &pe),
+                   MISCACHE_ERR_INVALID);
+  assert_int_equal(miscache_async_gift_classify_page(a, 9, e, p, PAGE_N, out,
+                                                     sts, on_page, &pe),
+                   MISCACHE_OK);
+  assert_int_equal(pe.calls, 0);
+  loop_until(&l, &pe.calls, 1, 3000);
+  assert_int_equal(pe.calls, 1);
+  assert_int_not_equal(sts[4], MISCACHE_OK); /* "" makes no key */
+  assert_int_equal(pe.st, sts[4]);
+  assert_null(out[4].product_type);
+  assert_int_equal(pe.from_cache, 2); /* A4 and A3; A5's was no JSON */
+  assert_string_equal(out[3].classification_reason, "from the cache");
+  for (int i = 0; i < PAGE_N; i++) {
+    if (i == 4) continue;
+    assert_int_equal(sts[i], MISCACHE_OK);
+    miscache_gift_classification_t want;
+    assert_int_equal(miscache_gift_engine_classify(e, &p[i], &want),
+                     MISCACHE_OK);
+    assert_string_equal(out[i].product_type, want.product_type);
+    assert_int_equal(out[i].is_revenue, want.is_revenue);
+    if (want.gift_type) assert_string_equal(out[i].gift_type, want.gift_type);
+    else assert_null(out[i].gift_type);
+    miscache_gift_classification_clear(&want);
+    if (i != 3 && i != 5) { /* the engine's: stored with the class's TTL */
+      char key[64];
+      snprintf(key, sizeof key, "gift:classification:%s:9", page_codes[i]);
+      long long ttl = mt_raw_pttl(mc, MISCACHE_DB_GIFT, key);
+      assert_true(ttl > 0);
+      miscache_source_t src;
+      assert_int_equal(miscache_gift_classify(mc, 9, e, &p[i], &c, &src),
+                       MISCACHE_OK);
+      assert_int_equal(src, MISCACHE_SOURCE_CACHE);
+      assert_string_equal(c.product_type, out[i].product_type);
+      miscache_gift_classification_clear(&c);
+    }
+    miscache_gift_classification_clear(&out[i]);
+  }
+  /* freed before the reply: cancelled, out cleared */
+  pe = (page_end_t){0};
+  assert_int_equal(miscache_async_gift_classify_page(a, 9, e, p, PAGE_N, out,
+                                                     sts, on_page, &pe),
+                   MISCACHE_OK);
+  miscache_async_free(a);
+  assert_int_equal(pe.calls, 1);
+  assert_int_equal(pe.st, MISCACHE_ERR_CANCELLED);
+  for (int i = 0; i < PAGE_N; i++) {
+    assert_null(out[i].product_type);
+    assert_int_equal(sts[i], MISCACHE_ERR_CANCELLED);
+  }
+  miscache_gift_engine_free(e);
+  miscache_free(mc);
+  loop_close(&l);
+}
+
+/* Fail-open: the server killed with the page's MGET in flight; the engine
+ * answers every line, nothing from the cache, the call OK. */
+static void gift_page_fail_open(loop_kind_t kind) {
+  mt_server_t s2;
+  assert_int_equal(mt_server_start(&s2, NULL), 0);
+  loop_t l;
+  miscache_async_t *a = start(&l, kind, s2.url, 1000);
+  miscache_gift_engine_t *e = page_engine();
+  miscache_gift_product_t p[PAGE_N];
+  page_products(p);
+  p[4].product_code = "A6";
+  miscache_gift_classification_t out[PAGE_N];
+  page_end_t pe = {0};
+  assert_int_equal(miscache_async_gift_classify_page(a, 9, e, p, PAGE_N, out,
+                                                     NULL, on_page, &pe),
+                   MISCACHE_OK);
+  mt_server_kill(&s2);
+  loop_until(&l, &pe.calls, 1, 5000);
+  assert_int_equal(pe.calls, 1);
+  assert_int_equal(pe.st, MISCACHE_OK);
+  assert_int_equal(pe.from_cache, 0);
+  for (int i = 0; i < PAGE_N; i++) {
+    miscache_gift_classification_t want;
+    assert_int_equal(miscache_gift_engine_classify(e, &p[i], &want),
+                     MISCACHE_OK);
+    assert_string_equal(out[i].product_type, want.product_type);
+    miscache_gift_classification_clear(&want);
+    miscache_gift_classification_clear(&out[i]);
+  }
+  miscache_gift_engine_free(e);
+  miscache_async_free(a);
+  loop_close(&l);
+  mt_server_stop(&s2);
+}
+
 #define BOTH(name)                                                             \
   static void test_##name##_libevent(void **state) {                          \
     (void)state;                                                               \
@@ -1199,6 +1359,8 @@ BOTH(get_or_load)
 BOTH(permission_check)
 BOTH(masters_and_locks)
 BOTH(queue_enqueue)
+BOTH(gift_page)
+BOTH(gift_page_fail_open)
 
 static void test_refused_endpoints(void **state) {
   (void)state;
@@ -1240,6 +1402,10 @@ int main(void) {
       cmocka_unit_test(test_masters_and_locks_libuv),
       cmocka_unit_test(test_queue_enqueue_libevent),
       cmocka_unit_test(test_queue_enqueue_libuv),
+      cmocka_unit_test(test_gift_page_libevent),
+      cmocka_unit_test(test_gift_page_libuv),
+      cmocka_unit_test(test_gift_page_fail_open_libevent),
+      cmocka_unit_test(test_gift_page_fail_open_libuv),
       cmocka_unit_test(test_touch_compare_and_set),
       cmocka_unit_test(test_loader_answered_during_free),
       cmocka_unit_test(test_pool_pending_shared),
