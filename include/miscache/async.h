@@ -21,7 +21,8 @@
  * callbacks and miscache_async_free on that thread.
  *
  * What this version covers: standalone endpoints (redis://, rediss://,
- * unix://; Sentinel and Cluster URLs are refused with ERR_INVALID), every
+ * unix://) and Sentinel (redis+sentinel://; Cluster URLs are refused with
+ * ERR_INVALID), every
  * URL setting (namespace, db map, TTLs, timeouts, the breaker, the near
  * cache), and get, set, delete, exists, mget, get_or_load with an
  * asynchronous loader, the typed session get/set/touch, the permission
@@ -29,7 +30,15 @@
  * queue enqueue. A connect (at open,
  * and again after a lost connection, on the next call) still blocks the
  * loop for at most the connect timeout; inside
- * the breaker's backoff window calls fail at once. Async handles never run
+ * the breaker's backoff window calls fail at once. Behind Sentinel the
+ * connect first asks the sentinels for the master (and its ROLE), and while
+ * calls are made the handle asks them again once a second, as the blocking
+ * API does (a forced failover leaves the old master taking writes until it
+ * is demoted): each ask blocks the loop for a sentinel's round trip (at
+ * most half the command timeout per sentinel that does not answer). When
+ * they name a new master, or a reply is READONLY, the calls in flight on
+ * the old one fail with ERR_UNAVAILABLE and the next call connects to the
+ * new one. Async handles never run
  * invalidations, so there is no pending-invalidation replay on them; batch
  * runs and invalidation events stay blocking (client.h, events.h).
  *
@@ -80,8 +89,8 @@ typedef struct miscache_async_loop {
 } miscache_async_loop_t;
 
 /* Open a handle with opts (NULL: MISCACHE_URL, else the default; the
- * options are copied) and connect it. OK, ERR_INVALID (a Sentinel or
- * Cluster endpoint), ERR_URL, ERR_NOMEM, ERR_UNAVAILABLE, ERR_AUTH,
+ * options are copied) and connect it. OK, ERR_INVALID (a Cluster
+ * endpoint), ERR_URL, ERR_NOMEM, ERR_UNAVAILABLE, ERR_AUTH,
  * ERR_TLS; errbuf (optional) says why. */
 MISCACHE_EXPORT miscache_status_t
 miscache_async_open(const miscache_options_t *opts, miscache_async_t **out,

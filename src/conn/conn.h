@@ -84,9 +84,31 @@ miscache_status_t miscache__disp_new(const miscache_options_t *o, char *err,
                                      size_t errlen,
                                      miscache__dispatcher_t **out);
 void miscache__disp_free(miscache__dispatcher_t *d); /* accepts NULL */
-/* The one node of a standalone endpoint (TCP, unix, TLS), for the async
- * handle's non-blocking use (conn/node.h); NULL for Sentinel and Cluster. */
-struct miscache__node *miscache__disp_standalone_node(miscache__dispatcher_t *d);
+/* The node the async handle (core/async.c) uses for its non-blocking
+ * calls (conn/node.h): a standalone endpoint's one node; behind Sentinel
+ * the master the sentinels name, asked (blocking, within one command
+ * timeout, as a connect) when none is known or after
+ * miscache__disp_master_lost, at most once per backoff_min_ms (in between:
+ * ERR_UNAVAILABLE at once, message set). Behind Sentinel *out stays valid
+ * until the next call (which frees it when the master moved): call it only
+ * with nothing in flight on the node. ERR_INVALID for a cluster. */
+struct miscache__node;
+miscache_status_t miscache__disp_async_node(miscache__dispatcher_t *d,
+                                            struct miscache__node **out);
+/* Sentinel: the master in use was lost or demoted (READONLY); the next
+ * miscache__disp_async_node asks the sentinels. No-op otherwise. */
+void miscache__disp_master_lost(miscache__dispatcher_t *d);
+/* Sentinel, with a master in use: when the sentinels are to be asked
+ * again whether it is still the master (CLOCK_MONOTONIC ms); 0 otherwise.
+ * A forced failover leaves the old master accepting writes until the
+ * sentinels demote it. */
+int64_t miscache__disp_check_at(const miscache__dispatcher_t *d);
+/* Ask them now (blocking, within one command timeout): true when they
+ * name another master (the next miscache__disp_async_node moves to it);
+ * false when it is the same, or they could not be asked (kept). */
+bool miscache__disp_master_moved(miscache__dispatcher_t *d);
+/* Whether the endpoint is a Sentinel one. */
+bool miscache__disp_is_sentinel(const miscache__dispatcher_t *d);
 /* Connect now (eager open): standalone node, Sentinel's master, or the
  * cluster's slot map. */
 miscache_status_t miscache__disp_connect(miscache__dispatcher_t *d);

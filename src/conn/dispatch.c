@@ -191,8 +191,12 @@ static miscache_status_t check_role(miscache__dispatcher_t *d,
   return MISCACHE_ERR_UNAVAILABLE;
 }
 
+/* Ask the sentinels for the master and make it the one in use (checking
+ * its ROLE when new). With moved (the async handle's periodic check), only
+ * ask: *moved says whether they name another address than the one in use,
+ * which is left as it is. */
 static miscache_status_t resolve_master(miscache__dispatcher_t *d,
-                                        int64_t deadline) {
+                                        int64_t deadline, bool *moved) {
   const char *name = d->o->ep.master;
   d->next_resolve_ms = miscache__mono_ms() + d->o->backoff_min_ms;
   d->stats.master_lookups++;
@@ -250,6 +254,13 @@ static miscache_status_t resolve_master(miscache__dispatcher_t *d,
       continue;
     }
     d->next_sentinel = i;
+    if (moved) {
+      *moved = !d->master || !miscache__node_is(d->master, host, port);
+      miscache__reply_free(r);
+      d->vouched_ms = asked;
+      d->check_at_ms = miscache__mono_ms() + d->check_ms;
+      return MISCACHE_OK;
+    }
     if (!d->master || !miscache__node_is(d->master, host, port)) {
       miscache__node_t *m = miscache__node_new(
           host, port, NULL, &d->data_conf, &d->stats, d->err, d->errlen);
@@ -326,7 +337,7 @@ static miscache_status_t ensure_master(miscache__dispatcher_t *d,
   }
   char saved[MISCACHE_ERRMSG_SIZE];
   snprintf(saved, sizeof saved, "%s", d->err);
-  miscache_status_t st = resolve_master(d, deadline);
+  miscache_status_t st = resolve_master(d, deadline, NULL);
   if (st != MISCACHE_OK && periodic) {
     /* the sentinels are unreachable but the master answers: keep it */
     snprintf(d->err, d->errlen, "%s", saved);
@@ -498,6 +509,49 @@ void miscache__push_drop(miscache__dispatcher_t *d, bool quiet) {
   if (d->sentinel) d->resolve = true;
 }
 
-miscache__node_t *miscache__disp_standalone_node(miscache__dispatcher_t *d) {
-  return d->cluster || d->sentinel ? NULL : d->master;
+miscache_status_t miscache__disp_async_node(miscache__dispatcher_t *d,
+                                            miscache__node_t **out) {
+  *out = NULL;
+  if (d->cluster) {
+    set_err(d, "async handles take a standalone or Sentinel endpoint "
+               "(redis://, rediss://, unix://, redis+sentinel://) in this "
+               "version; Redis Cluster is not yet supported");
+    return MISCACHE_ERR_INVALID;
+  }
+  miscache_status_t st =
+      ensure_master(d, 0, miscache__mono_ms() + d->o->command_timeout_ms);
+  if (st == MISCACHE_OK) *out = d->master;
+  return st;
+}
+
+int64_t miscache__disp_check_at(const miscache__dispatcher_t *d) {
+  return d->sentinel && d->master && !d->resolve ? d->check_at_ms : 0;
+}
+
+bool miscache__disp_master_moved(miscache__dispatcher_t *d) {
+  if (!d->sentinel || !d->master || d->resolve) return false;
+  char saved[MISCACHE_ERRMSG_SIZE];
+  snprintf(saved, sizeof saved, "%s", d->err);
+  bool moved = false;
+  int64_t now = miscache__mono_ms();
+  if (resolve_master(d, now + d->o->command_timeout_ms, &moved) !=
+      MISCACHE_OK) {
+    /* the sentinels are unreachable but the master answers: keep it */
+    snprintf(d->err, d->errlen, "%s", saved);
+    d->check_at_ms = now + d->check_ms;
+    return false;
+  }
+  if (moved) { /* (the lookup set the backoff: this is no failure) */
+    d->resolve = true;
+    d->next_resolve_ms = 0;
+  }
+  return moved;
+}
+
+void miscache__disp_master_lost(miscache__dispatcher_t *d) {
+  if (d->sentinel) d->resolve = true;
+}
+
+bool miscache__disp_is_sentinel(const miscache__dispatcher_t *d) {
+  return d->sentinel;
 }

@@ -27,7 +27,8 @@ typedef struct req {
 
 struct miscache_async {
   miscache_t *mc; /* keys, TTLs, near store; its dispatcher's node is ours */
-  miscache__node_t *node;
+  miscache__node_t *node; /* the dispatcher's; behind Sentinel the master */
+  bool sentinel;          /* ask the dispatcher for the node on reconnect */
   char msg[MISCACHE_ERRMSG_SIZE]; /* why the last call refused to start */
   miscache_async_loop_t loop;
   bool attached;
@@ -124,13 +125,22 @@ static void update_interest(miscache_async_t *a) {
     a->write_fd = want_write;
   }
   if (a->head) {
-    int64_t left = a->head->deadline_ms - miscache__mono_ms();
+    int64_t at = a->head->deadline_ms;
+    int64_t check = a->sentinel ? miscache__disp_check_at(a->mc->disp) : 0;
+    if (check && check < at) at = check; /* (handle_timer asks) */
+    int64_t left = at - miscache__mono_ms();
     a->loop.set_timer(a->loop.data, left > 0 ? left : 0);
     a->timer_set = true;
   } else if (a->timer_set) {
     a->loop.set_timer(a->loop.data, -1);
     a->timer_set = false;
   }
+}
+
+/* Sentinel: time to ask the sentinels whether the master in use still is. */
+static bool check_due(const miscache_async_t *a) {
+  int64_t at = a->sentinel ? miscache__disp_check_at(a->mc->disp) : 0;
+  return at && miscache__mono_ms() >= at;
 }
 
 /* Stop watching a socket about to close. */
@@ -148,6 +158,8 @@ static void fail_all(miscache_async_t *a, miscache_status_t st,
   unwatch(a); /* before the socket closes */
   a->write_waits_read = false;
   miscache__node_async_drop(a->node);
+  /* behind Sentinel the next call asks which node is the master */
+  miscache__disp_master_lost(a->mc->disp);
   char text[MISCACHE_ERRMSG_SIZE];
   snprintf(text, sizeof text, "%s", why);
   /* the requests of the lost connection only: calls the callbacks make
@@ -207,6 +219,18 @@ static void take_replies(miscache_async_t *a, miscache_status_t read_st,
       fail_all(a, MISCACHE_ERR_REPLY, "a reply nobody asked for");
       return;
     }
+    if (a->sentinel && miscache__reply_type(reply) == MISCACHE__R_ERROR &&
+        strncmp(miscache__reply_str(reply, NULL), "READONLY", 8) == 0) {
+      /* the master was demoted: nothing sent to it will land */
+      char why[MISCACHE_ERRMSG_SIZE];
+      snprintf(why, sizeof why,
+               "redis %s: READONLY: the master was demoted (a failover); "
+               "the sentinels are asked again on the next call",
+               miscache__node_addr(a->node));
+      miscache__reply_free(reply);
+      fail_all(a, MISCACHE_ERR_UNAVAILABLE, why);
+      return;
+    }
     if (r->select_first) {
       r->select_first = false;
       bool ok = miscache__reply_type(reply) == MISCACHE__R_STATUS;
@@ -264,6 +288,18 @@ void miscache_async_handle_timer(miscache_async_t *a) {
     fail_all(a, MISCACHE_ERR_UNAVAILABLE, why);
     a->depth--;
   }
+  if (!a->freeing && a->head && check_due(a) &&
+      miscache__disp_master_moved(a->mc->disp)) {
+    /* a forced failover: the old master takes writes until demoted */
+    char why[MISCACHE_ERRMSG_SIZE];
+    snprintf(why, sizeof why,
+             "redis %s: the sentinels name another master now (a "
+             "failover); the calls sent to this one are failed",
+             miscache__node_addr(a->node));
+    a->depth++;
+    fail_all(a, MISCACHE_ERR_UNAVAILABLE, why);
+    a->depth--;
+  }
   if (!a->freeing) update_interest(a);
   finish(a);
 }
@@ -282,8 +318,27 @@ miscache_status_t miscache__async_send(miscache_async_t *a, miscache_db_t db,
     miscache__async_refuse(a, "out of memory");
     return MISCACHE_ERR_NOMEM;
   }
+  miscache_status_t st = MISCACHE_OK;
+  if (a->sentinel && !a->head && miscache__node_fd(a->node) >= 0 &&
+      check_due(a) && miscache__disp_master_moved(a->mc->disp)) {
+    unwatch(a); /* nothing in flight: leave the old master now */
+    a->write_waits_read = false;
+    miscache__node_async_drop(a->node);
+  }
+  if (a->sentinel && !a->head && miscache__node_fd(a->node) < 0) {
+    /* reconnecting: to the master the sentinels name now */
+    miscache__node_t *master = NULL;
+    unwatch(a);
+    st = miscache__disp_async_node(a->mc->disp, &master);
+    if (st != MISCACHE_OK) {
+      free(r);
+      miscache__async_refuse(a, "%s", a->mc->err);
+      return st;
+    }
+    a->node = master;
+  }
   bool sel = false;
-  miscache_status_t st = miscache__node_queue(a->node, a->mc->opts.db[db], n,
+  st = miscache__node_queue(a->node, a->mc->opts.db[db], n,
                                               cmds, &sel);
   if (st != MISCACHE_OK) {
     free(r);
@@ -361,18 +416,9 @@ static miscache_status_t open_on(const miscache_options_t *opts,
     miscache__pending_unref(a->mc->pending);
     a->mc->pending = miscache__pool_pending(pool);
   }
-  if (a->mc->opts.ep.kind == MISCACHE__EP_SENTINEL ||
-      a->mc->opts.ep.kind == MISCACHE__EP_CLUSTER) {
-    snprintf(a->mc->err, sizeof a->mc->err,
-             "async handles take a standalone endpoint (redis://, rediss://, "
-             "unix://) in this version; Sentinel and Cluster are not yet "
-             "supported");
-    st = MISCACHE_ERR_INVALID;
-  }
-  if (st == MISCACHE_OK) {
-    a->node = miscache__disp_standalone_node(a->mc->disp);
-    st = a->node ? miscache__node_connect(a->node) : MISCACHE_ERR_INVALID;
-  }
+  a->sentinel = miscache__disp_is_sentinel(a->mc->disp);
+  st = miscache__disp_async_node(a->mc->disp, &a->node);
+  if (st == MISCACHE_OK) st = miscache__node_connect(a->node);
   if (st != MISCACHE_OK) {
     if (errbuf && errbuf_len)
       snprintf(errbuf, errbuf_len, "%s",
