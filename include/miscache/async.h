@@ -27,11 +27,17 @@
  * cache), and get, set, delete, exists, mget, get_or_load with an
  * asynchronous loader, the typed session get/set/touch, the permission
  * check, the master lists, a page of gift classification, locks and
- * queue enqueue. A connect (at open,
- * and again after a lost connection, on the next call) still blocks the
- * loop for at most the connect timeout; inside
- * the breaker's backoff window calls fail at once. Behind Sentinel the
- * connect first asks the sentinels for the master (and its ROLE), and while
+ * queue enqueue.
+ *
+ * Connecting: miscache_async_open connects before it returns (its status
+ * says why it could not). After a lost connection the next call starts a
+ * new connect and returns at once: the loop drives the TCP connect, the
+ * TLS handshake and AUTH, the calls queued meanwhile go out once it is
+ * done, and the connect timeout bounds it (its calls then fail with
+ * ERR_UNAVAILABLE, or ERR_AUTH / ERR_TLS when refused). Only resolving a
+ * host name waits (within the connect timeout): give an IP address or a
+ * unix socket to avoid it. Inside the breaker's backoff window calls fail
+ * at once. Behind Sentinel the connect first asks the sentinels for the master (and its ROLE), and while
  * calls are made the handle asks them again once a second, as the blocking
  * API does (a forced failover leaves the old master taking writes until it
  * is demoted): each ask blocks the loop for a sentinel's round trip (at

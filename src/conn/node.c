@@ -45,6 +45,12 @@ struct miscache__node {
   char *obuf;
   size_t olen, ocap;
   size_t ooff; /* async use: bytes of obuf written so far */
+  /* async use, a connect in steps: its deadline and start (us), whether
+   * the reply to the new connection's AUTH or PING is still to come, and
+   * how many bytes at the front of obuf hold AUTH's password */
+  int64_t conn_deadline, conn_t0;
+  bool prelude;
+  size_t wipe_len;
   /* breaker */
   unsigned fails;      /* connects failed in a row */
   int backoff_ms;      /* the current window's nominal length */
@@ -123,6 +129,7 @@ void miscache__node_drop(miscache__node_t *n) {
   n->t = NULL;
   n->cur_db = -1;
   n->dbs_ok = 0;
+  n->prelude = false;
 }
 
 void miscache__node_free(miscache__node_t *n) {
@@ -358,24 +365,11 @@ static void breaker_ok(miscache__node_t *n) {
   n->down_until = 0;
 }
 
-static miscache_status_t connect_now(miscache__node_t *n) {
-  int64_t deadline = miscache__mono_ms() + n->connect_timeout_ms;
-  char why[MISCACHE_ERRMSG_SIZE];
-  n->stats->connects++;
-  miscache_status_t st =
-      miscache__transport_open(n->host, n->port, n->path, n->tls, &n->limits,
-                               deadline, &n->t, why, sizeof why);
-  if (st != MISCACHE_OK) {
-    node_err(n, "%s", why);
-    return st;
-  }
-  n->pid = getpid();
-  n->cur_db = 0; /* a new connection starts on db 0 */
-  n->dbs_ok = 1;
-  /* AUTH; or, over TLS, a PING: a TLS 1.3 server refuses a missing client
-   * certificate only after the handshake, and the caller should hear it now */
-  const char *argv[3];
-  size_t lens[3];
+/* What a new connection sends first: AUTH; or, over TLS, a PING (a TLS
+ * 1.3 server refuses a missing client certificate only after the
+ * handshake, and the caller should hear it now). argc, 0 for nothing. */
+static int prelude_args(const miscache__node_t *n, const char *argv[3],
+                        size_t lens[3]) {
   int argc = 0;
   if (n->password) {
     argv[argc] = "AUTH", lens[argc++] = 4;
@@ -384,25 +378,15 @@ static miscache_status_t connect_now(miscache__node_t *n) {
     argv[argc] = n->password, lens[argc++] = strlen(n->password);
   } else if (n->tls) {
     argv[argc] = "PING", lens[argc++] = 4;
-  } else {
-    return MISCACHE_OK;
   }
-  miscache__reply_t *r = NULL;
-  n->connecting = true; /* its budget is the connect timeout's */
-  st = simple_command(n, argc, argv, lens, deadline, n->connect_timeout_ms, &r);
-  n->connecting = false;
-  if (st == MISCACHE_ERR_UNAVAILABLE && n->tls && n->last_t == MISCACHE__T_LOST) {
-    /* closed right after the handshake: the alert saying why may be lost
-     * with a reset (a slow client writes before it reads the alert) */
-    char was[MISCACHE_ERRMSG_SIZE];
-    snprintf(was, sizeof was, "%s", n->err);
-    snprintf(n->err, n->errlen,
-             "%s (the server closed the TLS connection right after the "
-             "handshake: does it require a client certificate?)",
-             was);
-    return MISCACHE_ERR_TLS;
-  }
-  if (st != MISCACHE_OK) return st;
+  return argc;
+}
+
+/* The reply r to that (freed): OK, or ERR_AUTH / the PING's error with the
+ * message set. */
+static miscache_status_t prelude_reply(miscache__node_t *n,
+                                       miscache__reply_t *r) {
+  miscache_status_t st = MISCACHE_OK;
   if (miscache__reply_type(r) == MISCACHE__R_ERROR) {
     if (n->password) {
       char text[256];
@@ -413,44 +397,99 @@ static miscache_status_t connect_now(miscache__node_t *n) {
     } else {
       st = miscache__reply_error(r, "PING", n->err, n->errlen);
     }
-    miscache__reply_free(r);
-    miscache__node_drop(n);
-    return st;
   }
   miscache__reply_free(r);
-  return MISCACHE_OK;
+  return st;
+}
+
+/* A TLS connection lost right after the handshake, before the reply to
+ * the first command: the alert saying why may be lost with a reset (a slow
+ * client writes before it reads the alert). ERR_TLS, the message says so. */
+static miscache_status_t tls_refused(miscache__node_t *n) {
+  char was[MISCACHE_ERRMSG_SIZE];
+  snprintf(was, sizeof was, "%s", n->err);
+  snprintf(n->err, n->errlen,
+           "%s (the server closed the TLS connection right after the "
+           "handshake: does it require a client certificate?)",
+           was);
+  return MISCACHE_ERR_TLS;
+}
+
+static miscache_status_t connect_now(miscache__node_t *n) {
+  int64_t deadline = miscache__mono_ms() + n->connect_timeout_ms;
+  char why[MISCACHE_ERRMSG_SIZE];
+  n->stats->connects++;
+  miscache_status_t st =
+      miscache__transport_open(n->host, n->port, n->path, n->tls, &n->limits,
+                               deadline, false, &n->t, why, sizeof why);
+  if (st != MISCACHE_OK) {
+    node_err(n, "%s", why);
+    return st;
+  }
+  n->pid = getpid();
+  n->cur_db = 0; /* a new connection starts on db 0 */
+  n->dbs_ok = 1;
+  const char *argv[3];
+  size_t lens[3];
+  int argc = prelude_args(n, argv, lens);
+  if (argc == 0) return MISCACHE_OK;
+  miscache__reply_t *r = NULL;
+  n->connecting = true; /* its budget is the connect timeout's */
+  st = simple_command(n, argc, argv, lens, deadline, n->connect_timeout_ms, &r);
+  n->connecting = false;
+  if (st == MISCACHE_ERR_UNAVAILABLE && n->tls && n->last_t == MISCACHE__T_LOST)
+    return tls_refused(n);
+  if (st != MISCACHE_OK) return st;
+  st = prelude_reply(n, r);
+  if (st != MISCACHE_OK) miscache__node_drop(n);
+  return st;
+}
+
+/* Inside the breaker's backoff window: fail at once (message set). */
+static miscache_status_t breaker_check(miscache__node_t *n) {
+  int64_t left = n->down_until ? n->down_until - miscache__mono_ms() : 0;
+  if (left <= 0) return MISCACHE_OK;
+  n->stats->fast_failures++;
+  node_err(n, "down: %u connect%s failed in a row, next attempt in %lld "
+              "ms (last: %s)",
+           n->fails, n->fails == 1 ? "" : "s", (long long)left,
+           n->last_fail);
+  /* a refusal that waiting will not cure keeps its own status */
+  return n->last_status == MISCACHE_ERR_AUTH ||
+                 n->last_status == MISCACHE_ERR_TLS
+             ? n->last_status
+             : MISCACHE_ERR_UNAVAILABLE;
+}
+
+/* A connect (started at n->conn_t0) is done: the event, the breaker. */
+static void connected(miscache__node_t *n) {
+  n->conn_deadline = 0;
+  miscache__event(&n->hook, MISCACHE_EV_CONNECT, n->addr,
+                  miscache__mono_us() - n->conn_t0, 0, "connected%s",
+                  n->tls ? " (TLS)" : "");
+  breaker_ok(n);
+}
+
+/* A connect failed with st (message set): the breaker; returns st. */
+static miscache_status_t connect_failed(miscache__node_t *n,
+                                        miscache_status_t st) {
+  n->conn_deadline = 0;
+  if (st != MISCACHE_ERR_NOMEM) {
+    n->last_status = st;
+    breaker_fail(n);
+  }
+  return st;
 }
 
 miscache_status_t miscache__node_connect(miscache__node_t *n) {
   if (n->t && n->pid != getpid()) miscache__node_drop(n); /* after fork() */
   if (n->t) return MISCACHE_OK;
-  if (n->down_until) {
-    int64_t left = n->down_until - miscache__mono_ms();
-    if (left > 0) {
-      n->stats->fast_failures++;
-      node_err(n, "down: %u connect%s failed in a row, next attempt in %lld "
-                  "ms (last: %s)",
-               n->fails, n->fails == 1 ? "" : "s", (long long)left,
-               n->last_fail);
-      /* a refusal that waiting will not cure keeps its own status */
-      return n->last_status == MISCACHE_ERR_AUTH ||
-                     n->last_status == MISCACHE_ERR_TLS
-                 ? n->last_status
-                 : MISCACHE_ERR_UNAVAILABLE;
-    }
-  }
-  int64_t t0 = miscache__mono_us();
-  miscache_status_t st = connect_now(n);
-  if (st == MISCACHE_OK) {
-    miscache__event(&n->hook, MISCACHE_EV_CONNECT, n->addr,
-                    miscache__mono_us() - t0, 0, "connected%s",
-                    n->tls ? " (TLS)" : "");
-    breaker_ok(n);
-  }
-  else if (st != MISCACHE_ERR_NOMEM) {
-    n->last_status = st;
-    breaker_fail(n);
-  }
+  miscache_status_t st = breaker_check(n);
+  if (st != MISCACHE_OK) return st;
+  n->conn_t0 = miscache__mono_us();
+  st = connect_now(n);
+  if (st == MISCACHE_OK) connected(n);
+  else connect_failed(n, st);
   return st;
 }
 
@@ -650,9 +689,78 @@ int miscache__node_fd(const miscache__node_t *n) {
 }
 
 static void async_reset(miscache__node_t *n) {
+  if (n->wipe_len) miscache__wipe(n->obuf, n->wipe_len); /* AUTH's password */
+  n->wipe_len = 0;
   n->olen = 0;
   n->ooff = 0;
   ob_done(n);
+}
+
+miscache_status_t miscache__node_connect_start(miscache__node_t *n) {
+  if (n->t) return MISCACHE_OK;
+  miscache_status_t st = breaker_check(n);
+  if (st != MISCACHE_OK) return st;
+  n->stats->connects++;
+  n->conn_t0 = miscache__mono_us();
+  int64_t deadline = miscache__mono_ms() + n->connect_timeout_ms;
+  char why[MISCACHE_ERRMSG_SIZE];
+  st = miscache__transport_open(n->host, n->port, n->path, n->tls,
+                                &n->limits, deadline, true, &n->t, why,
+                                sizeof why);
+  if (st != MISCACHE_OK && st != MISCACHE_MISS) {
+    node_err(n, "%s", why);
+    return connect_failed(n, st);
+  }
+  n->pid = getpid();
+  n->cur_db = 0; /* a new connection starts on db 0 */
+  n->dbs_ok = 1;
+  n->conn_deadline = deadline;
+  async_reset(n);
+  const char *argv[3];
+  size_t lens[3];
+  int argc = prelude_args(n, argv, lens);
+  if (argc && !ob_command(n, argc, argv, lens)) {
+    miscache__node_async_drop(n);
+    node_err(n, "connect: out of memory");
+    return connect_failed(n, MISCACHE_ERR_NOMEM);
+  }
+  n->prelude = argc > 0;
+  n->wipe_len = n->password ? n->olen : 0;
+  if (st == MISCACHE_OK && !n->prelude) connected(n);
+  return st;
+}
+
+miscache_status_t miscache__node_connect_step(miscache__node_t *n) {
+  if (!n->t) return MISCACHE_ERR_UNAVAILABLE;
+  char why[MISCACHE_ERRMSG_SIZE];
+  miscache_status_t st = miscache__transport_step(n->t, why, sizeof why);
+  if (st == MISCACHE_MISS) return st;
+  if (st != MISCACHE_OK) {
+    node_err(n, "%s", why);
+    return connect_failed(n, st);
+  }
+  if (!n->prelude) connected(n);
+  return MISCACHE_OK;
+}
+
+bool miscache__node_connecting(const miscache__node_t *n) {
+  return n->t && miscache__transport_connecting(n->t);
+}
+
+bool miscache__node_connect_wants_write(const miscache__node_t *n) {
+  return n->t && miscache__transport_wants_write(n->t);
+}
+
+int64_t miscache__node_connect_deadline(const miscache__node_t *n) {
+  return n->t ? n->conn_deadline : 0;
+}
+
+miscache_status_t miscache__node_connect_timed_out(miscache__node_t *n) {
+  node_err(n, "connect timed out: not connected within the %d ms connect "
+              "timeout%s",
+           n->connect_timeout_ms,
+           miscache__node_connecting(n) ? "" : " (no reply to AUTH or PING)");
+  return connect_failed(n, MISCACHE_ERR_UNAVAILABLE);
 }
 
 miscache_status_t miscache__node_queue(miscache__node_t *n, int db,
@@ -661,10 +769,9 @@ miscache_status_t miscache__node_queue(miscache__node_t *n, int db,
                                        bool *sel) {
   *sel = false;
   if (n->t && n->pid != getpid()) miscache__node_drop(n); /* after fork() */
-  if (!n->t) {
-    async_reset(n);
-    miscache_status_t st = miscache__node_connect(n);
-    if (st != MISCACHE_OK) return st;
+  if (!n->t) { /* a connect in steps: the loop drives it */
+    miscache_status_t st = miscache__node_connect_start(n);
+    if (st != MISCACHE_OK && st != MISCACHE_MISS) return st;
   }
   size_t mark = n->olen;
   bool ok = true;
@@ -690,23 +797,34 @@ bool miscache__node_unsent(const miscache__node_t *n) {
  * owner stops watching the socket, then drops it (miscache__node_async_drop). */
 static miscache_status_t async_fail(miscache__node_t *n, miscache__tstatus_t t,
                                     const char *what) {
-  return transport_status(n, t, what, n->command_timeout_ms);
+  bool setting_up = n->prelude; /* the connect is not done yet */
+  n->connecting = setting_up;
+  miscache_status_t st = transport_status(n, t, what, n->command_timeout_ms);
+  n->connecting = false;
+  if (!setting_up) return st;
+  if (st == MISCACHE_ERR_UNAVAILABLE && n->tls && t == MISCACHE__T_LOST)
+    st = tls_refused(n);
+  return connect_failed(n, st);
 }
 
 miscache_status_t miscache__node_flush(miscache__node_t *n, bool *want_read) {
   *want_read = false;
-  if (!n->t) return MISCACHE_OK;
+  if (!n->t || miscache__node_connecting(n)) return MISCACHE_OK;
   size_t done = 0;
   miscache__tstatus_t t = miscache__transport_write_now(
       n->t, n->obuf + n->ooff, n->olen - n->ooff, &done, want_read);
   if (t != MISCACHE__T_OK) return async_fail(n, t, "write");
   n->ooff += done;
+  if (n->wipe_len && n->ooff >= n->wipe_len) { /* AUTH has gone */
+    miscache__wipe(n->obuf, n->wipe_len);
+    n->wipe_len = 0;
+  }
   if (n->ooff == n->olen) async_reset(n);
   return MISCACHE_OK;
 }
 
 miscache_status_t miscache__node_read_now(miscache__node_t *n) {
-  if (!n->t) return MISCACHE_OK;
+  if (!n->t || miscache__node_connecting(n)) return MISCACHE_OK;
   miscache__tstatus_t t = miscache__transport_read_now(n->t);
   return t == MISCACHE__T_OK ? MISCACHE_OK : async_fail(n, t, "read");
 }
@@ -716,6 +834,14 @@ miscache_status_t miscache__node_take(miscache__node_t *n,
   *out = NULL;
   if (!n->t) return MISCACHE_MISS;
   int k = miscache__transport_take(n->t, out);
+  if (k > 0 && n->prelude) { /* the new connection's AUTH or PING */
+    n->prelude = false;
+    miscache_status_t st = prelude_reply(n, *out);
+    *out = NULL;
+    if (st != MISCACHE_OK) return connect_failed(n, st);
+    connected(n);
+    k = miscache__transport_take(n->t, out);
+  }
   if (k > 0) return MISCACHE_OK;
   if (k == 0) return MISCACHE_MISS;
   return async_fail(n, k == -2 ? MISCACHE__T_NOMEM : MISCACHE__T_PROTOCOL,
@@ -725,4 +851,5 @@ miscache_status_t miscache__node_take(miscache__node_t *n,
 void miscache__node_async_drop(miscache__node_t *n) {
   miscache__node_drop(n);
   async_reset(n);
+  n->prelude = false;
 }

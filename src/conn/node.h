@@ -116,8 +116,8 @@ int miscache__node_port(const miscache__node_t *n);
 /* ---- non-blocking use: the async handle (core/async.c) ------------------
  * The socket (-1 when not connected). queue appends a request (a SELECT
  * first when db is not the connection's; *sel says so, and its reply comes
- * first) to the output buffer, connecting first when needed (a blocking
- * connect, bounded by the connect timeout and the breaker); flush writes
+ * first) to the output buffer, starting a connect first when needed (see
+ * below); flush writes
  * what the socket takes now (*want_read: TLS needs a readable socket
  * first); unsent: bytes wait to be written; read_now takes in what has
  * arrived; take hands out the next complete reply (OK), none yet (MISS),
@@ -132,6 +132,24 @@ bool miscache__node_unsent(const miscache__node_t *n);
 miscache_status_t miscache__node_read_now(miscache__node_t *n);
 miscache_status_t miscache__node_take(miscache__node_t *n,
                                       miscache__reply_t **out);
+/* The connect in steps that queue starts when there is no connection
+ * (the loop drives it; only a host name's resolution waits, within the
+ * connect timeout): start gives OK (connected at once), MISCACHE_MISS (under
+ * way) or the failure (the breaker counts it; inside its window a fast
+ * failure). While connecting, watch the socket for writing when
+ * connect_wants_write, else for reading, and call connect_step when ready:
+ * OK (connected: flush what was queued), MISS (not yet: watch again, the
+ * socket may have changed), or the failure. A new connection's AUTH (or
+ * PING over TLS) goes first and take reads its reply (ERR_AUTH, ERR_TLS
+ * when refused). connect_deadline: when the connect (and that reply) must
+ * be done, 0 when it is; past it, connect_timed_out gives the status and
+ * message (the owner then drops the connection). */
+miscache_status_t miscache__node_connect_start(miscache__node_t *n);
+miscache_status_t miscache__node_connect_step(miscache__node_t *n);
+bool miscache__node_connecting(const miscache__node_t *n);
+bool miscache__node_connect_wants_write(const miscache__node_t *n);
+int64_t miscache__node_connect_deadline(const miscache__node_t *n);
+miscache_status_t miscache__node_connect_timed_out(miscache__node_t *n);
 /* Drop the connection and what was queued for it (a timeout, free). */
 void miscache__node_async_drop(miscache__node_t *n);
 

@@ -210,9 +210,10 @@ static void verify_reason(miscache__transport_t *t, const char *host,
   }
 }
 
-static miscache_status_t tls_connect(miscache__transport_t *t,
-                                     const char *host, int64_t deadline,
-                                     char *err, size_t errlen) {
+/* The SSL object of t, set up for host (SNI, the certificate check); no
+ * byte sent yet. */
+static miscache_status_t tls_begin(miscache__transport_t *t, const char *host,
+                                   char *err, size_t errlen) {
   ERR_clear_error();
   SSL *ssl = SSL_new(t->tls->ctx);
   BIO *bio = ssl ? BIO_new(bio_method) : NULL;
@@ -236,44 +237,60 @@ static miscache_status_t tls_connect(miscache__transport_t *t,
     }
   }
   SSL_set_connect_state(ssl);
-  for (;;) {
+  return MISCACHE_OK;
+}
+
+/* One step of the handshake: OK when done, MISS when it waits for t->want,
+ * else the failure (err says why). */
+static miscache_status_t tls_step(miscache__transport_t *t, const char *host,
+                                  char *err, size_t errlen) {
+  ERR_clear_error();
+  int r = SSL_connect(t->ssl);
+  if (r == 1) return MISCACHE_OK;
+  int e = SSL_get_error(t->ssl, r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    t->want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+    return MISCACHE_MISS;
+  }
+  long v = SSL_get_verify_result(t->ssl);
+  if (t->tls->verify && v != X509_V_OK) {
+    verify_reason(t, host, v, err, errlen);
     ERR_clear_error();
-    int r = SSL_connect(ssl);
-    if (r == 1) return MISCACHE_OK;
-    int e = SSL_get_error(ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-      t->want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-      miscache__tstatus_t s = miscache__poll_fd(t, deadline);
-      if (s == MISCACHE__T_TIMEOUT) {
-        snprintf(err, errlen,
-                 "TLS handshake timed out (is this a TLS port? a plain Redis "
-                 "port waits for the rest of a command)");
-        return MISCACHE_ERR_UNAVAILABLE;
-      }
-      if (s != MISCACHE__T_OK) {
-        snprintf(err, errlen, "TLS handshake: %s", t->errstr);
-        return MISCACHE_ERR_UNAVAILABLE;
-      }
-      continue;
-    }
-    long v = SSL_get_verify_result(ssl);
-    if (t->tls->verify && v != X509_V_OK) {
-      verify_reason(t, host, v, err, errlen);
-      ERR_clear_error();
-      return MISCACHE_ERR_TLS;
-    }
-    if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
-      snprintf(err, errlen,
-               "TLS handshake failed: the server closed the connection (%s; "
-               "is this a TLS port?)",
-               errno ? strerror(errno) : "end of file");
-      return MISCACHE_ERR_TLS;
-    }
-    char why[256];
-    ssl_errtext(why, sizeof why);
-    snprintf(err, errlen, "TLS handshake failed: %s", why);
     return MISCACHE_ERR_TLS;
   }
+  if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+    snprintf(err, errlen,
+             "TLS handshake failed: the server closed the connection (%s; "
+             "is this a TLS port?)",
+             errno ? strerror(errno) : "end of file");
+    return MISCACHE_ERR_TLS;
+  }
+  char why[256];
+  ssl_errtext(why, sizeof why);
+  snprintf(err, errlen, "TLS handshake failed: %s", why);
+  return MISCACHE_ERR_TLS;
+}
+
+static miscache_status_t tls_connect(miscache__transport_t *t,
+                                     const char *host, int64_t deadline,
+                                     char *err, size_t errlen) {
+  miscache_status_t st = tls_begin(t, host, err, errlen);
+  while (st == MISCACHE_OK && (st = tls_step(t, host, err, errlen)) ==
+                                  MISCACHE_MISS) {
+    miscache__tstatus_t s = miscache__poll_fd(t, deadline);
+    if (s == MISCACHE__T_TIMEOUT) {
+      snprintf(err, errlen,
+               "TLS handshake timed out (is this a TLS port? a plain Redis "
+               "port waits for the rest of a command)");
+      return MISCACHE_ERR_UNAVAILABLE;
+    }
+    if (s != MISCACHE__T_OK) {
+      snprintf(err, errlen, "TLS handshake: %s", t->errstr);
+      return MISCACHE_ERR_UNAVAILABLE;
+    }
+    st = MISCACHE_OK;
+  }
+  return st;
 }
 
 /* ---- I/O ------------------------------------------------------------------- */
@@ -345,4 +362,5 @@ static void tls_close(miscache__transport_t *t) {
 }
 
 static const miscache__transport_ops_t tls_ops = {
-    "tls", tls_connect, tls_write, tls_read, tls_wait, tls_broken, tls_close};
+    "tls",    tls_connect, tls_begin,  tls_step, tls_write,
+    tls_read, tls_wait,    tls_broken, tls_close};

@@ -51,6 +51,13 @@ static miscache_status_t plain_connect(miscache__transport_t *t,
   return MISCACHE_OK;
 }
 
+static miscache_status_t plain_begin(miscache__transport_t *t,
+                                     const char *host, char *err,
+                                     size_t errlen) {
+  (void)t, (void)host, (void)err, (void)errlen;
+  return MISCACHE_OK;
+}
+
 static ssize_t io_result(miscache__transport_t *t, ssize_t n, short want,
                          const char *what) {
   if (n >= 0) return n;
@@ -82,8 +89,9 @@ bool miscache__fd_readable(miscache__transport_t *t) {
 }
 
 static const miscache__transport_ops_t plain_ops = {
-    "tcp",     plain_connect,         plain_write, plain_read,
-    miscache__poll_fd, miscache__fd_readable, plain_close};
+    "tcp",      plain_connect,     plain_begin,           plain_begin,
+    plain_write, plain_read,       miscache__poll_fd,     miscache__fd_readable,
+    plain_close};
 
 /* ---- connect ------------------------------------------------------------- */
 
@@ -281,45 +289,150 @@ static int open_unix(const char *path, int64_t deadline, char *err,
   return fd;
 }
 
+/* A transport not connected yet (fd -1): its reader, its layer (TLS when
+ * tls and not a unix socket), a copy of host. NULL when out of memory (err
+ * set). */
+static miscache__transport_t *transport_new(const char *host, const char *path,
+                                            miscache__tls_t *tls,
+                                            const miscache__limits_t *limits,
+                                            char *err, size_t errlen) {
+  miscache__transport_t *t = calloc(1, sizeof *t);
+  miscache__reader_t *rd = t ? miscache__reader_new(limits) : NULL;
+  char *h = rd ? strdup(path || !host ? "" : host) : NULL;
+  if (!h) {
+    if (rd) miscache__reader_free(rd);
+    free(t);
+    snprintf(err, errlen, "connect: out of memory");
+    return NULL;
+  }
+  t->reader = rd;
+  t->host = h;
+  t->fd = -1;
+  t->ops = tls && !path ? ((const miscache__tls_head_t *)(const void *)tls)->ops
+                        : &plain_ops;
+  t->tls = tls;
+  return t;
+}
+
+/* ---- a connect in steps (the async handle's) ------------------------------ */
+
+/* The TCP connect is done: on to the layer's handshake. */
+static miscache_status_t tcp_done(miscache__transport_t *t, char *err,
+                                  size_t errlen) {
+  tune_tcp(t->fd);
+  freeaddrinfo(t->ai_all);
+  t->ai_all = t->ai_next = NULL;
+  t->stage = 2;
+  miscache_status_t st = t->ops->begin(t, t->host, err, errlen);
+  if (st != MISCACHE_OK) return st;
+  st = t->ops->step(t, t->host, err, errlen);
+  if (st == MISCACHE_OK) t->stage = 0;
+  return st;
+}
+
+/* A non-blocking connect() to the next address left: MISS when under way
+ * (t->fd, want POLLOUT), OK / the handshake's status when it connected at
+ * once, ERR_UNAVAILABLE when no address is left (last: the errno of the
+ * one before, 0 if none). */
+static miscache_status_t tcp_next(miscache__transport_t *t, int last,
+                                  char *err, size_t errlen) {
+  while (t->ai_next) {
+    struct addrinfo *a = t->ai_next;
+    t->ai_next = a->ai_next;
+    int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    a->ai_protocol);
+    if (fd < 0) {
+      last = errno;
+      continue;
+    }
+    t->fd = fd;
+    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) return tcp_done(t, err, errlen);
+    if (errno == EINPROGRESS || errno == EINTR) {
+      t->stage = 1;
+      t->want = POLLOUT;
+      return MISCACHE_MISS;
+    }
+    last = errno;
+    close(fd);
+    t->fd = -1;
+  }
+  snprintf(err, errlen, "connect failed: %s",
+           strerror(last ? last : ECONNREFUSED));
+  return MISCACHE_ERR_UNAVAILABLE;
+}
+
 miscache_status_t miscache__transport_open(const char *host, int port,
                                            const char *path,
                                            miscache__tls_t *tls,
                                            const miscache__limits_t *limits,
-                                           int64_t deadline,
+                                           int64_t deadline, bool steps,
                                            miscache__transport_t **out,
                                            char *err, size_t errlen) {
   *out = NULL;
-  miscache__transport_t *t = calloc(1, sizeof *t);
-  miscache__reader_t *rd = t ? miscache__reader_new(limits) : NULL;
-  if (!rd) {
-    free(t);
-    snprintf(err, errlen, "connect: out of memory");
-    return MISCACHE_ERR_NOMEM;
+  miscache__transport_t *t = transport_new(host, path, tls, limits, err, errlen);
+  if (!t) return MISCACHE_ERR_NOMEM;
+  miscache_status_t st;
+  if (!steps) { /* all of it now, waiting until deadline */
+    t->fd = path ? open_unix(path, deadline, err, errlen)
+                 : open_tcp(host, port, deadline, err, errlen);
+    st = t->fd < 0 ? MISCACHE_ERR_UNAVAILABLE
+                   : t->ops->connect(t, host, deadline, err, errlen);
+  } else if (path) { /* a unix connect does not wait: done, or refused */
+    t->fd = open_unix(path, deadline, err, errlen);
+    st = t->fd < 0 ? MISCACHE_ERR_UNAVAILABLE : MISCACHE_OK;
+  } else {
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    st = resolve(host, service, deadline, &t->ai_all, err, errlen) == 0
+             ? MISCACHE_OK
+             : MISCACHE_ERR_UNAVAILABLE;
+    t->ai_next = t->ai_all;
+    if (st == MISCACHE_OK) st = tcp_next(t, 0, err, errlen);
   }
-  t->reader = rd;
-  t->fd = path ? open_unix(path, deadline, err, errlen)
-               : open_tcp(host, port, deadline, err, errlen);
-  if (t->fd < 0) {
-    miscache__reader_free(rd);
-    free(t);
-    return MISCACHE_ERR_UNAVAILABLE;
-  }
-  t->ops = tls && !path ? ((const miscache__tls_head_t *)(const void *)tls)->ops
-                       : &plain_ops;
-  t->tls = tls;
-  miscache_status_t st = t->ops->connect(t, host, deadline, err, errlen);
-  if (st != MISCACHE_OK) {
+  if (st != MISCACHE_OK && st != MISCACHE_MISS) {
     miscache__transport_close(t);
     return st;
   }
   *out = t;
+  return st;
+}
+
+miscache_status_t miscache__transport_step(miscache__transport_t *t,
+                                           char *err, size_t errlen) {
+  if (t->stage == 1) {
+    struct pollfd p = {.fd = t->fd, .events = POLLOUT};
+    if (poll(&p, 1, 0) == 0) return MISCACHE_MISS; /* not yet */
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+      soerr = errno;
+    if (soerr == 0) return tcp_done(t, err, errlen);
+    close(t->fd); /* (the owner stopped watching it first) */
+    t->fd = -1;
+    return tcp_next(t, soerr, err, errlen);
+  }
+  if (t->stage == 2) {
+    miscache_status_t st = t->ops->step(t, t->host, err, errlen);
+    if (st == MISCACHE_OK) t->stage = 0;
+    return st;
+  }
   return MISCACHE_OK;
+}
+
+bool miscache__transport_connecting(const miscache__transport_t *t) {
+  return t->stage != 0;
+}
+
+bool miscache__transport_wants_write(const miscache__transport_t *t) {
+  return t->want == POLLOUT;
 }
 
 void miscache__transport_close(miscache__transport_t *t) {
   if (!t) return;
   t->ops->close(t);
-  close(t->fd); /* close() writes nothing: safe after fork() */
+  if (t->fd >= 0) close(t->fd); /* close() writes nothing: safe after fork() */
+  if (t->ai_all) freeaddrinfo(t->ai_all);
+  free(t->host);
   miscache__reader_free(t->reader);
   free(t);
 }

@@ -33,12 +33,12 @@ typedef enum {
  * tls, run the handshake (SNI and certificate check against host), all
  * before deadline. OK; ERR_UNAVAILABLE (resolve, refused, timeout), ERR_TLS
  * (err names the reason: expired, unknown CA, name mismatch...), ERR_NOMEM.
- * err gets the reason without the address. */
+ * err gets the reason without the address. With steps, see below. */
 miscache_status_t miscache__transport_open(const char *host, int port,
                                            const char *path,
                                            miscache__tls_t *tls,
                                            const miscache__limits_t *limits,
-                                           int64_t deadline,
+                                           int64_t deadline, bool steps,
                                            miscache__transport_t **out,
                                            char *err, size_t errlen);
 /* Close without writing a byte (no TLS close_notify), so a forked child can
@@ -72,6 +72,20 @@ miscache__tstatus_t miscache__transport_write_now(miscache__transport_t *t,
                                                   size_t *done, bool *want_read);
 miscache__tstatus_t miscache__transport_read_now(miscache__transport_t *t);
 int miscache__transport_take(miscache__transport_t *t, miscache__reply_t **out);
+
+/* With steps (the async handle's), the connect is only started (a host
+ * name is still resolved within deadline, waiting; an address or a unix
+ * socket never waits): OK when connected at once, MISCACHE_MISS when under
+ * way (*out set: call miscache__transport_step when its socket is ready as
+ * miscache__transport_wants_write says, readable otherwise), else the
+ * failure as without steps. step: OK when connected, MISS not
+ * yet, else the failure (the transport then is closed by its owner). A
+ * step may change the socket (the next address of the name): stop
+ * watching the old one before each step. */
+miscache_status_t miscache__transport_step(miscache__transport_t *t,
+                                           char *err, size_t errlen);
+bool miscache__transport_connecting(const miscache__transport_t *t);
+bool miscache__transport_wants_write(const miscache__transport_t *t);
 
 /* Why the last write or read failed. Borrowed. */
 const char *miscache__transport_errstr(const miscache__transport_t *t);

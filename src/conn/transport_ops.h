@@ -17,6 +17,12 @@ typedef struct miscache__transport_ops {
   /* on the connected socket t->fd: finish setting up (TLS handshake) */
   miscache_status_t (*connect)(miscache__transport_t *t, const char *host,
                                int64_t deadline, char *err, size_t errlen);
+  /* the same in steps, for the async handle: begin sets up (no I/O), step
+   * goes on: OK when done, MISCACHE_MISS when it waits for t->want */
+  miscache_status_t (*begin)(miscache__transport_t *t, const char *host,
+                             char *err, size_t errlen);
+  miscache_status_t (*step)(miscache__transport_t *t, const char *host,
+                            char *err, size_t errlen);
   /* >= 0 bytes written, or IO_AGAIN / IO_ERROR */
   ssize_t (*write)(miscache__transport_t *t, const char *buf, size_t len);
   /* > 0 bytes read, 0 at EOF, or IO_AGAIN / IO_ERROR */
@@ -37,6 +43,12 @@ struct miscache__transport {
   void *ssl;         /* TLS: the SSL object */
   miscache__tls_t *tls;
   miscache__tstatus_t failure; /* what an IO_ERROR was */
+  /* a connect in steps (miscache__transport_open with steps): 1 the TCP connect is
+   * under way, 2 the layer's handshake, 0 done; the addresses left to try
+   * and the host (SNI, the certificate check) */
+  int stage;
+  struct addrinfo *ai_all, *ai_next;
+  char *host;
   char errstr[256];
 };
 

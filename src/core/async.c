@@ -108,6 +108,11 @@ static void update_interest(miscache_async_t *a) {
                            !a->write_waits_read
                        ? fd
                        : -1;
+  if (miscache__node_connecting(a->node)) { /* what the connect waits for */
+    bool w = miscache__node_connect_wants_write(a->node);
+    want_read = w ? -1 : fd;
+    want_write = w ? fd : -1;
+  }
   if (a->read_fd >= 0 && a->read_fd != want_read) {
     a->loop.del_read(a->loop.data, a->read_fd);
     a->read_fd = -1;
@@ -128,6 +133,8 @@ static void update_interest(miscache_async_t *a) {
     int64_t at = a->head->deadline_ms;
     int64_t check = a->sentinel ? miscache__disp_check_at(a->mc->disp) : 0;
     if (check && check < at) at = check; /* (handle_timer asks) */
+    int64_t conn = miscache__node_connect_deadline(a->node);
+    if (conn && conn < at) at = conn;
     int64_t left = at - miscache__mono_ms();
     a->loop.set_timer(a->loop.data, left > 0 ? left : 0);
     a->timer_set = true;
@@ -186,8 +193,26 @@ void miscache__async_leave(miscache_async_t *a) {
   finish(a);
 }
 
+/* The connect under way goes on (the socket is ready for what it waits
+ * for): connected, not yet, or failed (every call queued on it fails). */
+static void connect_progress(miscache_async_t *a) {
+  unwatch(a); /* a step may close the socket for the next address */
+  miscache_status_t st = miscache__node_connect_step(a->node);
+  if (st != MISCACHE_OK && st != MISCACHE_MISS) {
+    a->depth++;
+    fail_all(a, st, a->mc->err);
+    a->depth--;
+  }
+  if (!a->freeing) update_interest(a); /* connected: the write is next */
+  finish(a);
+}
+
 void miscache_async_handle_write(miscache_async_t *a) {
   if (!a || a->freeing) return;
+  if (miscache__node_connecting(a->node)) {
+    connect_progress(a);
+    return;
+  }
   bool want_read = false;
   miscache_status_t st = miscache__node_flush(a->node, &want_read);
   a->write_waits_read = st == MISCACHE_OK && want_read;
@@ -256,6 +281,10 @@ static void take_replies(miscache_async_t *a, miscache_status_t read_st,
 
 void miscache_async_handle_read(miscache_async_t *a) {
   if (!a || a->freeing) return;
+  if (miscache__node_connecting(a->node)) {
+    connect_progress(a);
+    return;
+  }
   if (a->write_waits_read) { /* what TLS waited for to go on writing */
     a->depth++; /* a callback freeing the handle: freed below, not inside */
     miscache_async_handle_write(a);
@@ -278,7 +307,16 @@ void miscache_async_handle_read(miscache_async_t *a) {
 void miscache_async_handle_timer(miscache_async_t *a) {
   if (!a || a->freeing) return;
   a->timer_set = false;
-  if (a->head && miscache__mono_ms() >= a->head->deadline_ms) {
+  int64_t conn = miscache__node_connect_deadline(a->node);
+  if (conn && miscache__mono_ms() >= conn) { /* before the calls' own */
+    miscache_status_t st = miscache__node_connect_timed_out(a->node);
+    char why[MISCACHE_ERRMSG_SIZE];
+    snprintf(why, sizeof why, "%s", a->mc->err);
+    a->depth++;
+    fail_all(a, st, why);
+    a->depth--;
+  }
+  if (!a->freeing && a->head && miscache__mono_ms() >= a->head->deadline_ms) {
     char why[MISCACHE_ERRMSG_SIZE];
     snprintf(why, sizeof why,
              "timed out: no reply within the %d ms command timeout (the "

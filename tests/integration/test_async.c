@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <uv.h>
 
+#include "fake.h"
 #include "fixture.h"
 #include "miscache/adapters/libevent.h"
 #include "miscache/adapters/libuv.h"
@@ -255,11 +256,27 @@ static void killed_and_freed(loop_kind_t kind) {
   assert_int_equal(t.order_bad, 0);
   assert_int_equal(t.ok, 0);
   assert_int_equal(miscache_async_outstanding(a), 0);
-  /* the next call reconnects, which fails: refused at the call */
-  assert_int_not_equal(miscache_async_get(a, MISCACHE_DB_CACHE, "k", on_value,
-                                          &s[0]),
-                       MISCACHE_OK);
-  assert_int_equal(t.calls, N);
+  /* the next call reconnects, which fails: the connect is the loop's, so
+   * the failure comes through the callback (or at the call, when the
+   * kernel refuses the connect() at once); then the breaker refuses calls
+   * at once */
+  t.next = 0;
+  s[0].index = 0;
+  miscache_status_t st = miscache_async_get(a, MISCACHE_DB_CACHE, "k",
+                                            on_value, &s[0]);
+  if (st == MISCACHE_OK) {
+    loop_until(&l, &t.calls, N + 1, 3000);
+    assert_int_equal(t.calls, N + 1);
+    assert_int_equal(t.last, MISCACHE_ERR_UNAVAILABLE);
+  } else {
+    assert_int_equal(st, MISCACHE_ERR_UNAVAILABLE);
+  }
+  int calls = t.calls;
+  assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, "k", on_value,
+                                      &s[0]),
+                   MISCACHE_ERR_UNAVAILABLE);
+  assert_non_null(strstr(miscache_async_errmsg(a), "down"));
+  assert_int_equal(t.calls, calls);
   assert_int_equal(mt_server_restart(&s2), 0);
   mt_sleep_ms(250); /* past the breaker's window */
   t = (tally_t){0};
@@ -1488,6 +1505,206 @@ static void sentinel_failover(loop_kind_t kind) {
   mt_sentinels_stop(&dep);
 }
 
+/* ---- the connect is the loop's */
+
+static char *no_reply(void *ud, int argc, char **argv, size_t *lens,
+                      size_t *len) {
+  (void)ud, (void)argc, (void)argv, (void)lens, (void)len;
+  return NULL;
+}
+
+/* A reconnect never blocks the call: against a server (our fake) that
+ * takes the connection but leaves AUTH unanswered, the call returns at
+ * once with its callback not run, and the connect timeout ends it through
+ * the loop (the blocking connect this replaced made the call itself wait
+ * that long, then refused it). A wrong password comes back ERR_AUTH
+ * through the callback; with AUTH answered, calls connect through the
+ * loop and read the value. */
+static void connect_in_loop(loop_kind_t kind) {
+  mt_fake_t *f = mt_fake_start();
+  assert_non_null(f);
+  char url[300];
+  snprintf(url, sizeof url,
+           "redis://:pw@127.0.0.1:%d?connect_timeout_ms=400&"
+           "command_timeout_ms=1000&backoff_min_ms=50&backoff_max_ms=100",
+           mt_fake_port(f));
+  loop_t l;
+  miscache_async_t *a = start(&l, kind, url, 0);
+  assert_int_equal(mt_fake_connections(f), 1); /* open connects, blocking */
+  tally_t t = {0};
+  slot_t s = {&t, 0};
+  /* GET unanswered: the call times out and the connection is dropped */
+  mt_fake_on_fn(f, "GET", no_reply, NULL);
+  assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, "k", on_value, &s),
+                   MISCACHE_OK);
+  loop_until(&l, &t.calls, 1, 3000);
+  assert_int_equal(t.last, MISCACHE_ERR_UNAVAILABLE);
+  /* now nothing is answered (AUTH included): the next call must not wait
+   * for the connect */
+  mt_fake_on_fn(f, "*", no_reply, NULL);
+  msg_t m = {0};
+  int64_t t0 = mt_now_ns();
+  assert_int_equal(miscache_async_delete(a, MISCACHE_DB_CACHE, "k", NULL, NULL),
+                   MISCACHE_ERR_INVALID); /* (no callback: refused) */
+  json_t *v = json_pack("{s:i}", "n", 1);
+  assert_int_equal(miscache_async_set(a, MISCACHE_DB_CACHE, "k", v,
+                                      MISCACHE_TTL_TEMP_DATA, on_msg, &m),
+                   MISCACHE_OK);
+  int64_t call_ms = (mt_now_ns() - t0) / 1000000;
+  assert_int_equal(m.calls, 0);
+  assert_int_equal(miscache_async_outstanding(a), 1);
+  loop_until(&l, &m.calls, 1, 3000);
+  assert_int_equal(m.calls, 1);
+  assert_int_equal(m.st, MISCACHE_ERR_UNAVAILABLE);
+  assert_non_null(strstr(m.msg, "connect timed out"));
+  assert_non_null(strstr(m.msg, "AUTH"));
+  assert_true(call_ms < 300); /* the call did not sit out the connect */
+  assert_true(m.calls == 1 && (mt_now_ns() - t0) / 1000000 >= 350);
+  assert_int_equal(mt_fake_connections(f), 2);
+  /* a wrong password: ERR_AUTH through the callback */
+  mt_fake_on_str(f, "AUTH", "-WRONGPASS invalid username-password pair\r\n");
+  mt_sleep_ms(120); /* past the breaker's window */
+  m = (msg_t){0};
+  assert_int_equal(miscache_async_set(a, MISCACHE_DB_CACHE, "k", v,
+                                      MISCACHE_TTL_TEMP_DATA, on_msg, &m),
+                   MISCACHE_OK);
+  loop_until(&l, &m.calls, 1, 3000);
+  assert_int_equal(m.st, MISCACHE_ERR_AUTH);
+  assert_non_null(strstr(m.msg, "WRONGPASS"));
+  /* AUTH answered: connected through the loop, the value read */
+  mt_fake_on_str(f, "AUTH", "+OK\r\n");
+  mt_fake_on_str(f, "SELECT", "+OK\r\n");
+  mt_fake_on_str(f, "PTTL", ":-1\r\n");
+  mt_fake_on_str(f, "GET", "$7\r\n{\"n\":7}\r\n");
+  mt_sleep_ms(120);
+  t = (tally_t){0};
+  s.index = 0;
+  assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, "k", on_value, &s),
+                   MISCACHE_OK);
+  loop_until(&l, &t.calls, 1, 3000);
+  assert_int_equal(t.last, MISCACHE_OK);
+  assert_int_equal(json_integer_value(json_object_get(t.value, "n")), 7);
+  json_decref(t.value);
+  assert_int_equal(mt_fake_connections(f), 4);
+  json_decref(v);
+  miscache_async_free(a);
+  loop_close(&l);
+  mt_fake_stop(f);
+}
+
+/* ---- AUTH and TLS */
+
+typedef struct {
+  int calls;
+  miscache_status_t st;
+  bool yes;
+  char msg[MISCACHE_ERRMSG_SIZE];
+} ymsg_t;
+
+static void on_yes_msg(void *ud, miscache_status_t st, bool yes,
+                       const char *msg) {
+  ymsg_t *y = ud;
+  y->calls++;
+  y->st = st;
+  y->yes = yes;
+  snprintf(y->msg, sizeof y->msg, "%s", msg);
+}
+
+/* EXISTS k until a call ends other than with the lost connection (the
+ * first after a kill finds it dead) or being refused at the call inside
+ * the breaker's window; that call's status, its message in y. */
+static miscache_status_t exists_through(loop_t *l, miscache_async_t *a,
+                                        ymsg_t *y) {
+  for (int k = 0; k < 40; k++) {
+    int want = y->calls + 1;
+    miscache_status_t st = miscache_async_exists(a, MISCACHE_DB_CACHE, "k",
+                                                 on_yes_msg, y);
+    if (st == MISCACHE_OK) {
+      loop_until(l, &y->calls, want, 5000);
+      assert_int_equal(y->calls, want);
+      st = y->st;
+      if (st != MISCACHE_ERR_UNAVAILABLE || !strstr(y->msg, "lost"))
+        return st;
+    }
+    mt_sleep_ms(50);
+  }
+  return MISCACHE_ERR_UNAVAILABLE;
+}
+
+static void kill_clients(const mt_server_t *srv) {
+  redisContext *c = mt_raw(srv, "sekret");
+  assert_non_null(c);
+  redisReply *r = redisCommand(c, "CLIENT KILL TYPE normal SKIPME yes");
+  assert_non_null(r);
+  freeReplyObject(r);
+  redisFree(c);
+}
+
+/* AUTH and TLS: a wrong password refused at open (ERR_AUTH, the password
+ * not in the message), a certificate of an unknown CA refused at open
+ * (ERR_TLS); connected, the connection killed: the reconnect the loop
+ * drives (handshake and AUTH in steps) reads the value; the server's
+ * certificate swapped for an expired one and the connection killed: the
+ * reconnect fails ERR_TLS "expired" through the callback. */
+static void auth_and_tls(loop_kind_t kind) {
+  mt_server_t srv;
+  const char *args[] = {"--requirepass", "sekret", NULL};
+  assert_int_equal(mt_server_start_tls(&srv, NULL, args), 0);
+  char url[700], err[MISCACHE_ERRMSG_SIZE];
+  miscache_options_t *o = miscache_options_new();
+  miscache_async_t *a = NULL;
+  snprintf(url, sizeof url, "rediss://:xyzzy@localhost:%d?cacert=%s/ca.crt",
+           srv.port, srv.dir);
+  assert_int_equal(miscache_options_set_url(o, url), MISCACHE_OK);
+  assert_int_equal(miscache_async_open(o, &a, err, sizeof err),
+                   MISCACHE_ERR_AUTH);
+  assert_null(a);
+  assert_null(strstr(err, "xyzzy"));
+  snprintf(url, sizeof url,
+           "rediss://:sekret@localhost:%d?cacert=%s/rogue-ca.crt", srv.port,
+           srv.dir);
+  assert_int_equal(miscache_options_set_url(o, url), MISCACHE_OK);
+  assert_int_equal(miscache_async_open(o, &a, err, sizeof err),
+                   MISCACHE_ERR_TLS);
+  assert_null(a);
+  miscache_options_free(o);
+  snprintf(url, sizeof url,
+           "rediss://:sekret@localhost:%d?cacert=%s/ca.crt&backoff_min_ms=50&"
+           "backoff_max_ms=100",
+           srv.port, srv.dir);
+  loop_t l;
+  a = start(&l, kind, url, 1000);
+  json_t *v = json_pack("{s:i}", "n", 3);
+  msg_t m = {0};
+  assert_int_equal(miscache_async_set(a, MISCACHE_DB_CACHE, "k", v,
+                                      MISCACHE_TTL_TEMP_DATA, on_msg, &m),
+                   MISCACHE_OK);
+  loop_until(&l, &m.calls, 1, 3000);
+  assert_int_equal(m.st, MISCACHE_OK);
+  json_decref(v);
+  ymsg_t y = {0};
+  kill_clients(&srv);
+  assert_int_equal(exists_through(&l, a, &y), MISCACHE_OK);
+  assert_true(y.yes);
+  /* an expired certificate from now on */
+  redisContext *c = mt_raw(&srv, "sekret");
+  assert_non_null(c);
+  redisReply *r = redisCommand(c, "CONFIG SET tls-cert-file %s/expired.crt",
+                               srv.dir);
+  assert_non_null(r);
+  assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+  freeReplyObject(r);
+  redisFree(c);
+  kill_clients(&srv);
+  int before = y.calls;
+  assert_int_equal(exists_through(&l, a, &y), MISCACHE_ERR_TLS);
+  assert_true(y.calls > before); /* through the callback */
+  assert_non_null(strstr(y.msg, "expired"));
+  miscache_async_free(a);
+  loop_close(&l);
+  mt_server_stop(&srv);
+}
+
 #define BOTH(name)                                                             \
   static void test_##name##_libevent(void **state) {                          \
     (void)state;                                                               \
@@ -1511,6 +1728,8 @@ BOTH(queue_enqueue)
 BOTH(gift_page)
 BOTH(gift_page_fail_open)
 BOTH(sentinel_failover)
+BOTH(connect_in_loop)
+BOTH(auth_and_tls)
 
 static void test_refused_endpoints(void **state) {
   (void)state;
@@ -1558,6 +1777,10 @@ int main(void) {
       cmocka_unit_test(test_gift_page_fail_open_libuv),
       cmocka_unit_test(test_sentinel_failover_libevent),
       cmocka_unit_test(test_sentinel_failover_libuv),
+      cmocka_unit_test(test_connect_in_loop_libevent),
+      cmocka_unit_test(test_connect_in_loop_libuv),
+      cmocka_unit_test(test_auth_and_tls_libevent),
+      cmocka_unit_test(test_auth_and_tls_libuv),
       cmocka_unit_test(test_touch_compare_and_set),
       cmocka_unit_test(test_loader_answered_during_free),
       cmocka_unit_test(test_pool_pending_shared),
