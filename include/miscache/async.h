@@ -34,9 +34,9 @@
  * new connect and returns at once: the loop drives the TCP connect, the
  * TLS handshake and AUTH, the calls queued meanwhile go out once it is
  * done, and the connect timeout bounds it (its calls then fail with
- * ERR_UNAVAILABLE, or ERR_AUTH / ERR_TLS when refused). Only resolving a
- * host name waits (within the connect timeout): give an IP address or a
- * unix socket to avoid it. Inside the breaker's backoff window calls fail
+ * ERR_UNAVAILABLE, or ERR_AUTH / ERR_TLS when refused). A host name is
+ * resolved on a short-lived thread whose end the loop hears of (an eventfd
+ * it watches). Inside the breaker's backoff window calls fail
  * at once. Behind Sentinel the connect first asks the sentinels for the master (and its ROLE), and while
  * calls are made the handle asks them again once a second, as the blocking
  * API does (a forced failover leaves the old master taking writes until it

@@ -9,6 +9,7 @@
  * there yet) and read again without waiting after a full buffer.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -132,12 +134,13 @@ static void tune_tcp(int fd) {
  * is resolved on a short-lived thread that the caller waits for until the
  * deadline, then leaves to finish alone (whoever lets go last frees it). */
 
-typedef struct {
+typedef struct miscache__resolve {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int refs; /* the caller's and the thread's */
   bool done;
   int gai, sys_errno;
+  int notify; /* the thread's: an eventfd it signals, then closes; -1 */
   struct addrinfo *res;
   char service[16];
   char host[]; /* copied: the caller's may be gone by the time it runs */
@@ -170,14 +173,23 @@ static void *resolve_run(void *arg) {
   r->done = true;
   pthread_cond_signal(&r->cv);
   pthread_mutex_unlock(&r->mu);
+  if (r->notify >= 0) { /* a connect in steps waits for its socket */
+    uint64_t one = 1;
+    ssize_t w = write(r->notify, &one, sizeof one);
+    (void)w; /* an eventfd takes it (its counter is far from full) */
+    close(r->notify);
+  }
   resolve_unref(r);
   return NULL;
 }
 
-/* host:service into *out (freeaddrinfo it) before deadline: 0, or -1 with
- * err set. */
-static int resolve(const char *host, const char *service, int64_t deadline,
-                   struct addrinfo **out, char *err, size_t errlen) {
+/* Start resolving host:service: 0 with *out (freeaddrinfo it) for an
+ * address, at once; 1 with *pending for a name, resolved on a thread (it
+ * signals notify when done, and closes it; -1 for none); -1 with err. */
+static int resolve_begin(const char *host, const char *service, int notify,
+                         struct addrinfo **out, resolve_t **pending,
+                         char *err, size_t errlen) {
+  *pending = NULL;
   struct addrinfo hints = tcp_hints;
   hints.ai_flags |= AI_NUMERICHOST; /* an address: no resolver, no wait */
   int gai = getaddrinfo(host, service, &hints, out);
@@ -194,6 +206,7 @@ static int resolve(const char *host, const char *service, int64_t deadline,
   pthread_mutex_init(&r->mu, NULL);
   miscache__cond_init_monotonic(&r->cv);
   r->refs = 2;
+  r->notify = notify;
   pthread_attr_t attr;
   pthread_t th;
   pthread_attr_init(&attr);
@@ -202,11 +215,41 @@ static int resolve(const char *host, const char *service, int64_t deadline,
   pthread_attr_destroy(&attr);
   if (rc != 0) {
     r->refs = 1;
+    r->notify = -1; /* still the caller's */
     resolve_unref(r);
     snprintf(err, errlen, "connect failed: cannot start name resolution: %s",
              strerror(rc));
     return -1;
   }
+  *pending = r;
+  return 1;
+}
+
+/* The outcome of a finished resolution r (unref'd): 0 with *out, or -1
+ * with err. */
+static int resolve_end(resolve_t *r, struct addrinfo **out, char *err,
+                       size_t errlen) {
+  pthread_mutex_lock(&r->mu);
+  int gai = r->gai, e = r->sys_errno;
+  *out = gai == 0 ? r->res : NULL;
+  if (*out) r->res = NULL; /* ours now */
+  pthread_mutex_unlock(&r->mu);
+  resolve_unref(r);
+  if (gai != 0) {
+    snprintf(err, errlen, "connect failed: cannot resolve host: %s",
+             gai == EAI_SYSTEM ? strerror(e) : gai_strerror(gai));
+    return -1;
+  }
+  return 0;
+}
+
+/* host:service into *out (freeaddrinfo it) before deadline: 0, or -1 with
+ * err set. */
+static int resolve(const char *host, const char *service, int64_t deadline,
+                   struct addrinfo **out, char *err, size_t errlen) {
+  resolve_t *r = NULL;
+  int k = resolve_begin(host, service, -1, out, &r, err, errlen);
+  if (k <= 0) return k;
   int64_t left = deadline - miscache__mono_ms();
   struct timespec until;
   miscache__deadline_after(&until, left > 0 ? left : 0);
@@ -214,23 +257,14 @@ static int resolve(const char *host, const char *service, int64_t deadline,
   while (!r->done)
     if (pthread_cond_timedwait(&r->cv, &r->mu, &until) != 0) break;
   bool done = r->done;
-  gai = r->gai;
-  int e = r->sys_errno;
-  *out = done && gai == 0 ? r->res : NULL;
-  if (*out) r->res = NULL; /* ours now */
   pthread_mutex_unlock(&r->mu);
-  resolve_unref(r);
   if (!done) {
+    resolve_unref(r);
     snprintf(err, errlen, "connect failed: resolving the host name took "
                           "longer than the connect timeout");
     return -1;
   }
-  if (gai != 0) {
-    snprintf(err, errlen, "connect failed: cannot resolve host: %s",
-             gai == EAI_SYSTEM ? strerror(e) : gai_strerror(gai));
-    return -1;
-  }
-  return 0;
+  return resolve_end(r, out, err, errlen);
 }
 
 static int open_tcp(const char *host, int port, int64_t deadline, char *err,
@@ -361,6 +395,39 @@ static miscache_status_t tcp_next(miscache__transport_t *t, int last,
   return MISCACHE_ERR_UNAVAILABLE;
 }
 
+/* A connect in steps: host resolved. OK with t->ai_all for an address (or
+ * when no eventfd could be made: resolved waiting until deadline); MISS
+ * for a name, resolved on a thread: t->fd is an eventfd it signals
+ * (stage 3, readable when done); else the failure. */
+static miscache_status_t resolve_in_steps(miscache__transport_t *t,
+                                          const char *host, int port,
+                                          int64_t deadline, char *err,
+                                          size_t errlen) {
+  char service[16];
+  snprintf(service, sizeof service, "%d", port);
+  int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  int notify = efd >= 0 ? fcntl(efd, F_DUPFD_CLOEXEC, 0) : -1;
+  if (notify < 0) { /* no descriptors to spare: wait for it */
+    if (efd >= 0) close(efd);
+    if (resolve(host, service, deadline, &t->ai_all, err, errlen) != 0)
+      return MISCACHE_ERR_UNAVAILABLE;
+    t->ai_next = t->ai_all;
+    return MISCACHE_OK;
+  }
+  int k = resolve_begin(host, service, notify, &t->ai_all, &t->resolving, err,
+                        errlen);
+  if (k == 1) { /* notify is the thread's now */
+    t->fd = efd;
+    t->stage = 3;
+    t->want = POLLIN;
+    return MISCACHE_MISS;
+  }
+  close(notify);
+  close(efd);
+  t->ai_next = t->ai_all;
+  return k == 0 ? MISCACHE_OK : MISCACHE_ERR_UNAVAILABLE;
+}
+
 miscache_status_t miscache__transport_open(const char *host, int port,
                                            const char *path,
                                            miscache__tls_t *tls,
@@ -381,12 +448,7 @@ miscache_status_t miscache__transport_open(const char *host, int port,
     t->fd = open_unix(path, deadline, err, errlen);
     st = t->fd < 0 ? MISCACHE_ERR_UNAVAILABLE : MISCACHE_OK;
   } else {
-    char service[16];
-    snprintf(service, sizeof service, "%d", port);
-    st = resolve(host, service, deadline, &t->ai_all, err, errlen) == 0
-             ? MISCACHE_OK
-             : MISCACHE_ERR_UNAVAILABLE;
-    t->ai_next = t->ai_all;
+    st = resolve_in_steps(t, host, port, deadline, err, errlen);
     if (st == MISCACHE_OK) st = tcp_next(t, 0, err, errlen);
   }
   if (st != MISCACHE_OK && st != MISCACHE_MISS) {
@@ -399,6 +461,20 @@ miscache_status_t miscache__transport_open(const char *host, int port,
 
 miscache_status_t miscache__transport_step(miscache__transport_t *t,
                                            char *err, size_t errlen) {
+  if (t->stage == 3) { /* the name's resolution */
+    resolve_t *r = t->resolving;
+    pthread_mutex_lock(&r->mu);
+    bool done = r->done;
+    pthread_mutex_unlock(&r->mu);
+    if (!done) return MISCACHE_MISS;
+    close(t->fd); /* the eventfd (the owner stopped watching it) */
+    t->fd = -1;
+    t->resolving = NULL;
+    if (resolve_end(r, &t->ai_all, err, errlen) != 0)
+      return MISCACHE_ERR_UNAVAILABLE;
+    t->ai_next = t->ai_all;
+    return tcp_next(t, 0, err, errlen);
+  }
   if (t->stage == 1) {
     struct pollfd p = {.fd = t->fd, .events = POLLOUT};
     if (poll(&p, 1, 0) == 0) return MISCACHE_MISS; /* not yet */
@@ -432,6 +508,7 @@ void miscache__transport_close(miscache__transport_t *t) {
   t->ops->close(t);
   if (t->fd >= 0) close(t->fd); /* close() writes nothing: safe after fork() */
   if (t->ai_all) freeaddrinfo(t->ai_all);
+  if (t->resolving) resolve_unref(t->resolving); /* the thread ends alone */
   free(t->host);
   miscache__reader_free(t->reader);
   free(t);

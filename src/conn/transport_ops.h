@@ -43,12 +43,14 @@ struct miscache__transport {
   void *ssl;         /* TLS: the SSL object */
   miscache__tls_t *tls;
   miscache__tstatus_t failure; /* what an IO_ERROR was */
-  /* a connect in steps (miscache__transport_open with steps): 1 the TCP connect is
-   * under way, 2 the layer's handshake, 0 done; the addresses left to try
-   * and the host (SNI, the certificate check) */
+  /* a connect in steps (miscache__transport_open with steps): 3 the host
+   * name is being resolved (fd: an eventfd, readable when done), 1 the TCP
+   * connect is under way, 2 the layer's handshake, 0 done; the addresses
+   * left to try and the host (SNI, the certificate check) */
   int stage;
   struct addrinfo *ai_all, *ai_next;
   char *host;
+  struct miscache__resolve *resolving; /* stage 3: a name's resolution */
   char errstr[256];
 };
 
