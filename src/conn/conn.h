@@ -89,9 +89,13 @@ void miscache__disp_free(miscache__dispatcher_t *d); /* accepts NULL */
  * the master the sentinels name, asked (blocking, within one command
  * timeout, as a connect) when none is known or after
  * miscache__disp_master_lost, at most once per backoff_min_ms (in between:
- * ERR_UNAVAILABLE at once, message set). Behind Sentinel *out stays valid
- * until the next call (which frees it when the master moved): call it only
- * with nothing in flight on the node. ERR_INVALID for a cluster. */
+ * ERR_UNAVAILABLE at once, message set). *out is the node in use now,
+ * also when the status is not OK (a lookup whose new master failed its
+ * ROLE check has replaced the old node already; NULL only before the
+ * first master was named, or for a cluster). Behind Sentinel *out stays
+ * valid until the next call (which frees it when the master moved): call
+ * it only with nothing in flight on the node. ERR_INVALID for a
+ * cluster. */
 struct miscache__node;
 miscache_status_t miscache__disp_async_node(miscache__dispatcher_t *d,
                                             struct miscache__node **out);

@@ -520,7 +520,7 @@ miscache_status_t miscache__disp_async_node(miscache__dispatcher_t *d,
   }
   miscache_status_t st =
       ensure_master(d, 0, miscache__mono_ms() + d->o->command_timeout_ms);
-  if (st == MISCACHE_OK) *out = d->master;
+  *out = d->master; /* (a failed lookup may have replaced it too) */
   return st;
 }
 

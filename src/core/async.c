@@ -368,12 +368,12 @@ miscache_status_t miscache__async_send(miscache_async_t *a, miscache_db_t db,
     miscache__node_t *master = NULL;
     unwatch(a);
     st = miscache__disp_async_node(a->mc->disp, &master);
+    if (master) a->node = master; /* the old one may be gone either way */
     if (st != MISCACHE_OK) {
       free(r);
       miscache__async_refuse(a, "%s", a->mc->err);
       return st;
     }
-    a->node = master;
   }
   bool sel = false;
   st = miscache__node_queue(a->node, a->mc->opts.db[db], n,
