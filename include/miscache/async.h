@@ -258,8 +258,9 @@ MISCACHE_EXPORT miscache_status_t miscache_async_master_products_get_or_load(
 typedef void (*miscache_async_lock_fn)(void *userdata, miscache_status_t st,
                                        miscache_lock_t *lock,
                                        const char *errmsg);
-/* miscache_lock_acquire asynchronously: one SET NX PX; ERR_LOCKED when
- * another owner holds it. When the reply is lost (timeout, connection
+/* miscache_lock_acquire asynchronously: one SET NX PX (and a GET in the
+ * same write); ERR_LOCKED when another owner holds it, the message naming
+ * the holder and since when, as the blocking call's. When the reply is lost (timeout, connection
  * gone) the lock may have been taken: the handle then releases it (only
  * while it holds this call's token) without a callback. */
 MISCACHE_EXPORT miscache_status_t miscache_async_lock_acquire(

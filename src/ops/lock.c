@@ -40,20 +40,26 @@ static json_t *str_or_null(const char *s) {
   return s ? json_string(s) : json_null();
 }
 
+/* "lock KEY is held by WHO since WHEN" from the lock value v (NULL, or
+ * not a lock's value: "by another owner"). */
+static void holder_text(char *buf, size_t len, const char *key,
+                        const json_t *v) {
+  const char *by = json_string_value(json_object_get(v, "locked_by"));
+  const char *at = json_string_value(json_object_get(v, "locked_at"));
+  if (json_is_object(v))
+    snprintf(buf, len, "lock %.250s is held by %.150s since %.64s", key,
+             by ? by : "(unknown)", at ? at : "(unknown)");
+  else
+    snprintf(buf, len, "lock %.300s is held by another owner", key);
+}
+
 /* Describes the current holder of key into mc->err after a refused SET NX. */
 static void describe_holder(miscache_t *mc, miscache_db_t db, const char *key) {
   json_t *v = NULL;
   char saved[MISCACHE_ERRMSG_SIZE];
   /* not a cache read: kept out of the counters */
   miscache_status_t st = miscache__get_uncounted(mc, db, key, &v);
-  if (st == MISCACHE_OK && json_is_object(v)) {
-    const char *by = json_string_value(json_object_get(v, "locked_by"));
-    const char *at = json_string_value(json_object_get(v, "locked_at"));
-    snprintf(saved, sizeof saved, "lock %s is held by %s since %s", key,
-             by ? by : "(unknown)", at ? at : "(unknown)");
-  } else {
-    snprintf(saved, sizeof saved, "lock %s is held by another owner", key);
-  }
+  holder_text(saved, sizeof saved, key, st == MISCACHE_OK ? v : NULL);
   json_decref(v);
   snprintf(mc->err, sizeof mc->err, "%s", saved);
 }
@@ -455,9 +461,14 @@ static void acquired(miscache_async_t *a, void *p, miscache_status_t st,
         memcmp(rs, "OK", 2) == 0) { /* only +OK is a taken lock */
       op->lock = NULL;
     } else if (miscache__reply_is(r[0], MISCACHE__R_NIL)) {
-      st = MISCACHE_ERR_LOCKED;
-      snprintf(buf, sizeof buf, "lock %.300s is held by another owner",
-               lock->key);
+      st = MISCACHE_ERR_LOCKED; /* the GET behind it says by whom */
+      size_t hl = 0;
+      const char *h = miscache__reply_is(r[1], MISCACHE__R_STRING)
+                          ? miscache__reply_str(r[1], &hl)
+                          : NULL;
+      json_t *v = h ? miscache__decode(h, hl, NULL, 0) : NULL;
+      holder_text(buf, sizeof buf, lock->key, v);
+      json_decref(v);
       why = buf;
     } else {
       char what[300];
@@ -506,8 +517,11 @@ miscache_status_t miscache_async_lock_acquire(
   char ttl[24];
   const char *argv[6] = {"SET", op->k.full, val, "NX", "PX", ttl};
   size_t lens[6] = {3, op->k.flen, vlen, 2, 2, miscache__i64toa(ttl, ttl_ms)};
-  miscache__cmd_t cmd = {6, argv, lens};
-  st = miscache__async_send(a, db, 1, &cmd, acquired, op);
+  const char *gv[2] = {"GET", op->k.full};
+  size_t gl[2] = {3, op->k.flen};
+  /* the GET names the holder when the SET is refused (no second trip) */
+  miscache__cmd_t cmds[2] = {{6, argv, lens}, {2, gv, gl}};
+  st = miscache__async_send(a, db, 2, cmds, acquired, op);
   free(val);
   if (st != MISCACHE_OK) {
     miscache_lock_free(op->lock);
