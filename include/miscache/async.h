@@ -123,6 +123,17 @@ MISCACHE_EXPORT void miscache_async_free(miscache_async_t *a);
 MISCACHE_EXPORT const char *miscache_async_errmsg(const miscache_async_t *a);
 /* Calls queued or waiting for their reply. */
 MISCACHE_EXPORT size_t miscache_async_outstanding(const miscache_async_t *a);
+/* The handle's figures, read with client.h's functions that take a const
+ * miscache_t: miscache_counters_get / _category / _total (hits, misses,
+ * errors of its calls), miscache_latency (its calls by command class, from
+ * the call to its last reply; a near hit is not timed) and
+ * miscache_latency_prometheus. Only for those: the
+ * pointer is the handle's, valid until miscache_async_free, and never a
+ * handle to call the cache with. The slow-call event of the options' hook
+ * fires for async calls too. An async handle's figures are not added to a
+ * pool's. NULL for NULL. Added in 0.4.0. */
+MISCACHE_EXPORT const miscache_t *
+miscache_async_figures(const miscache_async_t *a);
 
 /* Completions. errmsg ("" on success) and value are valid during the
  * callback; value is a new reference (json_decref it) or NULL. */

@@ -19,6 +19,8 @@ typedef struct req {
   struct req *next;
   bool select_first; /* a SELECT's reply comes before this one's */
   int64_t deadline_ms;
+  int64_t t0_us;          /* when it was queued: its latency starts */
+  miscache__call_t call;  /* for the latency figures */
   miscache__async_done_fn done;
   void *op;
   size_t n, got;                /* replies expected, in */
@@ -43,6 +45,10 @@ struct miscache_async {
 };
 
 miscache_t *miscache__async_mc(miscache_async_t *a) { return a->mc; }
+
+const miscache_t *miscache_async_figures(const miscache_async_t *a) {
+  return a ? a->mc : NULL;
+}
 
 void miscache__async_refuse(miscache_async_t *a, const char *fmt, ...) {
   va_list ap;
@@ -271,6 +277,7 @@ static void take_replies(miscache_async_t *a, miscache_status_t read_st,
     r->replies[r->got++] = reply;
     if (r->got < r->n) continue;
     pop(a);
+    miscache__observe_call(a->mc, &r->call, miscache__mono_us() - r->t0_us);
     complete(a, r, MISCACHE_OK, NULL);
     if (a->freeing) return;
   }
@@ -385,6 +392,8 @@ miscache_status_t miscache__async_send(miscache_async_t *a, miscache_db_t db,
   }
   r->select_first = sel;
   r->deadline_ms = miscache__mono_ms() + a->mc->opts.command_timeout_ms;
+  r->t0_us = miscache__mono_us();
+  miscache__call_info(a->mc, n, cmds, &r->call);
   r->done = done;
   r->op = op;
   r->n = n;

@@ -387,10 +387,24 @@ static const char *family_of(const miscache_t *mc, const char *key,
   return best ? best : "a key of no family";
 }
 
-static void observe(miscache_t *mc, size_t n, const miscache__cmd_t *cmds,
-                    int64_t us) {
-  if (n == 0 || us < 0) return;
-  miscache_cmd_class_t c = cmd_class(n, cmds);
+void miscache__call_info(const miscache_t *mc, size_t n,
+                         const miscache__cmd_t *cmds, miscache__call_t *out) {
+  memset(out, 0, sizeof *out);
+  if (n == 0) return;
+  out->cls = cmd_class(n, cmds);
+  out->n = n;
+  size_t l = cmds[0].lens[0] < sizeof out->verb - 1 ? cmds[0].lens[0]
+                                                     : sizeof out->verb - 1;
+  memcpy(out->verb, cmds[0].argv[0], l);
+  out->family = cmds[0].argc > 1
+                    ? family_of(mc, cmds[0].argv[1], cmds[0].lens[1])
+                    : "";
+}
+
+void miscache__observe_call(miscache_t *mc, const miscache__call_t *call,
+                            int64_t us) {
+  if (call->n == 0 || us < 0) return;
+  miscache_cmd_class_t c = call->cls;
   unsigned b = 0;
   while (b < MISCACHE_LATENCY_BUCKETS - 1 && us > bound_us[b]) b++;
   mc->latency.buckets[c][b]++;
@@ -398,15 +412,21 @@ static void observe(miscache_t *mc, size_t n, const miscache__cmd_t *cmds,
   mc->latency.total_us[c] += (uint64_t)us;
   if (!mc->opts.slow_call_ms || us < (int64_t)mc->opts.slow_call_ms * 1000)
     return;
-  const miscache__cmd_t *k = &cmds[0];
   char what[48] = "";
-  if (n > 1) snprintf(what, sizeof what, " (first of %zu commands)", n);
+  if (call->n > 1)
+    snprintf(what, sizeof what, " (first of %zu commands)", call->n);
   miscache__event(&mc->opts.hook, MISCACHE_EV_SLOW_CALL,
-                  miscache__disp_master_name(mc->disp), us, n,
-                  "%.*s %s%s: %lld.%03lld ms", (int)(k->lens[0] > 16 ? 16 : k->lens[0]),
-                  k->argv[0],
-                  k->argc > 1 ? family_of(mc, k->argv[1], k->lens[1]) : "",
-                  what, (long long)(us / 1000), (long long)(us % 1000));
+                  miscache__disp_master_name(mc->disp), us, call->n,
+                  "%s %s%s: %lld.%03lld ms", call->verb, call->family, what,
+                  (long long)(us / 1000), (long long)(us % 1000));
+}
+
+static void observe(miscache_t *mc, size_t n, const miscache__cmd_t *cmds,
+                    int64_t us) {
+  if (n == 0 || us < 0) return;
+  miscache__call_t call;
+  miscache__call_info(mc, n, cmds, &call);
+  miscache__observe_call(mc, &call, us);
 }
 
 miscache_status_t miscache_latency(const miscache_t *mc, miscache_latency_t *out,

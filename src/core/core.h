@@ -268,6 +268,20 @@ void miscache__near_evict_pattern(miscache_t *mc, const char *full_pattern);
 /* Empty this process's store at once (miscache_near_flush_all). */
 void miscache__near_flush_local(miscache_t *mc);
 
+/* What the latency figures and the slow-call event keep of a call of n
+ * commands (the class, the first command's name and key family), and its
+ * duration recorded (client.c). */
+typedef struct miscache__call {
+  miscache_cmd_class_t cls;
+  size_t n;
+  char verb[17];
+  const char *family; /* static text */
+} miscache__call_t;
+void miscache__call_info(const miscache_t *mc, size_t n,
+                         const miscache__cmd_t *cmds, miscache__call_t *out);
+void miscache__observe_call(miscache_t *mc, const miscache__call_t *call,
+                            int64_t us);
+
 /* ---- the async engine (async.c) -------------------------------------------
  * What the async calls (ops/async_ops.c, the domain files) are built on.
  * An operation (op: the call's own state) queues one request of n

@@ -205,6 +205,22 @@ static void pipelined(loop_kind_t kind) {
   assert_int_equal(t.miss, N);
   assert_int_equal(t.order_bad, 0);
   assert_int_equal(mt_cmdstat_calls(mt_rc, "get") - before, N);
+  /* the handle's figures: N misses, N reads timed */
+  const miscache_t *fig = miscache_async_figures(a);
+  assert_non_null(fig);
+  miscache_counters_t cnt;
+  assert_int_equal(miscache_counters_total(fig, &cnt), MISCACHE_OK);
+  assert_int_equal(cnt.misses, N);
+  assert_int_equal(cnt.hits, 0);
+  miscache_latency_t lat;
+  assert_int_equal(miscache_latency(fig, &lat, sizeof lat), MISCACHE_OK);
+  assert_int_equal(lat.calls[MISCACHE_CMD_READ], N);
+  uint64_t in_buckets = 0;
+  for (int b = 0; b < MISCACHE_LATENCY_BUCKETS; b++)
+    in_buckets += lat.buckets[MISCACHE_CMD_READ][b];
+  assert_int_equal(in_buckets, N);
+  assert_true(lat.total_us[MISCACHE_CMD_READ] > 0);
+  assert_null(miscache_async_figures(NULL));
   miscache_async_free(a);
   loop_close(&l);
 }
