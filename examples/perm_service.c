@@ -11,6 +11,9 @@
  *     neither the cache nor the permission database answered.
  *   GET /stats
  *     200 {"checks":N,"at_once":N,"db_loads":N,"failed":N}
+ *   GET /metrics
+ *     200 the cache handle's figures as Prometheus text: hits, misses and
+ *     errors, and miscache_command_duration_seconds (miscache_async_figures)
  *
  * Configured by MISCACHE_URL alone (with "?near=on" a check whose map the
  * near cache holds is answered inside the call). The permission database
@@ -218,6 +221,37 @@ static void on_stats(struct evhttp_request *req, void *arg) {
         checks, at_once, db_loads, failed);
 }
 
+static void on_metrics(struct evhttp_request *req, void *arg) {
+  (void)arg;
+  const miscache_t *fig = miscache_async_figures(cache);
+  miscache_counters_t c = {0};
+  miscache_latency_t lat;
+  miscache_counters_total(fig, &c);
+  miscache_latency(fig, &lat, sizeof lat);
+  size_t need = miscache_latency_prometheus(&lat, NULL, 0) + 1;
+  char *text = malloc(need);
+  struct evbuffer *b = evbuffer_new();
+  if (!text || !b) {
+    free(text);
+    if (b) evbuffer_free(b);
+    evhttp_send_error(req, 500, "out of memory");
+    return;
+  }
+  miscache_latency_prometheus(&lat, text, need);
+  evbuffer_add_printf(b,
+                      "# TYPE miscache_calls_total counter\n"
+                      "miscache_calls_total{outcome=\"hit\"} %llu\n"
+                      "miscache_calls_total{outcome=\"miss\"} %llu\n"
+                      "miscache_calls_total{outcome=\"error\"} %llu\n%s",
+                      (unsigned long long)c.hits, (unsigned long long)c.misses,
+                      (unsigned long long)c.errors, text);
+  free(text);
+  evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                    "text/plain; version=0.0.4");
+  evhttp_send_reply(req, 200, "OK", b);
+  evbuffer_free(b);
+}
+
 static void on_stop(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what, (void)arg;
   event_base_loopexit(base, NULL);
@@ -245,6 +279,7 @@ int main(int argc, char **argv) {
   struct evhttp *http = evhttp_new(base);
   evhttp_set_cb(http, "/check", on_check, NULL);
   evhttp_set_cb(http, "/stats", on_stats, NULL);
+  evhttp_set_cb(http, "/metrics", on_metrics, NULL);
   struct evhttp_bound_socket *bound =
       evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
   if (!bound) {

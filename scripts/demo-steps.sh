@@ -65,6 +65,12 @@ for t in threads: t.start()
 for t in threads: t.join()
 print("400 concurrent checks of 20 users (8 clients):", ", ".join("%d allowed=%s: %d" % (c, a, n) for (c, a), n in sorted(codes.items(), key=str)))
 print("GET /stats ->", *get("/stats"))
+with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port, timeout=10) as r:
+    lines = r.read().decode().splitlines()
+print("GET /metrics (the async handle's figures):")
+for l in lines:
+    if l.startswith("miscache_calls_total") or l.startswith("miscache_command_duration_seconds_count"):
+        print("  " + l)
 PY
 wait "$svc"
 cat "$bin/perm.out" | tail -1
