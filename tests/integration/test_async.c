@@ -1780,6 +1780,52 @@ static void name_in_loop(loop_kind_t kind) {
   mt_server_stop(&s2);
 }
 
+/* ---- replies a real server never sends */
+
+/* Our scripted server: an MGET reply one element short makes the page
+ * fail open (the engine answers every line, nothing stored: no SET sent);
+ * a lock refused while the holder's value is no JSON still says it is
+ * held. */
+static void hostile_replies(loop_kind_t kind) {
+  mt_fake_t *f = mt_fake_start();
+  assert_non_null(f);
+  mt_fake_on_str(f, "MGET", "*6\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n");
+  mt_fake_on_str(f, "SET", "$-1\r\n"); /* NX refused */
+  mt_fake_on_str(f, "GET", "$5\r\n{oops\r\n");
+  loop_t l;
+  miscache_async_t *a = start(&l, kind, mt_fake_url(f), 1000);
+  miscache_gift_engine_t *e = page_engine();
+  miscache_gift_product_t p[PAGE_N];
+  page_products(p);
+  p[4].product_code = "A6";
+  miscache_gift_classification_t out[PAGE_N];
+  page_end_t pe = {0};
+  assert_int_equal(miscache_async_gift_classify_page(a, 9, e, p, PAGE_N, out,
+                                                     NULL, on_page, &pe),
+                   MISCACHE_OK);
+  loop_until(&l, &pe.calls, 1, 3000);
+  assert_int_equal(pe.calls, 1);
+  assert_int_equal(pe.st, MISCACHE_OK);
+  assert_int_equal(pe.from_cache, 0);
+  for (int i = 0; i < PAGE_N; i++) {
+    assert_non_null(out[i].product_type);
+    miscache_gift_classification_clear(&out[i]);
+  }
+  assert_int_equal(mt_fake_count(f, "SET"), 0); /* nothing stored */
+  lk_t k = {0};
+  assert_int_equal(miscache_async_lock_acquire(a, MISCACHE_DB_TEMP, "lock:x",
+                                               1000, "me", NULL, on_lock, &k),
+                   MISCACHE_OK);
+  loop_until(&l, &k.calls, 1, 3000);
+  assert_int_equal(k.st, MISCACHE_ERR_LOCKED);
+  assert_null(k.lock);
+  assert_non_null(strstr(k.msg, "held by another owner"));
+  miscache_gift_engine_free(e);
+  miscache_async_free(a);
+  loop_close(&l);
+  mt_fake_stop(f);
+}
+
 #define BOTH(name)                                                             \
   static void test_##name##_libevent(void **state) {                          \
     (void)state;                                                               \
@@ -1806,6 +1852,7 @@ BOTH(sentinel_failover)
 BOTH(connect_in_loop)
 BOTH(auth_and_tls)
 BOTH(name_in_loop)
+BOTH(hostile_replies)
 
 static void test_refused_endpoints(void **state) {
   (void)state;
@@ -1859,6 +1906,8 @@ int main(void) {
       cmocka_unit_test(test_auth_and_tls_libuv),
       cmocka_unit_test(test_name_in_loop_libevent),
       cmocka_unit_test(test_name_in_loop_libuv),
+      cmocka_unit_test(test_hostile_replies_libevent),
+      cmocka_unit_test(test_hostile_replies_libuv),
       cmocka_unit_test(test_touch_compare_and_set),
       cmocka_unit_test(test_loader_answered_during_free),
       cmocka_unit_test(test_pool_pending_shared),
