@@ -1339,13 +1339,11 @@ static void gift_page(loop_kind_t kind) {
   loop_close(&l);
 }
 
-/* Fail-open: the server killed with the page's MGET in flight; the engine
- * answers every line, nothing from the cache, the call OK. */
-static void gift_page_fail_open(loop_kind_t kind) {
-  mt_server_t s2;
-  assert_int_equal(mt_server_start(&s2, NULL), 0);
-  loop_t l;
-  miscache_async_t *a = start(&l, kind, s2.url, 1000);
+/* A page of PAGE_N good lines on a, with between(ud) run once it is
+ * queued: it must come back OK with every line the engine's and none from
+ * the cache. */
+static void page_from_engine(loop_t *l, miscache_async_t *a,
+                             void (*between)(void *), void *ud) {
   miscache_gift_engine_t *e = page_engine();
   miscache_gift_product_t p[PAGE_N];
   page_products(p);
@@ -1355,8 +1353,8 @@ static void gift_page_fail_open(loop_kind_t kind) {
   assert_int_equal(miscache_async_gift_classify_page(a, 9, e, p, PAGE_N, out,
                                                      NULL, on_page, &pe),
                    MISCACHE_OK);
-  mt_server_kill(&s2);
-  loop_until(&l, &pe.calls, 1, 5000);
+  if (between) between(ud);
+  loop_until(l, &pe.calls, 1, 5000);
   assert_int_equal(pe.calls, 1);
   assert_int_equal(pe.st, MISCACHE_OK);
   assert_int_equal(pe.from_cache, 0);
@@ -1369,6 +1367,18 @@ static void gift_page_fail_open(loop_kind_t kind) {
     miscache_gift_classification_clear(&out[i]);
   }
   miscache_gift_engine_free(e);
+}
+
+static void kill_server(void *srv) { mt_server_kill(srv); }
+
+/* Fail-open: the server killed with the page's MGET in flight; the engine
+ * answers every line, nothing from the cache, the call OK. */
+static void gift_page_fail_open(loop_kind_t kind) {
+  mt_server_t s2;
+  assert_int_equal(mt_server_start(&s2, NULL), 0);
+  loop_t l;
+  miscache_async_t *a = start(&l, kind, s2.url, 1000);
+  page_from_engine(&l, a, kill_server, &s2);
   miscache_async_free(a);
   loop_close(&l);
   mt_server_stop(&s2);
@@ -1794,23 +1804,7 @@ static void hostile_replies(loop_kind_t kind) {
   mt_fake_on_str(f, "GET", "$5\r\n{oops\r\n");
   loop_t l;
   miscache_async_t *a = start(&l, kind, mt_fake_url(f), 1000);
-  miscache_gift_engine_t *e = page_engine();
-  miscache_gift_product_t p[PAGE_N];
-  page_products(p);
-  p[4].product_code = "A6";
-  miscache_gift_classification_t out[PAGE_N];
-  page_end_t pe = {0};
-  assert_int_equal(miscache_async_gift_classify_page(a, 9, e, p, PAGE_N, out,
-                                                     NULL, on_page, &pe),
-                   MISCACHE_OK);
-  loop_until(&l, &pe.calls, 1, 3000);
-  assert_int_equal(pe.calls, 1);
-  assert_int_equal(pe.st, MISCACHE_OK);
-  assert_int_equal(pe.from_cache, 0);
-  for (int i = 0; i < PAGE_N; i++) {
-    assert_non_null(out[i].product_type);
-    miscache_gift_classification_clear(&out[i]);
-  }
+  page_from_engine(&l, a, NULL, NULL);
   assert_int_equal(mt_fake_count(f, "SET"), 0); /* nothing stored */
   lk_t k = {0};
   assert_int_equal(miscache_async_lock_acquire(a, MISCACHE_DB_TEMP, "lock:x",
@@ -1820,7 +1814,6 @@ static void hostile_replies(loop_kind_t kind) {
   assert_int_equal(k.st, MISCACHE_ERR_LOCKED);
   assert_null(k.lock);
   assert_non_null(strstr(k.msg, "held by another owner"));
-  miscache_gift_engine_free(e);
   miscache_async_free(a);
   loop_close(&l);
   mt_fake_stop(f);
