@@ -27,7 +27,7 @@ for variant in plain asan tsan; do
   if [[ $variant == tsan ]]; then
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
       ctest --test-dir "$dir" --output-on-failure -j "$jobs" \
-      -R '^integration_(pool|near|stampede|observe)(_cluster)?$'
+      -R '^integration_(pool|near|stampede|observe|async)(_cluster)?$'
     continue
   fi
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
