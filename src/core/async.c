@@ -21,6 +21,7 @@ typedef struct req {
   int64_t deadline_ms;
   int64_t t0_us;          /* when it was queued: its latency starts */
   miscache__call_t call;  /* for the latency figures */
+  char verb[16], key[128]; /* call's: the name, the start of the key */
   miscache__async_done_fn done;
   void *op;
   size_t n, got;                /* replies expected, in */
@@ -393,7 +394,16 @@ miscache_status_t miscache__async_send(miscache_async_t *a, miscache_db_t db,
   r->select_first = sel;
   r->deadline_ms = miscache__mono_ms() + a->mc->opts.command_timeout_ms;
   r->t0_us = miscache__mono_us();
-  miscache__call_info(a->mc, n, cmds, &r->call);
+  miscache__call_info(n, cmds, &r->call);
+  if (n) { /* (cmds are the caller's: copies for the completion) */
+    memcpy(r->verb, r->call.verb, r->call.vlen);
+    r->call.verb = r->verb;
+  }
+  if (r->call.key) { /* (the family of a slow call needs only its start) */
+    r->call.klen = r->call.klen < sizeof r->key ? r->call.klen : sizeof r->key;
+    memcpy(r->key, r->call.key, r->call.klen);
+    r->call.key = r->key;
+  }
   r->done = done;
   r->op = op;
   r->n = n;

@@ -387,18 +387,16 @@ static const char *family_of(const miscache_t *mc, const char *key,
   return best ? best : "a key of no family";
 }
 
-void miscache__call_info(const miscache_t *mc, size_t n,
-                         const miscache__cmd_t *cmds, miscache__call_t *out) {
-  memset(out, 0, sizeof *out);
+void miscache__call_info(size_t n, const miscache__cmd_t *cmds,
+                         miscache__call_t *out) {
+  out->n = n;
   if (n == 0) return;
   out->cls = cmd_class(n, cmds);
-  out->n = n;
-  size_t l = cmds[0].lens[0] < sizeof out->verb - 1 ? cmds[0].lens[0]
-                                                     : sizeof out->verb - 1;
-  memcpy(out->verb, cmds[0].argv[0], l);
-  out->family = cmds[0].argc > 1
-                    ? family_of(mc, cmds[0].argv[1], cmds[0].lens[1])
-                    : "";
+  out->verb = cmds[0].argv[0];
+  out->vlen = cmds[0].lens[0] < 16 ? cmds[0].lens[0] : 16;
+  bool keyed = cmds[0].argc > 1;
+  out->key = keyed ? cmds[0].argv[1] : NULL;
+  out->klen = keyed ? cmds[0].lens[1] : 0;
 }
 
 void miscache__observe_call(miscache_t *mc, const miscache__call_t *call,
@@ -417,7 +415,8 @@ void miscache__observe_call(miscache_t *mc, const miscache__call_t *call,
     snprintf(what, sizeof what, " (first of %zu commands)", call->n);
   miscache__event(&mc->opts.hook, MISCACHE_EV_SLOW_CALL,
                   miscache__disp_master_name(mc->disp), us, call->n,
-                  "%s %s%s: %lld.%03lld ms", call->verb, call->family, what,
+                  "%.*s %s%s: %lld.%03lld ms", (int)call->vlen, call->verb,
+                  call->key ? family_of(mc, call->key, call->klen) : "", what,
                   (long long)(us / 1000), (long long)(us % 1000));
 }
 
@@ -425,7 +424,7 @@ static void observe(miscache_t *mc, size_t n, const miscache__cmd_t *cmds,
                     int64_t us) {
   if (n == 0 || us < 0) return;
   miscache__call_t call;
-  miscache__call_info(mc, n, cmds, &call);
+  miscache__call_info(n, cmds, &call);
   miscache__observe_call(mc, &call, us);
 }
 

@@ -269,16 +269,20 @@ void miscache__near_evict_pattern(miscache_t *mc, const char *full_pattern);
 void miscache__near_flush_local(miscache_t *mc);
 
 /* What the latency figures and the slow-call event keep of a call of n
- * commands (the class, the first command's name and key family), and its
- * duration recorded (client.c). */
+ * commands: the class, the first command's name and its first argument
+ * (the key, whose family a slow call's event names; both borrowed: they
+ * point into cmds, or into copies the caller keeps), and its duration recorded
+ * (client.c). The family is looked up only for a slow call. */
 typedef struct miscache__call {
   miscache_cmd_class_t cls;
   size_t n;
-  char verb[17];
-  const char *family; /* static text */
+  const char *verb; /* the first command's name, at most 16 bytes of it */
+  size_t vlen;
+  const char *key; /* NULL: none */
+  size_t klen;
 } miscache__call_t;
-void miscache__call_info(const miscache_t *mc, size_t n,
-                         const miscache__cmd_t *cmds, miscache__call_t *out);
+void miscache__call_info(size_t n, const miscache__cmd_t *cmds,
+                         miscache__call_t *out);
 void miscache__observe_call(miscache_t *mc, const miscache__call_t *call,
                             int64_t us);
 

@@ -1819,6 +1819,53 @@ static void hostile_replies(loop_kind_t kind) {
   mt_fake_stop(f);
 }
 
+/* ---- the slow-call event */
+
+static char slow_msg[MISCACHE_ERRMSG_SIZE];
+static int slow_events;
+static void on_event(void *ud, const miscache_event_t *ev) {
+  (void)ud;
+  if (ev->kind != MISCACHE_EV_SLOW_CALL) return;
+  slow_events++;
+  snprintf(slow_msg, sizeof slow_msg, "%s", ev->message);
+}
+
+/* A call that waits out a CLIENT PAUSE raises the options' slow-call
+ * event, naming its command and key family, never its value. */
+static void slow_call(loop_kind_t kind) {
+  miscache_options_t *o = miscache_options_new();
+  assert_int_equal(miscache_options_set_url(o, mt_srv.url), MISCACHE_OK);
+  assert_int_equal(miscache_options_set_namespace(o, mt_namespace()),
+                   MISCACHE_OK);
+  assert_int_equal(miscache_options_set_slow_call(o, 50), MISCACHE_OK);
+  assert_int_equal(miscache_options_set_event_hook(o, on_event, NULL),
+                   MISCACHE_OK);
+  miscache_async_t *a = NULL;
+  char err[MISCACHE_ERRMSG_SIZE];
+  assert_int_equal(miscache_async_open(o, &a, err, sizeof err), MISCACHE_OK);
+  miscache_options_free(o);
+  loop_t l;
+  loop_init(&l, kind);
+  loop_attach(&l, a);
+  slow_events = 0;
+  redisReply *r = redisCommand(mt_rc, "CLIENT PAUSE 200 WRITE");
+  freeReplyObject(r);
+  json_t *v = json_pack("{s:s}", "token", "SECRET-VALUE-43");
+  msg_t m = {0};
+  assert_int_equal(miscache_async_set(a, MISCACHE_DB_CACHE,
+                                      "permissions:user:6", v,
+                                      MISCACHE_TTL_PERMISSIONS, on_msg, &m),
+                   MISCACHE_OK);
+  json_decref(v);
+  loop_until(&l, &m.calls, 1, 3000);
+  assert_int_equal(m.st, MISCACHE_OK);
+  assert_int_equal(slow_events, 1);
+  assert_non_null(strstr(slow_msg, "SET permissions"));
+  assert_null(strstr(slow_msg, "SECRET"));
+  miscache_async_free(a);
+  loop_close(&l);
+}
+
 #define BOTH(name)                                                             \
   static void test_##name##_libevent(void **state) {                          \
     (void)state;                                                               \
@@ -1846,6 +1893,7 @@ BOTH(connect_in_loop)
 BOTH(auth_and_tls)
 BOTH(name_in_loop)
 BOTH(hostile_replies)
+BOTH(slow_call)
 
 static void test_refused_endpoints(void **state) {
   (void)state;
@@ -1901,6 +1949,8 @@ int main(void) {
       cmocka_unit_test(test_name_in_loop_libuv),
       cmocka_unit_test(test_hostile_replies_libevent),
       cmocka_unit_test(test_hostile_replies_libuv),
+      cmocka_unit_test(test_slow_call_libevent),
+      cmocka_unit_test(test_slow_call_libuv),
       cmocka_unit_test(test_touch_compare_and_set),
       cmocka_unit_test(test_loader_answered_during_free),
       cmocka_unit_test(test_pool_pending_shared),
