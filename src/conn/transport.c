@@ -405,6 +405,13 @@ static miscache_status_t resolve_in_steps(miscache__transport_t *t,
                                           size_t errlen) {
   char service[16];
   snprintf(service, sizeof service, "%d", port);
+  struct addrinfo hints = tcp_hints;
+  hints.ai_flags |= AI_NUMERICHOST; /* an address: no thread, no eventfd */
+  struct addrinfo *num = NULL;
+  if (getaddrinfo(host, service, &hints, &num) == 0) {
+    t->ai_all = t->ai_next = num;
+    return MISCACHE_OK;
+  }
   int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   int notify = efd >= 0 ? fcntl(efd, F_DUPFD_CLOEXEC, 0) : -1;
   if (notify < 0) { /* no descriptors to spare: wait for it */
