@@ -105,6 +105,11 @@ static req_t *pop(miscache_async_t *a) {
 
 /* ---- the loop's interest ------------------------------------------------------ */
 
+/* Sentinel: when the sentinels are to be asked again (0: not now). */
+static int64_t sentinel_check_at(const miscache_async_t *a) {
+  return a->sentinel ? miscache__disp_check_at(a->mc->disp) : 0;
+}
+
 /* Watch what the state asks for: read while connected, write while bytes
  * wait, the timer at the oldest request's deadline. */
 static void update_interest(miscache_async_t *a) {
@@ -138,7 +143,7 @@ static void update_interest(miscache_async_t *a) {
   }
   if (a->head) {
     int64_t at = a->head->deadline_ms;
-    int64_t check = a->sentinel ? miscache__disp_check_at(a->mc->disp) : 0;
+    int64_t check = sentinel_check_at(a);
     if (check && check < at) at = check; /* (handle_timer asks) */
     int64_t conn = miscache__node_connect_deadline(a->node);
     if (conn && conn < at) at = conn;
@@ -153,7 +158,7 @@ static void update_interest(miscache_async_t *a) {
 
 /* Sentinel: time to ask the sentinels whether the master in use still is. */
 static bool check_due(const miscache_async_t *a) {
-  int64_t at = a->sentinel ? miscache__disp_check_at(a->mc->disp) : 0;
+  int64_t at = sentinel_check_at(a);
   return at && miscache__mono_ms() >= at;
 }
 
@@ -165,15 +170,20 @@ static void unwatch(miscache_async_t *a) {
   a->read_fd = a->write_fd = -1;
 }
 
+/* Close the connection and what was queued on it; behind Sentinel the
+ * next call asks which node is the master. */
+static void drop_connection(miscache_async_t *a) {
+  unwatch(a); /* before the socket closes */
+  a->write_waits_read = false;
+  miscache__node_async_drop(a->node);
+  miscache__disp_master_lost(a->mc->disp);
+}
+
 /* Every queued request completes with st (the connection is gone or out
  * of step: later replies could not be told apart). */
 static void fail_all(miscache_async_t *a, miscache_status_t st,
                      const char *why) {
-  unwatch(a); /* before the socket closes */
-  a->write_waits_read = false;
-  miscache__node_async_drop(a->node);
-  /* behind Sentinel the next call asks which node is the master */
-  miscache__disp_master_lost(a->mc->disp);
+  drop_connection(a);
   char text[MISCACHE_ERRMSG_SIZE];
   snprintf(text, sizeof text, "%s", why);
   /* the requests of the lost connection only: calls the callbacks make
@@ -366,11 +376,8 @@ miscache_status_t miscache__async_send(miscache_async_t *a, miscache_db_t db,
   }
   miscache_status_t st = MISCACHE_OK;
   if (a->sentinel && !a->head && miscache__node_fd(a->node) >= 0 &&
-      check_due(a) && miscache__disp_master_moved(a->mc->disp)) {
-    unwatch(a); /* nothing in flight: leave the old master now */
-    a->write_waits_read = false;
-    miscache__node_async_drop(a->node);
-  }
+      check_due(a) && miscache__disp_master_moved(a->mc->disp))
+    drop_connection(a); /* nothing in flight: leave the old master now */
   if (a->sentinel && !a->head && miscache__node_fd(a->node) < 0) {
     /* reconnecting: to the master the sentinels name now */
     miscache__node_t *master = NULL;
