@@ -2,7 +2,8 @@
  * libmiscache — a non-blocking handle for event-loop services (0.4.0,
  * first step: see "What this step covers").
  *
- * A miscache_async_t owns one connection and never blocks on the server:
+ * A miscache_async_t owns its connections (one; on a Redis Cluster one
+ * per master it sends to) and never waits on a call's reply:
  * each call queues its command and returns; the caller's event loop tells
  * the handle when its socket is readable or writable and when its timer
  * fires, and each call's completion callback runs from there, once: with
@@ -21,9 +22,8 @@
  * callbacks and miscache_async_free on that thread.
  *
  * What this version covers: standalone endpoints (redis://, rediss://,
- * unix://) and Sentinel (redis+sentinel://; Cluster URLs are refused with
- * ERR_INVALID), every
- * URL setting (namespace, db map, TTLs, timeouts, the breaker, the near
+ * unix://), Sentinel (redis+sentinel://) and Redis Cluster
+ * (redis+cluster://), every URL setting (namespace, db map, TTLs, timeouts, the breaker, the near
  * cache), and get, set, delete, exists, mget, get_or_load with an
  * asynchronous loader, the typed session get/set/touch, the permission
  * check, the master lists, a page of gift classification, locks and
@@ -44,7 +44,23 @@
  * most half the command timeout per sentinel that does not answer). When
  * they name a new master, or a reply is READONLY, the calls in flight on
  * the old one fail with ERR_UNAVAILABLE and the next call connects to the
- * new one. Async handles never run
+ * new one.
+ *
+ * On a Redis Cluster: open loads the slot map (blocking, within the
+ * command timeout); each call's commands are split by slot as the blocking
+ * API splits them (an MGET over many masters becomes one MGET per master,
+ * merged in order; a transaction's keys must share a slot) and sent on the
+ * handle's connection to each master, made in the loop when first used.
+ * MOVED and ASK (with ASKING first) are followed at once; TRYAGAIN and
+ * CLUSTERDOWN are retried after the blocking API's pauses, kept by the
+ * handle's timer, never slept. After a MOVED or a lost node the map is
+ * loaded again before the next call, blocking the loop for that CLUSTER
+ * SLOTS round trip (at most one load per 100 ms). A call whose parts went
+ * to several masters fails as a whole when one part fails (ERR_UNAVAILABLE
+ * for a dead master, the first failure's message). Async handles never run
+ * invalidations (they fan out over every master's keys: blocking API).
+ *
+ * Async handles never run
  * invalidations, so there is no pending-invalidation replay on them; batch
  * runs and invalidation events stay blocking (client.h, events.h).
  *
@@ -81,7 +97,8 @@ typedef struct miscache_async_loop {
   void *data;
   /* watch fd for readability / writability, or stop; the fd changes after
    * a reconnect (stop watching the old one first: the handle calls del_* for
-   * it before it is closed) */
+   * it before it is closed); on a Redis Cluster several fds are watched at
+   * once (one per master): hand each one's readiness to the _fd forms */
   void (*add_read)(void *data, int fd);
   void (*del_read)(void *data, int fd);
   void (*add_write)(void *data, int fd);
@@ -95,9 +112,9 @@ typedef struct miscache_async_loop {
 } miscache_async_loop_t;
 
 /* Open a handle with opts (NULL: MISCACHE_URL, else the default; the
- * options are copied) and connect it. OK, ERR_INVALID (a Cluster
- * endpoint), ERR_URL, ERR_NOMEM, ERR_UNAVAILABLE, ERR_AUTH,
- * ERR_TLS; errbuf (optional) says why. */
+ * options are copied) and connect it (a cluster: load its slot map). OK,
+ * ERR_URL, ERR_NOMEM, ERR_UNAVAILABLE, ERR_AUTH, ERR_TLS; errbuf
+ * (optional) says why. */
 MISCACHE_EXPORT miscache_status_t
 miscache_async_open(const miscache_options_t *opts, miscache_async_t **out,
                     char *errbuf, size_t errbuf_len);
@@ -111,7 +128,15 @@ miscache_async_open_pool(miscache_pool_t *pool, miscache_async_t **out,
  * out once the loop is attached. OK or ERR_INVALID. */
 MISCACHE_EXPORT miscache_status_t
 miscache_async_attach(miscache_async_t *a, const miscache_async_loop_t *loop);
-/* The loop's side: the socket is readable / writable, the timer fired. */
+/* The loop's side: socket fd (one the handle asked to watch) is readable
+ * / writable, the timer fired. A handle on a Redis Cluster watches one
+ * socket per node it talks to; the fd-less forms look at every socket
+ * watched for that (fine for one socket, a little more work for several).
+ * An fd the handle does not watch (any more) is ignored. The _fd forms
+ * were added in 0.4.0 with Cluster support. */
+MISCACHE_EXPORT void miscache_async_handle_read_fd(miscache_async_t *a, int fd);
+MISCACHE_EXPORT void miscache_async_handle_write_fd(miscache_async_t *a,
+                                                    int fd);
 MISCACHE_EXPORT void miscache_async_handle_read(miscache_async_t *a);
 MISCACHE_EXPORT void miscache_async_handle_write(miscache_async_t *a);
 MISCACHE_EXPORT void miscache_async_handle_timer(miscache_async_t *a);

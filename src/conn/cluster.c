@@ -137,6 +137,8 @@ struct miscache__cluster {
   bool loaded;                     /* a map was loaded once */
   bool stale;                      /* reload before the next batch */
   int64_t next_reload_ms;          /* not before (CLOCK_MONOTONIC ms) */
+  bool keep_nodes; /* the async handle's router: no node is ever freed, so
+                      node numbers stay valid while calls use them */
   size_t *masters;                 /* nodes owning slots in the map */
   size_t nmasters;
 };
@@ -243,6 +245,7 @@ static unsigned node_for(miscache__cluster_t *c, const char *host, int port) {
  * marked busy (busy: nbusy flags by index, a batch's targets; may be
  * NULL), leaving holes so that the indices in use stay valid. */
 static void prune(miscache__cluster_t *c, const bool *busy, size_t nbusy) {
+  if (c->keep_nodes) return;
   bool *keep = calloc(c->nnodes ? c->nnodes : 1, sizeof *keep);
   if (!keep) return; /* keeping them is correct, only wasteful */
   for (size_t i = 0; i < c->nmasters; i++) keep[c->masters[i]] = true;
@@ -774,8 +777,11 @@ done:
 }
 
 /* Error replies that ask for the command to go elsewhere or again: handled
- * here (the command was not executed). true when the part must run again. */
-static bool redirect(miscache__cluster_t *c, part_t *pt, int64_t deadline) {
+ * here (the command was not executed). true when the part must run again,
+ * after *wait_ms (0: now; the pause fits in the deadline). */
+static bool redirect_plan(miscache__cluster_t *c, part_t *pt, int64_t deadline,
+                          int *wait_ms) {
+  *wait_ms = 0;
   if (!pt->reply || miscache__reply_type(pt->reply) != MISCACHE__R_ERROR)
     return false;
   const char *text = miscache__reply_str(pt->reply, NULL);
@@ -809,7 +815,7 @@ static bool redirect(miscache__cluster_t *c, part_t *pt, int64_t deadline) {
        * in a microsecond of ping-pong */
       int wait = 1 << (pt->redirects - 2 < 6 ? pt->redirects - 2 : 6);
       if (miscache__mono_ms() + wait >= deadline) return false;
-      sleep_ms(wait);
+      *wait_ms = wait;
     }
     pt->redirects++;
     c->stats->redirects++;
@@ -825,15 +831,24 @@ static bool redirect(miscache__cluster_t *c, part_t *pt, int64_t deadline) {
     pt->node = node;
   } else {
     if (pt->retries >= MAX_RETRIES) return false;
-    int wait = 10 << pt->retries++;
+    int wait = 10 << pt->retries;
     if (miscache__mono_ms() + wait >= deadline) return false;
+    pt->retries++;
     c->stats->cluster_retries++;
-    sleep_ms(wait);
+    *wait_ms = wait;
     if (strncmp(text, "CLUSTERDOWN", 11) == 0) c->stale = true;
   }
   miscache__reply_free(pt->reply);
   pt->reply = NULL;
   return true;
+}
+
+/* The same for a blocking batch: the pause is slept here. */
+static bool redirect(miscache__cluster_t *c, part_t *pt, int64_t deadline) {
+  int wait = 0;
+  bool again = redirect_plan(c, pt, deadline, &wait);
+  if (again && wait > 0) sleep_ms(wait);
+  return again;
 }
 
 /* The caller's reply i from its parts. */
@@ -876,6 +891,37 @@ static miscache_status_t merge(miscache__cluster_t *c, plan_t *p, size_t i,
 oom:
   cl_err(c, "cluster: out of memory merging replies");
   return MISCACHE_ERR_NOMEM;
+}
+
+/* The caller's n replies from the parts (a part's failure: its status,
+ * message in c->err, and every reply NULL). */
+static miscache_status_t collect(miscache__cluster_t *c, plan_t *p, size_t n,
+                                 const miscache__cmd_t *cmds,
+                                 miscache__reply_t **replies) {
+  miscache_status_t st = MISCACHE_OK;
+  memset(replies, 0, n * sizeof *replies);
+  for (size_t i = 0; i < p->nparts; i++)
+    if (p->parts[i].st) {
+      st = p->parts[i].st;
+      break;
+    }
+  for (size_t i = 0; st == MISCACHE_OK && i < n; i++) {
+    if (!p->split[i]) {
+      for (size_t k = 0; k < p->nparts; k++)
+        if (p->parts[k].origin == i) {
+          replies[i] = p->parts[k].reply;
+          p->parts[k].reply = NULL;
+        }
+    } else {
+      st = merge(c, p, i, &cmds[i], &replies[i]);
+    }
+  }
+  if (st != MISCACHE_OK)
+    for (size_t i = 0; i < n; i++) {
+      miscache__reply_free(replies[i]);
+      replies[i] = NULL;
+    }
+  return st;
 }
 
 miscache_status_t miscache__cluster_exec(miscache__cluster_t *c, size_t n,
@@ -933,27 +979,119 @@ miscache_status_t miscache__cluster_exec(miscache__cluster_t *c, size_t n,
     free(busy);
     run_parts(c, &p, flags, deadline, true);
   }
-  for (size_t i = 0; i < p.nparts; i++)
-    if (p.parts[i].st) {
-      st = p.parts[i].st; /* message: the node's, in c->err */
-      break;
-    }
-  for (size_t i = 0; st == MISCACHE_OK && i < n; i++) {
-    if (!p.split[i]) {
-      for (size_t k = 0; k < p.nparts; k++)
-        if (p.parts[k].origin == i) {
-          replies[i] = p.parts[k].reply;
-          p.parts[k].reply = NULL;
-        }
-    } else {
-      st = merge(c, &p, i, &cmds[i], &replies[i]);
-    }
-  }
-  if (st != MISCACHE_OK)
-    for (size_t i = 0; i < n; i++) {
-      miscache__reply_free(replies[i]);
-      replies[i] = NULL;
-    }
+  st = collect(c, &p, n, cmds, replies);
   plan_free(&p);
   return st;
+}
+
+/* ---- one call of the async handle (core/async.c) ---------------------------- */
+
+struct miscache__plan {
+  miscache__cluster_t *c;
+  plan_t p;
+  size_t n;
+  miscache__cmd_t *cmds; /* the call's commands, copied: the plan's own */
+};
+
+void miscache__cluster_keep_nodes(miscache__cluster_t *c) { c->keep_nodes = true; }
+
+/* cmds copied into one block: argv strings, their lengths, the commands. */
+static miscache__cmd_t *copy_cmds(size_t n, const miscache__cmd_t *cmds) {
+  size_t args = 0, bytes = 0;
+  for (size_t i = 0; i < n; i++) {
+    args += (size_t)cmds[i].argc;
+    for (int k = 0; k < cmds[i].argc; k++) bytes += cmds[i].lens[k] + 1;
+  }
+  size_t head = n * sizeof(miscache__cmd_t) + args * sizeof(const char *) +
+                args * sizeof(size_t);
+  char *block = malloc(head + bytes + 1);
+  if (!block) return NULL;
+  miscache__cmd_t *out = (miscache__cmd_t *)(void *)block;
+  const char **argv = (const char **)(void *)(block + n * sizeof *out);
+  size_t *lens = (size_t *)(void *)(argv + args);
+  char *text = block + head;
+  for (size_t i = 0; i < n; i++) {
+    out[i] = (miscache__cmd_t){cmds[i].argc, argv, lens};
+    for (int k = 0; k < cmds[i].argc; k++) {
+      memcpy(text, cmds[i].argv[k], cmds[i].lens[k]);
+      text[cmds[i].lens[k]] = 0;
+      *argv++ = text;
+      *lens++ = cmds[i].lens[k];
+      text += cmds[i].lens[k] + 1;
+    }
+  }
+  return out;
+}
+
+miscache_status_t miscache__cluster_plan(miscache__cluster_t *c, size_t n,
+                                         const miscache__cmd_t *cmds,
+                                         int64_t deadline,
+                                         miscache__plan_t **out) {
+  *out = NULL;
+  miscache_status_t st = ensure_map(c, deadline);
+  if (st != MISCACHE_OK) return st;
+  miscache__plan_t *pl = calloc(1, sizeof *pl);
+  miscache__cmd_t *copy = n ? copy_cmds(n, cmds) : NULL;
+  if (!pl || (n && !copy)) {
+    free(pl);
+    free(copy);
+    cl_err(c, "cluster: out of memory planning %zu commands", n);
+    return MISCACHE_ERR_NOMEM;
+  }
+  pl->c = c;
+  pl->n = n;
+  pl->cmds = copy;
+  st = plan_batch(c, &pl->p, n, copy);
+  if (st == MISCACHE_OK) st = assign(c, &pl->p, -1, NULL);
+  if (st != MISCACHE_OK) {
+    miscache__plan_free(pl);
+    return st;
+  }
+  *out = pl;
+  return MISCACHE_OK;
+}
+
+size_t miscache__plan_parts(const miscache__plan_t *pl) { return pl->p.nparts; }
+
+const miscache__cmd_t *miscache__plan_part(const miscache__plan_t *pl,
+                                           size_t i, unsigned *node,
+                                           bool *asking) {
+  const part_t *pt = &pl->p.parts[i];
+  *node = pt->node;
+  *asking = pt->asking;
+  return &pt->cmd;
+}
+
+const char *miscache__cluster_node_host(const miscache__cluster_t *c,
+                                        unsigned node, int *port) {
+  *port = miscache__node_port(c->nodes[node]);
+  return miscache__node_host(c->nodes[node]);
+}
+
+size_t miscache__cluster_node_slots(const miscache__cluster_t *c) {
+  return c->nnodes;
+}
+
+bool miscache__plan_reply(miscache__plan_t *pl, size_t i,
+                          miscache__reply_t *reply, int64_t deadline,
+                          int *wait_ms) {
+  part_t *pt = &pl->p.parts[i];
+  miscache__reply_free(pt->reply);
+  pt->reply = reply;
+  pt->asking = false;
+  return redirect_plan(pl->c, pt, deadline, wait_ms);
+}
+
+void miscache__plan_lost(miscache__plan_t *pl) { pl->c->stale = true; }
+
+miscache_status_t miscache__plan_result(miscache__plan_t *pl,
+                                        miscache__reply_t **replies) {
+  return collect(pl->c, &pl->p, pl->n, pl->cmds, replies);
+}
+
+void miscache__plan_free(miscache__plan_t *pl) {
+  if (!pl) return;
+  plan_free(&pl->p);
+  free(pl->cmds);
+  free(pl);
 }

@@ -1,7 +1,8 @@
 /*
  * Redis Cluster routing for the dispatcher (cluster.c): the slot map, key
- * slots, splitting a batch by slot and node, redirections. Only dispatch.c
- * includes this header.
+ * slots, splitting a batch by slot and node, redirections. dispatch.c
+ * includes this header, and the async handle (core/async.c) for its
+ * plans, below.
  */
 #ifndef MISCACHE_CLUSTER_H
 #define MISCACHE_CLUSTER_H
@@ -54,5 +55,48 @@ size_t miscache__cluster_node_count(const miscache__cluster_t *c);
 /* Host name (or IP) and port of master i. */
 const char *miscache__cluster_master_host(miscache__cluster_t *c, size_t i,
                                           int *port);
+
+
+/* ---- the async handle's calls (core/async.c) ------------------------------
+ * The router of an async handle keeps every node it made (none is freed
+ * by a reload), so a plan's node numbers stay valid while a call uses
+ * them; its nodes ask only for slot maps: the handle sends the calls on
+ * connections of its own, one per node number. */
+void miscache__cluster_keep_nodes(miscache__cluster_t *c);
+/* How many node numbers there are now (0 .. count - 1; the count grows). */
+size_t miscache__cluster_node_slots(const miscache__cluster_t *c);
+/* Host name (or IP) and port of node number node. */
+const char *miscache__cluster_node_host(const miscache__cluster_t *c,
+                                        unsigned node, int *port);
+
+/* One call's commands (copied) split by slot as miscache__cluster_exec
+ * does, each part with the node that serves its slot (the slot map is
+ * loaded first when stale: a blocking CLUSTER SLOTS, within deadline).
+ * ERR_INVALID (CROSSSLOT), ERR_NOMEM, ERR_UNAVAILABLE; message set. */
+typedef struct miscache__plan miscache__plan_t;
+miscache_status_t miscache__cluster_plan(miscache__cluster_t *c, size_t n,
+                                         const miscache__cmd_t *cmds,
+                                         int64_t deadline,
+                                         miscache__plan_t **out);
+size_t miscache__plan_parts(const miscache__plan_t *pl);
+/* Part i: its command (the plan's), the node to send it to, and whether
+ * ASKING goes first (an ASK redirection). */
+const miscache__cmd_t *miscache__plan_part(const miscache__plan_t *pl,
+                                           size_t i, unsigned *node,
+                                           bool *asking);
+/* Part i's reply (taken). true when the part must be sent again (MOVED,
+ * ASK, TRYAGAIN, CLUSTERDOWN: to miscache__plan_part's node now) after
+ * *wait_ms (0: at once; within deadline); false when the reply is final. */
+bool miscache__plan_reply(miscache__plan_t *pl, size_t i,
+                          miscache__reply_t *reply, int64_t deadline,
+                          int *wait_ms);
+/* A part's connection failed: the map is reloaded before the next plan
+ * (a promoted replica is found so). */
+void miscache__plan_lost(miscache__plan_t *pl);
+/* The call's replies in its commands' order (split ones merged) once every
+ * part has its final reply: OK, or a status with every reply NULL. */
+miscache_status_t miscache__plan_result(miscache__plan_t *pl,
+                                        miscache__reply_t **replies);
+void miscache__plan_free(miscache__plan_t *pl); /* accepts NULL */
 
 #endif /* MISCACHE_CLUSTER_H */

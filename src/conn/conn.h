@@ -94,9 +94,18 @@ void miscache__disp_free(miscache__dispatcher_t *d); /* accepts NULL */
  * ROLE check has replaced the old node already; NULL only before the
  * first master was named, or for a cluster). Behind Sentinel *out stays
  * valid until the next call (which frees it when the master moved): call
- * it only with nothing in flight on the node. ERR_INVALID for a
- * cluster. */
+ * it only with nothing in flight on the node. For a cluster *out is NULL:
+ * the slot map is loaded (blocking, within one command timeout) and the
+ * router told to keep its nodes (conn/cluster.h, the async plans). */
 struct miscache__node;
+struct miscache__cluster;
+/* A cluster's router (NULL otherwise), for the async plans. */
+struct miscache__cluster *miscache__disp_cluster(miscache__dispatcher_t *d);
+/* A node for host:port configured as the data nodes are (AUTH, TLS,
+ * timeouts, the breaker; the dispatcher's counters and error buffer): an
+ * async cluster connection, owned by the caller (miscache__node_free). */
+struct miscache__node *miscache__disp_node_new(miscache__dispatcher_t *d,
+                                               const char *host, int port);
 miscache_status_t miscache__disp_async_node(miscache__dispatcher_t *d,
                                             struct miscache__node **out);
 /* Sentinel: the master in use was lost or demoted (READONLY); the next

@@ -512,16 +512,25 @@ void miscache__push_drop(miscache__dispatcher_t *d, bool quiet) {
 miscache_status_t miscache__disp_async_node(miscache__dispatcher_t *d,
                                             miscache__node_t **out) {
   *out = NULL;
-  if (d->cluster) {
-    set_err(d, "async handles take a standalone or Sentinel endpoint "
-               "(redis://, rediss://, unix://, redis+sentinel://) in this "
-               "version; Redis Cluster is not yet supported");
-    return MISCACHE_ERR_INVALID;
+  if (d->cluster) { /* the handle's own connections; the map from here */
+    miscache__cluster_keep_nodes(d->cluster);
+    return miscache__cluster_connect(
+        d->cluster, miscache__mono_ms() + d->o->command_timeout_ms);
   }
   miscache_status_t st =
       ensure_master(d, 0, miscache__mono_ms() + d->o->command_timeout_ms);
   *out = d->master; /* (a failed lookup may have replaced it too) */
   return st;
+}
+
+struct miscache__cluster *miscache__disp_cluster(miscache__dispatcher_t *d) {
+  return d->cluster;
+}
+
+struct miscache__node *miscache__disp_node_new(miscache__dispatcher_t *d,
+                                               const char *host, int port) {
+  return miscache__node_new(host, port, NULL, &d->data_conf, &d->stats,
+                            d->err, d->errlen);
 }
 
 int64_t miscache__disp_check_at(const miscache__dispatcher_t *d) {

@@ -11,34 +11,80 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn/cluster.h"
 #include "conn/node.h"
 #include "core/core.h"
 #include "miscache/async.h"
 
+typedef struct creq creq_t;
+
+/* A call as its caller made it: the completion and the latency figures. */
+typedef struct {
+  int64_t t0_us;           /* when it was queued: its latency starts */
+  miscache__call_t call;   /* for the latency figures */
+  char verb[16], key[128]; /* call's: the name, the start of the key */
+  miscache__async_done_fn done;
+  void *op;
+} callrec_t;
+
+/* One request on one connection: a call (standalone, Sentinel), or one
+ * part of a cluster call (cr set; its reply goes to the call's plan). */
 typedef struct req {
   struct req *next;
   bool select_first; /* a SELECT's reply comes before this one's */
   int64_t deadline_ms;
-  int64_t t0_us;          /* when it was queued: its latency starts */
-  miscache__call_t call;  /* for the latency figures */
-  char verb[16], key[128]; /* call's: the name, the start of the key */
-  miscache__async_done_fn done;
-  void *op;
+  callrec_t c;  /* unless cr */
+  creq_t *cr;   /* the cluster call it is a part of, or NULL */
+  size_t part;  /* cr's part */
   size_t n, got;                /* replies expected, in */
   miscache__reply_t *replies[]; /* n */
 } req_t;
 
+/* A cluster call: its commands split by slot into parts, each sent to the
+ * node that serves it (again after a redirection); done once every part
+ * has its final reply, or failed. */
+struct creq {
+  callrec_t c;
+  miscache__plan_t *plan;
+  size_t n;    /* the caller's commands (and replies) */
+  size_t left; /* parts still waiting */
+  int64_t deadline_ms;
+  miscache_status_t st; /* the first failure of a part */
+  char why[MISCACHE_ERRMSG_SIZE];
+};
+
+/* A part to send again later (TRYAGAIN, CLUSTERDOWN: the pause between
+ * retries that the blocking API sleeps). */
+typedef struct delay {
+  struct delay *next;
+  creq_t *cr;
+  size_t part;
+  int64_t at;
+} delay_t;
+
+/* One connection and the requests in flight on it, in order. */
+typedef struct link {
+  miscache__node_t *node;
+  bool owned;            /* a cluster node's (freed with the handle) */
+  int read_fd, write_fd; /* what the loop watches now; -1: nothing */
+  bool write_waits_read; /* TLS: the next write needs a readable socket */
+  req_t *head, *tail;
+} link_t;
+
 struct miscache_async {
   miscache_t *mc; /* keys, TTLs, near store; its dispatcher's node is ours */
-  miscache__node_t *node; /* the dispatcher's; behind Sentinel the master */
-  bool sentinel;          /* ask the dispatcher for the node on reconnect */
+  struct miscache__cluster *cluster; /* a cluster's router, or NULL */
+  bool sentinel; /* ask the dispatcher for the node on reconnect */
+  /* standalone, Sentinel: links[0], on the dispatcher's node (behind
+   * Sentinel the master's, replaced when it moves); a cluster: one per
+   * router node number, made when first used (NULL until then) */
+  link_t **links;
+  size_t nlinks;
+  delay_t *delays;
   char msg[MISCACHE_ERRMSG_SIZE]; /* why the last call refused to start */
   miscache_async_loop_t loop;
   bool attached;
-  int read_fd, write_fd; /* what the loop watches now; -1: nothing */
   bool timer_set;
-  bool write_waits_read; /* TLS: the next write needs a readable socket */
-  req_t *head, *tail;
   miscache__async_wait_t *waits; /* operations waiting on a loader */
   size_t outstanding;
   int depth;    /* inside the handle's own callbacks */
@@ -81,24 +127,50 @@ miscache_status_t miscache__async_reply_ok(const miscache__reply_t *r,
   return MISCACHE_ERR_SERVER;
 }
 
+static void callrec_init(callrec_t *c, size_t n, const miscache__cmd_t *cmds,
+                         miscache__async_done_fn done, void *op) {
+  c->t0_us = miscache__mono_us();
+  miscache__call_info(n, cmds, &c->call);
+  if (n) { /* (cmds are the caller's: copies for the completion) */
+    memcpy(c->verb, c->call.verb, c->call.vlen);
+    c->call.verb = c->verb;
+  }
+  if (c->call.key) { /* (the family of a slow call needs only its start) */
+    c->call.klen = c->call.klen < sizeof c->key ? c->call.klen : sizeof c->key;
+    memcpy(c->key, c->call.key, c->call.klen);
+    c->call.key = c->key;
+  }
+  c->done = done;
+  c->op = op;
+}
+
 /* ---- completing ------------------------------------------------------------ */
+
+static void part_done(miscache_async_t *a, req_t *r, miscache_status_t st,
+                      const char *why);
 
 static void complete(miscache_async_t *a, req_t *r, miscache_status_t st,
                      const char *why) {
+  if (r->cr) {
+    part_done(a, r, st, why);
+    return;
+  }
+  if (st == MISCACHE_OK)
+    miscache__observe_call(a->mc, &r->c.call, miscache__mono_us() - r->c.t0_us);
   a->depth++;
-  r->done(a, r->op, st, st == MISCACHE_OK ? r->replies : NULL,
-          st == MISCACHE_OK ? r->n : 0, why ? why : "");
+  r->c.done(a, r->c.op, st, st == MISCACHE_OK ? r->replies : NULL,
+            st == MISCACHE_OK ? r->n : 0, why ? why : "");
   a->depth--;
   for (size_t i = 0; i < r->got; i++) miscache__reply_free(r->replies[i]);
   free(r);
 }
 
-static req_t *pop(miscache_async_t *a) {
-  req_t *r = a->head;
+static req_t *pop(miscache_async_t *a, link_t *L) {
+  req_t *r = L->head;
   if (r) {
-    a->head = r->next;
-    if (!a->head) a->tail = NULL;
-    a->outstanding--;
+    L->head = r->next;
+    if (!L->head) L->tail = NULL;
+    if (!r->cr) a->outstanding--;
   }
   return r;
 }
@@ -110,43 +182,59 @@ static int64_t sentinel_check_at(const miscache_async_t *a) {
   return a->sentinel ? miscache__disp_check_at(a->mc->disp) : 0;
 }
 
-/* Watch what the state asks for: read while connected, write while bytes
- * wait, the timer at the oldest request's deadline. */
-static void update_interest(miscache_async_t *a) {
-  if (!a->attached) return;
-  int fd = miscache__node_fd(a->node);
+/* Watch what L's state asks for: read while connected, write while bytes
+ * wait (while connecting: what the connect waits for). */
+static void link_interest(miscache_async_t *a, link_t *L) {
+  int fd = miscache__node_fd(L->node);
   int want_read = fd;
-  int want_write = fd >= 0 && miscache__node_unsent(a->node) &&
-                           !a->write_waits_read
-                       ? fd
-                       : -1;
-  if (miscache__node_connecting(a->node)) { /* what the connect waits for */
-    bool w = miscache__node_connect_wants_write(a->node);
+  int want_write =
+      fd >= 0 && miscache__node_unsent(L->node) && !L->write_waits_read ? fd
+                                                                        : -1;
+  if (miscache__node_connecting(L->node)) {
+    bool w = miscache__node_connect_wants_write(L->node);
     want_read = w ? -1 : fd;
     want_write = w ? fd : -1;
   }
-  if (a->read_fd >= 0 && a->read_fd != want_read) {
-    a->loop.del_read(a->loop.data, a->read_fd);
-    a->read_fd = -1;
+  if (L->read_fd >= 0 && L->read_fd != want_read) {
+    a->loop.del_read(a->loop.data, L->read_fd);
+    L->read_fd = -1;
   }
-  if (a->write_fd >= 0 && a->write_fd != want_write) {
-    a->loop.del_write(a->loop.data, a->write_fd);
-    a->write_fd = -1;
+  if (L->write_fd >= 0 && L->write_fd != want_write) {
+    a->loop.del_write(a->loop.data, L->write_fd);
+    L->write_fd = -1;
   }
-  if (want_read >= 0 && a->read_fd < 0) {
+  if (want_read >= 0 && L->read_fd < 0) {
     a->loop.add_read(a->loop.data, want_read);
-    a->read_fd = want_read;
+    L->read_fd = want_read;
   }
-  if (want_write >= 0 && a->write_fd < 0) {
+  if (want_write >= 0 && L->write_fd < 0) {
     a->loop.add_write(a->loop.data, want_write);
-    a->write_fd = want_write;
+    L->write_fd = want_write;
   }
-  if (a->head) {
-    int64_t at = a->head->deadline_ms;
-    int64_t check = sentinel_check_at(a);
-    if (check && check < at) at = check; /* (handle_timer asks) */
-    int64_t conn = miscache__node_connect_deadline(a->node);
-    if (conn && conn < at) at = conn;
+}
+
+/* Every link's interest, and the timer at the first of: a request's
+ * deadline, a connect's, the Sentinel check, a delayed resend. */
+static void update_interest(miscache_async_t *a) {
+  if (!a->attached) return;
+  int64_t at = 0;
+  for (size_t i = 0; i < a->nlinks; i++) {
+    link_t *L = a->links[i];
+    if (!L) continue;
+    link_interest(a, L);
+    if (!L->head) continue;
+    int64_t t = L->head->deadline_ms;
+    int64_t conn = miscache__node_connect_deadline(L->node);
+    if (conn && conn < t) t = conn;
+    if (i == 0) { /* (handle_timer asks) */
+      int64_t check = sentinel_check_at(a);
+      if (check && check < t) t = check;
+    }
+    if (!at || t < at) at = t;
+  }
+  for (delay_t *d = a->delays; d; d = d->next)
+    if (!at || d->at < at) at = d->at;
+  if (at) {
     int64_t left = at - miscache__mono_ms();
     a->loop.set_timer(a->loop.data, left > 0 ? left : 0);
     a->timer_set = true;
@@ -163,39 +251,285 @@ static bool check_due(const miscache_async_t *a) {
 }
 
 /* Stop watching a socket about to close. */
-static void unwatch(miscache_async_t *a) {
+static void unwatch(miscache_async_t *a, link_t *L) {
   if (!a->attached) return;
-  if (a->read_fd >= 0) a->loop.del_read(a->loop.data, a->read_fd);
-  if (a->write_fd >= 0) a->loop.del_write(a->loop.data, a->write_fd);
-  a->read_fd = a->write_fd = -1;
+  if (L->read_fd >= 0) a->loop.del_read(a->loop.data, L->read_fd);
+  if (L->write_fd >= 0) a->loop.del_write(a->loop.data, L->write_fd);
+  L->read_fd = L->write_fd = -1;
 }
 
 /* Close the connection and what was queued on it; behind Sentinel the
  * next call asks which node is the master. */
-static void drop_connection(miscache_async_t *a) {
-  unwatch(a); /* before the socket closes */
-  a->write_waits_read = false;
-  miscache__node_async_drop(a->node);
-  miscache__disp_master_lost(a->mc->disp);
+static void drop_connection(miscache_async_t *a, link_t *L) {
+  unwatch(a, L); /* before the socket closes */
+  L->write_waits_read = false;
+  miscache__node_async_drop(L->node);
+  if (!a->cluster) miscache__disp_master_lost(a->mc->disp);
 }
 
-/* Every queued request completes with st (the connection is gone or out
- * of step: later replies could not be told apart). */
-static void fail_all(miscache_async_t *a, miscache_status_t st,
+/* Every request queued on L completes with st (the connection is gone or
+ * out of step: later replies could not be told apart). */
+static void fail_all(miscache_async_t *a, link_t *L, miscache_status_t st,
                      const char *why) {
-  drop_connection(a);
+  drop_connection(a, L);
   char text[MISCACHE_ERRMSG_SIZE];
   snprintf(text, sizeof text, "%s", why);
   /* the requests of the lost connection only: calls the callbacks make
    * now go out on a new one */
-  req_t *r = a->head;
-  a->head = a->tail = NULL;
+  req_t *r = L->head;
+  L->head = L->tail = NULL;
   while (r) {
     req_t *next = r->next;
-    a->outstanding--;
+    if (!r->cr) a->outstanding--;
     complete(a, r, st, text);
     r = next;
   }
+}
+
+/* ---- queueing ------------------------------------------------------------------- */
+
+/* Queue n commands on L as one request: a call (cr NULL: done, op) or a
+ * part of cr. Not OK: nothing queued, message in a->msg. */
+static miscache_status_t queue_on(miscache_async_t *a, link_t *L, int db,
+                                  size_t n, const miscache__cmd_t *cmds,
+                                  int64_t deadline_ms,
+                                  miscache__async_done_fn done, void *op,
+                                  creq_t *cr, size_t part) {
+  req_t *r = calloc(1, sizeof *r + n * sizeof r->replies[0]);
+  if (!r) {
+    miscache__async_refuse(a, "out of memory");
+    return MISCACHE_ERR_NOMEM;
+  }
+  bool sel = false;
+  miscache_status_t st = miscache__node_queue(L->node, db, n, cmds, &sel);
+  if (st != MISCACHE_OK) {
+    free(r);
+    miscache__async_refuse(a, "%s", a->mc->err);
+    return st;
+  }
+  r->select_first = sel;
+  r->deadline_ms = deadline_ms;
+  r->n = n;
+  r->cr = cr;
+  r->part = part;
+  if (!cr) {
+    callrec_init(&r->c, n, cmds, done, op);
+    a->outstanding++;
+  }
+  if (L->tail) L->tail->next = r;
+  else L->head = r;
+  L->tail = r;
+  /* written when the loop says the socket is writable: the calls of one
+   * turn go out together */
+  if (a->depth == 0) update_interest(a);
+  return MISCACHE_OK;
+}
+
+/* The connection to cluster node number node (made when first used). */
+static link_t *cluster_link(miscache_async_t *a, unsigned node) {
+  if (node >= a->nlinks) {
+    size_t n = miscache__cluster_node_slots(a->cluster);
+    if (n <= node) n = node + 1;
+    link_t **grown = realloc(a->links, n * sizeof *grown);
+    if (!grown) return NULL;
+    for (size_t i = a->nlinks; i < n; i++) grown[i] = NULL;
+    a->links = grown;
+    a->nlinks = n;
+  }
+  if (!a->links[node]) {
+    link_t *L = calloc(1, sizeof *L);
+    int port = 0;
+    const char *host = miscache__cluster_node_host(a->cluster, node, &port);
+    if (L) L->node = miscache__disp_node_new(a->mc->disp, host, port);
+    if (!L || !L->node) {
+      free(L);
+      return NULL;
+    }
+    L->owned = true;
+    L->read_fd = L->write_fd = -1;
+    a->links[node] = L;
+  }
+  return a->links[node];
+}
+
+/* Send part of cr to the node the plan names (ASKING first after an ASK
+ * redirection: its reply is dropped). */
+static miscache_status_t send_part(miscache_async_t *a, creq_t *cr,
+                                   size_t part) {
+  static const char *const asking_argv[] = {"ASKING"};
+  static const size_t asking_len[] = {6};
+  unsigned node = 0;
+  bool asking = false;
+  const miscache__cmd_t *cmd =
+      miscache__plan_part(cr->plan, part, &node, &asking);
+  link_t *L = cluster_link(a, node);
+  if (!L) {
+    miscache__async_refuse(a, "out of memory");
+    return MISCACHE_ERR_NOMEM;
+  }
+  miscache__cmd_t cmds[2];
+  size_t n = 0;
+  if (asking) cmds[n++] = (miscache__cmd_t){1, asking_argv, asking_len};
+  cmds[n++] = *cmd;
+  return queue_on(a, L, MISCACHE__NO_DB, n, cmds, cr->deadline_ms, NULL, NULL,
+                  cr, part);
+}
+
+/* Every part of cr has its reply, or one failed: the caller's callback. */
+static void creq_finish(miscache_async_t *a, creq_t *cr) {
+  miscache_status_t st = cr->st;
+  miscache__reply_t **replies = NULL;
+  if (st == MISCACHE_OK) {
+    replies = calloc(cr->n ? cr->n : 1, sizeof *replies);
+    st = replies ? miscache__plan_result(cr->plan, replies) : MISCACHE_ERR_NOMEM;
+    if (st != MISCACHE_OK)
+      snprintf(cr->why, sizeof cr->why, "%s",
+               replies ? a->mc->err : "out of memory");
+  }
+  if (st == MISCACHE_OK)
+    miscache__observe_call(a->mc, &cr->c.call,
+                           miscache__mono_us() - cr->c.t0_us);
+  a->outstanding--;
+  a->depth++;
+  cr->c.done(a, cr->c.op, st, st == MISCACHE_OK ? replies : NULL,
+             st == MISCACHE_OK ? cr->n : 0, st == MISCACHE_OK ? "" : cr->why);
+  a->depth--;
+  if (replies)
+    for (size_t i = 0; i < cr->n; i++) miscache__reply_free(replies[i]);
+  free(replies);
+  miscache__plan_free(cr->plan);
+  free(cr);
+}
+
+/* A part of cr ended: with its final reply (st OK) or failed. */
+static void part_end(miscache_async_t *a, creq_t *cr, miscache_status_t st,
+                     const char *why) {
+  if (st != MISCACHE_OK) {
+    miscache__plan_lost(cr->plan); /* the map is checked before the next */
+    if (cr->st == MISCACHE_OK) {
+      cr->st = st;
+      snprintf(cr->why, sizeof cr->why, "%s", why);
+    }
+  }
+  if (--cr->left == 0) creq_finish(a, cr);
+}
+
+/* Send part again (after a redirection or a pause). */
+static void resend(miscache_async_t *a, creq_t *cr, size_t part) {
+  miscache_status_t st =
+      a->freeing ? MISCACHE_ERR_CANCELLED : send_part(a, cr, part);
+  if (st != MISCACHE_OK)
+    part_end(a, cr, st,
+             a->freeing ? "cancelled: the async handle was freed before the "
+                          "reply came"
+                        : a->msg);
+}
+
+static void part_done(miscache_async_t *a, req_t *r, miscache_status_t st,
+                      const char *why) {
+  creq_t *cr = r->cr;
+  size_t part = r->part;
+  miscache__reply_t *reply = NULL;
+  if (st == MISCACHE_OK) { /* (after ASKING, the part's is the second) */
+    reply = r->replies[r->n - 1];
+    r->replies[r->n - 1] = NULL;
+  }
+  for (size_t i = 0; i < r->got; i++) miscache__reply_free(r->replies[i]);
+  free(r);
+  if (st != MISCACHE_OK) {
+    part_end(a, cr, st, why);
+    return;
+  }
+  int wait = 0;
+  if (!miscache__plan_reply(cr->plan, part, reply, cr->deadline_ms, &wait)) {
+    part_end(a, cr, MISCACHE_OK, NULL);
+    return;
+  }
+  if (wait > 0 && !a->freeing) {
+    delay_t *d = calloc(1, sizeof *d);
+    if (d) {
+      *d = (delay_t){a->delays, cr, part, miscache__mono_ms() + wait};
+      a->delays = d;
+      return;
+    }
+  }
+  resend(a, cr, part);
+}
+
+/* A call on a cluster: planned, then each part queued on its node's
+ * connection. The first part refused: the call is refused (nothing went
+ * out); a later one: the call fails through its callback. */
+static miscache_status_t cluster_send(miscache_async_t *a, size_t n,
+                                      const miscache__cmd_t *cmds,
+                                      miscache__async_done_fn done, void *op) {
+  int64_t deadline = miscache__mono_ms() + a->mc->opts.command_timeout_ms;
+  miscache__plan_t *pl = NULL;
+  miscache_status_t st =
+      miscache__cluster_plan(a->cluster, n, cmds, deadline, &pl);
+  if (st != MISCACHE_OK) {
+    miscache__async_refuse(a, "%s", a->mc->err);
+    return st;
+  }
+  size_t parts = miscache__plan_parts(pl);
+  creq_t *cr = parts ? calloc(1, sizeof *cr) : NULL;
+  if (!cr) {
+    miscache__plan_free(pl);
+    miscache__async_refuse(a, parts ? "out of memory" : "nothing to send");
+    return parts ? MISCACHE_ERR_NOMEM : MISCACHE_ERR_INVALID;
+  }
+  callrec_init(&cr->c, n, cmds, done, op);
+  cr->plan = pl;
+  cr->n = n;
+  cr->left = parts;
+  cr->deadline_ms = deadline;
+  a->outstanding++;
+  for (size_t i = 0; i < parts; i++) {
+    st = send_part(a, cr, i);
+    if (st == MISCACHE_OK) continue;
+    if (i == 0) {
+      a->outstanding--;
+      miscache__plan_free(pl);
+      free(cr);
+      return st;
+    }
+    cr->st = st;
+    snprintf(cr->why, sizeof cr->why, "%s", a->msg);
+    cr->left -= parts - i; /* (the queued ones finish it) */
+    break;
+  }
+  a->msg[0] = 0;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache__async_send(miscache_async_t *a, miscache_db_t db,
+                                       size_t n, const miscache__cmd_t *cmds,
+                                       miscache__async_done_fn done, void *op) {
+  if (a->freeing) { /* (an internal step of a call completed during free) */
+    miscache__async_refuse(a, "the handle is being freed");
+    return MISCACHE_ERR_CANCELLED;
+  }
+  if (a->cluster) return cluster_send(a, n, cmds, done, op);
+  link_t *L = a->links[0];
+  if (a->sentinel && !L->head && miscache__node_fd(L->node) >= 0 &&
+      check_due(a) && miscache__disp_master_moved(a->mc->disp))
+    drop_connection(a, L); /* nothing in flight: leave the old master now */
+  if (a->sentinel && !L->head && miscache__node_fd(L->node) < 0) {
+    /* reconnecting: to the master the sentinels name now */
+    miscache__node_t *master = NULL;
+    unwatch(a, L);
+    miscache_status_t st = miscache__disp_async_node(a->mc->disp, &master);
+    if (master) L->node = master; /* the old one may be gone either way */
+    if (st != MISCACHE_OK) {
+      miscache__async_refuse(a, "%s", a->mc->err);
+      return st;
+    }
+  }
+  miscache_status_t st =
+      queue_on(a, L, a->mc->opts.db[db], n, cmds,
+               miscache__mono_ms() + a->mc->opts.command_timeout_ms, done, op,
+               NULL, 0);
+  if (st == MISCACHE_OK) a->msg[0] = 0;
+  return st;
 }
 
 /* ---- the loop's calls ------------------------------------------------------------ */
@@ -210,55 +544,42 @@ void miscache__async_leave(miscache_async_t *a) {
   finish(a);
 }
 
-/* The connect under way goes on (the socket is ready for what it waits
- * for): connected, not yet, or failed (every call queued on it fails). */
-static void connect_progress(miscache_async_t *a) {
-  unwatch(a); /* a step may close the socket for the next address */
-  miscache_status_t st = miscache__node_connect_step(a->node);
-  if (st != MISCACHE_OK && st != MISCACHE_MISS) {
-    a->depth++;
-    fail_all(a, st, a->mc->err);
-    a->depth--;
-  }
-  if (!a->freeing) update_interest(a); /* connected: the write is next */
-  finish(a);
+/* The connect under way on L goes on (its socket is ready for what it
+ * waits for): connected, not yet, or failed (every call queued on it
+ * fails). */
+static void connect_progress(miscache_async_t *a, link_t *L) {
+  unwatch(a, L); /* a step may close the socket for the next address */
+  miscache_status_t st = miscache__node_connect_step(L->node);
+  if (st != MISCACHE_OK && st != MISCACHE_MISS) fail_all(a, L, st, a->mc->err);
 }
 
-void miscache_async_handle_write(miscache_async_t *a) {
-  if (!a || a->freeing) return;
-  if (miscache__node_connecting(a->node)) {
-    connect_progress(a);
+static void link_write(miscache_async_t *a, link_t *L) {
+  if (miscache__node_connecting(L->node)) {
+    connect_progress(a, L);
     return;
   }
   bool want_read = false;
-  miscache_status_t st = miscache__node_flush(a->node, &want_read);
-  a->write_waits_read = st == MISCACHE_OK && want_read;
-  if (st != MISCACHE_OK) {
-    a->depth++;
-    fail_all(a, st, a->mc->err);
-    a->depth--;
-  }
-  /* (calls the failed ones' callbacks made wait for this) */
-  if (!a->freeing) update_interest(a);
-  finish(a);
+  miscache_status_t st = miscache__node_flush(L->node, &want_read);
+  L->write_waits_read = st == MISCACHE_OK && want_read;
+  if (st != MISCACHE_OK) fail_all(a, L, st, a->mc->err);
 }
 
-/* The replies that have arrived, to their requests. */
-static void take_replies(miscache_async_t *a, miscache_status_t read_st,
-                         const char *read_err) {
+/* The replies that have arrived on L, to their requests. */
+static void take_replies(miscache_async_t *a, link_t *L,
+                         miscache_status_t read_st, const char *read_err) {
   miscache_status_t st = MISCACHE_OK;
   for (;;) {
     miscache__reply_t *reply = NULL;
-    st = miscache__node_take(a->node, &reply);
+    st = miscache__node_take(L->node, &reply);
     if (st == MISCACHE_MISS) break;
     if (st != MISCACHE_OK) {
-      fail_all(a, st, a->mc->err);
+      fail_all(a, L, st, a->mc->err);
       return;
     }
-    req_t *r = a->head;
+    req_t *r = L->head;
     if (!r) { /* a reply nobody asked for: out of step */
       miscache__reply_free(reply);
-      fail_all(a, MISCACHE_ERR_REPLY, "a reply nobody asked for");
+      fail_all(a, L, MISCACHE_ERR_REPLY, "a reply nobody asked for");
       return;
     }
     if (a->sentinel && miscache__reply_type(reply) == MISCACHE__R_ERROR &&
@@ -268,9 +589,9 @@ static void take_replies(miscache_async_t *a, miscache_status_t read_st,
       snprintf(why, sizeof why,
                "redis %s: READONLY: the master was demoted (a failover); "
                "the sentinels are asked again on the next call",
-               miscache__node_addr(a->node));
+               miscache__node_addr(L->node));
       miscache__reply_free(reply);
-      fail_all(a, MISCACHE_ERR_UNAVAILABLE, why);
+      fail_all(a, L, MISCACHE_ERR_UNAVAILABLE, why);
       return;
     }
     if (r->select_first) {
@@ -278,7 +599,7 @@ static void take_replies(miscache_async_t *a, miscache_status_t read_st,
       bool ok = miscache__reply_type(reply) == MISCACHE__R_STATUS;
       miscache__reply_free(reply);
       if (!ok) { /* the db was refused: what follows ran elsewhere */
-        fail_all(a, MISCACHE_ERR_SERVER,
+        fail_all(a, L, MISCACHE_ERR_SERVER,
                  "SELECT refused (is the db number within the server's "
                  "databases?)");
         return;
@@ -287,142 +608,119 @@ static void take_replies(miscache_async_t *a, miscache_status_t read_st,
     }
     r->replies[r->got++] = reply;
     if (r->got < r->n) continue;
-    pop(a);
-    miscache__observe_call(a->mc, &r->call, miscache__mono_us() - r->t0_us);
+    pop(a, L);
     complete(a, r, MISCACHE_OK, NULL);
     if (a->freeing) return;
   }
   /* what arrived before a failure (a server that closed after its last
    * replies) is handed out first */
-  if (read_st != MISCACHE_OK) fail_all(a, read_st, read_err);
+  if (read_st != MISCACHE_OK) fail_all(a, L, read_st, read_err);
 }
 
-void miscache_async_handle_read(miscache_async_t *a) {
-  if (!a || a->freeing) return;
-  if (miscache__node_connecting(a->node)) {
-    connect_progress(a);
+static void link_read(miscache_async_t *a, link_t *L) {
+  if (miscache__node_connecting(L->node)) {
+    connect_progress(a, L);
     return;
   }
-  if (a->write_waits_read) { /* what TLS waited for to go on writing */
-    a->depth++; /* a callback freeing the handle: freed below, not inside */
-    miscache_async_handle_write(a);
-    a->depth--;
-    if (a->freeing) {
-      finish(a);
-      return;
-    }
+  if (L->write_waits_read) { /* what TLS waited for to go on writing */
+    link_write(a, L);
+    if (a->freeing || miscache__node_fd(L->node) < 0) return;
   }
-  a->depth++;
-  miscache_status_t read_st = miscache__node_read_now(a->node);
+  miscache_status_t read_st = miscache__node_read_now(L->node);
   char read_err[MISCACHE_ERRMSG_SIZE];
   snprintf(read_err, sizeof read_err, "%s", a->mc->err);
-  take_replies(a, read_st, read_err);
+  take_replies(a, L, read_st, read_err);
+}
+
+/* The socket fd (every watched one for -1) is readable / writable. */
+static void ready(miscache_async_t *a, int fd, bool readable) {
+  if (!a || a->freeing) return;
+  a->depth++; /* a callback freeing the handle: freed below, not inside */
+  for (size_t i = 0; i < a->nlinks && !a->freeing; i++) {
+    link_t *L = a->links[i];
+    int watched = !L ? -1 : readable ? L->read_fd : L->write_fd;
+    if (watched < 0 || (fd >= 0 && watched != fd)) continue;
+    if (readable) link_read(a, L);
+    else link_write(a, L);
+    if (fd >= 0) break;
+  }
   a->depth--;
   if (!a->freeing) update_interest(a);
   finish(a);
 }
 
-void miscache_async_handle_timer(miscache_async_t *a) {
-  if (!a || a->freeing) return;
-  a->timer_set = false;
-  int64_t conn = miscache__node_connect_deadline(a->node);
-  if (conn && miscache__mono_ms() >= conn) { /* before the calls' own */
-    miscache_status_t st = miscache__node_connect_timed_out(a->node);
+void miscache_async_handle_read(miscache_async_t *a) { ready(a, -1, true); }
+void miscache_async_handle_write(miscache_async_t *a) { ready(a, -1, false); }
+
+void miscache_async_handle_read_fd(miscache_async_t *a, int fd) {
+  if (fd >= 0) ready(a, fd, true);
+}
+
+void miscache_async_handle_write_fd(miscache_async_t *a, int fd) {
+  if (fd >= 0) ready(a, fd, false);
+}
+
+/* L's connect or its oldest request is past its deadline. */
+static void link_timer(miscache_async_t *a, link_t *L, int64_t now) {
+  int64_t conn = miscache__node_connect_deadline(L->node);
+  if (conn && now >= conn) { /* before the calls' own */
+    miscache_status_t st = miscache__node_connect_timed_out(L->node);
     char why[MISCACHE_ERRMSG_SIZE];
     snprintf(why, sizeof why, "%s", a->mc->err);
-    a->depth++;
-    fail_all(a, st, why);
-    a->depth--;
+    fail_all(a, L, st, why);
   }
-  if (!a->freeing && a->head && miscache__mono_ms() >= a->head->deadline_ms) {
+  if (!a->freeing && L->head && now >= L->head->deadline_ms) {
     char why[MISCACHE_ERRMSG_SIZE];
     snprintf(why, sizeof why,
              "timed out: no reply within the %d ms command timeout (the "
              "connection is dropped, as in the blocking API)",
              a->mc->opts.command_timeout_ms);
-    a->depth++;
-    fail_all(a, MISCACHE_ERR_UNAVAILABLE, why);
-    a->depth--;
+    fail_all(a, L, MISCACHE_ERR_UNAVAILABLE, why);
   }
-  if (!a->freeing && a->head && check_due(a) &&
+}
+
+void miscache_async_handle_timer(miscache_async_t *a) {
+  if (!a || a->freeing) return;
+  a->timer_set = false;
+  a->depth++;
+  int64_t now = miscache__mono_ms();
+  for (size_t i = 0; i < a->nlinks && !a->freeing; i++)
+    if (a->links[i]) link_timer(a, a->links[i], now);
+  link_t *L0 = a->nlinks ? a->links[0] : NULL;
+  if (!a->freeing && a->sentinel && L0->head && check_due(a) &&
       miscache__disp_master_moved(a->mc->disp)) {
     /* a forced failover: the old master takes writes until demoted */
     char why[MISCACHE_ERRMSG_SIZE];
     snprintf(why, sizeof why,
              "redis %s: the sentinels name another master now (a "
              "failover); the calls sent to this one are failed",
-             miscache__node_addr(a->node));
-    a->depth++;
-    fail_all(a, MISCACHE_ERR_UNAVAILABLE, why);
-    a->depth--;
+             miscache__node_addr(L0->node));
+    fail_all(a, L0, MISCACHE_ERR_UNAVAILABLE, why);
   }
+  /* the pauses that are over: those parts go out again (what their
+   * callbacks add waits for the next turn) */
+  delay_t *due = NULL, **pp = &a->delays;
+  while (*pp) {
+    delay_t *d = *pp;
+    if (d->at > now) {
+      pp = &d->next;
+      continue;
+    }
+    *pp = d->next;
+    d->next = due;
+    due = d;
+  }
+  while (due) {
+    delay_t *d = due;
+    due = d->next;
+    creq_t *cr = d->cr;
+    size_t part = d->part;
+    free(d);
+    resend(a, cr, part);
+  }
+  a->depth--;
   if (!a->freeing) update_interest(a);
   finish(a);
-}
-
-/* ---- queueing ------------------------------------------------------------------- */
-
-miscache_status_t miscache__async_send(miscache_async_t *a, miscache_db_t db,
-                                       size_t n, const miscache__cmd_t *cmds,
-                                       miscache__async_done_fn done, void *op) {
-  if (a->freeing) { /* (an internal step of a call completed during free) */
-    miscache__async_refuse(a, "the handle is being freed");
-    return MISCACHE_ERR_CANCELLED;
-  }
-  req_t *r = calloc(1, sizeof *r + n * sizeof r->replies[0]);
-  if (!r) {
-    miscache__async_refuse(a, "out of memory");
-    return MISCACHE_ERR_NOMEM;
-  }
-  miscache_status_t st = MISCACHE_OK;
-  if (a->sentinel && !a->head && miscache__node_fd(a->node) >= 0 &&
-      check_due(a) && miscache__disp_master_moved(a->mc->disp))
-    drop_connection(a); /* nothing in flight: leave the old master now */
-  if (a->sentinel && !a->head && miscache__node_fd(a->node) < 0) {
-    /* reconnecting: to the master the sentinels name now */
-    miscache__node_t *master = NULL;
-    unwatch(a);
-    st = miscache__disp_async_node(a->mc->disp, &master);
-    if (master) a->node = master; /* the old one may be gone either way */
-    if (st != MISCACHE_OK) {
-      free(r);
-      miscache__async_refuse(a, "%s", a->mc->err);
-      return st;
-    }
-  }
-  bool sel = false;
-  st = miscache__node_queue(a->node, a->mc->opts.db[db], n,
-                                              cmds, &sel);
-  if (st != MISCACHE_OK) {
-    free(r);
-    miscache__async_refuse(a, "%s", a->mc->err);
-    return st;
-  }
-  r->select_first = sel;
-  r->deadline_ms = miscache__mono_ms() + a->mc->opts.command_timeout_ms;
-  r->t0_us = miscache__mono_us();
-  miscache__call_info(n, cmds, &r->call);
-  if (n) { /* (cmds are the caller's: copies for the completion) */
-    memcpy(r->verb, r->call.verb, r->call.vlen);
-    r->call.verb = r->verb;
-  }
-  if (r->call.key) { /* (the family of a slow call needs only its start) */
-    r->call.klen = r->call.klen < sizeof r->key ? r->call.klen : sizeof r->key;
-    memcpy(r->key, r->call.key, r->call.klen);
-    r->call.key = r->key;
-  }
-  r->done = done;
-  r->op = op;
-  r->n = n;
-  if (a->tail) a->tail->next = r;
-  else a->head = r;
-  a->tail = r;
-  a->outstanding++;
-  a->msg[0] = 0;
-  /* written when the loop says the socket is writable: the calls of one
-   * turn go out together */
-  if (a->depth == 0) update_interest(a);
-  return MISCACHE_OK;
 }
 
 void miscache__async_wait_add(miscache_async_t *a, miscache__async_wait_t *w) {
@@ -448,6 +746,19 @@ miscache__async_wait_t *miscache__async_waits(miscache_async_t *a) {
 
 /* ---- the handle -------------------------------------------------------------------- */
 
+/* The links and the cluster nodes the handle made (the dispatcher's own
+ * node is the dispatcher's). */
+static void free_links(miscache_async_t *a) {
+  for (size_t i = 0; i < a->nlinks; i++) {
+    link_t *L = a->links[i];
+    if (L && L->owned) miscache__node_free(L->node);
+    free(L);
+  }
+  free(a->links);
+  a->links = NULL;
+  a->nlinks = 0;
+}
+
 static miscache_status_t open_on(const miscache_options_t *opts,
                                  miscache_pool_t *pool, miscache_async_t **out,
                                  char *errbuf, size_t errbuf_len) {
@@ -456,7 +767,6 @@ static miscache_status_t open_on(const miscache_options_t *opts,
   *out = NULL;
   miscache_async_t *a = calloc(1, sizeof *a);
   if (!a) return MISCACHE_ERR_NOMEM;
-  a->read_fd = a->write_fd = -1;
   miscache_options_t o;
   miscache_status_t st = opts ? miscache__options_copy(&o, opts) : MISCACHE_OK;
   if (!opts) miscache__options_defaults(&o);
@@ -481,12 +791,27 @@ static miscache_status_t open_on(const miscache_options_t *opts,
     a->mc->pending = miscache__pool_pending(pool);
   }
   a->sentinel = miscache__disp_is_sentinel(a->mc->disp);
-  st = miscache__disp_async_node(a->mc->disp, &a->node);
-  if (st == MISCACHE_OK) st = miscache__node_connect(a->node);
+  a->cluster = miscache__disp_cluster(a->mc->disp);
+  miscache__node_t *node = NULL;
+  st = miscache__disp_async_node(a->mc->disp, &node); /* (a cluster: its map) */
+  if (st == MISCACHE_OK && !a->cluster) {
+    st = miscache__node_connect(node);
+    a->links = calloc(1, sizeof *a->links);
+    link_t *L = a->links ? calloc(1, sizeof *L) : NULL;
+    if (L) {
+      *L = (link_t){.node = node, .read_fd = -1, .write_fd = -1};
+      a->links[0] = L;
+      a->nlinks = 1;
+    } else if (st == MISCACHE_OK) {
+      snprintf(a->mc->err, MISCACHE_ERRMSG_SIZE, "out of memory");
+      st = MISCACHE_ERR_NOMEM;
+    }
+  }
   if (st != MISCACHE_OK) {
     if (errbuf && errbuf_len)
       snprintf(errbuf, errbuf_len, "%s",
                a->mc->err[0] ? a->mc->err : miscache_strerror(st));
+    free_links(a);
     miscache_free(a->mc);
     free(a);
     return st;
@@ -527,8 +852,17 @@ miscache_status_t miscache_async_attach(miscache_async_t *a,
 static void finish(miscache_async_t *a) {
   if (!a->freeing || a->depth > 0) return;
   a->depth++; /* calls from the cancelled callbacks are refused */
-  fail_all(a, MISCACHE_ERR_CANCELLED,
-           "cancelled: the async handle was freed before the reply came");
+  const char *why =
+      "cancelled: the async handle was freed before the reply came";
+  for (size_t i = 0; i < a->nlinks; i++)
+    if (a->links[i]) fail_all(a, a->links[i], MISCACHE_ERR_CANCELLED, why);
+  while (a->delays) {
+    delay_t *d = a->delays;
+    a->delays = d->next;
+    creq_t *cr = d->cr;
+    free(d);
+    part_end(a, cr, MISCACHE_ERR_CANCELLED, why);
+  }
   while (a->waits) {
     miscache__async_wait_t *w = a->waits;
     miscache__async_wait_remove(a, w);
@@ -539,6 +873,7 @@ static void finish(miscache_async_t *a) {
     if (a->timer_set) a->loop.set_timer(a->loop.data, -1);
     if (a->loop.cleanup) a->loop.cleanup(a->loop.data);
   }
+  free_links(a); /* (before the dispatcher their nodes count in) */
   miscache_free(a->mc);
   free(a);
 }

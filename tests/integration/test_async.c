@@ -4,6 +4,8 @@
  * ends the call); the server killed with 1,000 calls in flight; free with
  * calls in flight and from inside a callback. Every callback is counted:
  * each must run exactly once. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include <event2/event.h>
 #include <uv.h>
 
+#include "conn/cluster.h"
 #include "fake.h"
 #include "fixture.h"
 #include "miscache/adapters/libevent.h"
@@ -106,6 +109,9 @@ static miscache_async_t *open_async(const char *url, int timeout_ms) {
   assert_int_equal(miscache_options_set_url(o, url), MISCACHE_OK);
   snprintf(last_ns, sizeof last_ns, "%s", mt_namespace());
   assert_int_equal(miscache_options_set_namespace(o, last_ns), MISCACHE_OK);
+  const char *tags = getenv("MT_HASH_TAGS"); /* the fixture's key format */
+  if (tags && tags[0] == '1')
+    assert_int_equal(miscache_options_set_hash_tags(o, true), MISCACHE_OK);
   if (timeout_ms)
     assert_int_equal(miscache_options_set_command_timeout(o, timeout_ms),
                      MISCACHE_OK);
@@ -174,7 +180,8 @@ static void round_trip(loop_kind_t kind) {
   snprintf(key, sizeof key, "%spermissions:user:6", last_ns);
   long long pttl = mt_raw_int(mt_rc, 7, "PTTL %s", key);
   assert_true(pttl > 70000 && pttl <= 77000);
-  assert_int_equal(mt_raw_int(mt_rc, 1, "EXISTS %s", key), 0);
+  if (!mt_is_cluster()) /* (one db on a cluster) */
+    assert_int_equal(mt_raw_int(mt_rc, 1, "EXISTS %s", key), 0);
   miscache_free(sync);
   /* refusals: no callback */
   assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, "", on_value, &s[0]),
@@ -468,6 +475,9 @@ typedef struct {
   size_t n;
   json_t *values[4];
   miscache_status_t sts[4];
+  json_t **all; /* when set: every value (taken) and status, up to all_n */
+  miscache_status_t *all_sts;
+  size_t all_n;
 } many_t;
 
 static void on_values(void *ud, miscache_status_t st, size_t n,
@@ -481,6 +491,10 @@ static void on_values(void *ud, miscache_status_t st, size_t n,
   for (size_t i = 0; i < n && i < 4; i++) {
     m->values[i] = values[i];
     m->sts[i] = sts[i];
+  }
+  for (size_t i = 0; m->all && i < n && i < m->all_n; i++) {
+    m->all[i] = values[i];
+    m->all_sts[i] = sts[i];
   }
 }
 
@@ -879,11 +893,21 @@ static void test_touch_compare_and_set(void **state) {
   miscache_t *mc = peer();
   mt_raw_set(mc, MISCACHE_DB_SESSION, "session:user:45",
              "{\"user_id\":45,\"last_activity\":\"2026-01-01T00:00:00Z\"}");
+  int64_t end = mt_now_ns() + 3000000000LL;
+  /* connected first (on a cluster the node's connection opens with the
+   * first call to it) */
+  tally_t t = {0};
+  slot_t s0 = {&t, 0};
+  assert_int_equal(miscache_async_exists(a, MISCACHE_DB_SESSION,
+                                         "session:user:45", on_bool, &s0),
+                   MISCACHE_OK);
+  while (t.calls < 1 && mt_now_ns() < end) m_step(a, &m);
+  assert_int_equal(t.ok, 1);
+  m.writes_asked = 0;
   sess_t r = {0};
   assert_int_equal(miscache_async_session_touch(a, 45, on_sess_done, &r),
                    MISCACHE_OK);
   assert_int_equal(m.writes_asked, 1); /* the GET */
-  int64_t end = mt_now_ns() + 3000000000LL;
   while (m.writes_asked < 2 && mt_now_ns() < end) m_step(a, &m);
   assert_int_equal(m.writes_asked, 2); /* its compare-and-set, not sent */
   mt_raw_set(mc, MISCACHE_DB_SESSION, "session:user:45",
@@ -1875,10 +1899,23 @@ static void slow_call(loop_kind_t kind) {
     (void)state;                                                               \
     name(UV);                                                                  \
   }
+/* Tests of a standalone server's own (a fake server, a server the test
+ * starts, kills or pauses): skipped on the cluster run. */
+#define BOTH_STANDALONE(name)                                                  \
+  static void test_##name##_libevent(void **state) {                          \
+    (void)state;                                                               \
+    if (mt_is_cluster()) skip();                                               \
+    name(EV);                                                                  \
+  }                                                                            \
+  static void test_##name##_libuv(void **state) {                             \
+    (void)state;                                                               \
+    if (mt_is_cluster()) skip();                                               \
+    name(UV);                                                                  \
+  }
 BOTH(round_trip)
 BOTH(pipelined)
-BOTH(never_answered)
-BOTH(killed_and_freed)
+BOTH_STANDALONE(never_answered)
+BOTH_STANDALONE(killed_and_freed)
 BOTH(freed_inside)
 BOTH(typed_session)
 BOTH(mget_values)
@@ -1887,32 +1924,297 @@ BOTH(permission_check)
 BOTH(masters_and_locks)
 BOTH(queue_enqueue)
 BOTH(gift_page)
-BOTH(gift_page_fail_open)
-BOTH(sentinel_failover)
-BOTH(connect_in_loop)
-BOTH(auth_and_tls)
-BOTH(name_in_loop)
-BOTH(hostile_replies)
-BOTH(slow_call)
+BOTH_STANDALONE(gift_page_fail_open)
+BOTH_STANDALONE(sentinel_failover)
+BOTH_STANDALONE(connect_in_loop)
+BOTH_STANDALONE(auth_and_tls)
+BOTH_STANDALONE(name_in_loop)
+BOTH_STANDALONE(hostile_replies)
+BOTH_STANDALONE(slow_call)
 
-static void test_refused_endpoints(void **state) {
+/* A Redis Cluster none of whose seed nodes answers: open says so. */
+static void test_cluster_unreachable(void **state) {
   (void)state;
   miscache_options_t *o = miscache_options_new();
   assert_int_equal(miscache_options_set_url(o, "redis+cluster://127.0.0.1:1"),
                    MISCACHE_OK);
+  assert_int_equal(miscache_options_set_connect_timeout(o, 300), MISCACHE_OK);
   miscache_async_t *a = NULL;
   char err[MISCACHE_ERRMSG_SIZE];
   assert_int_equal(miscache_async_open(o, &a, err, sizeof err),
-                   MISCACHE_ERR_INVALID);
+                   MISCACHE_ERR_UNAVAILABLE);
   assert_null(a);
-  assert_non_null(strstr(err, "Cluster is not yet supported"));
+  assert_non_null(strstr(err, "slot map"));
   miscache_options_free(o);
   miscache_async_free(NULL);
 }
 
+/* ---- Redis Cluster (the MT_CLUSTER=1 run) -------------------------------- */
+
+typedef struct {
+  int calls, ok, miss, wrong, other;
+  char msg[MISCACHE_ERRMSG_SIZE];
+} ctally_t;
+
+typedef struct {
+  ctally_t *t;
+  int want; /* the value's "i" */
+} cslot_t;
+
+static void c_count(ctally_t *t, miscache_status_t st, const char *msg) {
+  t->calls++;
+  if (st == MISCACHE_OK) t->ok++;
+  else if (st == MISCACHE_MISS) t->miss++;
+  else {
+    t->other++;
+    snprintf(t->msg, sizeof t->msg, "%s: %s", miscache_strerror(st), msg);
+  }
+}
+
+static void on_cset(void *ud, miscache_status_t st, const char *msg) {
+  c_count(ud, st, msg);
+}
+
+static void on_cget(void *ud, miscache_status_t st, json_t *v,
+                    const char *msg) {
+  cslot_t *c = ud;
+  c_count(c->t, st, msg);
+  if (st == MISCACHE_OK &&
+      json_integer_value(json_object_get(v, "i")) != c->want)
+    c->t->wrong++;
+  json_decref(v);
+}
+
+static unsigned slot_in(const char *ns, const char *key) {
+  char full[512];
+  snprintf(full, sizeof full, "%s%s", ns, key);
+  return miscache__key_slot(full, strlen(full));
+}
+
+static uint64_t redirects_of(miscache_async_t *a) {
+  miscache_link_stats_t ls;
+  /* (only read: miscache_link_stats does no I/O) */
+  assert_int_equal(miscache_link_stats((miscache_t *)miscache_async_figures(a),
+                                       &ls, sizeof ls),
+                   MISCACHE_OK);
+  return ls.redirects;
+}
+
+/* Keys on every master through one handle: 200 SETs issued in one turn
+ * (one connection per master, each pipelined), one MGET of all 300 keys
+ * split by node and merged in order, values and TTLs as a raw client
+ * sees them. */
+static void cluster_keys(loop_kind_t kind) {
+  if (!mt_is_cluster()) skip();
+  enum { N = 300, SETS = N - (N + 2) / 3 };
+  loop_t l;
+  miscache_async_t *a = start(&l, kind, mt_srv.url, 2000);
+  static char names[N][32];
+  static const char *keys[N];
+  bool on[3] = {false, false, false};
+  ctally_t t = {0};
+  for (int i = 0; i < N; i++) {
+    snprintf(names[i], sizeof names[i], "c:%d", i);
+    keys[i] = names[i];
+    int owner = mt_cluster_owner(mt_cluster_active, slot_in(last_ns, keys[i]));
+    assert_true(owner >= 0 && owner < 3);
+    on[owner] = true;
+    if (i % 3 == 0) continue; /* a miss */
+    json_t *v = json_pack("{si}", "i", i);
+    assert_int_equal(miscache_async_set(a, MISCACHE_DB_CACHE, keys[i], v,
+                                        MISCACHE_TTL_MASTER_DATA, on_cset, &t),
+                     MISCACHE_OK);
+    json_decref(v);
+  }
+  assert_true(on[0] && on[1] && on[2]);
+  assert_int_equal(miscache_async_outstanding(a), SETS);
+  loop_until(&l, &t.calls, SETS, 5000);
+  if (t.other) fail_msg("%s", t.msg);
+  assert_int_equal(t.ok, SETS);
+  miscache_t *mc = peer();
+  char *raw = mt_raw_get(mc, MISCACHE_DB_CACHE, "c:299");
+  assert_non_null(raw);
+  assert_string_equal(raw, "{\"i\":299}");
+  free(raw);
+  assert_true(mt_raw_pttl(mc, MISCACHE_DB_CACHE, "c:299") > 0);
+  many_t m = {0};
+  static json_t *vals[N];
+  static miscache_status_t sts[N];
+  m.all = vals;
+  m.all_sts = sts;
+  m.all_n = N;
+  assert_int_equal(miscache_async_mget(a, MISCACHE_DB_CACHE, N, keys,
+                                       on_values, &m), MISCACHE_OK);
+  loop_until(&l, &m.calls, 1, 5000);
+  assert_int_equal(m.calls, 1);
+  assert_int_equal(m.st, MISCACHE_OK);
+  assert_int_equal(m.n, N);
+  for (int i = 0; i < N; i++) {
+    if (i % 3 == 0) {
+      assert_int_equal(sts[i], MISCACHE_MISS);
+      assert_null(vals[i]);
+      continue;
+    }
+    assert_int_equal(sts[i], MISCACHE_OK);
+    assert_int_equal(json_integer_value(json_object_get(vals[i], "i")), i);
+    json_decref(vals[i]);
+  }
+  assert_int_equal(miscache_async_outstanding(a), 0);
+  miscache_free(mc);
+  miscache_async_free(a);
+  loop_close(&l);
+}
+
+typedef struct {
+  int from, to;
+  unsigned slot;
+  atomic_int done; /* 1: moved, -1: failed */
+} mover_t;
+
+static void *mover(void *arg) {
+  mover_t *mv = arg;
+  int rc = mt_cluster_move_slot(mt_cluster_active, mv->from, mv->to, mv->slot,
+                                10);
+  atomic_store(&mv->done, rc == 0 ? 1 : -1);
+  return NULL;
+}
+
+/* A slot moved while its keys are read: MIGRATING/IMPORTING (ASK, with
+ * ASKING first on the target) then the new owner (MOVED); every read
+ * returns its key's value, and the handle says it followed them. */
+static void cluster_slot_moved(loop_kind_t kind) {
+  if (!mt_is_cluster()) skip();
+  enum { K = 24 };
+  loop_t l;
+  miscache_async_t *a = start(&l, kind, mt_srv.url, 2000);
+  static char names[K][48];
+  ctally_t t = {0};
+  for (int j = 0; j < K; j++) {
+    snprintf(names[j], sizeof names[j], "mv:{s%d}%d", (int)kind, j);
+    json_t *v = json_pack("{si}", "i", j);
+    assert_int_equal(miscache_async_set(a, MISCACHE_DB_CACHE, names[j], v,
+                                        MISCACHE_TTL_MASTER_DATA, on_cset, &t),
+                     MISCACHE_OK);
+    json_decref(v);
+  }
+  loop_until(&l, &t.calls, K, 5000);
+  if (t.other) fail_msg("%s", t.msg);
+  assert_int_equal(t.ok, K);
+  static mover_t mv;
+  mv.slot = slot_in(last_ns, names[0]);
+  assert_int_equal(slot_in(last_ns, names[K - 1]), mv.slot);
+  mv.from = mt_cluster_owner(mt_cluster_active, mv.slot);
+  assert_true(mv.from >= 0);
+  mv.to = (mv.from + 1) % 3;
+  atomic_store(&mv.done, 0);
+  uint64_t before = redirects_of(a);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, mover, &mv), 0);
+  ctally_t g = {0};
+  static cslot_t cs[K];
+  int rounds = 0, want = 0;
+  while (atomic_load(&mv.done) == 0 || rounds < 2) {
+    if (atomic_load(&mv.done) != 0) rounds++;
+    for (int j = 0; j < K; j++) {
+      cs[j] = (cslot_t){&g, j};
+      assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, names[j],
+                                          on_cget, &cs[j]), MISCACHE_OK);
+    }
+    want += K;
+    loop_until(&l, &g.calls, want, 5000);
+    assert_int_equal(g.calls, want);
+  }
+  pthread_join(th, NULL);
+  assert_int_equal(atomic_load(&mv.done), 1);
+  assert_int_equal(mt_cluster_owner(mt_cluster_active, mv.slot), mv.to);
+  uint64_t followed = redirects_of(a) - before;
+  printf("  slot %u moved %d -> %d under %d async reads: %d ok, %d wrong, "
+         "%d failed; %llu MOVED/ASK followed\n",
+         mv.slot, mv.from, mv.to, g.calls, g.ok, g.wrong, g.other,
+         (unsigned long long)followed);
+  if (g.other) fail_msg("%s", g.msg);
+  assert_int_equal(g.wrong, 0);
+  assert_int_equal(g.ok, want);
+  assert_true(followed > 0);
+  miscache_async_free(a);
+  loop_close(&l);
+}
+
+/* A master of a cluster of the test's own killed with 1,000 calls in
+ * flight on every master: each callback runs exactly once (the dead
+ * master's calls fail, the others' are answered), then free with calls
+ * in flight cancels the rest. */
+static void cluster_master_killed(loop_kind_t kind) {
+  if (!mt_is_cluster()) skip();
+  enum { N = 1000 };
+  static mt_cluster_t kc;
+  assert_int_equal(mt_cluster_start(&kc, 3, false), 0);
+  const mt_cluster_t *saved = mt_cluster_active;
+  mt_cluster_active = &kc;
+  loop_t l;
+  miscache_async_t *a = start(&l, kind, kc.url, 1000);
+  static char names[N][32];
+  static cslot_t cs[N];
+  static bool on_dead[N];
+  ctally_t t = {0};
+  int dead = 0;
+  for (int i = 0; i < N; i++) {
+    snprintf(names[i], sizeof names[i], "k:%d", i);
+    on_dead[i] = mt_cluster_owner(&kc, slot_in(last_ns, names[i])) == 0;
+    dead += on_dead[i];
+    cs[i] = (cslot_t){&t, i};
+  }
+  assert_true(dead > 100 && dead < N - 100);
+  for (int i = 0; i < N; i++) /* connections to every master */
+    assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, names[i],
+                                        on_cget, &cs[i]), MISCACHE_OK);
+  loop_until(&l, &t.calls, N, 5000);
+  assert_int_equal(t.miss, N);
+  memset(&t, 0, sizeof t);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, names[i],
+                                        on_cget, &cs[i]), MISCACHE_OK);
+  mt_server_kill(&kc.node[0]);
+  loop_until(&l, &t.calls, N, 10000);
+  printf("  master killed with %d async reads in flight (%d on it): %d "
+         "calls back, %d answered, %d failed (last: %s)\n",
+         N, dead, t.calls, t.miss + t.ok, t.other, t.msg);
+  assert_int_equal(t.calls, N);
+  assert_true(t.other >= 1 && t.other <= dead);
+  assert_true(t.miss >= N - dead);
+  assert_int_equal(miscache_async_outstanding(a), 0);
+  /* the live masters still answer; free with some of those in flight */
+  memset(&t, 0, sizeof t);
+  int issued = 0;
+  for (int i = 0; i < N; i++) {
+    if (on_dead[i]) continue;
+    assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, names[i],
+                                        on_cget, &cs[i]), MISCACHE_OK);
+    issued++;
+  }
+  loop_until(&l, &t.calls, issued / 2, 5000);
+  assert_true(t.calls >= issued / 2);
+  miscache_async_free(a);
+  assert_int_equal(t.calls, issued);
+  assert_int_equal(t.miss + t.other, issued);
+  loop_close(&l);
+  mt_cluster_active = saved;
+  mt_cluster_stop(&kc);
+}
+
+BOTH(cluster_keys)
+BOTH(cluster_slot_moved)
+BOTH(cluster_master_killed)
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_refused_endpoints),
+      cmocka_unit_test(test_cluster_unreachable),
+      cmocka_unit_test(test_cluster_keys_libevent),
+      cmocka_unit_test(test_cluster_keys_libuv),
+      cmocka_unit_test(test_cluster_slot_moved_libevent),
+      cmocka_unit_test(test_cluster_slot_moved_libuv),
+      cmocka_unit_test(test_cluster_master_killed_libevent),
+      cmocka_unit_test(test_cluster_master_killed_libuv),
       cmocka_unit_test(test_round_trip_libevent),
       cmocka_unit_test(test_round_trip_libuv),
       cmocka_unit_test(test_pipelined_libevent),

@@ -13,58 +13,97 @@
 #ifndef MISCACHE_ADAPTERS_LIBEVENT_H
 #define MISCACHE_ADAPTERS_LIBEVENT_H
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include <event2/event.h>
 
 #include "../async.h"
 
+/* The read and write events of one socket (a handle on a Redis Cluster
+ * watches one per node it talks to). */
+typedef struct miscache__ev_sock {
+  struct miscache__ev_sock *next;
+  int fd;
+  struct event *rev, *wev;
+  bool reading, writing;
+} miscache__ev_sock_t;
+
 typedef struct miscache__libevent {
   struct event_base *base;
-  struct event *rev, *wev, *tev;
-  int fd;
+  struct event *tev;
+  miscache__ev_sock_t *socks;
   miscache_async_t *a;
 } miscache__libevent_t;
 
 static void miscache__ev_on_read(evutil_socket_t fd, short what, void *arg) {
-  (void)fd, (void)what;
-  miscache_async_handle_read(((miscache__libevent_t *)arg)->a);
+  (void)what;
+  miscache_async_handle_read_fd(((miscache__libevent_t *)arg)->a, (int)fd);
 }
 static void miscache__ev_on_write(evutil_socket_t fd, short what, void *arg) {
-  (void)fd, (void)what;
-  miscache_async_handle_write(((miscache__libevent_t *)arg)->a);
+  (void)what;
+  miscache_async_handle_write_fd(((miscache__libevent_t *)arg)->a, (int)fd);
 }
 static void miscache__ev_on_timer(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what;
   miscache_async_handle_timer(((miscache__libevent_t *)arg)->a);
 }
 
-/* The read and write events of fd (made anew when the socket changed). */
-static void miscache__ev_bind(miscache__libevent_t *e, int fd) {
-  if (e->fd == fd) return;
-  if (e->rev) event_free(e->rev);
-  if (e->wev) event_free(e->wev);
-  e->rev = event_new(e->base, fd, EV_READ | EV_PERSIST, miscache__ev_on_read, e);
-  e->wev = event_new(e->base, fd, EV_WRITE | EV_PERSIST, miscache__ev_on_write, e);
-  e->fd = fd;
+/* fd's entry, made when make (NULL: none, or out of memory). */
+static miscache__ev_sock_t *miscache__ev_sock(miscache__libevent_t *e, int fd,
+                                              bool make) {
+  for (miscache__ev_sock_t *s = e->socks; s; s = s->next)
+    if (s->fd == fd) return s;
+  if (!make) return NULL;
+  miscache__ev_sock_t *s = (miscache__ev_sock_t *)calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->fd = fd;
+  s->rev = event_new(e->base, fd, EV_READ | EV_PERSIST, miscache__ev_on_read, e);
+  s->wev = event_new(e->base, fd, EV_WRITE | EV_PERSIST, miscache__ev_on_write, e);
+  s->next = e->socks;
+  e->socks = s;
+  return s;
+}
+static void miscache__ev_sock_free(miscache__ev_sock_t *s) {
+  if (s->rev) event_free(s->rev);
+  if (s->wev) event_free(s->wev);
+  free(s);
+}
+/* Nothing watched on s any more: its events go (the socket may close and
+ * its number come back for another). */
+static void miscache__ev_sock_idle(miscache__libevent_t *e,
+                                   miscache__ev_sock_t *s) {
+  if (s->reading || s->writing) return;
+  for (miscache__ev_sock_t **pp = &e->socks; *pp; pp = &(*pp)->next)
+    if (*pp == s) {
+      *pp = s->next;
+      break;
+    }
+  miscache__ev_sock_free(s);
 }
 static void miscache__ev_add_read(void *d, int fd) {
-  miscache__libevent_t *e = (miscache__libevent_t *)d;
-  miscache__ev_bind(e, fd);
-  if (e->rev) event_add(e->rev, NULL);
+  miscache__ev_sock_t *s = miscache__ev_sock((miscache__libevent_t *)d, fd, true);
+  if (s && s->rev && event_add(s->rev, NULL) == 0) s->reading = true;
 }
 static void miscache__ev_del_read(void *d, int fd) {
   miscache__libevent_t *e = (miscache__libevent_t *)d;
-  if (e->fd == fd && e->rev) event_del(e->rev);
+  miscache__ev_sock_t *s = miscache__ev_sock(e, fd, false);
+  if (!s) return;
+  if (s->rev) event_del(s->rev);
+  s->reading = false;
+  miscache__ev_sock_idle(e, s);
 }
 static void miscache__ev_add_write(void *d, int fd) {
-  miscache__libevent_t *e = (miscache__libevent_t *)d;
-  miscache__ev_bind(e, fd);
-  if (e->wev) event_add(e->wev, NULL);
+  miscache__ev_sock_t *s = miscache__ev_sock((miscache__libevent_t *)d, fd, true);
+  if (s && s->wev && event_add(s->wev, NULL) == 0) s->writing = true;
 }
 static void miscache__ev_del_write(void *d, int fd) {
   miscache__libevent_t *e = (miscache__libevent_t *)d;
-  if (e->fd == fd && e->wev) event_del(e->wev);
+  miscache__ev_sock_t *s = miscache__ev_sock(e, fd, false);
+  if (!s) return;
+  if (s->wev) event_del(s->wev);
+  s->writing = false;
+  miscache__ev_sock_idle(e, s);
 }
 static void miscache__ev_set_timer(void *d, int64_t ms) {
   miscache__libevent_t *e = (miscache__libevent_t *)d;
@@ -77,8 +116,11 @@ static void miscache__ev_set_timer(void *d, int64_t ms) {
 }
 static void miscache__ev_cleanup(void *d) {
   miscache__libevent_t *e = (miscache__libevent_t *)d;
-  if (e->rev) event_free(e->rev);
-  if (e->wev) event_free(e->wev);
+  while (e->socks) {
+    miscache__ev_sock_t *s = e->socks;
+    e->socks = s->next;
+    miscache__ev_sock_free(s);
+  }
   if (e->tev) event_free(e->tev);
   free(e);
 }
@@ -89,7 +131,6 @@ static inline miscache_status_t miscache_libevent_attach(miscache_async_t *a,
   miscache__libevent_t *e = (miscache__libevent_t *)calloc(1, sizeof *e);
   if (!e) return MISCACHE_ERR_NOMEM;
   e->base = base;
-  e->fd = -1;
   e->a = a;
   e->tev = evtimer_new(base, miscache__ev_on_timer, e);
   if (!e->tev) {

@@ -21,69 +21,95 @@
 
 #include "../async.h"
 
+/* One watched socket: its poll handle (first: the handle's memory is the
+ * entry's, freed once libuv has closed it). A handle on a Redis Cluster
+ * watches one socket per node it talks to. */
+typedef struct miscache__uv_sock {
+  uv_poll_t poll;
+  struct miscache__uv_sock *next;
+  struct miscache__libuv *u;
+  int fd, events;
+} miscache__uv_sock_t;
+
 typedef struct miscache__libuv {
   uv_loop_t *loop;
-  uv_poll_t *poll; /* of fd; NULL: none */
-  int fd, events;
+  miscache__uv_sock_t *socks;
   uv_timer_t timer;
   miscache_async_t *a;
   bool *alive; /* set while a poll callback runs: cleared by cleanup */
 } miscache__libuv_t;
 
-static void miscache__uv_free_poll(uv_handle_t *h) { free(h); }
+static void miscache__uv_free_sock(uv_handle_t *h) { free(h->data); }
 static void miscache__uv_free_self(uv_handle_t *h) { free(h->data); }
 
 static void miscache__uv_on_poll(uv_poll_t *h, int status, int events) {
-  miscache__libuv_t *u = (miscache__libuv_t *)h->data;
+  miscache__uv_sock_t *s = (miscache__uv_sock_t *)h->data;
+  miscache__libuv_t *u = s->u;
+  int fd = s->fd; /* (s may be closed by the read) */
   bool alive = true;
   u->alive = &alive;
   miscache_async_t *a = u->a;
   /* an error on the socket: reading says what it is */
-  if (status < 0 || (events & UV_READABLE)) miscache_async_handle_read(a);
-  if (alive && (events & UV_WRITABLE)) miscache_async_handle_write(a);
+  if (status < 0 || (events & UV_READABLE)) miscache_async_handle_read_fd(a, fd);
+  if (alive && (events & UV_WRITABLE)) miscache_async_handle_write_fd(a, fd);
   if (alive) u->alive = NULL;
 }
 static void miscache__uv_on_timer(uv_timer_t *t) {
   miscache_async_handle_timer(((miscache__libuv_t *)t->data)->a);
 }
 
+static void miscache__uv_close_sock(miscache__uv_sock_t *s) {
+  uv_poll_stop(&s->poll);
+  uv_close((uv_handle_t *)&s->poll, miscache__uv_free_sock);
+}
+/* Watch fd for events (0: stop; its poll handle goes, the socket may close
+ * and its number come back for another). */
 static void miscache__uv_apply(miscache__libuv_t *u, int fd, int events) {
-  if (u->poll && u->fd != fd) { /* another socket: a new poll handle */
-    uv_poll_stop(u->poll);
-    uv_close((uv_handle_t *)u->poll, miscache__uv_free_poll);
-    u->poll = NULL;
-    u->events = 0;
-  }
-  if (!u->poll && events) {
-    u->poll = (uv_poll_t *)calloc(1, sizeof *u->poll);
-    if (!u->poll || uv_poll_init(u->loop, u->poll, fd) != 0) {
-      free(u->poll);
-      u->poll = NULL;
+  miscache__uv_sock_t **pp = &u->socks;
+  while (*pp && (*pp)->fd != fd) pp = &(*pp)->next;
+  miscache__uv_sock_t *s = *pp;
+  if (!s && !events) return;
+  if (!s) {
+    s = (miscache__uv_sock_t *)calloc(1, sizeof *s);
+    if (!s || uv_poll_init(u->loop, &s->poll, fd) != 0) {
+      free(s);
       return;
     }
-    u->poll->data = u;
-    u->fd = fd;
+    s->poll.data = s;
+    s->u = u;
+    s->fd = fd;
+    s->next = u->socks;
+    u->socks = s;
+    pp = &u->socks;
   }
-  if (!u->poll) return;
-  u->events = events;
-  if (events) uv_poll_start(u->poll, events, miscache__uv_on_poll);
-  else uv_poll_stop(u->poll);
+  s->events = events;
+  if (events) {
+    uv_poll_start(&s->poll, events, miscache__uv_on_poll);
+    return;
+  }
+  *pp = s->next;
+  miscache__uv_close_sock(s);
+}
+static int miscache__uv_events(miscache__libuv_t *u, int fd) {
+  for (miscache__uv_sock_t *s = u->socks; s; s = s->next)
+    if (s->fd == fd) return s->events;
+  return 0;
 }
 static void miscache__uv_add_read(void *d, int fd) {
   miscache__libuv_t *u = (miscache__libuv_t *)d;
-  miscache__uv_apply(u, fd, (u->fd == fd ? u->events : 0) | UV_READABLE);
+  miscache__uv_apply(u, fd, miscache__uv_events(u, fd) | UV_READABLE);
 }
 static void miscache__uv_del_read(void *d, int fd) {
   miscache__libuv_t *u = (miscache__libuv_t *)d;
-  if (u->fd == fd) miscache__uv_apply(u, fd, u->events & ~UV_READABLE);
+  miscache__uv_apply(u, fd, miscache__uv_events(u, fd) & ~UV_READABLE);
 }
 static void miscache__uv_add_write(void *d, int fd) {
   miscache__libuv_t *u = (miscache__libuv_t *)d;
-  miscache__uv_apply(u, fd, (u->fd == fd ? u->events : 0) | UV_WRITABLE);
+  miscache__uv_apply(u, fd, miscache__uv_events(u, fd) | UV_WRITABLE);
 }
 static void miscache__uv_del_write(void *d, int fd) {
   miscache__libuv_t *u = (miscache__libuv_t *)d;
-  if (u->fd == fd) miscache__uv_apply(u, fd, u->events & ~UV_WRITABLE);
+  miscache__uv_apply(u, fd, miscache__uv_events(u, fd) & ~UV_WRITABLE);
 }
 static void miscache__uv_set_timer(void *d, int64_t ms) {
   miscache__libuv_t *u = (miscache__libuv_t *)d;
@@ -93,9 +119,10 @@ static void miscache__uv_set_timer(void *d, int64_t ms) {
 static void miscache__uv_cleanup(void *d) {
   miscache__libuv_t *u = (miscache__libuv_t *)d;
   if (u->alive) *u->alive = false;
-  if (u->poll) {
-    uv_poll_stop(u->poll);
-    uv_close((uv_handle_t *)u->poll, miscache__uv_free_poll);
+  while (u->socks) {
+    miscache__uv_sock_t *s = u->socks;
+    u->socks = s->next;
+    miscache__uv_close_sock(s);
   }
   uv_timer_stop(&u->timer);
   u->timer.data = u; /* freed once libuv has closed the timer */
@@ -108,7 +135,6 @@ static inline miscache_status_t miscache_libuv_attach(miscache_async_t *a,
   miscache__libuv_t *u = (miscache__libuv_t *)calloc(1, sizeof *u);
   if (!u) return MISCACHE_ERR_NOMEM;
   u->loop = loop;
-  u->fd = -1;
   u->a = a;
   uv_timer_init(loop, &u->timer);
   u->timer.data = u;
