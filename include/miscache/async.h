@@ -54,8 +54,10 @@
  * MOVED and ASK (with ASKING first) are followed at once; TRYAGAIN and
  * CLUSTERDOWN are retried after the blocking API's pauses, kept by the
  * handle's timer, never slept. After a MOVED or a lost node the map is
- * loaded again before the next call, blocking the loop for that CLUSTER
- * SLOTS round trip (at most one load per 100 ms). A call whose parts went
+ * loaded again by a CLUSTER SLOTS on one of the handle's connections (a
+ * master's in turn, at most one load per 100 ms), never by a blocking
+ * request; calls made meanwhile use the map as it is (a MOVED has
+ * corrected its slot already). A call whose parts went
  * to several masters fails as a whole when one part fails (ERR_UNAVAILABLE
  * for a dead master, the first failure's message). Async handles never run
  * invalidations (they fan out over every master's keys: blocking API).

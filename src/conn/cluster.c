@@ -1028,7 +1028,8 @@ miscache_status_t miscache__cluster_plan(miscache__cluster_t *c, size_t n,
                                          int64_t deadline,
                                          miscache__plan_t **out) {
   *out = NULL;
-  miscache_status_t st = ensure_map(c, deadline);
+  /* (once loaded, the handle reloads a stale map itself: miscache__map_*) */
+  miscache_status_t st = c->loaded ? MISCACHE_OK : ensure_map(c, deadline);
   if (st != MISCACHE_OK) return st;
   miscache__plan_t *pl = calloc(1, sizeof *pl);
   miscache__cmd_t *copy = n ? copy_cmds(n, cmds) : NULL;
@@ -1064,8 +1065,46 @@ const miscache__cmd_t *miscache__plan_part(const miscache__plan_t *pl,
 
 const char *miscache__cluster_node_host(const miscache__cluster_t *c,
                                         unsigned node, int *port) {
+  *port = 0;
+  if (node >= c->nnodes || !c->nodes[node]) return NULL;
   *port = miscache__node_port(c->nodes[node]);
   return miscache__node_host(c->nodes[node]);
+}
+
+bool miscache__map_due(const miscache__cluster_t *c) {
+  return c->loaded && c->stale && miscache__mono_ms() >= c->next_reload_ms;
+}
+
+size_t miscache__map_asked(miscache__cluster_t *c) {
+  c->next_reload_ms = miscache__mono_ms() + RELOAD_PAUSE_MS;
+  c->stats->master_lookups++;
+  return c->reload_turn++;
+}
+
+size_t miscache__map_masters(const miscache__cluster_t *c) {
+  return c->nmasters;
+}
+
+unsigned miscache__map_master(const miscache__cluster_t *c, size_t i) {
+  return (unsigned)c->masters[i];
+}
+
+miscache_status_t miscache__map_reply(miscache__cluster_t *c, unsigned node,
+                                      const miscache__reply_t *r) {
+  const miscache__node_t *n = c->nodes[node];
+  char why[160], text[256];
+  if (!apply_slots(c, r, miscache__node_host(n), why, sizeof why)) {
+    cl_err(c, "cluster: redis %s: CLUSTER SLOTS: %s", miscache__node_addr(n),
+           miscache__reply_type(r) == MISCACHE__R_ERROR
+               ? miscache__reply_text(r, text, sizeof text)
+               : why);
+    return MISCACHE_ERR_REPLY;
+  }
+  c->stale = false;
+  miscache__event(&c->conf.hook, MISCACHE_EV_SLOTS_RELOADED,
+                  miscache__node_addr(n), 0, c->nmasters,
+                  "slot map loaded: %zu masters", c->nmasters);
+  return MISCACHE_OK;
 }
 
 size_t miscache__cluster_node_slots(const miscache__cluster_t *c) {

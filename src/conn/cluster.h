@@ -65,13 +65,26 @@ const char *miscache__cluster_master_host(miscache__cluster_t *c, size_t i,
 void miscache__cluster_keep_nodes(miscache__cluster_t *c);
 /* How many node numbers there are now (0 .. count - 1; the count grows). */
 size_t miscache__cluster_node_slots(const miscache__cluster_t *c);
-/* Host name (or IP) and port of node number node. */
+/* A stale map (after MOVED or a lost node), reloaded by the handle on one
+ * of its own connections instead of a blocking CLUSTER SLOTS: map_due
+ * says a load is due now (at most one per 100 ms); map_asked says it is
+ * asked (the pause starts; a turn number, to ask the masters in turn:
+ * map_master(c, (turn + k) % map_masters(c))); map_reply applies the
+ * reply of node (OK; else the map in use is kept, message set). */
+bool miscache__map_due(const miscache__cluster_t *c);
+size_t miscache__map_asked(miscache__cluster_t *c);
+size_t miscache__map_masters(const miscache__cluster_t *c);
+unsigned miscache__map_master(const miscache__cluster_t *c, size_t i);
+miscache_status_t miscache__map_reply(miscache__cluster_t *c, unsigned node,
+                                      const miscache__reply_t *r);
+/* Host name (or IP) and port of node number node (NULL: none). */
 const char *miscache__cluster_node_host(const miscache__cluster_t *c,
                                         unsigned node, int *port);
 
 /* One call's commands (copied) split by slot as miscache__cluster_exec
  * does, each part with the node that serves its slot (the slot map is
- * loaded first when stale: a blocking CLUSTER SLOTS, within deadline).
+ * loaded first when there is none yet: a blocking CLUSTER SLOTS, within
+ * deadline; a stale one is used as it is: see miscache__map_due).
  * ERR_INVALID (CROSSSLOT), ERR_NOMEM, ERR_UNAVAILABLE; message set. */
 typedef struct miscache__plan miscache__plan_t;
 miscache_status_t miscache__cluster_plan(miscache__cluster_t *c, size_t n,

@@ -7,6 +7,7 @@
  * themselves (what they send, how they read the replies) are in
  * ops/async_ops.c and the domain files. */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ typedef struct req {
   callrec_t c;  /* unless cr */
   creq_t *cr;   /* the cluster call it is a part of, or NULL */
   size_t part;  /* cr's part */
+  bool internal; /* the handle's own (a slot map load): not a call */
   size_t n, got;                /* replies expected, in */
   miscache__reply_t *replies[]; /* n */
 } req_t;
@@ -81,6 +83,7 @@ struct miscache_async {
   link_t **links;
   size_t nlinks;
   delay_t *delays;
+  bool map_asking; /* a CLUSTER SLOTS of the handle's is in flight */
   char msg[MISCACHE_ERRMSG_SIZE]; /* why the last call refused to start */
   miscache_async_loop_t loop;
   bool attached;
@@ -149,13 +152,16 @@ static void callrec_init(callrec_t *c, size_t n, const miscache__cmd_t *cmds,
 static void part_done(miscache_async_t *a, req_t *r, miscache_status_t st,
                       const char *why);
 
+/* A caller's call (counted in outstanding), not a part or the handle's own. */
+static bool counted(const req_t *r) { return !r->cr && !r->internal; }
+
 static void complete(miscache_async_t *a, req_t *r, miscache_status_t st,
                      const char *why) {
   if (r->cr) {
     part_done(a, r, st, why);
     return;
   }
-  if (st == MISCACHE_OK)
+  if (st == MISCACHE_OK && !r->internal)
     miscache__observe_call(a->mc, &r->c.call, miscache__mono_us() - r->c.t0_us);
   a->depth++;
   r->c.done(a, r->c.op, st, st == MISCACHE_OK ? r->replies : NULL,
@@ -170,7 +176,7 @@ static req_t *pop(miscache_async_t *a, link_t *L) {
   if (r) {
     L->head = r->next;
     if (!L->head) L->tail = NULL;
-    if (!r->cr) a->outstanding--;
+    if (counted(r)) a->outstanding--;
   }
   return r;
 }
@@ -280,7 +286,7 @@ static void fail_all(miscache_async_t *a, link_t *L, miscache_status_t st,
   L->head = L->tail = NULL;
   while (r) {
     req_t *next = r->next;
-    if (!r->cr) a->outstanding--;
+    if (counted(r)) a->outstanding--;
     complete(a, r, st, text);
     r = next;
   }
@@ -288,13 +294,14 @@ static void fail_all(miscache_async_t *a, link_t *L, miscache_status_t st,
 
 /* ---- queueing ------------------------------------------------------------------- */
 
-/* Queue n commands on L as one request: a call (cr NULL: done, op) or a
- * part of cr. Not OK: nothing queued, message in a->msg. */
+/* Queue n commands on L as one request: a call (cr NULL: done, op; with
+ * internal the handle's own) or a part of cr. Not OK: nothing queued,
+ * message in a->msg. */
 static miscache_status_t queue_on(miscache_async_t *a, link_t *L, int db,
                                   size_t n, const miscache__cmd_t *cmds,
                                   int64_t deadline_ms,
                                   miscache__async_done_fn done, void *op,
-                                  creq_t *cr, size_t part) {
+                                  creq_t *cr, size_t part, bool internal) {
   req_t *r = calloc(1, sizeof *r + n * sizeof r->replies[0]);
   if (!r) {
     miscache__async_refuse(a, "out of memory");
@@ -312,9 +319,10 @@ static miscache_status_t queue_on(miscache_async_t *a, link_t *L, int db,
   r->n = n;
   r->cr = cr;
   r->part = part;
+  r->internal = internal;
   if (!cr) {
     callrec_init(&r->c, n, cmds, done, op);
-    a->outstanding++;
+    if (!internal) a->outstanding++;
   }
   if (L->tail) L->tail->next = r;
   else L->head = r;
@@ -340,7 +348,7 @@ static link_t *cluster_link(miscache_async_t *a, unsigned node) {
     link_t *L = calloc(1, sizeof *L);
     int port = 0;
     const char *host = miscache__cluster_node_host(a->cluster, node, &port);
-    if (L) L->node = miscache__disp_node_new(a->mc->disp, host, port);
+    if (L && host) L->node = miscache__disp_node_new(a->mc->disp, host, port);
     if (!L || !L->node) {
       free(L);
       return NULL;
@@ -372,7 +380,7 @@ static miscache_status_t send_part(miscache_async_t *a, creq_t *cr,
   if (asking) cmds[n++] = (miscache__cmd_t){1, asking_argv, asking_len};
   cmds[n++] = *cmd;
   return queue_on(a, L, MISCACHE__NO_DB, n, cmds, cr->deadline_ms, NULL, NULL,
-                  cr, part);
+                  cr, part, false);
 }
 
 /* Every part of cr has its reply, or one failed: the caller's callback. */
@@ -456,12 +464,51 @@ static void part_done(miscache_async_t *a, req_t *r, miscache_status_t st,
   resend(a, cr, part);
 }
 
+/* The reply to the handle's CLUSTER SLOTS (op: the node asked). A failure
+ * keeps the map in use; the next call after the pause asks again. */
+static void map_done(miscache_async_t *a, void *op, miscache_status_t st,
+                     miscache__reply_t **replies, size_t n, const char *why) {
+  (void)n, (void)why;
+  a->map_asking = false;
+  if (st == MISCACHE_OK)
+    (void)miscache__map_reply(a->cluster, (unsigned)(uintptr_t)op, replies[0]);
+}
+
+/* A stale slot map (a MOVED, a lost master): CLUSTER SLOTS on one of the
+ * handle's connections, a master's in turn whose breaker is closed, never
+ * a blocking request; the calls meanwhile use the map as it is (a MOVED
+ * has corrected its slot already). */
+static void map_reload(miscache_async_t *a) {
+  static const char *const argv[] = {"CLUSTER", "SLOTS"};
+  static const size_t lens[] = {7, 5};
+  const miscache__cmd_t cmd = {2, argv, lens};
+  if (a->map_asking || !miscache__map_due(a->cluster)) return;
+  char saved[sizeof a->msg];
+  memcpy(saved, a->msg, sizeof saved); /* (the caller's message stays) */
+  size_t turn = miscache__map_asked(a->cluster);
+  size_t nm = miscache__map_masters(a->cluster);
+  size_t all = miscache__cluster_node_slots(a->cluster);
+  for (size_t k = 0; k < nm + all && !a->map_asking; k++) {
+    unsigned node = k < nm ? miscache__map_master(a->cluster, (turn + k) % nm)
+                           : (unsigned)(k - nm);
+    link_t *L = cluster_link(a, node);
+    if (!L || miscache__node_down(L->node)) continue;
+    a->map_asking =
+        queue_on(a, L, MISCACHE__NO_DB, 1, &cmd,
+                 miscache__mono_ms() + a->mc->opts.command_timeout_ms,
+                 map_done, (void *)(uintptr_t)node, NULL, 0,
+                 true) == MISCACHE_OK;
+  }
+  memcpy(a->msg, saved, sizeof saved);
+}
+
 /* A call on a cluster: planned, then each part queued on its node's
  * connection. The first part refused: the call is refused (nothing went
  * out); a later one: the call fails through its callback. */
 static miscache_status_t cluster_send(miscache_async_t *a, size_t n,
                                       const miscache__cmd_t *cmds,
                                       miscache__async_done_fn done, void *op) {
+  map_reload(a);
   int64_t deadline = miscache__mono_ms() + a->mc->opts.command_timeout_ms;
   miscache__plan_t *pl = NULL;
   miscache_status_t st =
@@ -527,7 +574,7 @@ miscache_status_t miscache__async_send(miscache_async_t *a, miscache_db_t db,
   miscache_status_t st =
       queue_on(a, L, a->mc->opts.db[db], n, cmds,
                miscache__mono_ms() + a->mc->opts.command_timeout_ms, done, op,
-               NULL, 0);
+               NULL, 0, false);
   if (st == MISCACHE_OK) a->msg[0] = 0;
   return st;
 }

@@ -2140,6 +2140,71 @@ static void cluster_slot_moved(loop_kind_t kind) {
   loop_close(&l);
 }
 
+static uint64_t lookups_of(miscache_async_t *a) {
+  miscache_link_stats_t ls;
+  assert_int_equal(miscache_link_stats((miscache_t *)miscache_async_figures(a),
+                                       &ls, sizeof ls),
+                   MISCACHE_OK);
+  return ls.master_lookups;
+}
+
+/* The slot map made stale (a slot moved: one MOVED) is loaded again on
+ * the handle's own connection, never by a blocking request: with every
+ * node paused (CLIENT PAUSE 1500 ALL) a call returns and the loop keeps
+ * turning; after the pause the call completes and the map was loaded
+ * once. */
+static void cluster_map_reload(loop_kind_t kind) {
+  if (!mt_is_cluster()) skip();
+  loop_t l;
+  miscache_async_t *a = start(&l, kind, mt_srv.url, 3000);
+  ctally_t t = {0};
+  const char *key = kind == EV ? "rl:{ev}1" : "rl:{uv}1";
+  json_t *v = json_pack("{si}", "i", 1);
+  assert_int_equal(miscache_async_set(a, MISCACHE_DB_CACHE, key, v,
+                                      MISCACHE_TTL_MASTER_DATA, on_cset, &t),
+                   MISCACHE_OK);
+  json_decref(v);
+  loop_until(&l, &t.calls, 1, 3000);
+  assert_int_equal(t.ok, 1);
+  unsigned slot = slot_in(last_ns, key);
+  int from = mt_cluster_owner(mt_cluster_active, slot);
+  assert_true(from >= 0);
+  assert_int_equal(mt_cluster_move_slot(mt_cluster_active, from, (from + 1) % 3,
+                                        slot, 0), 0);
+  uint64_t redirects = redirects_of(a);
+  ctally_t g = {0};
+  cslot_t c1 = {&g, 1};
+  assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, key, on_cget, &c1),
+                   MISCACHE_OK);
+  loop_until(&l, &g.calls, 1, 3000);
+  assert_int_equal(g.ok, 1);
+  assert_int_equal(g.wrong, 0);
+  assert_int_equal(redirects_of(a), redirects + 1); /* MOVED: map stale */
+  mt_sleep_ms(120); /* (past the pause between two loads) */
+  uint64_t lookups = lookups_of(a);
+  mt_raw_cmd("CLIENT PAUSE 1500 ALL");
+  int64_t paused_until = mt_now_ns() + 1500 * 1000000LL;
+  assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, key, on_cget, &c1),
+                   MISCACHE_OK);
+  loop_until(&l, &g.calls, 2, 200);
+  assert_int_equal(g.calls, 1); /* paused: no reply yet... */
+  assert_true(mt_now_ns() < paused_until); /* ...and the loop turned */
+  assert_int_equal(lookups_of(a), lookups + 1); /* the load was asked */
+  loop_until(&l, &g.calls, 2, 5000);
+  if (g.other) fail_msg("%s", g.msg);
+  assert_int_equal(g.ok, 2);
+  assert_int_equal(g.wrong, 0);
+  /* the reloaded map routes the key to its new master: no redirection */
+  assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, key, on_cget, &c1),
+                   MISCACHE_OK);
+  loop_until(&l, &g.calls, 3, 3000);
+  assert_int_equal(g.ok, 3);
+  assert_int_equal(redirects_of(a), redirects + 1);
+  assert_int_equal(lookups_of(a), lookups + 1);
+  miscache_async_free(a);
+  loop_close(&l);
+}
+
 /* A master of a cluster of the test's own killed with 1,000 calls in
  * flight on every master: each callback runs exactly once (the dead
  * master's calls fail, the others' are answered), then free with calls
@@ -2204,6 +2269,7 @@ static void cluster_master_killed(loop_kind_t kind) {
 
 BOTH(cluster_keys)
 BOTH(cluster_slot_moved)
+BOTH(cluster_map_reload)
 BOTH(cluster_master_killed)
 
 int main(void) {
@@ -2213,6 +2279,8 @@ int main(void) {
       cmocka_unit_test(test_cluster_keys_libuv),
       cmocka_unit_test(test_cluster_slot_moved_libevent),
       cmocka_unit_test(test_cluster_slot_moved_libuv),
+      cmocka_unit_test(test_cluster_map_reload_libevent),
+      cmocka_unit_test(test_cluster_map_reload_libuv),
       cmocka_unit_test(test_cluster_master_killed_libevent),
       cmocka_unit_test(test_cluster_master_killed_libuv),
       cmocka_unit_test(test_round_trip_libevent),
