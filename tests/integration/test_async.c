@@ -1991,13 +1991,17 @@ static unsigned slot_in(const char *ns, const char *key) {
   return miscache__key_slot(full, strlen(full));
 }
 
-static uint64_t redirects_of(miscache_async_t *a) {
+static miscache_link_stats_t link_stats_of(miscache_async_t *a) {
   miscache_link_stats_t ls;
   /* (only read: miscache_link_stats does no I/O) */
   assert_int_equal(miscache_link_stats((miscache_t *)miscache_async_figures(a),
                                        &ls, sizeof ls),
                    MISCACHE_OK);
-  return ls.redirects;
+  return ls;
+}
+
+static uint64_t redirects_of(miscache_async_t *a) {
+  return link_stats_of(a).redirects;
 }
 
 /* Keys on every master through one handle: 200 SETs issued in one turn
@@ -2141,11 +2145,7 @@ static void cluster_slot_moved(loop_kind_t kind) {
 }
 
 static uint64_t lookups_of(miscache_async_t *a) {
-  miscache_link_stats_t ls;
-  assert_int_equal(miscache_link_stats((miscache_t *)miscache_async_figures(a),
-                                       &ls, sizeof ls),
-                   MISCACHE_OK);
-  return ls.master_lookups;
+  return link_stats_of(a).master_lookups;
 }
 
 /* The slot map made stale (a slot moved: one MOVED) is loaded again on
