@@ -40,11 +40,14 @@
  * at once. Behind Sentinel the connect first asks the sentinels for the master (and its ROLE), and while
  * calls are made the handle asks them again once a second, as the blocking
  * API does (a forced failover leaves the old master taking writes until it
- * is demoted): each ask blocks the loop for a sentinel's round trip (at
- * most half the command timeout per sentinel that does not answer). When
- * they name a new master, or a reply is READONLY, the calls in flight on
- * the old one fail with ERR_UNAVAILABLE and the next call connects to the
- * new one.
+ * is demoted): that check goes out on the handle's own connection to a
+ * sentinel (the next one when it does not answer within half the command
+ * timeout) and never holds the loop. When they name a new master, or a
+ * reply is READONLY, the calls in flight on the old one fail with
+ * ERR_UNAVAILABLE and the next call connects to the new one: that
+ * reconnect asks the sentinels with blocking requests (one round trip, at
+ * most half the command timeout per sentinel that does not answer), as
+ * the first connect does.
  *
  * On a Redis Cluster: open loads the slot map (blocking, within the
  * command timeout); each call's commands are split by slot as the blocking

@@ -116,10 +116,25 @@ void miscache__disp_master_lost(miscache__dispatcher_t *d);
  * A forced failover leaves the old master accepting writes until the
  * sentinels demote it. */
 int64_t miscache__disp_check_at(const miscache__dispatcher_t *d);
-/* Ask them now (blocking, within one command timeout): true when they
- * name another master (the next miscache__disp_async_node moves to it);
- * false when it is the same, or they could not be asked (kept). */
-bool miscache__disp_master_moved(miscache__dispatcher_t *d);
+/* That check, made by the async handle on connections of its own (one per
+ * sentinel, asked in turn from sentinel_first: a node configured as
+ * the dispatcher's sentinels, owned by the caller) with
+ * "SENTINEL get-master-addr-by-name <sentinel_master>": check_asked when it is
+ * sent (the next one is due a period later); check_answer with sentinel
+ * i's reply (asked: when it was sent): OK, *moved when they name another
+ * master (the next miscache__disp_async_node moves to it); else the
+ * reply was no answer (ERR_AUTH, ERR_UNAVAILABLE; message set): ask the
+ * next sentinel. */
+size_t miscache__disp_sentinel_count(const miscache__dispatcher_t *d);
+size_t miscache__disp_sentinel_first(const miscache__dispatcher_t *d);
+const char *miscache__disp_sentinel_master(const miscache__dispatcher_t *d);
+struct miscache__node *miscache__disp_sentinel_node_new(
+    miscache__dispatcher_t *d, size_t i);
+void miscache__disp_check_asked(miscache__dispatcher_t *d);
+miscache_status_t miscache__disp_check_answer(miscache__dispatcher_t *d,
+                                              size_t i,
+                                              const miscache__reply_t *r,
+                                              int64_t asked, bool *moved);
 /* Whether the endpoint is a Sentinel one. */
 bool miscache__disp_is_sentinel(const miscache__dispatcher_t *d);
 /* Connect now (eager open): standalone node, Sentinel's master, or the

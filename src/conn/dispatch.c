@@ -191,12 +191,61 @@ static miscache_status_t check_role(miscache__dispatcher_t *d,
   return MISCACHE_ERR_UNAVAILABLE;
 }
 
+/* Sentinel s's reply r to get-master-addr-by-name: OK with the master's
+ * address (*host points into r), else ERR_AUTH (it refused us) or
+ * ERR_UNAVAILABLE, and why in last. */
+static miscache_status_t sentinel_named(miscache__dispatcher_t *d,
+                                        const miscache__node_t *s,
+                                        const miscache__reply_t *r,
+                                        const char **host, int *port,
+                                        char *last, size_t lastlen) {
+  const char *name = d->o->ep.master;
+  if (miscache__reply_type(r) == MISCACHE__R_ERROR) {
+    char what[96];
+    snprintf(what, sizeof what, "sentinel %s", miscache__node_addr(s));
+    return miscache__reply_error(r, what, last, lastlen) == MISCACHE_ERR_AUTH
+               ? MISCACHE_ERR_AUTH
+               : MISCACHE_ERR_UNAVAILABLE;
+  }
+  const miscache__reply_t *h = miscache__reply_at(r, 0);
+  const miscache__reply_t *p = miscache__reply_at(r, 1);
+  if (!h || !p || miscache__reply_type(h) != MISCACHE__R_STRING ||
+      miscache__reply_type(p) != MISCACHE__R_STRING) {
+    snprintf(last, lastlen, "sentinel %s: does not know the master \"%s\"",
+             miscache__node_addr(s), name);
+    return MISCACHE_ERR_UNAVAILABLE;
+  }
+  size_t hlen, plen;
+  *host = miscache__reply_str(h, &hlen);
+  const char *ps = miscache__reply_str(p, &plen);
+  *port = 0;
+  char why[96] = "a host name with a NUL byte";
+  if (!miscache__parse_port(ps, plen, port) || strlen(*host) != hlen ||
+      !miscache__peer_addr_ok(*host, hlen, *port, why, sizeof why)) {
+    char shown[48];
+    miscache__escape(shown, sizeof shown, ps, plen);
+    if (!*port) snprintf(why, sizeof why, "port \"%s\" not in 1..65535", shown);
+    snprintf(last, lastlen,
+             "sentinel %s: named for \"%s\" an address not to connect to: %s",
+             miscache__node_addr(s), name, why);
+    return MISCACHE_ERR_UNAVAILABLE;
+  }
+  return MISCACHE_OK;
+}
+
+/* The sentinels named host:port at asked: *moved when that is not the
+ * master in use (the next connect asks them again, at once). */
+static void vouched(miscache__dispatcher_t *d, const char *host, int port,
+                    int64_t asked, bool *moved) {
+  *moved = !d->master || !miscache__node_is(d->master, host, port);
+  d->vouched_ms = asked;
+  d->check_at_ms = miscache__mono_ms() + d->check_ms;
+}
+
 /* Ask the sentinels for the master and make it the one in use (checking
- * its ROLE when new). With moved (the async handle's periodic check), only
- * ask: *moved says whether they name another address than the one in use,
- * which is left as it is. */
+ * its ROLE when new). */
 static miscache_status_t resolve_master(miscache__dispatcher_t *d,
-                                        int64_t deadline, bool *moved) {
+                                        int64_t deadline) {
   const char *name = d->o->ep.master;
   d->next_resolve_ms = miscache__mono_ms() + d->o->backoff_min_ms;
   d->stats.master_lookups++;
@@ -217,50 +266,15 @@ static miscache_status_t resolve_master(miscache__dispatcher_t *d,
       snprintf(last, sizeof last, "%s", d->err);
       continue;
     }
-    if (miscache__reply_type(r) == MISCACHE__R_ERROR) {
-      char what[96];
-      snprintf(what, sizeof what, "sentinel %s", miscache__node_addr(s));
-      refused = refused || miscache__reply_error(r, what, last, sizeof last) ==
-                               MISCACHE_ERR_AUTH;
-      miscache__reply_free(r);
-      continue;
-    }
-    const miscache__reply_t *h = miscache__reply_at(r, 0);
-    const miscache__reply_t *p = miscache__reply_at(r, 1);
-    if (!h || !p || miscache__reply_type(h) != MISCACHE__R_STRING ||
-        miscache__reply_type(p) != MISCACHE__R_STRING) {
-      snprintf(last, sizeof last,
-               "sentinel %s: does not know the master \"%s\"",
-               miscache__node_addr(s), name);
-      miscache__reply_free(r);
-      continue;
-    }
-    size_t hlen, plen;
-    const char *host = miscache__reply_str(h, &hlen);
-    const char *ps = miscache__reply_str(p, &plen);
+    const char *host = NULL;
     int port = 0;
-    char why[96] = "a host name with a NUL byte";
-    if (!miscache__parse_port(ps, plen, &port) || strlen(host) != hlen ||
-        !miscache__peer_addr_ok(host, hlen, port, why, sizeof why)) {
-      char shown[48];
-      miscache__escape(shown, sizeof shown, ps, plen);
-      if (!port)
-        snprintf(why, sizeof why, "port \"%s\" not in 1..65535", shown);
-      snprintf(last, sizeof last,
-               "sentinel %s: named for \"%s\" an address not to connect to: "
-               "%s",
-               miscache__node_addr(s), name, why);
+    st = sentinel_named(d, s, r, &host, &port, last, sizeof last);
+    if (st != MISCACHE_OK) {
+      refused = refused || st == MISCACHE_ERR_AUTH;
       miscache__reply_free(r);
       continue;
     }
     d->next_sentinel = i;
-    if (moved) {
-      *moved = !d->master || !miscache__node_is(d->master, host, port);
-      miscache__reply_free(r);
-      d->vouched_ms = asked;
-      d->check_at_ms = miscache__mono_ms() + d->check_ms;
-      return MISCACHE_OK;
-    }
     if (!d->master || !miscache__node_is(d->master, host, port)) {
       miscache__node_t *m = miscache__node_new(
           host, port, NULL, &d->data_conf, &d->stats, d->err, d->errlen);
@@ -285,7 +299,7 @@ static miscache_status_t resolve_master(miscache__dispatcher_t *d,
     st = miscache__node_alive(d->master, d->push)
              ? MISCACHE_OK
              : check_role(d, d->master, miscache__node_addr(s), deadline);
-    if (st == MISCACHE_OK) {
+    if (st == MISCACHE_OK) { /* (host is gone with r: the node is it) */
       d->resolve = false;
       d->vouched_ms = asked;
       d->check_at_ms = miscache__mono_ms() + d->check_ms;
@@ -337,7 +351,7 @@ static miscache_status_t ensure_master(miscache__dispatcher_t *d,
   }
   char saved[MISCACHE_ERRMSG_SIZE];
   snprintf(saved, sizeof saved, "%s", d->err);
-  miscache_status_t st = resolve_master(d, deadline, NULL);
+  miscache_status_t st = resolve_master(d, deadline);
   if (st != MISCACHE_OK && periodic) {
     /* the sentinels are unreachable but the master answers: keep it */
     snprintf(d->err, d->errlen, "%s", saved);
@@ -537,30 +551,62 @@ int64_t miscache__disp_check_at(const miscache__dispatcher_t *d) {
   return d->sentinel && d->master && !d->resolve ? d->check_at_ms : 0;
 }
 
-bool miscache__disp_master_moved(miscache__dispatcher_t *d) {
-  if (!d->sentinel || !d->master || d->resolve) return false;
-  char saved[MISCACHE_ERRMSG_SIZE];
-  snprintf(saved, sizeof saved, "%s", d->err);
-  bool moved = false;
-  int64_t now = miscache__mono_ms();
-  if (resolve_master(d, now + d->o->command_timeout_ms, &moved) !=
-      MISCACHE_OK) {
-    /* the sentinels are unreachable but the master answers: keep it */
-    snprintf(d->err, d->errlen, "%s", saved);
-    d->check_at_ms = now + d->check_ms;
-    return false;
-  }
-  if (moved) { /* (the lookup set the backoff: this is no failure) */
-    d->resolve = true;
-    d->next_resolve_ms = 0;
-  }
-  return moved;
-}
-
 void miscache__disp_master_lost(miscache__dispatcher_t *d) {
   if (d->sentinel) d->resolve = true;
 }
 
 bool miscache__disp_is_sentinel(const miscache__dispatcher_t *d) {
   return d->sentinel;
+}
+
+/* ---- the async handle's Sentinel check (core/async.c) --------------------- */
+
+size_t miscache__disp_sentinel_count(const miscache__dispatcher_t *d) {
+  return d->nsentinels;
+}
+
+size_t miscache__disp_sentinel_first(const miscache__dispatcher_t *d) {
+  return d->next_sentinel;
+}
+
+const char *miscache__disp_sentinel_master(const miscache__dispatcher_t *d) {
+  return d->o->ep.master ? d->o->ep.master : "";
+}
+
+struct miscache__node *miscache__disp_sentinel_node_new(
+    miscache__dispatcher_t *d, size_t i) {
+  miscache__node_conf_t sc = d->data_conf;
+  sc.user = d->o->ep.sentinel_user;
+  sc.password = d->o->ep.sentinel_password;
+  return miscache__node_new(d->o->ep.addrs[i].host, d->o->ep.addrs[i].port,
+                            NULL, &sc, &d->stats, d->err, d->errlen);
+}
+
+void miscache__disp_check_asked(miscache__dispatcher_t *d) {
+  d->stats.master_lookups++;
+  d->check_at_ms = miscache__mono_ms() + d->check_ms; /* (one at a time) */
+}
+
+miscache_status_t miscache__disp_check_answer(miscache__dispatcher_t *d,
+                                              size_t i,
+                                              const miscache__reply_t *r,
+                                              int64_t asked, bool *moved) {
+  *moved = false;
+  const char *host = NULL;
+  int port = 0;
+  char last[MISCACHE_ERRMSG_SIZE];
+  miscache_status_t st =
+      sentinel_named(d, d->sentinels[i], r, &host, &port, last, sizeof last);
+  if (st != MISCACHE_OK) {
+    set_err(d, "%s", last);
+    return st;
+  }
+  if (!d->sentinel || !d->master || d->resolve) return MISCACHE_OK;
+  d->next_sentinel = i;
+  vouched(d, host, port, asked, moved);
+  if (*moved) { /* the next call connects to the master they name now */
+    d->resolve = true;
+    d->next_resolve_ms = 0;
+  }
+  return MISCACHE_OK;
 }

@@ -67,7 +67,8 @@ typedef struct delay {
 /* One connection and the requests in flight on it, in order. */
 typedef struct link {
   miscache__node_t *node;
-  bool owned;            /* a cluster node's (freed with the handle) */
+  bool owned;            /* the handle's node (freed with the handle) */
+  bool aside;            /* a sentinel's: asked by the handle, no calls */
   int read_fd, write_fd; /* what the loop watches now; -1: nothing */
   bool write_waits_read; /* TLS: the next write needs a readable socket */
   req_t *head, *tail;
@@ -78,12 +79,17 @@ struct miscache_async {
   struct miscache__cluster *cluster; /* a cluster's router, or NULL */
   bool sentinel; /* ask the dispatcher for the node on reconnect */
   /* standalone, Sentinel: links[0], on the dispatcher's node (behind
-   * Sentinel the master's, replaced when it moves); a cluster: one per
-   * router node number, made when first used (NULL until then) */
+   * Sentinel the master's, replaced when it moves), then one per sentinel
+   * (made when first asked); a cluster: one per router node number, made
+   * when first used (NULL until then) */
   link_t **links;
   size_t nlinks;
   delay_t *delays;
   bool map_asking; /* a CLUSTER SLOTS of the handle's is in flight */
+  /* Sentinel: the periodic check in flight, the sentinels asked so far */
+  bool check_asking;
+  size_t check_first, check_tries;
+  int64_t check_asked_ms;
   char msg[MISCACHE_ERRMSG_SIZE]; /* why the last call refused to start */
   miscache_async_loop_t loop;
   bool attached;
@@ -232,7 +238,7 @@ static void update_interest(miscache_async_t *a) {
     int64_t t = L->head->deadline_ms;
     int64_t conn = miscache__node_connect_deadline(L->node);
     if (conn && conn < t) t = conn;
-    if (i == 0) { /* (handle_timer asks) */
+    if (i == 0 && !a->check_asking) { /* (handle_timer asks) */
       int64_t check = sentinel_check_at(a);
       if (check && check < t) t = check;
     }
@@ -270,7 +276,7 @@ static void drop_connection(miscache_async_t *a, link_t *L) {
   unwatch(a, L); /* before the socket closes */
   L->write_waits_read = false;
   miscache__node_async_drop(L->node);
-  if (!a->cluster) miscache__disp_master_lost(a->mc->disp);
+  if (!a->cluster && !L->aside) miscache__disp_master_lost(a->mc->disp);
 }
 
 /* Every request queued on L completes with st (the connection is gone or
@@ -548,6 +554,97 @@ static miscache_status_t cluster_send(miscache_async_t *a, size_t n,
   return MISCACHE_OK;
 }
 
+/* ---- the Sentinel check ------------------------------------------------------
+ * Once a second while calls are made the sentinels are asked whether the
+ * master in use still is (a forced failover leaves the old one taking
+ * writes until they demote it): on the handle's own connection to each
+ * sentinel, in turn until one answers, never a blocking request. */
+
+static void check_ask(miscache_async_t *a);
+
+static void check_done(miscache_async_t *a, void *op, miscache_status_t st,
+                       miscache__reply_t **replies, size_t n,
+                       const char *why) {
+  (void)n, (void)why;
+  a->check_asking = false;
+  if (st == MISCACHE_ERR_CANCELLED || a->freeing) return;
+  char saved[MISCACHE_ERRMSG_SIZE]; /* (a call's message stays) */
+  snprintf(saved, sizeof saved, "%s", a->mc->err);
+  bool moved = false;
+  if (st == MISCACHE_OK)
+    st = miscache__disp_check_answer(a->mc->disp, (size_t)(uintptr_t)op,
+                                     replies[0], a->check_asked_ms, &moved);
+  snprintf(a->mc->err, MISCACHE_ERRMSG_SIZE, "%s", saved);
+  if (st != MISCACHE_OK) { /* no answer: the next sentinel */
+    check_ask(a);
+    return;
+  }
+  if (!moved) return;
+  link_t *L0 = a->links[0];
+  if (!L0->head) { /* nothing in flight: the next call connects anew */
+    drop_connection(a, L0);
+    return;
+  }
+  /* a forced failover: the old master takes writes until demoted */
+  char text[MISCACHE_ERRMSG_SIZE];
+  snprintf(text, sizeof text,
+           "redis %s: the sentinels name another master now (a failover); "
+           "the calls sent to this one are failed",
+           miscache__node_addr(L0->node));
+  fail_all(a, L0, MISCACHE_ERR_UNAVAILABLE, text);
+}
+
+/* The connection to sentinel i (made when first asked). */
+static link_t *sentinel_link(miscache_async_t *a, size_t i) {
+  if (1 + i >= a->nlinks) return NULL;
+  if (!a->links[1 + i]) {
+    link_t *L = calloc(1, sizeof *L);
+    if (L) L->node = miscache__disp_sentinel_node_new(a->mc->disp, i);
+    if (!L || !L->node) {
+      free(L);
+      return NULL;
+    }
+    L->owned = L->aside = true;
+    L->read_fd = L->write_fd = -1;
+    a->links[1 + i] = L;
+  }
+  return a->links[1 + i];
+}
+
+/* Ask the next sentinel not tried yet in this check (one that hangs has
+ * half the command timeout, as in the blocking API); none left: the
+ * master in use is kept until the next check. */
+static void check_ask(miscache_async_t *a) {
+  const char *argv[3] = {"SENTINEL", "get-master-addr-by-name",
+                         miscache__disp_sentinel_master(a->mc->disp)};
+  size_t lens[3] = {8, 23, strlen(argv[2])};
+  const miscache__cmd_t cmd = {3, argv, lens};
+  size_t n = miscache__disp_sentinel_count(a->mc->disp);
+  char saved[sizeof a->msg];
+  memcpy(saved, a->msg, sizeof saved); /* (the caller's message stays) */
+  while (!a->check_asking && !a->freeing && a->check_tries < n) {
+    size_t i = (a->check_first + a->check_tries++) % n;
+    link_t *L = sentinel_link(a, i);
+    if (!L || miscache__node_down(L->node)) continue;
+    a->check_asked_ms = miscache__mono_ms();
+    a->check_asking =
+        queue_on(a, L, MISCACHE__NO_DB, 1, &cmd,
+                 a->check_asked_ms + a->mc->opts.command_timeout_ms / 2,
+                 check_done, (void *)(uintptr_t)i, NULL, 0,
+                 true) == MISCACHE_OK;
+  }
+  memcpy(a->msg, saved, sizeof saved);
+}
+
+/* The check, when one is due and none is in flight. */
+static void check_start(miscache_async_t *a) {
+  if (!a->sentinel || a->check_asking || a->freeing || !check_due(a)) return;
+  miscache__disp_check_asked(a->mc->disp);
+  a->check_first = miscache__disp_sentinel_first(a->mc->disp);
+  a->check_tries = 0;
+  check_ask(a);
+}
+
 miscache_status_t miscache__async_send(miscache_async_t *a, miscache_db_t db,
                                        size_t n, const miscache__cmd_t *cmds,
                                        miscache__async_done_fn done, void *op) {
@@ -557,9 +654,7 @@ miscache_status_t miscache__async_send(miscache_async_t *a, miscache_db_t db,
   }
   if (a->cluster) return cluster_send(a, n, cmds, done, op);
   link_t *L = a->links[0];
-  if (a->sentinel && !L->head && miscache__node_fd(L->node) >= 0 &&
-      check_due(a) && miscache__disp_master_moved(a->mc->disp))
-    drop_connection(a, L); /* nothing in flight: leave the old master now */
+  check_start(a); /* (Sentinel: once a second) */
   if (a->sentinel && !L->head && miscache__node_fd(L->node) < 0) {
     /* reconnecting: to the master the sentinels name now */
     miscache__node_t *master = NULL;
@@ -629,7 +724,8 @@ static void take_replies(miscache_async_t *a, link_t *L,
       fail_all(a, L, MISCACHE_ERR_REPLY, "a reply nobody asked for");
       return;
     }
-    if (a->sentinel && miscache__reply_type(reply) == MISCACHE__R_ERROR &&
+    if (a->sentinel && !L->aside &&
+        miscache__reply_type(reply) == MISCACHE__R_ERROR &&
         strncmp(miscache__reply_str(reply, NULL), "READONLY", 8) == 0) {
       /* the master was demoted: nothing sent to it will land */
       char why[MISCACHE_ERRMSG_SIZE];
@@ -733,17 +829,7 @@ void miscache_async_handle_timer(miscache_async_t *a) {
   int64_t now = miscache__mono_ms();
   for (size_t i = 0; i < a->nlinks && !a->freeing; i++)
     if (a->links[i]) link_timer(a, a->links[i], now);
-  link_t *L0 = a->nlinks ? a->links[0] : NULL;
-  if (!a->freeing && a->sentinel && L0->head && check_due(a) &&
-      miscache__disp_master_moved(a->mc->disp)) {
-    /* a forced failover: the old master takes writes until demoted */
-    char why[MISCACHE_ERRMSG_SIZE];
-    snprintf(why, sizeof why,
-             "redis %s: the sentinels name another master now (a "
-             "failover); the calls sent to this one are failed",
-             miscache__node_addr(L0->node));
-    fail_all(a, L0, MISCACHE_ERR_UNAVAILABLE, why);
-  }
+  if (!a->freeing && a->sentinel && a->links[0]->head) check_start(a);
   /* the pauses that are over: those parts go out again (what their
    * callbacks add waits for the next turn) */
   delay_t *due = NULL, **pp = &a->delays;
@@ -843,12 +929,14 @@ static miscache_status_t open_on(const miscache_options_t *opts,
   st = miscache__disp_async_node(a->mc->disp, &node); /* (a cluster: its map) */
   if (st == MISCACHE_OK && !a->cluster) {
     st = miscache__node_connect(node);
-    a->links = calloc(1, sizeof *a->links);
+    size_t nl = 1 + (a->sentinel ? miscache__disp_sentinel_count(a->mc->disp)
+                                  : 0); /* (the sentinels' made later) */
+    a->links = calloc(nl, sizeof *a->links);
     link_t *L = a->links ? calloc(1, sizeof *L) : NULL;
     if (L) {
       *L = (link_t){.node = node, .read_fd = -1, .write_fd = -1};
       a->links[0] = L;
-      a->nlinks = 1;
+      a->nlinks = nl;
     } else if (st == MISCACHE_OK) {
       snprintf(a->mc->err, MISCACHE_ERRMSG_SIZE, "out of memory");
       st = MISCACHE_ERR_NOMEM;

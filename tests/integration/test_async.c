@@ -5,6 +5,7 @@
  * calls in flight and from inside a callback. Every callback is counted:
  * each must run exactly once. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2205,6 +2206,49 @@ static void cluster_map_reload(loop_kind_t kind) {
   loop_close(&l);
 }
 
+/* Every sentinel frozen (SIGSTOP: connections accepted, nothing
+ * answered): the once-a-second check never holds the loop. Calls made for
+ * 2.5 s all complete with the value, none waits anywhere near the half
+ * command timeout a frozen sentinel gets, the checks were asked, and the
+ * master in use is kept. */
+static void sentinel_frozen(loop_kind_t kind) {
+  mt_sentinels_t dep;
+  assert_int_equal(mt_sentinels_start(&dep), 0);
+  loop_t l;
+  miscache_async_t *a = start(&l, kind, dep.url, 1000);
+  assert_int_equal(set_until(&l, a, "fz", 1, 1000), MISCACHE_OK);
+  for (int i = 0; i < 3; i++) kill(dep.pid[i], SIGSTOP);
+  uint64_t lookups = link_stats_of(a).master_lookups;
+  int64_t end = mt_now_ns() + 2500 * 1000000LL, worst = 0;
+  int calls = 0, ok = 0;
+  while (mt_now_ns() < end) {
+    tally_t t = {0};
+    slot_t sl = {&t, 0};
+    int64_t t0 = mt_now_ns();
+    assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, "fz", on_value,
+                                        &sl), MISCACHE_OK);
+    loop_until(&l, &t.calls, 1, 3000);
+    int64_t took = mt_now_ns() - t0;
+    if (took > worst) worst = took;
+    calls++;
+    ok += t.last == MISCACHE_OK &&
+          json_integer_value(json_object_get(t.value, "n")) == 1;
+    json_decref(t.value);
+    mt_sleep_ms(20);
+  }
+  uint64_t asked = link_stats_of(a).master_lookups - lookups;
+  for (int i = 0; i < 3; i++) kill(dep.pid[i], SIGCONT);
+  printf("  sentinels frozen: %d calls in 2.5 s, %d with the value, the "
+         "slowest %.1f ms; %llu checks asked\n",
+         calls, ok, worst / 1e6, (unsigned long long)asked);
+  assert_int_equal(ok, calls);
+  assert_true(asked >= 1);
+  assert_true(worst < 400 * 1000000LL); /* a frozen sentinel: 500 ms each */
+  miscache_async_free(a);
+  loop_close(&l);
+  mt_sentinels_stop(&dep);
+}
+
 /* A master of a cluster of the test's own killed with 1,000 calls in
  * flight on every master: each callback runs exactly once (the dead
  * master's calls fail, the others' are answered), then free with calls
@@ -2270,6 +2314,7 @@ static void cluster_master_killed(loop_kind_t kind) {
 BOTH(cluster_keys)
 BOTH(cluster_slot_moved)
 BOTH(cluster_map_reload)
+BOTH_STANDALONE(sentinel_frozen)
 BOTH(cluster_master_killed)
 
 int main(void) {
@@ -2311,6 +2356,8 @@ int main(void) {
       cmocka_unit_test(test_gift_page_fail_open_libuv),
       cmocka_unit_test(test_sentinel_failover_libevent),
       cmocka_unit_test(test_sentinel_failover_libuv),
+      cmocka_unit_test(test_sentinel_frozen_libevent),
+      cmocka_unit_test(test_sentinel_frozen_libuv),
       cmocka_unit_test(test_connect_in_loop_libevent),
       cmocka_unit_test(test_connect_in_loop_libuv),
       cmocka_unit_test(test_auth_and_tls_libevent),
