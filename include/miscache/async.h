@@ -45,9 +45,11 @@
  * timeout) and never holds the loop. When they name a new master, or a
  * reply is READONLY, the calls in flight on the old one fail with
  * ERR_UNAVAILABLE and the next call connects to the new one: that
- * reconnect asks the sentinels with blocking requests (one round trip, at
- * most half the command timeout per sentinel that does not answer), as
- * the first connect does.
+ * reconnect asks the sentinels for the master and it for its ROLE on the
+ * handle's connections too, holding the calls made meanwhile (in order,
+ * each within its own deadline) until it is a master; a ROLE that is not
+ * master fails them with ERR_UNAVAILABLE. Only the first connect, in
+ * miscache_async_open, asks with blocking requests.
  *
  * On a Redis Cluster: open loads the slot map (blocking, within the
  * command timeout); each call's commands are split by slot as the blocking

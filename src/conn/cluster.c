@@ -995,8 +995,7 @@ struct miscache__plan {
 
 void miscache__cluster_keep_nodes(miscache__cluster_t *c) { c->keep_nodes = true; }
 
-/* cmds copied into one block: argv strings, their lengths, the commands. */
-static miscache__cmd_t *copy_cmds(size_t n, const miscache__cmd_t *cmds) {
+miscache__cmd_t *miscache__cmds_copy(size_t n, const miscache__cmd_t *cmds) {
   size_t args = 0, bytes = 0;
   for (size_t i = 0; i < n; i++) {
     args += (size_t)cmds[i].argc;
@@ -1032,7 +1031,7 @@ miscache_status_t miscache__cluster_plan(miscache__cluster_t *c, size_t n,
   miscache_status_t st = c->loaded ? MISCACHE_OK : ensure_map(c, deadline);
   if (st != MISCACHE_OK) return st;
   miscache__plan_t *pl = calloc(1, sizeof *pl);
-  miscache__cmd_t *copy = n ? copy_cmds(n, cmds) : NULL;
+  miscache__cmd_t *copy = n ? miscache__cmds_copy(n, cmds) : NULL;
   if (!pl || (n && !copy)) {
     free(pl);
     free(copy);

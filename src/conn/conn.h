@@ -55,6 +55,9 @@ typedef struct miscache__cmd {
   const char *const *argv;
   const size_t *lens;
 } miscache__cmd_t;
+/* n commands copied into one block (argv strings, lengths, the commands):
+ * free() it. NULL when out of memory. */
+miscache__cmd_t *miscache__cmds_copy(size_t n, const miscache__cmd_t *cmds);
 
 /* exec flags */
 #define MISCACHE__IDEMPOTENT 1u /* safe to resend once on a fresh connection */
@@ -135,6 +138,31 @@ miscache_status_t miscache__disp_check_answer(miscache__dispatcher_t *d,
                                               size_t i,
                                               const miscache__reply_t *r,
                                               int64_t asked, bool *moved);
+/* The async handle's lookup of the master after it was lost (instead of
+ * the blocking one of miscache__disp_async_node), on its connections to
+ * the sentinels: master_unknown says the next call needs it; resolve_begin
+ * starts it (OK; ERR_UNAVAILABLE inside the pause between two lookups,
+ * message set); resolve_answer takes sentinel i's reply (asked: when it
+ * was sent): OK with the master in use now (*out, the dispatcher's node:
+ * a new one when it moved, the old one freed), whose ROLE is to be asked
+ * next; else no answer (ERR_AUTH, ERR_UNAVAILABLE, ERR_NOMEM; why in
+ * last): ask the next sentinel, and with none left resolve_failed (the
+ * message, from the last why). resolve_role takes the master's ROLE
+ * reply: OK (the lookup is done) or ERR_UNAVAILABLE (no master: a
+ * failover under way; message set). */
+bool miscache__disp_master_unknown(const miscache__dispatcher_t *d);
+miscache_status_t miscache__disp_resolve_begin(miscache__dispatcher_t *d);
+miscache_status_t miscache__disp_resolve_answer(miscache__dispatcher_t *d,
+                                                size_t i,
+                                                const miscache__reply_t *r,
+                                                int64_t asked,
+                                                struct miscache__node **out,
+                                                char *last, size_t lastlen);
+miscache_status_t miscache__disp_resolve_role(miscache__dispatcher_t *d,
+                                              size_t i,
+                                              const miscache__reply_t *r);
+void miscache__disp_resolve_failed(miscache__dispatcher_t *d,
+                                   const char *last);
 /* Whether the endpoint is a Sentinel one. */
 bool miscache__disp_is_sentinel(const miscache__dispatcher_t *d);
 /* Connect now (eager open): standalone node, Sentinel's master, or the

@@ -167,6 +167,23 @@ static miscache_status_t ask(miscache__node_t *n, int argc,
   return miscache__node_ask(n, &c, r, deadline);
 }
 
+/* Whether n's reply r to ROLE says it is a master. Message set when not. */
+static miscache_status_t role_verdict(miscache__dispatcher_t *d,
+                                      const miscache__node_t *n,
+                                      const miscache__reply_t *r,
+                                      const char *sentinel) {
+  const miscache__reply_t *role = miscache__reply_at(r, 0);
+  char name[64] = "?";
+  if (role) miscache__reply_text(role, name, sizeof name);
+  if (role && strcmp(miscache__reply_str(role, NULL), "master") == 0)
+    return MISCACHE_OK;
+  set_err(d,
+          "redis %s: named master of \"%s\" by sentinel %s but its ROLE is "
+          "\"%s\" (a failover is under way)",
+          miscache__node_addr(n), d->o->ep.master, sentinel, name);
+  return MISCACHE_ERR_UNAVAILABLE;
+}
+
 /* Whether the node says it is a master (ROLE). Message set when not. */
 static miscache_status_t check_role(miscache__dispatcher_t *d,
                                     miscache__node_t *n,
@@ -175,20 +192,10 @@ static miscache_status_t check_role(miscache__dispatcher_t *d,
   miscache__reply_t *r = NULL;
   miscache_status_t st = ask(n, 1, argv, deadline, &r);
   if (st != MISCACHE_OK) return st;
-  const miscache__reply_t *role = miscache__reply_at(r, 0);
-  char name[64] = "?";
-  if (role) miscache__reply_text(role, name, sizeof name);
-  if (role && strcmp(miscache__reply_str(role, NULL), "master") == 0) {
-    miscache__reply_free(r);
-    return MISCACHE_OK;
-  }
-  set_err(d,
-                    "redis %s: named master of \"%s\" by sentinel %s but its "
-                    "ROLE is \"%s\" (a failover is under way)",
-                    miscache__node_addr(n), d->o->ep.master, sentinel, name);
+  st = role_verdict(d, n, r, sentinel);
   miscache__reply_free(r);
-  miscache__node_drop(n);
-  return MISCACHE_ERR_UNAVAILABLE;
+  if (st != MISCACHE_OK) miscache__node_drop(n);
+  return st;
 }
 
 /* Sentinel s's reply r to get-master-addr-by-name: OK with the master's
@@ -242,6 +249,37 @@ static void vouched(miscache__dispatcher_t *d, const char *host, int port,
   d->check_at_ms = miscache__mono_ms() + d->check_ms;
 }
 
+/* host:port, named by the sentinels, becomes the master in use (a new
+ * node when it moved: the old one is freed). OK or ERR_NOMEM. */
+static miscache_status_t adopt_master(miscache__dispatcher_t *d,
+                                      const char *host, int port) {
+  if (d->master && miscache__node_is(d->master, host, port))
+    return MISCACHE_OK;
+  miscache__node_t *m = miscache__node_new(host, port, NULL, &d->data_conf,
+                                           &d->stats, d->err, d->errlen);
+  if (!m) {
+    set_err(d, "out of memory");
+    return MISCACHE_ERR_NOMEM;
+  }
+  if (d->master) {
+    d->stats.failovers++;
+    miscache__event(&d->data_conf.hook, MISCACHE_EV_FAILOVER,
+                    miscache__node_addr(m), 0, d->stats.failovers,
+                    "master moved from %s", miscache__node_addr(d->master));
+  }
+  miscache__node_free(d->master);
+  d->master = m;
+  snprintf(d->stats.master, sizeof d->stats.master, "%s",
+           miscache__node_addr(m));
+  return MISCACHE_OK;
+}
+
+/* No sentinel named the master: the message. */
+static void no_master(miscache__dispatcher_t *d, const char *last) {
+  set_err(d, "no master for \"%s\" from %zu sentinel%s (last: %s)",
+          d->o->ep.master, d->nsentinels, d->nsentinels == 1 ? "" : "s", last);
+}
+
 /* Ask the sentinels for the master and make it the one in use (checking
  * its ROLE when new). */
 static miscache_status_t resolve_master(miscache__dispatcher_t *d,
@@ -275,26 +313,9 @@ static miscache_status_t resolve_master(miscache__dispatcher_t *d,
       continue;
     }
     d->next_sentinel = i;
-    if (!d->master || !miscache__node_is(d->master, host, port)) {
-      miscache__node_t *m = miscache__node_new(
-          host, port, NULL, &d->data_conf, &d->stats, d->err, d->errlen);
-      if (!m) {
-        miscache__reply_free(r);
-        set_err(d, "out of memory");
-        return MISCACHE_ERR_NOMEM;
-      }
-      if (d->master) {
-        d->stats.failovers++;
-        miscache__event(&d->data_conf.hook, MISCACHE_EV_FAILOVER,
-                        miscache__node_addr(m), 0, d->stats.failovers,
-                        "master moved from %s", miscache__node_addr(d->master));
-      }
-      miscache__node_free(d->master);
-      d->master = m;
-      snprintf(d->stats.master, sizeof d->stats.master, "%s",
-               miscache__node_addr(m));
-    }
+    st = adopt_master(d, host, port);
     miscache__reply_free(r);
+    if (st != MISCACHE_OK) return st;
     /* the connection we have to it proved itself already, unless lost */
     st = miscache__node_alive(d->master, d->push)
              ? MISCACHE_OK
@@ -308,8 +329,7 @@ static miscache_status_t resolve_master(miscache__dispatcher_t *d,
     snprintf(last, sizeof last, "%s", d->err);
     if (st != MISCACHE_ERR_UNAVAILABLE) return st; /* AUTH, TLS: say so */
   }
-  set_err(d, "no master for \"%s\" from %zu sentinel%s (last: %s)",
-                    name, d->nsentinels, d->nsentinels == 1 ? "" : "s", last);
+  no_master(d, last);
   /* set the sentinels' AUTH with miscache_options_set_sentinel_auth() */
   return refused ? MISCACHE_ERR_AUTH : MISCACHE_ERR_UNAVAILABLE;
 }
@@ -327,6 +347,16 @@ static bool readonly_reply(miscache__reply_t **replies, size_t n) {
 
 /* Sentinel: make sure the master is known, and still the master, before a
  * command. */
+/* Inside the pause between two lookups: the call fails at once. */
+static miscache_status_t resolve_paused(miscache__dispatcher_t *d,
+                                        int64_t now) {
+  d->stats.fast_failures++;
+  set_err(d, "master of \"%s\" %s; asking the sentinels again in %lld ms",
+          d->o->ep.master, d->master ? "lost" : "unknown",
+          (long long)(d->next_resolve_ms - now));
+  return MISCACHE_ERR_UNAVAILABLE;
+}
+
 static miscache_status_t ensure_master(miscache__dispatcher_t *d,
                                        unsigned flags, int64_t deadline) {
   if (!d->sentinel) return MISCACHE_OK;
@@ -339,16 +369,7 @@ static miscache_status_t ensure_master(miscache__dispatcher_t *d,
   int64_t now = miscache__mono_ms();
   bool periodic = !d->resolve && d->master;
   if (periodic && now < d->check_at_ms) return MISCACHE_OK;
-  if (!periodic && now < d->next_resolve_ms) {
-    d->stats.fast_failures++;
-    set_err(d,
-                      "master of \"%s\" %s; asking the sentinels again in "
-                      "%lld ms",
-                      d->o->ep.master,
-                      d->master ? "lost" : "unknown",
-                      (long long)(d->next_resolve_ms - now));
-    return MISCACHE_ERR_UNAVAILABLE;
-  }
+  if (!periodic && now < d->next_resolve_ms) return resolve_paused(d, now);
   char saved[MISCACHE_ERRMSG_SIZE];
   snprintf(saved, sizeof saved, "%s", d->err);
   miscache_status_t st = resolve_master(d, deadline);
@@ -609,4 +630,51 @@ miscache_status_t miscache__disp_check_answer(miscache__dispatcher_t *d,
     d->next_resolve_ms = 0;
   }
   return MISCACHE_OK;
+}
+
+bool miscache__disp_master_unknown(const miscache__dispatcher_t *d) {
+  return d->sentinel && (d->resolve || !d->master);
+}
+
+miscache_status_t miscache__disp_resolve_begin(miscache__dispatcher_t *d) {
+  int64_t now = miscache__mono_ms();
+  if (now < d->next_resolve_ms) return resolve_paused(d, now);
+  d->next_resolve_ms = now + d->o->backoff_min_ms;
+  d->stats.master_lookups++;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache__disp_resolve_answer(miscache__dispatcher_t *d,
+                                                size_t i,
+                                                const miscache__reply_t *r,
+                                                int64_t asked,
+                                                struct miscache__node **out,
+                                                char *last, size_t lastlen) {
+  *out = NULL;
+  const char *host = NULL;
+  int port = 0;
+  miscache_status_t st =
+      sentinel_named(d, d->sentinels[i], r, &host, &port, last, lastlen);
+  if (st == MISCACHE_OK) st = adopt_master(d, host, port);
+  if (st != MISCACHE_OK) return st;
+  d->next_sentinel = i;
+  d->vouched_ms = asked;
+  *out = d->master;
+  return MISCACHE_OK;
+}
+
+miscache_status_t miscache__disp_resolve_role(miscache__dispatcher_t *d,
+                                              size_t i,
+                                              const miscache__reply_t *r) {
+  miscache_status_t st = role_verdict(d, d->master, r,
+                                      miscache__node_addr(d->sentinels[i]));
+  if (st != MISCACHE_OK) return st;
+  d->resolve = false;
+  d->check_at_ms = miscache__mono_ms() + d->check_ms;
+  return MISCACHE_OK;
+}
+
+void miscache__disp_resolve_failed(miscache__dispatcher_t *d,
+                                   const char *last) {
+  no_master(d, last[0] ? last : "no sentinel answered");
 }

@@ -38,6 +38,8 @@ typedef struct req {
   creq_t *cr;   /* the cluster call it is a part of, or NULL */
   size_t part;  /* cr's part */
   bool internal; /* the handle's own (a slot map load): not a call */
+  int held_db;                /* held (Sentinel lookup): its db, and */
+  miscache__cmd_t *held_cmds; /* its commands, copied (else NULL) */
   size_t n, got;                /* replies expected, in */
   miscache__reply_t *replies[]; /* n */
 } req_t;
@@ -90,6 +92,14 @@ struct miscache_async {
   bool check_asking;
   size_t check_first, check_tries;
   int64_t check_asked_ms;
+  /* Sentinel: the lookup of a lost master under way (ask the sentinels in
+   * turn, then the ROLE of the one they name), and the calls made
+   * meanwhile, held in order until it ends */
+  bool resolving, resolve_refused;
+  size_t resolve_first, resolve_tries, resolve_sentinel;
+  int64_t resolve_asked_ms;
+  char resolve_last[MISCACHE_ERRMSG_SIZE];
+  req_t *held_head, *held_tail;
   char msg[MISCACHE_ERRMSG_SIZE]; /* why the last call refused to start */
   miscache_async_loop_t loop;
   bool attached;
@@ -174,6 +184,7 @@ static void complete(miscache_async_t *a, req_t *r, miscache_status_t st,
             st == MISCACHE_OK ? r->n : 0, why ? why : "");
   a->depth--;
   for (size_t i = 0; i < r->got; i++) miscache__reply_free(r->replies[i]);
+  free(r->held_cmds);
   free(r);
 }
 
@@ -246,6 +257,8 @@ static void update_interest(miscache_async_t *a) {
   }
   for (delay_t *d = a->delays; d; d = d->next)
     if (!at || d->at < at) at = d->at;
+  if (a->held_head && (!at || a->held_head->deadline_ms < at))
+    at = a->held_head->deadline_ms;
   if (at) {
     int64_t left = at - miscache__mono_ms();
     a->loop.set_timer(a->loop.data, left > 0 ? left : 0);
@@ -611,10 +624,14 @@ static link_t *sentinel_link(miscache_async_t *a, size_t i) {
   return a->links[1 + i];
 }
 
-/* Ask the next sentinel not tried yet in this check (one that hangs has
- * half the command timeout, as in the blocking API); none left: the
- * master in use is kept until the next check. */
-static void check_ask(miscache_async_t *a) {
+/* Ask the next sentinel not tried yet (from first; *tries so far) for the
+ * master, done to get its reply; one that hangs has half the command
+ * timeout, as in the blocking API. OK when one was asked (at *asked);
+ * else none is left (last, when given: why the last could not be). */
+static miscache_status_t ask_sentinel(miscache_async_t *a, size_t first,
+                                      size_t *tries, int64_t *asked,
+                                      miscache__async_done_fn done,
+                                      char *last) {
   const char *argv[3] = {"SENTINEL", "get-master-addr-by-name",
                          miscache__disp_sentinel_master(a->mc->disp)};
   size_t lens[3] = {8, 23, strlen(argv[2])};
@@ -622,18 +639,28 @@ static void check_ask(miscache_async_t *a) {
   size_t n = miscache__disp_sentinel_count(a->mc->disp);
   char saved[sizeof a->msg];
   memcpy(saved, a->msg, sizeof saved); /* (the caller's message stays) */
-  while (!a->check_asking && !a->freeing && a->check_tries < n) {
-    size_t i = (a->check_first + a->check_tries++) % n;
+  miscache_status_t st = MISCACHE_ERR_UNAVAILABLE;
+  while (st != MISCACHE_OK && !a->freeing && *tries < n) {
+    size_t i = (first + (*tries)++) % n;
     link_t *L = sentinel_link(a, i);
     if (!L || miscache__node_down(L->node)) continue;
-    a->check_asked_ms = miscache__mono_ms();
-    a->check_asking =
-        queue_on(a, L, MISCACHE__NO_DB, 1, &cmd,
-                 a->check_asked_ms + a->mc->opts.command_timeout_ms / 2,
-                 check_done, (void *)(uintptr_t)i, NULL, 0,
-                 true) == MISCACHE_OK;
+    *asked = miscache__mono_ms();
+    st = queue_on(a, L, MISCACHE__NO_DB, 1, &cmd,
+                  *asked + a->mc->opts.command_timeout_ms / 2, done,
+                  (void *)(uintptr_t)i, NULL, 0, true);
+    if (st != MISCACHE_OK && last)
+      snprintf(last, MISCACHE_ERRMSG_SIZE, "%s", a->msg);
   }
   memcpy(a->msg, saved, sizeof saved);
+  return st;
+}
+
+/* The check's next sentinel; none left: the master in use is kept until
+ * the next check. */
+static void check_ask(miscache_async_t *a) {
+  a->check_asking = ask_sentinel(a, a->check_first, &a->check_tries,
+                                 &a->check_asked_ms, check_done,
+                                 NULL) == MISCACHE_OK;
 }
 
 /* The check, when one is due and none is in flight. */
@@ -643,6 +670,152 @@ static void check_start(miscache_async_t *a) {
   a->check_first = miscache__disp_sentinel_first(a->mc->disp);
   a->check_tries = 0;
   check_ask(a);
+}
+
+/* ---- the lookup of a lost master (Sentinel) ---------------------------------
+ * After a failover or a lost connection the sentinels are asked for the
+ * master, then it for its ROLE, on the handle's connections, as the
+ * blocking API does with blocking requests; the calls made meanwhile are
+ * held and go out, in order, once it is a master (or fail with the
+ * lookup). */
+
+/* The held calls go out on the master's connection (st OK) or fail. */
+static void resolve_end(miscache_async_t *a, miscache_status_t st,
+                        const char *why) {
+  char text[MISCACHE_ERRMSG_SIZE];
+  snprintf(text, sizeof text, "%s", why ? why : "");
+  a->resolving = false;
+  link_t *L = a->links[0];
+  req_t *r = a->held_head;
+  a->held_head = a->held_tail = NULL;
+  while (r) {
+    req_t *next = r->next;
+    r->next = NULL;
+    bool sel = false;
+    miscache_status_t qs =
+        st != MISCACHE_OK ? st
+        : a->freeing      ? MISCACHE_ERR_CANCELLED
+                          : miscache__node_queue(L->node, r->held_db, r->n,
+                                                 r->held_cmds, &sel);
+    if (qs == MISCACHE_OK) {
+      free(r->held_cmds);
+      r->held_cmds = NULL;
+      r->select_first = sel;
+      if (L->tail) L->tail->next = r;
+      else L->head = r;
+      L->tail = r;
+    } else {
+      a->outstanding--;
+      complete(a, r, qs, st != MISCACHE_OK ? text : a->mc->err);
+    }
+    r = next;
+  }
+}
+
+static void role_done(miscache_async_t *a, void *op, miscache_status_t st,
+                      miscache__reply_t **replies, size_t n,
+                      const char *why) {
+  (void)op, (void)n;
+  if (st == MISCACHE_ERR_CANCELLED || a->freeing) return; /* (finish) */
+  if (st == MISCACHE_OK) {
+    st = miscache__disp_resolve_role(a->mc->disp, a->resolve_sentinel,
+                                     replies[0]);
+    why = a->mc->err;
+    /* no master: the next call asks the sentinels again */
+    if (st != MISCACHE_OK) miscache__disp_master_lost(a->mc->disp);
+  }
+  resolve_end(a, st, why);
+}
+
+static miscache_status_t resolve_ask(miscache_async_t *a);
+
+static void resolve_done(miscache_async_t *a, void *op, miscache_status_t st,
+                         miscache__reply_t **replies, size_t n,
+                         const char *why) {
+  (void)n;
+  if (st == MISCACHE_ERR_CANCELLED || a->freeing) return; /* (finish) */
+  size_t i = (size_t)(uintptr_t)op;
+  miscache__node_t *master = NULL;
+  if (st == MISCACHE_OK)
+    st = miscache__disp_resolve_answer(a->mc->disp, i, replies[0],
+                                       a->resolve_asked_ms, &master,
+                                       a->resolve_last, sizeof a->resolve_last);
+  else
+    snprintf(a->resolve_last, sizeof a->resolve_last, "%s", why);
+  if (st != MISCACHE_OK) {
+    a->resolve_refused = a->resolve_refused || st == MISCACHE_ERR_AUTH;
+    if (resolve_ask(a) != MISCACHE_OK) resolve_end(a, st, a->mc->err);
+    return;
+  }
+  /* (the old node, if it moved, is freed: nothing was queued on it) */
+  link_t *L = a->links[0];
+  L->node = master;
+  a->resolve_sentinel = i;
+  static const char *const argv[] = {"ROLE"};
+  static const size_t lens[] = {4};
+  const miscache__cmd_t cmd = {1, argv, lens};
+  char saved[sizeof a->msg];
+  memcpy(saved, a->msg, sizeof saved);
+  st = queue_on(a, L, MISCACHE__NO_DB, 1, &cmd,
+                miscache__mono_ms() + a->mc->opts.command_timeout_ms,
+                role_done, NULL, NULL, 0, true);
+  memcpy(a->msg, saved, sizeof saved);
+  if (st != MISCACHE_OK) resolve_end(a, st, a->mc->err);
+}
+
+/* The lookup's next sentinel; none left: not OK (the message says what
+ * the last one said). */
+static miscache_status_t resolve_ask(miscache_async_t *a) {
+  if (ask_sentinel(a, a->resolve_first, &a->resolve_tries,
+                   &a->resolve_asked_ms, resolve_done,
+                   a->resolve_last) == MISCACHE_OK)
+    return MISCACHE_OK;
+  miscache__disp_resolve_failed(a->mc->disp, a->resolve_last);
+  return a->resolve_refused ? MISCACHE_ERR_AUTH : MISCACHE_ERR_UNAVAILABLE;
+}
+
+/* Start the lookup (nothing is in flight on the master's connection). */
+static miscache_status_t resolve_start(miscache_async_t *a) {
+  miscache_status_t st = miscache__disp_resolve_begin(a->mc->disp);
+  if (st != MISCACHE_OK) return st;
+  link_t *L = a->links[0];
+  if (miscache__node_fd(L->node) >= 0) { /* (a demoted master's) */
+    unwatch(a, L);
+    L->write_waits_read = false;
+    miscache__node_async_drop(L->node);
+  }
+  a->resolve_first = miscache__disp_sentinel_first(a->mc->disp);
+  a->resolve_tries = 0;
+  a->resolve_refused = false;
+  a->resolve_last[0] = 0;
+  st = resolve_ask(a);
+  a->resolving = st == MISCACHE_OK;
+  return st;
+}
+
+/* Hold a call until the lookup ends. */
+static miscache_status_t hold(miscache_async_t *a, int db, size_t n,
+                              const miscache__cmd_t *cmds,
+                              miscache__async_done_fn done, void *op) {
+  req_t *r = calloc(1, sizeof *r + n * sizeof r->replies[0]);
+  miscache__cmd_t *copy = r && n ? miscache__cmds_copy(n, cmds) : NULL;
+  if (!r || (n && !copy)) {
+    free(r);
+    miscache__async_refuse(a, "out of memory");
+    return MISCACHE_ERR_NOMEM;
+  }
+  r->held_db = db;
+  r->held_cmds = copy;
+  r->n = n;
+  r->deadline_ms = miscache__mono_ms() + a->mc->opts.command_timeout_ms;
+  callrec_init(&r->c, n, cmds, done, op);
+  a->outstanding++;
+  if (a->held_tail) a->held_tail->next = r;
+  else a->held_head = r;
+  a->held_tail = r;
+  a->msg[0] = 0;
+  if (a->depth == 0) update_interest(a);
+  return MISCACHE_OK;
 }
 
 miscache_status_t miscache__async_send(miscache_async_t *a, miscache_db_t db,
@@ -655,17 +828,16 @@ miscache_status_t miscache__async_send(miscache_async_t *a, miscache_db_t db,
   if (a->cluster) return cluster_send(a, n, cmds, done, op);
   link_t *L = a->links[0];
   check_start(a); /* (Sentinel: once a second) */
-  if (a->sentinel && !L->head && miscache__node_fd(L->node) < 0) {
+  if (a->sentinel && !a->resolving && !L->head &&
+      miscache__disp_master_unknown(a->mc->disp)) {
     /* reconnecting: to the master the sentinels name now */
-    miscache__node_t *master = NULL;
-    unwatch(a, L);
-    miscache_status_t st = miscache__disp_async_node(a->mc->disp, &master);
-    if (master) L->node = master; /* the old one may be gone either way */
+    miscache_status_t st = resolve_start(a);
     if (st != MISCACHE_OK) {
       miscache__async_refuse(a, "%s", a->mc->err);
       return st;
     }
   }
+  if (a->resolving) return hold(a, a->mc->opts.db[db], n, cmds, done, op);
   miscache_status_t st =
       queue_on(a, L, a->mc->opts.db[db], n, cmds,
                miscache__mono_ms() + a->mc->opts.command_timeout_ms, done, op,
@@ -803,6 +975,13 @@ void miscache_async_handle_write_fd(miscache_async_t *a, int fd) {
   if (fd >= 0) ready(a, fd, false);
 }
 
+static void timed_out(const miscache_async_t *a, char *why, const char *what,
+                      const char *tail) {
+  snprintf(why, MISCACHE_ERRMSG_SIZE,
+           "timed out: %s within the %d ms command timeout%s", what,
+           a->mc->opts.command_timeout_ms, tail);
+}
+
 /* L's connect or its oldest request is past its deadline. */
 static void link_timer(miscache_async_t *a, link_t *L, int64_t now) {
   int64_t conn = miscache__node_connect_deadline(L->node);
@@ -814,10 +993,8 @@ static void link_timer(miscache_async_t *a, link_t *L, int64_t now) {
   }
   if (!a->freeing && L->head && now >= L->head->deadline_ms) {
     char why[MISCACHE_ERRMSG_SIZE];
-    snprintf(why, sizeof why,
-             "timed out: no reply within the %d ms command timeout (the "
-             "connection is dropped, as in the blocking API)",
-             a->mc->opts.command_timeout_ms);
+    timed_out(a, why, "no reply",
+              " (the connection is dropped, as in the blocking API)");
     fail_all(a, L, MISCACHE_ERR_UNAVAILABLE, why);
   }
 }
@@ -830,6 +1007,15 @@ void miscache_async_handle_timer(miscache_async_t *a) {
   for (size_t i = 0; i < a->nlinks && !a->freeing; i++)
     if (a->links[i]) link_timer(a, a->links[i], now);
   if (!a->freeing && a->sentinel && a->links[0]->head) check_start(a);
+  while (!a->freeing && a->held_head && now >= a->held_head->deadline_ms) {
+    req_t *r = a->held_head; /* (the lookup goes on for the later ones) */
+    a->held_head = r->next;
+    if (!a->held_head) a->held_tail = NULL;
+    a->outstanding--;
+    char why[MISCACHE_ERRMSG_SIZE];
+    timed_out(a, why, "the sentinels named no master", "");
+    complete(a, r, MISCACHE_ERR_UNAVAILABLE, why);
+  }
   /* the pauses that are over: those parts go out again (what their
    * callbacks add waits for the next turn) */
   delay_t *due = NULL, **pp = &a->delays;
@@ -991,6 +1177,7 @@ static void finish(miscache_async_t *a) {
       "cancelled: the async handle was freed before the reply came";
   for (size_t i = 0; i < a->nlinks; i++)
     if (a->links[i]) fail_all(a, a->links[i], MISCACHE_ERR_CANCELLED, why);
+  resolve_end(a, MISCACHE_ERR_CANCELLED, why); /* (the held calls) */
   while (a->delays) {
     delay_t *d = a->delays;
     a->delays = d->next;

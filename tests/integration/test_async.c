@@ -1542,10 +1542,23 @@ static void sentinel_failover(loop_kind_t kind) {
     fail_msg("the call after READONLY was taken; it completed with %s: %s",
              miscache_strerror(m.st), m.msg);
   }
-  /* ("ROLE is slave", or "lost; asking again in N ms" inside the
-   * lookup's backoff) */
+  /* ("lost; asking again in N ms" inside the lookup's backoff) */
   assert_non_null(strstr(miscache_async_errmsg(a), "mymaster"));
   assert_int_equal(m.calls, 1);
+  /* past it, the call is taken and held while the loop asks the
+   * sentinels and then the master they name for its ROLE: a replica's,
+   * so it fails through its callback and nothing is written */
+  mt_sleep_ms(150);
+  assert_int_equal(miscache_async_set(a, MISCACHE_DB_CACHE, "sf", v,
+                                      MISCACHE_TTL_TEMP_DATA, on_msg, &m),
+                   MISCACHE_OK);
+  assert_int_equal(m.calls, 1);
+  loop_until(&l, &m.calls, 2, 3000);
+  assert_int_equal(m.calls, 2);
+  assert_int_equal(m.st, MISCACHE_ERR_UNAVAILABLE);
+  assert_non_null(strstr(m.msg, "ROLE is"));
+  raw_get3(&dep.replica, "sf", got, sizeof got);
+  assert_null(strstr(got, "-1"));
   json_decref(v);
   r = redisCommand(c, "REPLICAOF NO ONE");
   freeReplyObject(r);
@@ -2214,8 +2227,10 @@ static void cluster_map_reload(loop_kind_t kind) {
 static void sentinel_frozen(loop_kind_t kind) {
   mt_sentinels_t dep;
   assert_int_equal(mt_sentinels_start(&dep), 0);
+  char url[700];
+  snprintf(url, sizeof url, "%s?db_cache=3", dep.url); /* (raw_get3's) */
   loop_t l;
-  miscache_async_t *a = start(&l, kind, dep.url, 1000);
+  miscache_async_t *a = start(&l, kind, url, 1000);
   assert_int_equal(set_until(&l, a, "fz", 1, 1000), MISCACHE_OK);
   for (int i = 0; i < 3; i++) kill(dep.pid[i], SIGSTOP);
   uint64_t lookups = link_stats_of(a).master_lookups;
@@ -2237,7 +2252,36 @@ static void sentinel_frozen(loop_kind_t kind) {
     mt_sleep_ms(20);
   }
   uint64_t asked = link_stats_of(a).master_lookups - lookups;
+  /* the master's connection lost with the sentinels still frozen: the
+   * lookup of the master is the loop's too: the next call is taken at
+   * once and held, the loop turns, and it fails when its deadline comes */
+  kill_clients(&dep.master);
+  tally_t lost = {0};
+  slot_t ls = {&lost, 0};
+  assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, "fz", on_value,
+                                      &ls), MISCACHE_OK);
+  loop_until(&l, &lost.calls, 1, 3000);
+  assert_int_equal(lost.calls, 1); /* (on the killed connection) */
+  json_decref(lost.value);
+  mt_sleep_ms(150); /* (past the pause between two lookups) */
+  tally_t held = {0};
+  slot_t hs = {&held, 0};
+  int64_t t0 = mt_now_ns();
+  assert_int_equal(miscache_async_get(a, MISCACHE_DB_CACHE, "fz", on_value,
+                                      &hs), MISCACHE_OK);
+  int64_t returned = mt_now_ns() - t0;
+  loop_until(&l, &held.calls, 1, 200);
+  assert_int_equal(held.calls, 0);
+  assert_true(returned < 100 * 1000000LL); /* a frozen sentinel: 500 ms */
+  loop_until(&l, &held.calls, 1, 3000);
+  assert_int_equal(held.calls, 1);
+  assert_int_equal(held.last, MISCACHE_ERR_UNAVAILABLE);
   for (int i = 0; i < 3; i++) kill(dep.pid[i], SIGCONT);
+  /* the sentinels back: the lookup finds the master, calls land again */
+  assert_int_equal(set_until(&l, a, "fz", 2, 5000), MISCACHE_OK);
+  char got[64];
+  raw_get3(&dep.master, "fz", got, sizeof got);
+  assert_string_equal(got, "{\"n\":2}");
   printf("  sentinels frozen: %d calls in 2.5 s, %d with the value, the "
          "slowest %.1f ms; %llu checks asked\n",
          calls, ok, worst / 1e6, (unsigned long long)asked);
