@@ -744,7 +744,8 @@ static void resolve_done(miscache_async_t *a, void *op, miscache_status_t st,
     snprintf(a->resolve_last, sizeof a->resolve_last, "%s", why);
   if (st != MISCACHE_OK) {
     a->resolve_refused = a->resolve_refused || st == MISCACHE_ERR_AUTH;
-    if (resolve_ask(a) != MISCACHE_OK) resolve_end(a, st, a->mc->err);
+    st = resolve_ask(a); /* (none left: AUTH when one refused us) */
+    if (st != MISCACHE_OK) resolve_end(a, st, a->mc->err);
     return;
   }
   /* (the old node, if it moved, is freed: nothing was queued on it) */
