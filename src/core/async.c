@@ -685,8 +685,8 @@ static void resolve_end(miscache_async_t *a, miscache_status_t st,
   char text[MISCACHE_ERRMSG_SIZE];
   snprintf(text, sizeof text, "%s", why ? why : "");
   a->resolving = false;
-  link_t *L = a->links[0];
-  req_t *r = a->held_head;
+  req_t *r = a->held_head; /* (only behind Sentinel: links[0] is there) */
+  link_t *L = r ? a->links[0] : NULL;
   a->held_head = a->held_tail = NULL;
   while (r) {
     req_t *next = r->next;
